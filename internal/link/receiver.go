@@ -1,0 +1,132 @@
+// Package link moves signals across an operator boundary. Both ends of a
+// leaf-node link share one per-peer account; in it the Sender publishes our
+// exported signals as requests on an.link.<self>.<...> and waits for the
+// peer's answer, and the Receiver takes the peer's signals from
+// an.link.<peer>.<...>, has them inspected, import-checked and stored, and
+// answers. A signal leaves the sender's store only once the receiver
+// answered that it is stored (or refused it for good).
+package link
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/anfed/anfed/internal/importpolicy"
+	"github.com/anfed/anfed/internal/inspect"
+	"github.com/anfed/anfed/internal/observe"
+	"github.com/anfed/anfed/internal/reject"
+	"github.com/anfed/anfed/internal/signal"
+	"github.com/anfed/anfed/internal/subject"
+)
+
+// HeaderSent carries the sender's export time (Unix nanoseconds), from
+// which the receiver reports crossing latency. It is a hop header, not part
+// of the signal.
+const HeaderSent = "Anfed-Sent"
+
+// Storer keeps accepted signals and dead letters.
+type Storer interface {
+	Put(ctx context.Context, subj, key string, body []byte) (dup bool, err error)
+	DeadLetter(ctx context.Context, from, reason, detail string, hdr nats.Header, body []byte) error
+}
+
+// Receiver accepts one peer's signals.
+type Receiver struct {
+	self, peer string
+	insp       *inspect.Inspector
+	policy     *importpolicy.Policy
+	store      Storer
+	obs        observe.Observer
+	log        zerolog.Logger
+}
+
+// NewReceiver returns the receiver of operator self for peer.
+func NewReceiver(self, peer string, insp *inspect.Inspector, policy *importpolicy.Policy, store Storer, obs observe.Observer, log zerolog.Logger) *Receiver {
+	return &Receiver{self: self, peer: peer, insp: insp, policy: policy, store: store, obs: obs, log: log.With().Str("peer", peer).Logger()}
+}
+
+// Subject is what the receiver subscribes to in the peer's account.
+func (r *Receiver) Subject() string { return subject.LinkFrom(r.peer) }
+
+// Handle processes one link message; it is a nats.MsgHandler.
+func (r *Receiver) Handle(m *nats.Msg) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ans := r.accept(ctx, m)
+	if m.Reply != "" {
+		a := nats.NewMsg(m.Reply)
+		a.Header.Set(signal.HeaderStatus, ans.Status)
+		a.Data = ans.Encode()
+		_ = m.RespondMsg(a) // a lost answer makes the sender retry: a duplicate we drop
+	}
+}
+
+func (r *Receiver) accept(ctx context.Context, m *nats.Msg) signal.Answer {
+	ev, class, err := r.insp.Full(m.Header, m.Data)
+	if err == nil {
+		err = r.checkSubject(m.Subject, ev, class)
+	}
+	if err == nil {
+		err = r.policy.Check(ev, class)
+	}
+	if err != nil {
+		return r.refuse(ctx, m, ev, err)
+	}
+	k := subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()}
+	subj := subject.Signal(k)
+	dup, err := r.store.Put(ctx, subj, ev.Key(), ev.Encode())
+	if err != nil {
+		// Not the peer's fault: no dead letter. The sender keeps the
+		// signal and retries.
+		r.log.Error().Err(err).Str("type", ev.Type).Str("subject", ev.Subject).Msg("link: store unavailable")
+		return signal.Answer{Status: signal.StatusRejected, Reason: string(reject.Unavailable), Error: err.Error()}
+	}
+	var lat time.Duration
+	if sent, err := strconv.ParseInt(m.Header.Get(HeaderSent), 10, 64); err == nil {
+		lat = time.Since(time.Unix(0, sent))
+	}
+	r.obs.Crossed(observe.Crossing{From: r.peer, To: r.self, Event: ev, Latency: lat, Duplicate: dup})
+	if dup {
+		return signal.Answer{Status: signal.StatusDuplicate, Subject: subj}
+	}
+	return signal.Answer{Status: signal.StatusAccepted, Subject: subj}
+}
+
+// checkSubject verifies that the link subject was sent by the peer and
+// describes the signal it carries, so that subject permissions and
+// subject-based filters see the truth.
+func (r *Receiver) checkSubject(subj string, ev *signal.Event, class string) error {
+	from, k, err := subject.ParseLink(subj)
+	if err != nil {
+		return reject.Wrap(reject.BadAttribute, err)
+	}
+	if from != r.peer {
+		return reject.Errorf(reject.WrongOrigin, "link subject %s names sender %s on %s's link", subj, from, r.peer)
+	}
+	want := subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()}
+	if k != want {
+		return reject.Errorf(reject.BadAttribute, "link subject %s does not match the signal (want %s)", subj, subject.Link(from, want))
+	}
+	return nil
+}
+
+func (r *Receiver) refuse(ctx context.Context, m *nats.Msg, ev *signal.Event, err error) signal.Answer {
+	reason := reject.ReasonOf(err)
+	if reason == "" {
+		reason = reject.Malformed
+	}
+	l := r.log.Warn().Str("reason", string(reason)).Str("error", err.Error())
+	if ev != nil {
+		l = l.Str("type", ev.Type).Str("subject", ev.Subject).Str("id", ev.ID)
+	}
+	l.Msg("link: signal rejected")
+	r.obs.Rejected(observe.Rejection{Node: r.self, From: r.peer, Reason: reason, Detail: err.Error(), Event: ev})
+	if dlErr := r.store.DeadLetter(ctx, r.peer, string(reason), err.Error(), m.Header, m.Data); dlErr != nil {
+		r.log.Error().Err(dlErr).Msg("link: dead letter not stored")
+	}
+	return signal.Answer{Status: signal.StatusRejected, Reason: string(reason), Error: err.Error()}
+}

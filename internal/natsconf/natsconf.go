@@ -1,0 +1,297 @@
+// Package natsconf derives a node's NATS server configuration from its
+// policy file: accounts, users and their permissions, JetStream, leaf-node
+// listener and remotes. The pipelines read the same policy, so what NATS
+// permits and what the pipelines do come from one source and cannot disagree.
+//
+// Accounts:
+//
+//	SYS        the NATS system account; no user can reach it from outside
+//	OPS        the operations account: local producers, consumers, JetStream
+//	PEER_<id>  one per peer: the only account a leaf link to <id> is bound to
+package natsconf
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/subject"
+)
+
+// Account names.
+const (
+	SysAccount = "SYS"
+	OpsAccount = "OPS"
+)
+
+// PeerAccount is the account bound to the link with peer id.
+func PeerAccount(id string) string { return "PEER_" + id }
+
+// InternalUser is the node's own user in an account. It can connect only
+// in-process, so its password never works over a socket.
+func InternalUser(account string) string { return "anfed-node-" + strings.ToLower(account) }
+
+// Secrets are the passwords of the node's internal users, made fresh at
+// every start and never written to disk.
+type Secrets map[string]string // account name -> password
+
+// NewSecrets makes a random password for each account the config needs.
+func NewSecrets(cfg *config.Config) (Secrets, error) {
+	s := Secrets{}
+	accts := []string{SysAccount, OpsAccount}
+	for _, p := range cfg.Peers {
+		accts = append(accts, PeerAccount(p.ID))
+	}
+	for _, a := range accts {
+		b := make([]byte, 24)
+		if _, err := rand.Read(b); err != nil {
+			return nil, fmt.Errorf("make internal secret: %w", err)
+		}
+		s[a] = base64.RawURLEncoding.EncodeToString(b)
+	}
+	return s, nil
+}
+
+// AckPrefix is the inbox prefix a node uses for requests on a link: peer
+// acknowledgements come back under it.
+func AckPrefix(self string) string { return "an.ack." + self }
+
+// LeafPermissions are the permissions of the leaf user we issue to peer,
+// seen from the peer's side: what it may publish into our node and what it
+// may receive from it. sendTransit says whether we accept signals the peer
+// relays from other origins.
+func LeafPermissions(self string, p *config.Peer) (pub, sub []string) {
+	own := subject.LinkFrom(p.ID)
+	if !p.Import.Transit {
+		own = subject.LinkPrefix + "." + p.ID + "." + p.ID + ".>"
+	}
+	pub = []string{own, AckPrefix(self) + ".>"}
+	sub = []string{subject.LinkFrom(self), AckPrefix(p.ID) + ".>"}
+	return pub, sub
+}
+
+// Generate returns the NATS server configuration for cfg.
+func Generate(cfg *config.Config, sec Secrets) string {
+	w := &writer{}
+	w.kv("server_name", q("anfed-"+cfg.Operator.ID))
+	if l := cfg.NATS.Client.Listen; l != "" {
+		w.kv("listen", q(listenAddr(l)))
+	} else {
+		// The embedding node sets DontListen; a listen address is still
+		// needed by the parser.
+		w.kv("listen", q("127.0.0.1:-1"))
+	}
+	w.open("jetstream")
+	w.kv("store_dir", q(cfg.Storage.Dir))
+	w.close()
+	w.kv("system_account", q(SysAccount))
+	w.open("accounts")
+
+	w.open(q(SysAccount))
+	w.open("users: [")
+	w.user(InternalUser(SysAccount), sec[SysAccount], "IN_PROCESS", nil, nil)
+	w.closeList()
+	w.close()
+
+	w.open(q(OpsAccount))
+	w.kv("jetstream", "enabled")
+	w.open("users: [")
+	w.user(InternalUser(OpsAccount), sec[OpsAccount], "IN_PROCESS", nil, nil)
+	for _, u := range cfg.NATS.Users {
+		// Local clients publish through intake; only the node writes
+		// accepted signals and dead letters.
+		w.user(u.Name, u.Password, "STANDARD,WEBSOCKET,IN_PROCESS", nil,
+			[]string{subject.Signals, subject.DLQPrefix + ".>"})
+	}
+	w.closeList()
+	w.close()
+
+	for i := range cfg.Peers {
+		p := &cfg.Peers[i]
+		acc := PeerAccount(p.ID)
+		w.open(q(acc))
+		w.open("users: [")
+		w.user(InternalUser(acc), sec[acc], "IN_PROCESS", nil, nil)
+		if p.Accept != nil {
+			pub, sub := LeafPermissions(cfg.Operator.ID, p)
+			w.leafUser(p.Accept.User, p.Accept.Password, pub, sub)
+		}
+		w.closeList()
+		w.close()
+	}
+	w.close() // accounts
+
+	if cfg.NATS.LeafNodes != nil || hasDial(cfg) {
+		w.open("leafnodes")
+		if cfg.NATS.LeafNodes != nil {
+			w.kv("listen", q(listenAddr(cfg.NATS.LeafNodes.Listen)))
+		}
+		if hasDial(cfg) {
+			w.open("remotes: [")
+			for _, p := range cfg.Peers {
+				if p.Dial == nil {
+					continue
+				}
+				w.open("")
+				w.kv("url", q(RemoteURL(p.Dial)))
+				w.kv("account", q(PeerAccount(p.ID)))
+				w.close()
+			}
+			w.closeList()
+		}
+		w.close()
+	}
+	return w.String()
+}
+
+// RemoteURL is the dial URL with the credentials the peer issued to us.
+func RemoteURL(d *config.Dial) string {
+	u, err := url.Parse(d.URL)
+	if err != nil {
+		return d.URL // config validation rejects this earlier
+	}
+	if d.User != "" {
+		u.User = url.UserPassword(d.User, d.Password)
+	}
+	return u.String()
+}
+
+func hasDial(cfg *config.Config) bool {
+	for _, p := range cfg.Peers {
+		if p.Dial != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// listenAddr maps port 0 ("pick a free port") to NATS's -1.
+func listenAddr(addr string) string {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil || p != "0" {
+		return addr
+	}
+	return net.JoinHostPort(h, "-1")
+}
+
+// HostPort splits a listen address into host and port, for server options
+// that take them apart.
+func HostPort(addr string) (string, int, error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := strconv.Atoi(p)
+	return h, n, err
+}
+
+type writer struct {
+	b     strings.Builder
+	depth int
+}
+
+func (w *writer) indent() { w.b.WriteString(strings.Repeat("  ", w.depth)) }
+
+func (w *writer) kv(k, v string) {
+	w.indent()
+	fmt.Fprintf(&w.b, "%s: %s\n", k, v)
+}
+
+// open starts a block: "name {" , "name: [" or a bare "{" in a list.
+func (w *writer) open(name string) {
+	w.indent()
+	switch {
+	case name == "":
+		w.b.WriteString("{\n")
+	case strings.HasSuffix(name, "["):
+		w.b.WriteString(name + "\n")
+	default:
+		w.b.WriteString(name + " {\n")
+	}
+	w.depth++
+}
+
+func (w *writer) close() {
+	w.depth--
+	w.indent()
+	w.b.WriteString("}\n")
+}
+
+func (w *writer) closeList() {
+	w.depth--
+	w.indent()
+	w.b.WriteString("]\n")
+}
+
+func (w *writer) user(name, pass, types string, pubAllow, pubDeny []string) {
+	w.open("")
+	w.kv("user", q(name))
+	w.kv("password", q(pass))
+	w.kv("allowed_connection_types", list(strings.Split(types, ",")))
+	if len(pubAllow) > 0 || len(pubDeny) > 0 {
+		w.open("permissions")
+		w.open("publish")
+		if len(pubAllow) > 0 {
+			w.kv("allow", list(pubAllow))
+		}
+		if len(pubDeny) > 0 {
+			w.kv("deny", list(pubDeny))
+		}
+		w.close()
+		w.close()
+	}
+	w.close()
+}
+
+func (w *writer) leafUser(name, pass string, pub, sub []string) {
+	w.open("")
+	w.kv("user", q(name))
+	w.kv("password", q(pass))
+	w.kv("allowed_connection_types", list([]string{"LEAFNODE"}))
+	w.open("permissions")
+	w.open("publish")
+	w.kv("allow", list(pub))
+	w.close()
+	w.open("subscribe")
+	w.kv("allow", list(sub))
+	w.close()
+	w.close()
+	w.close()
+}
+
+func (w *writer) String() string { return w.b.String() }
+
+// q quotes s for the NATS configuration format: double quotes, with the
+// escapes its lexer knows (\\, \", \t, \n, \r, \xXX). A quoted string is
+// never subject to $variable substitution.
+func q(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\' || c == '"':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c == 0x7f:
+			fmt.Fprintf(&b, "\\x%02x", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+func list(xs []string) string {
+	qs := make([]string, len(xs))
+	for i, x := range xs {
+		qs[i] = q(x)
+	}
+	return "[" + strings.Join(qs, ", ") + "]"
+}

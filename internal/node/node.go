@@ -1,0 +1,284 @@
+// Package node is one anfed node: an embedded NATS server configured from
+// the policy file, plus the pipelines that move signals through it —
+// intake, store, export to each peer over its leaf link, and import from it.
+// A node follows one lifecycle: New, Start, Stop.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/exportpolicy"
+	"github.com/anfed/anfed/internal/importpolicy"
+	"github.com/anfed/anfed/internal/inspect"
+	"github.com/anfed/anfed/internal/intake"
+	"github.com/anfed/anfed/internal/link"
+	"github.com/anfed/anfed/internal/natsconf"
+	"github.com/anfed/anfed/internal/observe"
+	"github.com/anfed/anfed/internal/schemacheck"
+	"github.com/anfed/anfed/internal/store"
+	"github.com/anfed/anfed/internal/subject"
+)
+
+// Option configures a Node.
+type Option func(*Node)
+
+// WithLogger sets the node's logger.
+func WithLogger(l zerolog.Logger) Option { return func(n *Node) { n.log = l } }
+
+// WithObserver adds an observer of the node's pipelines.
+func WithObserver(o observe.Observer) Option {
+	return func(n *Node) { n.obs = append(n.obs, o) }
+}
+
+// WithCatalog shares a compiled signal catalog between nodes.
+func WithCatalog(c *schemacheck.Catalog) Option { return func(n *Node) { n.catalog = c } }
+
+// Node is one operator's anfed node.
+type Node struct {
+	cfg     *config.Config
+	log     zerolog.Logger
+	obs     observe.Multi
+	catalog *schemacheck.Catalog
+
+	sec    natsconf.Secrets
+	srv    *server.Server
+	opts   *server.Options
+	ops    *nats.Conn
+	peers  map[string]*nats.Conn
+	store  *store.Store
+	subs   []*nats.Subscription
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New returns a node for cfg; Start runs it.
+func New(cfg *config.Config, opts ...Option) *Node {
+	n := &Node{cfg: cfg, log: zerolog.Nop(), peers: map[string]*nats.Conn{}}
+	for _, o := range opts {
+		o(n)
+	}
+	n.log = n.log.With().Str("node", cfg.Operator.ID).Logger()
+	return n
+}
+
+// ID is the node's operator id.
+func (n *Node) ID() string { return n.cfg.Operator.ID }
+
+// Config returns the node's policy.
+func (n *Node) Config() *config.Config { return n.cfg }
+
+// Server returns the embedded NATS server (nil before Start).
+func (n *Node) Server() *server.Server { return n.srv }
+
+// Start brings the node up: the NATS server, its storage, and the
+// pipelines. On error everything started so far is stopped.
+func (n *Node) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			n.Stop()
+		}
+	}()
+	if n.catalog == nil {
+		if n.catalog, err = schemacheck.Load(); err != nil {
+			return fmt.Errorf("load signal catalog: %w", err)
+		}
+	}
+	if err := n.startServer(); err != nil {
+		return err
+	}
+	if n.ops, err = n.connect(natsconf.OpsAccount, nats.Name("anfed-node-ops")); err != nil {
+		return err
+	}
+	if n.store, err = n.openStore(ctx); err != nil {
+		return err
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	insp := inspect.New(n.catalog, 0)
+	in := intake.New(n.ID(), insp, n.store, n.obs, n.log)
+	for _, s := range []string{subject.IntakePrefix, subject.Intake} {
+		if err := n.subscribe(n.ops, s, in.Handle); err != nil {
+			return err
+		}
+	}
+	for i := range n.cfg.Peers {
+		if err := n.startPeer(ctx, rctx, insp, &n.cfg.Peers[i]); err != nil {
+			return err
+		}
+	}
+	n.log.Info().Str("client", n.ClientURL()).Str("leaf", n.LeafURL()).Int("peers", len(n.cfg.Peers)).Msg("node started")
+	return nil
+}
+
+func (n *Node) startServer() error {
+	sec, err := natsconf.NewSecrets(n.cfg)
+	if err != nil {
+		return err
+	}
+	n.sec = sec
+	opts := &server.Options{}
+	if err := opts.ProcessConfigString(natsconf.Generate(n.cfg, sec)); err != nil {
+		return fmt.Errorf("derived NATS configuration: %w", err)
+	}
+	opts.NoSigs = true
+	opts.DontListen = n.cfg.NATS.Client.Listen == ""
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("start NATS server: %w", err)
+	}
+	srv.SetLoggerV2(natsLogger{n.log.With().Str("component", "nats").Logger()}, false, false, false)
+	n.srv, n.opts = srv, opts
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		return errors.New("start NATS server: not ready after 10s (is a listen port in use?)")
+	}
+	return nil
+}
+
+// connect opens an in-process connection as the node's own user of account.
+func (n *Node) connect(account string, opts ...nats.Option) (*nats.Conn, error) {
+	opts = append([]nats.Option{
+		nats.InProcessServer(n.srv),
+		nats.UserInfo(natsconf.InternalUser(account), n.sec[account]),
+		nats.MaxReconnects(-1),
+	}, opts...)
+	nc, err := nats.Connect("", opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to account %s: %w", account, err)
+	}
+	return nc, nil
+}
+
+// Connect opens an in-process client connection to the operations account,
+// for local producers and consumers running in the same process.
+func (n *Node) Connect(opts ...nats.Option) (*nats.Conn, error) {
+	return n.connect(natsconf.OpsAccount, opts...)
+}
+
+func (n *Node) openStore(ctx context.Context) (*store.Store, error) {
+	lim := store.Limits{
+		MaxAge:          time.Duration(n.cfg.Storage.MaxAge),
+		MaxBytes:        int64(n.cfg.Storage.MaxBytes),
+		DuplicateWindow: time.Duration(n.cfg.Storage.DuplicateWindow),
+	}
+	// JetStream may need a moment after the server is ready.
+	var lastErr error
+	for i := 0; i < 100; i++ {
+		st, err := store.Open(ctx, n.ops, lim)
+		if err == nil {
+			return st, nil
+		}
+		lastErr = err
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil, lastErr
+}
+
+func (n *Node) subscribe(nc *nats.Conn, subj string, h nats.MsgHandler) error {
+	sub, err := nc.QueueSubscribe(subj, "anfed", h)
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", subj, err)
+	}
+	// Bounded: past these limits NATS drops messages and reports a slow
+	// consumer; producers that ask for an answer then time out and retry.
+	if err := sub.SetPendingLimits(65536, 256<<20); err != nil {
+		return err
+	}
+	n.subs = append(n.subs, sub)
+	return nil
+}
+
+func (n *Node) startPeer(ctx, rctx context.Context, insp *inspect.Inspector, p *config.Peer) error {
+	acc := natsconf.PeerAccount(p.ID)
+	nc, err := n.connect(acc, nats.Name("anfed-node-"+p.ID), nats.CustomInboxPrefix(natsconf.AckPrefix(n.ID())))
+	if err != nil {
+		return err
+	}
+	n.peers[p.ID] = nc
+	rcv := link.NewReceiver(n.ID(), p.ID, insp, importpolicy.New(n.ID(), p), n.store, n.obs, n.log)
+	if err := n.subscribe(nc, rcv.Subject(), rcv.Handle); err != nil {
+		return err
+	}
+	cons, err := n.store.JetStream().CreateOrUpdateConsumer(ctx, store.SignalStream, link.ConsumerConfig(p.ID))
+	if err != nil {
+		return fmt.Errorf("export consumer for %s: %w", p.ID, err)
+	}
+	snd := link.NewSender(n.ID(), p.ID, cons, nc, exportpolicy.New(n.ID(), p), n.log)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := snd.Run(rctx); err != nil {
+			n.log.Error().Err(err).Str("peer", p.ID).Msg("export stopped")
+		}
+	}()
+	return nil
+}
+
+// ClientURL is the TCP URL local clients use ("" without a client listener).
+func (n *Node) ClientURL() string {
+	if n.srv == nil || n.cfg.NATS.Client.Listen == "" {
+		return ""
+	}
+	return n.srv.ClientURL()
+}
+
+// LeafURL is the URL peers dial ("" without a leaf-node listener).
+func (n *Node) LeafURL() string {
+	if n.srv == nil || n.cfg.NATS.LeafNodes == nil {
+		return ""
+	}
+	// The server writes a randomly chosen port back into its options
+	// before it is ready for connections.
+	return fmt.Sprintf("nats-leaf://%s", net.JoinHostPort(n.opts.LeafNode.Host, strconv.Itoa(n.opts.LeafNode.Port)))
+}
+
+// LinkUp reports whether the leaf link with peer is connected.
+func (n *Node) LinkUp(peer string) bool {
+	if n.srv == nil {
+		return false
+	}
+	lz, err := n.srv.Leafz(&server.LeafzOptions{Account: natsconf.PeerAccount(peer)})
+	return err == nil && lz.NumLeafs > 0
+}
+
+// Stop drains intake and links, stops exports, and shuts the server down.
+// It is safe to call more than once.
+func (n *Node) Stop() {
+	for _, s := range n.subs {
+		_ = s.Drain()
+	}
+	n.subs = nil
+	if n.cancel != nil {
+		n.cancel()
+	}
+	n.wg.Wait()
+	for id, nc := range n.peers {
+		nc.Close()
+		delete(n.peers, id)
+	}
+	if n.ops != nil {
+		n.ops.Close()
+		n.ops = nil
+	}
+	if n.srv != nil {
+		n.srv.Shutdown()
+		n.srv.WaitForShutdown()
+		n.srv = nil
+		n.log.Info().Msg("node stopped")
+	}
+}

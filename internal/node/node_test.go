@@ -1,0 +1,148 @@
+package node_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/signal"
+	"github.com/anfed/anfed/internal/subject"
+)
+
+func baseConfig(t *testing.T, id string) *config.Config {
+	return &config.Config{
+		Operator: config.Operator{ID: id},
+		NATS:     config.NATS{Client: config.Listener{Listen: ""}},
+		Storage: config.Storage{
+			Dir:             t.TempDir(),
+			MaxAge:          config.Duration(time.Hour),
+			MaxBytes:        config.ByteSize(64 << 20),
+			DuplicateWindow: config.Duration(2 * time.Minute),
+		},
+	}
+}
+
+// pair returns A (accepting B on its leaf listener) and B (dialling A).
+func pair(t *testing.T, exportAB, importBA []string) (*node.Node, *node.Node) {
+	t.Helper()
+	a := baseConfig(t, "op-a")
+	a.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
+	a.Peers = []config.Peer{{
+		ID:     "op-b",
+		Accept: &config.Accept{User: "op-b", Password: "secret-b-123"},
+		Export: config.ExportPolicy{Classes: exportAB, Services: []string{"*"}},
+		Import: config.ImportPolicy{Classes: []string{"mitigation"}},
+	}}
+	na := startNode(t, a)
+	b := baseConfig(t, "op-b")
+	b.Peers = []config.Peer{{
+		ID:     "op-a",
+		Dial:   &config.Dial{URL: na.LeafURL(), User: "op-b", Password: "secret-b-123"},
+		Export: config.ExportPolicy{Classes: []string{"mitigation"}, Services: []string{"*"}},
+		Import: config.ImportPolicy{Classes: importBA},
+	}}
+	nb := startNode(t, b)
+	waitFor(t, 10*time.Second, func() error {
+		if !na.LinkUp("op-b") || !nb.LinkUp("op-a") {
+			return fmt.Errorf("link not up")
+		}
+		return nil
+	})
+	return na, nb
+}
+
+func startNode(t *testing.T, cfg *config.Config) *node.Node {
+	t.Helper()
+	n := node.New(cfg, node.WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)))
+	require.NoError(t, n.Start(context.Background()))
+	t.Cleanup(n.Stop)
+	return n
+}
+
+func waitFor(t *testing.T, d time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("condition not met after %v: %v", d, err)
+}
+
+func congestion(origin, id string) *signal.Event {
+	return &signal.Event{
+		ID: id, Source: "anfed://" + origin + "/assurance", Type: "net.anfed.congestion.v1",
+		Subject: "vpn-acme/ic-paris-1", Time: time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC),
+		DataContentType: "application/json",
+		Origin:          origin, State: signal.Raised,
+		CorrelationID: "corr-1", CausationID: "cause-1",
+		ExpiryTime:   time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC),
+		SeverityText: "WARN", SeverityNumber: 13, Sequence: "00000000000000000001",
+		TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", TraceState: "anfed=1",
+		Extensions: map[string]any{"vendorx": "kept", "flag": true},
+		Data:       json.RawMessage(`{"link":{"id":"ic-paris-1","kind":"interconnect","peer":"op-b"},"direction":"egress","utilisationPercent":97.5,"packetLossPercent":0.8,"queueDelayMs":14.2,"trafficClasses":["AF41","BE"]}`),
+	}
+}
+
+func publish(t *testing.T, nc *nats.Conn, ev *signal.Event) signal.Answer {
+	t.Helper()
+	m, err := nc.Request(subject.IntakePrefix, ev.Encode(), 5*time.Second)
+	require.NoError(t, err)
+	a, err := signal.ParseAnswer(m.Data)
+	require.NoError(t, err)
+	return a
+}
+
+type collector struct {
+	mu   sync.Mutex
+	msgs []*nats.Msg
+}
+
+func (c *collector) add(m *nats.Msg) { c.mu.Lock(); c.msgs = append(c.msgs, m); c.mu.Unlock() }
+func (c *collector) n() int          { c.mu.Lock(); defer c.mu.Unlock(); return len(c.msgs) }
+
+func TestSignalCrossesBoundary(t *testing.T) {
+	na, nb := pair(t, []string{"congestion"}, []string{"congestion"})
+	pa, err := na.Connect()
+	require.NoError(t, err)
+	defer pa.Close()
+	cb, err := nb.Connect()
+	require.NoError(t, err)
+	defer cb.Close()
+	got := &collector{}
+	_, err = cb.Subscribe("an.sig.op-a.>", got.add)
+	require.NoError(t, err)
+	require.NoError(t, cb.Flush())
+
+	ev := congestion("op-a", "e-1")
+	a := publish(t, pa, ev)
+	require.True(t, a.OK(), a.Error)
+
+	waitFor(t, 10*time.Second, func() error {
+		if got.n() == 0 {
+			return fmt.Errorf("not received")
+		}
+		return nil
+	})
+	m := got.msgs[0]
+	assert.Equal(t, "an.sig.op-a.congestion.vpn-acme.ic-paris-1", m.Subject)
+	rx, err := signal.DecodeStructured(m.Data)
+	require.NoError(t, err)
+	want := *ev
+	want.Path = []string{"op-a"}
+	want.DataSchema = "https://anfed.net/schemas/v1/congestion.json"
+	assert.Equal(t, &want, rx)
+}

@@ -1,0 +1,57 @@
+// Package reject names why a signal was refused. Every step of the signal's
+// journey that can refuse a signal returns an *Error carrying one of these
+// reasons, so that rejections are counted per peer and reason, sent to the
+// dead-letter subject with the reason attached, and answered to the sender.
+package reject
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Reason is a short, stable, metric-friendly rejection reason.
+type Reason string
+
+// The reasons. They appear in metrics labels, dead-letter subjects and
+// headers: keep them lowercase, dash-separated and stable.
+const (
+	Malformed        Reason = "malformed"         // not a decodable CloudEvent
+	MissingAttribute Reason = "missing-attribute" // a required attribute is absent
+	BadAttribute     Reason = "bad-attribute"     // an attribute has an invalid value
+	UnknownType      Reason = "unknown-type"      // type not in the catalog
+	SchemaInvalid    Reason = "schema-invalid"    // data fails the class schema
+	WrongOrigin      Reason = "wrong-origin"      // origin is not who may send it
+	Loop             Reason = "loop"              // our id is already on the path
+	NotImported      Reason = "not-imported"      // import policy refuses the class
+	Oversized        Reason = "oversized"         // larger than the limit
+	Duplicate        Reason = "duplicate"         // (source, id) already accepted
+	Unavailable      Reason = "unavailable"       // no durable path to accept it now
+)
+
+// Error is a refusal with its reason and a human explanation that says what
+// was wrong and, where possible, how to fix it.
+type Error struct {
+	Reason Reason
+	Detail string
+}
+
+func (e *Error) Error() string { return string(e.Reason) + ": " + e.Detail }
+
+// Errorf returns an *Error with the given reason.
+func Errorf(r Reason, format string, args ...any) error {
+	return &Error{Reason: r, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an *Error with reason r whose detail is err's text.
+func Wrap(r Reason, err error) error {
+	return &Error{Reason: r, Detail: err.Error()}
+}
+
+// ReasonOf returns the reason carried by err, or "" when err is not a refusal.
+func ReasonOf(err error) Reason {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
+}

@@ -1,0 +1,58 @@
+package signal
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Answer is what a node replies to a signal sent with a reply subject, by a
+// local producer to intake or by a peer over a link. It is JSON, so any NATS
+// client can read it; the status is also in the Anfed-Status header.
+type Answer struct {
+	// Status is accepted, duplicate (accepted earlier; nothing to do) or
+	// rejected.
+	Status  string `json:"status"`
+	Subject string `json:"subject,omitempty"` // where an accepted signal was stored
+	Reason  string `json:"reason,omitempty"`  // why a signal was rejected
+	Error   string `json:"error,omitempty"`   // what was wrong and how to fix it
+}
+
+// Answer statuses.
+const (
+	StatusAccepted  = "accepted"
+	StatusDuplicate = "duplicate"
+	StatusRejected  = "rejected"
+)
+
+// HeaderStatus carries Answer.Status.
+const HeaderStatus = "Anfed-Status"
+
+// OK reports whether the signal is stored at the receiver.
+func (a Answer) OK() bool { return a.Status == StatusAccepted || a.Status == StatusDuplicate }
+
+// Err returns nil for an accepted signal and an error naming the reason otherwise.
+func (a Answer) Err() error {
+	if a.OK() {
+		return nil
+	}
+	return fmt.Errorf("signal %s: %s: %s", a.Status, a.Reason, a.Error)
+}
+
+// Encode returns the answer as JSON.
+func (a Answer) Encode() []byte {
+	b, _ := json.Marshal(a) // plain strings always marshal
+	return b
+}
+
+// ParseAnswer reads an answer.
+func ParseAnswer(b []byte) (Answer, error) {
+	var a Answer
+	if err := json.Unmarshal(b, &a); err != nil {
+		return a, fmt.Errorf("answer %q: %w", b, err)
+	}
+	switch a.Status {
+	case StatusAccepted, StatusDuplicate, StatusRejected:
+		return a, nil
+	}
+	return a, fmt.Errorf("answer %q: unknown status %q", b, a.Status)
+}

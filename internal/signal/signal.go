@@ -1,0 +1,190 @@
+// Package signal is the CloudEvents contract of anfed: the Event a signal
+// is, how it is encoded on NATS (structured mode) and decoded (structured
+// and binary mode), and the attributes every signal must carry.
+package signal
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/anfed/anfed/internal/reject"
+)
+
+// SpecVersion is the CloudEvents version anfed speaks.
+const SpecVersion = "1.0"
+
+// ContentType is the only data content type anfed accepts.
+const ContentType = "application/json"
+
+// StructuredContentType is the content type of a structured-mode message.
+const StructuredContentType = "application/cloudevents+json"
+
+// State is a condition's lifecycle state.
+type State string
+
+// The lifecycle states.
+const (
+	Raised  State = "raised"
+	Updated State = "updated"
+	Cleared State = "cleared"
+)
+
+// Valid reports whether s is a known state.
+func (s State) Valid() bool { return s == Raised || s == Updated || s == Cleared }
+
+// Attribute names of the extensions anfed uses. Standard CloudEvents
+// extensions are used wherever one exists; anfed* only where none does.
+const (
+	AttrOrigin         = "anfedorigin"    // the origin operator id (signed)
+	AttrState          = "anfedstate"     // raised, updated or cleared (signed)
+	AttrPath           = "anfedpath"      // operators crossed, comma list (not signed)
+	AttrCorrelationID  = "correlationid"  // correlation extension
+	AttrCausationID    = "causationid"    // correlation extension
+	AttrExpiryTime     = "expirytime"     // expirytime extension
+	AttrSeverityText   = "severitytext"   // severity extension
+	AttrSeverityNumber = "severitynumber" // severity extension
+	AttrSequence       = "sequence"       // sequence extension
+	AttrTraceParent    = "traceparent"    // distributed tracing extension
+	AttrTraceState     = "tracestate"     // distributed tracing extension
+	AttrDSSEMaterial   = "dssematerial"   // verifiability extension
+	AttrSignedExtAttrs = "signedextattrs" // verifiability extension
+)
+
+// Event is one signal: a CloudEvent 1.0 with anfed's attributes as fields.
+// Data holds the exact bytes of the JSON data: every hop forwards them
+// unchanged, because the origin signature covers them.
+type Event struct {
+	ID              string
+	Source          string
+	Type            string
+	Subject         string
+	Time            time.Time
+	DataContentType string
+	DataSchema      string
+	Data            json.RawMessage
+
+	Origin         string
+	State          State
+	Path           []string
+	CorrelationID  string
+	CausationID    string
+	ExpiryTime     time.Time // zero: no expiry
+	SeverityText   string
+	SeverityNumber int // 0: absent (the severity extension's numbers start at 1)
+	Sequence       string
+	TraceParent    string
+	TraceState     string
+	DSSEMaterial   string
+	SignedExtAttrs string
+
+	// Extensions holds any other extension attribute, preserved as
+	// string, int32 or bool.
+	Extensions map[string]any
+}
+
+// Service and Resource split Subject ("<service>/<resource>").
+func (e *Event) Service() string {
+	s, _, _ := strings.Cut(e.Subject, "/")
+	return s
+}
+
+// Resource is the part of Subject after the first '/'.
+func (e *Event) Resource() string {
+	_, r, _ := strings.Cut(e.Subject, "/")
+	return r
+}
+
+// Key is the deduplication key: source and id.
+func (e *Event) Key() string { return e.Source + " " + e.ID }
+
+// OnPath reports whether operator id is on the event's path.
+func (e *Event) OnPath(id string) bool {
+	for _, p := range e.Path {
+		if p == id {
+			return true
+		}
+	}
+	return false
+}
+
+// SourceOrigin returns the operator id in an anfed://<operator>/<producer> source.
+func SourceOrigin(source string) (string, bool) {
+	rest, ok := strings.CutPrefix(source, "anfed://")
+	if !ok {
+		return "", false
+	}
+	op, prod, ok := strings.Cut(rest, "/")
+	if !ok || op == "" || prod == "" {
+		return "", false
+	}
+	return op, true
+}
+
+// Check verifies the attributes every anfed signal must carry, beyond what
+// decoding already checked. It returns a *reject.Error saying what is wrong
+// and how to fix it.
+func (e *Event) Check() error {
+	switch {
+	case e.ID == "":
+		return reject.Errorf(reject.MissingAttribute, "id is required: a unique id per source, e.g. a UUID")
+	case e.Source == "":
+		return reject.Errorf(reject.MissingAttribute, "source is required: anfed://<operator-id>/<producer>")
+	case e.Type == "":
+		return reject.Errorf(reject.MissingAttribute, "type is required: net.anfed.<class>.v<N>")
+	case e.Subject == "":
+		return reject.Errorf(reject.MissingAttribute, "subject is required: <service>/<resource>")
+	case e.Time.IsZero():
+		return reject.Errorf(reject.MissingAttribute, "time is required: when the condition was observed, RFC 3339")
+	case e.Origin == "":
+		return reject.Errorf(reject.MissingAttribute, "%s is required: the origin operator id", AttrOrigin)
+	case e.State == "":
+		return reject.Errorf(reject.MissingAttribute, "%s is required: raised, updated or cleared", AttrState)
+	}
+	if !e.State.Valid() {
+		return reject.Errorf(reject.BadAttribute, "%s %q: want raised, updated or cleared", AttrState, e.State)
+	}
+	if e.DataContentType != "" && e.DataContentType != ContentType {
+		return reject.Errorf(reject.BadAttribute, "datacontenttype %q: anfed signals carry %s data", e.DataContentType, ContentType)
+	}
+	svc, res, ok := strings.Cut(e.Subject, "/")
+	if !ok || svc == "" || res == "" {
+		return reject.Errorf(reject.BadAttribute, "subject %q: want <service>/<resource>, both non-empty", e.Subject)
+	}
+	op, ok := SourceOrigin(e.Source)
+	if !ok {
+		return reject.Errorf(reject.BadAttribute, "source %q: want anfed://<operator-id>/<producer>", e.Source)
+	}
+	if op != e.Origin {
+		return reject.Errorf(reject.WrongOrigin, "source %q names operator %q but %s is %q", e.Source, op, AttrOrigin, e.Origin)
+	}
+	if !ValidOperatorID(e.Origin) {
+		return reject.Errorf(reject.BadAttribute, "%s %q: want ^[a-z][a-z0-9-]{0,31}$", AttrOrigin, e.Origin)
+	}
+	for _, p := range e.Path {
+		if !ValidOperatorID(p) {
+			return reject.Errorf(reject.BadAttribute, "%s element %q: want operator ids, ^[a-z][a-z0-9-]{0,31}$", AttrPath, p)
+		}
+	}
+	if e.SeverityNumber < 0 || e.SeverityNumber > 24 {
+		return reject.Errorf(reject.BadAttribute, "%s %d: want 1..24 (severity extension)", AttrSeverityNumber, e.SeverityNumber)
+	}
+	if len(e.Data) == 0 {
+		return reject.Errorf(reject.MissingAttribute, "data is required: a JSON object matching the class schema")
+	}
+	return nil
+}
+
+// ValidOperatorID reports whether id is a valid operator id.
+func ValidOperatorID(id string) bool {
+	if len(id) == 0 || len(id) > 32 || id[0] < 'a' || id[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

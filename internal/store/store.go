@@ -1,0 +1,111 @@
+// Package store keeps accepted signals in JetStream, in the operations
+// account. A signal is accepted when it is stored: the producer's ack and the
+// peer's link ack are sent only after JetStream has acknowledged the write.
+// The stream's dedup window removes duplicates by CloudEvent source+id.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/anfed/anfed/internal/subject"
+)
+
+// Stream names.
+const (
+	SignalStream = "ANFED_SIGNALS"
+	DLQStream    = "ANFED_DLQ"
+)
+
+// Limits bound the signal stream. At a bound the oldest signals are
+// discarded (JetStream DiscardOld): the node keeps accepting new signals.
+type Limits struct {
+	MaxAge          time.Duration
+	MaxBytes        int64
+	DuplicateWindow time.Duration
+}
+
+// Store writes accepted signals and dead letters.
+type Store struct {
+	js jetstream.JetStream
+}
+
+// Open creates or updates the streams and returns a Store writing through nc
+// (a connection to the operations account).
+func Open(ctx context.Context, nc *nats.Conn, lim Limits) (*Store, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        SignalStream,
+		Description: "accepted anfed signals, local and imported",
+		Subjects:    []string{subject.Signals},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      lim.MaxAge,
+		MaxBytes:    lim.MaxBytes,
+		Duplicates:  lim.DuplicateWindow,
+	}); err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", SignalStream, err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        DLQStream,
+		Description: "refused anfed signals with the reason in headers",
+		Subjects:    []string{subject.DLQPrefix + ".>"},
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      7 * 24 * time.Hour,
+		MaxBytes:    64 << 20,
+	}); err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", DLQStream, err)
+	}
+	return &Store{js: js}, nil
+}
+
+// JetStream returns the JetStream context the store writes through.
+func (s *Store) JetStream() jetstream.JetStream { return s.js }
+
+// Put stores a signal under subj with dedup key key. dup reports that the
+// signal was already stored (an earlier copy was accepted).
+func (s *Store) Put(ctx context.Context, subj, key string, body []byte) (dup bool, err error) {
+	msg := &nats.Msg{Subject: subj, Data: body, Header: nats.Header{}}
+	ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(key), jetstream.WithExpectStream(SignalStream))
+	if err != nil {
+		return false, fmt.Errorf("store %s: %w", subj, err)
+	}
+	return ack.Duplicate, nil
+}
+
+// Header names on dead letters.
+const (
+	HeaderReason = "Anfed-Reason"
+	HeaderError  = "Anfed-Error"
+	HeaderFrom   = "Anfed-From"
+)
+
+// DeadLetter stores a refused message with the reason attached.
+func (s *Store) DeadLetter(ctx context.Context, from, reason, detail string, hdr nats.Header, body []byte) error {
+	h := nats.Header{}
+	for k, v := range hdr {
+		if strings.HasPrefix(k, "Nats-") {
+			continue // JetStream directives of the refused message must not apply here
+		}
+		h[k] = v
+	}
+	h.Set(HeaderReason, reason)
+	h.Set(HeaderError, detail)
+	h.Set(HeaderFrom, from)
+	_, err := s.js.PublishMsg(ctx, &nats.Msg{Subject: subject.DLQ(from, reason), Header: h, Data: body})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("dead letter: %w", err)
+	}
+	return err
+}

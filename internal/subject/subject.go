@@ -1,0 +1,190 @@
+// Package subject is the NATS subject scheme of anfed. Subjects carry, in
+// separate tokens, what permissions and filters need: the neighbour that sent
+// a signal over a link, its origin, its class, its service and its resource.
+//
+// Inside an operator (operations account):
+//
+//	an.pub[.anything]                          producers publish here (intake)
+//	an.sig.<origin>.<class>.<service>.<resource> accepted signals, local and imported
+//	an.dlq.<from>.<reason>                     rejected signals, reason in a header
+//
+// On a link (the per-peer account shared by the two ends of a leaf link):
+//
+//	an.link.<from>.<origin>.<class>.<service>.<resource>
+//
+// so a NATS permission on "an.link.<peer>.>" alone says who may send, and
+// "an.link.<peer>.<peer>.>" that the peer may send only its own signals.
+// A consumer picks by class (an.sig.*.fault.>), service (an.sig.*.*.vpn-1.>)
+// or origin (an.sig.op-b.>) with one wildcard subject.
+package subject
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Fixed subjects and prefixes.
+const (
+	IntakePrefix = "an.pub"
+	Intake       = "an.pub.>"
+	SignalPrefix = "an.sig"
+	Signals      = "an.sig.>"
+	DLQPrefix    = "an.dlq"
+	LinkPrefix   = "an.link"
+)
+
+// Key is what a subject says of a signal.
+type Key struct {
+	Origin   string
+	Class    string
+	Service  string
+	Resource string
+}
+
+// Signal is the operations-account subject of an accepted signal.
+func Signal(k Key) string {
+	return SignalPrefix + "." + k.tail()
+}
+
+// Link is the link subject of a signal sent by from.
+func Link(from string, k Key) string {
+	return LinkPrefix + "." + from + "." + k.tail()
+}
+
+// LinkFrom is the wildcard subject of everything from sends on a link.
+func LinkFrom(from string) string { return LinkPrefix + "." + from + ".>" }
+
+// DLQ is the dead-letter subject for a signal from "from" (a peer id, or
+// "local" for local producers) refused for reason.
+func DLQ(from, reason string) string {
+	return DLQPrefix + "." + Token(from) + "." + Token(reason)
+}
+
+func (k Key) tail() string {
+	return k.Origin + "." + k.Class + "." + Token(k.Service) + "." + Token(k.Resource)
+}
+
+// ParseSignal parses an an.sig subject.
+func ParseSignal(s string) (Key, error) {
+	t := strings.Split(s, ".")
+	if len(t) != 6 || t[0] != "an" || t[1] != "sig" {
+		return Key{}, fmt.Errorf("subject %q: want an.sig.<origin>.<class>.<service>.<resource>", s)
+	}
+	return parseKey(s, t[2:])
+}
+
+// ParseLink parses an an.link subject and returns the sender and the key.
+func ParseLink(s string) (from string, k Key, err error) {
+	t := strings.Split(s, ".")
+	if len(t) != 7 || t[0] != "an" || t[1] != "link" {
+		return "", Key{}, fmt.Errorf("subject %q: want an.link.<from>.<origin>.<class>.<service>.<resource>", s)
+	}
+	k, err = parseKey(s, t[3:])
+	return t[2], k, err
+}
+
+func parseKey(s string, t []string) (Key, error) {
+	svc, err := Untoken(t[2])
+	if err != nil {
+		return Key{}, fmt.Errorf("subject %q: service: %w", s, err)
+	}
+	res, err := Untoken(t[3])
+	if err != nil {
+		return Key{}, fmt.Errorf("subject %q: resource: %w", s, err)
+	}
+	for _, x := range []string{t[0], t[1], svc, res} {
+		if x == "" {
+			return Key{}, fmt.Errorf("subject %q: empty token", s)
+		}
+	}
+	return Key{Origin: t[0], Class: t[1], Service: svc, Resource: res}, nil
+}
+
+// tokenSafe reports whether b may stand as itself in a subject token. The
+// rest, including '.', '*', '>', '%', '$', spaces and non-ASCII bytes, is
+// percent-encoded so that a service or resource name can never add a token
+// or a wildcard.
+func tokenSafe(b byte) bool {
+	switch {
+	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		return true
+	}
+	switch b {
+	case '-', '_', '~', ':', '@', '+', '=', ',', '/', '#', '!', '&', '(', ')', '[', ']', '\'':
+		return true
+	}
+	return false
+}
+
+const hexDigits = "0123456789ABCDEF"
+
+// Token encodes s as one subject token.
+func Token(s string) string {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if !tokenSafe(s[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 2*n)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if tokenSafe(c) {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hexDigits[c>>4])
+		b.WriteByte(hexDigits[c&15])
+	}
+	return b.String()
+}
+
+// Untoken decodes a token made by Token.
+func Untoken(t string) (string, error) {
+	if !strings.Contains(t, "%") {
+		for i := 0; i < len(t); i++ {
+			if !tokenSafe(t[i]) {
+				return "", fmt.Errorf("byte %q at %d must be percent-encoded", t[i], i)
+			}
+		}
+		return t, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if c == '%' {
+			if i+2 >= len(t) {
+				return "", fmt.Errorf("truncated escape at %d", i)
+			}
+			hi, lo := unhex(t[i+1]), unhex(t[i+2])
+			if hi < 0 || lo < 0 {
+				return "", fmt.Errorf("bad escape %q at %d", t[i:i+3], i)
+			}
+			b.WriteByte(byte(hi<<4 | lo))
+			i += 2
+			continue
+		}
+		if !tokenSafe(c) {
+			return "", fmt.Errorf("byte %q at %d must be percent-encoded", c, i)
+		}
+		b.WriteByte(c)
+	}
+	return b.String(), nil
+}
+
+func unhex(c byte) int {
+	switch {
+	case '0' <= c && c <= '9':
+		return int(c - '0')
+	case 'A' <= c && c <= 'F':
+		return int(c - 'A' + 10)
+	case 'a' <= c && c <= 'f':
+		return int(c - 'a' + 10)
+	}
+	return -1
+}
