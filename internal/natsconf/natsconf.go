@@ -106,7 +106,7 @@ func Generate(cfg *config.Config, sec Secrets) string {
 		// Local clients publish through intake; only the node writes
 		// accepted signals and dead letters.
 		w.user(u.Name, u.Password, "STANDARD,WEBSOCKET,IN_PROCESS", nil,
-			[]string{subject.Signals, subject.DLQPrefix + ".>"})
+			[]string{subject.Signals, subject.Store, subject.DLQPrefix + ".>"})
 	}
 	w.closeList()
 	w.close()

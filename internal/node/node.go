@@ -256,6 +256,23 @@ func (n *Node) LinkUp(peer string) bool {
 	return err == nil && lz.NumLeafs > 0
 }
 
+// Backlog is how many stored signals still wait to be decided for peer:
+// not yet delivered plus delivered and not yet answered.
+func (n *Node) Backlog(ctx context.Context, peer string) (uint64, error) {
+	if n.store == nil {
+		return 0, errors.New("node not started")
+	}
+	c, err := n.store.JetStream().Consumer(ctx, store.SignalStream, link.ConsumerName(peer))
+	if err != nil {
+		return 0, fmt.Errorf("export consumer for %s: %w", peer, err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("export consumer for %s: %w", peer, err)
+	}
+	return info.NumPending + uint64(info.NumAckPending), nil
+}
+
 // Stop drains intake and links, stops exports, and shuts the server down.
 // It is safe to call more than once.
 func (n *Node) Stop() {

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/subject"
@@ -33,7 +34,7 @@ func baseConfig(t *testing.T, id string) *config.Config {
 }
 
 // pair returns A (accepting B on its leaf listener) and B (dialling A).
-func pair(t *testing.T, exportAB, importBA []string) (*node.Node, *node.Node) {
+func pair(t *testing.T, exportAB, importBA []string, optsB ...node.Option) (*node.Node, *node.Node) {
 	t.Helper()
 	a := baseConfig(t, "op-a")
 	a.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
@@ -51,7 +52,7 @@ func pair(t *testing.T, exportAB, importBA []string) (*node.Node, *node.Node) {
 		Export: config.ExportPolicy{Classes: []string{"mitigation"}, Services: []string{"*"}},
 		Import: config.ImportPolicy{Classes: importBA},
 	}}
-	nb := startNode(t, b)
+	nb := startNode(t, b, optsB...)
 	waitFor(t, 10*time.Second, func() error {
 		if !na.LinkUp("op-b") || !nb.LinkUp("op-a") {
 			return fmt.Errorf("link not up")
@@ -61,9 +62,10 @@ func pair(t *testing.T, exportAB, importBA []string) (*node.Node, *node.Node) {
 	return na, nb
 }
 
-func startNode(t *testing.T, cfg *config.Config) *node.Node {
+func startNode(t *testing.T, cfg *config.Config, opts ...node.Option) *node.Node {
 	t.Helper()
-	n := node.New(cfg, node.WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)))
+	opts = append([]node.Option{node.WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel))}, opts...)
+	n := node.New(cfg, opts...)
 	require.NoError(t, n.Start(context.Background()))
 	t.Cleanup(n.Stop)
 	return n
@@ -71,15 +73,7 @@ func startNode(t *testing.T, cfg *config.Config) *node.Node {
 
 func waitFor(t *testing.T, d time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("condition not met after %v: %v", d, err)
+	natstest.WaitFor(t, d, f)
 }
 
 func congestion(origin, id string) *signal.Event {
@@ -96,6 +90,17 @@ func congestion(origin, id string) *signal.Event {
 		Data:       json.RawMessage(`{"link":{"id":"ic-paris-1","kind":"interconnect","peer":"op-b"},"direction":"egress","utilisationPercent":97.5,"packetLossPercent":0.8,"queueDelayMs":14.2,"trafficClasses":["AF41","BE"]}`),
 	}
 }
+
+func faultEvent(origin, id string) *signal.Event {
+	return &signal.Event{
+		ID: id, Source: "anfed://" + origin + "/assurance", Type: "net.anfed.fault.v1",
+		Subject: "vpn-acme/ic-paris-1", Time: time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC),
+		Origin: origin, State: signal.Raised, SeverityText: "ERROR", SeverityNumber: 17,
+		Data: json.RawMessage(faultData),
+	}
+}
+
+const faultData = `{"alarmType":"communicationsAlarm","perceivedSeverity":"MAJOR","probableCause":"linkDown","specificProblem":"LOS on ic-paris-1","alarmedObject":{"id":"ic-paris-1","type":"interconnect"},"alarmRaisedTime":"2026-11-25T17:00:00Z"}`
 
 func publish(t *testing.T, nc *nats.Conn, ev *signal.Event) signal.Answer {
 	t.Helper()

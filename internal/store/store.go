@@ -46,8 +46,14 @@ func Open(ctx context.Context, nc *nats.Conn, lim Limits) (*Store, error) {
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        SignalStream,
 		Description: "accepted anfed signals, local and imported",
-		Subjects:    []string{subject.Signals},
-		Storage:     jetstream.FileStorage,
+		// The node writes to an.store.>; the stream keeps signals as
+		// an.sig.> and republishes each one it stored, once, to
+		// an.sig.> for live subscribers. A duplicate is not stored, so
+		// it is not republished: core subscribers never see it twice.
+		Subjects:         []string{subject.Store},
+		SubjectTransform: &jetstream.SubjectTransformConfig{Source: subject.Store, Destination: subject.Signals},
+		RePublish:        &jetstream.RePublish{Source: subject.Signals, Destination: subject.Signals},
+		Storage:          jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
 		MaxAge:      lim.MaxAge,
@@ -76,7 +82,11 @@ func (s *Store) JetStream() jetstream.JetStream { return s.js }
 // Put stores a signal under subj with dedup key key. dup reports that the
 // signal was already stored (an earlier copy was accepted).
 func (s *Store) Put(ctx context.Context, subj, key string, body []byte) (dup bool, err error) {
-	msg := &nats.Msg{Subject: subj, Data: body, Header: nats.Header{}}
+	rest, ok := strings.CutPrefix(subj, subject.SignalPrefix+".")
+	if !ok {
+		return false, fmt.Errorf("store %s: not a signal subject", subj)
+	}
+	msg := &nats.Msg{Subject: subject.StorePrefix + "." + rest, Data: body}
 	ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(key), jetstream.WithExpectStream(SignalStream))
 	if err != nil {
 		return false, fmt.Errorf("store %s: %w", subj, err)

@@ -7,6 +7,8 @@
 //	an.pub[.anything]                          producers publish here (intake)
 //	an.sig.<origin>.<class>.<service>.<resource> accepted signals, local and imported
 //	an.dlq.<from>.<reason>                     rejected signals, reason in a header
+//	an.store.<...>                             where the node writes accepted signals; the
+//	                                           store keeps and republishes them as an.sig
 //
 // On a link (the per-peer account shared by the two ends of a leaf link):
 //
@@ -30,6 +32,8 @@ const (
 	SignalPrefix = "an.sig"
 	Signals      = "an.sig.>"
 	DLQPrefix    = "an.dlq"
+	StorePrefix  = "an.store"
+	Store        = "an.store.>"
 	LinkPrefix   = "an.link"
 )
 
