@@ -54,11 +54,11 @@ func Open(ctx context.Context, nc *nats.Conn, lim Limits) (*Store, error) {
 		SubjectTransform: &jetstream.SubjectTransformConfig{Source: subject.Store, Destination: subject.Signals},
 		RePublish:        &jetstream.RePublish{Source: subject.Signals, Destination: subject.Signals},
 		Storage:          jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
-		MaxAge:      lim.MaxAge,
-		MaxBytes:    lim.MaxBytes,
-		Duplicates:  lim.DuplicateWindow,
+		Retention:        jetstream.LimitsPolicy,
+		Discard:          jetstream.DiscardOld,
+		MaxAge:           lim.MaxAge,
+		MaxBytes:         lim.MaxBytes,
+		Duplicates:       lim.DuplicateWindow,
 	}); err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", SignalStream, err)
 	}
