@@ -11,13 +11,14 @@
 package natsconf
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/nats-io/nkeys"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/subject"
@@ -32,15 +33,11 @@ const (
 // PeerAccount is the account bound to the link with peer id.
 func PeerAccount(id string) string { return "PEER_" + id }
 
-// InternalUser is the node's own user in an account. It can connect only
-// in-process, so its password never works over a socket.
-func InternalUser(account string) string { return "anfed-node-" + strings.ToLower(account) }
+// Secrets are the node's internal users' NKeys, one per account, made
+// fresh at every start and never written to disk.
+type Secrets map[string]nkeys.KeyPair // account name -> user key
 
-// Secrets are the passwords of the node's internal users, made fresh at
-// every start and never written to disk.
-type Secrets map[string]string // account name -> password
-
-// NewSecrets makes a random password for each account the config needs.
+// NewSecrets makes a user NKey for each account the config needs.
 func NewSecrets(cfg *config.Config) (Secrets, error) {
 	s := Secrets{}
 	accts := []string{SysAccount, OpsAccount}
@@ -48,13 +45,37 @@ func NewSecrets(cfg *config.Config) (Secrets, error) {
 		accts = append(accts, PeerAccount(p.ID))
 	}
 	for _, a := range accts {
-		b := make([]byte, 24)
-		if _, err := rand.Read(b); err != nil {
-			return nil, fmt.Errorf("make internal secret: %w", err)
+		kp, err := nkeys.CreateUser()
+		if err != nil {
+			return nil, fmt.Errorf("make internal key: %w", err)
 		}
-		s[a] = base64.RawURLEncoding.EncodeToString(b)
+		s[a] = kp
 	}
 	return s, nil
+}
+
+// Public returns the public key of account's internal user.
+func (s Secrets) Public(account string) string {
+	kp, ok := s[account]
+	if !ok {
+		return ""
+	}
+	pub, _ := kp.PublicKey() // a created key pair always has one
+	return pub
+}
+
+// hashPassword bcrypts a password from the policy file, so the derived
+// configuration never holds it in clear.
+func hashPassword(p string) string {
+	if strings.HasPrefix(p, "$2") {
+		return p // already a bcrypt hash
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(p), bcrypt.DefaultCost)
+	if err != nil {
+		// Only passwords over 72 bytes fail; config validation bounds them.
+		return p
+	}
+	return string(h)
 }
 
 // AckPrefix is the inbox prefix a node uses for requests on a link: peer
@@ -94,14 +115,14 @@ func Generate(cfg *config.Config, sec Secrets) string {
 
 	w.open(q(SysAccount))
 	w.open("users: [")
-	w.user(InternalUser(SysAccount), sec[SysAccount], "IN_PROCESS", nil, nil)
+	w.internalUser(sec.Public(SysAccount))
 	w.closeList()
 	w.close()
 
 	w.open(q(OpsAccount))
 	w.kv("jetstream", "enabled")
 	w.open("users: [")
-	w.user(InternalUser(OpsAccount), sec[OpsAccount], "IN_PROCESS", nil, nil)
+	w.internalUser(sec.Public(OpsAccount))
 	for _, u := range cfg.NATS.Users {
 		// Local clients publish through intake; only the node writes
 		// accepted signals and dead letters.
@@ -116,7 +137,7 @@ func Generate(cfg *config.Config, sec Secrets) string {
 		acc := PeerAccount(p.ID)
 		w.open(q(acc))
 		w.open("users: [")
-		w.user(InternalUser(acc), sec[acc], "IN_PROCESS", nil, nil)
+		w.internalUser(sec.Public(acc))
 		if p.Accept != nil {
 			pub, sub := LeafPermissions(cfg.Operator.ID, p)
 			w.leafUser(p.Accept.User, p.Accept.Password, pub, sub)
@@ -228,10 +249,19 @@ func (w *writer) closeList() {
 	w.b.WriteString("]\n")
 }
 
+// internalUser is the node's own user of an account: an NKey that may
+// connect only in-process.
+func (w *writer) internalUser(pub string) {
+	w.open("")
+	w.kv("nkey", q(pub))
+	w.kv("allowed_connection_types", list([]string{"IN_PROCESS"}))
+	w.close()
+}
+
 func (w *writer) user(name, pass, types string, pubAllow, pubDeny []string) {
 	w.open("")
 	w.kv("user", q(name))
-	w.kv("password", q(pass))
+	w.kv("password", q(hashPassword(pass)))
 	w.kv("allowed_connection_types", list(strings.Split(types, ",")))
 	if len(pubAllow) > 0 || len(pubDeny) > 0 {
 		w.open("permissions")
@@ -251,7 +281,7 @@ func (w *writer) user(name, pass, types string, pubAllow, pubDeny []string) {
 func (w *writer) leafUser(name, pass string, pub, sub []string) {
 	w.open("")
 	w.kv("user", q(name))
-	w.kv("password", q(pass))
+	w.kv("password", q(hashPassword(pass)))
 	w.kv("allowed_connection_types", list([]string{"LEAFNODE"}))
 	w.open("permissions")
 	w.open("publish")

@@ -11,6 +11,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -60,6 +61,8 @@ type Node struct {
 	subs   []*nats.Subscription
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	stopping atomic.Bool
 }
 
 // New returns a node for cfg; Start runs it.
@@ -137,7 +140,7 @@ func (n *Node) startServer() error {
 	if err != nil {
 		return fmt.Errorf("start NATS server: %w", err)
 	}
-	srv.SetLoggerV2(natsLogger{n.log.With().Str("component", "nats").Logger()}, false, false, false)
+	srv.SetLoggerV2(natsLogger{n.log.With().Str("component", "nats").Logger(), &n.stopping}, false, false, false)
 	n.srv, n.opts = srv, opts
 	srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
@@ -150,7 +153,7 @@ func (n *Node) startServer() error {
 func (n *Node) connect(account string, opts ...nats.Option) (*nats.Conn, error) {
 	opts = append([]nats.Option{
 		nats.InProcessServer(n.srv),
-		nats.UserInfo(natsconf.InternalUser(account), n.sec[account]),
+		nats.Nkey(n.sec.Public(account), n.sec[account].Sign),
 		nats.MaxReconnects(-1),
 	}, opts...)
 	nc, err := nats.Connect("", opts...)
@@ -276,6 +279,7 @@ func (n *Node) Backlog(ctx context.Context, peer string) (uint64, error) {
 // Stop drains intake and links, stops exports, and shuts the server down.
 // It is safe to call more than once.
 func (n *Node) Stop() {
+	n.stopping.Store(true)
 	for _, s := range n.subs {
 		_ = s.Drain()
 	}

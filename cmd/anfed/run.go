@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/rs/zerolog"
+
+	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/demo"
+	"github.com/anfed/anfed/internal/node"
+)
+
+const usage = `anfed — the federation bus for autonomous networks
+
+Usage:
+  anfed demo [--duration 20s]          three operators in one process, signals crossing
+  anfed serve --config FILE            run a node from its policy file
+  anfed validate FILE...               check policy files (.yaml) and signal files (.json)
+  anfed version                        print versions
+
+Run "anfed COMMAND -h" for a command's flags.
+`
+
+// exit codes
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "demo":
+		return runDemo(ctx, rest, stdout, stderr)
+	case "serve":
+		return runServe(ctx, rest, stdout, stderr)
+	case "validate":
+		return runValidate(rest, stdout, stderr)
+	case "version", "--version":
+		return runVersion(stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "anfed: unknown command %q\n\n%s", cmd, usage)
+	return exitUsage
+}
+
+// logFlags adds --log-format and --log-level to fs.
+type logFlags struct {
+	format, level *string
+}
+
+func addLogFlags(fs *flag.FlagSet, level string) logFlags {
+	return logFlags{
+		format: fs.String("log-format", "json", "log format: json or console"),
+		level:  fs.String("log-level", level, "log level: trace, debug, info, warn, error"),
+	}
+}
+
+func (l logFlags) logger(w io.Writer) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(*l.level)
+	if err != nil || *l.level == "" {
+		return zerolog.Nop(), fmt.Errorf("--log-level %q: want trace, debug, info, warn or error", *l.level)
+	}
+	switch *l.format {
+	case "json":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+	default:
+		return zerolog.Nop(), fmt.Errorf("--log-format %q: want json or console", *l.format)
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("anfed "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("demo", stderr)
+	dur := fs.Duration("duration", 0, "end after this long (default: run until Ctrl-C)")
+	interval := fs.Duration("interval", 250*time.Millisecond, "time between two synthetic assurance signals in op-a")
+	lf := addLogFlags(fs, "error")
+	*lf.format = "console"
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "anfed demo:", err)
+		return exitUsage
+	}
+	s, err := demo.Run(ctx, demo.Options{Duration: *dur, Interval: *interval, Out: stdout, Log: log})
+	if err != nil {
+		fmt.Fprintln(stderr, "anfed demo:", err)
+		fmt.Fprintln(stdout, s)
+		return exitFail
+	}
+	if s.Lost != 0 {
+		return exitFail
+	}
+	return exitOK
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("serve", stderr)
+	file := fs.String("config", "", "the node's policy file (YAML)")
+	lf := addLogFlags(fs, "info")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *file == "" {
+		fmt.Fprintln(stderr, "anfed serve: --config FILE is required (see examples/ for policy files)")
+		return exitUsage
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "anfed serve:", err)
+		return exitUsage
+	}
+	cfg, err := config.Load(*file)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFail
+	}
+	for _, w := range cfg.Warnings() {
+		log.Warn().Str("config", w.Error()).Msg("policy warning")
+	}
+	n := node.New(cfg, node.WithLogger(log))
+	if err := n.Start(ctx); err != nil {
+		log.Error().Err(err).Msg("node did not start")
+		return exitFail
+	}
+	<-ctx.Done()
+	log.Info().Msg("stopping: draining intake and links")
+	n.Stop()
+	return exitOK
+}
+
+func runVersion(stdout io.Writer) int {
+	v := "(devel)"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		v = bi.Main.Version
+	}
+	fmt.Fprintf(stdout, "anfed %s\nnats-server %s\n%s %s/%s\n", v, server.VERSION, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return exitOK
+}
+
+// isSignalFile tells a signal file (JSON) from a policy file (YAML).
+func isSignalFile(name string, data []byte) bool {
+	if strings.HasSuffix(name, ".json") {
+		return true
+	}
+	if strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml") {
+		return false
+	}
+	t := strings.TrimSpace(string(data))
+	return strings.HasPrefix(t, "{")
+}
+
+func runValidate(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("validate", stderr)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(stderr, "anfed validate: name one or more files: policy files (.yaml) or signal files (.json)")
+		return exitUsage
+	}
+	v, err := newValidator()
+	if err != nil {
+		fmt.Fprintln(stderr, "anfed validate:", err)
+		return exitFail
+	}
+	code := exitOK
+	for _, f := range fs.Args() {
+		if err := v.file(f, stdout); err != nil {
+			fmt.Fprintln(stderr, err)
+			code = exitFail
+		}
+	}
+	return code
+}

@@ -1,0 +1,116 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+)
+
+// Load reads and checks the policy file at path. On any problem in the
+// file it returns an Errors holding every problem found, each with file,
+// line and column. Relative storage.dir is resolved against the file's
+// directory.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load policy: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load on bytes; name is used in error messages and as the base
+// for a relative storage.dir.
+func Parse(name string, data []byte) (*Config, error) {
+	root, errs := parseNode(name, data)
+	if errs != nil {
+		return nil, errs
+	}
+	if root == nil {
+		return nil, Errors{{File: name, Msg: "the file is empty", Hint: "a policy needs at least operator.id and storage.dir"}}
+	}
+	cfg := &Config{File: name}
+	d := &decoder{file: name}
+	d.decode(root, reflect.ValueOf(cfg).Elem(), "")
+
+	given := func(path string) bool {
+		n, ok := nodeAt(root, path, &d.merges)
+		return ok && !isNull(n)
+	}
+	if !given("nats.client") {
+		cfg.NATS.Client.Listen = defaultClientListen
+	}
+	problems, warnings := cfg.check(given)
+	locate := func(e *Error) {
+		e.File = name
+		if n, _ := nodeAt(root, e.Path, &d.merges); n != nil {
+			e.Line, e.Column = n.Line, n.Column
+		}
+	}
+	errs = d.errs
+	covered := d.covered()
+	for _, e := range problems {
+		// A value that did not decode is already reported; its zero value
+		// would only add noise ("required").
+		if !covered(e.Path) {
+			locate(e)
+			errs = append(errs, e)
+		}
+	}
+	if len(errs) > 0 {
+		errs.sort()
+		return nil, errs
+	}
+	for _, w := range warnings {
+		locate(w)
+	}
+	Errors(warnings).sort()
+	cfg.warnings = warnings
+
+	cfg.Storage = cfg.Storage.withDefaults()
+	if !filepath.IsAbs(cfg.Storage.Dir) {
+		dir := filepath.Join(filepath.Dir(name), cfg.Storage.Dir)
+		if abs, err := filepath.Abs(dir); err == nil {
+			dir = abs
+		}
+		cfg.Storage.Dir = dir
+	}
+	return cfg, nil
+}
+
+// Validate runs the semantic checks of Parse on a config built in code.
+// Zero storage limits stand for their defaults. The errors carry no line.
+func (c *Config) Validate() error {
+	errs, _ := c.check(nil)
+	if len(errs) == 0 {
+		return nil
+	}
+	for _, e := range errs {
+		e.File = c.File
+	}
+	return errs
+}
+
+// Warnings returns the problems that do not stop the node, such as a peer
+// that is exported nothing. For a loaded config they carry the lines found
+// at load time.
+func (c *Config) Warnings() []*Error {
+	if c.warnings != nil {
+		return c.warnings
+	}
+	_, warnings := c.check(nil)
+	for _, w := range warnings {
+		w.File = c.File
+	}
+	return warnings
+}
+
+// Peer returns the peer with the given id.
+func (c *Config) Peer(id string) (*Peer, bool) {
+	for i := range c.Peers {
+		if c.Peers[i].ID == id {
+			return &c.Peers[i], true
+		}
+	}
+	return nil, false
+}

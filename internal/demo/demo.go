@@ -1,0 +1,238 @@
+// Package demo runs three operators in one process on the embedded
+// default: op-a and op-b linked, op-b and op-c linked, over real TCP leaf
+// links on loopback. A synthetic assurance source in op-a raises and clears
+// congestion and faults on a service it shares with op-b; a closed loop in
+// op-b answers each with a mitigation back to op-a and warns op-c of the
+// SLA risk. Every border crossing is printed as it happens, and the run ends
+// with one summary line that counts what was lost.
+package demo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/observe"
+	"github.com/anfed/anfed/internal/schemacheck"
+)
+
+// Options configure a demo run.
+type Options struct {
+	// Duration ends the run; 0 runs until ctx is done.
+	Duration time.Duration
+	// Interval between two synthetic assurance signals in op-a.
+	Interval time.Duration
+	// Dir holds the nodes' storage; "" uses a temporary directory removed
+	// at the end.
+	Dir string
+	Out io.Writer
+	Log zerolog.Logger
+}
+
+// Summary is what the run's last line says.
+type Summary struct {
+	Crossed     int // signals accepted across a border (duplicates excluded)
+	Mitigations int // mitigations that reached op-a
+	Rejected    int // signals refused anywhere, with a reason
+	Lost        int // accepted signals the policy exports that never arrived
+}
+
+func (s Summary) String() string {
+	return fmt.Sprintf("summary: crossed=%d mitigations=%d rejected=%d lost=%d", s.Crossed, s.Mitigations, s.Rejected, s.Lost)
+}
+
+// The three operators and the shared service.
+const (
+	opA = "op-a"
+	opB = "op-b"
+	opC = "op-c"
+
+	sharedService  = "vpn-acme"      // op-a and op-b carry it together
+	privateService = "core-backbone" // op-a's own: never exported
+	transitService = "transit-c"     // op-b's service to op-c
+)
+
+// Configs returns the three operators' policies, storage under dir. op-a
+// and op-b accept leaf links on free loopback ports; the dial URLs of op-b
+// and op-c are filled in by Run once their peer listens.
+func Configs(dir string) (map[string]*config.Config, error) {
+	pw := func() (string, error) {
+		b := make([]byte, 12)
+		if _, err := rand.Read(b); err != nil {
+			return "", err
+		}
+		return hex.EncodeToString(b), nil
+	}
+	pwB, err := pw()
+	if err != nil {
+		return nil, err
+	}
+	pwC, err := pw()
+	if err != nil {
+		return nil, err
+	}
+	mk := func(id string) *config.Config {
+		return &config.Config{
+			Operator: config.Operator{ID: id, Name: "Operator " + id[3:]},
+			Storage: config.Storage{
+				Dir:             filepath.Join(dir, id),
+				MaxAge:          config.Duration(time.Hour),
+				MaxBytes:        config.ByteSize(256 << 20),
+				DuplicateWindow: config.Duration(2 * time.Minute),
+			},
+		}
+	}
+	a, b, c := mk(opA), mk(opB), mk(opC)
+	a.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
+	a.Peers = []config.Peer{{
+		ID: opB, Accept: &config.Accept{User: opB, Password: pwB},
+		Export: config.ExportPolicy{Classes: []string{"congestion", "fault"}, Services: []string{sharedService}},
+		Import: config.ImportPolicy{Classes: []string{"mitigation"}},
+	}}
+	b.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
+	b.Peers = []config.Peer{{
+		ID: opA, Dial: &config.Dial{User: opB, Password: pwB},
+		Export: config.ExportPolicy{Classes: []string{"mitigation"}, Services: []string{sharedService}},
+		Import: config.ImportPolicy{Classes: []string{"congestion", "fault"}},
+	}, {
+		ID: opC, Accept: &config.Accept{User: opC, Password: pwC},
+		Export: config.ExportPolicy{Classes: []string{"sla-risk"}, Services: []string{transitService}},
+		Import: config.ImportPolicy{Classes: []string{"mitigation"}},
+	}}
+	c.Peers = []config.Peer{{
+		ID: opB, Dial: &config.Dial{User: opC, Password: pwC},
+		Import: config.ImportPolicy{Classes: []string{"sla-risk"}},
+	}}
+	return map[string]*config.Config{opA: a, opB: b, opC: c}, nil
+}
+
+// Run runs the demo until opts.Duration passes or ctx is done, prints the
+// summary line last, and returns the summary.
+func Run(ctx context.Context, opts Options) (Summary, error) {
+	if opts.Out == nil {
+		opts.Out = os.Stdout
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = 250 * time.Millisecond
+	}
+	dir := opts.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "anfed-demo-")
+		if err != nil {
+			return Summary{}, fmt.Errorf("demo storage: %w", err)
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	cfgs, err := Configs(dir)
+	if err != nil {
+		return Summary{}, err
+	}
+	catalog, err := schemacheck.Load()
+	if err != nil {
+		return Summary{}, fmt.Errorf("load signal catalog: %w", err)
+	}
+	led := newLedger(opts.Out)
+	nodes := map[string]*node.Node{}
+	defer func() {
+		for _, id := range []string{opC, opB, opA} {
+			if n := nodes[id]; n != nil {
+				n.Stop()
+			}
+		}
+	}()
+	start := func(id string) error {
+		n := node.New(cfgs[id], node.WithLogger(opts.Log), node.WithCatalog(catalog), node.WithObserver(led))
+		if err := n.Start(ctx); err != nil {
+			return fmt.Errorf("start %s: %w", id, err)
+		}
+		nodes[id] = n
+		return nil
+	}
+	if err := start(opA); err != nil {
+		return Summary{}, err
+	}
+	cfgs[opB].Peers[0].Dial.URL = nodes[opA].LeafURL()
+	if err := start(opB); err != nil {
+		return Summary{}, err
+	}
+	cfgs[opC].Peers[0].Dial.URL = nodes[opB].LeafURL()
+	if err := start(opC); err != nil {
+		return Summary{}, err
+	}
+	if err := waitLinks(ctx, nodes); err != nil {
+		return Summary{}, err
+	}
+	fmt.Fprintf(opts.Out, "anfed demo: %s <-> %s <-> %s on loopback leaf links; %s shares %s with %s\n", opA, opB, opC, opA, sharedService, opB)
+
+	runCtx, stop := context.WithCancel(ctx)
+	if opts.Duration > 0 {
+		runCtx, stop = context.WithTimeout(ctx, opts.Duration)
+	}
+	defer stop()
+
+	var wg sync.WaitGroup
+	pa, err := newProducer(nodes[opA], "assurance", led, cfgs)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer pa.close()
+	probe, err := newProducer(nodes[opA], "probe-7", led, cfgs)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer probe.close()
+	pb, err := newProducer(nodes[opB], "closed-loop", led, cfgs)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer pb.close()
+	// The closed loop keeps answering while the last signals drain.
+	loopB, err := startClosedLoop(ctx, pb, opts.Log)
+	if err != nil {
+		return Summary{}, err
+	}
+	src := newSource(pa, probe)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		src.run(runCtx, opts.Interval)
+	}()
+	<-runCtx.Done()
+	wg.Wait()
+	// Let the last signals and the answers to them cross, then count.
+	led.drain(10*time.Second, loopB.idle)
+	loopB.stop()
+	s := led.summary()
+	fmt.Fprintln(opts.Out, s)
+	return s, nil
+}
+
+func waitLinks(ctx context.Context, nodes map[string]*node.Node) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if nodes[opA].LinkUp(opB) && nodes[opB].LinkUp(opA) && nodes[opB].LinkUp(opC) && nodes[opC].LinkUp(opB) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("leaf links not up after 15s")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+var _ observe.Observer = (*ledger)(nil)

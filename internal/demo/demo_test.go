@@ -1,0 +1,40 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestDemoCrossesAndLosesNothing(t *testing.T) {
+	var out bytes.Buffer
+	s, err := Run(context.Background(), Options{
+		Duration: 3 * time.Second,
+		Interval: 50 * time.Millisecond,
+		Dir:      t.TempDir(),
+		Out:      &out,
+		Log:      zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel),
+	})
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	last := lines[len(lines)-1]
+	assert.Regexp(t, regexp.MustCompile(`^summary: crossed=\d+ mitigations=\d+ rejected=\d+ lost=\d+$`), last)
+	assert.Equal(t, s.String(), last)
+	assert.Equal(t, 1, strings.Count(out.String(), "summary:"), "exactly one summary line")
+	assert.Zero(t, s.Lost, out.String())
+	assert.Positive(t, s.Mitigations)
+	assert.Positive(t, s.Rejected, "the buggy probe's signals are refused")
+	// Crossings: A->B signals, B->A mitigations, B->C SLA risks.
+	for _, want := range []string{"op-a -> op-b  congestion", "op-b -> op-a  mitigation", "op-b -> op-c  sla-risk"} {
+		assert.Contains(t, out.String(), want)
+	}
+	assert.NotContains(t, out.String(), "core-backbone", "a private service never crosses")
+	assert.GreaterOrEqual(t, s.Crossed, s.Mitigations)
+}
