@@ -36,6 +36,12 @@ func baseConfig(t *testing.T, id string) *config.Config {
 // pair returns A (accepting B on its leaf listener) and B (dialling A).
 func pair(t *testing.T, exportAB, importBA []string, optsB ...node.Option) (*node.Node, *node.Node) {
 	t.Helper()
+	return pairWith(t, exportAB, importBA, func(*config.Config) {}, optsB...)
+}
+
+// pairWith is pair with edit applied to both configs before start.
+func pairWith(t *testing.T, exportAB, importBA []string, edit func(*config.Config), optsB ...node.Option) (*node.Node, *node.Node) {
+	t.Helper()
 	a := baseConfig(t, "op-a")
 	a.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
 	a.Peers = []config.Peer{{
@@ -44,6 +50,7 @@ func pair(t *testing.T, exportAB, importBA []string, optsB ...node.Option) (*nod
 		Export: config.ExportPolicy{Classes: exportAB, Services: []string{"*"}},
 		Import: config.ImportPolicy{Classes: []string{"mitigation"}},
 	}}
+	edit(a)
 	na := startNode(t, a)
 	b := baseConfig(t, "op-b")
 	b.Peers = []config.Peer{{
@@ -52,6 +59,7 @@ func pair(t *testing.T, exportAB, importBA []string, optsB ...node.Option) (*nod
 		Export: config.ExportPolicy{Classes: []string{"mitigation"}, Services: []string{"*"}},
 		Import: config.ImportPolicy{Classes: importBA},
 	}}
+	edit(b)
 	nb := startNode(t, b, optsB...)
 	waitFor(t, 10*time.Second, func() error {
 		if !na.LinkUp("op-b") || !nb.LinkUp("op-a") {

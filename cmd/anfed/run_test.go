@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/anfed/anfed/internal/natstest"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func runCmd(args ...string) (code int, stdout, stderr string) {
+	var o, e bytes.Buffer
+	code = run(context.Background(), args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func TestUsage(t *testing.T) {
+	code, _, stderr := runCmd()
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, "anfed demo")
+	code, _, stderr = runCmd("frobnicate")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, `unknown command "frobnicate"`)
+	code, stdout, _ := runCmd("version")
+	assert.Equal(t, exitOK, code)
+	assert.Contains(t, stdout, "nats-server 2.")
+}
+
+func TestValidateCatalogExamples(t *testing.T) {
+	files, err := filepath.Glob("../../schemas/examples/*.json")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			code, stdout, stderr := runCmd("validate", f)
+			if strings.Contains(f, ".valid") {
+				assert.Equal(t, exitOK, code, stderr)
+				assert.Contains(t, stdout, ": ok: signal")
+			} else {
+				assert.Equal(t, exitFail, code)
+				assert.Contains(t, stderr, "invalid signal: schema-invalid: data does not match")
+			}
+		})
+	}
+}
+
+func TestValidateExamplePolicies(t *testing.T) {
+	files, err := filepath.Glob("../../examples/federation/*.yaml")
+	require.NoError(t, err)
+	require.Len(t, files, 3)
+	code, stdout, stderr := runCmd(append([]string{"validate"}, files...)...)
+	assert.Equal(t, exitOK, code, stderr)
+	assert.Equal(t, 3, strings.Count(stdout, ": ok: policy of"))
+}
+
+func TestValidateBadInputs(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o600))
+		return p
+	}
+	tests := []struct {
+		name, file, body string
+		want             []string
+	}{
+		{"policy with several problems", "bad.yaml", "operator:\n  id: Op_A\nstorage:\n  dir: ./d\npeers:\n  - id: op-b\n    export:\n      classes: [congestoin]\n",
+			[]string{"bad.yaml:2:", "operator.id", "bad.yaml:6:", "accept", "dial", "bad.yaml:8:", `did you mean "congestion"`}},
+		{"policy with unknown key", "typo.yaml", "operator:\n  id: op-a\nstorage:\n  dir: ./d\n  max_agge: 1h\n",
+			[]string{"typo.yaml:5:", "max_agge"}},
+		{"policy that is not YAML", "syntax.yaml", "operator: [\n", []string{"syntax.yaml:"}},
+		{"signal that is not JSON", "bad.json", "{not json", []string{"bad.json: invalid signal: malformed"}},
+		{"signal with unknown type", "type.json", `{"specversion":"1.0","id":"1","source":"anfed://op-a/x","type":"net.anfed.nope.v1","subject":"s/r","time":"2026-11-25T17:00:00Z","anfedorigin":"op-a","anfedstate":"raised","data":{}}`,
+			[]string{"unknown-type", "net.anfed.nope.v1"}},
+		{"signal without origin", "origin.json", `{"specversion":"1.0","id":"1","source":"anfed://op-a/x","type":"net.anfed.fault.v1","subject":"s/r","time":"2026-11-25T17:00:00Z","anfedstate":"raised","data":{}}`,
+			[]string{"missing-attribute", "anfedorigin is required"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runCmd("validate", write(tt.file, tt.body))
+			assert.Equal(t, exitFail, code)
+			for _, w := range tt.want {
+				assert.Contains(t, stderr, w)
+			}
+		})
+	}
+	code, _, stderr := runCmd("validate", filepath.Join(dir, "missing.yaml"))
+	assert.Equal(t, exitFail, code)
+	assert.Contains(t, stderr, "no such file")
+}
+
+func TestServeRefusesBadConfig(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "op.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("operator:\n  id: op-a\n"), 0o600))
+	code, _, stderr := runCmd("serve", "--config", p)
+	assert.Equal(t, exitFail, code)
+	assert.Contains(t, stderr, "op.yaml:")
+	assert.Contains(t, stderr, "storage.dir")
+	code, _, stderr = runCmd("serve")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, "--config FILE is required")
+}
+
+func TestServeRunsUntilCancelled(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "op-a.yaml")
+	cfg := fmt.Sprintf("operator:\n  id: op-a\nnats:\n  client:\n    listen: %s\n  users:\n    - name: loop\n      password: loop-pass-123\nstorage:\n  dir: ./data\n", natstest.FreeAddr(t))
+	require.NoError(t, os.WriteFile(p, []byte(cfg), 0o600))
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"serve", "--config", p}, &stdout, &stderr) }()
+	natstest.WaitFor(t, 15*time.Second, func() error {
+		if !strings.Contains(stderr.String(), `"node started"`) {
+			return fmt.Errorf("not started: %s", stderr.String())
+		}
+		return nil
+	})
+	assert.DirExists(t, filepath.Join(dir, "data", "jetstream"), "storage resolved against the config file")
+	cancel()
+	select {
+	case code := <-done:
+		assert.Equal(t, exitOK, code)
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	assert.Contains(t, stderr.String(), `"node stopped"`)
+}
+
+func TestDemoCommand(t *testing.T) {
+	code, stdout, stderr := runCmd("demo", "--duration", "2s", "--interval", "100ms")
+	assert.Equal(t, exitOK, code, stderr)
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	assert.Regexp(t, `^summary: crossed=[1-9]\d* mitigations=[1-9]\d* rejected=\d+ lost=0$`, lines[len(lines)-1])
+}
