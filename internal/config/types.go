@@ -13,9 +13,18 @@ type Config struct {
 	NATS     NATS     `yaml:"nats"`
 	Storage  Storage  `yaml:"storage"`
 	Peers    []Peer   `yaml:"peers"`
+	// Origins pins the signing keys of operators that are not our peers
+	// but whose signals reach us relayed by a peer (transit).
+	Origins []Origin `yaml:"origins"`
 
 	// warnings are the non-fatal problems found by Parse, with their lines.
 	warnings []*Error
+}
+
+// Origin is a non-neighbour operator whose signing key we pin.
+type Origin struct {
+	ID         string `yaml:"id"`
+	SigningKey string `yaml:"signing_key"`
 }
 
 // Operator is this node's identity.
@@ -24,6 +33,11 @@ type Operator struct {
 	// sources and paths: ^[a-z][a-z0-9-]{0,31}$.
 	ID   string `yaml:"id"`
 	Name string `yaml:"name"`
+	// SigningKeyFile holds the operator's ed25519 signing key (an NKey
+	// seed, "SO...", made by `anfed keys init`). Every signal we originate
+	// carries a signature with it. Required when there are peers; relative
+	// to the policy file.
+	SigningKeyFile string `yaml:"signing_key_file"`
 }
 
 // NATS describes the embedded NATS server.
@@ -40,6 +54,17 @@ type NATS struct {
 // Listener is a host:port to listen on. Port 0 picks a free port.
 type Listener struct {
 	Listen string `yaml:"listen"`
+	// TLS on this listener. On the leaf-node listener, with CA set, peers
+	// must present a certificate signed by it (mutual TLS).
+	TLS *TLS `yaml:"tls"`
+}
+
+// TLS names PEM files; relative paths are resolved against the policy file.
+type TLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	// CA verifies the other side's certificate.
+	CA string `yaml:"ca"`
 }
 
 // User is a local user of the operations account.
@@ -70,6 +95,13 @@ type Peer struct {
 	Dial   *Dial        `yaml:"dial"`
 	Export ExportPolicy `yaml:"export"`
 	Import ImportPolicy `yaml:"import"`
+	// SigningKey is the peer's public signing key (an operator NKey,
+	// "O..."), pinned at peering: its signals must carry a signature that
+	// verifies against it.
+	SigningKey string `yaml:"signing_key"`
+	// Expires, when set, ends the peering: after it the peer's credentials
+	// stop working and its link is cut.
+	Expires *time.Time `yaml:"expires"`
 }
 
 // Accept means the peer dials our leaf-node listener with credentials we
@@ -86,6 +118,9 @@ type Dial struct {
 	URL      string `yaml:"url"`
 	User     string `yaml:"user"`
 	Password string `yaml:"password"`
+	// TLS for the link: CA verifies the peer's listener; Cert and Key are
+	// our client certificate for mutual TLS.
+	TLS *TLS `yaml:"tls"`
 }
 
 // ExportPolicy decides which of our signals the peer receives.
@@ -103,6 +138,12 @@ type ImportPolicy struct {
 	// Transit accepts signals the peer relays from other origins; without
 	// it the peer may send only signals whose origin is itself.
 	Transit bool `yaml:"transit"`
+	// MaxRate bounds the signals per second accepted from the peer, with
+	// bursts up to MaxBurst; over it a signal is refused as rate-limited
+	// (an anfed sender backs off and resends it). 0: defaults of 1000/s
+	// and a burst of 2000.
+	MaxRate  float64 `yaml:"max_rate"`
+	MaxBurst int     `yaml:"max_burst"`
 }
 
 // Duration is a time.Duration written as "90s", "5m", "72h".

@@ -23,6 +23,7 @@ import (
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/observe"
+	"github.com/anfed/anfed/internal/origin"
 	"github.com/anfed/anfed/internal/schemacheck"
 )
 
@@ -93,6 +94,32 @@ func Configs(dir string) (map[string]*config.Config, error) {
 		}
 	}
 	a, b, c := mk(opA), mk(opB), mk(opC)
+	// Each operator's signing key, in its own folder; peers pin the
+	// public keys, as `anfed peer add` would from a peering bundle.
+	pubs := map[string]string{}
+	for _, cfg := range []*config.Config{a, b, c} {
+		kp, err := origin.NewSigningKey()
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(cfg.Storage.Dir, 0o700); err != nil {
+			return nil, err
+		}
+		cfg.Operator.SigningKeyFile = filepath.Join(cfg.Storage.Dir, "signing.nk")
+		if err := origin.WriteSigningKey(cfg.Operator.SigningKeyFile, kp); err != nil {
+			return nil, err
+		}
+		if pubs[cfg.Operator.ID], err = kp.PublicKey(); err != nil {
+			return nil, err
+		}
+	}
+	defer func() {
+		for _, cfg := range []*config.Config{a, b, c} {
+			for i := range cfg.Peers {
+				cfg.Peers[i].SigningKey = pubs[cfg.Peers[i].ID]
+			}
+		}
+	}()
 	a.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
 	a.Peers = []config.Peer{{
 		ID: opB, Accept: &config.Accept{User: opB, Password: pwB},

@@ -7,6 +7,7 @@ package inspect
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -24,6 +25,7 @@ const DefaultMaxBytes = 64 << 10
 type Inspector struct {
 	catalog  *schemacheck.Catalog
 	maxBytes int
+	now      func() time.Time
 }
 
 // New returns an Inspector refusing messages larger than maxBytes
@@ -32,7 +34,7 @@ func New(catalog *schemacheck.Catalog, maxBytes int) *Inspector {
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBytes
 	}
-	return &Inspector{catalog: catalog, maxBytes: maxBytes}
+	return &Inspector{catalog: catalog, maxBytes: maxBytes, now: time.Now}
 }
 
 // Decode reads a message in either content mode, refusing oversized ones.
@@ -68,6 +70,15 @@ func (in *Inspector) Check(ev *signal.Event) (class string, err error) {
 		}
 	}
 	return class, nil
+}
+
+// Live refuses a signal whose condition is already void: its expirytime
+// has passed. Nodes apply it on acceptance; file validation does not.
+func (in *Inspector) Live(ev *signal.Event) error {
+	if !ev.ExpiryTime.IsZero() && ev.ExpiryTime.Before(in.now()) {
+		return reject.Errorf(reject.Expired, "%s %s has passed: the condition is void", signal.AttrExpiryTime, ev.ExpiryTime.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // Full decodes and checks a message in one call.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/anfed/anfed/internal/inspect"
 	"github.com/anfed/anfed/internal/observe"
+	"github.com/anfed/anfed/internal/origin"
 	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/subject"
@@ -29,6 +30,7 @@ type Storer interface {
 // Intake handles local producers' messages.
 type Intake struct {
 	self    string
+	signer  *origin.Signer // nil: signals are stored unsigned (a node without peers)
 	insp    *inspect.Inspector
 	store   Storer
 	obs     observe.Observer
@@ -37,8 +39,8 @@ type Intake struct {
 }
 
 // New returns the intake of operator self.
-func New(self string, insp *inspect.Inspector, store Storer, obs observe.Observer, log zerolog.Logger) *Intake {
-	return &Intake{self: self, insp: insp, store: store, obs: obs, log: log, timeout: 5 * time.Second}
+func New(self string, insp *inspect.Inspector, signer *origin.Signer, store Storer, obs observe.Observer, log zerolog.Logger) *Intake {
+	return &Intake{self: self, insp: insp, signer: signer, store: store, obs: obs, log: log, timeout: 5 * time.Second}
 }
 
 // Handle processes one message; it is a nats.MsgHandler.
@@ -59,12 +61,20 @@ func (in *Intake) accept(ctx context.Context, m *nats.Msg) signal.Answer {
 	if err == nil {
 		err = in.checkLocal(ev)
 	}
+	if err == nil {
+		err = in.insp.Live(ev)
+	}
 	if err != nil {
 		return in.refuse(ctx, m, ev, err)
 	}
 	if ev.DataSchema == "" {
 		class, _, _ := schemas.ClassOf(ev.Type)
 		ev.DataSchema = schemas.SchemaURI(class)
+	}
+	if in.signer != nil {
+		if err := in.signer.Sign(ev); err != nil {
+			return in.refuse(ctx, m, ev, reject.Wrap(reject.Unavailable, err))
+		}
 	}
 	class, _, _ := schemas.ClassOf(ev.Type)
 	subj := subject.Signal(subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()})
@@ -86,6 +96,9 @@ func (in *Intake) accept(ctx context.Context, m *nats.Msg) signal.Answer {
 func (in *Intake) checkLocal(ev *signal.Event) error {
 	if ev.Origin != in.self {
 		return reject.Errorf(reject.WrongOrigin, "%s is %q but this node is %q: local producers publish their own operator's signals, with source anfed://%s/<producer>", signal.AttrOrigin, ev.Origin, in.self, in.self)
+	}
+	if ev.DSSEMaterial != "" || ev.SignedExtAttrs != "" {
+		return reject.Errorf(reject.BadAttribute, "%s and %s are set by the node, which signs every signal it accepts: leave them out", signal.AttrDSSEMaterial, signal.AttrSignedExtAttrs)
 	}
 	if len(ev.Path) != 0 {
 		return reject.Errorf(reject.BadAttribute, "%s must be empty on a new signal: nodes add to it when they forward", signal.AttrPath)

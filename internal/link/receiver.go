@@ -9,16 +9,21 @@ package link
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 
+	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/importpolicy"
 	"github.com/anfed/anfed/internal/inspect"
 	"github.com/anfed/anfed/internal/observe"
+	"github.com/anfed/anfed/internal/origin"
 	"github.com/anfed/anfed/internal/reject"
+	"github.com/anfed/anfed/internal/replay"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/subject"
 )
@@ -36,18 +41,43 @@ type Storer interface {
 
 // Receiver accepts one peer's signals.
 type Receiver struct {
+	ReceiverDeps
 	self, peer string
-	insp       *inspect.Inspector
 	policy     *importpolicy.Policy
-	store      Storer
-	obs        observe.Observer
+	limiter    *rate.Limiter
 	log        zerolog.Logger
 }
 
-// NewReceiver returns the receiver of operator self for peer.
-func NewReceiver(self, peer string, insp *inspect.Inspector, policy *importpolicy.Policy, store Storer, obs observe.Observer, log zerolog.Logger) *Receiver {
-	return &Receiver{self: self, peer: peer, insp: insp, policy: policy, store: store, obs: obs, log: log.With().Str("peer", peer).Logger()}
+// ReceiverDeps are what a node's receivers share.
+type ReceiverDeps struct {
+	Inspector *inspect.Inspector
+	Verifier  *origin.Verifier
+	Replay    *replay.Guard
+	Store     Storer
+	Observer  observe.Observer
 }
+
+// NewReceiver returns the receiver of operator self for peer p.
+func NewReceiver(self string, p *config.Peer, deps ReceiverDeps, log zerolog.Logger) *Receiver {
+	r, b := p.Import.MaxRate, p.Import.MaxBurst
+	if r <= 0 {
+		r = DefaultMaxRate
+	}
+	if b <= 0 {
+		b = max(int(2*r), 1)
+	}
+	return &Receiver{
+		ReceiverDeps: deps,
+		self:         self,
+		peer:         p.ID,
+		policy:       importpolicy.New(self, p),
+		limiter:      rate.NewLimiter(rate.Limit(r), b),
+		log:          log.With().Str("peer", p.ID).Logger(),
+	}
+}
+
+// DefaultMaxRate is the import rate limit when the policy sets none.
+const DefaultMaxRate = 1000
 
 // Subject is what the receiver subscribes to in the peer's account.
 func (r *Receiver) Subject() string { return subject.LinkFrom(r.peer) }
@@ -66,19 +96,43 @@ func (r *Receiver) Handle(m *nats.Msg) {
 }
 
 func (r *Receiver) accept(ctx context.Context, m *nats.Msg) signal.Answer {
-	ev, class, err := r.insp.Full(m.Header, m.Data)
+	if !r.limiter.Allow() {
+		// Not a dead letter: an anfed sender keeps the signal and resends
+		// it. Counted, so a flood shows per peer.
+		r.Observer.Rejected(observe.Rejection{Node: r.self, From: r.peer, Reason: reject.RateLimited, Detail: "over the import rate limit"})
+		return signal.Answer{Status: signal.StatusRejected, Reason: string(reject.RateLimited), Error: fmt.Sprintf("over the import rate limit of %g signals/s from %s: retry later", float64(r.limiter.Limit()), r.peer)}
+	}
+	ev, err := r.Inspector.Decode(m.Header, m.Data)
+	if err == nil {
+		err = ev.Check()
+	}
+	if err == nil {
+		// Before anything costly: is it really from its origin?
+		err = r.Verifier.Verify(ev)
+	}
+	var class string
+	if err == nil {
+		class, err = r.Inspector.Check(ev)
+	}
 	if err == nil {
 		err = r.checkSubject(m.Subject, ev, class)
 	}
 	if err == nil {
 		err = r.policy.Check(ev, class)
 	}
+	if err == nil {
+		err = r.Inspector.Live(ev)
+	}
 	if err != nil {
 		return r.refuse(ctx, m, ev, err)
 	}
 	k := subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()}
 	subj := subject.Signal(k)
-	dup, err := r.store.Put(ctx, subj, ev.Key(), ev.Encode())
+	if r.Replay.Seen(ev.Source, ev.ID) {
+		r.Observer.Rejected(observe.Rejection{Node: r.self, From: r.peer, Reason: reject.Duplicate, Detail: "already accepted: " + ev.Key(), Event: ev})
+		return signal.Answer{Status: signal.StatusDuplicate, Subject: subj}
+	}
+	dup, err := r.Store.Put(ctx, subj, ev.Key(), ev.Encode())
 	if err != nil {
 		// Not the peer's fault: no dead letter. The sender keeps the
 		// signal and retries.
@@ -89,8 +143,10 @@ func (r *Receiver) accept(ctx context.Context, m *nats.Msg) signal.Answer {
 	if sent, err := strconv.ParseInt(m.Header.Get(HeaderSent), 10, 64); err == nil {
 		lat = time.Since(time.Unix(0, sent))
 	}
-	r.obs.Crossed(observe.Crossing{From: r.peer, To: r.self, Event: ev, Latency: lat, Duplicate: dup})
+	r.Replay.Record(ev.Source, ev.ID)
+	r.Observer.Crossed(observe.Crossing{From: r.peer, To: r.self, Event: ev, Latency: lat, Duplicate: dup})
 	if dup {
+		r.Observer.Rejected(observe.Rejection{Node: r.self, From: r.peer, Reason: reject.Duplicate, Detail: "already stored: " + ev.Key(), Event: ev})
 		return signal.Answer{Status: signal.StatusDuplicate, Subject: subj}
 	}
 	return signal.Answer{Status: signal.StatusAccepted, Subject: subj}
@@ -124,8 +180,8 @@ func (r *Receiver) refuse(ctx context.Context, m *nats.Msg, ev *signal.Event, er
 		l = l.Str("type", ev.Type).Str("subject", ev.Subject).Str("id", ev.ID)
 	}
 	l.Msg("link: signal rejected")
-	r.obs.Rejected(observe.Rejection{Node: r.self, From: r.peer, Reason: reason, Detail: err.Error(), Event: ev})
-	if dlErr := r.store.DeadLetter(ctx, r.peer, string(reason), err.Error(), m.Header, m.Data); dlErr != nil {
+	r.Observer.Rejected(observe.Rejection{Node: r.self, From: r.peer, Reason: reason, Detail: err.Error(), Event: ev})
+	if dlErr := r.Store.DeadLetter(ctx, r.peer, string(reason), err.Error(), m.Header, m.Data); dlErr != nil {
 		r.log.Error().Err(dlErr).Msg("link: dead letter not stored")
 	}
 	return signal.Answer{Status: signal.StatusRejected, Reason: string(reason), Error: err.Error()}

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/anfed/anfed/internal/exportpolicy"
+	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/subject"
 )
@@ -117,7 +118,7 @@ func (s *Sender) forward(ctx context.Context, msg jetstream.Msg) {
 			case ans.OK():
 				_ = msg.Ack()
 				return
-			case ans.Reason == "unavailable":
+			case ans.Reason == string(reject.Unavailable) || ans.Reason == string(reject.RateLimited):
 				err = ans.Err()
 			default:
 				// Refused for good: retrying cannot help. The peer

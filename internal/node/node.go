@@ -16,16 +16,18 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 	"github.com/rs/zerolog"
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/exportpolicy"
-	"github.com/anfed/anfed/internal/importpolicy"
 	"github.com/anfed/anfed/internal/inspect"
 	"github.com/anfed/anfed/internal/intake"
 	"github.com/anfed/anfed/internal/link"
 	"github.com/anfed/anfed/internal/natsconf"
 	"github.com/anfed/anfed/internal/observe"
+	"github.com/anfed/anfed/internal/origin"
+	"github.com/anfed/anfed/internal/replay"
 	"github.com/anfed/anfed/internal/schemacheck"
 	"github.com/anfed/anfed/internal/store"
 	"github.com/anfed/anfed/internal/subject"
@@ -42,6 +44,10 @@ func WithObserver(o observe.Observer) Option {
 	return func(n *Node) { n.obs = append(n.obs, o) }
 }
 
+// WithSigningKey sets the operator's signing key, in place of the policy's
+// operator.signing_key_file.
+func WithSigningKey(kp nkeys.KeyPair) Option { return func(n *Node) { n.signingKey = kp } }
+
 // WithCatalog shares a compiled signal catalog between nodes.
 func WithCatalog(c *schemacheck.Catalog) Option { return func(n *Node) { n.catalog = c } }
 
@@ -51,6 +57,10 @@ type Node struct {
 	log     zerolog.Logger
 	obs     observe.Multi
 	catalog *schemacheck.Catalog
+
+	signingKey nkeys.KeyPair
+	signer     *origin.Signer
+	deps       link.ReceiverDeps
 
 	sec    natsconf.Secrets
 	srv    *server.Server
@@ -97,6 +107,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("load signal catalog: %w", err)
 		}
 	}
+	if err := n.loadKeys(); err != nil {
+		return err
+	}
 	if err := n.startServer(); err != nil {
 		return err
 	}
@@ -109,19 +122,70 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	rctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	insp := inspect.New(n.catalog, 0)
-	in := intake.New(n.ID(), insp, n.store, n.obs, n.log)
+	in := intake.New(n.ID(), insp, n.signer, n.store, n.obs, n.log)
+	n.deps.Inspector, n.deps.Store, n.deps.Observer = insp, n.store, n.obs
 	for _, s := range []string{subject.IntakePrefix, subject.Intake} {
 		if err := n.subscribe(n.ops, s, in.Handle); err != nil {
 			return err
 		}
 	}
 	for i := range n.cfg.Peers {
-		if err := n.startPeer(ctx, rctx, insp, &n.cfg.Peers[i]); err != nil {
+		if err := n.startPeer(ctx, rctx, &n.cfg.Peers[i]); err != nil {
 			return err
 		}
 	}
 	n.log.Info().Str("client", n.ClientURL()).Str("leaf", n.LeafURL()).Int("peers", len(n.cfg.Peers)).Msg("node started")
 	return nil
+}
+
+// loadKeys reads our signing key and pins the peers' and origins' keys.
+func (n *Node) loadKeys() error {
+	if n.signingKey == nil && n.cfg.Operator.SigningKeyFile != "" {
+		kp, err := origin.LoadSigningKey(n.cfg.Operator.SigningKeyFile)
+		if err != nil {
+			return err
+		}
+		n.signingKey = kp
+	}
+	if n.signingKey == nil && len(n.cfg.Peers) > 0 {
+		return errors.New("operator.signing_key_file is required: peers verify every signal against our signing key (create one with `anfed keys init`)")
+	}
+	if n.signingKey != nil {
+		s, err := origin.NewSigner(n.signingKey)
+		if err != nil {
+			return err
+		}
+		n.signer = s
+	}
+	pinned := map[string]string{}
+	for _, o := range n.cfg.Origins {
+		pinned[o.ID] = o.SigningKey
+	}
+	for _, p := range n.cfg.Peers {
+		if p.SigningKey != "" {
+			pinned[p.ID] = p.SigningKey
+		}
+	}
+	if n.signer != nil {
+		// Our own signals can come back through a loop: they must verify
+		// before the loop check refuses them with the right reason.
+		pinned[n.ID()] = n.signer.KeyID()
+	}
+	v, err := origin.NewVerifier(pinned)
+	if err != nil {
+		return err
+	}
+	n.deps.Verifier = v
+	n.deps.Replay = replay.New(0)
+	return nil
+}
+
+// SigningKey is the operator's public signing key ("" without one).
+func (n *Node) SigningKey() string {
+	if n.signer == nil {
+		return ""
+	}
+	return n.signer.KeyID()
 }
 
 func (n *Node) startServer() error {
@@ -206,14 +270,14 @@ func (n *Node) subscribe(nc *nats.Conn, subj string, h nats.MsgHandler) error {
 	return nil
 }
 
-func (n *Node) startPeer(ctx, rctx context.Context, insp *inspect.Inspector, p *config.Peer) error {
+func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 	acc := natsconf.PeerAccount(p.ID)
 	nc, err := n.connect(acc, nats.Name("anfed-node-"+p.ID), nats.CustomInboxPrefix(natsconf.AckPrefix(n.ID())))
 	if err != nil {
 		return err
 	}
 	n.peers[p.ID] = nc
-	rcv := link.NewReceiver(n.ID(), p.ID, insp, importpolicy.New(n.ID(), p), n.store, n.obs, n.log)
+	rcv := link.NewReceiver(n.ID(), p, n.deps, n.log)
 	if err := n.subscribe(nc, rcv.Subject(), rcv.Handle); err != nil {
 		return err
 	}

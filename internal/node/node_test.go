@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -16,9 +17,42 @@ import (
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/origin"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/subject"
 )
+
+var (
+	keysMu sync.Mutex
+	keys   = map[string]nkeys.KeyPair{}
+)
+
+// operatorKey is id's signing key, the same for the whole test binary.
+func operatorKey(t testing.TB, id string) nkeys.KeyPair {
+	keysMu.Lock()
+	defer keysMu.Unlock()
+	if kp, ok := keys[id]; ok {
+		return kp
+	}
+	kp, err := origin.NewSigningKey()
+	require.NoError(t, err)
+	keys[id] = kp
+	return kp
+}
+
+// pub is id's public signing key.
+func pub(t testing.TB, id string) string {
+	p, err := operatorKey(t, id).PublicKey()
+	require.NoError(t, err)
+	return p
+}
+
+// signAs signs ev with id's key, as id's node would.
+func signAs(t testing.TB, id string, ev *signal.Event) {
+	s, err := origin.NewSigner(operatorKey(t, id))
+	require.NoError(t, err)
+	require.NoError(t, s.Sign(ev))
+}
 
 func baseConfig(t *testing.T, id string) *config.Config {
 	return &config.Config{
@@ -45,19 +79,21 @@ func pairWith(t *testing.T, exportAB, importBA []string, edit func(*config.Confi
 	a := baseConfig(t, "op-a")
 	a.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
 	a.Peers = []config.Peer{{
-		ID:     "op-b",
-		Accept: &config.Accept{User: "op-b", Password: "secret-b-123"},
-		Export: config.ExportPolicy{Classes: exportAB, Services: []string{"*"}},
-		Import: config.ImportPolicy{Classes: []string{"mitigation"}},
+		ID:         "op-b",
+		Accept:     &config.Accept{User: "op-b", Password: "secret-b-123"},
+		Export:     config.ExportPolicy{Classes: exportAB, Services: []string{"*"}},
+		Import:     config.ImportPolicy{Classes: []string{"mitigation"}},
+		SigningKey: pub(t, "op-b"),
 	}}
 	edit(a)
 	na := startNode(t, a)
 	b := baseConfig(t, "op-b")
 	b.Peers = []config.Peer{{
-		ID:     "op-a",
-		Dial:   &config.Dial{URL: na.LeafURL(), User: "op-b", Password: "secret-b-123"},
-		Export: config.ExportPolicy{Classes: []string{"mitigation"}, Services: []string{"*"}},
-		Import: config.ImportPolicy{Classes: importBA},
+		ID:         "op-a",
+		Dial:       &config.Dial{URL: na.LeafURL(), User: "op-b", Password: "secret-b-123"},
+		Export:     config.ExportPolicy{Classes: []string{"mitigation"}, Services: []string{"*"}},
+		Import:     config.ImportPolicy{Classes: importBA},
+		SigningKey: pub(t, "op-a"),
 	}}
 	edit(b)
 	nb := startNode(t, b, optsB...)
@@ -72,7 +108,10 @@ func pairWith(t *testing.T, exportAB, importBA []string, edit func(*config.Confi
 
 func startNode(t *testing.T, cfg *config.Config, opts ...node.Option) *node.Node {
 	t.Helper()
-	opts = append([]node.Option{node.WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel))}, opts...)
+	opts = append([]node.Option{
+		node.WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel)),
+		node.WithSigningKey(operatorKey(t, cfg.Operator.ID)),
+	}, opts...)
 	n := node.New(cfg, opts...)
 	require.NoError(t, n.Start(context.Background()))
 	t.Cleanup(n.Stop)
@@ -91,7 +130,7 @@ func congestion(origin, id string) *signal.Event {
 		DataContentType: "application/json",
 		Origin:          origin, State: signal.Raised,
 		CorrelationID: "corr-1", CausationID: "cause-1",
-		ExpiryTime:   time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC),
+		ExpiryTime:   time.Now().Add(time.Hour).UTC().Truncate(time.Second),
 		SeverityText: "WARN", SeverityNumber: 13, Sequence: "00000000000000000001",
 		TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", TraceState: "anfed=1",
 		Extensions: map[string]any{"vendorx": "kept", "flag": true},
@@ -157,5 +196,8 @@ func TestSignalCrossesBoundary(t *testing.T) {
 	want := *ev
 	want.Path = []string{"op-a"}
 	want.DataSchema = "https://anfed.net/schemas/v1/congestion.json"
+	assert.NotEmpty(t, rx.DSSEMaterial, "signed by op-a")
+	assert.Equal(t, "anfedorigin,anfedstate,expirytime,severitytext,severitynumber,correlationid,causationid,sequence", rx.SignedExtAttrs)
+	want.DSSEMaterial, want.SignedExtAttrs = rx.DSSEMaterial, rx.SignedExtAttrs
 	assert.Equal(t, &want, rx)
 }

@@ -88,10 +88,12 @@ func TestLoopingSignalIsDropped(t *testing.T) {
 	a := baseConfig(t, "op-a")
 	a.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
 	a.Peers = []config.Peer{{
-		ID:     "op-b",
-		Accept: &config.Accept{User: "op-b", Password: "secret-b-123"},
-		Import: config.ImportPolicy{Classes: []string{"*"}, Transit: true},
+		ID:         "op-b",
+		Accept:     &config.Accept{User: "op-b", Password: "secret-b-123"},
+		Import:     config.ImportPolicy{Classes: []string{"*"}, Transit: true},
+		SigningKey: pub(t, "op-b"),
 	}}
+	a.Origins = []config.Origin{{ID: "op-c", SigningKey: pub(t, "op-c")}}
 	na := startNode(t, a, node.WithObserver(ta))
 	rogue := natstest.StartRogueLeaf(t, na.LeafURL(), "op-b", "secret-b-123", nats.CustomInboxPrefix("an.ack.op-b"))
 	ca, err := na.Connect()
@@ -118,18 +120,21 @@ func TestLoopingSignalIsDropped(t *testing.T) {
 	}
 	// C's signal relayed by A to B, now coming back to A through B.
 	loop := congestion("op-c", "loop-1")
+	signAs(t, "op-c", loop)
 	loop.Path = []string{"op-c", "op-a", "op-b"}
 	ans := send(loop)
 	assert.Equal(t, signal.StatusRejected, ans.Status)
 	assert.Equal(t, string(reject.Loop), ans.Reason)
 	// A's own signal coming back.
 	own := congestion("op-a", "loop-2")
+	signAs(t, "op-a", own)
 	own.Path = []string{"op-a", "op-b"}
 	ans = send(own)
 	assert.Equal(t, string(reject.Loop), ans.Reason)
 
 	// A well-formed signal of B's is accepted through the same link.
 	good := congestion("op-b", "good-1")
+	signAs(t, "op-b", good)
 	good.Path = []string{"op-b"}
 	require.True(t, send(good).OK())
 	waitFor(t, 5*time.Second, func() error {
@@ -160,8 +165,8 @@ func TestTransitTriangleHasNoLoop(t *testing.T) {
 		c := baseConfig(t, id)
 		c.NATS.LeafNodes = &config.Listener{Listen: addr[id]}
 		c.Peers = []config.Peer{
-			{ID: next, Accept: &config.Accept{User: next, Password: "secret-" + next}, Export: all, Import: imp},
-			{ID: prev, Dial: &config.Dial{URL: "nats-leaf://" + addr[prev], User: id, Password: "secret-" + id}, Export: all, Import: imp},
+			{ID: next, Accept: &config.Accept{User: next, Password: "secret-" + next}, Export: all, Import: imp, SigningKey: pub(t, next)},
+			{ID: prev, Dial: &config.Dial{URL: "nats-leaf://" + addr[prev], User: id, Password: "secret-" + id}, Export: all, Import: imp, SigningKey: pub(t, prev)},
 		}
 		tallies[id] = newTally()
 		nodes[id] = startNode(t, c, node.WithObserver(tallies[id]))

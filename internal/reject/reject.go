@@ -26,6 +26,10 @@ const (
 	Oversized        Reason = "oversized"         // larger than the limit
 	Duplicate        Reason = "duplicate"         // (source, id) already accepted
 	Unavailable      Reason = "unavailable"       // no durable path to accept it now
+	BadSignature     Reason = "bad-signature"     // missing, malformed or not verifying
+	UnknownOrigin    Reason = "unknown-origin"    // no signing key pinned for the origin
+	Expired          Reason = "expired"           // expirytime has passed: the condition is void
+	RateLimited      Reason = "rate-limited"      // over the peer's import rate
 )
 
 // Error is a refusal with its reason and a human explanation that says what

@@ -1,0 +1,297 @@
+// Package origin signs the signals an operator originates and verifies the
+// signatures of signals from others, per the CloudEvents verifiability
+// extension: a DSSE envelope (ed25519) in dssematerial over a digest of the
+// event's context attributes, its data and the extension attributes named
+// in signedextattrs. The path (anfedpath) is hop-level and not signed, so a
+// relayed signal keeps its origin's signature and any operator holding the
+// origin's public key can verify it.
+package origin
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nkeys"
+
+	"github.com/anfed/anfed/internal/reject"
+	"github.com/anfed/anfed/internal/signal"
+)
+
+// PayloadType is the DSSE payload type of the verifiability extension.
+const PayloadType = "https://cloudevents.io/verifiability/dsse/v0.1"
+
+// SignedAttrs are the extension attributes an origin signs, in this order,
+// when the signal carries them. anfedorigin and anfedstate are always
+// carried, so always signed.
+var SignedAttrs = []string{
+	signal.AttrOrigin, signal.AttrState, signal.AttrExpiryTime,
+	signal.AttrSeverityText, signal.AttrSeverityNumber,
+	signal.AttrCorrelationID, signal.AttrCausationID, signal.AttrSequence,
+}
+
+// coreAttrs may not appear in signedextattrs.
+var coreAttrs = []string{"id", "source", "specversion", "type", "datacontenttype", "dataschema", "subject", "time"}
+
+// Signer signs signals with one operator's key.
+type Signer struct {
+	kp    nkeys.KeyPair
+	keyID string
+}
+
+// NewSigner returns a signer using kp; its key id is kp's public key.
+func NewSigner(kp nkeys.KeyPair) (*Signer, error) {
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	return &Signer{kp: kp, keyID: pub}, nil
+}
+
+// KeyID is the signer's public key, as peers pin it.
+func (s *Signer) KeyID() string { return s.keyID }
+
+// Sign sets signedextattrs and dssematerial on ev. It normalises an absent
+// datacontenttype to application/json first, since that is what the
+// encoded signal carries.
+func (s *Signer) Sign(ev *signal.Event) error {
+	if ev.DataContentType == "" {
+		ev.DataContentType = signal.ContentType
+	}
+	var names []string
+	for _, a := range SignedAttrs {
+		if v, ok := extValue(ev, a); ok && v != "" {
+			names = append(names, a)
+		}
+	}
+	ev.SignedExtAttrs = strings.Join(names, ",")
+	digest := Digest(ev, names)
+	sig, err := s.kp.Sign(pae(PayloadType, digest[:]))
+	if err != nil {
+		return fmt.Errorf("sign %s: %w", ev.ID, err)
+	}
+	env := envelope{
+		Payload:     base64.StdEncoding.EncodeToString(digest[:]),
+		PayloadType: PayloadType,
+		Signatures:  []envSig{{KeyID: s.keyID, Sig: base64.StdEncoding.EncodeToString(sig)}},
+	}
+	b, err := json.Marshal(env)
+	if err != nil {
+		return fmt.Errorf("sign %s: %w", ev.ID, err)
+	}
+	ev.DSSEMaterial = base64.StdEncoding.EncodeToString(b)
+	return nil
+}
+
+type envelope struct {
+	Payload     string   `json:"payload"`
+	PayloadType string   `json:"payloadType"`
+	Signatures  []envSig `json:"signatures"`
+}
+
+type envSig struct {
+	KeyID string `json:"keyid"`
+	Sig   string `json:"sig"`
+}
+
+// pae is DSSE v1's pre-authentication encoding.
+func pae(typ string, body []byte) []byte {
+	var b bytes.Buffer
+	b.WriteString("DSSEv1 ")
+	b.WriteString(strconv.Itoa(len(typ)))
+	b.WriteByte(' ')
+	b.WriteString(typ)
+	b.WriteByte(' ')
+	b.WriteString(strconv.Itoa(len(body)))
+	b.WriteByte(' ')
+	b.Write(body)
+	return b.Bytes()
+}
+
+// Digest is the verifiability extension's verification material for ev
+// and the signed extension attributes names, in order.
+func Digest(ev *signal.Event, names []string) [32]byte {
+	h := make([]byte, 0, 32*(9+2*len(names)))
+	add := func(s string) {
+		d := sha256.Sum256([]byte(s))
+		h = append(h, d[:]...)
+	}
+	add(ev.ID)
+	add(ev.Source)
+	add(signal.SpecVersion)
+	add(ev.Type)
+	add(ev.DataContentType)
+	add(ev.DataSchema)
+	add(ev.Subject)
+	if ev.Time.IsZero() {
+		add("")
+	} else {
+		add(ev.Time.UTC().Format(time.RFC3339))
+	}
+	d := sha256.Sum256(ev.Data)
+	h = append(h, d[:]...)
+	for _, n := range names {
+		v, _ := extValue(ev, n)
+		add(n)
+		add(v)
+	}
+	return sha256.Sum256(h)
+}
+
+// extValue is the canonical string of an extension attribute: strings as
+// carried, integers in decimal, timestamps in RFC 3339 UTC as the codec
+// encodes them.
+func extValue(ev *signal.Event, name string) (string, bool) {
+	switch name {
+	case signal.AttrOrigin:
+		return ev.Origin, true
+	case signal.AttrState:
+		return string(ev.State), true
+	case signal.AttrExpiryTime:
+		if ev.ExpiryTime.IsZero() {
+			return "", true
+		}
+		return ev.ExpiryTime.UTC().Format(time.RFC3339Nano), true
+	case signal.AttrSeverityText:
+		return ev.SeverityText, true
+	case signal.AttrSeverityNumber:
+		if ev.SeverityNumber == 0 {
+			return "", true
+		}
+		return strconv.Itoa(ev.SeverityNumber), true
+	case signal.AttrCorrelationID:
+		return ev.CorrelationID, true
+	case signal.AttrCausationID:
+		return ev.CausationID, true
+	case signal.AttrSequence:
+		return ev.Sequence, true
+	case signal.AttrTraceParent:
+		return ev.TraceParent, true
+	case signal.AttrTraceState:
+		return ev.TraceState, true
+	case signal.AttrPath:
+		return strings.Join(ev.Path, ","), true
+	}
+	v, ok := ev.Extensions[name]
+	if !ok {
+		return "", true
+	}
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case bool:
+		return strconv.FormatBool(x), true
+	case int32:
+		return strconv.Itoa(int(x)), true
+	}
+	return fmt.Sprint(v), true
+}
+
+// Verifier checks origin signatures against pinned keys.
+type Verifier struct {
+	keys map[string]nkeys.KeyPair // origin id -> public key
+	ids  map[string]string        // origin id -> key id
+}
+
+// NewVerifier pins keys: origin operator id -> public signing key (O...).
+func NewVerifier(keys map[string]string) (*Verifier, error) {
+	v := &Verifier{keys: map[string]nkeys.KeyPair{}, ids: map[string]string{}}
+	for id, k := range keys {
+		kp, err := nkeys.FromPublicKey(k)
+		if err != nil || !nkeys.IsValidPublicOperatorKey(k) {
+			return nil, fmt.Errorf("signing key of %s: %q is not an operator public NKey (O...)", id, k)
+		}
+		v.keys[id], v.ids[id] = kp, k
+	}
+	return v, nil
+}
+
+// Verify checks that ev carries a valid signature of its origin over
+// everything the origin signed, and that the origin signed every attribute
+// of SignedAttrs the signal carries. It returns a *reject.Error.
+func (v *Verifier) Verify(ev *signal.Event) error {
+	kp, ok := v.keys[ev.Origin]
+	if !ok {
+		return reject.Errorf(reject.UnknownOrigin, "no signing key is pinned for origin %s: add it to peers[].signing_key or origins[]", ev.Origin)
+	}
+	if ev.DSSEMaterial == "" {
+		return reject.Errorf(reject.BadSignature, "%s is missing: %s signs every signal it originates", signal.AttrDSSEMaterial, ev.Origin)
+	}
+	raw, err := base64.StdEncoding.DecodeString(ev.DSSEMaterial)
+	if err != nil {
+		return reject.Errorf(reject.BadSignature, "%s is not base64: %v", signal.AttrDSSEMaterial, err)
+	}
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return reject.Errorf(reject.BadSignature, "%s is not a DSSE JSON envelope: %v", signal.AttrDSSEMaterial, err)
+	}
+	if env.PayloadType != PayloadType {
+		return reject.Errorf(reject.BadSignature, "DSSE payloadType %q: want %s", env.PayloadType, PayloadType)
+	}
+	payload, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil || len(payload) != 32 {
+		return reject.Errorf(reject.BadSignature, "DSSE payload must be a base64 32-byte digest")
+	}
+	keyID := v.ids[ev.Origin]
+	verified := false
+	for _, s := range env.Signatures {
+		if s.KeyID != keyID {
+			continue
+		}
+		sig, err := base64.StdEncoding.DecodeString(s.Sig)
+		if err != nil {
+			continue
+		}
+		if kp.Verify(pae(env.PayloadType, payload), sig) == nil {
+			verified = true
+			break
+		}
+	}
+	if !verified {
+		return reject.Errorf(reject.BadSignature, "no signature by %s's pinned key %s verifies", ev.Origin, short(keyID))
+	}
+	names, err := signedNames(ev.SignedExtAttrs)
+	if err != nil {
+		return err
+	}
+	for _, a := range SignedAttrs {
+		if val, _ := extValue(ev, a); val != "" && !slices.Contains(names, a) {
+			return reject.Errorf(reject.BadSignature, "attribute %s is carried but not signed by %s", a, ev.Origin)
+		}
+	}
+	want := Digest(ev, names)
+	if subtle.ConstantTimeCompare(want[:], payload) != 1 {
+		return reject.Errorf(reject.BadSignature, "the signal does not match what %s signed: it was modified after signing", ev.Origin)
+	}
+	return nil
+}
+
+func signedNames(list string) ([]string, error) {
+	if list == "" {
+		return nil, nil
+	}
+	names := strings.Split(list, ",")
+	for i, n := range names {
+		switch {
+		case n == "" || slices.Contains(names[:i], n):
+			return nil, reject.Errorf(reject.BadSignature, "%s %q: empty or repeated name", signal.AttrSignedExtAttrs, list)
+		case slices.Contains(coreAttrs, n), n == signal.AttrDSSEMaterial, n == signal.AttrSignedExtAttrs:
+			return nil, reject.Errorf(reject.BadSignature, "%s %q: %s may not be listed", signal.AttrSignedExtAttrs, list, n)
+		}
+	}
+	return names, nil
+}
+
+func short(k string) string {
+	if len(k) > 12 {
+		return k[:6] + "…" + k[len(k)-4:]
+	}
+	return k
+}
