@@ -200,6 +200,12 @@ func (n *Node) startServer() error {
 	}
 	opts.NoSigs = true
 	opts.DontListen = n.cfg.NATS.Client.Listen == ""
+	if err := natsconf.CheckServerVersion(server.VERSION); err != nil {
+		return err
+	}
+	if err := natsconf.CheckSecurity(opts); err != nil {
+		return fmt.Errorf("derived NATS configuration: %w", err)
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return fmt.Errorf("start NATS server: %w", err)

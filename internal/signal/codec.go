@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 
@@ -86,7 +87,7 @@ func appendStr(b []byte, name, v string) []byte {
 // when the message carries a ce-specversion header, structured otherwise.
 func Decode(hdr nats.Header, body []byte) (*Event, error) {
 	for k := range hdr {
-		if strings.EqualFold(k, "ce-specversion") {
+		if asciiLower(k) == "ce-specversion" {
 			return DecodeBinary(hdr, body)
 		}
 	}
@@ -174,10 +175,14 @@ func checkSpecVersion(present bool, e *Event) error {
 func DecodeBinary(hdr nats.Header, body []byte) (*Event, error) {
 	e := &Event{}
 	present := false
+	contentType, ceType := "", ""
 	for k, vs := range hdr {
-		lk := strings.ToLower(k)
+		lk := asciiLower(k)
+		if len(vs) > 0 && !utf8.ValidString(vs[0]) {
+			return nil, reject.Errorf(reject.BadAttribute, "header %s: value is not valid UTF-8", k)
+		}
 		if lk == "content-type" && len(vs) > 0 {
-			e.DataContentType = vs[0]
+			contentType = vs[0]
 			continue
 		}
 		name, ok := strings.CutPrefix(lk, "ce-")
@@ -186,6 +191,13 @@ func DecodeBinary(hdr nats.Header, body []byte) (*Event, error) {
 		}
 		if !validAttrName(name) {
 			return nil, reject.Errorf(reject.BadAttribute, "header %s: CloudEvents attribute names are lowercase letters and digits", k)
+		}
+		if name == "data" || name == "data_base64" {
+			return nil, reject.Errorf(reject.BadAttribute, "header %s: in binary mode the data is the message body", k)
+		}
+		if name == "datacontenttype" {
+			ceType = vs[0]
+			continue
 		}
 		if name == specKey {
 			present = true
@@ -197,14 +209,42 @@ func DecodeBinary(hdr nats.Header, body []byte) (*Event, error) {
 	if err := checkSpecVersion(present, e); err != nil {
 		return nil, err
 	}
+	switch {
+	case contentType != "" && ceType != "" && contentType != ceType:
+		return nil, reject.Errorf(reject.BadAttribute, "content-type %q and ce-datacontenttype %q disagree: send content-type only", contentType, ceType)
+	case contentType != "":
+		e.DataContentType = contentType
+	default:
+		e.DataContentType = ceType
+	}
 	if len(body) > 0 {
-		t := bytes.TrimSpace(body)
+		// Only JSON's own white space may surround the object, and it is
+		// not part of the data: structured mode cannot carry it, and the
+		// signature covers the data's bytes.
+		t := bytes.Trim(body, " \t\r\n")
 		if len(t) == 0 || t[0] != '{' || !json.Valid(t) {
 			return nil, reject.Errorf(reject.BadAttribute, "data must be a JSON object matching the class schema")
 		}
-		e.Data = body
+		e.Data = t
 	}
 	return e, nil
+}
+
+// asciiLower lowercases ASCII letters only: header names are ASCII, and
+// Unicode case folding would let look-alike letters through.
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 func validAttrName(n string) bool {
@@ -311,6 +351,9 @@ func parseTime(name, v string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
 		return time.Time{}, reject.Errorf(reject.BadAttribute, "%s %q: want an RFC 3339 timestamp such as 2026-11-25T17:00:00Z", name, v)
+	}
+	if y := t.UTC().Year(); y < 1 || y > 9999 {
+		return time.Time{}, reject.Errorf(reject.BadAttribute, "%s %q: in UTC its year is %d, outside 0001..9999", name, v, y)
 	}
 	return t, nil
 }

@@ -167,9 +167,14 @@ func Untoken(t string) (string, error) {
 			}
 			hi, lo := unhex(t[i+1]), unhex(t[i+2])
 			if hi < 0 || lo < 0 {
-				return "", fmt.Errorf("bad escape %q at %d", t[i:i+3], i)
+				return "", fmt.Errorf("bad escape %q at %d: want %%XX with uppercase hex digits", t[i:i+3], i)
 			}
-			b.WriteByte(byte(hi<<4 | lo))
+			c := byte(hi<<4 | lo)
+			if tokenSafe(c) {
+				// One name, one token: a safe byte is never escaped.
+				return "", fmt.Errorf("escape %q at %d stands for %q, which is written as itself", t[i:i+3], i, c)
+			}
+			b.WriteByte(c)
 			i += 2
 			continue
 		}
@@ -187,8 +192,6 @@ func unhex(c byte) int {
 		return int(c - '0')
 	case 'A' <= c && c <= 'F':
 		return int(c - 'A' + 10)
-	case 'a' <= c && c <= 'f':
-		return int(c - 'a' + 10)
 	}
 	return -1
 }

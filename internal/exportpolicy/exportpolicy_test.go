@@ -1,0 +1,94 @@
+package exportpolicy_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/exportpolicy"
+	"github.com/anfed/anfed/internal/signal"
+)
+
+// Operator op-a exports to peer op-b.
+const (
+	self = "op-a"
+	peer = "op-b"
+)
+
+func event(origin string, path []string, subject string) *signal.Event {
+	return &signal.Event{
+		ID: "1", Source: "anfed://" + origin + "/assurance", Type: "net.anfed.fault.v1",
+		Subject: subject, Origin: origin, State: signal.Raised, Path: path,
+	}
+}
+
+func TestDecide(t *testing.T) {
+	all := config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}}
+	tests := []struct {
+		name    string
+		export  config.ExportPolicy
+		ev      *signal.Event
+		class   string
+		want    bool
+		wantRul string
+	}{
+		// Loops.
+		{"peer already on path", all, event(self, []string{self, peer}, "vpn/r"), "fault", false, "no-loop: op-b is already on the path"},
+		{"peer on path of a transit signal", withTransit(all), event("op-c", []string{"op-c", peer, self}, "vpn/r"), "fault", false, "no-loop: op-b"},
+		{"origin is the peer", withTransit(all), event(peer, nil, "vpn/r"), "fault", false, "no-loop: op-b"},
+		{"origin is the peer, path without it", withTransit(all), event(peer, []string{"op-c"}, "vpn/r"), "fault", false, "no-loop: op-b"},
+		{"loop wins over every other rule", config.ExportPolicy{}, event(peer, nil, "vpn/r"), "fault", false, "no-loop"},
+
+		// Transit.
+		{"own signal, transit off", all, event(self, nil, "vpn/r"), "fault", true, "export.classes and export.services allow it"},
+		{"own signal with own path, transit off", all, event(self, []string{self}, "vpn/r"), "fault", true, "allow"},
+		{"other origin, transit off", all, event("op-c", []string{"op-c", self}, "vpn/r"), "fault", false, "export.transit is false"},
+		{"other origin, transit on", withTransit(all), event("op-c", []string{"op-c", self}, "vpn/r"), "fault", true, "allow"},
+		{"transit wins over classes", config.ExportPolicy{}, event("op-c", []string{"op-c"}, "vpn/r"), "fault", false, "export.transit is false"},
+
+		// Classes.
+		{"class listed", config.ExportPolicy{Classes: []string{"congestion", "fault"}, Services: []string{"*"}}, event(self, nil, "vpn/r"), "fault", true, "allow"},
+		{"class not listed", config.ExportPolicy{Classes: []string{"congestion"}, Services: []string{"*"}}, event(self, nil, "vpn/r"), "fault", false, "export.classes does not list fault"},
+		{"class star", config.ExportPolicy{Classes: []string{"congestion", "*"}, Services: []string{"*"}}, event(self, nil, "vpn/r"), "sla-risk", true, "allow"},
+		{"no classes: default deny", config.ExportPolicy{Services: []string{"*"}}, event(self, nil, "vpn/r"), "fault", false, "export.classes does not list fault"},
+		{"class is not a glob", config.ExportPolicy{Classes: []string{"fa*"}, Services: []string{"*"}}, event(self, nil, "vpn/r"), "fault", false, "export.classes"},
+		{"class match is exact", config.ExportPolicy{Classes: []string{"Fault"}, Services: []string{"*"}}, event(self, nil, "vpn/r"), "fault", false, "export.classes"},
+		{"classes wins over services", config.ExportPolicy{Classes: []string{"congestion"}}, event(self, nil, "vpn/r"), "fault", false, "export.classes"},
+
+		// Services.
+		{"service exact", config.ExportPolicy{Classes: []string{"*"}, Services: []string{"vpn-acme"}}, event(self, nil, "vpn-acme/r"), "fault", true, "allow"},
+		{"service glob prefix", config.ExportPolicy{Classes: []string{"*"}, Services: []string{"vpn-*"}}, event(self, nil, "vpn-acme/r"), "fault", true, "allow"},
+		{"service glob ?", config.ExportPolicy{Classes: []string{"*"}, Services: []string{"vpn-?"}}, event(self, nil, "vpn-1/r"), "fault", true, "allow"},
+		{"service glob class", config.ExportPolicy{Classes: []string{"*"}, Services: []string{"vpn-[0-9]"}}, event(self, nil, "vpn-7/r"), "fault", true, "allow"},
+		{"second pattern matches", config.ExportPolicy{Classes: []string{"*"}, Services: []string{"slice-*", "vpn-*"}}, event(self, nil, "vpn-acme/r"), "fault", true, "allow"},
+		{"service glob no match", config.ExportPolicy{Classes: []string{"*"}, Services: []string{"slice-*"}}, event(self, nil, "vpn-acme/r"), "fault", false, "export.services matches no pattern for vpn-acme"},
+		{"glob matches the service, not the resource", config.ExportPolicy{Classes: []string{"*"}, Services: []string{"vpn-acme/*"}}, event(self, nil, "vpn-acme/r"), "fault", false, "export.services"},
+		{"malformed glob matches nothing", config.ExportPolicy{Classes: []string{"*"}, Services: []string{"vpn-["}}, event(self, nil, "vpn-[/r"), "fault", false, "export.services"},
+		{"no services: default deny", config.ExportPolicy{Classes: []string{"*"}}, event(self, nil, "vpn/r"), "fault", false, "export.services matches no pattern for vpn"},
+		{"service with dots and spaces", config.ExportPolicy{Classes: []string{"*"}, Services: []string{"vpn *.x"}}, event(self, nil, "vpn acme.x/r"), "fault", true, "allow"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := exportpolicy.New(self, &config.Peer{ID: peer, Export: tt.export})
+			d := p.Decide(tt.ev, tt.class)
+			assert.Equal(t, tt.want, d.Export, d.Rule)
+			assert.Contains(t, d.Rule, tt.wantRul)
+		})
+	}
+}
+
+func withTransit(p config.ExportPolicy) config.ExportPolicy {
+	p.Transit = true
+	return p
+}
+
+// Policies towards two peers never share state.
+func TestDecidePerPeer(t *testing.T) {
+	exp := config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}, Transit: true}
+	toB := exportpolicy.New(self, &config.Peer{ID: "op-b", Export: exp})
+	toC := exportpolicy.New(self, &config.Peer{ID: "op-c", Export: exp})
+	ev := event("op-c", []string{"op-c", self}, "vpn/r")
+	assert.True(t, toB.Decide(ev, "fault").Export)
+	assert.False(t, toC.Decide(ev, "fault").Export)
+}
