@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/anfed/anfed/internal/inspect"
@@ -23,12 +24,27 @@ import (
 
 // Storer keeps accepted signals and dead letters.
 type Storer interface {
-	Put(ctx context.Context, subj, key string, body []byte) (dup bool, err error)
+	PutAsync(subj, key string, body []byte) (jetstream.PubAckFuture, error)
 	DeadLetter(ctx context.Context, from, reason, detail string, hdr nats.Header, body []byte) error
 }
 
+// pending is a signal handed to the store, waiting for its ack.
+type pending struct {
+	fut   jetstream.PubAckFuture
+	ev    *signal.Event
+	subj  string
+	reply *nats.Msg // nil: no answer wanted
+}
+
+// MaxPending bounds the signals handed to the store and not yet
+// acknowledged; past it, intake waits (and NATS buffers, then reports a
+// slow consumer).
+const MaxPending = 4096
+
 // Intake handles local producers' messages.
 type Intake struct {
+	pend    chan pending
+	conn    *nats.Conn
 	self    string
 	signer  *origin.Signer // nil: signals are stored unsigned (a node without peers)
 	insp    *inspect.Inspector
@@ -38,25 +54,80 @@ type Intake struct {
 	timeout time.Duration
 }
 
-// New returns the intake of operator self.
-func New(self string, insp *inspect.Inspector, signer *origin.Signer, store Storer, obs observe.Observer, log zerolog.Logger) *Intake {
-	return &Intake{self: self, insp: insp, signer: signer, store: store, obs: obs, log: log, timeout: 5 * time.Second}
+// Deps are what intake works with.
+type Deps struct {
+	Self      string     // our operator id
+	Conn      *nats.Conn // answers go out on it
+	Inspector *inspect.Inspector
+	Signer    *origin.Signer // nil: signals are stored unsigned (a node without peers)
+	Store     Storer
+	Observer  observe.Observer
+	Log       zerolog.Logger
 }
+
+// New returns an intake; Run must run for producers to get answers.
+func New(d Deps) *Intake {
+	return &Intake{self: d.Self, conn: d.Conn, insp: d.Inspector, signer: d.Signer, store: d.Store, obs: d.Observer, log: d.Log,
+		timeout: 5 * time.Second, pend: make(chan pending, MaxPending)}
+}
+
+// Run answers producers as the store acknowledges their signals, in the
+// order they came, until Close. Handle must not be called after Close.
+func (in *Intake) Run() {
+	for p := range in.pend {
+		var ans signal.Answer
+		select {
+		case ack := <-p.fut.Ok():
+			in.obs.Accepted(observe.Acceptance{Node: in.self, Event: p.ev, Duplicate: ack.Duplicate})
+			ans = signal.Answer{Status: signal.StatusAccepted, Subject: p.subj}
+			if ack.Duplicate {
+				ans.Status = signal.StatusDuplicate
+			}
+		case err := <-p.fut.Err():
+			ans = in.unavailable(p.ev, err)
+		}
+		in.answer(p.reply, ans)
+	}
+}
+
+// Close ends Run once every pending signal is answered.
+func (in *Intake) Close() { close(in.pend) }
 
 // Handle processes one message; it is a nats.MsgHandler.
 func (in *Intake) Handle(m *nats.Msg) {
 	ctx, cancel := context.WithTimeout(context.Background(), in.timeout)
 	defer cancel()
-	ans := in.accept(ctx, m)
+	var reply *nats.Msg
 	if m.Reply != "" {
-		r := nats.NewMsg(m.Reply)
-		r.Header.Set(signal.HeaderStatus, ans.Status)
-		r.Data = ans.Encode()
-		_ = m.RespondMsg(r) // the producer may be gone; its retry will be a duplicate
+		reply = nats.NewMsg(m.Reply)
+	}
+	if p, ans, ok := in.accept(ctx, m); ok {
+		p.reply = reply
+		in.pend <- p
+	} else {
+		in.answer(reply, ans)
 	}
 }
 
-func (in *Intake) accept(ctx context.Context, m *nats.Msg) signal.Answer {
+func (in *Intake) answer(reply *nats.Msg, ans signal.Answer) {
+	if reply == nil {
+		return
+	}
+	reply.Header.Set(signal.HeaderStatus, ans.Status)
+	reply.Data = ans.Encode()
+	_ = in.conn.PublishMsg(reply) // the producer may be gone; its retry will be a duplicate
+}
+
+func (in *Intake) unavailable(ev *signal.Event, err error) signal.Answer {
+	in.log.Error().Err(err).Str("type", ev.Type).Str("subject", ev.Subject).Msg("intake: store unavailable")
+	r := reject.Errorf(reject.Unavailable, "the node could not store the signal (%v): retry with the same id", err)
+	in.obs.Rejected(observe.Rejection{Node: in.self, From: observe.Local, Reason: reject.Unavailable, Detail: r.Error(), Event: ev})
+	return signal.Answer{Status: signal.StatusRejected, Reason: string(reject.Unavailable), Error: r.Error()}
+}
+
+// accept checks and signs a signal and hands it to the store; ok is false
+// when it was refused, with the answer saying why.
+func (in *Intake) accept(ctx context.Context, m *nats.Msg) (p pending, ans signal.Answer, ok bool) {
 	ev, _, err := in.insp.Full(m.Header, m.Data)
 	if err == nil {
 		err = in.checkLocal(ev)
@@ -65,7 +136,7 @@ func (in *Intake) accept(ctx context.Context, m *nats.Msg) signal.Answer {
 		err = in.insp.Live(ev)
 	}
 	if err != nil {
-		return in.refuse(ctx, m, ev, err)
+		return p, in.refuse(ctx, m, ev, err), false
 	}
 	if ev.DataSchema == "" {
 		class, _, _ := schemas.ClassOf(ev.Type)
@@ -73,23 +144,16 @@ func (in *Intake) accept(ctx context.Context, m *nats.Msg) signal.Answer {
 	}
 	if in.signer != nil {
 		if err := in.signer.Sign(ev); err != nil {
-			return in.refuse(ctx, m, ev, reject.Wrap(reject.Unavailable, err))
+			return p, in.refuse(ctx, m, ev, reject.Wrap(reject.Unavailable, err)), false
 		}
 	}
 	class, _, _ := schemas.ClassOf(ev.Type)
 	subj := subject.Signal(subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()})
-	dup, err := in.store.Put(ctx, subj, ev.Key(), ev.Encode())
+	fut, err := in.store.PutAsync(subj, ev.Key(), ev.Encode())
 	if err != nil {
-		in.log.Error().Err(err).Str("type", ev.Type).Str("subject", ev.Subject).Msg("intake: store unavailable")
-		r := reject.Errorf(reject.Unavailable, "the node could not store the signal (%v): retry with the same id", err)
-		in.obs.Rejected(observe.Rejection{Node: in.self, From: observe.Local, Reason: reject.Unavailable, Detail: r.Error(), Event: ev})
-		return signal.Answer{Status: signal.StatusRejected, Reason: string(reject.Unavailable), Error: r.Error()}
+		return p, in.unavailable(ev, err), false
 	}
-	in.obs.Accepted(observe.Acceptance{Node: in.self, Event: ev, Duplicate: dup})
-	if dup {
-		return signal.Answer{Status: signal.StatusDuplicate, Subject: subj}
-	}
-	return signal.Answer{Status: signal.StatusAccepted, Subject: subj}
+	return pending{fut: fut, ev: ev, subj: subj}, signal.Answer{}, true
 }
 
 // checkLocal verifies what only a local producer's signal must satisfy.

@@ -46,6 +46,11 @@ type Receiver struct {
 	policy     *importpolicy.Policy
 	limiter    *rate.Limiter
 	log        zerolog.Logger
+
+	// The link's order: the sender's store epoch and the last sequence
+	// decided. Only the subscription's goroutine touches them.
+	epoch string
+	last  uint64
 }
 
 // ReceiverDeps are what a node's receivers share.
@@ -96,6 +101,37 @@ func (r *Receiver) Handle(m *nats.Msg) {
 }
 
 func (r *Receiver) accept(ctx context.Context, m *nats.Msg) signal.Answer {
+	seq, prev := r.order(m.Header)
+	if seq != 0 && seq <= r.last {
+		// Decided already: a resend after a lost answer.
+		return signal.Answer{Status: signal.StatusDuplicate}
+	}
+	if seq != 0 && prev != 0 && r.last != 0 && prev != r.last {
+		return signal.Answer{Status: signal.StatusRejected, Reason: string(reject.OutOfOrder),
+			Error: fmt.Sprintf("signal %d follows %d, but the last decided is %d: resend from there", seq, prev, r.last)}
+	}
+	ans := r.decide(ctx, m)
+	if seq != 0 && !(ans.Status == signal.StatusRejected && retryable(ans.Reason)) {
+		r.last = seq
+	}
+	return ans
+}
+
+// order reads the link's hop headers; seq is 0 when they are absent (a
+// plain NATS client on the link makes no ordering claim).
+func (r *Receiver) order(h nats.Header) (seq, prev uint64) {
+	seq, err := strconv.ParseUint(h.Get(HeaderSeq), 10, 64)
+	if err != nil {
+		return 0, 0
+	}
+	prev, _ = strconv.ParseUint(h.Get(HeaderPrev), 10, 64)
+	if ep := h.Get(HeaderEpoch); ep != r.epoch {
+		r.epoch, r.last = ep, 0 // a new store at the sender
+	}
+	return seq, prev
+}
+
+func (r *Receiver) decide(ctx context.Context, m *nats.Msg) signal.Answer {
 	if !r.limiter.Allow() {
 		// Not a dead letter: an anfed sender keeps the signal and resends
 		// it. Counted, so a flood shows per peer.

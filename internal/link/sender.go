@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 	"github.com/rs/zerolog"
 
 	"github.com/anfed/anfed/internal/exportpolicy"
@@ -16,16 +18,39 @@ import (
 	"github.com/anfed/anfed/internal/subject"
 )
 
+// Hop headers of the link protocol. They order and correlate a link's
+// messages; they are not part of the signal.
+const (
+	// HeaderSeq is the sender's store sequence of the signal.
+	HeaderSeq = "Anfed-Seq"
+	// HeaderPrev is the store sequence of the signal the sender exported
+	// to this peer just before, or 0 when it makes no claim (after a
+	// restart). The receiver refuses a signal whose Prev it has not
+	// decided yet, so a lost message is resent before any later one is
+	// taken: per-source order holds across link cuts.
+	HeaderPrev = "Anfed-Prev"
+	// HeaderEpoch names the sender's store; a new store restarts the
+	// sequence.
+	HeaderEpoch = "Anfed-Epoch"
+)
+
+// DefaultWindow is how many signals a sender keeps in flight to a peer.
+const DefaultWindow = 512
+
 // Sender forwards our stored signals to one peer, in store order, through a
-// durable JetStream consumer: a signal is acknowledged in the store only
-// when the peer answered. While the peer is unreachable the sender retries
-// the same signal with backoff, so order is kept and nothing is skipped.
+// durable JetStream consumer. Up to a window of signals are in flight; a
+// signal is acknowledged in the store only when the peer answered that it
+// stored or refused it. When the peer does not answer, or answers that it
+// cannot take a signal now, the sender waits with backoff and resends
+// everything unanswered, in order. Nothing is skipped and order is kept.
 type Sender struct {
 	self, peer string
 	cons       jetstream.Consumer
-	nc         *nats.Conn // in the peer account, inbox prefix an.ack.<self>
+	nc         *nats.Conn // in the peer account
 	policy     *exportpolicy.Policy
 	log        zerolog.Logger
+	epoch      string
+	window     int
 	timeout    time.Duration
 	minBackoff time.Duration
 	maxBackoff time.Duration
@@ -34,8 +59,7 @@ type Sender struct {
 // ConsumerName is the durable consumer of the sender to peer.
 func ConsumerName(peer string) string { return "export-" + peer }
 
-// ConsumerConfig is the durable consumer a sender reads. One signal is in
-// flight at a time, which keeps per-source order across retries.
+// ConsumerConfig is the durable consumer a sender reads.
 func ConsumerConfig(peer string) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       ConsumerName(peer),
@@ -43,104 +67,239 @@ func ConsumerConfig(peer string) jetstream.ConsumerConfig {
 		FilterSubject: subject.Signals,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
-		MaxAckPending: 1,
+		AckWait:       time.Minute,
+		MaxAckPending: DefaultWindow,
 		MaxDeliver:    -1,
 	}
 }
 
-// NewSender returns the sender of operator self to peer.
-func NewSender(self, peer string, cons jetstream.Consumer, nc *nats.Conn, policy *exportpolicy.Policy, log zerolog.Logger) *Sender {
+// NewSender returns the sender of operator self to peer. epoch names our
+// store (its creation time).
+func NewSender(self, peer, epoch string, cons jetstream.Consumer, nc *nats.Conn, policy *exportpolicy.Policy, log zerolog.Logger) *Sender {
 	return &Sender{
-		self: self, peer: peer, cons: cons, nc: nc, policy: policy,
+		self: self, peer: peer, epoch: epoch, cons: cons, nc: nc, policy: policy,
 		log:        log.With().Str("peer", peer).Logger(),
+		window:     DefaultWindow,
 		timeout:    2 * time.Second,
 		minBackoff: 50 * time.Millisecond,
 		maxBackoff: 2 * time.Second,
 	}
 }
 
+// entry is one exported signal in flight.
+type entry struct {
+	msg    jetstream.Msg
+	seq    uint64
+	out    *nats.Msg
+	sentAt time.Time
+	done   bool
+}
+
 // Run forwards until ctx is done.
 func (s *Sender) Run(ctx context.Context) error {
-	it, err := s.cons.Messages(jetstream.PullMaxMessages(1))
+	it, err := s.cons.Messages(jetstream.PullMaxMessages(s.window))
 	if err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
 	defer it.Stop()
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return nil
+	in := make(chan jetstream.Msg)
+	feedDone := make(chan struct{})
+	go func() {
+		defer close(feedDone)
+		for {
+			m, err := it.Next()
+			if err != nil {
+				if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+					return
+				}
+				s.log.Warn().Err(err).Msg("link: export consumer")
+				continue
 			}
-			s.log.Warn().Err(err).Msg("link: export consumer")
-			continue
+			select {
+			case in <- m:
+			case <-ctx.Done():
+				return
+			}
 		}
-		s.forward(ctx, msg)
+	}()
+	defer func() { it.Stop(); <-feedDone }()
+
+	replyPrefix := "an.ack." + s.self + "." + nuid.Next()
+	replies := make(chan *nats.Msg, 4*s.window)
+	sub, err := s.nc.ChanSubscribe(replyPrefix+".*", replies)
+	if err != nil {
+		return err
 	}
+	defer sub.Unsubscribe()
+	if err := s.nc.Flush(); err != nil {
+		return err
+	}
+	return s.loop(ctx, in, replies, replyPrefix)
 }
 
-func (s *Sender) forward(ctx context.Context, msg jetstream.Msg) {
-	k, err := subject.ParseSignal(msg.Subject())
-	if err != nil {
-		s.log.Error().Err(err).Msg("link: stored signal has a bad subject; skipped")
-		_ = msg.Term()
-		return
-	}
-	ev, err := signal.DecodeStructured(msg.Data())
-	if err != nil {
-		s.log.Error().Err(err).Str("subject", msg.Subject()).Msg("link: stored signal does not decode; skipped")
-		_ = msg.Term()
-		return
-	}
-	if d := s.policy.Decide(ev, k.Class); !d.Export {
-		s.log.Debug().Str("type", ev.Type).Str("subject", ev.Subject).Str("rule", d.Rule).Msg("link: not exported")
-		_ = msg.Ack()
-		return
-	}
-	ev.Path = append(ev.Path, s.self)
-	out := nats.NewMsg(subject.Link(s.self, k))
-	out.Data = ev.Encode()
+func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-chan *nats.Msg, replyPrefix string) error {
+	var (
+		window   []*entry
+		bySeq    = map[uint64]*entry{}
+		lastSeq  uint64 // the last exported signal's sequence: the next one's Prev
+		stalled  bool
+		resendAt time.Time
+		backoff  = s.minBackoff
+		failures int
+		tick     = time.NewTicker(50 * time.Millisecond)
+		progress = time.NewTicker(15 * time.Second)
+	)
+	defer tick.Stop()
+	defer progress.Stop()
 
-	backoff := s.minBackoff
-	for attempt := 1; ; attempt++ {
-		out.Header.Set(HeaderSent, strconv.FormatInt(time.Now().UnixNano(), 10))
-		rctx, cancel := context.WithTimeout(ctx, s.timeout)
-		resp, err := s.nc.RequestMsgWithContext(rctx, out)
-		cancel()
-		if err == nil {
-			ans, perr := signal.ParseAnswer(resp.Data)
-			switch {
-			case perr != nil:
-				err = perr
-			case ans.OK():
-				_ = msg.Ack()
-				return
-			case ans.Reason == string(reject.Unavailable) || ans.Reason == string(reject.RateLimited):
-				err = ans.Err()
-			default:
-				// Refused for good: retrying cannot help. The peer
-				// counted it and kept it in its dead-letter stream.
-				s.log.Warn().Str("type", ev.Type).Str("subject", ev.Subject).Str("id", ev.ID).
-					Str("reason", ans.Reason).Str("error", ans.Error).Msg("link: peer refused signal")
-				_ = msg.Ack()
-				return
-			}
+	send := func(e *entry) {
+		e.out.Header.Set(HeaderSent, strconv.FormatInt(time.Now().UnixNano(), 10))
+		e.sentAt = time.Now()
+		if err := s.nc.PublishMsg(e.out); err != nil {
+			// The connection is closing or its buffer is full: the
+			// timeout below resends.
+			s.log.Debug().Err(err).Msg("link: publish")
 		}
-		if ctx.Err() != nil {
-			return // not acknowledged: redelivered after restart
+	}
+	stall := func(why string, err error) {
+		if stalled {
+			return
 		}
-		if attempt == 1 || attempt%20 == 0 {
-			s.log.Info().Err(err).Int("attempt", attempt).Str("id", ev.ID).Msg("link: peer not answering; retrying")
+		stalled = true
+		failures++
+		resendAt = time.Now().Add(backoff)
+		if failures == 1 || failures%20 == 0 {
+			s.log.Info().Err(err).Str("why", why).Int("unanswered", len(window)).Int("attempt", failures).Msg("link: peer not taking signals; will resend")
+		}
+		backoff = min(2*backoff, s.maxBackoff)
+	}
+	popDone := func() {
+		for len(window) > 0 && window[0].done {
+			e := window[0]
+			_ = e.msg.Ack()
+			delete(bySeq, e.seq)
+			window[0] = nil
+			window = window[1:]
+		}
+	}
+
+	for {
+		var inCh <-chan jetstream.Msg
+		if len(window) < s.window {
+			inCh = in
 		}
 		select {
 		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
+			return nil // unacknowledged signals are redelivered after restart
+
+		case m := <-inCh:
+			e, ok := s.prepare(m, lastSeq, replyPrefix)
+			if !ok {
+				continue // decided here: not for this peer
+			}
+			lastSeq = e.seq
+			window = append(window, e)
+			bySeq[e.seq] = e
+			if !stalled {
+				send(e)
+			}
+
+		case r := <-replies:
+			seq, err := strconv.ParseUint(r.Subject[strings.LastIndexByte(r.Subject, '.')+1:], 10, 64)
+			e := bySeq[seq]
+			if err != nil || e == nil || e.done {
+				continue // an answer to a resend already answered
+			}
+			ans, err := signal.ParseAnswer(r.Data)
+			switch {
+			case err != nil:
+				stall("bad answer", err)
+			case ans.OK():
+				e.done = true
+			case retryable(ans.Reason):
+				stall(ans.Reason, ans.Err())
+			default:
+				// Refused for good: retrying cannot help. The peer counted
+				// it and kept it in its dead-letter stream.
+				ev := e.out.Header.Get(HeaderSeq)
+				s.log.Warn().Str("seq", ev).Str("reason", ans.Reason).Str("error", ans.Error).Msg("link: peer refused signal")
+				e.done = true
+			}
+			if e.done {
+				popDone()
+				if !stalled {
+					backoff, failures = s.minBackoff, 0
+				}
+			}
+
+		case now := <-tick.C:
+			if stalled && !now.Before(resendAt) {
+				stalled = false
+				for _, e := range window {
+					if !e.done {
+						send(e)
+					}
+				}
+				continue
+			}
+			if !stalled && len(window) > 0 {
+				front := window[0]
+				if !front.done && now.Sub(front.sentAt) > s.timeout {
+					stall("timeout", errors.New("no answer within "+s.timeout.String()))
+				}
+			}
+
+		case <-progress.C:
+			// Keep unanswered signals ours while the peer is away.
+			for _, e := range window {
+				_ = e.msg.InProgress()
+			}
 		}
-		backoff = min(2*backoff, s.maxBackoff)
-		_ = msg.InProgress()
 	}
+}
+
+// retryable reports whether a refusal is about now, not about the signal.
+func retryable(reason string) bool {
+	switch reject.Reason(reason) {
+	case reject.Unavailable, reject.RateLimited, reject.OutOfOrder:
+		return true
+	}
+	return false
+}
+
+// prepare turns a stored signal into a link message, or decides that it
+// is not for this peer (and acknowledges it).
+func (s *Sender) prepare(m jetstream.Msg, prev uint64, replyPrefix string) (*entry, bool) {
+	meta, err := m.Metadata()
+	if err != nil {
+		s.log.Error().Err(err).Msg("link: stored signal without metadata; skipped")
+		_ = m.Term()
+		return nil, false
+	}
+	k, err := subject.ParseSignal(m.Subject())
+	if err != nil {
+		s.log.Error().Err(err).Msg("link: stored signal has a bad subject; skipped")
+		_ = m.Term()
+		return nil, false
+	}
+	ev, err := signal.DecodeStructured(m.Data())
+	if err != nil {
+		s.log.Error().Err(err).Str("subject", m.Subject()).Msg("link: stored signal does not decode; skipped")
+		_ = m.Term()
+		return nil, false
+	}
+	if d := s.policy.Decide(ev, k.Class); !d.Export {
+		s.log.Trace().Str("type", ev.Type).Str("subject", ev.Subject).Str("rule", d.Rule).Msg("link: not exported")
+		_ = m.Ack()
+		return nil, false
+	}
+	ev.Path = append(ev.Path, s.self)
+	seq := meta.Sequence.Stream
+	out := nats.NewMsg(subject.Link(s.self, k))
+	out.Reply = replyPrefix + "." + strconv.FormatUint(seq, 10)
+	out.Data = ev.Encode()
+	out.Header.Set(HeaderSeq, strconv.FormatUint(seq, 10))
+	out.Header.Set(HeaderPrev, strconv.FormatUint(prev, 10))
+	out.Header.Set(HeaderEpoch, s.epoch)
+	return &entry{msg: m, seq: seq, out: out}, true
 }

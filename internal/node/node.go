@@ -58,6 +58,8 @@ type Node struct {
 	obs     observe.Multi
 	catalog *schemacheck.Catalog
 
+	intake     *intake.Intake
+	intakeDone chan struct{}
 	signingKey nkeys.KeyPair
 	signer     *origin.Signer
 	deps       link.ReceiverDeps
@@ -122,7 +124,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	rctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	insp := inspect.New(n.catalog, 0)
-	in := intake.New(n.ID(), insp, n.signer, n.store, n.obs, n.log)
+	in := intake.New(intake.Deps{Self: n.ID(), Conn: n.ops, Inspector: insp, Signer: n.signer, Store: n.store, Observer: n.obs, Log: n.log})
+	n.intakeDone = make(chan struct{})
+	go func() {
+		defer close(n.intakeDone)
+		in.Run()
+	}()
+	n.intake = in
 	n.deps.Inspector, n.deps.Store, n.deps.Observer = insp, n.store, n.obs
 	for _, s := range []string{subject.IntakePrefix, subject.Intake} {
 		if err := n.subscribe(n.ops, s, in.Handle); err != nil {
@@ -291,7 +299,11 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 	if err != nil {
 		return fmt.Errorf("export consumer for %s: %w", p.ID, err)
 	}
-	snd := link.NewSender(n.ID(), p.ID, cons, nc, exportpolicy.New(n.ID(), p), n.log)
+	epoch, err := n.store.Epoch(ctx)
+	if err != nil {
+		return err
+	}
+	snd := link.NewSender(n.ID(), p.ID, epoch, cons, nc, exportpolicy.New(n.ID(), p), n.log)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -300,6 +312,15 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 		}
 	}()
 	return nil
+}
+
+// waitDrained waits, briefly, until a draining subscription has handled
+// what it had.
+func waitDrained(s *nats.Subscription) {
+	deadline := time.Now().Add(5 * time.Second)
+	for s.IsValid() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // ClientURL is the TCP URL local clients use ("" without a client listener).
@@ -353,7 +374,16 @@ func (n *Node) Stop() {
 	for _, s := range n.subs {
 		_ = s.Drain()
 	}
+	for _, s := range n.subs {
+		waitDrained(s)
+	}
 	n.subs = nil
+	if n.intake != nil {
+		// Every signal intake took is answered before the server stops.
+		n.intake.Close()
+		<-n.intakeDone
+		n.intake = nil
+	}
 	if n.cancel != nil {
 		n.cancel()
 	}

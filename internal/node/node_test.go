@@ -109,7 +109,7 @@ func pairWith(t *testing.T, exportAB, importBA []string, edit func(*config.Confi
 func startNode(t *testing.T, cfg *config.Config, opts ...node.Option) *node.Node {
 	t.Helper()
 	opts = append([]node.Option{
-		node.WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel)),
+		node.WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(testLogLevel)),
 		node.WithSigningKey(operatorKey(t, cfg.Operator.ID)),
 	}, opts...)
 	n := node.New(cfg, opts...)
@@ -201,3 +201,5 @@ func TestSignalCrossesBoundary(t *testing.T) {
 	want.DSSEMaterial, want.SignedExtAttrs = rx.DSSEMaterial, rx.SignedExtAttrs
 	assert.Equal(t, &want, rx)
 }
+
+var testLogLevel = zerolog.ErrorLevel

@@ -9,6 +9,7 @@ package origin
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -42,7 +43,7 @@ var coreAttrs = []string{"id", "source", "specversion", "type", "datacontenttype
 
 // Signer signs signals with one operator's key.
 type Signer struct {
-	kp    nkeys.KeyPair
+	key   ed25519.PrivateKey
 	keyID string
 }
 
@@ -52,7 +53,16 @@ func NewSigner(kp nkeys.KeyPair) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
-	return &Signer{kp: kp, keyID: pub}, nil
+	// Expand the seed once: nkeys does it again on every Sign.
+	seed, err := kp.Seed()
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	_, raw, err := nkeys.DecodeSeed(seed)
+	if err != nil || len(raw) != ed25519.SeedSize {
+		return nil, fmt.Errorf("signing key: not an ed25519 seed")
+	}
+	return &Signer{key: ed25519.NewKeyFromSeed(raw), keyID: pub}, nil
 }
 
 // KeyID is the signer's public key, as peers pin it.
@@ -73,10 +83,7 @@ func (s *Signer) Sign(ev *signal.Event) error {
 	}
 	ev.SignedExtAttrs = strings.Join(names, ",")
 	digest := Digest(ev, names)
-	sig, err := s.kp.Sign(pae(PayloadType, digest[:]))
-	if err != nil {
-		return fmt.Errorf("sign %s: %w", ev.ID, err)
-	}
+	sig := ed25519.Sign(s.key, pae(PayloadType, digest[:]))
 	env := envelope{
 		Payload:     base64.StdEncoding.EncodeToString(digest[:]),
 		PayloadType: PayloadType,

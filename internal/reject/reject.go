@@ -30,6 +30,7 @@ const (
 	UnknownOrigin    Reason = "unknown-origin"    // no signing key pinned for the origin
 	Expired          Reason = "expired"           // expirytime has passed: the condition is void
 	RateLimited      Reason = "rate-limited"      // over the peer's import rate
+	OutOfOrder       Reason = "out-of-order"      // a link message whose predecessor was not decided yet
 )
 
 // Error is a refusal with its reason and a human explanation that says what

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,7 +40,7 @@ type Store struct {
 // Open creates or updates the streams and returns a Store writing through nc
 // (a connection to the operations account).
 func Open(ctx context.Context, nc *nats.Conn, lim Limits) (*Store, error) {
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -92,6 +93,27 @@ func (s *Store) Put(ctx context.Context, subj, key string, body []byte) (dup boo
 		return false, fmt.Errorf("store %s: %w", subj, err)
 	}
 	return ack.Duplicate, nil
+}
+
+// PutAsync is Put without waiting: the future completes when JetStream
+// stored the signal (PubAck.Duplicate set for a duplicate) or failed to.
+func (s *Store) PutAsync(subj, key string, body []byte) (jetstream.PubAckFuture, error) {
+	rest, ok := strings.CutPrefix(subj, subject.SignalPrefix+".")
+	if !ok {
+		return nil, fmt.Errorf("store %s: not a signal subject", subj)
+	}
+	msg := &nats.Msg{Subject: subject.StorePrefix + "." + rest, Data: body}
+	return s.js.PublishMsgAsync(msg, jetstream.WithMsgID(key), jetstream.WithExpectStream(SignalStream))
+}
+
+// Epoch names this store: the signal stream's creation time. A new store
+// (data lost or wiped) has a new epoch.
+func (s *Store) Epoch(ctx context.Context) (string, error) {
+	st, err := s.js.Stream(ctx, SignalStream)
+	if err != nil {
+		return "", fmt.Errorf("stream %s: %w", SignalStream, err)
+	}
+	return strconv.FormatInt(st.CachedInfo().Created.UnixNano(), 36), nil
 }
 
 // Header names on dead letters.

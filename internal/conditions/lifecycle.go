@@ -1,0 +1,185 @@
+package conditions
+
+import (
+	"cmp"
+	"container/heap"
+	"slices"
+	"time"
+)
+
+// Tick applies time: conditions whose expiry is at or before now are
+// removed (Expire), tombstones past their time are forgotten, and for each
+// peer whose link is down, its active conditions turn stale once the grace
+// time has passed (Stale) and are removed once the withdraw time has passed
+// too (Withdraw). A Tick that jumps past both deadlines reports Stale then
+// Withdraw, so consumers always see the same story. Changes are ordered by
+// expiry, then peer, then key; each is also sent to subscribers.
+func (t *Table) Tick(now time.Time) []Change {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := nanos(now)
+	var out []Change
+
+	var due []*entry
+	for len(t.due) > 0 && t.due[0].due <= n {
+		due = append(due, heap.Pop(&t.due).(*entry))
+	}
+	slices.SortStableFunc(due, func(a, b *entry) int { return cmp.Or(cmp.Compare(a.due, b.due), compareEntries(a, b)) })
+	for _, e := range due {
+		if !e.isLive() {
+			t.remove(e) // tombstone past its time
+			continue
+		}
+		t.unlive(e)
+		e.status = stExpired
+		out = append(out, Change{Kind: Expire, Condition: e.condition()})
+		t.bury(e, n)
+	}
+
+	var down []*peerTable
+	for _, p := range t.peers {
+		if p.down && p.live > 0 {
+			down = append(down, p)
+		}
+	}
+	slices.SortFunc(down, func(a, b *peerTable) int { return cmp.Compare(a.name, b.name) })
+	for _, p := range down {
+		staleAt := addNanos(p.downAt, p.grace)
+		if n >= staleAt && p.live > p.stale {
+			for _, e := range p.sorted() {
+				if e.status == stActive {
+					e.status = stStale
+					p.stale++
+					out = append(out, Change{Kind: Stale, Condition: e.condition()})
+				}
+			}
+		}
+		if n >= addNanos(staleAt, p.linger) {
+			for _, e := range p.sorted() {
+				if !e.isLive() {
+					continue
+				}
+				t.unlive(e)
+				c := e.condition()
+				c.Status = StatusWithdrawn
+				out = append(out, Change{Kind: Withdraw, Condition: c})
+				e.status = 0
+				t.remove(e)
+			}
+		}
+	}
+
+	for _, c := range out {
+		t.broadcast(c)
+	}
+	return out
+}
+
+// LinkDown marks the peer's link down at `at`. From `at`+grace its
+// conditions are stale, and from `at`+grace+withdrawAfter they are
+// withdrawn (both applied by Tick). While the link stays down, another
+// LinkDown keeps the first `at` but takes the new durations.
+func (t *Table) LinkDown(peer string, at time.Time, grace, withdrawAfter time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.peer(peer)
+	if !p.down {
+		p.down = true
+		p.downAt = nanos(at)
+	}
+	p.grace, p.linger = max(grace, 0), max(withdrawAfter, 0)
+}
+
+// LinkUp marks the peer's link up: its stale conditions are active again
+// (Fresh each, sorted by key, also sent to subscribers). The peer then
+// resends, and Apply updates what changed meanwhile; what it resends
+// unchanged is a no-op.
+func (t *Table) LinkUp(peer string) []Change {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.peers[peer]
+	if p == nil || !p.down {
+		return nil
+	}
+	p.down = false
+	var out []Change
+	if p.stale > 0 {
+		for _, e := range p.sorted() {
+			if e.status == stStale {
+				e.status = stActive
+				out = append(out, Change{Kind: Fresh, Condition: e.condition()})
+			}
+		}
+		p.stale = 0
+	}
+	if len(p.m) == 0 {
+		delete(t.peers, p.name)
+	}
+	for _, c := range out {
+		t.broadcast(c)
+	}
+	return out
+}
+
+// sorted returns the peer's live entries sorted by key.
+func (p *peerTable) sorted() []*entry {
+	out := make([]*entry, 0, p.live)
+	for _, e := range p.m {
+		if e.isLive() {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, compareEntries)
+	return out
+}
+
+func compareEntries(a, b *entry) int {
+	return cmp.Or(
+		cmp.Compare(a.peer.name, b.peer.name),
+		cmp.Compare(a.k.origin.Value(), b.k.origin.Value()),
+		cmp.Compare(a.k.class.Value(), b.k.class.Value()),
+		cmp.Compare(a.k.subject, b.k.subject),
+	)
+}
+
+// schedule sets when Tick must look at e; 0 takes it off the schedule.
+func (t *Table) schedule(e *entry, due int64) {
+	switch {
+	case due == 0 && e.heapIdx >= 0:
+		heap.Remove(&t.due, int(e.heapIdx))
+	case due == 0:
+	case e.heapIdx >= 0:
+		e.due = due
+		heap.Fix(&t.due, int(e.heapIdx))
+	default:
+		e.due = due
+		heap.Push(&t.due, e)
+	}
+}
+
+// dueHeap orders entries by the time Tick must look at them. Each entry
+// knows its index, so an update moves it in O(log n) and leaves no garbage.
+type dueHeap []*entry
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].due < h[j].due }
+func (h dueHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIdx = int32(i)
+	h[j].heapIdx = int32(j)
+}
+
+func (h *dueHeap) Push(x any) {
+	e := x.(*entry)
+	e.heapIdx = int32(len(*h))
+	*h = append(*h, e)
+}
+
+func (h *dueHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	e.heapIdx = -1
+	return e
+}

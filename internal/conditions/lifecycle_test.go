@@ -1,0 +1,305 @@
+package conditions
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/anfed/anfed/internal/signal"
+)
+
+// kinds renders changes as "kind subject" for timeline checks.
+func kinds(cs []Change) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, string(c.Kind)+" "+c.Condition.Peer+" "+c.Condition.Subject)
+	}
+	return out
+}
+
+// tick is one Tick of a timeline: at offset at, the changes wanted.
+type tick struct {
+	at   time.Duration
+	want []string
+}
+
+func runTicks(t *testing.T, tbl *Table, ticks []tick) {
+	t.Helper()
+	for _, tk := range ticks {
+		assert.Equal(t, tk.want, kinds(tbl.Tick(t0.Add(tk.at))), "tick at %v", tk.at)
+	}
+}
+
+func TestTickExpiry(t *testing.T) {
+	tests := []struct {
+		name  string
+		steps []step
+		ticks []tick
+		len   int
+	}{
+		{
+			name: "expires at its expiry time",
+			steps: []step{
+				{ev: withExpiry(sig("b", "s/1", "e1", signal.Raised), t0.Add(10*time.Second)), seq: 1, wantKind: Upsert},
+				{ev: sig("b", "s/2", "e2", signal.Raised), seq: 2, wantKind: Upsert},
+			},
+			ticks: []tick{{at: 9 * time.Second}, {at: 10 * time.Second, want: []string{"expire b s/1"}}, {at: time.Hour}},
+			len:   1,
+		},
+		{
+			name: "an update moves the expiry",
+			steps: []step{
+				{ev: withExpiry(sig("b", "s/1", "e1", signal.Raised), t0.Add(10*time.Second)), seq: 1, wantKind: Upsert},
+				{at: 5 * time.Second, ev: withExpiry(sig("b", "s/1", "e2", signal.Updated), t0.Add(20*time.Second)), seq: 2, wantKind: Upsert},
+			},
+			ticks: []tick{{at: 10 * time.Second}, {at: 20 * time.Second, want: []string{"expire b s/1"}}},
+		},
+		{
+			name: "an update without expiry removes it",
+			steps: []step{
+				{ev: withExpiry(sig("b", "s/1", "e1", signal.Raised), t0.Add(10*time.Second)), seq: 1, wantKind: Upsert},
+				{ev: sig("b", "s/1", "e2", signal.Updated), seq: 2, wantKind: Upsert},
+			},
+			ticks: []tick{{at: time.Hour}},
+			len:   1,
+		},
+		{
+			name: "expiries come out in time order, then by key",
+			steps: []step{
+				{ev: withExpiry(sig("b", "s/3", "e1", signal.Raised), t0.Add(2*time.Second)), seq: 1, wantKind: Upsert},
+				{ev: withExpiry(sig("b", "s/2", "e2", signal.Raised), t0.Add(time.Second)), seq: 2, wantKind: Upsert},
+				{peer: "a", ev: withExpiry(sig("a", "s/9", "e3", signal.Raised), t0.Add(time.Second)), seq: 3, wantKind: Upsert},
+			},
+			ticks: []tick{{at: time.Minute, want: []string{"expire a s/9", "expire b s/2", "expire b s/3"}}},
+		},
+		{
+			name: "a cleared condition does not expire",
+			steps: []step{
+				{ev: withExpiry(sig("b", "s/1", "e1", signal.Raised), t0.Add(10*time.Second)), seq: 1, wantKind: Upsert},
+				{ev: sig("b", "s/1", "e2", signal.Cleared), seq: 2, wantKind: Clear},
+			},
+			ticks: []tick{{at: 10 * time.Second}, {at: time.Hour}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newClock()
+			tbl := New(WithClock(clk.Now))
+			runSteps(t, tbl, clk, tt.steps)
+			runTicks(t, tbl, tt.ticks)
+			assert.Equal(t, tt.len, tbl.Len(""))
+		})
+	}
+}
+
+func TestTombstone(t *testing.T) {
+	clk := newClock()
+	tbl := New(WithClock(clk.Now), WithTombstoneTTL(time.Minute))
+	runSteps(t, tbl, clk, []step{
+		{ev: withExpiry(sig("b", "s/1", "e1", signal.Raised), t0.Add(time.Second)), seq: 1, wantKind: Upsert},
+	})
+	runTicks(t, tbl, []tick{{at: time.Second, want: []string{"expire b s/1"}}})
+	// A redelivery of the expired signal is recognised while the tombstone lives.
+	runSteps(t, tbl, clk, []step{{at: 30 * time.Second, ev: sig("b", "s/1", "e1", signal.Raised), seq: 1}})
+	// Once forgotten, the key is new again.
+	runTicks(t, tbl, []tick{{at: 61 * time.Second}})
+	runSteps(t, tbl, clk, []step{{at: 62 * time.Second, ev: sig("b", "s/1", "e1", signal.Raised), seq: 1, wantKind: Upsert, check: func(t *testing.T, c Change) {
+		assert.Equal(t, 1, c.Condition.Changes, "history went with the tombstone")
+	}}})
+
+	t.Run("off", func(t *testing.T) {
+		clk := newClock()
+		tbl := New(WithClock(clk.Now), WithTombstoneTTL(0))
+		runSteps(t, tbl, clk, []step{
+			{ev: sig("b", "s/1", "e1", signal.Raised), seq: 1, wantKind: Upsert},
+			{ev: sig("b", "s/1", "e2", signal.Cleared), seq: 2, wantKind: Clear},
+			{ev: sig("b", "s/1", "e1", signal.Raised), seq: 1, wantKind: Upsert},
+		})
+		assert.Empty(t, tbl.due)
+	})
+}
+
+func TestLinkDown(t *testing.T) {
+	const grace, withdraw = 30 * time.Second, time.Minute
+	tests := []struct {
+		name  string
+		ticks []tick
+		stale []string // Snapshot of b with IncludeStale after the ticks
+	}{
+		{
+			name: "stale after grace, withdrawn after grace+withdraw",
+			ticks: []tick{
+				{at: grace - time.Nanosecond},
+				{at: grace, want: []string{"stale b s/1", "stale b s/2"}},
+				{at: grace + time.Second},
+				{at: grace + withdraw - time.Nanosecond},
+				{at: grace + withdraw, want: []string{"withdraw b s/1", "withdraw b s/2"}},
+				{at: time.Hour},
+			},
+		},
+		{
+			name: "a late tick reports stale then withdraw",
+			ticks: []tick{
+				{at: time.Hour, want: []string{"stale b s/1", "stale b s/2", "withdraw b s/1", "withdraw b s/2"}},
+			},
+		},
+		{
+			name:  "stale conditions are held but not active",
+			ticks: []tick{{at: grace, want: []string{"stale b s/1", "stale b s/2"}}},
+			stale: []string{"s/1", "s/2"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newClock()
+			var seen []Change
+			tbl := New(WithClock(clk.Now))
+			ch, cancel := tbl.Subscribe(100)
+			defer cancel()
+			runSteps(t, tbl, clk, []step{
+				{ev: sig("b", "s/2", "e2", signal.Raised), seq: 2, wantKind: Upsert},
+				{ev: sig("b", "s/1", "e1", signal.Raised), seq: 1, wantKind: Upsert},
+				{peer: "c", ev: sig("c", "s/1", "e1", signal.Raised), seq: 1, wantKind: Upsert},
+			})
+			tbl.LinkDown("b", t0, grace, withdraw)
+			tbl.LinkDown("b", t0.Add(10*time.Second), grace, withdraw) // still down: keeps the first time
+			var all []string
+			for _, tk := range tt.ticks {
+				cs := tbl.Tick(t0.Add(tk.at))
+				assert.Equal(t, tk.want, kinds(cs), "tick at %v", tk.at)
+				all = append(all, kinds(cs)...)
+			}
+			for len(ch) > 0 {
+				seen = append(seen, <-ch)
+			}
+			assert.Equal(t, append([]string{"upsert b s/2", "upsert b s/1", "upsert c s/1"}, all...), kinds(seen), "subscribers see the same changes")
+
+			var held []string
+			for _, c := range tbl.Snapshot(Filter{Peer: "b", IncludeStale: true}) {
+				assert.Equal(t, StatusStale, c.Status)
+				held = append(held, c.Subject)
+			}
+			assert.Equal(t, tt.stale, held)
+			assert.Empty(t, tbl.Snapshot(Filter{Peer: "b"}))
+			assert.Equal(t, len(tt.stale), tbl.Len("b"))
+			assert.Equal(t, 1, tbl.Len("c"), "another peer is untouched")
+		})
+	}
+}
+
+func TestLinkUp(t *testing.T) {
+	const grace, withdraw = 30 * time.Second, time.Minute
+	setup := func(t *testing.T) (*Table, *clock) {
+		clk := newClock()
+		tbl := New(WithClock(clk.Now))
+		runSteps(t, tbl, clk, []step{
+			{ev: sig("b", "s/1", "e1", signal.Raised), seq: 1, wantKind: Upsert},
+			{ev: sig("b", "s/2", "e2", signal.Raised), seq: 2, wantKind: Upsert},
+		})
+		tbl.LinkDown("b", t0, grace, withdraw)
+		return tbl, clk
+	}
+
+	t.Run("before withdraw restores", func(t *testing.T) {
+		tbl, clk := setup(t)
+		runTicks(t, tbl, []tick{{at: grace, want: []string{"stale b s/1", "stale b s/2"}}})
+		cs := tbl.LinkUp("b")
+		assert.Equal(t, []string{"fresh b s/1", "fresh b s/2"}, kinds(cs))
+		for _, c := range cs {
+			assert.Equal(t, StatusActive, c.Condition.Status)
+		}
+		runTicks(t, tbl, []tick{{at: time.Hour}})
+		assert.Len(t, tbl.Snapshot(Filter{}), 2)
+		// The peer resends: unchanged is a no-op, changed is an update.
+		runSteps(t, tbl, clk, []step{
+			{at: time.Hour, ev: sig("b", "s/1", "e1", signal.Raised), seq: 1},
+			{at: time.Hour, ev: sig("b", "s/2", "e3", signal.Cleared), seq: 3, wantKind: Clear},
+		})
+		assert.Equal(t, 1, tbl.Len("b"))
+	})
+
+	t.Run("before grace changes nothing", func(t *testing.T) {
+		tbl, _ := setup(t)
+		runTicks(t, tbl, []tick{{at: grace - time.Second}})
+		assert.Empty(t, tbl.LinkUp("b"))
+		runTicks(t, tbl, []tick{{at: time.Hour}})
+		assert.Len(t, tbl.Snapshot(Filter{}), 2)
+	})
+
+	t.Run("after withdraw has nothing to restore", func(t *testing.T) {
+		tbl, clk := setup(t)
+		runTicks(t, tbl, []tick{{at: grace + withdraw, want: []string{"stale b s/1", "stale b s/2", "withdraw b s/1", "withdraw b s/2"}}})
+		assert.Empty(t, tbl.LinkUp("b"))
+		// The resend after a withdraw raises them again: no tombstone held them.
+		runSteps(t, tbl, clk, []step{{at: time.Hour, ev: sig("b", "s/1", "e1", signal.Raised), seq: 1, wantKind: Upsert}})
+	})
+
+	t.Run("a signal while stale is active until the next tick", func(t *testing.T) {
+		tbl, clk := setup(t)
+		runTicks(t, tbl, []tick{{at: grace, want: []string{"stale b s/1", "stale b s/2"}}})
+		runSteps(t, tbl, clk, []step{{at: grace, ev: sig("b", "s/1", "e3", signal.Updated), seq: 3, wantKind: Upsert, check: func(t *testing.T, c Change) {
+			assert.Equal(t, StatusActive, c.Condition.Status)
+		}}})
+		runTicks(t, tbl, []tick{
+			{at: grace + time.Second, want: []string{"stale b s/1"}},
+			{at: grace + withdraw, want: []string{"withdraw b s/1", "withdraw b s/2"}},
+		})
+	})
+
+	t.Run("unknown peer", func(t *testing.T) {
+		tbl, _ := setup(t)
+		assert.Nil(t, tbl.LinkUp("x"))
+		tbl.LinkDown("x", t0, 0, 0)
+		runTicks(t, tbl, []tick{{at: time.Hour, want: []string{"stale b s/1", "stale b s/2", "withdraw b s/1", "withdraw b s/2"}}})
+		assert.Nil(t, tbl.LinkUp("x"))
+		tbl.mu.Lock()
+		assert.NotContains(t, tbl.peers, "x", "an empty peer with its link up is forgotten")
+		tbl.mu.Unlock()
+	})
+}
+
+func TestLinkDownDuringUpdate(t *testing.T) {
+	// Tick must not corrupt the schedule when an entry it withdraws has an expiry.
+	clk := newClock()
+	tbl := New(WithClock(clk.Now))
+	runSteps(t, tbl, clk, []step{
+		{ev: withExpiry(sig("b", "s/1", "e1", signal.Raised), t0.Add(time.Hour)), seq: 1, wantKind: Upsert},
+		{ev: withExpiry(sig("b", "s/2", "e2", signal.Raised), t0.Add(2*time.Hour)), seq: 2, wantKind: Upsert},
+	})
+	tbl.LinkDown("b", t0, time.Second, time.Second)
+	runTicks(t, tbl, []tick{
+		{at: 2 * time.Second, want: []string{"stale b s/1", "stale b s/2", "withdraw b s/1", "withdraw b s/2"}},
+		{at: 3 * time.Hour},
+	})
+	require.Empty(t, tbl.due)
+}
+
+func TestTimeBounds(t *testing.T) {
+	far := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name       string
+		expiry     time.Time
+		wantKind   ChangeKind
+		wantExpiry time.Time
+	}{
+		{"far future is clamped, not wrapped", far, Upsert, maxTime.UTC()},
+		{"far past is void", time.Date(1, 1, 2, 0, 0, 0, 0, time.UTC), "", time.Time{}},
+		{"the epoch is a time, not none", time.Unix(0, 0), "", time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newClock()
+			tbl := New(WithClock(clk.Now))
+			c, err := tbl.Apply("b", "fault", withExpiry(sig("b", "s/1", "e1", signal.Raised), tt.expiry), 1)
+			require.NoError(t, err)
+			assert.Equal(t, tt.wantKind, c.Kind)
+			assert.Equal(t, tt.wantExpiry, c.Condition.Expiry)
+			assert.Empty(t, tbl.Tick(t0.Add(100*365*24*time.Hour)))
+			held := tbl.Len("")
+			assert.Len(t, tbl.Tick(far), held, "past int64 time everything held expires")
+			assert.Zero(t, tbl.Len(""))
+		})
+	}
+}
