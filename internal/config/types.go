@@ -144,6 +144,12 @@ type ImportPolicy struct {
 	// and a burst of 2000.
 	MaxRate  float64 `yaml:"max_rate"`
 	MaxBurst int     `yaml:"max_burst"`
+	// Grace is how long the peer's link may be down before its
+	// conditions go stale (default 30s); WithdrawAfter how long they stay
+	// stale before they are withdrawn and local consumers told so
+	// (default 5m). Like BGP graceful restart.
+	Grace         Duration `yaml:"grace"`
+	WithdrawAfter Duration `yaml:"withdraw_after"`
 }
 
 // Duration is a time.Duration written as "90s", "5m", "72h".

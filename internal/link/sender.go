@@ -78,11 +78,14 @@ func ConsumerConfig(peer string) jetstream.ConsumerConfig {
 func NewSender(self, peer, epoch string, cons jetstream.Consumer, nc *nats.Conn, policy *exportpolicy.Policy, log zerolog.Logger) *Sender {
 	return &Sender{
 		self: self, peer: peer, epoch: epoch, cons: cons, nc: nc, policy: policy,
-		log:        log.With().Str("peer", peer).Logger(),
-		window:     DefaultWindow,
-		timeout:    2 * time.Second,
-		minBackoff: 50 * time.Millisecond,
-		maxBackoff: 2 * time.Second,
+		log:     log.With().Str("peer", peer).Logger(),
+		window:  DefaultWindow,
+		timeout: 500 * time.Millisecond,
+		// Resending to a peer that is away costs little (no interest:
+		// the server drops it), and a short cap lets the backlog start
+		// draining soon after the link is back.
+		minBackoff: 25 * time.Millisecond,
+		maxBackoff: 250 * time.Millisecond,
 	}
 }
 
@@ -139,20 +142,24 @@ func (s *Sender) Run(ctx context.Context) error {
 
 func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-chan *nats.Msg, replyPrefix string) error {
 	var (
-		window   []*entry
-		bySeq    = map[uint64]*entry{}
-		lastSeq  uint64 // the last exported signal's sequence: the next one's Prev
-		stalled  bool
-		resendAt time.Time
-		backoff  = s.minBackoff
-		failures int
-		tick     = time.NewTicker(50 * time.Millisecond)
-		progress = time.NewTicker(15 * time.Second)
+		window    []*entry
+		bySeq     = map[uint64]*entry{}
+		lastSeq   uint64 // the last exported signal's sequence: the next one's Prev
+		stalled   bool
+		resendAt  time.Time
+		lastHeard time.Time // when the peer last answered, or we last (re)sent into silence
+		backoff   = s.minBackoff
+		failures  int
+		tick      = time.NewTicker(50 * time.Millisecond)
+		progress  = time.NewTicker(15 * time.Second)
 	)
 	defer tick.Stop()
 	defer progress.Stop()
 
 	send := func(e *entry) {
+		if len(window) == 1 || lastHeard.IsZero() {
+			lastHeard = time.Now() // the clock for "no answer" starts now
+		}
 		e.out.Header.Set(HeaderSent, strconv.FormatInt(time.Now().UnixNano(), 10))
 		e.sentAt = time.Now()
 		if err := s.nc.PublishMsg(e.out); err != nil {
@@ -205,6 +212,7 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 			}
 
 		case r := <-replies:
+			lastHeard = time.Now()
 			seq, err := strconv.ParseUint(r.Subject[strings.LastIndexByte(r.Subject, '.')+1:], 10, 64)
 			e := bySeq[seq]
 			if err != nil || e == nil || e.done {
@@ -235,6 +243,7 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 		case now := <-tick.C:
 			if stalled && !now.Before(resendAt) {
 				stalled = false
+				lastHeard = now
 				for _, e := range window {
 					if !e.done {
 						send(e)
@@ -242,11 +251,10 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 				}
 				continue
 			}
-			if !stalled && len(window) > 0 {
-				front := window[0]
-				if !front.done && now.Sub(front.sentAt) > s.timeout {
-					stall("timeout", errors.New("no answer within "+s.timeout.String()))
-				}
+			// Silence, not slowness: while answers keep coming the peer is
+			// working through the window, however long it is.
+			if !stalled && len(window) > 0 && now.Sub(lastHeard) > s.timeout {
+				stall("timeout", errors.New("no answer within "+s.timeout.String()))
 			}
 
 		case <-progress.C:

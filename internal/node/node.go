@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nkeys"
 	"github.com/rs/zerolog"
 
+	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/exportpolicy"
 	"github.com/anfed/anfed/internal/inspect"
@@ -59,6 +60,7 @@ type Node struct {
 	catalog *schemacheck.Catalog
 
 	intake     *intake.Intake
+	table      *conditions.Table
 	intakeDone chan struct{}
 	signingKey nkeys.KeyPair
 	signer     *origin.Signer
@@ -141,6 +143,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		if err := n.startPeer(ctx, rctx, &n.cfg.Peers[i]); err != nil {
 			return err
 		}
+	}
+	if err := n.startConditions(ctx, rctx); err != nil {
+		return fmt.Errorf("condition table: %w", err)
 	}
 	n.log.Info().Str("client", n.ClientURL()).Str("leaf", n.LeafURL()).Int("peers", len(n.cfg.Peers)).Msg("node started")
 	return nil

@@ -1,0 +1,249 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/anfed/anfed/internal/conditions"
+	"github.com/anfed/anfed/internal/observe"
+	"github.com/anfed/anfed/internal/signal"
+	"github.com/anfed/anfed/internal/store"
+	"github.com/anfed/anfed/internal/subject"
+)
+
+// Condition-table subjects in the operations account.
+const (
+	// CondPrefix carries each change of the table:
+	// an.cond.<kind>.<origin>.<class>.<service>.<resource>, JSON body.
+	CondPrefix = "an.cond"
+	// APIConditions answers a JSON conditions.Filter with the table.
+	APIConditions = "an.api.conditions"
+	// APIPeers answers with each peer's link state and backlog.
+	APIPeers = "an.api.peers"
+)
+
+// Defaults of a peer's graceful-restart timers.
+const (
+	DefaultGrace         = 30 * time.Second
+	DefaultWithdrawAfter = 5 * time.Minute
+)
+
+// Conditions returns the table's active (and, with IncludeStale, stale)
+// conditions.
+func (n *Node) Conditions(f conditions.Filter) []conditions.Condition {
+	return n.table.Snapshot(f)
+}
+
+// Table is the node's condition table.
+func (n *Node) Table() *conditions.Table { return n.table }
+
+// startConditions rebuilds the table from the store, keeps it fed with
+// every stored signal, watches the links, and serves the table.
+func (n *Node) startConditions(ctx, rctx context.Context) error {
+	n.table = conditions.New()
+	cons, err := n.store.JetStream().OrderedConsumer(ctx, store.SignalStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subject.Signals},
+	})
+	if err != nil {
+		return err
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) { n.applySignal(m) })
+	if err != nil {
+		return err
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		<-rctx.Done()
+		cc.Stop()
+	}()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.watchLinks(rctx)
+	}()
+	for subj, h := range map[string]nats.MsgHandler{APIConditions: n.serveConditions, APIPeers: n.servePeers} {
+		if err := n.subscribe(n.ops, subj, h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *Node) applySignal(m jetstream.Msg) {
+	k, err := subject.ParseSignal(m.Subject())
+	if err != nil {
+		return
+	}
+	ev, err := signal.DecodeStructured(m.Data())
+	if err != nil {
+		return
+	}
+	meta, err := m.Metadata()
+	if err != nil {
+		return
+	}
+	peer := observe.Local
+	if len(ev.Path) > 0 {
+		peer = ev.Path[len(ev.Path)-1]
+	}
+	c, err := n.table.Apply(peer, k.Class, ev, meta.Sequence.Stream)
+	if err != nil {
+		n.log.Debug().Err(err).Str("subject", ev.Subject).Msg("conditions: signal not applied")
+		return
+	}
+	n.announce(c)
+}
+
+// watchLinks turns link state into graceful-restart timers and ticks the
+// table for expiries.
+func (n *Node) watchLinks(ctx context.Context) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	up := map[string]bool{}
+	for _, p := range n.cfg.Peers {
+		up[p.ID] = true // a link is presumed up until seen down
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for i := range n.cfg.Peers {
+				p := &n.cfg.Peers[i]
+				is := n.LinkUp(p.ID)
+				switch {
+				case up[p.ID] && !is:
+					grace, wd := time.Duration(p.Import.Grace), time.Duration(p.Import.WithdrawAfter)
+					if grace <= 0 {
+						grace = DefaultGrace
+					}
+					if wd <= 0 {
+						wd = DefaultWithdrawAfter
+					}
+					n.log.Warn().Str("peer", p.ID).Dur("grace", grace).Msg("link down")
+					n.table.LinkDown(p.ID, now, grace, wd)
+				case !up[p.ID] && is:
+					n.log.Info().Str("peer", p.ID).Msg("link up")
+					for _, c := range n.table.LinkUp(p.ID) {
+						n.announce(c)
+					}
+					n.reinstate(ctx, p.ID)
+				}
+				up[p.ID] = is
+			}
+			for _, c := range n.table.Tick(now) {
+				n.announce(c)
+			}
+		}
+	}
+}
+
+// reinstate puts back a peer's conditions that were withdrawn while its
+// link was down, from the last stored signal of each: what the peer sent
+// since then follows from its backlog, in order, so the table converges to
+// the peer's current state without anything being resent twice.
+func (n *Node) reinstate(ctx context.Context, peer string) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cons, err := n.store.JetStream().OrderedConsumer(cctx, store.SignalStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subject.Signals},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if err != nil {
+		n.log.Warn().Err(err).Str("peer", peer).Msg("conditions: reinstate")
+		return
+	}
+	info, err := cons.Info(cctx)
+	if err != nil {
+		return
+	}
+	for left := info.NumPending; left > 0; {
+		batch, err := cons.Fetch(int(min(left, 1000)), jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			ev, err := signal.DecodeStructured(m.Data())
+			if err == nil && len(ev.Path) > 0 && ev.Path[len(ev.Path)-1] == peer {
+				n.applySignal(m)
+			}
+		}
+		if got == 0 {
+			return
+		}
+		left -= uint64(got)
+	}
+}
+
+// announce tells local consumers of a change of the table.
+func (n *Node) announce(c conditions.Change) {
+	if c.Kind == "" {
+		return
+	}
+	cd := c.Condition
+	svc, res, _ := cutSubject(cd.Subject)
+	subj := CondPrefix + "." + string(c.Kind) + "." + cd.Origin + "." + cd.Class + "." + subject.Token(svc) + "." + subject.Token(res)
+	b, _ := json.Marshal(c) // plain data always marshals
+	if err := n.ops.Publish(subj, b); err != nil {
+		n.log.Debug().Err(err).Msg("conditions: announce")
+	}
+}
+
+func cutSubject(s string) (string, string, bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+func (n *Node) serveConditions(m *nats.Msg) {
+	var f conditions.Filter
+	if len(m.Data) > 0 {
+		if err := json.Unmarshal(m.Data, &f); err != nil {
+			_ = m.Respond([]byte(`{"error":"want a JSON filter: {\"Peer\":\"\",\"Origin\":\"\",\"Class\":\"\",\"Service\":\"\",\"IncludeStale\":false}"}`))
+			return
+		}
+	}
+	b, _ := json.Marshal(n.table.Snapshot(f))
+	_ = m.Respond(b)
+}
+
+// PeerState is what the node says of a peer.
+type PeerState struct {
+	ID         string `json:"id"`
+	Name       string `json:"name,omitempty"`
+	Direction  string `json:"direction"`
+	Up         bool   `json:"up"`
+	Backlog    uint64 `json:"backlog"`
+	Conditions int    `json:"conditions"`
+}
+
+// Peers reports each peer's link state, export backlog and conditions.
+func (n *Node) Peers(ctx context.Context) []PeerState {
+	out := make([]PeerState, 0, len(n.cfg.Peers))
+	for _, p := range n.cfg.Peers {
+		dir := "accept"
+		if p.Dial != nil {
+			dir = "dial"
+		}
+		bl, _ := n.Backlog(ctx, p.ID)
+		out = append(out, PeerState{ID: p.ID, Name: p.Name, Direction: dir, Up: n.LinkUp(p.ID), Backlog: bl, Conditions: n.table.Len(p.ID)})
+	}
+	return out
+}
+
+func (n *Node) servePeers(m *nats.Msg) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	b, _ := json.Marshal(n.Peers(ctx))
+	_ = m.Respond(b)
+}
