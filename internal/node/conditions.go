@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -105,9 +106,10 @@ func (n *Node) watchLinks(ctx context.Context) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	up := map[string]bool{}
-	for _, p := range n.cfg.Peers {
-		up[p.ID] = true // a link is presumed up until seen down
-	}
+	seen := map[string]bool{}
+	withdrawn := map[string]bool{}
+	var reinstating sync.WaitGroup
+	defer reinstating.Wait()
 	for {
 		select {
 		case <-ctx.Done():
@@ -116,6 +118,12 @@ func (n *Node) watchLinks(ctx context.Context) {
 			for i := range n.cfg.Peers {
 				p := &n.cfg.Peers[i]
 				is := n.LinkUp(p.ID)
+				if !seen[p.ID] {
+					// At start a link that is not up yet counts as down
+					// from now: conditions rebuilt from the store for a
+					// peer that does not come back go stale in time.
+					seen[p.ID], up[p.ID] = true, !is
+				}
 				switch {
 				case up[p.ID] && !is:
 					grace, wd := time.Duration(p.Import.Grace), time.Duration(p.Import.WithdrawAfter)
@@ -132,11 +140,21 @@ func (n *Node) watchLinks(ctx context.Context) {
 					for _, c := range n.table.LinkUp(p.ID) {
 						n.announce(c)
 					}
-					n.reinstate(ctx, p.ID)
+					if withdrawn[p.ID] {
+						withdrawn[p.ID] = false
+						reinstating.Add(1)
+						go func(peer string) {
+							defer reinstating.Done()
+							n.reinstate(ctx, peer)
+						}(p.ID)
+					}
 				}
 				up[p.ID] = is
 			}
 			for _, c := range n.table.Tick(now) {
+				if c.Kind == conditions.Withdraw {
+					withdrawn[c.Condition.Peer] = true
+				}
 				n.announce(c)
 			}
 		}

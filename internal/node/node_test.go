@@ -202,4 +202,4 @@ func TestSignalCrossesBoundary(t *testing.T) {
 	assert.Equal(t, &want, rx)
 }
 
-var testLogLevel = zerolog.ErrorLevel
+var testLogLevel = zerolog.WarnLevel
