@@ -24,6 +24,8 @@ Usage:
   anfed demo [--duration 20s]          three operators in one process, signals crossing
   anfed serve --config FILE            run a node from its policy file
   anfed validate FILE...               check policy files (.yaml) and signal files (.json)
+  anfed keys init|show                 make or show this operator's signing key
+  anfed peer invite|add|pin|list       make peerings: issue and add bundles, pin keys
   anfed version                        print versions
 
 Run "anfed COMMAND -h" for a command's flags.
@@ -49,6 +51,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runServe(ctx, rest, stdout, stderr)
 	case "validate":
 		return runValidate(rest, stdout, stderr)
+	case "keys":
+		return runKeys(rest, stdout, stderr)
+	case "peer":
+		return runPeer(rest, stdout, stderr)
 	case "version", "--version":
 		return runVersion(stdout)
 	case "help", "-h", "--help":

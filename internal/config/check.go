@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/anfed/anfed/internal/origin"
 	"github.com/anfed/anfed/schemas"
 )
 
@@ -26,10 +28,17 @@ const (
 
 var idRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 
+// ValidID reports whether id is a valid operator id.
+func ValidID(id string) bool { return idRE.MatchString(id) }
+
 const (
 	idHint       = `an id is 1 to 32 characters: a lowercase letter, then lowercase letters, digits or "-" (^[a-z][a-z0-9-]{0,31}$)`
 	passwordHint = "use at least 8 characters, e.g. the output of `openssl rand -base64 24`"
 	listenHint   = `write host:port, e.g. "127.0.0.1:4222", or ":7422" for every interface; port 0 picks a free port`
+	keyFileHint  = "create one with `anfed keys init --dir DIR` and set signing_key_file: DIR/signing.nk"
+	peerKeyHint  = "the peer's public signing key: the O... key in the bundle it issued (`anfed peer add`), or from `anfed keys show` on its side (`anfed peer pin`)"
+	originHint   = "the origin's public signing key, from `anfed keys show` on its side"
+	leafTLSHint  = "peers' links cross administrative boundaries: configure nats.leafnodes.tls with cert, key and ca"
 )
 
 // withDefaults returns s with zero limits replaced by their defaults.
@@ -52,8 +61,11 @@ type checker struct {
 	// given reports whether the file wrote a non-null value at path. For
 	// configs built in code it is always false: a zero value means "unset".
 	given    func(path string) bool
+	now      time.Time
 	errs     Errors
 	warnings []*Error
+	// keys maps each pinned signing key to where it was first pinned.
+	keys map[string]string
 }
 
 func (c *checker) add(path, hint, format string, args ...any) {
@@ -70,12 +82,49 @@ func (c *Config) check(given func(path string) bool) (Errors, []*Error) {
 	if given == nil {
 		given = func(string) bool { return false }
 	}
-	ck := &checker{given: given}
+	ck := &checker{given: given, now: time.Now(), keys: map[string]string{}}
 	ck.id("operator.id", c.Operator.ID)
+	if c.Operator.SigningKeyFile == "" && len(c.Peers) > 0 {
+		ck.add("operator.signing_key_file", keyFileHint, "required: every signal we send a peer is signed with it")
+	}
 	ck.nats(&c.NATS)
 	ck.storage(c.Storage)
 	ck.peers(c)
+	ck.origins(c)
 	return ck.errs, ck.warnings
+}
+
+// resolvePaths makes the relative file paths in c relative to dir, the
+// policy file's directory, as the file's reader expects.
+func (c *Config) resolvePaths(dir string) {
+	abs := func(p *string) {
+		if *p == "" || filepath.IsAbs(*p) {
+			return
+		}
+		f := filepath.Join(dir, *p)
+		if a, err := filepath.Abs(f); err == nil {
+			f = a
+		}
+		*p = f
+	}
+	tls := func(t *TLS) {
+		if t != nil {
+			abs(&t.Cert)
+			abs(&t.Key)
+			abs(&t.CA)
+		}
+	}
+	abs(&c.Storage.Dir)
+	abs(&c.Operator.SigningKeyFile)
+	tls(c.NATS.Client.TLS)
+	if c.NATS.LeafNodes != nil {
+		tls(c.NATS.LeafNodes.TLS)
+	}
+	for i := range c.Peers {
+		if d := c.Peers[i].Dial; d != nil {
+			tls(d.TLS)
+		}
+	}
 }
 
 func (c *checker) id(path, id string) {
@@ -96,26 +145,34 @@ func (c *checker) password(path, pw string) {
 	}
 }
 
-func (c *checker) listen(path, addr string) {
+// listen checks a listen address and reports whether it is valid.
+func (c *checker) listen(path, addr string) bool {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		c.add(path, listenHint, "invalid address %q: %v", addr, strings.TrimPrefix(err.Error(), "address "+addr+": "))
-		return
+		return false
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 		c.add(path, listenHint, "invalid port %q in %q: want 0 to 65535", port, addr)
+		return false
 	}
+	return true
 }
 
 func (c *checker) nats(n *NATS) {
 	if n.Client.Listen != "" {
 		c.listen("nats.client.listen", n.Client.Listen)
 	}
-	if n.LeafNodes != nil {
-		if n.LeafNodes.Listen == "" {
+	if n.Client.TLS != nil {
+		c.add("nats.client.tls", "local producers and closed loops connect without TLS: keep nats.client.listen on loopback or a private network, and remove tls here",
+			"not supported")
+	}
+	if l := n.LeafNodes; l != nil {
+		switch {
+		case l.Listen == "":
 			c.add("nats.leafnodes.listen", `e.g. "0.0.0.0:7422"; remove nats.leafnodes to accept no peers`, "required")
-		} else {
-			c.listen("nats.leafnodes.listen", n.LeafNodes.Listen)
+		case c.listen("nats.leafnodes.listen", l.Listen):
+			c.leafTLS(l)
 		}
 	}
 	names := map[string]int{}
@@ -129,6 +186,108 @@ func (c *checker) nats(n *NATS) {
 			names[u.Name] = i
 		}
 		c.password(base+".password", u.Password)
+	}
+}
+
+// leafTLS checks the TLS of the leaf listener l, whose address is valid:
+// a listener that peers reach from outside the machine must have it.
+func (c *checker) leafTLS(l *Listener) {
+	const path = "nats.leafnodes.tls"
+	t := l.TLS
+	if t == nil {
+		host, _, _ := net.SplitHostPort(l.Listen)
+		switch {
+		case loopback(host):
+			c.warn(path, "fine on one machine; "+leafTLSHint, "not set: links to the listener on %s are not encrypted", l.Listen)
+		default:
+			c.add(path, leafTLSHint, "required: the leaf listener %s is not on a loopback address", l.Listen)
+		}
+		return
+	}
+	if t.Cert == "" {
+		c.add(path+".cert", "the PEM certificate our leaf listener presents to peers", "required")
+	}
+	if t.Key == "" {
+		c.add(path+".key", "the PEM private key of tls.cert", "required")
+	}
+	if t.CA == "" {
+		c.warn(path, "set ca to the CA certificate that signs the peers' client certificates",
+			"no ca: no mutual TLS, peers connect with a password alone")
+	}
+}
+
+// loopback reports whether a listen host is on the loopback interface
+// only; "" and 0.0.0.0 mean every interface.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// dialTLS checks a dial's TLS: a CA to verify the peer's listener, and
+// a client certificate whole or not at all.
+func (c *checker) dialTLS(base string, d *Dial, peer string) {
+	t := d.TLS
+	if t == nil {
+		if u, err := url.Parse(d.URL); err == nil && u.Scheme == "tls" {
+			c.add(base+".tls", fmt.Sprintf("add tls: {ca: FILE}, the CA certificate that verifies %s's leaf listener", peer),
+				"required for the tls:// url")
+		}
+		return
+	}
+	if t.CA == "" {
+		c.add(base+".tls.ca", fmt.Sprintf("the CA certificate that verifies %s's leaf listener (`anfed peer add` writes it from the bundle)", peer), "required")
+	}
+	switch {
+	case t.Cert != "" && t.Key == "":
+		c.add(base+".tls.key", "the PEM private key of tls.cert", "required with tls.cert")
+	case t.Cert == "" && t.Key != "":
+		c.add(base+".tls.cert", "the PEM client certificate that tls.key belongs to", "required with tls.key")
+	}
+}
+
+// signingKey checks a pinned public signing key and that no two operators
+// share one: a key is an operator's identity.
+func (c *checker) signingKey(path, key, hint string) {
+	switch {
+	case key == "":
+		c.add(path, hint, "required")
+	case !origin.ValidPublicKey(key):
+		c.add(path, hint, "invalid signing key %q: want an operator public NKey (56 characters, starting with \"O\")", key)
+	default:
+		if first, dup := c.keys[key]; dup {
+			c.add(path, "each operator has its own key: check which one you copied", "the same key is pinned at %s", first)
+		} else {
+			c.keys[key] = path
+		}
+	}
+}
+
+func (c *checker) origins(cfg *Config) {
+	peers := map[string]int{}
+	for i, p := range cfg.Peers {
+		peers[p.ID] = i
+	}
+	ids := map[string]int{}
+	for i, o := range cfg.Origins {
+		base := fmt.Sprintf("origins[%d]", i)
+		c.id(base+".id", o.ID)
+		if o.ID != "" {
+			if j, dup := ids[o.ID]; dup {
+				c.add(base+".id", "list each origin once", "duplicate origin %q (also origins[%d])", o.ID, j)
+			} else {
+				ids[o.ID] = i
+			}
+			if j, ok := peers[o.ID]; ok {
+				c.add(base+".id", fmt.Sprintf("pin its key in peers[%d].signing_key and remove it here", j), "%q is a peer, not a distant origin", o.ID)
+			}
+			if o.ID == cfg.Operator.ID {
+				c.add(base+".id", "origins are other operators whose signals reach us through a peer", "origin %q is this node's own operator id", o.ID)
+			}
+		}
+		c.signingKey(base+".signing_key", o.SigningKey, originHint)
 	}
 }
 
@@ -209,7 +368,9 @@ func (c *checker) peers(cfg *Config) {
 			if d.Password == "" {
 				c.add(base+".dial.password", fmt.Sprintf("the password %s issued to us", peer), "required")
 			}
+			c.dialTLS(base+".dial", d, peer)
 		}
+		c.signingKey(base+".signing_key", p.SigningKey, peerKeyHint)
 		c.classes(base+".export.classes", p.Export.Classes)
 		c.classes(base+".import.classes", p.Import.Classes)
 		c.services(base+".export.services", p.Export.Services)
@@ -222,6 +383,10 @@ func (c *checker) peers(cfg *Config) {
 		}
 		if len(p.Import.Classes) == 0 {
 			c.warn(base+".import.classes", `list classes, or "*" for all`, "empty: nothing is accepted from %s", name)
+		}
+		if p.Expires != nil && !c.now.Before(*p.Expires) {
+			c.warn(base+".expires", "issue new credentials with `anfed peer invite` and set a new expires, or remove the peer",
+				"%s expired at %s: its link is refused", name, p.Expires.Format(time.RFC3339))
 		}
 	}
 }

@@ -19,8 +19,8 @@ func Load(path string) (*Config, error) {
 	return Parse(path, data)
 }
 
-// Parse is Load on bytes; name is used in error messages and as the base
-// for a relative storage.dir.
+// Parse is Load on bytes; name is used in error messages and its directory
+// as the base of relative paths.
 func Parse(name string, data []byte) (*Config, error) {
 	root, errs := parseNode(name, data)
 	if errs != nil {
@@ -68,13 +68,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	cfg.warnings = warnings
 
 	cfg.Storage = cfg.Storage.withDefaults()
-	if !filepath.IsAbs(cfg.Storage.Dir) {
-		dir := filepath.Join(filepath.Dir(name), cfg.Storage.Dir)
-		if abs, err := filepath.Abs(dir); err == nil {
-			dir = abs
-		}
-		cfg.Storage.Dir = dir
-	}
+	cfg.resolvePaths(filepath.Dir(name))
 	return cfg, nil
 }
 

@@ -17,13 +17,29 @@ import (
 // YAML is the line below it.
 func y(s string) string { return strings.TrimPrefix(s, "\n") }
 
-var validYAML = y(`
+// Operators' public signing keys. Test YAML writes them as $B, $C, $D, $E,
+// which keys() replaces, so that the columns of the YAML stay readable.
+const (
+	keyB = "OD5KQILEBXWKMDICOMCTDWZSR726JIY7I5KQOGFPDF3RZZFLW3FTNU2U"
+	keyC = "ODSJJKVYMBDBJTXUEI2KWVDKP4UFOALRVP7XVPLZKNOJCEUUELYKEPXW"
+	keyD = "OAUS5S5CV2CMAX24TAG6MUHUFKGO4RSSUFLSKCCC6ZWHQDP6BNKS3OAP"
+	keyE = "OAVWARQKMDOHJFLLR3E364JS6YDUCYFMCITHAFALREOUF5SAB75VW57Q"
+)
+
+var keys = strings.NewReplacer("$B", keyB, "$C", keyC, "$D", keyD, "$E", keyE).Replace
+
+var validYAML = keys(y(`
 operator:
   id: op-a
   name: Operator A
+  signing_key_file: keys/signing.nk
 nats:
   leafnodes:
     listen: 0.0.0.0:7422
+    tls:
+      cert: tls/leaf.pem
+      key: tls/leaf-key.pem
+      ca: /etc/anfed/peers-ca.pem
   users:
     - name: assurance
       password: assurance-secret
@@ -39,17 +55,28 @@ peers:
       services: ["enterprise-*"]
     import:
       classes: ["*"]
+    signing_key: $B
+    expires: 2099-01-01T00:00:00Z
   - id: op-c
     dial:
-      url: nats-leaf://leaf.op-c.example:7422
+      url: tls://leaf.op-c.example:7422
       user: peer-op-a
       password: issued-by-op-c
+      tls:
+        ca: op-c-ca.pem
+        cert: tls/client.pem
+        key: tls/client-key.pem
     export:
       classes: ["*"]
       transit: true
     import:
       classes: [fault]
-`)
+      transit: true
+    signing_key: $C
+origins:
+  - id: op-d
+    signing_key: $D
+`))
 
 func TestLoadValid(t *testing.T) {
 	dir := t.TempDir()
@@ -60,10 +87,16 @@ func TestLoadValid(t *testing.T) {
 	require.NoError(t, err)
 
 	assert.Equal(t, file, cfg.File)
-	assert.Equal(t, Operator{ID: "op-a", Name: "Operator A"}, cfg.Operator)
+	assert.Equal(t, Operator{ID: "op-a", Name: "Operator A", SigningKeyFile: filepath.Join(dir, "keys", "signing.nk")}, cfg.Operator,
+		"signing_key_file resolved against the config file")
 	assert.Equal(t, "127.0.0.1:4222", cfg.NATS.Client.Listen, "client listener defaults when the client key is absent")
 	require.NotNil(t, cfg.NATS.LeafNodes)
 	assert.Equal(t, "0.0.0.0:7422", cfg.NATS.LeafNodes.Listen)
+	assert.Equal(t, &TLS{
+		Cert: filepath.Join(dir, "tls", "leaf.pem"),
+		Key:  filepath.Join(dir, "tls", "leaf-key.pem"),
+		CA:   "/etc/anfed/peers-ca.pem",
+	}, cfg.NATS.LeafNodes.TLS, "TLS files resolved against the config file; absolute ones kept")
 	assert.Equal(t, []User{{Name: "assurance", Password: "assurance-secret"}}, cfg.NATS.Users)
 	assert.Equal(t, Storage{
 		Dir:             filepath.Join(dir, "data", "op-a"),
@@ -78,12 +111,22 @@ func TestLoadValid(t *testing.T) {
 	assert.Nil(t, b.Dial)
 	assert.Equal(t, ExportPolicy{Classes: []string{"congestion", "fault"}, Services: []string{"enterprise-*"}}, b.Export)
 	assert.Equal(t, []string{"*"}, b.Import.Classes)
+	assert.Equal(t, keyB, b.SigningKey)
+	require.NotNil(t, b.Expires)
+	assert.True(t, b.Expires.Equal(time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)), "%v", b.Expires)
 
 	c, ok := cfg.Peer("op-c")
 	require.True(t, ok)
-	assert.Equal(t, &Dial{URL: "nats-leaf://leaf.op-c.example:7422", User: "peer-op-a", Password: "issued-by-op-c"}, c.Dial)
+	assert.Equal(t, &Dial{URL: "tls://leaf.op-c.example:7422", User: "peer-op-a", Password: "issued-by-op-c", TLS: &TLS{
+		CA:   filepath.Join(dir, "op-c-ca.pem"),
+		Cert: filepath.Join(dir, "tls", "client.pem"),
+		Key:  filepath.Join(dir, "tls", "client-key.pem"),
+	}}, c.Dial)
 	assert.True(t, c.Export.Transit)
+	assert.Equal(t, keyC, c.SigningKey)
+	assert.Nil(t, c.Expires)
 	assert.Same(t, &cfg.Peers[1], c, "Peer returns the config's own peer")
+	assert.Equal(t, []Origin{{ID: "op-d", SigningKey: keyD}}, cfg.Origins)
 
 	_, ok = cfg.Peer("op-z")
 	assert.False(t, ok)
@@ -105,6 +148,7 @@ func TestLoadExample(t *testing.T) {
 	c, ok := cfg.Peer("op-c")
 	require.True(t, ok)
 	assert.NotNil(t, c.Dial)
+	assert.NotNil(t, c.Dial.TLS)
 	assert.Empty(t, cfg.Warnings())
 }
 
@@ -144,7 +188,7 @@ storage: {dir: ./data}
 	{
 		name: "storage dir missing",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage:
   max_age: 24h
 `),
@@ -153,14 +197,14 @@ storage:
 	{
 		name: "storage absent",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 `),
 		line: 1, path: "storage.dir", msg: "required", hint: "a directory for JetStream files",
 	},
 	{
 		name: "duration in days",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage:
   dir: ./data
   max_age: 3 days
@@ -170,7 +214,7 @@ storage:
 	{
 		name: "zero size",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage:
   dir: ./data
   max_bytes: 0
@@ -180,7 +224,7 @@ storage:
 	{
 		name: "negative duration",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage:
   dir: ./data
   duplicate_window: -1m
@@ -190,7 +234,7 @@ storage:
 	{
 		name: "unknown size unit",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage:
   dir: ./data
   max_bytes: 10 parsecs
@@ -200,7 +244,7 @@ storage:
 	{
 		name: "duplicate window longer than max age",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage:
   dir: ./data
   max_age: 1h
@@ -211,7 +255,7 @@ storage:
 	{
 		name: "client listen without port",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 nats:
   client:
@@ -222,7 +266,7 @@ nats:
 	{
 		name: "leaf listen port out of range",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 nats:
   leafnodes:
@@ -233,7 +277,7 @@ nats:
 	{
 		name: "leafnodes without listen",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 nats:
   leafnodes: {}
@@ -243,7 +287,7 @@ nats:
 	{
 		name: "user name missing",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 nats:
   users:
@@ -254,7 +298,7 @@ nats:
 	{
 		name: "user name repeated",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 nats:
   users:
@@ -266,7 +310,7 @@ nats:
 	{
 		name: "user password short",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 nats:
   users:
@@ -278,7 +322,7 @@ nats:
 	{
 		name: "user password empty",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 nats:
   users:
@@ -290,150 +334,158 @@ nats:
 	{
 		name: "peer id missing",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 peers:
   - dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    signing_key: $B
 `),
 		line: 4, path: "peers[0].id", msg: "required", hint: "^[a-z][a-z0-9-]{0,31}$",
 	},
 	{
 		name: "peer id invalid",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 peers:
   - id: op_b
     dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    signing_key: $B
 `),
 		line: 4, path: "peers[0].id", msg: `invalid id "op_b"`, hint: "^[a-z][a-z0-9-]{0,31}$",
 	},
 	{
 		name: "peer id repeated",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 peers:
-  - {id: op-b, dial: {url: "nats-leaf://b.example:7422", user: u, password: p}}
-  - {id: op-b, dial: {url: "nats-leaf://b.example:7422", user: u, password: p}}
+  - {id: op-b, dial: {url: "nats-leaf://b.example:7422", user: u, password: p}, signing_key: $B}
+  - {id: op-b, dial: {url: "nats-leaf://b.example:7422", user: u, password: p}, signing_key: $C}
 `),
 		line: 5, path: "peers[1].id", msg: `duplicate peer "op-b" (also peers[0])`, hint: "each peer once",
 	},
 	{
 		name: "peer is ourselves",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 peers:
-  - {id: op-a, dial: {url: "nats-leaf://b.example:7422", user: u, password: p}}
+  - {id: op-a, dial: {url: "nats-leaf://b.example:7422", user: u, password: p}, signing_key: $B}
 `),
 		line: 4, path: "peers[0].id", msg: "own operator id", hint: "operator.id names this node",
 	},
 	{
 		name: "peer with accept and dial",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
-nats: {leafnodes: {listen: ":7422"}}
+nats: {leafnodes: {listen: "127.0.0.1:7422"}}
 peers:
   - id: op-b
     accept: {user: peer-op-b, password: long-enough}
     dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    signing_key: $B
 `),
 		line: 5, path: "peers[0]", msg: "both accept and dial", hint: "accept: the peer dials our leafnodes listener; dial: we dial the peer",
 	},
 	{
 		name: "peer without accept or dial",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 peers:
   - id: op-b
+    signing_key: $B
 `),
 		line: 4, path: "peers[0]", msg: "needs accept or dial", hint: "accept: the peer dials our leafnodes listener",
 	},
 	{
 		name: "accept without leafnodes",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 peers:
   - id: op-b
     accept:
       user: peer-op-b
       password: long-enough
+    signing_key: $B
 `),
 		line: 6, path: "peers[0].accept", msg: "nats.leafnodes is not set", hint: "add nats.leafnodes",
 	},
 	{
 		name: "accept user missing",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
-nats: {leafnodes: {listen: ":7422"}}
+nats: {leafnodes: {listen: "127.0.0.1:7422"}}
 peers:
   - id: op-b
     accept:
       password: long-enough
+    signing_key: $B
 `),
 		line: 7, path: "peers[0].accept.user", msg: "required", hint: "issue to the peer",
 	},
 	{
 		name: "accept password short",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
-nats: {leafnodes: {listen: ":7422"}}
+nats: {leafnodes: {listen: "127.0.0.1:7422"}}
 peers:
   - id: op-b
     accept:
       user: peer-op-b
       password: 1234567
+    signing_key: $B
 `),
 		line: 8, path: "peers[0].accept.password", msg: "too short", hint: "at least 8 characters",
 	},
 	{
 		name: "accept user shared by two peers",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
-nats: {leafnodes: {listen: ":7422"}}
+nats: {leafnodes: {listen: "127.0.0.1:7422"}}
 peers:
-  - {id: op-b, accept: {user: peer, password: long-enough}}
-  - {id: op-c, accept: {user: peer, password: long-enough}}
+  - {id: op-b, accept: {user: peer, password: long-enough}, signing_key: $B}
+  - {id: op-c, accept: {user: peer, password: long-enough}, signing_key: $C}
 `),
 		line: 6, path: "peers[1].accept.user", msg: `user "peer" is also accepted for peers[0]`, hint: "its own user",
 	},
 	{
 		name: "accept user is a local user",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 nats:
-  leafnodes: {listen: ":7422"}
+  leafnodes: {listen: "127.0.0.1:7422"}
   users: [{name: ops, password: long-enough}]
 peers:
-  - {id: op-b, accept: {user: ops, password: long-enough}}
+  - {id: op-b, accept: {user: ops, password: long-enough}, signing_key: $B}
 `),
 		line: 7, path: "peers[0].accept.user", msg: `user "ops" is also a local user`, hint: "distinct from nats.users",
 	},
 	{
 		name: "dial url missing",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 peers:
   - id: op-b
     dial:
       user: u
       password: p
+    signing_key: $B
 `),
 		line: 6, path: "peers[0].dial.url", msg: "required", hint: "nats-leaf://host:port",
 	},
 	{
 		name: "dial url scheme",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 peers:
   - id: op-b
@@ -441,13 +493,14 @@ peers:
       url: https://b.example:7422
       user: u
       password: p
+    signing_key: $B
 `),
 		line: 6, path: "peers[0].dial.url", msg: `unsupported scheme "https"`, hint: "nats-leaf://host:port",
 	},
 	{
 		name: "dial url without port",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 peers:
   - id: op-b
@@ -455,39 +508,43 @@ peers:
       url: tls://b.example
       user: u
       password: p
+      tls: {ca: ca.pem}
+    signing_key: $B
 `),
 		line: 6, path: "peers[0].dial.url", msg: "needs host:port", hint: "tls://host:port",
 	},
 	{
 		name: "dial user missing",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 peers:
   - id: op-b
     dial:
       url: nats-leaf://b.example:7422
       password: p
+    signing_key: $B
 `),
 		line: 6, path: "peers[0].dial.user", msg: "required", hint: "op-b issued to us",
 	},
 	{
 		name: "dial password missing",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 peers:
   - id: op-b
     dial:
       url: nats-leaf://b.example:7422
       user: u
+    signing_key: $B
 `),
 		line: 6, path: "peers[0].dial.password", msg: "required", hint: "op-b issued to us",
 	},
 	{
 		name: "export class unknown",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 peers:
   - id: op-b
@@ -496,6 +553,7 @@ peers:
       classes:
         - fault
         - congestoin
+    signing_key: $B
 `),
 		line: 9, path: "peers[0].export.classes[1]", msg: `unknown class "congestoin"`,
 		hint: `did you mean "congestion"? known classes: performance-deviation, congestion, fault,`,
@@ -503,20 +561,21 @@ peers:
 	{
 		name: "import class unknown",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 peers:
   - id: op-b
     dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
     import:
       classes: [weather]
+    signing_key: $B
 `),
 		line: 7, path: "peers[0].import.classes[0]", msg: `unknown class "weather"`, hint: `known classes: performance-deviation`,
 	},
 	{
 		name: "class repeated",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 peers:
   - id: op-b
@@ -525,13 +584,14 @@ peers:
       classes:
         - fault
         - fault
+    signing_key: $B
 `),
 		line: 9, path: "peers[0].export.classes[1]", msg: `duplicate class "fault"`, hint: "each class once",
 	},
 	{
 		name: "service pattern malformed",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 peers:
   - id: op-b
@@ -539,26 +599,305 @@ peers:
     export:
       services:
         - "roaming-[eu"
+    signing_key: $B
 `),
 		line: 8, path: "peers[0].export.services[0]", msg: `invalid pattern "roaming-[eu"`, hint: "path.Match glob",
 	},
 	{
 		name: "service pattern empty",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 peers:
   - id: op-b
     dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
     export:
       services: ["enterprise-*", ""]
+    signing_key: $B
 `),
 		line: 7, path: "peers[0].export.services[1]", msg: "empty pattern", hint: "path.Match glob",
 	},
 	{
-		name: "unknown top-level key",
+		name: "signing key file missing with peers",
+		yaml: y(`
+operator:
+  id: op-a
+storage: {dir: ./data}
+peers:
+  - {id: op-b, dial: {url: "nats-leaf://b.example:7422", user: u, password: p}, signing_key: $B}
+`),
+		line: 2, path: "operator.signing_key_file", msg: "required", hint: "anfed keys init --dir DIR",
+	},
+	{
+		name: "peer signing key missing",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+`),
+		line: 4, path: "peers[0].signing_key", msg: "required", hint: "the O... key in the bundle",
+	},
+	{
+		name: "peer signing key invalid",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    signing_key: UD5KQILEBXWKMDICOMCTDWZSR726JIY7I5KQOGFPDF3RZZFLW3FTNU2U
+`),
+		line: 6, path: "peers[0].signing_key", msg: `invalid signing key "UD5K`, hint: "the O... key in the bundle",
+	},
+	{
+		name: "peer signing key is a seed",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    signing_key: SOAIZ4ZIYFJJVRVAQJE4ECC24YPRCXQKXNCTTJ7SGL52CF2J7EOU4232UI
+`),
+		line: 6, path: "peers[0].signing_key", msg: "want an operator public NKey", hint: "public signing key",
+	},
+	{
+		name: "same signing key for two operators",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - {id: op-b, dial: {url: "nats-leaf://b.example:7422", user: u, password: p}, signing_key: $B}
+origins:
+  - id: op-c
+    signing_key: $B
+`),
+		line: 7, path: "origins[0].signing_key", msg: "the same key is pinned at peers[0].signing_key", hint: "its own key",
+	},
+	{
+		name: "expires not a time",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    signing_key: $B
+    expires: next year
+`),
+		line: 7, path: "peers[0].expires", msg: `invalid time "next year"`, hint: "2027-01-01T00:00:00Z",
+	},
+	{
+		name: "expires a date without time",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    signing_key: $B
+    expires: 2027-01-01
+`),
+		line: 7, path: "peers[0].expires", msg: `invalid time "2027-01-01"`, hint: "RFC 3339",
+	},
+	{
+		name: "origin id invalid",
 		yaml: y(`
 operator: {id: op-a}
+storage: {dir: ./data}
+origins:
+  - id: Op-D
+    signing_key: $D
+`),
+		line: 4, path: "origins[0].id", msg: `invalid id "Op-D"`, hint: "a lowercase letter",
+	},
+	{
+		name: "origin repeated",
+		yaml: y(`
+operator: {id: op-a}
+storage: {dir: ./data}
+origins:
+  - {id: op-d, signing_key: $D}
+  - {id: op-d, signing_key: $E}
+`),
+		line: 5, path: "origins[1].id", msg: `duplicate origin "op-d" (also origins[0])`, hint: "each origin once",
+	},
+	{
+		name: "origin is a peer",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - {id: op-b, dial: {url: "nats-leaf://b.example:7422", user: u, password: p}, signing_key: $B}
+origins:
+  - {id: op-b, signing_key: $C}
+`),
+		line: 6, path: "origins[0].id", msg: `"op-b" is a peer`, hint: "peers[0].signing_key",
+	},
+	{
+		name: "origin is ourselves",
+		yaml: y(`
+operator: {id: op-a}
+storage: {dir: ./data}
+origins:
+  - {id: op-a, signing_key: $D}
+`),
+		line: 4, path: "origins[0].id", msg: "own operator id", hint: "other operators",
+	},
+	{
+		name: "origin key missing",
+		yaml: y(`
+operator: {id: op-a}
+storage: {dir: ./data}
+origins:
+  - id: op-d
+`),
+		line: 4, path: "origins[0].signing_key", msg: "required", hint: "anfed keys show",
+	},
+	{
+		name: "origin key invalid",
+		yaml: y(`
+operator: {id: op-a}
+storage: {dir: ./data}
+origins:
+  - id: op-d
+    signing_key: not-a-key
+`),
+		line: 5, path: "origins[0].signing_key", msg: `invalid signing key "not-a-key"`, hint: "anfed keys show",
+	},
+	{
+		name: "client tls",
+		yaml: y(`
+operator: {id: op-a}
+storage: {dir: ./data}
+nats:
+  client:
+    listen: 127.0.0.1:4222
+    tls: {cert: c.pem, key: k.pem}
+`),
+		line: 6, path: "nats.client.tls", msg: "not supported", hint: "loopback",
+	},
+	{
+		name: "leaf listener on every interface without tls",
+		yaml: y(`
+operator: {id: op-a}
+storage: {dir: ./data}
+nats:
+  leafnodes:
+    listen: 0.0.0.0:7422
+`),
+		line: 5, path: "nats.leafnodes.tls", msg: "required: the leaf listener 0.0.0.0:7422 is not on a loopback address",
+		hint: "peers' links cross administrative boundaries: configure nats.leafnodes.tls",
+	},
+	{
+		name: "leaf listener on every interface, short form, without tls",
+		yaml: y(`
+operator: {id: op-a}
+storage: {dir: ./data}
+nats:
+  leafnodes: {listen: ":7422"}
+`),
+		line: 4, path: "nats.leafnodes.tls", msg: "not on a loopback address", hint: "configure nats.leafnodes.tls",
+	},
+	{
+		name: "leaf tls without cert",
+		yaml: y(`
+operator: {id: op-a}
+storage: {dir: ./data}
+nats:
+  leafnodes:
+    listen: 0.0.0.0:7422
+    tls:
+      key: leaf-key.pem
+      ca: peers-ca.pem
+`),
+		line: 7, path: "nats.leafnodes.tls.cert", msg: "required", hint: "certificate our leaf listener presents",
+	},
+	{
+		name: "leaf tls without key",
+		yaml: y(`
+operator: {id: op-a}
+storage: {dir: ./data}
+nats:
+  leafnodes:
+    listen: 0.0.0.0:7422
+    tls:
+      cert: leaf.pem
+      ca: peers-ca.pem
+`),
+		line: 7, path: "nats.leafnodes.tls.key", msg: "required", hint: "private key of tls.cert",
+	},
+	{
+		name: "tls url without dial tls",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial:
+      url: tls://b.example:7422
+      user: u
+      password: p
+    signing_key: $B
+`),
+		line: 6, path: "peers[0].dial.tls", msg: "required for the tls:// url", hint: "the CA certificate that verifies op-b's leaf listener",
+	},
+	{
+		name: "dial tls without ca",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial:
+      url: tls://b.example:7422
+      user: u
+      password: p
+      tls:
+        cert: client.pem
+        key: client-key.pem
+    signing_key: $B
+`),
+		line: 10, path: "peers[0].dial.tls.ca", msg: "required", hint: "anfed peer add",
+	},
+	{
+		name: "dial tls cert without key",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial:
+      url: nats-leaf://b.example:7422
+      user: u
+      password: p
+      tls: {ca: b-ca.pem, cert: client.pem}
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].dial.tls.key", msg: "required with tls.cert", hint: "private key",
+	},
+	{
+		name: "dial tls key without cert",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial:
+      url: nats-leaf://b.example:7422
+      user: u
+      password: p
+      tls: {ca: b-ca.pem, key: client-key.pem}
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].dial.tls.cert", msg: "required with tls.key", hint: "client certificate",
+	},
+	{
+		name: "unknown top-level key",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 peer:
   - id: op-b
@@ -568,46 +907,49 @@ peer:
 	{
 		name: "unknown peer key",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 peers:
   - id: op-b
     dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
     expor:
       classes: [fault]
+    signing_key: $B
 `),
 		line: 6, path: "peers[0].expor", msg: `unknown key "expor"`, hint: `did you mean "export"? valid keys here: id, name, accept, dial, export, import`,
 	},
 	{
 		name: "wrong type",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 peers:
   - id: op-b
     dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
     export:
       transit: maybe
+    signing_key: $B
 `),
 		line: 7, path: "peers[0].export.transit", msg: `want true or false, got "maybe"`,
 	},
 	{
 		name: "scalar instead of list",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 peers:
   - id: op-b
     dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
     import:
       classes: fault
+    signing_key: $B
 `),
 		line: 7, path: "peers[0].import.classes", msg: `want a list, got "fault"`, hint: "[a, b]",
 	},
 	{
 		name: "key given twice",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 storage: {dir: ./other}
 `),
@@ -616,7 +958,7 @@ storage: {dir: ./other}
 	{
 		name: "yaml syntax",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: [dir: ./data
 `),
 		line: 2, msg: "YAML syntax",
@@ -624,7 +966,7 @@ storage: [dir: ./data
 	{
 		name: "second document",
 		yaml: y(`
-operator: {id: op-a}
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 ---
 peers: []
@@ -641,7 +983,7 @@ peers: []
 func TestParseErrors(t *testing.T) {
 	for _, tc := range errorCases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := Parse("op-a.yaml", []byte(tc.yaml))
+			cfg, err := Parse("op-a.yaml", []byte(keys(tc.yaml)))
 			require.Error(t, err)
 			assert.Nil(t, cfg)
 			var errs Errors
@@ -662,6 +1004,7 @@ func TestParseManyErrors(t *testing.T) {
 	src := y(`
 operator:
   id: Op-A
+  signing_key_file: a.nk
 nats:
   client: {listen: "localhost"}
   users:
@@ -676,6 +1019,7 @@ peers:
       classes: [congestoin, fault]
       transit: maybe
     imports: {}
+    signing_key: nope
 `)
 	_, err := Parse("op-a.yaml", []byte(src))
 	var errs Errors
@@ -687,35 +1031,37 @@ peers:
 	}
 	assert.Equal(t, []string{
 		"operator.id",                // 2
-		"nats.client.listen",         // 4
-		"nats.users[0].password",     // 6
-		"storage.max_age",            // 9
-		"peers[0].accept",            // 12: no nats.leafnodes
-		"peers[0].export.classes[0]", // 14
-		"peers[0].export.transit",    // 15
-		"peers[0].imports",           // 16
+		"nats.client.listen",         // 5
+		"nats.users[0].password",     // 7
+		"storage.max_age",            // 10
+		"peers[0].accept",            // 13: no nats.leafnodes
+		"peers[0].export.classes[0]", // 15
+		"peers[0].export.transit",    // 16
+		"peers[0].imports",           // 17
+		"peers[0].signing_key",       // 18
 	}, got)
 	var lines []int
 	for _, e := range errs {
 		lines = append(lines, e.Line)
 	}
-	assert.Equal(t, []int{2, 4, 6, 9, 12, 14, 15, 16}, lines)
+	assert.Equal(t, []int{2, 5, 7, 10, 13, 15, 16, 17, 18}, lines)
 
 	msg := err.Error()
-	assert.True(t, strings.HasPrefix(msg, "8 problems in op-a.yaml:\n"), msg)
-	assert.Contains(t, msg, "\nop-a.yaml:14:17: peers[0].export.classes[0]: unknown class \"congestoin\" (hint: did you mean \"congestion\"?")
-	assert.Len(t, strings.Split(msg, "\n"), 9)
+	assert.True(t, strings.HasPrefix(msg, "9 problems in op-a.yaml:\n"), msg)
+	assert.Contains(t, msg, "\nop-a.yaml:15:17: peers[0].export.classes[0]: unknown class \"congestoin\" (hint: did you mean \"congestion\"?")
+	assert.Len(t, strings.Split(msg, "\n"), 10)
 }
 
 func TestParseDecodeErrorHidesSemanticOne(t *testing.T) {
 	// peers[0].id fails to decode; "required" would only repeat it.
-	src := y(`
-operator: {id: op-a}
+	src := keys(y(`
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 peers:
   - id: [op-b]
     dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
-`)
+    signing_key: $B
+`))
 	_, err := Parse("op-a.yaml", []byte(src))
 	var errs Errors
 	require.ErrorAs(t, err, &errs)
@@ -725,8 +1071,8 @@ peers:
 }
 
 func TestParseMergeKeys(t *testing.T) {
-	src := y(`
-operator: {id: op-a}
+	src := keys(y(`
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 policies:
 peers:
@@ -734,22 +1080,30 @@ peers:
     id: op-b
     dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
     export: {classes: [fault]}
+    signing_key: $B
   - <<: *base
     id: op-c
     export: {classes: [congestoin]}
-`)
+    signing_key: $C
+`))
 	_, err := Parse("op-a.yaml", []byte(src))
 	var errs Errors
 	require.ErrorAs(t, err, &errs)
 	require.Len(t, errs, 2, "%v", err)
 	assert.Equal(t, "policies", errs[0].Path)
 	assert.Equal(t, "peers[1].export.classes[0]", errs[1].Path)
-	assert.Equal(t, 11, errs[1].Line)
+	assert.Equal(t, 12, errs[1].Line)
 }
 
-func TestWarnings(t *testing.T) {
-	src := y(`
-operator: {id: op-a}
+// warningCases each hold exactly one warning and no error.
+var warningCases = []struct {
+	name, yaml string
+	want       string // the warning as printed
+}{
+	{
+		name: "nothing exported",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
 storage: {dir: ./data}
 peers:
   - id: op-b
@@ -758,24 +1112,134 @@ peers:
       classes: []
     import:
       classes: ["*"]
-`)
-	cfg, err := Parse("op-a.yaml", []byte(src))
+    signing_key: $B
+`),
+		want: `op-a.yaml:7:16: peers[0].export.classes: empty: nothing is exported to op-b (hint: list classes, or "*" for all)`,
+	},
+	{
+		name: "loopback leaf listener without tls",
+		yaml: y(`
+operator: {id: op-a}
+storage: {dir: ./data}
+nats:
+  leafnodes:
+    listen: 127.0.0.1:7422
+`),
+		want: "op-a.yaml:5:5: nats.leafnodes.tls: not set: links to the listener on 127.0.0.1:7422 are not encrypted " +
+			"(hint: fine on one machine; peers' links cross administrative boundaries: configure nats.leafnodes.tls with cert, key and ca)",
+	},
+	{
+		name: "localhost leaf listener without tls",
+		yaml: y(`
+operator: {id: op-a}
+storage: {dir: ./data}
+nats:
+  leafnodes: {listen: "localhost:0"}
+`),
+		want: "op-a.yaml:4:14: nats.leafnodes.tls: not set: links to the listener on localhost:0 are not encrypted " +
+			"(hint: fine on one machine; peers' links cross administrative boundaries: configure nats.leafnodes.tls with cert, key and ca)",
+	},
+	{
+		name: "leaf tls without ca",
+		yaml: y(`
+operator: {id: op-a}
+storage: {dir: ./data}
+nats:
+  leafnodes:
+    listen: 0.0.0.0:7422
+    tls:
+      cert: leaf.pem
+      key: leaf-key.pem
+`),
+		want: "op-a.yaml:7:7: nats.leafnodes.tls: no ca: no mutual TLS, peers connect with a password alone " +
+			"(hint: set ca to the CA certificate that signs the peers' client certificates)",
+	},
+	{
+		name: "peer expired",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - {id: op-b, dial: {url: "nats-leaf://b.example:7422", user: u, password: p}, signing_key: $B, export: {classes: [fault]}, import: {classes: [fault]}}
+  - id: op-c
+    dial: {url: "nats-leaf://c.example:7422", user: u, password: p}
+    export: {classes: [fault]}
+    import: {classes: [fault]}
+    signing_key: $C
+    expires: 2025-06-30T12:00:00+02:00
+`),
+		want: "op-a.yaml:10:14: peers[1].expires: op-c expired at 2025-06-30T12:00:00+02:00: its link is refused " +
+			"(hint: issue new credentials with `anfed peer invite` and set a new expires, or remove the peer)",
+	},
+}
+
+func TestWarnings(t *testing.T) {
+	for _, tc := range warningCases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse("op-a.yaml", []byte(keys(tc.yaml)))
+			require.NoError(t, err)
+			w := cfg.Warnings()
+			require.Len(t, w, 1, "%v", w)
+			assert.Equal(t, tc.want, w[0].Error())
+		})
+	}
+}
+
+func TestPeerNotYetExpired(t *testing.T) {
+	cfg, err := Parse("op-a.yaml", []byte(keys(y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export: {classes: [fault]}
+    import: {classes: [fault]}
+    signing_key: $B
+    expires: "2999-12-31T23:59:59Z"
+`))))
 	require.NoError(t, err)
-	w := cfg.Warnings()
-	require.Len(t, w, 1)
-	assert.Equal(t, "op-a.yaml:7:16: peers[0].export.classes: empty: nothing is exported to op-b (hint: list classes, or \"*\" for all)", w[0].Error())
+	assert.Empty(t, cfg.Warnings())
+	require.NotNil(t, cfg.Peers[0].Expires)
+	assert.Equal(t, 2999, cfg.Peers[0].Expires.Year(), "a quoted time reads too")
+}
+
+func TestLoadResolvesPaths(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "etc", "op-a.yaml")
+	require.NoError(t, os.MkdirAll(filepath.Dir(file), 0o700))
+	src := keys(y(`
+operator: {id: op-a, signing_key_file: ../keys/a.nk}
+storage: {dir: /var/lib/anfed}
+nats:
+  leafnodes:
+    listen: 127.0.0.1:7422
+    tls: {cert: leaf.pem, key: /secure/leaf-key.pem, ca: ./ca/peers.pem}
+peers:
+  - id: op-b
+    dial: {url: "tls://b.example:7422", user: u, password: p, tls: {ca: op-b-ca.pem}}
+    signing_key: $B
+`))
+	require.NoError(t, os.WriteFile(file, []byte(src), 0o600))
+	cfg, err := Load(file)
+	require.NoError(t, err)
+	at := func(p ...string) string { return filepath.Join(append([]string{dir}, p...)...) }
+	assert.Equal(t, at("keys", "a.nk"), cfg.Operator.SigningKeyFile)
+	assert.Equal(t, "/var/lib/anfed", cfg.Storage.Dir)
+	assert.Equal(t, &TLS{Cert: at("etc", "leaf.pem"), Key: "/secure/leaf-key.pem", CA: at("etc", "ca", "peers.pem")}, cfg.NATS.LeafNodes.TLS)
+	assert.Equal(t, &TLS{CA: at("etc", "op-b-ca.pem")}, cfg.Peers[0].Dial.TLS)
 }
 
 func TestValidate(t *testing.T) {
 	valid := func() *Config {
 		return &Config{
-			Operator: Operator{ID: "op-a"},
+			Operator: Operator{ID: "op-a", SigningKeyFile: "/etc/anfed/signing.nk"},
 			Storage:  Storage{Dir: "/var/lib/anfed"},
 			Peers: []Peer{{
-				ID:     "op-b",
-				Dial:   &Dial{URL: "nats-leaf://b.example:7422", User: "u", Password: "p"},
-				Export: ExportPolicy{Classes: []string{"*"}},
-				Import: ImportPolicy{Classes: []string{"fault"}},
+				ID:         "op-b",
+				Dial:       &Dial{URL: "nats-leaf://b.example:7422", User: "u", Password: "p"},
+				Export:     ExportPolicy{Classes: []string{"*"}},
+				Import:     ImportPolicy{Classes: []string{"fault"}},
+				SigningKey: keyB,
 			}},
 		}
 	}
@@ -806,6 +1270,21 @@ func TestValidate(t *testing.T) {
 		cfg := valid()
 		cfg.Storage.DuplicateWindow = Duration(100 * time.Hour)
 		assert.ErrorContains(t, cfg.Validate(), "storage.duplicate_window: 100h is longer than max_age (72h)")
+	})
+	t.Run("identity", func(t *testing.T) {
+		cfg := valid()
+		cfg.Operator.SigningKeyFile = ""
+		cfg.Peers[0].SigningKey = keyB[:40]
+		cfg.Peers[0].Expires = new(time.Now().Add(-time.Minute))
+		err := cfg.Validate()
+		var errs Errors
+		require.ErrorAs(t, err, &errs)
+		require.Len(t, errs, 2, "%v", err)
+		assert.Equal(t, "operator.signing_key_file", errs[0].Path)
+		assert.Equal(t, "peers[0].signing_key", errs[1].Path)
+		w := cfg.Warnings()
+		require.Len(t, w, 1)
+		assert.Contains(t, w[0].Error(), "peers[0].expires: op-b expired at ")
 	})
 }
 
@@ -908,7 +1387,10 @@ func TestErrorFormat(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(validYAML))
 	for _, tc := range errorCases {
-		f.Add([]byte(tc.yaml))
+		f.Add([]byte(keys(tc.yaml)))
+	}
+	for _, tc := range warningCases {
+		f.Add([]byte(keys(tc.yaml)))
 	}
 	example, err := os.ReadFile(filepath.Join("testdata", "op-a.yaml"))
 	require.NoError(f, err)

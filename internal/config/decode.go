@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -106,7 +107,12 @@ func (d *decoder) covered() func(path string) bool {
 	}
 }
 
-var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+var (
+	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+	timeType        = reflect.TypeFor[time.Time]()
+)
+
+const timeHint = "write an RFC 3339 time, e.g. 2027-01-01T00:00:00Z"
 
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	n = resolve(n)
@@ -121,6 +127,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 	if reflect.PointerTo(v.Type()).Implements(unmarshalerType) {
 		d.leaf(n, v, path)
+		return
+	}
+	if v.Type() == timeType {
+		d.time(n, v, path)
 		return
 	}
 	switch v.Kind() {
@@ -159,6 +169,20 @@ func (d *decoder) leaf(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	d.fail(n, path, fmt.Sprintf("want %s, got %s", typeName(v.Type()), describe(n)), "")
+}
+
+// time reads an RFC 3339 timestamp, quoted or not.
+func (d *decoder) time(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.ScalarNode {
+		d.fail(n, path, "want a time, got "+describe(n), timeHint)
+		return
+	}
+	t, err := time.Parse(time.RFC3339, strings.TrimSpace(n.Value))
+	if err != nil {
+		d.fail(n, path, fmt.Sprintf("invalid time %q", n.Value), timeHint)
+		return
+	}
+	v.Set(reflect.ValueOf(t))
 }
 
 func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {

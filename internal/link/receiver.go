@@ -87,11 +87,21 @@ const DefaultMaxRate = 1000
 // Subject is what the receiver subscribes to in the peer's account.
 func (r *Receiver) Subject() string { return subject.LinkFrom(r.peer) }
 
+// ProbeSubject is where a sender asks the receiver whether it hears it;
+// it lies inside the narrowest permission a peer has on the link.
+func ProbeSubject(from string) string { return subject.LinkPrefix + "." + from + "." + from + ".probe" }
+
 // Handle processes one link message; it is a nats.MsgHandler.
 func (r *Receiver) Handle(m *nats.Msg) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ans := r.accept(ctx, m)
+	var ans signal.Answer
+	if m.Subject == ProbeSubject(r.peer) {
+		r.order(m.Header)
+		ans = signal.Answer{Status: signal.StatusAlive, Last: r.last}
+	} else {
+		ans = r.accept(ctx, m)
+	}
 	if m.Reply != "" {
 		a := nats.NewMsg(m.Reply)
 		a.Header.Set(signal.HeaderStatus, ans.Status)
@@ -105,6 +115,13 @@ func (r *Receiver) accept(ctx context.Context, m *nats.Msg) signal.Answer {
 	if seq != 0 && seq <= r.last {
 		// Decided already: a resend after a lost answer.
 		return signal.Answer{Status: signal.StatusDuplicate}
+	}
+	if seq != 0 && r.last == 0 && prev != 0 && m.Header.Get(HeaderFront) == "" {
+		// We know nothing of this link yet (a restart): start from the
+		// sender's first unanswered signal, or a lost one before this
+		// would later look decided.
+		return signal.Answer{Status: signal.StatusRejected, Reason: string(reject.OutOfOrder),
+			Error: fmt.Sprintf("signal %d: this receiver starts afresh; resend from your first unanswered signal", seq)}
 	}
 	if seq != 0 && prev != 0 && r.last != 0 && prev != r.last {
 		return signal.Answer{Status: signal.StatusRejected, Reason: string(reject.OutOfOrder),

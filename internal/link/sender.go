@@ -32,6 +32,11 @@ const (
 	// HeaderEpoch names the sender's store; a new store restarts the
 	// sequence.
 	HeaderEpoch = "Anfed-Epoch"
+	// HeaderFront marks the first signal the sender has not had answered:
+	// everything before it the receiver decided. A receiver that knows
+	// nothing of the link yet (it restarted) starts only from such a
+	// signal, never from one sent behind it.
+	HeaderFront = "Anfed-Front"
 )
 
 // DefaultWindow is how many signals a sender keeps in flight to a peer.
@@ -96,7 +101,27 @@ type entry struct {
 	out    *nats.Msg
 	sentAt time.Time
 	done   bool
+	// skipped: given up as undeliverable; the peer never decided it, so
+	// it is no predecessor of the next signal.
+	skipped bool
+	// missed counts resend rounds in which the peer answered a later
+	// signal but not this one.
+	missed int
+	// noRoute: NATS answered "no responders" for it: nothing on the link
+	// would take it (the link is down, or its permissions drop it).
+	noRoute bool
+	// dropped counts resend rounds in which it had no route while the
+	// peer heard us; two in a row rule out a link that came up mid-round.
+	dropped int
 }
+
+// maxMissed is how many resend rounds a signal may go unheard while the
+// peer answers later ones before the sender concludes the link itself
+// drops it: NATS permissions derived from the peer's policy (for instance
+// a relayed signal to a peer that does not accept transit) silently drop
+// what they forbid. Without this, one such signal would hold up the link
+// for good.
+const maxMissed = 5
 
 // Run forwards until ctx is done.
 func (s *Sender) Run(ctx context.Context) error {
@@ -144,7 +169,8 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 	var (
 		window    []*entry
 		bySeq     = map[uint64]*entry{}
-		lastSeq   uint64 // the last exported signal's sequence: the next one's Prev
+		decided   uint64 // the last signal the peer decided, in order: the front's Prev
+		heardLate bool   // since the last resend, the peer answered a signal behind the front
 		stalled   bool
 		resendAt  time.Time
 		lastHeard time.Time // when the peer last answered, or we last (re)sent into silence
@@ -156,9 +182,27 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 	defer tick.Stop()
 	defer progress.Stop()
 
-	send := func(e *entry) {
+	// prevOf is the predecessor the peer must have decided before e: the
+	// nearest earlier signal in the window it can decide, else the last it
+	// decided.
+	prevOf := func(i int) uint64 {
+		for j := i - 1; j >= 0; j-- {
+			if !window[j].skipped {
+				return window[j].seq
+			}
+		}
+		return decided
+	}
+	send := func(i int) {
+		e := window[i]
 		if len(window) == 1 || lastHeard.IsZero() {
 			lastHeard = time.Now() // the clock for "no answer" starts now
+		}
+		e.out.Header.Set(HeaderPrev, strconv.FormatUint(prevOf(i), 10))
+		if e == firstOpen(window) {
+			e.out.Header.Set(HeaderFront, "1")
+		} else {
+			e.out.Header.Del(HeaderFront)
 		}
 		e.out.Header.Set(HeaderSent, strconv.FormatInt(time.Now().UnixNano(), 10))
 		e.sentAt = time.Now()
@@ -183,6 +227,9 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 	popDone := func() {
 		for len(window) > 0 && window[0].done {
 			e := window[0]
+			if !e.skipped {
+				decided = e.seq
+			}
 			_ = e.msg.Ack()
 			delete(bySeq, e.seq)
 			window[0] = nil
@@ -200,23 +247,44 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 			return nil // unacknowledged signals are redelivered after restart
 
 		case m := <-inCh:
-			e, ok := s.prepare(m, lastSeq, replyPrefix)
+			e, ok := s.prepare(m, replyPrefix)
 			if !ok {
 				continue // decided here: not for this peer
 			}
-			lastSeq = e.seq
 			window = append(window, e)
 			bySeq[e.seq] = e
 			if !stalled {
-				send(e)
+				send(len(window) - 1)
 			}
 
 		case r := <-replies:
-			lastHeard = time.Now()
+			if r.Header.Get("Status") == "503" && strings.HasSuffix(r.Subject, ".probe") {
+				continue // no route: the link is down
+			}
+			if r.Header.Get("Status") != "503" {
+				lastHeard = time.Now()
+			}
+			if strings.HasSuffix(r.Subject, ".probe") {
+				if ans, err := signal.ParseAnswer(r.Data); err == nil && ans.Status == signal.StatusAlive {
+					// The peer hears us: what it has not answered, it did
+					// not get.
+					heardLate = true
+				}
+				continue
+			}
 			seq, err := strconv.ParseUint(r.Subject[strings.LastIndexByte(r.Subject, '.')+1:], 10, 64)
 			e := bySeq[seq]
 			if err != nil || e == nil || e.done {
 				continue // an answer to a resend already answered
+			}
+			if r.Header.Get("Status") == "503" {
+				// From NATS, not from the peer: proves nothing about it.
+				e.noRoute = true
+				stall("no route", errors.New("no responders on the link"))
+				continue
+			}
+			if e != firstOpen(window) {
+				heardLate = true
 			}
 			ans, err := signal.ParseAnswer(r.Data)
 			switch {
@@ -244,10 +312,41 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 			if stalled && !now.Before(resendAt) {
 				stalled = false
 				lastHeard = now
-				for _, e := range window {
-					if !e.done {
-						send(e)
+				if heardLate {
+					// The peer hears us. A signal NATS found no route for
+					// is dropped by the link's permissions; one that stays
+					// unanswered round after round, likewise.
+					if f := firstOpen(window); f != nil {
+						f.missed++
 					}
+					for _, e := range window {
+						if e.noRoute {
+							e.dropped++
+						}
+						if !e.done && (e.dropped >= 2 || e.missed >= maxMissed) {
+							s.log.Error().Str("seq", e.out.Header.Get(HeaderSeq)).Str("subject", e.out.Subject).
+								Msg("link: the link drops this signal while the peer hears us: given up. Most likely the peer's " +
+									"permissions forbid it, e.g. we relay (export.transit) and the peer does not accept transit " +
+									"(import.transit): align the two policies")
+							e.done, e.skipped = true, true
+						}
+					}
+					popDone()
+				}
+				for _, e := range window {
+					e.noRoute = false
+				}
+				heardLate = false
+				for i, e := range window {
+					if !e.done {
+						send(i)
+					}
+				}
+				if len(window) > 0 {
+					probe := nats.NewMsg(ProbeSubject(s.self))
+					probe.Reply = replyPrefix + ".probe"
+					probe.Header.Set(HeaderEpoch, s.epoch)
+					_ = s.nc.PublishMsg(probe)
 				}
 				continue
 			}
@@ -266,6 +365,16 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 	}
 }
 
+// firstOpen is the first signal of the window not yet decided.
+func firstOpen(window []*entry) *entry {
+	for _, e := range window {
+		if !e.done {
+			return e
+		}
+	}
+	return nil
+}
+
 // retryable reports whether a refusal is about now, not about the signal.
 func retryable(reason string) bool {
 	switch reject.Reason(reason) {
@@ -277,7 +386,7 @@ func retryable(reason string) bool {
 
 // prepare turns a stored signal into a link message, or decides that it
 // is not for this peer (and acknowledges it).
-func (s *Sender) prepare(m jetstream.Msg, prev uint64, replyPrefix string) (*entry, bool) {
+func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (*entry, bool) {
 	meta, err := m.Metadata()
 	if err != nil {
 		s.log.Error().Err(err).Msg("link: stored signal without metadata; skipped")
@@ -307,7 +416,6 @@ func (s *Sender) prepare(m jetstream.Msg, prev uint64, replyPrefix string) (*ent
 	out.Reply = replyPrefix + "." + strconv.FormatUint(seq, 10)
 	out.Data = ev.Encode()
 	out.Header.Set(HeaderSeq, strconv.FormatUint(seq, 10))
-	out.Header.Set(HeaderPrev, strconv.FormatUint(prev, 10))
 	out.Header.Set(HeaderEpoch, s.epoch)
 	return &entry{msg: m, seq: seq, out: out}, true
 }

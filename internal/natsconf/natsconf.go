@@ -11,11 +11,14 @@
 package natsconf
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nkeys"
 	"golang.org/x/crypto/bcrypt"
@@ -65,15 +68,22 @@ func (s Secrets) Public(account string) string {
 }
 
 // hashPassword bcrypts a password from the policy file, so the derived
-// configuration never holds it in clear.
+// configuration (printed by tools, never written by the node) does not
+// hold it in clear. The minimum cost keeps leaf-node authentication fast:
+// the policy file itself holds the clear password, so a costlier hash of
+// an in-memory configuration would protect nothing.
 func hashPassword(p string) string {
-	if strings.HasPrefix(p, "$2") {
+	if _, err := bcrypt.Cost([]byte(p)); err == nil {
 		return p // already a bcrypt hash
 	}
-	h, err := bcrypt.GenerateFromPassword([]byte(p), bcrypt.DefaultCost)
+	h, err := bcrypt.GenerateFromPassword([]byte(p), bcrypt.MinCost)
 	if err != nil {
-		// Only passwords over 72 bytes fail; config validation bounds them.
-		return p
+		// bcrypt refuses passwords over 72 bytes (config validation
+		// refuses them first). Never fall back to the clear password: a
+		// hash of random bytes locks the user out instead.
+		var r [32]byte
+		_, _ = rand.Read(r[:])
+		h, _ = bcrypt.GenerateFromPassword([]byte(base64.RawStdEncoding.EncodeToString(r[:])), bcrypt.MinCost)
 	}
 	return string(h)
 }
@@ -96,8 +106,18 @@ func LeafPermissions(self string, p *config.Peer) (pub, sub []string) {
 	return pub, sub
 }
 
-// Generate returns the NATS server configuration for cfg.
+// Generate returns the NATS server configuration for cfg as of now.
 func Generate(cfg *config.Config, sec Secrets) string {
+	return GenerateAt(cfg, sec, time.Now())
+}
+
+// tlsTimeout is the TLS handshake timeout on leaf links, in seconds.
+const tlsTimeout = 2
+
+// GenerateAt returns the NATS server configuration for cfg as of now: a
+// peer whose peering expired at or before now gets neither a leaf user nor
+// a remote, so its credentials stop working and we stop dialling it.
+func GenerateAt(cfg *config.Config, sec Secrets, now time.Time) string {
 	w := &writer{}
 	w.kv("server_name", q("anfed-"+cfg.Operator.ID))
 	if l := cfg.NATS.Client.Listen; l != "" {
@@ -138,7 +158,7 @@ func Generate(cfg *config.Config, sec Secrets) string {
 		w.open(q(acc))
 		w.open("users: [")
 		w.internalUser(sec.Public(acc))
-		if p.Accept != nil {
+		if p.Accept != nil && !expired(p, now) {
 			pub, sub := LeafPermissions(cfg.Operator.ID, p)
 			w.leafUser(p.Accept.User, p.Accept.Password, pub, sub)
 		}
@@ -147,20 +167,32 @@ func Generate(cfg *config.Config, sec Secrets) string {
 	}
 	w.close() // accounts
 
-	if cfg.NATS.LeafNodes != nil || hasDial(cfg) {
+	dials := dialing(cfg, now)
+	if cfg.NATS.LeafNodes != nil || len(dials) > 0 {
 		w.open("leafnodes")
-		if cfg.NATS.LeafNodes != nil {
-			w.kv("listen", q(listenAddr(cfg.NATS.LeafNodes.Listen)))
+		// Redial a lost peer soon: a restored link drains its backlog
+		// sooner (NATS's default is 1s).
+		w.kv("reconnect", q("250ms"))
+		if l := cfg.NATS.LeafNodes; l != nil {
+			w.kv("listen", q(listenAddr(l.Listen)))
+			if l.TLS != nil {
+				// With a CA, a peer must present a certificate it signed.
+				w.tls(l.TLS, l.TLS.CA != "")
+			}
 		}
-		if hasDial(cfg) {
+		if len(dials) > 0 {
 			w.open("remotes: [")
-			for _, p := range cfg.Peers {
-				if p.Dial == nil {
-					continue
-				}
+			for _, p := range dials {
 				w.open("")
 				w.kv("url", q(RemoteURL(p.Dial)))
 				w.kv("account", q(PeerAccount(p.ID)))
+				// Dial only the address the policy names: the peer's
+				// servers may advertise addresses of its own network,
+				// which are not ours to reach, nor a proxy's to bypass.
+				w.kv("ignore_discovered_servers", "true")
+				if p.Dial.TLS != nil {
+					w.tls(p.Dial.TLS, false)
+				}
 				w.close()
 			}
 			w.closeList()
@@ -168,6 +200,23 @@ func Generate(cfg *config.Config, sec Secrets) string {
 		w.close()
 	}
 	return w.String()
+}
+
+// expired reports whether p's peering has ended at now.
+func expired(p *config.Peer, now time.Time) bool {
+	return p.Expires != nil && !now.Before(*p.Expires)
+}
+
+// dialing lists the peers we dial at now: those with dial that have not
+// expired.
+func dialing(cfg *config.Config, now time.Time) []*config.Peer {
+	var ps []*config.Peer
+	for i := range cfg.Peers {
+		if p := &cfg.Peers[i]; p.Dial != nil && !expired(p, now) {
+			ps = append(ps, p)
+		}
+	}
+	return ps
 }
 
 // RemoteURL is the dial URL with the credentials the peer issued to us.
@@ -180,15 +229,6 @@ func RemoteURL(d *config.Dial) string {
 		u.User = url.UserPassword(d.User, d.Password)
 	}
 	return u.String()
-}
-
-func hasDial(cfg *config.Config) bool {
-	for _, p := range cfg.Peers {
-		if p.Dial != nil {
-			return true
-		}
-	}
-	return false
 }
 
 // listenAddr maps port 0 ("pick a free port") to NATS's -1.
@@ -275,6 +315,27 @@ func (w *writer) user(name, pass, types string, pubAllow, pubDeny []string) {
 		w.close()
 		w.close()
 	}
+	w.close()
+}
+
+// tls writes a tls block naming t's files. On a listener, verify requires
+// the other side's certificate; on a remote, ca_file becomes the roots
+// that verify the listener's certificate.
+func (w *writer) tls(t *config.TLS, verify bool) {
+	w.open("tls")
+	if t.Cert != "" {
+		w.kv("cert_file", q(t.Cert))
+	}
+	if t.Key != "" {
+		w.kv("key_file", q(t.Key))
+	}
+	if t.CA != "" {
+		w.kv("ca_file", q(t.CA))
+	}
+	if verify {
+		w.kv("verify", "true")
+	}
+	w.kv("timeout", strconv.Itoa(tlsTimeout))
 	w.close()
 }
 

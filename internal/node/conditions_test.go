@@ -111,3 +111,5 @@ func TestConditionTableGracefulRestart(t *testing.T) {
 	})
 	assert.Len(t, nb.Conditions(conditions.Filter{Peer: "op-a", IncludeStale: true}), 1, "no duplicate after resync")
 }
+
+func condFilter(peer string) conditions.Filter { return conditions.Filter{Peer: peer} }

@@ -15,6 +15,9 @@ type Answer struct {
 	Subject string `json:"subject,omitempty"` // where an accepted signal was stored
 	Reason  string `json:"reason,omitempty"`  // why a signal was rejected
 	Error   string `json:"error,omitempty"`   // what was wrong and how to fix it
+	// Last is, in the answer to a link probe, the last link sequence the
+	// receiver decided.
+	Last uint64 `json:"last,omitempty"`
 }
 
 // Answer statuses.
@@ -22,6 +25,8 @@ const (
 	StatusAccepted  = "accepted"
 	StatusDuplicate = "duplicate"
 	StatusRejected  = "rejected"
+	// StatusAlive answers a link probe.
+	StatusAlive = "alive"
 )
 
 // HeaderStatus carries Answer.Status.
@@ -51,7 +56,7 @@ func ParseAnswer(b []byte) (Answer, error) {
 		return a, fmt.Errorf("answer %q: %w", b, err)
 	}
 	switch a.Status {
-	case StatusAccepted, StatusDuplicate, StatusRejected:
+	case StatusAccepted, StatusDuplicate, StatusRejected, StatusAlive:
 		return a, nil
 	}
 	return a, fmt.Errorf("answer %q: unknown status %q", b, a.Status)

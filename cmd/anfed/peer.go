@@ -1,0 +1,435 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/origin"
+	"github.com/anfed/anfed/internal/peering"
+)
+
+const peerUsage = `Usage:
+  anfed peer invite --config FILE PEER [--leaf-url URL] [--expires TIME] [--out FILE] [--signing-key KEY]
+                       issue credentials to PEER: add it to the policy (accept) and write its bundle
+  anfed peer add --config FILE BUNDLE
+                       add the peer that issued BUNDLE to us (dial), pinning its signing key
+  anfed peer pin --config FILE [--force] PEER KEY
+                       pin PEER's public signing key (O...; "anfed keys show" prints it on PEER's side)
+  anfed peer list --config FILE
+                       the peers of the policy
+
+Every command checks the edited policy and writes it back only if it is
+valid, apart from peers whose key is not pinned yet.
+`
+
+func runPeer(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, peerUsage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "invite":
+		return runPeerInvite(args[1:], stdout, stderr)
+	case "add":
+		return runPeerAdd(args[1:], stdout, stderr)
+	case "pin":
+		return runPeerPin(args[1:], stdout, stderr)
+	case "list":
+		return runPeerList(args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, peerUsage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "anfed peer: unknown command %q\n\n%s", args[0], peerUsage)
+	return exitUsage
+}
+
+// parseInterleaved parses fs's flags wherever they stand among args, so
+// that "invite op-b --out f" and "invite --out f op-b" both work, and
+// returns the other arguments.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return rest, nil
+		}
+		rest = append(rest, args[0])
+		args = args[1:]
+	}
+}
+
+// openPolicy opens the policy at file for editing and loads it; a
+// policy with problems other than keys not pinned yet is refused.
+func openPolicy(file string) (*peering.Policy, *config.Config, error) {
+	if file == "" {
+		return nil, nil, errors.New("--config FILE is required")
+	}
+	p, err := peering.OpenPolicy(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, _, err := p.Load()
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, cfg, nil
+}
+
+// savePolicy writes p back and returns the peers that still await a
+// pinned key.
+func savePolicy(p *peering.Policy) ([]string, error) {
+	pending, err := p.Save()
+	if err != nil {
+		return nil, fmt.Errorf("%s left as it was: %w", p.File, err)
+	}
+	return pending, nil
+}
+
+// notePending says which peers still await a pinned key.
+func notePending(stdout io.Writer, file string, pending []string) {
+	for _, id := range pending {
+		fmt.Fprintf(stdout, "note: %s's signing key is not pinned yet: the node will not start until it is (anfed peer pin --config %s %s KEY)\n",
+			id, file, id)
+	}
+}
+
+func runPeerInvite(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("peer invite", stderr)
+	file := fs.String("config", "", "the node's policy file (YAML)")
+	leafURL := fs.String("leaf-url", "", "where PEER dials us, tls://host:port (default: from nats.leafnodes.listen, if it names a host)")
+	expires := fs.String("expires", "", "when the credentials stop working, RFC 3339 (e.g. 2027-01-01T00:00:00Z); default never")
+	out := fs.String("out", "", "bundle file to write (default PEER.peering.yaml)")
+	key := fs.String("signing-key", "", "PEER's public signing key, if you have it already (else pin it later)")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "anfed peer invite: name one peer: anfed peer invite --config FILE PEER")
+		return exitUsage
+	}
+	peer := pos[0]
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "anfed peer invite %s: %v\n", peer, err)
+		return exitFail
+	}
+	var exp *time.Time
+	if *expires != "" {
+		t, err := time.Parse(time.RFC3339, *expires)
+		if err != nil {
+			fmt.Fprintf(stderr, "anfed peer invite: --expires %q: want an RFC 3339 time, e.g. 2027-01-01T00:00:00Z\n", *expires)
+			return exitUsage
+		}
+		exp = &t
+	}
+	if *key != "" && !origin.ValidPublicKey(*key) {
+		fmt.Fprintf(stderr, "anfed peer invite: --signing-key %q: want an operator public key (56 characters, starting with \"O\")\n", *key)
+		return exitUsage
+	}
+	p, cfg, err := openPolicy(*file)
+	if err != nil {
+		return fail(err)
+	}
+	if *leafURL == "" {
+		if *leafURL, err = defaultLeafURL(cfg); err != nil {
+			return fail(err)
+		}
+	}
+	b, err := peering.NewInvite(cfg, peer, *leafURL, exp)
+	if err != nil {
+		return fail(err)
+	}
+	if err := p.AddInvited(b, *key); err != nil {
+		return fail(err)
+	}
+	// Check before writing anything, so that a refused policy leaves no
+	// bundle behind.
+	if _, _, err := p.Load(); err != nil {
+		return fail(fmt.Errorf("%s left as it was: %w", p.File, err))
+	}
+	if *out == "" {
+		*out = peer + ".peering.yaml"
+	}
+	if err := b.Write(*out); err != nil {
+		return fail(err)
+	}
+	pending, err := savePolicy(p)
+	if err != nil {
+		os.Remove(*out)
+		return fail(err)
+	}
+	fmt.Fprintf(stdout, "invited %s: added it to %s (accept, user %s) and wrote %s\n", peer, p.File, b.User, *out)
+	fmt.Fprintf(stdout, "next:\n  - send %s to %s over a channel fit for a password; %s runs: anfed peer add --config FILE %s\n",
+		*out, peer, peer, filepath.Base(*out))
+	if *key == "" {
+		fmt.Fprintf(stdout, "  - pin %s's signing key (it prints it with anfed keys show): anfed peer pin --config %s %s KEY\n", peer, p.File, peer)
+	}
+	fmt.Fprintf(stdout, "  - list what crosses in %s's export and import classes: they are empty, so nothing does yet\n", peer)
+	notePending(stdout, p.File, pending)
+	return exitOK
+}
+
+// defaultLeafURL is where peers dial the listener, when its address
+// names one host.
+func defaultLeafURL(cfg *config.Config) (string, error) {
+	l := cfg.NATS.LeafNodes
+	if l == nil {
+		return "", errors.New("the policy has no nats.leafnodes listener to dial")
+	}
+	host, port, err := net.SplitHostPort(l.Listen)
+	if err != nil {
+		return "", fmt.Errorf("nats.leafnodes.listen %q: %w", l.Listen, err)
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() || port == "0" {
+		return "", fmt.Errorf("--leaf-url is required: the leaf listener %s does not say where peers reach it (e.g. --leaf-url tls://leaf.%s.example:7422)",
+			l.Listen, cfg.Operator.ID)
+	}
+	scheme := "nats-leaf"
+	if l.TLS != nil {
+		scheme = "tls"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port), nil
+}
+
+func runPeerAdd(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("peer add", stderr)
+	file := fs.String("config", "", "the node's policy file (YAML)")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "anfed peer add: name one bundle: anfed peer add --config FILE BUNDLE")
+		return exitUsage
+	}
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, "anfed peer add:", err)
+		return exitFail
+	}
+	b, err := peering.Read(pos[0])
+	if err != nil {
+		return fail(err)
+	}
+	p, cfg, err := openPolicy(*file)
+	if err != nil {
+		return fail(err)
+	}
+	self := cfg.Operator.ID
+	switch {
+	case b.Peer != self:
+		return fail(fmt.Errorf("%s was issued by %s to %s, and %s is the policy of %s: ask %s for a bundle issued to %s",
+			pos[0], b.Issuer, b.Peer, p.File, self, b.Issuer, self))
+	case b.Issuer == self:
+		return fail(fmt.Errorf("%s was issued by this operator, %s: it is for %s to add", pos[0], self, b.Peer))
+	}
+	exists, accept := p.HasPeer(b.Issuer)
+	switch {
+	case exists && accept:
+		// We accept the issuer already: take its key, not its credentials.
+		return completePeer(p, cfg, b, stdout, stderr)
+	case exists:
+		return fail(fmt.Errorf("%s is already a peer in %s: remove its entry to replace it", b.Issuer, p.File))
+	}
+	var caFile string
+	var wroteCA bool
+	if b.CAPEM != "" {
+		caFile = b.Issuer + "-ca.pem"
+		if wroteCA, err = writeCA(filepath.Join(filepath.Dir(p.File), caFile), b.CAPEM); err != nil {
+			return fail(err)
+		}
+	}
+	if err := p.AddDialing(b, caFile); err != nil {
+		return fail(err)
+	}
+	pending, err := savePolicy(p)
+	if err != nil {
+		if wroteCA {
+			os.Remove(filepath.Join(filepath.Dir(p.File), caFile))
+		}
+		return fail(err)
+	}
+	defer notePending(stdout, p.File, pending)
+	fmt.Fprintf(stdout, "added %s to %s: we dial %s as %s, and pinned its signing key %s\n", b.Issuer, p.File, b.LeafURL, b.User, b.SigningKey)
+	if caFile != "" {
+		fmt.Fprintf(stdout, "wrote %s's CA certificate to %s (dial.tls.ca); if %s asks for a client certificate, set dial.tls.cert and dial.tls.key\n",
+			b.Issuer, filepath.Join(filepath.Dir(p.File), caFile), b.Issuer)
+	}
+	fmt.Fprintf(stdout, "next: send %s your public signing key (anfed keys show --config %s) to pin, and list what crosses in %s's export and import classes\n",
+		b.Issuer, p.File, b.Issuer)
+	return exitOK
+}
+
+// completePeer pins the signing key from b for a peer we already accept.
+func completePeer(p *peering.Policy, cfg *config.Config, b *peering.Bundle, stdout, stderr io.Writer) int {
+	cur, _ := cfg.Peer(b.Issuer)
+	if cur.SigningKey != "" && cur.SigningKey != b.SigningKey {
+		fmt.Fprintf(stderr, "anfed peer add: %s's pinned signing key %s differs from the bundle's %s: if %s changed its key, run anfed peer pin --force\n",
+			b.Issuer, cur.SigningKey, b.SigningKey, b.Issuer)
+		return exitFail
+	}
+	if _, err := p.Pin(b.Issuer, b.SigningKey); err != nil {
+		fmt.Fprintln(stderr, "anfed peer add:", err)
+		return exitFail
+	}
+	pending, err := savePolicy(p)
+	if err != nil {
+		fmt.Fprintln(stderr, "anfed peer add:", err)
+		return exitFail
+	}
+	defer notePending(stdout, p.File, pending)
+	fmt.Fprintf(stdout, "%s already dials us (accept): pinned its signing key %s in %s; the bundle's credentials are not used\n",
+		b.Issuer, b.SigningKey, p.File)
+	return exitOK
+}
+
+// writeCA writes a peer's CA certificate next to the policy, readable by
+// all (it is public). An identical file is kept; a different one is never
+// overwritten. It reports whether it made the file.
+func writeCA(path, pemText string) (bool, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, os.ErrExist) {
+		old, rerr := os.ReadFile(path)
+		if rerr == nil && bytes.Equal(old, []byte(pemText)) {
+			return false, nil
+		}
+		return false, fmt.Errorf("write CA certificate %s: a different file is there; move it away first", path)
+	}
+	if err != nil {
+		return false, fmt.Errorf("write CA certificate: %w", err)
+	}
+	if _, err := f.WriteString(pemText); err != nil {
+		f.Close()
+		os.Remove(path)
+		return false, fmt.Errorf("write CA certificate %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(path)
+		return false, fmt.Errorf("write CA certificate %s: %w", path, err)
+	}
+	return true, nil
+}
+
+func runPeerPin(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("peer pin", stderr)
+	file := fs.String("config", "", "the node's policy file (YAML)")
+	force := fs.Bool("force", false, "replace a key that is already pinned")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) != 2 {
+		fmt.Fprintln(stderr, "anfed peer pin: want a peer and its key: anfed peer pin --config FILE PEER KEY")
+		return exitUsage
+	}
+	peer, key := pos[0], pos[1]
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "anfed peer pin %s: %v\n", peer, err)
+		return exitFail
+	}
+	if !origin.ValidPublicKey(key) {
+		return fail(fmt.Errorf("%q is not an operator public key (56 characters, starting with \"O\"; anfed keys show prints it)", key))
+	}
+	p, cfg, err := openPolicy(*file)
+	if err != nil {
+		return fail(err)
+	}
+	if own, err := publicKey(*file); err == nil && own == key {
+		return fail(errors.New("that is this operator's own key: pin the key that the peer's anfed keys show prints"))
+	}
+	cur, ok := cfg.Peer(peer)
+	if !ok {
+		return fail(fmt.Errorf("no peer %s in %s", peer, p.File))
+	}
+	switch {
+	case cur.SigningKey == key:
+		fmt.Fprintf(stdout, "%s's signing key %s is already pinned in %s\n", peer, key, p.File)
+		return exitOK
+	case cur.SigningKey != "" && !*force:
+		return fail(fmt.Errorf("%s is already pinned: replace a pinned key only when %s tells you it changed, with --force", cur.SigningKey, peer))
+	}
+	if _, err := p.Pin(peer, key); err != nil {
+		return fail(err)
+	}
+	pending, err := savePolicy(p)
+	if err != nil {
+		return fail(err)
+	}
+	fmt.Fprintf(stdout, "pinned %s's signing key %s in %s\n", peer, key, p.File)
+	notePending(stdout, p.File, pending)
+	return exitOK
+}
+
+func runPeerList(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("peer list", stderr)
+	file := fs.String("config", "", "the node's policy file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "anfed peer list: want --config FILE and nothing else")
+		return exitUsage
+	}
+	_, cfg, err := openPolicy(*file)
+	if err != nil {
+		fmt.Fprintln(stderr, "anfed peer list:", err)
+		return exitFail
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tLINK\tURL/USER\tSIGNING KEY\tEXPIRES\tEXPORT\tIMPORT")
+	now := time.Now()
+	for _, p := range cfg.Peers {
+		link, where := "", ""
+		switch {
+		case p.Accept != nil:
+			link, where = "accept", p.Accept.User
+		case p.Dial != nil:
+			link, where = "dial", p.Dial.URL+" as "+p.Dial.User
+		}
+		key := "(not pinned)"
+		if k := p.SigningKey; len(k) > 12 {
+			key = k[:8] + "..." + k[len(k)-4:]
+		}
+		exp := "-"
+		if p.Expires != nil {
+			exp = p.Expires.Format(time.RFC3339)
+			if !now.Before(*p.Expires) {
+				exp += " (expired)"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, orDash(p.Name), link, where, key, exp,
+			classes(p.Export.Classes), classes(p.Import.Classes))
+	}
+	if err := tw.Flush(); err != nil {
+		fmt.Fprintln(stderr, "anfed peer list:", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func classes(cs []string) string {
+	if len(cs) == 0 {
+		return "(none)"
+	}
+	return strings.Join(cs, ",")
+}

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/natsconf"
+	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/origin"
+)
+
+// operatorDir is one operator's directory: its policy, keys and files.
+type operatorDir struct {
+	id, dir, policy string
+}
+
+func newOperator(t *testing.T, id, nats string) operatorDir {
+	dir := t.TempDir()
+	o := operatorDir{id: id, dir: dir, policy: filepath.Join(dir, id+".yaml")}
+	body := fmt.Sprintf("# %s's policy: the operator's own comment.\noperator:\n  id: %s\n  signing_key_file: keys/signing.nk\n%s\nstorage:\n  dir: ./data   # JetStream\n", id, id, nats)
+	require.NoError(t, os.WriteFile(o.policy, []byte(body), 0o600))
+	return o
+}
+
+func mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	code, stdout, stderr := runCmd(args...)
+	require.Equal(t, exitOK, code, "anfed %s\nstdout: %s\nstderr: %s", strings.Join(args, " "), stdout, stderr)
+	return stdout
+}
+
+// The whole peering, as two operators would make it: op-a invites op-b,
+// op-b adds the bundle, op-a pins op-b's key. Both policies then validate,
+// list each other, and the NATS servers derived from them link up over
+// mutual TLS.
+func TestPeeringRoundTrip(t *testing.T) {
+	ca := natstest.NewCA(t)
+	leafCert, leafKey := ca.Issue(t, "leaf.op-a", net.ParseIP("127.0.0.1"))
+	leafAddr := natstest.FreeAddr(t)
+	a := newOperator(t, "op-a", fmt.Sprintf("nats:\n  client: {listen: \"127.0.0.1:0\"}\n  leafnodes:\n    listen: %s\n    tls:\n      cert: %s\n      key: %s\n      ca: %s",
+		leafAddr, leafCert, leafKey, ca.File))
+	b := newOperator(t, "op-b", "nats:\n  client: {listen: \"127.0.0.1:0\"}")
+
+	pubA := strings.TrimSpace(mustRun(t, "keys", "init", "--dir", filepath.Join(a.dir, "keys")))
+	pubB := strings.TrimSpace(mustRun(t, "keys", "init", "--dir", filepath.Join(b.dir, "keys")))
+	assert.True(t, origin.ValidPublicKey(pubA), pubA)
+	assert.Equal(t, pubA, strings.TrimSpace(mustRun(t, "keys", "show", "--config", a.policy)))
+
+	bundle := filepath.Join(a.dir, "op-b.peering.yaml")
+	out := mustRun(t, "peer", "invite", "--config", a.policy, "op-b", "--out", bundle, "--expires", "2099-01-01T00:00:00Z")
+	assert.Contains(t, out, "invited op-b: added it to "+a.policy+" (accept, user peer-op-b) and wrote "+bundle)
+	assert.Contains(t, out, "note: op-b's signing key is not pinned yet")
+	assert.Contains(t, out, "anfed peer pin --config "+a.policy+" op-b KEY")
+	text := readFile(t, bundle)
+	assert.Contains(t, text, "leaf_url: tls://"+leafAddr+"\n", "the leaf URL comes from the TLS listener")
+	assert.Contains(t, text, "signing_key: "+pubA+"\n")
+
+	// Until op-b's key is pinned, op-a's node refuses its policy, and
+	// the tools still read it.
+	code, _, stderr := runCmd("validate", a.policy)
+	assert.Equal(t, exitFail, code)
+	assert.Contains(t, stderr, "peers[0].signing_key: required")
+	assert.Equal(t, pubA, strings.TrimSpace(mustRun(t, "keys", "show", "--config", a.policy)))
+
+	out = mustRun(t, "peer", "add", "--config", b.policy, bundle)
+	assert.Contains(t, out, "added op-a to "+b.policy+": we dial tls://"+leafAddr+" as peer-op-b, and pinned its signing key "+pubA)
+	assert.Equal(t, string(ca.PEM(t)), readFile(t, filepath.Join(b.dir, "op-a-ca.pem")))
+
+	assert.Equal(t, pubB, strings.TrimSpace(mustRun(t, "keys", "show", "--config", b.policy)))
+	out = mustRun(t, "peer", "pin", "--config", a.policy, "op-b", pubB)
+	assert.Equal(t, "pinned op-b's signing key "+pubB+" in "+a.policy+"\n", out)
+
+	out = mustRun(t, "validate", a.policy, b.policy)
+	assert.Contains(t, out, a.policy+": ok: policy of op-a with 1 peer(s)")
+	assert.Contains(t, out, b.policy+": ok: policy of op-b with 1 peer(s)")
+	assert.Contains(t, readFile(t, a.policy), "# op-a's policy: the operator's own comment.\n", "comments survive")
+	assert.Contains(t, readFile(t, b.policy), "# JetStream")
+
+	lines := strings.Split(strings.TrimSpace(mustRun(t, "peer", "list", "--config", a.policy)), "\n")
+	require.Len(t, lines, 2)
+	assert.Regexp(t, `^ID\s+NAME\s+LINK\s+URL/USER\s+SIGNING KEY\s+EXPIRES\s+EXPORT\s+IMPORT$`, lines[0])
+	assert.Regexp(t, `^op-b\s+-\s+accept\s+peer-op-b\s+`+pubB[:8]+`\.\.\.`+pubB[52:]+`\s+2099-01-01T00:00:00Z\s+\(none\)\s+\(none\)$`, lines[1])
+	lines = strings.Split(strings.TrimSpace(mustRun(t, "peer", "list", "--config", b.policy)), "\n")
+	require.Len(t, lines, 2)
+	assert.Regexp(t, `^op-a\s+-\s+dial\s+tls://`+leafAddr+` as peer-op-b\s+`+pubA[:8]+`\.\.\.\S+\s+2099-01-01T00:00:00Z\s+\(none\)\s+\(none\)$`, lines[1])
+
+	// op-a's listener asks for a client certificate: op-b adds its own,
+	// and the derived NATS servers link up.
+	cert, key := ca.Issue(t, "op-b")
+	policyB := readFile(t, b.policy)
+	require.Contains(t, policyB, "        ca: op-a-ca.pem\n")
+	policyB = strings.Replace(policyB, "        ca: op-a-ca.pem\n", "        ca: op-a-ca.pem\n        cert: "+cert+"\n        key: "+key+"\n", 1)
+	require.NoError(t, os.WriteFile(b.policy, []byte(policyB), 0o600))
+	sa, sb := serveFrom(t, a.policy), serveFrom(t, b.policy)
+	natstest.WaitFor(t, 10*time.Second, func() error {
+		if sa.NumLeafNodes() != 1 || sb.NumLeafNodes() != 1 {
+			return fmt.Errorf("leaf link not up: op-a %d, op-b %d", sa.NumLeafNodes(), sb.NumLeafNodes())
+		}
+		return nil
+	})
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return string(b)
+}
+
+// serveFrom runs a bare NATS server from the configuration derived from
+// the policy at path.
+func serveFrom(t *testing.T, path string) *server.Server {
+	t.Helper()
+	cfg, err := config.Load(path)
+	require.NoError(t, err)
+	sec, err := natsconf.NewSecrets(cfg)
+	require.NoError(t, err)
+	opts := &server.Options{}
+	require.NoError(t, opts.ProcessConfigString(natsconf.Generate(cfg, sec)))
+	opts.NoSigs, opts.NoLog = true, true
+	s, err := server.NewServer(opts)
+	require.NoError(t, err)
+	s.Start()
+	t.Cleanup(s.Shutdown)
+	require.True(t, s.ReadyForConnections(10*time.Second))
+	return s
+}
+
+func TestKeysInitRefusesOverwrite(t *testing.T) {
+	dir := t.TempDir()
+	code, stdout, stderr := runCmd("keys", "init", "--dir", dir)
+	require.Equal(t, exitOK, code, stderr)
+	assert.Contains(t, stderr, "wrote "+filepath.Join(dir, "signing.nk"))
+	first := readFile(t, filepath.Join(dir, "signing.nk"))
+	code, _, stderr = runCmd("keys", "init", "--dir", dir)
+	assert.Equal(t, exitFail, code)
+	assert.Contains(t, stderr, "the file exists; anfed never overwrites a key")
+	assert.Equal(t, first, readFile(t, filepath.Join(dir, "signing.nk")))
+	assert.True(t, origin.ValidPublicKey(strings.TrimSpace(stdout)))
+
+	code, _, stderr = runCmd("keys", "init")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, "want --dir DIR")
+	code, _, stderr = runCmd("keys", "rotate")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, `unknown command "rotate"`)
+}
+
+func TestKeysShowWithoutKey(t *testing.T) {
+	o := newOperator(t, "op-a", "")
+	code, _, stderr := runCmd("keys", "show", "--config", o.policy)
+	assert.Equal(t, exitFail, code)
+	assert.Contains(t, stderr, "read signing key")
+}
+
+func TestPeerCommandsRefuse(t *testing.T) {
+	setup := func(t *testing.T) (a, b operatorDir, bundle string) {
+		a = newOperator(t, "op-a", "nats:\n  leafnodes: {listen: \"127.0.0.1:7422\"}")
+		b = newOperator(t, "op-b", "nats:\n  leafnodes: {listen: \"127.0.0.1:7423\"}")
+		mustRun(t, "keys", "init", "--dir", filepath.Join(a.dir, "keys"))
+		mustRun(t, "keys", "init", "--dir", filepath.Join(b.dir, "keys"))
+		bundle = filepath.Join(a.dir, "op-b.peering.yaml")
+		mustRun(t, "peer", "invite", "--config", a.policy, "--out", bundle, "op-b")
+		return a, b, bundle
+	}
+	t.Run("invite an existing peer", func(t *testing.T) {
+		a, _, _ := setup(t)
+		before := readFile(t, a.policy)
+		other := filepath.Join(a.dir, "again.yaml")
+		code, _, stderr := runCmd("peer", "invite", "--config", a.policy, "--out", other, "op-b")
+		assert.Equal(t, exitFail, code)
+		assert.Contains(t, stderr, "already a peer")
+		assert.NoFileExists(t, other)
+		assert.Equal(t, before, readFile(t, a.policy))
+	})
+	t.Run("invite onto an existing bundle file", func(t *testing.T) {
+		a, _, bundle := setup(t)
+		before := readFile(t, a.policy)
+		code, _, stderr := runCmd("peer", "invite", "--config", a.policy, "--out", bundle, "op-c")
+		assert.Equal(t, exitFail, code)
+		assert.Contains(t, stderr, "never overwrites a bundle")
+		assert.Equal(t, before, readFile(t, a.policy), "the policy is not changed either")
+	})
+	t.Run("invite without a reachable address", func(t *testing.T) {
+		a := newOperator(t, "op-a", "nats:\n  leafnodes:\n    listen: 0.0.0.0:7422\n    tls: {cert: c.pem, key: k.pem, ca: ca.pem}")
+		code, _, stderr := runCmd("peer", "invite", "--config", a.policy, "op-b")
+		assert.Equal(t, exitFail, code)
+		assert.Contains(t, stderr, "--leaf-url is required")
+	})
+	t.Run("invite into an invalid policy", func(t *testing.T) {
+		a := newOperator(t, "op-a", "nats:\n  leafnodes: {listen: \"127.0.0.1:7422\"}\n  users: [{name: x, password: short}]")
+		code, _, stderr := runCmd("peer", "invite", "--config", a.policy, "op-b")
+		assert.Equal(t, exitFail, code)
+		assert.Contains(t, stderr, "nats.users[0].password: too short")
+	})
+	t.Run("bad expires", func(t *testing.T) {
+		a, _, _ := setup(t)
+		code, _, stderr := runCmd("peer", "invite", "--config", a.policy, "--expires", "tomorrow", "op-c")
+		assert.Equal(t, exitUsage, code)
+		assert.Contains(t, stderr, "want an RFC 3339 time")
+	})
+	t.Run("add a bundle issued to another operator", func(t *testing.T) {
+		a, _, bundle := setup(t)
+		c := newOperator(t, "op-c", "")
+		code, _, stderr := runCmd("peer", "add", "--config", c.policy, bundle)
+		assert.Equal(t, exitFail, code)
+		assert.Contains(t, stderr, "was issued by op-a to op-b, and "+c.policy+" is the policy of op-c")
+		code, _, stderr = runCmd("peer", "add", "--config", a.policy, bundle)
+		assert.Equal(t, exitFail, code)
+		assert.Contains(t, stderr, "was issued by op-a to op-b")
+	})
+	t.Run("add twice", func(t *testing.T) {
+		_, b, bundle := setup(t)
+		mustRun(t, "peer", "add", "--config", b.policy, bundle)
+		code, _, stderr := runCmd("peer", "add", "--config", b.policy, bundle)
+		assert.Equal(t, exitFail, code)
+		assert.Contains(t, stderr, "op-a is already a peer in "+b.policy)
+	})
+	t.Run("add a bundle from a peer we accept", func(t *testing.T) {
+		// op-b invited op-a too: op-a's bundle then only gives op-b its key.
+		a, b, bundle := setup(t)
+		mustRun(t, "peer", "invite", "--config", b.policy, "--leaf-url", "tls://leaf.op-b.example:7422", "--out", filepath.Join(b.dir, "x.yaml"), "op-a")
+		out := mustRun(t, "peer", "add", "--config", b.policy, bundle)
+		assert.Contains(t, out, "op-a already dials us (accept): pinned its signing key")
+		pubA := strings.TrimSpace(mustRun(t, "keys", "show", "--config", a.policy))
+		assert.Contains(t, readFile(t, b.policy), "signing_key: "+pubA)
+	})
+	t.Run("pin", func(t *testing.T) {
+		a, b, _ := setup(t)
+		pubA := strings.TrimSpace(mustRun(t, "keys", "show", "--config", a.policy))
+		pubB := strings.TrimSpace(mustRun(t, "keys", "show", "--config", b.policy))
+		code, _, stderr := runCmd("peer", "pin", "--config", a.policy, "op-b", "SOAIZ4ZIYFJJVRVAQJE4ECC24YPRCXQKXNCTTJ7SGL52CF2J7EOU4232UI")
+		assert.Equal(t, exitFail, code)
+		assert.Contains(t, stderr, "is not an operator public key")
+		code, _, stderr = runCmd("peer", "pin", "--config", a.policy, "op-b", pubA)
+		assert.Equal(t, exitFail, code)
+		assert.Contains(t, stderr, "this operator's own key")
+		code, _, stderr = runCmd("peer", "pin", "--config", a.policy, "op-z", pubB)
+		assert.Equal(t, exitFail, code)
+		assert.Contains(t, stderr, "no peer op-z")
+		mustRun(t, "peer", "pin", "--config", a.policy, "op-b", pubB)
+		assert.Contains(t, mustRun(t, "peer", "pin", "--config", a.policy, "op-b", pubB), "already pinned")
+		other := "OD5KQILEBXWKMDICOMCTDWZSR726JIY7I5KQOGFPDF3RZZFLW3FTNU2U"
+		code, _, stderr = runCmd("peer", "pin", "--config", a.policy, "op-b", other)
+		assert.Equal(t, exitFail, code)
+		assert.Contains(t, stderr, "--force")
+		mustRun(t, "peer", "pin", "--config", a.policy, "--force", "op-b", other)
+		cfg, err := config.Load(a.policy)
+		require.NoError(t, err)
+		assert.Equal(t, other, cfg.Peers[0].SigningKey)
+	})
+	t.Run("usage", func(t *testing.T) {
+		for _, args := range [][]string{{"peer"}, {"peer", "invite"}, {"peer", "add"}, {"peer", "pin", "op-b"}, {"peer", "frob"}} {
+			code, _, _ := runCmd(args...)
+			assert.Equal(t, exitUsage, code, "%v", args)
+		}
+		code, _, stderr := runCmd("peer", "list")
+		assert.Equal(t, exitFail, code)
+		assert.Contains(t, stderr, "--config FILE is required")
+	})
+}
