@@ -26,6 +26,8 @@ Usage:
   anfed validate FILE...               check policy files (.yaml) and signal files (.json)
   anfed keys init|show                 make or show this operator's signing key
   anfed peer invite|add|pin|list       make peerings: issue and add bundles, pin keys
+  anfed peers [--server URL --user U --password P]        peers of a running node: link, backlog
+  anfed conditions [--peer P --class C --service S ...]   a running node's active conditions
   anfed version                        print versions
 
 Run "anfed COMMAND -h" for a command's flags.
@@ -55,6 +57,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runKeys(rest, stdout, stderr)
 	case "peer":
 		return runPeer(rest, stdout, stderr)
+	case "conditions":
+		return runConditions(ctx, rest, stdout, stderr)
+	case "peers":
+		return runPeers(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		return runVersion(stdout)
 	case "help", "-h", "--help":

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -159,4 +160,53 @@ func TestDemoCommand(t *testing.T) {
 	assert.Equal(t, exitOK, code, stderr)
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
 	assert.Regexp(t, `^summary: crossed=[1-9]\d* mitigations=[1-9]\d* rejected=\d+ lost=0$`, lines[len(lines)-1])
+}
+
+func TestConditionsAndPeersCommands(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "op-a.yaml")
+	addr := natstest.FreeAddr(t)
+	cfg := fmt.Sprintf("operator:\n  id: op-a\nnats:\n  client:\n    listen: %s\n  users:\n    - name: loop\n      password: loop-pass-123\nstorage:\n  dir: ./data\n", addr)
+	require.NoError(t, os.WriteFile(p, []byte(cfg), 0o600))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"serve", "--config", p}, &stdout, &stderr) }()
+	defer func() { cancel(); <-done }()
+	natstest.WaitFor(t, 15*time.Second, func() error {
+		if !strings.Contains(stderr.String(), `"node started"`) {
+			return fmt.Errorf("not started")
+		}
+		return nil
+	})
+	flags := []string{"--server", "nats://" + addr, "--user", "loop", "--password", "loop-pass-123"}
+	// A signal from a local producer becomes a condition.
+	nc, err := nats.Connect("nats://"+addr, nats.UserInfo("loop", "loop-pass-123"))
+	require.NoError(t, err)
+	defer nc.Close()
+	ev, err := os.ReadFile("../../schemas/examples/fault.valid.json")
+	require.NoError(t, err)
+	m, err := nc.Request("an.pub", ev, 5*time.Second)
+	require.NoError(t, err)
+	require.Contains(t, string(m.Data), `"accepted"`)
+	natstest.WaitFor(t, 5*time.Second, func() error {
+		code, out, errs := runCmd(append([]string{"conditions"}, flags...)...)
+		if code != exitOK || !strings.Contains(out, "1 condition(s)") {
+			return fmt.Errorf("%d %s %s", code, out, errs)
+		}
+		return nil
+	})
+	code, out, _ := runCmd(append([]string{"conditions", "--json", "--class", "fault"}, flags...)...)
+	assert.Equal(t, exitOK, code)
+	assert.Contains(t, out, `"Class": "fault"`)
+	code, out, _ = runCmd(append([]string{"conditions", "--class", "congestion"}, flags...)...)
+	assert.Equal(t, exitOK, code)
+	assert.Contains(t, out, "0 condition(s)")
+	code, out, _ = runCmd(append([]string{"peers"}, flags...)...)
+	assert.Equal(t, exitOK, code)
+	assert.Contains(t, out, "PEER")
+	code, _, errs := runCmd("peers", "--server", "nats://"+natstest.FreeAddr(t))
+	assert.Equal(t, exitFail, code)
+	assert.Contains(t, errs, "is the node running?")
 }
