@@ -303,6 +303,11 @@ func (c *checker) storage(s Storage) {
 	positive("storage.max_age", int64(s.MaxAge), defaultMaxAge)
 	positive("storage.max_bytes", int64(s.MaxBytes), defaultMaxBytes)
 	positive("storage.duplicate_window", int64(s.DuplicateWindow), defaultDuplicateWindow)
+	if s.Sync != "" && s.Sync != "always" {
+		if d, err := time.ParseDuration(s.Sync); err != nil || d <= 0 {
+			c.add("storage.sync", `"always" (the default: flush every write) or an interval such as "2m" (see docs/durability.md)`, "invalid sync policy %q", s.Sync)
+		}
+	}
 	eff := s.withDefaults()
 	if eff.MaxAge > 0 && eff.DuplicateWindow > eff.MaxAge {
 		c.add("storage.duplicate_window", "signals are deleted after max_age, so they cannot be remembered for longer: shorten duplicate_window or raise max_age",

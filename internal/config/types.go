@@ -84,6 +84,11 @@ type Storage struct {
 	// DuplicateWindow is how long (source, id) pairs are remembered for
 	// deduplication. Default 2m.
 	DuplicateWindow Duration `yaml:"duplicate_window"`
+	// Sync is when JetStream flushes signals to disk: "always" (the
+	// default: an acknowledged signal survives power loss) or an interval
+	// such as "2m" (NATS's own default: faster, but a power loss can lose
+	// up to that much acknowledged data). See docs/durability.md.
+	Sync string `yaml:"sync"`
 }
 
 // Peer is one neighbouring operator and the policy towards it.

@@ -104,24 +104,28 @@ type entry struct {
 	// skipped: given up as undeliverable; the peer never decided it, so
 	// it is no predecessor of the next signal.
 	skipped bool
-	// missed counts resend rounds in which the peer answered a later
-	// signal but not this one.
-	missed int
-	// noRoute: NATS answered "no responders" for it: nothing on the link
-	// would take it (the link is down, or its permissions drop it).
+	// answered: the peer answered it (even "not now") since it was last
+	// sent: it reaches the peer.
+	answered bool
+	// noRoute: NATS answered "no responders" for it since it was last
+	// sent: nothing on the link took it.
 	noRoute bool
-	// dropped counts resend rounds in which it had no route while the
-	// peer heard us; two in a row rule out a link that came up mid-round.
-	dropped int
+	// lost counts probes that proved it lost (the peer, which answers
+	// probes in order, had not decided it and never answered it); unheard
+	// counts those of them in which NATS also found no route for it.
+	lost, unheard int
 }
 
-// maxMissed is how many resend rounds a signal may go unheard while the
-// peer answers later ones before the sender concludes the link itself
-// drops it: NATS permissions derived from the peer's policy (for instance
-// a relayed signal to a peer that does not accept transit) silently drop
-// what they forbid. Without this, one such signal would hold up the link
-// for good.
-const maxMissed = 5
+// Giving up: a signal the link drops while the peer hears us — NATS
+// permissions derived from the peer's policy (a relayed signal to a peer
+// that does not accept transit, say) drop what they forbid, silently —
+// would otherwise hold up the link for good. Two probes proving it lost
+// with no route, or five proving it lost, and the sender gives it up,
+// logs it, and goes on.
+const (
+	maxUnheard = 2
+	maxLost    = 5
+)
 
 // Run forwards until ctx is done.
 func (s *Sender) Run(ctx context.Context) error {
@@ -165,26 +169,33 @@ func (s *Sender) Run(ctx context.Context) error {
 	return s.loop(ctx, in, replies, replyPrefix)
 }
 
+// loop is the sender's state machine. Signals go out as they come. The
+// peer answers each; a probe, which the peer answers in order after every
+// signal sent before it, is the sync point: when it comes back, what the
+// peer decided (up to the probe's Last) is done, and what was sent before
+// the probe but neither decided nor answered was lost and is resent, in
+// order. Probes go out when the peer falls silent, when NATS finds no route
+// (the link is down: nothing is resent until a probe is answered), and
+// after a "not now" answer. So a slow peer is never flooded with resends,
+// and a lost signal is resent only once its loss is proven.
 func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-chan *nats.Msg, replyPrefix string) error {
 	var (
-		window    []*entry
-		bySeq     = map[uint64]*entry{}
-		decided   uint64 // the last signal the peer decided, in order: the front's Prev
-		heardLate bool   // since the last resend, the peer answered a signal behind the front
-		stalled   bool
-		resendAt  time.Time
-		lastHeard time.Time // when the peer last answered, or we last (re)sent into silence
+		window  []*entry
+		bySeq   = map[uint64]*entry{}
+		decided uint64 // the last signal the peer decided, in order: the front's Prev
+		// down: the link is presumed down (no route, or a probe went
+		// unanswered): hold new signals until a probe is answered.
+		down      bool
+		probeAt   time.Time // when the probe in flight was sent; zero: none
+		probeDue  time.Time // when to send the next probe; zero: none planned
+		lastHeard = time.Now()
 		backoff   = s.minBackoff
-		failures  int
-		tick      = time.NewTicker(50 * time.Millisecond)
+		tick      = time.NewTicker(25 * time.Millisecond)
 		progress  = time.NewTicker(15 * time.Second)
 	)
 	defer tick.Stop()
 	defer progress.Stop()
 
-	// prevOf is the predecessor the peer must have decided before e: the
-	// nearest earlier signal in the window it can decide, else the last it
-	// decided.
 	prevOf := func(i int) uint64 {
 		for j := i - 1; j >= 0; j-- {
 			if !window[j].skipped {
@@ -195,9 +206,6 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 	}
 	send := func(i int) {
 		e := window[i]
-		if len(window) == 1 || lastHeard.IsZero() {
-			lastHeard = time.Now() // the clock for "no answer" starts now
-		}
 		e.out.Header.Set(HeaderPrev, strconv.FormatUint(prevOf(i), 10))
 		if e == firstOpen(window) {
 			e.out.Header.Set(HeaderFront, "1")
@@ -205,24 +213,24 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 			e.out.Header.Del(HeaderFront)
 		}
 		e.out.Header.Set(HeaderSent, strconv.FormatInt(time.Now().UnixNano(), 10))
-		e.sentAt = time.Now()
+		e.sentAt, e.answered, e.noRoute = time.Now(), false, false
 		if err := s.nc.PublishMsg(e.out); err != nil {
-			// The connection is closing or its buffer is full: the
-			// timeout below resends.
-			s.log.Debug().Err(err).Msg("link: publish")
+			s.log.Debug().Err(err).Msg("link: publish") // the next probe finds it lost
 		}
 	}
-	stall := func(why string, err error) {
-		if stalled {
-			return
+	planProbe := func(after time.Duration) {
+		if probeAt.IsZero() && (probeDue.IsZero() || time.Now().Add(after).Before(probeDue)) {
+			probeDue = time.Now().Add(after)
 		}
-		stalled = true
-		failures++
-		resendAt = time.Now().Add(backoff)
-		if failures == 1 || failures%20 == 0 {
-			s.log.Info().Err(err).Str("why", why).Int("unanswered", len(window)).Int("attempt", failures).Msg("link: peer not taking signals; will resend")
+	}
+	sendProbe := func() {
+		probe := nats.NewMsg(ProbeSubject(s.self))
+		probe.Reply = replyPrefix + ".probe"
+		probe.Header.Set(HeaderEpoch, s.epoch)
+		probeAt, probeDue = time.Now(), time.Time{}
+		if err := s.nc.PublishMsg(probe); err != nil {
+			s.log.Debug().Err(err).Msg("link: probe")
 		}
-		backoff = min(2*backoff, s.maxBackoff)
 	}
 	popDone := func() {
 		for len(window) > 0 && window[0].done {
@@ -234,6 +242,44 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 			delete(bySeq, e.seq)
 			window[0] = nil
 			window = window[1:]
+		}
+	}
+	// synced handles a probe's answer: the peer has decided up to last.
+	synced := func(last uint64, sentBefore time.Time) {
+		for _, e := range window {
+			if e.done {
+				continue
+			}
+			if e.seq <= last && last != 0 {
+				e.done = true // decided; only its answer was lost
+				continue
+			}
+			if !e.sentAt.IsZero() && e.sentAt.Before(sentBefore) && !e.answered {
+				e.lost++
+				if e.noRoute {
+					e.unheard++
+				}
+				if e.unheard >= maxUnheard || e.lost >= maxLost {
+					s.log.Error().Str("seq", e.out.Header.Get(HeaderSeq)).Str("subject", e.out.Subject).
+						Msg("link: the link drops this signal while the peer hears us: given up. Most likely the peer's " +
+							"permissions forbid it, e.g. we relay (export.transit) and the peer does not accept transit " +
+							"(import.transit): align the two policies")
+					e.done, e.skipped = true, true
+				}
+			}
+		}
+		popDone()
+		// Resend, in order, what the peer did not decide and was sent
+		// before the probe: lost, or answered "not now".
+		resent := 0
+		for i, e := range window {
+			if !e.done && e.sentAt.Before(sentBefore) {
+				send(i)
+				resent++
+			}
+		}
+		if resent > 0 {
+			s.log.Debug().Int("resent", resent).Uint64("peer-last", last).Msg("link: resending")
 		}
 	}
 
@@ -253,22 +299,40 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 			}
 			window = append(window, e)
 			bySeq[e.seq] = e
-			if !stalled {
+			if len(window) == 1 {
+				lastHeard = time.Now() // the silence clock starts with the first in flight
+			}
+			if !down {
 				send(len(window) - 1)
 			}
 
 		case r := <-replies:
-			if r.Header.Get("Status") == "503" && strings.HasSuffix(r.Subject, ".probe") {
-				continue // no route: the link is down
-			}
-			if r.Header.Get("Status") != "503" {
-				lastHeard = time.Now()
-			}
+			noRoute := r.Header.Get("Status") == "503"
 			if strings.HasSuffix(r.Subject, ".probe") {
-				if ans, err := signal.ParseAnswer(r.Data); err == nil && ans.Status == signal.StatusAlive {
-					// The peer hears us: what it has not answered, it did
-					// not get.
-					heardLate = true
+				if noRoute {
+					// The link is down: try again soon.
+					probeAt, down = time.Time{}, true
+					planProbe(backoff)
+					backoff = min(2*backoff, s.maxBackoff)
+					continue
+				}
+				ans, err := signal.ParseAnswer(r.Data)
+				if err != nil || ans.Status != signal.StatusAlive || probeAt.IsZero() {
+					continue
+				}
+				lastHeard = time.Now()
+				sentBefore := probeAt
+				probeAt = time.Time{}
+				if down {
+					s.log.Info().Int("unanswered", len(window)).Msg("link: peer answers again; resending")
+				}
+				down, backoff = false, s.minBackoff
+				synced(ans.Last, sentBefore)
+				// New signals held while down go out after the resends.
+				for i, e := range window {
+					if !e.done && e.sentAt.IsZero() {
+						send(i)
+					}
 				}
 				continue
 			}
@@ -277,83 +341,55 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 			if err != nil || e == nil || e.done {
 				continue // an answer to a resend already answered
 			}
-			if r.Header.Get("Status") == "503" {
-				// From NATS, not from the peer: proves nothing about it.
+			if noRoute {
+				// From NATS, not from the peer: nothing on the link took it.
 				e.noRoute = true
-				stall("no route", errors.New("no responders on the link"))
+				if !down {
+					s.log.Info().Int("unanswered", len(window)).Msg("link: no route to the peer; holding signals")
+				}
+				down = true
+				planProbe(backoff)
 				continue
 			}
-			if e != firstOpen(window) {
-				heardLate = true
-			}
+			lastHeard = time.Now()
+			e.answered = true
 			ans, err := signal.ParseAnswer(r.Data)
 			switch {
 			case err != nil:
-				stall("bad answer", err)
+				planProbe(backoff)
 			case ans.OK():
 				e.done = true
 			case retryable(ans.Reason):
-				stall(ans.Reason, ans.Err())
+				// Not now (out of order after a loss, store unavailable,
+				// over the rate): sync with a probe, then resend.
+				planProbe(backoff)
+				backoff = min(2*backoff, s.maxBackoff)
 			default:
 				// Refused for good: retrying cannot help. The peer counted
 				// it and kept it in its dead-letter stream.
-				ev := e.out.Header.Get(HeaderSeq)
-				s.log.Warn().Str("seq", ev).Str("reason", ans.Reason).Str("error", ans.Error).Msg("link: peer refused signal")
+				s.log.Warn().Str("seq", e.out.Header.Get(HeaderSeq)).Str("reason", ans.Reason).Str("error", ans.Error).Msg("link: peer refused signal")
 				e.done = true
 			}
 			if e.done {
 				popDone()
-				if !stalled {
-					backoff, failures = s.minBackoff, 0
-				}
 			}
 
 		case now := <-tick.C:
-			if stalled && !now.Before(resendAt) {
-				stalled = false
-				lastHeard = now
-				if heardLate {
-					// The peer hears us. A signal NATS found no route for
-					// is dropped by the link's permissions; one that stays
-					// unanswered round after round, likewise.
-					if f := firstOpen(window); f != nil {
-						f.missed++
-					}
-					for _, e := range window {
-						if e.noRoute {
-							e.dropped++
-						}
-						if !e.done && (e.dropped >= 2 || e.missed >= maxMissed) {
-							s.log.Error().Str("seq", e.out.Header.Get(HeaderSeq)).Str("subject", e.out.Subject).
-								Msg("link: the link drops this signal while the peer hears us: given up. Most likely the peer's " +
-									"permissions forbid it, e.g. we relay (export.transit) and the peer does not accept transit " +
-									"(import.transit): align the two policies")
-							e.done, e.skipped = true, true
-						}
-					}
-					popDone()
+			switch {
+			case !probeAt.IsZero() && now.Sub(probeAt) > s.timeout:
+				// The probe went unanswered: the link is down.
+				probeAt = time.Time{}
+				if !down {
+					s.log.Info().Int("unanswered", len(window)).Msg("link: peer silent; holding signals")
 				}
-				for _, e := range window {
-					e.noRoute = false
-				}
-				heardLate = false
-				for i, e := range window {
-					if !e.done {
-						send(i)
-					}
-				}
-				if len(window) > 0 {
-					probe := nats.NewMsg(ProbeSubject(s.self))
-					probe.Reply = replyPrefix + ".probe"
-					probe.Header.Set(HeaderEpoch, s.epoch)
-					_ = s.nc.PublishMsg(probe)
-				}
-				continue
-			}
-			// Silence, not slowness: while answers keep coming the peer is
-			// working through the window, however long it is.
-			if !stalled && len(window) > 0 && now.Sub(lastHeard) > s.timeout {
-				stall("timeout", errors.New("no answer within "+s.timeout.String()))
+				down = true
+				planProbe(backoff)
+				backoff = min(2*backoff, s.maxBackoff)
+			case probeAt.IsZero() && !probeDue.IsZero() && !now.Before(probeDue):
+				sendProbe()
+			case probeAt.IsZero() && probeDue.IsZero() && firstOpen(window) != nil && now.Sub(lastHeard) > s.timeout:
+				// Silence while signals are out: ask the peer where it is.
+				sendProbe()
 			}
 
 		case <-progress.C:

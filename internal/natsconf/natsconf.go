@@ -129,6 +129,11 @@ func GenerateAt(cfg *config.Config, sec Secrets, now time.Time) string {
 	}
 	w.open("jetstream")
 	w.kv("store_dir", q(cfg.Storage.Dir))
+	sync := cfg.Storage.Sync
+	if sync == "" {
+		sync = "always"
+	}
+	w.kv("sync_interval", q(sync))
 	w.close()
 	w.kv("system_account", q(SysAccount))
 	w.open("accounts")

@@ -46,7 +46,11 @@ func (n *Node) Table() *conditions.Table { return n.table }
 // every stored signal, watches the links, and serves the table.
 func (n *Node) startConditions(ctx, rctx context.Context) error {
 	n.table = conditions.New()
-	cons, err := n.store.JetStream().OrderedConsumer(ctx, store.SignalStream, jetstream.OrderedConsumerConfig{
+	js, err := jetstream.New(n.condConn)
+	if err != nil {
+		return err
+	}
+	cons, err := js.OrderedConsumer(ctx, store.SignalStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subject.Signals},
 	})
 	if err != nil {
@@ -209,7 +213,7 @@ func (n *Node) announce(c conditions.Change) {
 	svc, res, _ := cutSubject(cd.Subject)
 	subj := CondPrefix + "." + string(c.Kind) + "." + cd.Origin + "." + cd.Class + "." + subject.Token(svc) + "." + subject.Token(res)
 	b, _ := json.Marshal(c) // plain data always marshals
-	if err := n.ops.Publish(subj, b); err != nil {
+	if err := n.condConn.Publish(subj, b); err != nil {
 		n.log.Debug().Err(err).Msg("conditions: announce")
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 	"github.com/rs/zerolog"
 
@@ -66,15 +67,19 @@ type Node struct {
 	signer     *origin.Signer
 	deps       link.ReceiverDeps
 
-	sec    natsconf.Secrets
-	srv    *server.Server
-	opts   *server.Options
-	ops    *nats.Conn
-	peers  map[string]*nats.Conn
-	store  *store.Store
-	subs   []*nats.Subscription
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	sec  natsconf.Secrets
+	srv  *server.Server
+	opts *server.Options
+	ops  *nats.Conn
+	// storeConn writes to JetStream; condConn feeds the condition table
+	// and announces its changes; extra are the export consumers'.
+	storeConn, condConn *nats.Conn
+	extra               []*nats.Conn
+	peers               map[string]*nats.Conn
+	store               *store.Store
+	subs                []*nats.Subscription
+	cancel              context.CancelFunc
+	wg                  sync.WaitGroup
 
 	stopping atomic.Bool
 }
@@ -117,7 +122,16 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.startServer(); err != nil {
 		return err
 	}
+	// Each heavy flow gets its own in-process connection: one
+	// connection's lock and pipe shared by intake, the store, the export
+	// consumers and the condition table would serialise them all.
 	if n.ops, err = n.connect(natsconf.OpsAccount, nats.Name("anfed-node-ops")); err != nil {
+		return err
+	}
+	if n.storeConn, err = n.connect(natsconf.OpsAccount, nats.Name("anfed-node-store")); err != nil {
+		return err
+	}
+	if n.condConn, err = n.connect(natsconf.OpsAccount, nats.Name("anfed-node-conditions")); err != nil {
 		return err
 	}
 	if n.store, err = n.openStore(ctx); err != nil {
@@ -261,7 +275,7 @@ func (n *Node) openStore(ctx context.Context) (*store.Store, error) {
 	// JetStream may need a moment after the server is ready.
 	var lastErr error
 	for i := 0; i < 100; i++ {
-		st, err := store.Open(ctx, n.ops, lim)
+		st, err := store.Open(ctx, n.storeConn, lim)
 		if err == nil {
 			return st, nil
 		}
@@ -300,7 +314,20 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 	if err := n.subscribe(nc, rcv.Subject(), rcv.Handle); err != nil {
 		return err
 	}
-	cons, err := n.store.JetStream().CreateOrUpdateConsumer(ctx, store.SignalStream, link.ConsumerConfig(p.ID))
+	if _, err := n.store.JetStream().CreateOrUpdateConsumer(ctx, store.SignalStream, link.ConsumerConfig(p.ID)); err != nil {
+		return fmt.Errorf("export consumer for %s: %w", p.ID, err)
+	}
+	// The export consumer reads and acknowledges on a connection of its own.
+	xc, err := n.connect(natsconf.OpsAccount, nats.Name("anfed-node-export-"+p.ID))
+	if err != nil {
+		return err
+	}
+	n.extra = append(n.extra, xc)
+	xjs, err := jetstream.New(xc)
+	if err != nil {
+		return err
+	}
+	cons, err := xjs.Consumer(ctx, store.SignalStream, link.ConsumerName(p.ID))
 	if err != nil {
 		return fmt.Errorf("export consumer for %s: %w", p.ID, err)
 	}
@@ -397,10 +424,12 @@ func (n *Node) Stop() {
 		nc.Close()
 		delete(n.peers, id)
 	}
-	if n.ops != nil {
-		n.ops.Close()
-		n.ops = nil
+	for _, nc := range append(n.extra, n.ops, n.storeConn, n.condConn) {
+		if nc != nil {
+			nc.Close()
+		}
 	}
+	n.extra, n.ops, n.storeConn, n.condConn = nil, nil, nil, nil
 	if n.srv != nil {
 		n.srv.Shutdown()
 		n.srv.WaitForShutdown()

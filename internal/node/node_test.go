@@ -54,7 +54,7 @@ func signAs(t testing.TB, id string, ev *signal.Event) {
 	require.NoError(t, s.Sign(ev))
 }
 
-func baseConfig(t *testing.T, id string) *config.Config {
+func baseConfig(t testing.TB, id string) *config.Config {
 	return &config.Config{
 		Operator: config.Operator{ID: id},
 		NATS:     config.NATS{Client: config.Listener{Listen: ""}},
@@ -115,6 +115,15 @@ func startNode(t *testing.T, cfg *config.Config, opts ...node.Option) *node.Node
 	n := node.New(cfg, opts...)
 	require.NoError(t, n.Start(context.Background()))
 	t.Cleanup(n.Stop)
+	return n
+}
+
+// startNodeB starts a node for a benchmark.
+func startNodeB(b *testing.B, cfg *config.Config) *node.Node {
+	b.Helper()
+	n := node.New(cfg, node.WithSigningKey(operatorKey(b, cfg.Operator.ID)))
+	require.NoError(b, n.Start(context.Background()))
+	b.Cleanup(n.Stop)
 	return n
 }
 
@@ -202,4 +211,4 @@ func TestSignalCrossesBoundary(t *testing.T) {
 	assert.Equal(t, &want, rx)
 }
 
-var testLogLevel = zerolog.WarnLevel
+var testLogLevel = zerolog.ErrorLevel
