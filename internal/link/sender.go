@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -59,7 +60,17 @@ type Sender struct {
 	timeout    time.Duration
 	minBackoff time.Duration
 	maxBackoff time.Duration
+
+	// lastStream is the store sequence of the last signal read; a jump
+	// means the store discarded signals at its bounds before this peer
+	// got them (storage.max_age, storage.max_bytes).
+	lastStream uint64
+	discarded  atomic.Uint64
 }
+
+// Discarded is how many signals the store discarded at its bounds before
+// they could be sent to this peer.
+func (s *Sender) Discarded() uint64 { return s.discarded.Load() }
 
 // ConsumerName is the durable consumer of the sender to peer.
 func ConsumerName(peer string) string { return "export-" + peer }
@@ -428,6 +439,16 @@ func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (*entry, bool) {
 		s.log.Error().Err(err).Msg("link: stored signal without metadata; skipped")
 		_ = m.Term()
 		return nil, false
+	}
+	if seq := meta.Sequence.Stream; s.lastStream != 0 && seq > s.lastStream+1 {
+		// Every stored signal passes this consumer: a gap was discarded.
+		n := seq - s.lastStream - 1
+		s.discarded.Add(n)
+		s.log.Warn().Uint64("discarded", n).Uint64("total", s.discarded.Load()).
+			Msg("link: the store discarded signals at its bounds (storage.max_age / max_bytes) before they reached this peer")
+	}
+	if meta.Sequence.Stream > s.lastStream {
+		s.lastStream = meta.Sequence.Stream
 	}
 	k, err := subject.ParseSignal(m.Subject())
 	if err != nil {

@@ -247,6 +247,9 @@ type PeerState struct {
 	Up         bool   `json:"up"`
 	Backlog    uint64 `json:"backlog"`
 	Conditions int    `json:"conditions"`
+	// Discarded counts signals the store dropped at its bounds before
+	// they reached this peer.
+	Discarded uint64 `json:"discarded"`
 }
 
 // Peers reports each peer's link state, export backlog and conditions.
@@ -258,7 +261,11 @@ func (n *Node) Peers(ctx context.Context) []PeerState {
 			dir = "dial"
 		}
 		bl, _ := n.Backlog(ctx, p.ID)
-		out = append(out, PeerState{ID: p.ID, Name: p.Name, Direction: dir, Up: n.LinkUp(p.ID), Backlog: bl, Conditions: n.table.Len(p.ID)})
+		var disc uint64
+		if s := n.senders[p.ID]; s != nil {
+			disc = s.Discarded()
+		}
+		out = append(out, PeerState{ID: p.ID, Name: p.Name, Direction: dir, Up: n.LinkUp(p.ID), Backlog: bl, Conditions: n.table.Len(p.ID), Discarded: disc})
 	}
 	return out
 }

@@ -75,6 +75,7 @@ type Node struct {
 	// and announces its changes; extra are the export consumers'.
 	storeConn, condConn *nats.Conn
 	extra               []*nats.Conn
+	senders             map[string]*link.Sender
 	peers               map[string]*nats.Conn
 	store               *store.Store
 	subs                []*nats.Subscription
@@ -86,7 +87,7 @@ type Node struct {
 
 // New returns a node for cfg; Start runs it.
 func New(cfg *config.Config, opts ...Option) *Node {
-	n := &Node{cfg: cfg, log: zerolog.Nop(), peers: map[string]*nats.Conn{}}
+	n := &Node{cfg: cfg, log: zerolog.Nop(), peers: map[string]*nats.Conn{}, senders: map[string]*link.Sender{}}
 	for _, o := range opts {
 		o(n)
 	}
@@ -336,6 +337,7 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 		return err
 	}
 	snd := link.NewSender(n.ID(), p.ID, epoch, cons, nc, exportpolicy.New(n.ID(), p), n.log)
+	n.senders[p.ID] = snd
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()

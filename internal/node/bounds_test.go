@@ -1,0 +1,79 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/natstest"
+)
+
+// At the store's bound the oldest signals are discarded, as the policy
+// states; what a peer that was away never got is counted, per peer.
+func TestStoreBoundDiscardsOldestAndCounts(t *testing.T) {
+	a := baseConfig(t, "op-a")
+	a.Storage.MaxBytes = config.ByteSize(96 << 10) // about a hundred signals
+	a.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
+	a.Peers = []config.Peer{{
+		ID: "op-b", Accept: &config.Accept{User: "op-b", Password: "secret-b-123"},
+		Export: config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}}, SigningKey: pub(t, "op-b"),
+	}}
+	na := startNode(t, a)
+	proxy := natstest.StartProxy(t, na.LeafURL()[len("nats-leaf://"):])
+	b := baseConfig(t, "op-b")
+	b.Peers = []config.Peer{{
+		ID: "op-a", Dial: &config.Dial{URL: "nats-leaf://" + proxy.Addr(), User: "op-b", Password: "secret-b-123"},
+		Import: config.ImportPolicy{Classes: []string{"*"}}, SigningKey: pub(t, "op-a"),
+	}}
+	nb := startNode(t, b)
+	waitFor(t, 10*time.Second, func() error {
+		if !nb.LinkUp("op-a") {
+			return fmt.Errorf("link not up")
+		}
+		return nil
+	})
+	proxy.Cut()
+	waitFor(t, 5*time.Second, func() error {
+		if nb.LinkUp("op-a") {
+			return fmt.Errorf("still up")
+		}
+		return nil
+	})
+	pa, err := na.Connect()
+	require.NoError(t, err)
+	defer pa.Close()
+	// More than the sender holds in flight (512) plus what the bound keeps.
+	const n = 1500
+	for i := range n {
+		require.True(t, publish(t, pa, congestion("op-a", fmt.Sprintf("d-%d", i))).OK())
+	}
+	cb, err := nb.Connect()
+	require.NoError(t, err)
+	defer cb.Close()
+	got := &collector{}
+	_, err = cb.Subscribe("an.sig.op-a.>", got.add)
+	require.NoError(t, err)
+	require.NoError(t, cb.Flush())
+	proxy.Restore()
+	var discarded uint64
+	waitFor(t, 20*time.Second, func() error {
+		bl, err := na.Backlog(context.Background(), "op-b")
+		if err != nil || bl != 0 {
+			return fmt.Errorf("backlog %d %v", bl, err)
+		}
+		ps := na.Peers(context.Background())
+		discarded = ps[0].Discarded
+		if int(discarded)+got.n() != n {
+			return fmt.Errorf("discarded %d + received %d != %d", discarded, got.n(), n)
+		}
+		return nil
+	})
+	t.Logf("store bound 96 KiB: %d published while the link was down, %d discarded at the bound, %d delivered", n, discarded, got.n())
+	assert.Positive(t, discarded, "the bound was reached")
+	assert.Positive(t, got.n(), "the newest signals still arrive")
+}
