@@ -334,6 +334,9 @@ func (c *checker) peers(cfg *Config) {
 			if p.ID == cfg.Operator.ID {
 				c.add(base+".id", "a peer is another operator; operator.id names this node", "peer %q is this node's own operator id", p.ID)
 			}
+			if p.ID == "local" || strings.HasPrefix(p.ID, "loop-") {
+				c.add(base+".id", `"local" and ids starting with "loop-" name local producers and closed loops in dead-letter subjects`, "peer id %q is reserved", p.ID)
+			}
 		}
 		const oneOfHint = "accept: the peer dials our leafnodes listener; dial: we dial the peer"
 		switch {

@@ -48,9 +48,13 @@ type Receiver struct {
 	log        zerolog.Logger
 
 	// The link's order: the sender's store epoch and the last sequence
-	// decided. Only the subscription's goroutine touches them.
+	// decided. Only the subscription's goroutine touches them (and the
+	// rate-limit log sampling below).
 	epoch string
 	last  uint64
+
+	limited       int
+	limitedLogged time.Time
 }
 
 // ReceiverDeps are what a node's receivers share.
@@ -151,8 +155,15 @@ func (r *Receiver) order(h nats.Header) (seq, prev uint64) {
 func (r *Receiver) decide(ctx context.Context, m *nats.Msg) signal.Answer {
 	if !r.limiter.Allow() {
 		// Not a dead letter: an anfed sender keeps the signal and resends
-		// it. Counted, so a flood shows per peer.
+		// it. Counted, so a flood shows per peer, and logged at most once
+		// a second with the count, so a flood does not flood the log.
 		r.Observer.Rejected(observe.Rejection{Node: r.self, From: r.peer, Reason: reject.RateLimited, Detail: "over the import rate limit"})
+		r.limited++
+		if now := time.Now(); now.Sub(r.limitedLogged) >= time.Second {
+			r.log.Warn().Str("reason", string(reject.RateLimited)).Int("count", r.limited).Float64("max_rate", float64(r.limiter.Limit())).
+				Msg("link: signals over the import rate limit refused")
+			r.limited, r.limitedLogged = 0, now
+		}
 		return signal.Answer{Status: signal.StatusRejected, Reason: string(reject.RateLimited), Error: fmt.Sprintf("over the import rate limit of %g signals/s from %s: retry later", float64(r.limiter.Limit()), r.peer)}
 	}
 	ev, err := r.Inspector.Decode(m.Header, m.Data)
@@ -182,6 +193,8 @@ func (r *Receiver) decide(ctx context.Context, m *nats.Msg) signal.Answer {
 	k := subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()}
 	subj := subject.Signal(k)
 	if r.Replay.Seen(ev.Source, ev.ID) {
+		r.log.Info().Str("reason", string(reject.Duplicate)).Str("type", ev.Type).Str("subject", ev.Subject).Str("id", ev.ID).
+			Msg("link: signal already accepted (a resend or a replay): not stored again")
 		r.Observer.Rejected(observe.Rejection{Node: r.self, From: r.peer, Reason: reject.Duplicate, Detail: "already accepted: " + ev.Key(), Event: ev})
 		return signal.Answer{Status: signal.StatusDuplicate, Subject: subj}
 	}

@@ -152,7 +152,7 @@ func GenerateAt(cfg *config.Config, sec Secrets, now time.Time) string {
 		// Local clients publish through intake; only the node writes
 		// accepted signals and dead letters.
 		w.user(u.Name, u.Password, "STANDARD,WEBSOCKET,IN_PROCESS", nil,
-			[]string{subject.Signals, subject.Store, subject.DLQPrefix + ".>"})
+			localDeny(cfg))
 	}
 	w.closeList()
 	w.close()
@@ -222,6 +222,23 @@ func dialing(cfg *config.Config, now time.Time) []*config.Peer {
 		}
 	}
 	return ps
+}
+
+// localDeny is what local users may not publish: accepted signals and the
+// store's input (only the node writes them), dead letters in the node's
+// and the peers' names (closed loops may write their own, an.dlq.loop-*),
+// and JetStream requests that would destroy the node's streams.
+func localDeny(cfg *config.Config) []string {
+	deny := []string{subject.Signals, subject.Store, subject.DLQPrefix + ".local.>"}
+	for _, p := range cfg.Peers {
+		deny = append(deny, subject.DLQPrefix+"."+p.ID+".>")
+	}
+	for _, stream := range []string{"ANFED_SIGNALS", "ANFED_DLQ"} {
+		for _, op := range []string{"DELETE", "PURGE", "UPDATE", "MSG.DELETE"} {
+			deny = append(deny, "$JS.API.STREAM."+op+"."+stream)
+		}
+	}
+	return deny
 }
 
 // RemoteURL is the dial URL with the credentials the peer issued to us.

@@ -158,7 +158,12 @@ func TestGenerateIsAcceptedByNATS(t *testing.T) {
 				assert.Equal(t, connTypes("STANDARD", "WEBSOCKET", "IN_PROCESS"), ou.AllowedConnectionTypes)
 				require.NotNil(t, ou.Permissions)
 				require.NotNil(t, ou.Permissions.Publish)
-				assert.Subset(t, ou.Permissions.Publish.Deny, []string{subject.Signals, subject.Store, subject.DLQPrefix + ".>"})
+				want := []string{subject.Signals, subject.Store, "an.dlq.local.>", "$JS.API.STREAM.DELETE.ANFED_SIGNALS", "$JS.API.STREAM.PURGE.ANFED_SIGNALS"}
+				for _, p := range cfg.Peers {
+					want = append(want, "an.dlq."+p.ID+".>")
+				}
+				assert.Subset(t, ou.Permissions.Publish.Deny, want)
+				assert.NotContains(t, ou.Permissions.Publish.Deny, "an.dlq.>", "closed loops write their own dead letters")
 				checkPassword(t, u.Password, ou.Password)
 			}
 

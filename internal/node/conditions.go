@@ -6,10 +6,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/anfed/anfed/internal/conditions"
+	"github.com/anfed/anfed/internal/natsconf"
 	"github.com/anfed/anfed/internal/observe"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/store"
@@ -155,11 +157,35 @@ func (n *Node) watchLinks(ctx context.Context) {
 				}
 				up[p.ID] = is
 			}
+			n.refuseRogueHubs()
 			for _, c := range n.table.Tick(now) {
 				if c.Kind == conditions.Withdraw {
 					withdrawn[c.Condition.Peer] = true
 				}
 				n.announce(c)
+			}
+		}
+	}
+}
+
+// refuseRogueHubs cuts a leaf connection that dialled our listener and
+// then declared itself the hub: the roles would flip and the server would
+// silently drop, rather than refuse, what the peer may not send. A dialling
+// peer is always the spoke.
+func (n *Node) refuseRogueHubs() {
+	for _, p := range n.cfg.Peers {
+		if p.Accept == nil {
+			continue
+		}
+		lz, err := n.srv.Leafz(&server.LeafzOptions{Account: natsconf.PeerAccount(p.ID)})
+		if err != nil {
+			continue
+		}
+		for _, li := range lz.Leafs {
+			if li.IsSpoke {
+				n.log.Warn().Str("peer", p.ID).Uint64("lid", li.ID).Str("reason", "rogue-hub").
+					Msg("leaf connection of a peer that dials us declared itself the hub: disconnected")
+				_ = n.srv.DisconnectClientByID(li.ID)
 			}
 		}
 	}

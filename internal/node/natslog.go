@@ -2,28 +2,115 @@ package node
 
 import (
 	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/rs/zerolog"
+
+	"github.com/anfed/anfed/internal/natsconf"
 )
 
-// natsLogger sends the embedded server's log lines to zerolog. While the
+// natsLogger sends the embedded server's log lines to zerolog, naming the
+// peer a line is about where the server only names a connection (lid:N)
+// or a user, so that an operator sees which peer was refused. While the
 // node stops, the server's errors about connections closing under it are
 // expected and logged at debug level.
 type natsLogger struct {
 	log      zerolog.Logger
 	stopping *atomic.Bool
+	peers    *leafPeers
 }
 
-func (l natsLogger) Noticef(format string, v ...any) { l.log.Info().Msg(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Warnf(format string, v ...any)   { l.log.Warn().Msg(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error().Msg(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Noticef(format string, v ...any) { l.emit(l.log.Info(), format, v) }
+func (l natsLogger) Warnf(format string, v ...any)   { l.emit(l.log.Warn(), format, v) }
+func (l natsLogger) Fatalf(format string, v ...any)  { l.emit(l.log.Error(), format, v) }
+func (l natsLogger) Debugf(format string, v ...any)  { l.emit(l.log.Debug(), format, v) }
+func (l natsLogger) Tracef(format string, v ...any)  { l.emit(l.log.Trace(), format, v) }
 func (l natsLogger) Errorf(format string, v ...any) {
 	if l.stopping.Load() {
-		l.log.Debug().Msg(fmt.Sprintf(format, v...))
+		l.emit(l.log.Debug(), format, v)
 		return
 	}
-	l.log.Error().Msg(fmt.Sprintf(format, v...))
+	l.emit(l.log.Error(), format, v)
 }
-func (l natsLogger) Debugf(format string, v ...any) { l.log.Debug().Msg(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Tracef(format string, v ...any) { l.log.Trace().Msg(fmt.Sprintf(format, v...)) }
+
+func (l natsLogger) emit(e *zerolog.Event, format string, v []any) {
+	msg := fmt.Sprintf(format, v...)
+	if l.peers == nil {
+		e.Msg(msg)
+		return
+	}
+	if strings.Contains(msg, "Leafnode connection created") {
+		l.peers.learn(msg)
+	}
+	if peer := l.peers.about(msg); peer != "" {
+		e = e.Str("peer", peer)
+	}
+	e.Msg(msg)
+}
+
+var (
+	lidRE  = regexp.MustCompile(`lid:(\d+)`)
+	userRE = regexp.MustCompile(`[Uu]ser "([^"]+)"`)
+)
+
+// leafPeers maps leaf connections and leaf users to peer ids.
+type leafPeers struct {
+	srv   func() *server.Server
+	users map[string]string // accept.user -> peer id
+
+	mu   sync.Mutex
+	lids map[uint64]string
+}
+
+// learn records, in the background, which peer a new leaf connection
+// belongs to: the server may hold locks while it logs.
+func (p *leafPeers) learn(msg string) {
+	m := lidRE.FindStringSubmatch(msg)
+	if m == nil {
+		return
+	}
+	lid, _ := strconv.ParseUint(m[1], 10, 64)
+	go func() {
+		for range 20 {
+			s := p.srv()
+			if s == nil {
+				return
+			}
+			if lz, err := s.Leafz(nil); err == nil {
+				for _, li := range lz.Leafs {
+					if li.ID == lid {
+						if peer, ok := strings.CutPrefix(li.Account, natsconf.PeerAccount("")); ok {
+							p.mu.Lock()
+							p.lids[lid] = peer
+							p.mu.Unlock()
+						}
+						return
+					}
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+}
+
+// about names the peer a server log line is about, if it can tell.
+func (p *leafPeers) about(msg string) string {
+	if m := userRE.FindStringSubmatch(msg); m != nil {
+		if peer, ok := p.users[m[1]]; ok {
+			return peer
+		}
+	}
+	if m := lidRE.FindStringSubmatch(msg); m != nil {
+		lid, _ := strconv.ParseUint(m[1], 10, 64)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.lids[lid]
+	}
+	return ""
+}

@@ -238,7 +238,13 @@ func (n *Node) startServer() error {
 	if err != nil {
 		return fmt.Errorf("start NATS server: %w", err)
 	}
-	srv.SetLoggerV2(natsLogger{n.log.With().Str("component", "nats").Logger(), &n.stopping}, false, false, false)
+	peers := &leafPeers{srv: func() *server.Server { return srv }, users: map[string]string{}, lids: map[uint64]string{}}
+	for _, p := range n.cfg.Peers {
+		if p.Accept != nil {
+			peers.users[p.Accept.User] = p.ID
+		}
+	}
+	srv.SetLoggerV2(natsLogger{log: n.log.With().Str("component", "nats").Logger(), stopping: &n.stopping, peers: peers}, false, false, false)
 	n.srv, n.opts = srv, opts
 	srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
@@ -315,7 +321,7 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 	if err := n.subscribe(nc, rcv.Subject(), rcv.Handle); err != nil {
 		return err
 	}
-	if _, err := n.store.JetStream().CreateOrUpdateConsumer(ctx, store.SignalStream, link.ConsumerConfig(p.ID)); err != nil {
+	if err := n.exportConsumer(ctx, p.ID); err != nil {
 		return fmt.Errorf("export consumer for %s: %w", p.ID, err)
 	}
 	// The export consumer reads and acknowledges on a connection of its own.
@@ -355,6 +361,43 @@ func waitDrained(s *nats.Subscription) {
 	for s.IsValid() && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// exportConsumer makes sure peer's export consumer will deliver in store
+// order from the first signal the peer has not answered. After a restart,
+// JetStream would hand out new signals before those it had delivered and
+// not seen acknowledged (until their ack wait ran out), and the peer, having
+// taken a later signal, would take the earlier ones for resends it had
+// decided. So a consumer with unacknowledged deliveries is recreated to
+// start just after its acknowledgement floor.
+func (n *Node) exportConsumer(ctx context.Context, peer string) error {
+	js := n.store.JetStream()
+	name := link.ConsumerName(peer)
+	cfg := link.ConsumerConfig(peer)
+	c, err := js.Consumer(ctx, store.SignalStream, name)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		_, err = js.CreateConsumer(ctx, store.SignalStream, cfg)
+		return err
+	case err != nil:
+		return err
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return err
+	}
+	if info.NumAckPending == 0 {
+		return nil
+	}
+	n.log.Info().Str("peer", peer).Int("unanswered", info.NumAckPending).Uint64("from", info.AckFloor.Stream+1).
+		Msg("export resumes from the first unanswered signal")
+	if err := js.DeleteConsumer(ctx, store.SignalStream, name); err != nil {
+		return err
+	}
+	cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+	cfg.OptStartSeq = info.AckFloor.Stream + 1
+	_, err = js.CreateConsumer(ctx, store.SignalStream, cfg)
+	return err
 }
 
 // ClientURL is the TCP URL local clients use ("" without a client listener).

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/origin"
+	"github.com/anfed/anfed/internal/signal"
+)
+
+// syncBuffer is an io.Writer the test reads while run writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) lines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Split(strings.TrimSpace(s.b.String()), "\n")
+}
+
+// signalLines are the lines that describe a signal, not comments.
+func (s *syncBuffer) signalLines() []string {
+	var out []string
+	for _, l := range s.lines() {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+const user, password = "closed-loop", "loop-pass-123"
+
+// startNode starts an anfed node with a TCP client listener and a local user.
+func startNode(t *testing.T) *node.Node {
+	t.Helper()
+	kp, err := origin.NewSigningKey()
+	require.NoError(t, err)
+	cfg := &config.Config{
+		Operator: config.Operator{ID: "op-b"},
+		NATS: config.NATS{
+			Client: config.Listener{Listen: "127.0.0.1:0"},
+			Users:  []config.User{{Name: user, Password: password}},
+		},
+		Storage: config.Storage{
+			Dir:             t.TempDir(),
+			MaxAge:          config.Duration(time.Hour),
+			MaxBytes:        config.ByteSize(64 << 20),
+			DuplicateWindow: config.Duration(2 * time.Minute),
+		},
+	}
+	n := node.New(cfg, node.WithSigningKey(kp), node.WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)))
+	require.NoError(t, n.Start(context.Background()))
+	t.Cleanup(n.Stop)
+	return n
+}
+
+// publish sends a signal as a local producer would and requires it accepted.
+func publish(t *testing.T, nc *nats.Conn, id, class, res string, st signal.State) {
+	t.Helper()
+	data := `{"link":{"id":"` + res + `","kind":"interconnect","peer":"op-a"},"direction":"egress","utilisationPercent":97.5,"packetLossPercent":0.8,"queueDelayMs":14.2,"trafficClasses":["BE"]}`
+	if class == "fault" {
+		data = `{"alarmType":"communicationsAlarm","perceivedSeverity":"MAJOR","probableCause":"linkDown","specificProblem":"LOS","alarmedObject":{"id":"` + res + `","type":"interconnect"},"alarmRaisedTime":"2026-11-25T17:00:00Z"}`
+	}
+	ev := &signal.Event{
+		ID: id, Source: "anfed://op-b/assurance", Type: "net.anfed." + class + ".v1",
+		Subject: "vpn-acme/" + res, Time: time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC),
+		Origin: "op-b", State: st, Data: json.RawMessage(data),
+	}
+	m, err := nc.Request("an.pub", ev.Encode(), 5*time.Second)
+	require.NoError(t, err)
+	a, err := signal.ParseAnswer(m.Data)
+	require.NoError(t, err)
+	require.Equal(t, signal.StatusAccepted, a.Status, "%s: %s %s", id, a.Reason, a.Error)
+}
+
+func waitLines(t *testing.T, out *syncBuffer, n int) []string {
+	t.Helper()
+	natstest.WaitFor(t, 15*time.Second, func() error {
+		if got := len(out.signalLines()); got < n {
+			return fmt.Errorf("%d of %d lines:\n%s", got, n, strings.Join(out.lines(), "\n"))
+		}
+		return nil
+	})
+	return out.signalLines()
+}
+
+// startRun runs the example until the returned stop is called.
+func startRun(t *testing.T, c options, out *syncBuffer) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, c, out) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				assert.NoError(t, err)
+			case <-time.After(10 * time.Second):
+				t.Error("run did not return")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// The example, started late, prints the current state of the filtered
+// condition keys first — the last signal of each, a cleared one included —
+// then the live signals, each once; restarted, it resumes where it stopped.
+func TestExamplePrintsCurrentStateThenLive(t *testing.T) {
+	n := startNode(t)
+	prod, err := nats.Connect(n.ClientURL(), nats.UserInfo(user, password))
+	require.NoError(t, err)
+	defer prod.Close()
+
+	publish(t, prod, "c1-raised", "congestion", "ic-1", signal.Raised)
+	publish(t, prod, "c2-raised", "congestion", "ic-2", signal.Raised)
+	publish(t, prod, "f1-raised", "fault", "ic-1", signal.Raised) // not in the filter
+	publish(t, prod, "c2-cleared", "congestion", "ic-2", signal.Cleared)
+	publish(t, prod, "c1-updated", "congestion", "ic-1", signal.Updated)
+
+	c := options{URL: n.ClientURL(), User: user, Password: password, Filter: "an.sig.*.congestion.>", Durable: "example"}
+	out := &syncBuffer{}
+	stop := startRun(t, c, out)
+	waitLines(t, out, 2)
+	publish(t, prod, "c3-raised", "congestion", "ic-3", signal.Raised)
+	publish(t, prod, "f2-raised", "fault", "ic-3", signal.Raised)
+	publish(t, prod, "c1-cleared", "congestion", "ic-1", signal.Cleared)
+	lines := waitLines(t, out, 4)
+	time.Sleep(300 * time.Millisecond) // nothing more comes
+	stop()
+	lines = out.signalLines()
+	t.Logf("output:\n%s", strings.Join(out.lines(), "\n"))
+
+	assert.Contains(t, out.lines()[0], "current state of an.sig.*.congestion.>: 2 condition keys")
+	require.Len(t, lines, 4)
+	want := []struct{ kind, id, state string }{
+		{"current", "c2-cleared", "cleared (not active)"},
+		{"current", "c1-updated", "updated"},
+		{"live", "c3-raised", "raised"},
+		{"live", "c1-cleared", "cleared (not active)"},
+	}
+	for i, w := range want {
+		assert.True(t, strings.HasPrefix(lines[i], w.kind+" "), "line %d %q: want %s", i, lines[i], w.kind)
+		assert.Contains(t, lines[i], "id="+w.id, "line %d", i)
+		assert.Contains(t, lines[i], w.state, "line %d", i)
+		assert.Contains(t, lines[i], " op-b ", "line %d", i)
+		assert.Contains(t, lines[i], " congestion ", "line %d", i)
+	}
+
+	// Restarted, the durable loop resumes: nothing twice, only what is new.
+	out2 := &syncBuffer{}
+	stop2 := startRun(t, c, out2)
+	publish(t, prod, "c4-raised", "congestion", "ic-4", signal.Raised)
+	lines2 := waitLines(t, out2, 1)
+	time.Sleep(300 * time.Millisecond)
+	stop2()
+	assert.Contains(t, out2.lines()[0], "resuming")
+	require.Len(t, out2.signalLines(), 1, strings.Join(out2.lines(), "\n"))
+	assert.Contains(t, lines2[0], "id=c4-raised")
+	assert.True(t, strings.HasPrefix(lines2[0], "live "))
+}
