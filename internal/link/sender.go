@@ -66,7 +66,13 @@ type Sender struct {
 	// got them (storage.max_age, storage.max_bytes).
 	lastStream uint64
 	discarded  atomic.Uint64
+
+	// Expires ends the peering: from then on nothing is sent (the
+	// signals wait in the store, within its bounds, for a renewed one).
+	Expires *time.Time
 }
+
+func (s *Sender) expired() bool { return s.Expires != nil && !time.Now().Before(*s.Expires) }
 
 // Discarded is how many signals the store discarded at its bounds before
 // they could be sent to this peer.
@@ -216,6 +222,9 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 		return decided
 	}
 	send := func(i int) {
+		if s.expired() {
+			return
+		}
 		e := window[i]
 		e.out.Header.Set(HeaderPrev, strconv.FormatUint(prevOf(i), 10))
 		if e == firstOpen(window) {
@@ -235,6 +244,10 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 		}
 	}
 	sendProbe := func() {
+		if s.expired() {
+			probeAt, probeDue = time.Time{}, time.Time{}
+			return
+		}
 		probe := nats.NewMsg(ProbeSubject(s.self))
 		probe.Reply = replyPrefix + ".probe"
 		probe.Header.Set(HeaderEpoch, s.epoch)

@@ -13,6 +13,7 @@ import (
 	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/natsconf"
 	"github.com/anfed/anfed/internal/observe"
+	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/store"
 	"github.com/anfed/anfed/internal/subject"
@@ -114,6 +115,7 @@ func (n *Node) watchLinks(ctx context.Context) {
 	up := map[string]bool{}
 	seen := map[string]bool{}
 	withdrawn := map[string]bool{}
+	expiredLogged := map[string]bool{}
 	var reinstating sync.WaitGroup
 	defer reinstating.Wait()
 	for {
@@ -158,12 +160,37 @@ func (n *Node) watchLinks(ctx context.Context) {
 				up[p.ID] = is
 			}
 			n.refuseRogueHubs()
+			n.enforceExpiry(now, expiredLogged)
 			for _, c := range n.table.Tick(now) {
 				if c.Kind == conditions.Withdraw {
 					withdrawn[c.Condition.Peer] = true
 				}
 				n.announce(c)
 			}
+		}
+	}
+}
+
+// enforceExpiry ends peerings whose time is up while the node runs: their
+// links are cut, again whenever they come back (their credentials stop
+// working at the next start, when the derived configuration no longer
+// holds them), and their signals are refused meanwhile (link.Receiver).
+func (n *Node) enforceExpiry(now time.Time, logged map[string]bool) {
+	for _, p := range n.cfg.Peers {
+		if p.Expires == nil || now.Before(*p.Expires) {
+			continue
+		}
+		if !logged[p.ID] {
+			logged[p.ID] = true
+			n.log.Warn().Str("peer", p.ID).Time("expired", *p.Expires).Str("reason", string(reject.Revoked)).
+				Msg("peering expired: link cut, signals refused; renew it with a new peering bundle")
+		}
+		lz, err := n.srv.Leafz(&server.LeafzOptions{Account: natsconf.PeerAccount(p.ID)})
+		if err != nil {
+			continue
+		}
+		for _, li := range lz.Leafs {
+			_ = n.srv.DisconnectClientByID(li.ID)
 		}
 	}
 }

@@ -343,6 +343,7 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 		return err
 	}
 	snd := link.NewSender(n.ID(), p.ID, epoch, cons, nc, exportpolicy.New(n.ID(), p), n.log)
+	snd.Expires = p.Expires
 	n.senders[p.ID] = snd
 	n.wg.Add(1)
 	go func() {

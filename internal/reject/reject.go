@@ -31,6 +31,7 @@ const (
 	Expired          Reason = "expired"           // expirytime has passed: the condition is void
 	RateLimited      Reason = "rate-limited"      // over the peer's import rate
 	OutOfOrder       Reason = "out-of-order"      // a link message whose predecessor was not decided yet
+	Revoked          Reason = "revoked"           // the peering has expired
 )
 
 // Error is a refusal with its reason and a human explanation that says what
