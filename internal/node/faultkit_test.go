@@ -29,6 +29,8 @@ func linked(t *testing.T, editB ...func(*config.Config)) (na, nb *node.Node, pro
 	// every write to this disk takes (see docs/durability.md). Link cuts
 	// and process kills do not depend on the flush policy; power loss does.
 	a.Storage.Sync = "2m"
+	// A 30 s cut at 2,000/s holds ~60,000 signals: keep them all.
+	a.Storage.MaxBytes = config.ByteSize(1 << 30)
 	a.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
 	a.Peers = []config.Peer{{
 		ID: "op-b", Accept: &config.Accept{User: "op-b", Password: "secret-b-123"},
