@@ -78,25 +78,38 @@ func (p *leafPeers) learn(msg string) {
 	lid, _ := strconv.ParseUint(m[1], 10, 64)
 	go func() {
 		for range 20 {
-			s := p.srv()
-			if s == nil {
+			if p.lookup(lid) != "" {
 				return
-			}
-			if lz, err := s.Leafz(nil); err == nil {
-				for _, li := range lz.Leafs {
-					if li.ID == lid {
-						if peer, ok := strings.CutPrefix(li.Account, natsconf.PeerAccount("")); ok {
-							p.mu.Lock()
-							p.lids[lid] = peer
-							p.mu.Unlock()
-						}
-						return
-					}
-				}
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
+}
+
+// lookup finds the peer of leaf connection lid in the server's leaf
+// connections, and remembers it.
+func (p *leafPeers) lookup(lid uint64) string {
+	s := p.srv()
+	if s == nil {
+		return ""
+	}
+	lz, err := s.Leafz(nil)
+	if err != nil {
+		return ""
+	}
+	for _, li := range lz.Leafs {
+		if li.ID == lid {
+			peer, ok := strings.CutPrefix(li.Account, natsconf.PeerAccount(""))
+			if !ok {
+				return ""
+			}
+			p.mu.Lock()
+			p.lids[lid] = peer
+			p.mu.Unlock()
+			return peer
+		}
+	}
+	return ""
 }
 
 // about names the peer a server log line is about, if it can tell.
@@ -109,8 +122,22 @@ func (p *leafPeers) about(msg string) string {
 	if m := lidRE.FindStringSubmatch(msg); m != nil {
 		lid, _ := strconv.ParseUint(m[1], 10, 64)
 		p.mu.Lock()
-		defer p.mu.Unlock()
-		return p.lids[lid]
+		peer := p.lids[lid]
+		p.mu.Unlock()
+		if peer != "" || !strings.Contains(msg, "Violation") {
+			return peer
+		}
+		// A violation right after the connection came up, before the
+		// background lookup: look now. The server may hold locks while it
+		// logs, so the lookup runs aside and is waited for briefly; the
+		// connection is still registered until after this line.
+		ch := make(chan string, 1)
+		go func() { ch <- p.lookup(lid) }()
+		select {
+		case peer = <-ch:
+		case <-time.After(100 * time.Millisecond):
+		}
+		return peer
 	}
 	return ""
 }
