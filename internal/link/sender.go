@@ -107,7 +107,7 @@ func NewSender(self, peer, epoch string, cons jetstream.Consumer, nc *nats.Conn,
 		// the server drops it), and a short cap lets the backlog start
 		// draining soon after the link is back.
 		minBackoff: 25 * time.Millisecond,
-		maxBackoff: 250 * time.Millisecond,
+		maxBackoff: 100 * time.Millisecond,
 	}
 }
 
