@@ -392,7 +392,7 @@ func (c *checker) peers(cfg *Config) {
 		if len(p.Import.Classes) == 0 {
 			c.warn(base+".import.classes", `list classes, or "*" for all`, "empty: nothing is accepted from %s", name)
 		}
-		if p.Expires != nil && !c.now.Before(*p.Expires) {
+		if p.ExpiredAt(c.now) {
 			c.warn(base+".expires", "issue new credentials with `anfed peer invite` and set a new expires, or remove the peer",
 				"%s expired at %s: its link is refused", name, p.Expires.Format(time.RFC3339))
 		}

@@ -109,6 +109,9 @@ type Peer struct {
 	Expires *time.Time `yaml:"expires"`
 }
 
+// ExpiredAt reports whether the peering has ended at now.
+func (p *Peer) ExpiredAt(now time.Time) bool { return p.Expires != nil && !now.Before(*p.Expires) }
+
 // Accept means the peer dials our leaf-node listener with credentials we
 // issued to it.
 type Accept struct {

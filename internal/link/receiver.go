@@ -56,7 +56,7 @@ type Receiver struct {
 	limited       int
 	limitedLogged time.Time
 
-	expires *time.Time // the peering's end, if it has one
+	cfg *config.Peer // for the peering's end
 }
 
 // ReceiverDeps are what a node's receivers share.
@@ -83,7 +83,7 @@ func NewReceiver(self string, p *config.Peer, deps ReceiverDeps, log zerolog.Log
 		peer:         p.ID,
 		policy:       importpolicy.New(self, p),
 		limiter:      rate.NewLimiter(rate.Limit(r), b),
-		expires:      p.Expires,
+		cfg:          p,
 		log:          log.With().Str("peer", p.ID).Logger(),
 	}
 }
@@ -156,11 +156,11 @@ func (r *Receiver) order(h nats.Header) (seq, prev uint64) {
 }
 
 func (r *Receiver) decide(ctx context.Context, m *nats.Msg) signal.Answer {
-	if r.expires != nil && !time.Now().Before(*r.expires) {
+	if r.cfg.ExpiredAt(time.Now()) {
 		r.Observer.Rejected(observe.Rejection{Node: r.self, From: r.peer, Reason: reject.Revoked, Detail: "the peering expired"})
-		r.log.Warn().Str("reason", string(reject.Revoked)).Time("expired", *r.expires).Msg("link: signal from a peer whose peering expired refused")
+		r.log.Warn().Str("reason", string(reject.Revoked)).Time("expired", *r.cfg.Expires).Msg("link: signal from a peer whose peering expired refused")
 		return signal.Answer{Status: signal.StatusRejected, Reason: string(reject.Revoked),
-			Error: fmt.Sprintf("the peering with %s expired at %s: ask for a new peering bundle", r.peer, r.expires.UTC().Format(time.RFC3339))}
+			Error: fmt.Sprintf("the peering with %s expired at %s: ask for a new peering bundle", r.peer, r.cfg.Expires.UTC().Format(time.RFC3339))}
 	}
 	if !r.limiter.Allow() {
 		// Not a dead letter: an anfed sender keeps the signal and resends

@@ -67,12 +67,13 @@ type Sender struct {
 	lastStream uint64
 	discarded  atomic.Uint64
 
-	// Expires ends the peering: from then on nothing is sent (the
-	// signals wait in the store, within its bounds, for a renewed one).
-	Expires *time.Time
+	// Expired reports whether the peering has ended: from then on nothing
+	// is sent (the signals wait in the store, within its bounds, for a
+	// renewed one). nil: the peering does not end.
+	Expired func(now time.Time) bool
 }
 
-func (s *Sender) expired() bool { return s.Expires != nil && !time.Now().Before(*s.Expires) }
+func (s *Sender) expired() bool { return s.Expired != nil && s.Expired(time.Now()) }
 
 // Discarded is how many signals the store discarded at its bounds before
 // they could be sent to this peer.

@@ -163,7 +163,7 @@ func GenerateAt(cfg *config.Config, sec Secrets, now time.Time) string {
 		w.open(q(acc))
 		w.open("users: [")
 		w.internalUser(sec.Public(acc))
-		if p.Accept != nil && !expired(p, now) {
+		if p.Accept != nil && !p.ExpiredAt(now) {
 			pub, sub := LeafPermissions(cfg.Operator.ID, p)
 			w.leafUser(p.Accept.User, p.Accept.Password, pub, sub)
 		}
@@ -207,17 +207,12 @@ func GenerateAt(cfg *config.Config, sec Secrets, now time.Time) string {
 	return w.String()
 }
 
-// expired reports whether p's peering has ended at now.
-func expired(p *config.Peer, now time.Time) bool {
-	return p.Expires != nil && !now.Before(*p.Expires)
-}
-
 // dialing lists the peers we dial at now: those with dial that have not
 // expired.
 func dialing(cfg *config.Config, now time.Time) []*config.Peer {
 	var ps []*config.Peer
 	for i := range cfg.Peers {
-		if p := &cfg.Peers[i]; p.Dial != nil && !expired(p, now) {
+		if p := &cfg.Peers[i]; p.Dial != nil && !p.ExpiredAt(now) {
 			ps = append(ps, p)
 		}
 	}
@@ -260,17 +255,6 @@ func listenAddr(addr string) string {
 		return addr
 	}
 	return net.JoinHostPort(h, "-1")
-}
-
-// HostPort splits a listen address into host and port, for server options
-// that take them apart.
-func HostPort(addr string) (string, int, error) {
-	h, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", 0, err
-	}
-	n, err := strconv.Atoi(p)
-	return h, n, err
 }
 
 type writer struct {

@@ -311,17 +311,6 @@ func TestRemoteURL(t *testing.T) {
 	}
 }
 
-func TestHostPort(t *testing.T) {
-	h, p, err := natsconf.HostPort("127.0.0.1:4222")
-	require.NoError(t, err)
-	assert.Equal(t, "127.0.0.1", h)
-	assert.Equal(t, 4222, p)
-	_, _, err = natsconf.HostPort("no-port")
-	assert.Error(t, err)
-	_, _, err = natsconf.HostPort("h:port")
-	assert.Error(t, err)
-}
-
 func TestSecrets(t *testing.T) {
 	cfg := threePeers(t)
 	sec, err := natsconf.NewSecrets(cfg)

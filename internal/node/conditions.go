@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 	"time"
 
@@ -123,9 +124,10 @@ func (n *Node) watchLinks(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
+			leafs := n.leafsByPeer()
 			for i := range n.cfg.Peers {
 				p := &n.cfg.Peers[i]
-				is := n.LinkUp(p.ID)
+				is := len(leafs[p.ID]) > 0
 				if !seen[p.ID] {
 					// At start a link that is not up yet counts as down
 					// from now: conditions rebuilt from the store for a
@@ -159,8 +161,8 @@ func (n *Node) watchLinks(ctx context.Context) {
 				}
 				up[p.ID] = is
 			}
-			n.refuseRogueHubs()
-			n.enforceExpiry(now, expiredLogged)
+			n.refuseRogueHubs(leafs)
+			n.enforceExpiry(now, leafs, expiredLogged)
 			for _, c := range n.table.Tick(now) {
 				if c.Kind == conditions.Withdraw {
 					withdrawn[c.Condition.Peer] = true
@@ -175,9 +177,10 @@ func (n *Node) watchLinks(ctx context.Context) {
 // links are cut, again whenever they come back (their credentials stop
 // working at the next start, when the derived configuration no longer
 // holds them), and their signals are refused meanwhile (link.Receiver).
-func (n *Node) enforceExpiry(now time.Time, logged map[string]bool) {
-	for _, p := range n.cfg.Peers {
-		if p.Expires == nil || now.Before(*p.Expires) {
+func (n *Node) enforceExpiry(now time.Time, leafs map[string][]*server.LeafInfo, logged map[string]bool) {
+	for i := range n.cfg.Peers {
+		p := &n.cfg.Peers[i]
+		if !p.ExpiredAt(now) {
 			continue
 		}
 		if !logged[p.ID] {
@@ -185,30 +188,38 @@ func (n *Node) enforceExpiry(now time.Time, logged map[string]bool) {
 			n.log.Warn().Str("peer", p.ID).Time("expired", *p.Expires).Str("reason", string(reject.Revoked)).
 				Msg("peering expired: link cut, signals refused; renew it with a new peering bundle")
 		}
-		lz, err := n.srv.Leafz(&server.LeafzOptions{Account: natsconf.PeerAccount(p.ID)})
-		if err != nil {
-			continue
-		}
-		for _, li := range lz.Leafs {
+		for _, li := range leafs[p.ID] {
 			_ = n.srv.DisconnectClientByID(li.ID)
 		}
 	}
+}
+
+// leafsByPeer is the node's leaf connections by peer, from one look at
+// the server per tick of the link watcher.
+func (n *Node) leafsByPeer() map[string][]*server.LeafInfo {
+	lz, err := n.srv.Leafz(nil)
+	if err != nil {
+		return nil
+	}
+	out := map[string][]*server.LeafInfo{}
+	for _, li := range lz.Leafs {
+		if peer, ok := strings.CutPrefix(li.Account, natsconf.PeerAccount("")); ok {
+			out[peer] = append(out[peer], li)
+		}
+	}
+	return out
 }
 
 // refuseRogueHubs cuts a leaf connection that dialled our listener and
 // then declared itself the hub: the roles would flip and the server would
 // silently drop, rather than refuse, what the peer may not send. A dialling
 // peer is always the spoke.
-func (n *Node) refuseRogueHubs() {
+func (n *Node) refuseRogueHubs(leafs map[string][]*server.LeafInfo) {
 	for _, p := range n.cfg.Peers {
 		if p.Accept == nil {
 			continue
 		}
-		lz, err := n.srv.Leafz(&server.LeafzOptions{Account: natsconf.PeerAccount(p.ID)})
-		if err != nil {
-			continue
-		}
-		for _, li := range lz.Leafs {
+		for _, li := range leafs[p.ID] {
 			if li.IsSpoke {
 				n.log.Warn().Str("peer", p.ID).Uint64("lid", li.ID).Str("reason", "rogue-hub").
 					Msg("leaf connection of a peer that dials us declared itself the hub: disconnected")
@@ -263,21 +274,12 @@ func (n *Node) announce(c conditions.Change) {
 		return
 	}
 	cd := c.Condition
-	svc, res, _ := cutSubject(cd.Subject)
+	svc, res, _ := strings.Cut(cd.Subject, "/")
 	subj := CondPrefix + "." + string(c.Kind) + "." + cd.Origin + "." + cd.Class + "." + subject.Token(svc) + "." + subject.Token(res)
 	b, _ := json.Marshal(c) // plain data always marshals
 	if err := n.condConn.Publish(subj, b); err != nil {
 		n.log.Debug().Err(err).Msg("conditions: announce")
 	}
-}
-
-func cutSubject(s string) (string, string, bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '/' {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
 }
 
 func (n *Node) serveConditions(m *nats.Msg) {

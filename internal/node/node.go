@@ -76,6 +76,7 @@ type Node struct {
 	storeConn, condConn *nats.Conn
 	extra               []*nats.Conn
 	senders             map[string]*link.Sender
+	epoch               string
 	peers               map[string]*nats.Conn
 	store               *store.Store
 	subs                []*nats.Subscription
@@ -153,6 +154,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		if err := n.subscribe(n.ops, s, in.Handle); err != nil {
 			return err
 		}
+	}
+	// The store's epoch names it on every link; it is the same for all.
+	if n.epoch, err = n.store.Epoch(ctx); err != nil {
+		return err
 	}
 	for i := range n.cfg.Peers {
 		if err := n.startPeer(ctx, rctx, &n.cfg.Peers[i]); err != nil {
@@ -338,12 +343,8 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 	if err != nil {
 		return fmt.Errorf("export consumer for %s: %w", p.ID, err)
 	}
-	epoch, err := n.store.Epoch(ctx)
-	if err != nil {
-		return err
-	}
-	snd := link.NewSender(n.ID(), p.ID, epoch, cons, nc, exportpolicy.New(n.ID(), p), n.log)
-	snd.Expires = p.Expires
+	snd := link.NewSender(n.ID(), p.ID, n.epoch, cons, nc, exportpolicy.New(n.ID(), p), n.log)
+	snd.Expired = p.ExpiredAt
 	n.senders[p.ID] = snd
 	n.wg.Add(1)
 	go func() {

@@ -44,13 +44,6 @@ type Observer interface {
 	Rejected(Rejection)
 }
 
-// Nop ignores everything.
-type Nop struct{}
-
-func (Nop) Accepted(Acceptance) {}
-func (Nop) Crossed(Crossing)    {}
-func (Nop) Rejected(Rejection)  {}
-
 // Multi fans out to several observers in order.
 type Multi []Observer
 

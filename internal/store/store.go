@@ -83,11 +83,10 @@ func (s *Store) JetStream() jetstream.JetStream { return s.js }
 // Put stores a signal under subj with dedup key key. dup reports that the
 // signal was already stored (an earlier copy was accepted).
 func (s *Store) Put(ctx context.Context, subj, key string, body []byte) (dup bool, err error) {
-	rest, ok := strings.CutPrefix(subj, subject.SignalPrefix+".")
-	if !ok {
-		return false, fmt.Errorf("store %s: not a signal subject", subj)
+	msg, err := input(subj, body)
+	if err != nil {
+		return false, err
 	}
-	msg := &nats.Msg{Subject: subject.StorePrefix + "." + rest, Data: body}
 	ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(key), jetstream.WithExpectStream(SignalStream))
 	if err != nil {
 		return false, fmt.Errorf("store %s: %w", subj, err)
@@ -98,12 +97,21 @@ func (s *Store) Put(ctx context.Context, subj, key string, body []byte) (dup boo
 // PutAsync is Put without waiting: the future completes when JetStream
 // stored the signal (PubAck.Duplicate set for a duplicate) or failed to.
 func (s *Store) PutAsync(subj, key string, body []byte) (jetstream.PubAckFuture, error) {
+	msg, err := input(subj, body)
+	if err != nil {
+		return nil, err
+	}
+	return s.js.PublishMsgAsync(msg, jetstream.WithMsgID(key), jetstream.WithExpectStream(SignalStream))
+}
+
+// input is the message that stores a signal to be kept as subj: the
+// stream takes an.store.<...> and keeps it as an.sig.<...>.
+func input(subj string, body []byte) (*nats.Msg, error) {
 	rest, ok := strings.CutPrefix(subj, subject.SignalPrefix+".")
 	if !ok {
 		return nil, fmt.Errorf("store %s: not a signal subject", subj)
 	}
-	msg := &nats.Msg{Subject: subject.StorePrefix + "." + rest, Data: body}
-	return s.js.PublishMsgAsync(msg, jetstream.WithMsgID(key), jetstream.WithExpectStream(SignalStream))
+	return &nats.Msg{Subject: subject.StorePrefix + "." + rest, Data: body}, nil
 }
 
 // Epoch names this store: the signal stream's creation time. A new store
