@@ -382,6 +382,7 @@ func (c *checker) peers(cfg *Config) {
 		c.classes(base+".export.classes", p.Export.Classes)
 		c.classes(base+".import.classes", p.Import.Classes)
 		c.services(base+".export.services", p.Export.Services)
+		c.export(base+".export", p.Export, cfg.Storage.withDefaults())
 		name := p.ID
 		if name == "" {
 			name = base
@@ -396,6 +397,36 @@ func (c *checker) peers(cfg *Config) {
 			c.warn(base+".expires", "issue new credentials with `anfed peer invite` and set a new expires, or remove the peer",
 				"%s expired at %s: its link is refused", name, p.Expires.Format(time.RFC3339))
 		}
+	}
+}
+
+// export checks a peer's delivery mode and buffer bounds.
+func (c *checker) export(base string, e ExportPolicy, st Storage) {
+	switch e.Delivery {
+	case "", DeliveryDurable, DeliveryLossy:
+	default:
+		c.add(base+".delivery", `"durable" (the default: nothing lost across link cuts) or "lossy" (core NATS, fire and forget; see docs/durability.md)`,
+			"unknown delivery %q", e.Delivery)
+	}
+	b := e.Buffer
+	for _, f := range []struct {
+		path string
+		v    int64
+	}{{base + ".buffer.max_age", int64(b.MaxAge)}, {base + ".buffer.max_bytes", int64(b.MaxBytes)}} {
+		if f.v < 0 || f.v == 0 && c.given(f.path) {
+			c.add(f.path, "leave it out to bound the peer's backlog by the store's limits only", "must be greater than zero")
+		}
+	}
+	if e.Lossy() && (b.MaxAge != 0 || b.MaxBytes != 0) {
+		c.warn(base+".buffer", "nothing waits for a peer with lossy delivery: remove buffer, or use delivery: durable", "ignored with delivery: lossy")
+	}
+	if b.MaxAge > 0 && st.MaxAge > 0 && b.MaxAge > st.MaxAge {
+		c.warn(base+".buffer.max_age", "the store drops signals after storage.max_age, whatever the peer's buffer allows",
+			"%s is longer than storage.max_age (%s): the store's bound applies first", b.MaxAge, st.MaxAge)
+	}
+	if b.MaxBytes > 0 && st.MaxBytes > 0 && b.MaxBytes > st.MaxBytes {
+		c.warn(base+".buffer.max_bytes", "the store drops the oldest signals beyond storage.max_bytes, whatever the peer's buffer allows",
+			"%s is more than storage.max_bytes (%s): the store's bound applies first", b.MaxBytes, st.MaxBytes)
 	}
 }
 

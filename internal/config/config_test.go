@@ -343,6 +343,55 @@ peers:
 		line: 4, path: "peers[0].id", msg: "required", hint: "^[a-z][a-z0-9-]{0,31}$",
 	},
 	{
+		name: "unknown delivery",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      delivery: best-effort
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 8, path: "peers[0].export.delivery", msg: `unknown delivery "best-effort"`, hint: `"durable" (the default`,
+	},
+	{
+		name: "zero buffer bound",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      buffer:
+        max_age: 0s
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].export.buffer.max_age", msg: "must be greater than zero", hint: "store's limits only",
+	},
+	{
+		name: "bad buffer size",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      buffer: {max_bytes: lots}
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 8, path: "peers[0].export.buffer.max_bytes", msg: `invalid size "lots"`, hint: "KiB, MiB, GiB, TiB",
+	},
+	{
 		name: "peer id invalid",
 		yaml: y(`
 operator: {id: op-a, signing_key_file: a.nk}
@@ -1115,6 +1164,39 @@ peers:
     signing_key: $B
 `),
 		want: `op-a.yaml:7:16: peers[0].export.classes: empty: nothing is exported to op-b (hint: list classes, or "*" for all)`,
+	},
+	{
+		name: "buffer with lossy delivery",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      delivery: lossy
+      buffer: {max_age: 1h}
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		want: `op-a.yaml:9:15: peers[0].export.buffer: ignored with delivery: lossy (hint: nothing waits for a peer with lossy delivery: remove buffer, or use delivery: durable)`,
+	},
+	{
+		name: "buffer longer than the store keeps",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data, max_age: 24h}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      buffer: {max_age: 48h}
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		want: `op-a.yaml:8:25: peers[0].export.buffer.max_age: 48h is longer than storage.max_age (24h): the store's bound applies first (hint: the store drops signals after storage.max_age, whatever the peer's buffer allows)`,
 	},
 	{
 		name: "loopback leaf listener without tls",

@@ -138,6 +138,36 @@ type ExportPolicy struct {
 	Services []string `yaml:"services"` // path.Match globs on the service token
 	// Transit allows relaying signals whose origin is another operator.
 	Transit bool `yaml:"transit"`
+	// Delivery is how signals cross to the peer: DeliveryDurable (the
+	// default: sent from the store in order and resent until the peer
+	// stored them; nothing is lost across link cuts) or DeliveryLossy
+	// (core NATS, fire and forget: what is published while the link is
+	// down or the peer is slow is lost, nothing waits, nothing is resent).
+	Delivery string `yaml:"delivery,omitempty"`
+	// Buffer bounds what waits for the peer (durable delivery).
+	Buffer Buffer `yaml:"buffer,omitempty"`
+}
+
+// Delivery modes of an export.
+const (
+	DeliveryDurable = "durable"
+	DeliveryLossy   = "lossy"
+)
+
+// Lossy reports whether signals cross to the peer fire and forget.
+func (e ExportPolicy) Lossy() bool { return e.Delivery == DeliveryLossy }
+
+// Buffer bounds the signals that wait for one peer while its link is down
+// or slow. At a bound the oldest waiting signals are dropped for that peer
+// only (other peers and local consumers still have them), counted and
+// logged. 0: bounded only by the store (storage.max_age, max_bytes).
+type Buffer struct {
+	// MaxAge: a signal stored longer ago than this is not sent to the peer.
+	MaxAge Duration `yaml:"max_age,omitempty"`
+	// MaxBytes: when the signals waiting for the peer take more than this
+	// (counted as waiting signals times the store's mean signal size), the
+	// oldest are dropped until they fit.
+	MaxBytes ByteSize `yaml:"max_bytes,omitempty"`
 }
 
 // ImportPolicy decides which signals we accept from the peer.

@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -47,11 +48,28 @@ type Receiver struct {
 	limiter    *rate.Limiter
 	log        zerolog.Logger
 
-	// The link's order: the sender's store epoch and the last sequence
-	// decided. Only the subscription's goroutine touches them (and the
-	// rate-limit log sampling below).
+	// The link's order as checking sees it: the sender's store epoch and
+	// the last sequence decided, counting signals whose store write is
+	// still in the pipeline. Only the subscription's goroutine touches
+	// them (and the rate-limit log sampling below); gen is the pipeline
+	// generation they belong to (see rollback).
 	epoch string
 	last  uint64
+	gen   uint64
+
+	// The pipeline: checked signals wait here, in link order, for their
+	// store write and answer.
+	jobs     chan job
+	finished chan struct{}
+	// rollback is set by the pipeline when a store write failed: the
+	// signals checked after it are answered "not now", and checking
+	// starts again from the last signal really decided.
+	rb struct {
+		sync.Mutex
+		gen   uint64
+		epoch string
+		last  uint64
+	}
 
 	limited       int
 	limitedLogged time.Time
@@ -77,7 +95,7 @@ func NewReceiver(self string, p *config.Peer, deps ReceiverDeps, log zerolog.Log
 	if b <= 0 {
 		b = max(int(2*r), 1)
 	}
-	return &Receiver{
+	rc := &Receiver{
 		ReceiverDeps: deps,
 		self:         self,
 		peer:         p.ID,
@@ -85,7 +103,26 @@ func NewReceiver(self string, p *config.Peer, deps ReceiverDeps, log zerolog.Log
 		limiter:      rate.NewLimiter(rate.Limit(r), b),
 		cfg:          p,
 		log:          log.With().Str("peer", p.ID).Logger(),
+		jobs:         make(chan job, PipelineDepth),
+		finished:     make(chan struct{}),
 	}
+	go rc.complete()
+	return rc
+}
+
+// PipelineDepth is how many checked signals may wait for their store write
+// and answer. Checking (decode, signature, schema, policy) of one signal
+// overlaps the store write of the ones before it; writes stay one at a
+// time, in link order, so a failed write can never let a later signal
+// into the store before an earlier one.
+const PipelineDepth = 256
+
+// Close stops the pipeline once every signal handed to it is answered.
+// Call it after the subscription is drained; Handle must not be called
+// after it.
+func (r *Receiver) Close() {
+	close(r.jobs)
+	<-r.finished
 }
 
 // DefaultMaxRate is the import rate limit when the policy sets none.
@@ -98,47 +135,133 @@ func (r *Receiver) Subject() string { return subject.LinkFrom(r.peer) }
 // it lies inside the narrowest permission a peer has on the link.
 func ProbeSubject(from string) string { return subject.LinkPrefix + "." + from + "." + from + ".probe" }
 
-// Handle processes one link message; it is a nats.MsgHandler.
+// job is one link message between checking and answering: a probe, a
+// signal to store, a signal to refuse (with a dead letter), or an answer
+// decided by checking alone.
+type job struct {
+	m     *nats.Msg
+	seq   uint64
+	epoch string
+	gen   uint64
+	probe bool
+	ans   signal.Answer
+
+	put    *putJob
+	refuse error
+	ev     *signal.Event // the refused signal, when it decoded
+}
+
+// putJob is an accepted signal waiting for its store write.
+type putJob struct {
+	ev   *signal.Event
+	subj string
+}
+
+// Handle processes one link message; it is a nats.MsgHandler. It checks
+// the message and hands it to the pipeline, which stores and answers in
+// link order.
 func (r *Receiver) Handle(m *nats.Msg) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var ans signal.Answer
+	r.resync()
 	if m.Subject == ProbeSubject(r.peer) {
 		r.order(m.Header)
-		ans = signal.Answer{Status: signal.StatusAlive, Last: r.last}
-	} else {
-		ans = r.accept(ctx, m)
+		r.jobs <- job{m: m, probe: true, epoch: r.epoch, gen: r.gen}
+		return
 	}
-	if m.Reply != "" {
-		a := nats.NewMsg(m.Reply)
-		a.Header.Set(signal.HeaderStatus, ans.Status)
-		a.Data = ans.Encode()
-		_ = m.RespondMsg(a) // a lost answer makes the sender retry: a duplicate we drop
+	j := r.accept(m)
+	j.m, j.epoch, j.gen = m, r.epoch, r.gen
+	r.jobs <- j
+}
+
+// resync takes up a rollback the pipeline made.
+func (r *Receiver) resync() {
+	r.rb.Lock()
+	defer r.rb.Unlock()
+	if r.rb.gen != r.gen {
+		r.gen = r.rb.gen
+		if r.rb.epoch == r.epoch {
+			r.last = r.rb.last
+		}
 	}
 }
 
-func (r *Receiver) accept(ctx context.Context, m *nats.Msg) signal.Answer {
+func (r *Receiver) accept(m *nats.Msg) job {
 	seq, prev := r.order(m.Header)
 	if seq != 0 && seq <= r.last {
 		// Decided already: a resend after a lost answer.
-		return signal.Answer{Status: signal.StatusDuplicate}
+		return job{ans: signal.Answer{Status: signal.StatusDuplicate}}
 	}
 	if seq != 0 && r.last == 0 && prev != 0 && m.Header.Get(HeaderFront) == "" {
 		// We know nothing of this link yet (a restart): start from the
 		// sender's first unanswered signal, or a lost one before this
 		// would later look decided.
-		return signal.Answer{Status: signal.StatusRejected, Reason: string(reject.OutOfOrder),
-			Error: fmt.Sprintf("signal %d: this receiver starts afresh; resend from your first unanswered signal", seq)}
+		return job{ans: signal.Answer{Status: signal.StatusRejected, Reason: string(reject.OutOfOrder),
+			Error: fmt.Sprintf("signal %d: this receiver starts afresh; resend from your first unanswered signal", seq)}}
 	}
 	if seq != 0 && prev != 0 && r.last != 0 && prev != r.last {
-		return signal.Answer{Status: signal.StatusRejected, Reason: string(reject.OutOfOrder),
-			Error: fmt.Sprintf("signal %d follows %d, but the last decided is %d: resend from there", seq, prev, r.last)}
+		return job{ans: signal.Answer{Status: signal.StatusRejected, Reason: string(reject.OutOfOrder),
+			Error: fmt.Sprintf("signal %d follows %d, but the last decided is %d: resend from there", seq, prev, r.last)}}
 	}
-	ans := r.decide(ctx, m)
-	if seq != 0 && !(ans.Status == signal.StatusRejected && retryable(ans.Reason)) {
-		r.last = seq
+	j := r.decide(m)
+	if seq != 0 && !(j.put == nil && j.refuse == nil && j.ans.Status == signal.StatusRejected && retryable(j.ans.Reason)) {
+		r.last = seq // decided, unless its store write fails (see complete)
 	}
-	return ans
+	j.seq = seq
+	return j
+}
+
+// complete is the pipeline's end: it stores accepted signals, one at a
+// time in link order, writes dead letters, and answers. When a store write
+// fails, that signal and every one checked after it are answered "not
+// now" (they are not stored: the sender resends them in order), and
+// checking is rolled back to the last signal decided.
+func (r *Receiver) complete() {
+	defer close(r.finished)
+	var (
+		gen     uint64 // the current generation; older jobs are void
+		epoch   string
+		decided uint64 // the last sequence decided for good, in epoch
+	)
+	for j := range r.jobs {
+		if j.epoch != epoch {
+			epoch, decided = j.epoch, 0
+		}
+		var ans signal.Answer
+		switch {
+		case j.gen != gen:
+			ans = signal.Answer{Status: signal.StatusRejected, Reason: string(reject.Unavailable),
+				Error: "an earlier signal could not be stored: resend from it"}
+		case j.probe:
+			ans = signal.Answer{Status: signal.StatusAlive, Last: decided}
+		default:
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			switch {
+			case j.put != nil:
+				ans = r.store(ctx, j.m, j.put)
+			case j.refuse != nil:
+				ans = r.refuse(ctx, j.m, j.ev, j.refuse)
+			default:
+				ans = j.ans
+			}
+			cancel()
+			if j.seq != 0 {
+				if j.put != nil && ans.Status == signal.StatusRejected {
+					// Not stored: void what was checked after it.
+					gen++
+					r.rb.Lock()
+					r.rb.gen, r.rb.epoch, r.rb.last = gen, epoch, decided
+					r.rb.Unlock()
+				} else if !(ans.Status == signal.StatusRejected && retryable(ans.Reason)) {
+					decided = max(decided, j.seq) // a resend of a decided signal leaves it
+				}
+			}
+		}
+		if j.m.Reply != "" {
+			a := nats.NewMsg(j.m.Reply)
+			a.Header.Set(signal.HeaderStatus, ans.Status)
+			a.Data = ans.Encode()
+			_ = j.m.RespondMsg(a) // a lost answer makes the sender retry: a duplicate we drop
+		}
+	}
 }
 
 // order reads the link's hop headers; seq is 0 when they are absent (a
@@ -155,12 +278,13 @@ func (r *Receiver) order(h nats.Header) (seq, prev uint64) {
 	return seq, prev
 }
 
-func (r *Receiver) decide(ctx context.Context, m *nats.Msg) signal.Answer {
+// decide checks a signal: everything but storing it.
+func (r *Receiver) decide(m *nats.Msg) job {
 	if r.cfg.ExpiredAt(time.Now()) {
 		r.Observer.Rejected(observe.Rejection{Node: r.self, From: r.peer, Reason: reject.Revoked, Detail: "the peering expired"})
 		r.log.Warn().Str("reason", string(reject.Revoked)).Time("expired", *r.cfg.Expires).Msg("link: signal from a peer whose peering expired refused")
-		return signal.Answer{Status: signal.StatusRejected, Reason: string(reject.Revoked),
-			Error: fmt.Sprintf("the peering with %s expired at %s: ask for a new peering bundle", r.peer, r.cfg.Expires.UTC().Format(time.RFC3339))}
+		return job{ans: signal.Answer{Status: signal.StatusRejected, Reason: string(reject.Revoked),
+			Error: fmt.Sprintf("the peering with %s expired at %s: ask for a new peering bundle", r.peer, r.cfg.Expires.UTC().Format(time.RFC3339))}}
 	}
 	if !r.limiter.Allow() {
 		// Not a dead letter: an anfed sender keeps the signal and resends
@@ -173,7 +297,7 @@ func (r *Receiver) decide(ctx context.Context, m *nats.Msg) signal.Answer {
 				Msg("link: signals over the import rate limit refused")
 			r.limited, r.limitedLogged = 0, now
 		}
-		return signal.Answer{Status: signal.StatusRejected, Reason: string(reject.RateLimited), Error: fmt.Sprintf("over the import rate limit of %g signals/s from %s: retry later", float64(r.limiter.Limit()), r.peer)}
+		return job{ans: signal.Answer{Status: signal.StatusRejected, Reason: string(reject.RateLimited), Error: fmt.Sprintf("over the import rate limit of %g signals/s from %s: retry later", float64(r.limiter.Limit()), r.peer)}}
 	}
 	ev, err := r.Inspector.Decode(m.Header, m.Data)
 	if err == nil {
@@ -197,7 +321,7 @@ func (r *Receiver) decide(ctx context.Context, m *nats.Msg) signal.Answer {
 		err = r.Inspector.Live(ev)
 	}
 	if err != nil {
-		return r.refuse(ctx, m, ev, err)
+		return job{refuse: err, ev: ev}
 	}
 	k := subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()}
 	subj := subject.Signal(k)
@@ -205,8 +329,14 @@ func (r *Receiver) decide(ctx context.Context, m *nats.Msg) signal.Answer {
 		r.log.Info().Str("reason", string(reject.Duplicate)).Str("type", ev.Type).Str("subject", ev.Subject).Str("id", ev.ID).
 			Msg("link: signal already accepted (a resend or a replay): not stored again")
 		r.Observer.Rejected(observe.Rejection{Node: r.self, From: r.peer, Reason: reject.Duplicate, Detail: "already accepted: " + ev.Key(), Event: ev})
-		return signal.Answer{Status: signal.StatusDuplicate, Subject: subj}
+		return job{ans: signal.Answer{Status: signal.StatusDuplicate, Subject: subj}}
 	}
+	return job{put: &putJob{ev: ev, subj: subj}}
+}
+
+// store keeps an accepted signal.
+func (r *Receiver) store(ctx context.Context, m *nats.Msg, p *putJob) signal.Answer {
+	ev, subj := p.ev, p.subj
 	dup, err := r.Store.Put(ctx, subj, ev.Key(), ev.Encode())
 	if err != nil {
 		// Not the peer's fault: no dead letter. The sender keeps the

@@ -71,6 +71,58 @@ type Sender struct {
 	// is sent (the signals wait in the store, within its bounds, for a
 	// renewed one). nil: the peering does not end.
 	Expired func(now time.Time) bool
+
+	// Buffer bounds what waits for this peer; set before Run.
+	Buffer Buffer
+	// trim is how many of the oldest signals not yet read to drop for
+	// the byte bound; only the loop touches it.
+	trim                     uint64
+	droppedAge, droppedBytes atomic.Uint64
+}
+
+// Buffer bounds the signals waiting for one peer (config.Buffer). A zero
+// field is no bound.
+type Buffer struct {
+	// MaxAge: a signal stored longer ago than this when its turn comes
+	// is dropped for this peer.
+	MaxAge time.Duration
+	// MaxBytes: when the waiting signals (counted times MeanSize) take
+	// more, the oldest not yet sent are dropped until they fit.
+	MaxBytes int64
+	// MeanSize reports the store's mean stored signal size in bytes.
+	MeanSize func(ctx context.Context) (float64, error)
+}
+
+// Dropped is how many signals were dropped for this peer at its buffer
+// bounds: too old, and over the byte bound.
+func (s *Sender) Dropped() (age, bytes uint64) { return s.droppedAge.Load(), s.droppedBytes.Load() }
+
+// tooOld reports whether a signal stored at t is past the age bound.
+func (s *Sender) tooOld(t time.Time) bool {
+	return s.Buffer.MaxAge > 0 && !t.IsZero() && time.Since(t) > s.Buffer.MaxAge
+}
+
+// dropLog logs drops at a buffer bound at most every 5 s, with counts.
+type dropLog struct {
+	age, bytes uint64
+	at         time.Time
+}
+
+func (s *Sender) noteDrop(d *dropLog, age bool) {
+	if age {
+		s.droppedAge.Add(1)
+		d.age++
+	} else {
+		s.droppedBytes.Add(1)
+		d.bytes++
+	}
+	if now := time.Now(); now.Sub(d.at) >= 5*time.Second {
+		s.log.Warn().Str("reason", "buffer-bound").Uint64("too_old", d.age).Uint64("over_bytes", d.bytes).
+			Dur("max_age", s.Buffer.MaxAge).Int64("max_bytes", s.Buffer.MaxBytes).
+			Uint64("total_too_old", s.droppedAge.Load()).Uint64("total_over_bytes", s.droppedBytes.Load()).
+			Msg("link: signals waiting for this peer dropped at its buffer bound (export.buffer): the peer will not get them")
+		d.age, d.bytes, d.at = 0, 0, now
+	}
 }
 
 func (s *Sender) expired() bool { return s.Expired != nil && s.Expired(time.Now()) }
@@ -116,9 +168,11 @@ func NewSender(self, peer, epoch string, cons jetstream.Consumer, nc *nats.Conn,
 type entry struct {
 	msg    jetstream.Msg
 	seq    uint64
+	stored time.Time
 	out    *nats.Msg
 	sentAt time.Time
 	done   bool
+	acked  bool
 	// skipped: given up as undeliverable; the peer never decided it, so
 	// it is no predecessor of the next signal.
 	skipped bool
@@ -210,9 +264,23 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 		backoff   = s.minBackoff
 		tick      = time.NewTicker(25 * time.Millisecond)
 		progress  = time.NewTicker(15 * time.Second)
+		bound     = time.NewTicker(time.Second)
+		drops     dropLog
 	)
 	defer tick.Stop()
 	defer progress.Stop()
+	defer bound.Stop()
+	if s.Buffer.MaxBytes <= 0 || s.Buffer.MeanSize == nil {
+		bound.Stop()
+	}
+	// drop gives up an unsent signal of the window at a buffer bound.
+	// It was never sent, so the peer never decided it: it is no
+	// predecessor of the next.
+	drop := func(e *entry, age bool) {
+		e.done, e.skipped, e.acked = true, true, true
+		_ = e.msg.Ack()
+		s.noteDrop(&drops, age)
+	}
 
 	prevOf := func(i int) uint64 {
 		for j := i - 1; j >= 0; j-- {
@@ -263,7 +331,9 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 			if !e.skipped {
 				decided = e.seq
 			}
-			_ = e.msg.Ack()
+			if !e.acked {
+				_ = e.msg.Ack()
+			}
 			delete(bySeq, e.seq)
 			window[0] = nil
 			window = window[1:]
@@ -295,10 +365,11 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 		}
 		popDone()
 		// Resend, in order, what the peer did not decide and was sent
-		// before the probe: lost, or answered "not now".
+		// before the probe: lost, or answered "not now". (What was held
+		// unsent, always behind those, goes out next.)
 		resent := 0
 		for i, e := range window {
-			if !e.done && e.sentAt.Before(sentBefore) {
+			if !e.done && !e.sentAt.IsZero() && e.sentAt.Before(sentBefore) {
 				send(i)
 				resent++
 			}
@@ -310,7 +381,7 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 
 	for {
 		var inCh <-chan jetstream.Msg
-		if len(window) < s.window {
+		if len(window) < s.window || s.trim > 0 {
 			inCh = in
 		}
 		select {
@@ -318,9 +389,20 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 			return nil // unacknowledged signals are redelivered after restart
 
 		case m := <-inCh:
+			if s.trim > 0 {
+				s.trim--
+				_ = m.Ack()
+				s.noteDrop(&drops, false)
+				continue
+			}
 			e, ok := s.prepare(m, replyPrefix)
 			if !ok {
 				continue // decided here: not for this peer
+			}
+			if s.tooOld(e.stored) {
+				_ = m.Ack()
+				s.noteDrop(&drops, true)
+				continue
 			}
 			window = append(window, e)
 			bySeq[e.seq] = e
@@ -353,12 +435,18 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 				}
 				down, backoff = false, s.minBackoff
 				synced(ans.Last, sentBefore)
-				// New signals held while down go out after the resends.
+				// New signals held while down go out after the resends,
+				// unless they waited past the age bound.
 				for i, e := range window {
 					if !e.done && e.sentAt.IsZero() {
+						if s.tooOld(e.stored) {
+							drop(e, true)
+							continue
+						}
 						send(i)
 					}
 				}
+				popDone()
 				continue
 			}
 			seq, err := strconv.ParseUint(r.Subject[strings.LastIndexByte(r.Subject, '.')+1:], 10, 64)
@@ -417,6 +505,22 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 				sendProbe()
 			}
 
+		case <-bound.C:
+			// The byte bound: waiting signals times the mean size.
+			n := s.overBytes(ctx)
+			// The oldest unsent first: those held in the window.
+			for _, e := range window {
+				if n == 0 {
+					break
+				}
+				if !e.done && e.sentAt.IsZero() {
+					drop(e, false)
+					n--
+				}
+			}
+			popDone()
+			s.trim = n // the rest from the store, as they are read
+
 		case <-progress.C:
 			// Keep unanswered signals ours while the peer is away.
 			for _, e := range window {
@@ -424,6 +528,26 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 			}
 		}
 	}
+}
+
+// overBytes is how many waiting signals are over the byte bound.
+func (s *Sender) overBytes(ctx context.Context) uint64 {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := s.cons.Info(ctx)
+	if err != nil {
+		return 0
+	}
+	mean, err := s.Buffer.MeanSize(ctx)
+	if err != nil || mean <= 0 {
+		return 0
+	}
+	waiting := float64(info.NumPending) + float64(info.NumAckPending)
+	over := waiting*mean - float64(s.Buffer.MaxBytes)
+	if over <= 0 {
+		return 0
+	}
+	return uint64(over/mean) + 1
 }
 
 // firstOpen is the first signal of the window not yet decided.
@@ -488,5 +612,5 @@ func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (*entry, bool) {
 	out.Data = ev.Encode()
 	out.Header.Set(HeaderSeq, strconv.FormatUint(seq, 10))
 	out.Header.Set(HeaderEpoch, s.epoch)
-	return &entry{msg: m, seq: seq, out: out}, true
+	return &entry{msg: m, seq: seq, stored: meta.Timestamp, out: out}, true
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/anfed/anfed/internal/conditions"
+	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/natsconf"
 	"github.com/anfed/anfed/internal/observe"
 	"github.com/anfed/anfed/internal/reject"
@@ -302,9 +303,17 @@ type PeerState struct {
 	Up         bool   `json:"up"`
 	Backlog    uint64 `json:"backlog"`
 	Conditions int    `json:"conditions"`
+	// Delivery is "durable" or "lossy" (export.delivery).
+	Delivery string `json:"delivery"`
 	// Discarded counts signals the store dropped at its bounds before
 	// they reached this peer.
 	Discarded uint64 `json:"discarded"`
+	// DroppedTooOld and DroppedOverBytes count signals dropped for this
+	// peer at its own buffer bounds (export.buffer); DroppedLinkDown,
+	// those a lossy export dropped while the link was down.
+	DroppedTooOld    uint64 `json:"dropped_too_old"`
+	DroppedOverBytes uint64 `json:"dropped_over_bytes"`
+	DroppedLinkDown  uint64 `json:"dropped_link_down"`
 }
 
 // Peers reports each peer's link state, export backlog and conditions.
@@ -316,11 +325,16 @@ func (n *Node) Peers(ctx context.Context) []PeerState {
 			dir = "dial"
 		}
 		bl, _ := n.Backlog(ctx, p.ID)
-		var disc uint64
+		ps := PeerState{ID: p.ID, Name: p.Name, Direction: dir, Up: n.LinkUp(p.ID), Backlog: bl, Conditions: n.table.Len(p.ID), Delivery: config.DeliveryDurable}
 		if s := n.senders[p.ID]; s != nil {
-			disc = s.Discarded()
+			ps.Discarded = s.Discarded()
+			ps.DroppedTooOld, ps.DroppedOverBytes = s.Dropped()
 		}
-		out = append(out, PeerState{ID: p.ID, Name: p.Name, Direction: dir, Up: n.LinkUp(p.ID), Backlog: bl, Conditions: n.table.Len(p.ID), Discarded: disc})
+		if s := n.lossy[p.ID]; s != nil {
+			ps.Delivery = config.DeliveryLossy
+			_, ps.DroppedLinkDown = s.Counts()
+		}
+		out = append(out, ps)
 	}
 	return out
 }

@@ -24,6 +24,12 @@ var longFaults = flag.Bool("anfed.long", false, "run the long fault tests (30 s 
 // a proxy the test controls.
 func linked(t *testing.T, editB ...func(*config.Config)) (na, nb *node.Node, proxy *natstest.Proxy) {
 	t.Helper()
+	return linkedEdit(t, nil, editB...)
+}
+
+// linkedEdit is linked with editA applied to op-a's config.
+func linkedEdit(t *testing.T, editA func(*config.Config), editB ...func(*config.Config)) (na, nb *node.Node, proxy *natstest.Proxy) {
+	t.Helper()
 	a := baseConfig(t, "op-a")
 	// These tests stream 2,000 signals/s: more than a store that flushes
 	// every write to this disk takes (see docs/durability.md). Link cuts
@@ -36,6 +42,9 @@ func linked(t *testing.T, editB ...func(*config.Config)) (na, nb *node.Node, pro
 		ID: "op-b", Accept: &config.Accept{User: "op-b", Password: "secret-b-123"},
 		Export: config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}}, SigningKey: pub(t, "op-b"),
 	}}
+	if editA != nil {
+		editA(a)
+	}
 	na = startNode(t, a)
 	proxy = natstest.StartProxy(t, na.LeafURL()[len("nats-leaf://"):])
 	b := baseConfig(t, "op-b")

@@ -76,6 +76,8 @@ type Node struct {
 	storeConn, condConn *nats.Conn
 	extra               []*nats.Conn
 	senders             map[string]*link.Sender
+	receivers           []*link.Receiver
+	lossy               map[string]*link.LossySender
 	epoch               string
 	peers               map[string]*nats.Conn
 	store               *store.Store
@@ -88,7 +90,7 @@ type Node struct {
 
 // New returns a node for cfg; Start runs it.
 func New(cfg *config.Config, opts ...Option) *Node {
-	n := &Node{cfg: cfg, log: zerolog.Nop(), peers: map[string]*nats.Conn{}, senders: map[string]*link.Sender{}}
+	n := &Node{cfg: cfg, log: zerolog.Nop(), peers: map[string]*nats.Conn{}, senders: map[string]*link.Sender{}, lossy: map[string]*link.LossySender{}}
 	for _, o := range opts {
 		o(n)
 	}
@@ -323,18 +325,22 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 	}
 	n.peers[p.ID] = nc
 	rcv := link.NewReceiver(n.ID(), p, n.deps, n.log)
+	n.receivers = append(n.receivers, rcv)
 	if err := n.subscribe(nc, rcv.Subject(), rcv.Handle); err != nil {
 		return err
 	}
-	if err := n.exportConsumer(ctx, p.ID); err != nil {
-		return fmt.Errorf("export consumer for %s: %w", p.ID, err)
-	}
-	// The export consumer reads and acknowledges on a connection of its own.
+	// The export reads and acknowledges on a connection of its own.
 	xc, err := n.connect(natsconf.OpsAccount, nats.Name("anfed-node-export-"+p.ID))
 	if err != nil {
 		return err
 	}
 	n.extra = append(n.extra, xc)
+	if p.Export.Lossy() {
+		return n.startLossy(ctx, rctx, p, xc, nc)
+	}
+	if err := n.exportConsumer(ctx, p.ID); err != nil {
+		return fmt.Errorf("export consumer for %s: %w", p.ID, err)
+	}
 	xjs, err := jetstream.New(xc)
 	if err != nil {
 		return err
@@ -345,7 +351,43 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 	}
 	snd := link.NewSender(n.ID(), p.ID, n.epoch, cons, nc, exportpolicy.New(n.ID(), p), n.log)
 	snd.Expired = p.ExpiredAt
+	snd.Buffer = link.Buffer{
+		MaxAge:   time.Duration(p.Export.Buffer.MaxAge),
+		MaxBytes: int64(p.Export.Buffer.MaxBytes),
+		MeanSize: n.store.MeanSize,
+	}
 	n.senders[p.ID] = snd
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := snd.Run(rctx); err != nil {
+			n.log.Error().Err(err).Str("peer", p.ID).Msg("export stopped")
+		}
+	}()
+	return nil
+}
+
+// startLossy starts the fire-and-forget export to p (export.delivery:
+// lossy). A durable export consumer left from an earlier durable
+// configuration is removed: its backlog will never be sent, and saying so
+// is better than keeping it.
+func (n *Node) startLossy(ctx, rctx context.Context, p *config.Peer, xc, nc *nats.Conn) error {
+	js := n.store.JetStream()
+	if c, err := js.Consumer(ctx, store.SignalStream, link.ConsumerName(p.ID)); err == nil {
+		var waiting uint64
+		if info, err := c.Info(ctx); err == nil {
+			waiting = info.NumPending + uint64(info.NumAckPending)
+		}
+		if err := js.DeleteConsumer(ctx, store.SignalStream, link.ConsumerName(p.ID)); err != nil {
+			return fmt.Errorf("export consumer for %s: %w", p.ID, err)
+		}
+		n.log.Warn().Str("peer", p.ID).Uint64("dropped", waiting).
+			Msg("export to this peer is now lossy: its durable backlog is dropped")
+	}
+	snd := link.NewLossySender(n.ID(), p.ID, xc, nc, exportpolicy.New(n.ID(), p), n.log)
+	snd.Expired = p.ExpiredAt
+	snd.LinkUp = func() bool { return n.LinkUp(p.ID) }
+	n.lossy[p.ID] = snd
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -435,6 +477,9 @@ func (n *Node) Backlog(ctx context.Context, peer string) (uint64, error) {
 	if n.store == nil {
 		return 0, errors.New("node not started")
 	}
+	if n.lossy[peer] != nil {
+		return 0, nil // nothing waits for a lossy peer
+	}
 	c, err := n.store.JetStream().Consumer(ctx, store.SignalStream, link.ConsumerName(peer))
 	if err != nil {
 		return 0, fmt.Errorf("export consumer for %s: %w", peer, err)
@@ -457,6 +502,10 @@ func (n *Node) Stop() {
 		waitDrained(s)
 	}
 	n.subs = nil
+	for _, r := range n.receivers {
+		r.Close() // answers what the links handed over
+	}
+	n.receivers = nil
 	if n.intake != nil {
 		// Every signal intake took is answered before the server stops.
 		n.intake.Close()
@@ -483,4 +532,13 @@ func (n *Node) Stop() {
 		n.srv = nil
 		n.log.Info().Msg("node stopped")
 	}
+}
+
+// StoreMeanSize is the mean size of a stored signal in bytes: what a
+// peer's export.buffer.max_bytes counts each waiting signal as.
+func (n *Node) StoreMeanSize(ctx context.Context) (float64, error) {
+	if n.store == nil {
+		return 0, errors.New("node not started")
+	}
+	return n.store.MeanSize(ctx)
 }

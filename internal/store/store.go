@@ -149,3 +149,17 @@ func (s *Store) DeadLetter(ctx context.Context, from, reason, detail string, hdr
 	}
 	return err
 }
+
+// MeanSize is the mean size in bytes of a stored signal (0 when empty):
+// what a per-peer byte bound counts each waiting signal as.
+func (s *Store) MeanSize(ctx context.Context) (float64, error) {
+	st, err := s.js.Stream(ctx, SignalStream)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", SignalStream, err)
+	}
+	state := st.CachedInfo().State
+	if state.Msgs == 0 {
+		return 0, nil
+	}
+	return float64(state.Bytes) / float64(state.Msgs), nil
+}

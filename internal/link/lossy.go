@@ -1,0 +1,108 @@
+package link
+
+import (
+	"context"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/anfed/anfed/internal/exportpolicy"
+	"github.com/anfed/anfed/internal/signal"
+	"github.com/anfed/anfed/internal/subject"
+)
+
+// LossySender forwards our signals to one peer fire and forget, over core
+// NATS (export.delivery: lossy). It takes each signal as the store
+// republishes it, once stored, and publishes it on the link without
+// asking for an answer: nothing waits for the peer, nothing is resent.
+// What is published while the link is down, or while the peer cannot keep
+// up (NATS drops a slow consumer's messages), is lost to that peer; the
+// sender counts what it sent and what it dropped because the link was
+// down. For signals whose value is gone in seconds (high-rate performance
+// measurements, say), where a backlog after a cut is worse than a gap.
+type LossySender struct {
+	self, peer string
+	src        *nats.Conn // operations account: the store's republish
+	nc         *nats.Conn // peer account: the link
+	policy     *exportpolicy.Policy
+	log        zerolog.Logger
+
+	// LinkUp reports whether the peer's link is connected; set before
+	// Run. nil: always presumed up.
+	LinkUp func() bool
+	// Expired, as for Sender.
+	Expired func(now time.Time) bool
+
+	sent, droppedDown atomic.Uint64
+}
+
+// NewLossySender returns the fire-and-forget sender of operator self to
+// peer: src reads stored signals, nc is the peer account's connection.
+func NewLossySender(self, peer string, src, nc *nats.Conn, policy *exportpolicy.Policy, log zerolog.Logger) *LossySender {
+	return &LossySender{self: self, peer: peer, src: src, nc: nc, policy: policy, log: log.With().Str("peer", peer).Str("delivery", "lossy").Logger()}
+}
+
+// Counts reports the signals published on the link and those dropped
+// because the link was down.
+func (s *LossySender) Counts() (sent, droppedLinkDown uint64) {
+	return s.sent.Load(), s.droppedDown.Load()
+}
+
+// Run forwards until ctx is done.
+func (s *LossySender) Run(ctx context.Context) error {
+	var (
+		up      = true
+		checked time.Time
+		logged  time.Time
+		unsent  uint64
+	)
+	sub, err := s.src.Subscribe(subject.Signals, func(m *nats.Msg) {
+		if s.Expired != nil && s.Expired(time.Now()) {
+			return
+		}
+		if now := time.Now(); s.LinkUp != nil && now.Sub(checked) >= 100*time.Millisecond {
+			up, checked = s.LinkUp(), now
+		}
+		k, err := subject.ParseSignal(m.Subject)
+		if err != nil {
+			return
+		}
+		ev, err := signal.DecodeStructured(m.Data)
+		if err != nil {
+			s.log.Error().Err(err).Str("subject", m.Subject).Msg("link: stored signal does not decode; skipped")
+			return
+		}
+		if d := s.policy.Decide(ev, k.Class); !d.Export {
+			return
+		}
+		if !up {
+			s.droppedDown.Add(1)
+			unsent++
+			if now := time.Now(); now.Sub(logged) >= 5*time.Second {
+				s.log.Warn().Uint64("dropped", unsent).Uint64("total", s.droppedDown.Load()).
+					Msg("link: link down: signals for this peer dropped (export.delivery: lossy)")
+				unsent, logged = 0, now
+			}
+			return
+		}
+		ev.Path = append(ev.Path, s.self)
+		out := nats.NewMsg(subject.Link(s.self, k))
+		out.Data = ev.Encode()
+		out.Header.Set(HeaderSent, strconv.FormatInt(time.Now().UnixNano(), 10))
+		if err := s.nc.PublishMsg(out); err != nil {
+			s.droppedDown.Add(1)
+			return
+		}
+		s.sent.Add(1)
+	})
+	if err != nil {
+		return err
+	}
+	// Bounded: past these limits NATS drops, which is this mode's promise.
+	_ = sub.SetPendingLimits(65536, 64<<20)
+	<-ctx.Done()
+	return sub.Unsubscribe()
+}

@@ -1,0 +1,229 @@
+package node_test
+
+// Per-peer buffer bounds (export.buffer) and lossy delivery
+// (export.delivery: lossy), with a real link cut by a TCP proxy.
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/signal"
+	"github.com/anfed/anfed/internal/store"
+)
+
+// arrivals records the ids of op-a's signals that reached op-b's store.
+type arrivals struct {
+	mu    sync.Mutex
+	ids   map[string]int
+	order []string
+}
+
+func watchArrivals(t *testing.T, nb *node.Node) *arrivals {
+	t.Helper()
+	cb, err := nb.Connect()
+	require.NoError(t, err)
+	t.Cleanup(cb.Close)
+	a := &arrivals{ids: map[string]int{}}
+	_, err = cb.Subscribe("an.sig.op-a.>", func(m *nats.Msg) {
+		ev, err := signal.DecodeStructured(m.Data)
+		if err != nil {
+			return
+		}
+		a.mu.Lock()
+		a.ids[ev.ID]++
+		a.order = append(a.order, ev.ID)
+		a.mu.Unlock()
+	})
+	require.NoError(t, err)
+	require.NoError(t, cb.Flush())
+	return a
+}
+
+func (a *arrivals) has(id string) bool { a.mu.Lock(); defer a.mu.Unlock(); return a.ids[id] > 0 }
+
+func (a *arrivals) waitAll(t *testing.T, ids []string) {
+	t.Helper()
+	waitFor(t, 15*time.Second, func() error {
+		for _, id := range ids {
+			if !a.has(id) {
+				return fmt.Errorf("%s not arrived", id)
+			}
+		}
+		return nil
+	})
+}
+
+func publishN(t *testing.T, nc *nats.Conn, prefix string, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s-%03d", prefix, i)
+		ev := congestion("op-a", ids[i])
+		ev.Sequence = fmt.Sprintf("%s-%03d", prefix, i)
+		a := publish(t, nc, ev)
+		require.True(t, a.OK(), "%v", a)
+	}
+	return ids
+}
+
+func peerState(t *testing.T, n *node.Node, id string) node.PeerState {
+	t.Helper()
+	for _, p := range n.Peers(context.Background()) {
+		if p.ID == id {
+			return p
+		}
+	}
+	t.Fatalf("no peer %s", id)
+	return node.PeerState{}
+}
+
+// cutLink cuts the proxied link and waits until both ends see it down.
+func cutLink(t *testing.T, na, nb *node.Node, proxy *natstest.Proxy) {
+	t.Helper()
+	proxy.Cut()
+	waitFor(t, 10*time.Second, func() error {
+		if na.LinkUp("op-b") || nb.LinkUp("op-a") {
+			return fmt.Errorf("link still up")
+		}
+		return nil
+	})
+}
+
+// A signal that waited for the peer longer than export.buffer.max_age is
+// not sent to it: counted, and the peer gets only the fresh ones. The
+// local store keeps everything.
+func TestBufferMaxAgeDropsStaleSignalsForThatPeer(t *testing.T) {
+	const maxAge = 3 * time.Second
+	na, nb, proxy := linkedEdit(t, func(c *config.Config) { c.Peers[0].Export.Buffer.MaxAge = config.Duration(maxAge) })
+	pa, err := na.Connect()
+	require.NoError(t, err)
+	defer pa.Close()
+	arr := watchArrivals(t, nb)
+
+	arr.waitAll(t, publishN(t, pa, "before", 3))
+	cutLink(t, na, nb, proxy)
+	// The first signal after the cut is sent and finds no route: it is in
+	// flight, the peer may have decided it, so it is never dropped.
+	inFlight := publishN(t, pa, "inflight", 1)
+	time.Sleep(200 * time.Millisecond)
+	stale := publishN(t, pa, "stale", 30)
+	time.Sleep(maxAge + 500*time.Millisecond)
+	fresh := publishN(t, pa, "fresh", 10)
+	proxy.Restore()
+	arr.waitAll(t, append(inFlight, fresh...))
+	time.Sleep(500 * time.Millisecond) // anything else would have come by now
+
+	for _, id := range stale {
+		assert.False(t, arr.has(id), "stale %s reached the peer", id)
+	}
+	ps := peerState(t, na, "op-b")
+	assert.EqualValues(t, len(stale), ps.DroppedTooOld, "each stale signal counted")
+	assert.Zero(t, ps.DroppedOverBytes)
+	assert.Zero(t, ps.Backlog)
+	// Dropped for the peer only: the store keeps every signal.
+	assert.EqualValues(t, 3+1+30+10, streamMsgs(t, na, store.SignalStream, "an.sig.>"))
+}
+
+// When the signals waiting for the peer take more than
+// export.buffer.max_bytes, the oldest not yet sent are dropped until they
+// fit: the peer gets the newest, in order, and the drops are counted.
+func TestBufferMaxBytesKeepsTheNewest(t *testing.T) {
+	const maxBytes = 16 << 10
+	na, nb, proxy := linkedEdit(t, func(c *config.Config) { c.Peers[0].Export.Buffer.MaxBytes = maxBytes })
+	pa, err := na.Connect()
+	require.NoError(t, err)
+	defer pa.Close()
+	arr := watchArrivals(t, nb)
+
+	arr.waitAll(t, publishN(t, pa, "before", 3))
+	cutLink(t, na, nb, proxy)
+	inFlight := publishN(t, pa, "inflight", 1)
+	time.Sleep(200 * time.Millisecond)
+	batch := publishN(t, pa, "batch", 100)
+	// The bound is checked every second.
+	waitFor(t, 10*time.Second, func() error {
+		if ps := peerState(t, na, "op-b"); ps.DroppedOverBytes == 0 {
+			return fmt.Errorf("nothing dropped yet")
+		}
+		return nil
+	})
+	time.Sleep(1500 * time.Millisecond)
+	ps := peerState(t, na, "op-b")
+	mean, err := na.StoreMeanSize(context.Background())
+	require.NoError(t, err)
+	proxy.Restore()
+	kept := 100 - int(ps.DroppedOverBytes)
+	require.Positive(t, kept)
+	arr.waitAll(t, append(inFlight, batch[100-kept:]...))
+	time.Sleep(500 * time.Millisecond)
+
+	for _, id := range batch[:100-kept] {
+		assert.False(t, arr.has(id), "dropped %s reached the peer", id)
+	}
+	// What waited fits the bound (the in-flight signal counts too).
+	assert.LessOrEqual(t, float64(kept+1)*mean, float64(maxBytes)+mean, "kept %d signals of %.0f bytes", kept, mean)
+	assert.Greater(t, float64(kept+2)*mean, float64(maxBytes), "dropped no more than needed: kept %d of %.0f bytes", kept, mean)
+	t.Logf("max_bytes %d, mean signal %.0f bytes: kept the newest %d of 100, dropped %d", maxBytes, mean, kept, ps.DroppedOverBytes)
+	assert.Zero(t, peerState(t, na, "op-b").Backlog)
+}
+
+// export.delivery: lossy: signals cross fire and forget. What is published
+// while the link is down is lost to the peer, counted, and never resent;
+// nothing waits; after the link is back new signals cross at once.
+func TestLossyDeliveryLosesWhatTheCutTakesAndNothingWaits(t *testing.T) {
+	na, nb, proxy := linkedEdit(t, func(c *config.Config) { c.Peers[0].Export.Delivery = config.DeliveryLossy })
+	pa, err := na.Connect()
+	require.NoError(t, err)
+	defer pa.Close()
+	arr := watchArrivals(t, nb)
+
+	// The peer's interest crosses the link shortly after it comes up.
+	i := 0
+	waitFor(t, 10*time.Second, func() error {
+		i++
+		id := publishN(t, pa, fmt.Sprintf("warmup%d", i), 1)[0]
+		time.Sleep(50 * time.Millisecond)
+		if !arr.has(id) {
+			return fmt.Errorf("no signal crossed yet")
+		}
+		return nil
+	})
+	before := publishN(t, pa, "before", 20)
+	arr.waitAll(t, before)
+
+	cutLink(t, na, nb, proxy)
+	time.Sleep(300 * time.Millisecond)
+	lost := publishN(t, pa, "lost", 20)
+	time.Sleep(300 * time.Millisecond)
+	proxy.Restore()
+	waitFor(t, 10*time.Second, func() error {
+		i++
+		id := publishN(t, pa, fmt.Sprintf("rewarm%d", i), 1)[0]
+		time.Sleep(50 * time.Millisecond)
+		if !arr.has(id) {
+			return fmt.Errorf("no signal crossed yet")
+		}
+		return nil
+	})
+	after := publishN(t, pa, "after", 20)
+	arr.waitAll(t, after)
+	time.Sleep(500 * time.Millisecond)
+
+	for _, id := range lost {
+		assert.False(t, arr.has(id), "%s crossed while the link was down", id)
+	}
+	ps := peerState(t, na, "op-b")
+	assert.Equal(t, config.DeliveryLossy, ps.Delivery)
+	assert.Zero(t, ps.Backlog, "nothing waits for a lossy peer")
+	assert.GreaterOrEqual(t, ps.DroppedLinkDown, uint64(len(lost)), "each signal dropped while down is counted")
+}
