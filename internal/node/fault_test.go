@@ -52,6 +52,13 @@ func runLinkCut(t *testing.T, cut time.Duration) {
 	receivedAtRestore := led.count()
 	proxy.Restore()
 	restored := time.Now()
+	linkBack := make(chan time.Duration, 1)
+	go func() {
+		for !na.LinkUp("op-b") || !nb.LinkUp("op-a") {
+			time.Sleep(5 * time.Millisecond)
+		}
+		linkBack <- time.Since(restored)
+	}()
 	// Drained: B has everything that waited at A when the link came back.
 	waitFor(t, max(30*time.Second, 5*cut), func() error {
 		if led.count() < receivedAtRestore+int(backlog) {
@@ -81,8 +88,8 @@ func runLinkCut(t *testing.T, cut time.Duration) {
 			dups++
 		}
 	}
-	t.Logf("cut %v at %d signals/s: sent %d, received %d, lost %d, duplicates %d, order violations %d; backlog at restore %d drained in %v",
-		cut, rate, len(accepted), led.n, lost, dups, len(led.order), backlog, drain.Round(time.Millisecond))
+	t.Logf("cut %v at %d signals/s: sent %d, received %d, lost %d, duplicates %d, order violations %d; backlog at restore %d drained in %v (link up again after %v)",
+		cut, rate, len(accepted), led.n, lost, dups, len(led.order), backlog, drain.Round(time.Millisecond), (<-linkBack).Round(time.Millisecond))
 	assert.Zero(t, lost)
 	assert.Zero(t, dups)
 	assert.Empty(t, led.order)
