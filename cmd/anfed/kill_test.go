@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/anfed/anfed/internal/closedloop"
 	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/origin"
 	"github.com/anfed/anfed/internal/signal"
@@ -534,6 +535,74 @@ func (l *loop) handle(m jetstream.Msg) {
 	l.mu.Unlock()
 }
 
+// helperLoop is a second closed loop at op-b, run by internal/closedloop
+// (one signal in flight: strict stream order). It counts handler calls:
+// the helper acks again, without calling the handler, a signal JetStream
+// delivers again after forgetting its ack in the kill.
+type helperLoop struct {
+	l      *closedloop.Loop
+	cancel context.CancelFunc
+	done   chan error
+	mu     sync.Mutex
+	calls  map[string]int // source+id -> handler calls
+	last   map[string]int
+	order  []string
+}
+
+func startHelperLoop(t *testing.T, url string) *helperLoop {
+	nc, err := nats.Connect(url, nats.UserInfo(loopUser, loopPass), nats.Name("kill-test-helper-loop"),
+		nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	h := &helperLoop{calls: map[string]int{}, last: map[string]int{}, done: make(chan error, 1)}
+	h.l = closedloop.New(nc, closedloop.Options{Name: "helper-loop", Filter: "an.sig.op-a.>", MaxInFlight: 1, AckWait: time.Second},
+		func(_ context.Context, ev *signal.Event, _ closedloop.Delivery) error {
+			seq, _ := strconv.Atoi(ev.Sequence)
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.calls[ev.Key()]++
+			if h.calls[ev.Key()] == 1 && seq <= h.last[ev.Source] {
+				h.order = append(h.order, fmt.Sprintf("%s: %d after %d", ev.Source, seq, h.last[ev.Source]))
+			}
+			h.last[ev.Source] = max(h.last[ev.Source], seq)
+			return nil
+		})
+	var ctx context.Context
+	ctx, h.cancel = context.WithCancel(context.Background())
+	go func() {
+		// Run returns when the node goes away long enough; run again.
+		for ctx.Err() == nil {
+			if err := h.l.Run(ctx); err != nil && ctx.Err() == nil {
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		h.done <- nil
+	}()
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *helperLoop) stop() {
+	if h.cancel != nil {
+		h.cancel()
+		<-h.done
+		h.cancel = nil
+	}
+}
+
+// missing counts keys the helper loop has not handled.
+func (h *helperLoop) missing(keys []string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, k := range keys {
+		if h.calls[k] == 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // missing counts keys the loop has not received.
 func (l *loop) missing(keys []string) int {
 	l.mu.Lock()
@@ -593,6 +662,9 @@ func runKill9(t *testing.T, bin, victim string) {
 	f := newFederation(t, bin)
 	f.start("op-a")
 	f.start("op-b")
+	// The helper loop starts first: a loop that starts late gets each
+	// condition's current state, not the signals it superseded.
+	hl := startHelperLoop(t, f.clientURL["op-b"])
 	prod := startProducer(t, f.clientURL["op-a"], nsrc, rate)
 	l := startLoop(t, f.clientURL["op-b"])
 
@@ -614,6 +686,10 @@ func runKill9(t *testing.T, bin, victim string) {
 	// acknowledged before the restart.
 	storeCatchUp := <-stored
 	catchUp, all := l.waitAll(ackedAtRestart, acked, restarted, 20*time.Second)
+	for deadline := time.Now().Add(20 * time.Second); hl.missing(acked) > 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	hl.stop()
 
 	prod.mu.Lock()
 	sent, pubErrs, throttled, other, sentKeys := prod.sent, prod.pubErrs, prod.throttled, fmt.Sprint(prod.other), prod.sentKeys
@@ -666,6 +742,30 @@ func runKill9(t *testing.T, bin, victim string) {
 	assert.Empty(t, l.order, "per-source order")
 	assert.Zero(t, invented, "the loop received only signals the producer sent")
 	l.mu.Unlock()
+
+	// The helper loop: every acknowledged signal handled exactly once.
+	hl.mu.Lock()
+	hLost, hTwice := 0, 0
+	for _, k := range acked {
+		if hl.calls[k] == 0 {
+			hLost++
+			if hLost <= 5 {
+				t.Logf("helper loop lost: %s (raw loop deliveries %d)", k, l.delivered[k])
+			}
+		}
+	}
+	for _, n := range hl.calls {
+		if n > 1 {
+			hTwice++
+		}
+	}
+	st := hl.l.Stats()
+	t.Logf("helper closed loop (internal/closedloop): %d distinct handled, lost %d, handled twice %d, acked again without the handler %d, order violations %d; %+v",
+		len(hl.calls), hLost, hTwice, st.AckedAgain, len(hl.order), st)
+	assert.Zero(t, hLost, "helper loop: acknowledged signals lost")
+	assert.Zero(t, hTwice, "helper loop: duplicates delivered to the closed loop")
+	assert.Empty(t, hl.order, "helper loop: per-source order")
+	hl.mu.Unlock()
 	assert.NotZero(t, catchUp, "caught up within 20 s")
 	assert.NotEmpty(t, ackedBeforeKill, "the stream ran")
 

@@ -78,6 +78,16 @@
 // and on failing puts it at the back of its redelivery queue; Run first
 // waits until a consumer info request shows no pull request left.)
 //
+// # Acked signals delivered again
+//
+// JetStream writes a file consumer's acks to disk a few times a second, not
+// one by one; after a kill -9 of the node it may deliver again signals that
+// were acked in the last moments before the kill. A Loop remembers the
+// stream sequences of the last HandledMemory (65,536) signals its handler
+// took, across Runs, and acks such a delivery again without calling the
+// handler (Stats.AckedAgain). A loop in another language does the same with
+// a bounded set of recently handled stream sequences, or source+id.
+//
 // # Current
 //
 // Delivery.Current marks the initial batch: the signals stored before the
@@ -199,6 +209,9 @@ type Stats struct {
 	Acked        uint64
 	Naked        uint64 // redeliveries asked for: handler errors, shutdown, dead letters that could not be stored
 	DeadLettered uint64
+	// AckedAgain counts deliveries of signals this loop had already
+	// handled and acked (see Loop): acked again, the handler not called.
+	AckedAgain uint64
 }
 
 // Loop is a closed loop; Run runs it. Its Stats survive Run.
@@ -207,8 +220,16 @@ type Loop struct {
 	opts Options
 	h    Handler
 
-	delivered, current, acked, naked, dead atomic.Uint64
-	running                                atomic.Bool
+	delivered, current, acked, naked, dead, again atomic.Uint64
+	running                                       atomic.Bool
+
+	// handled remembers the stream sequences of the last signals the
+	// handler took and the loop acked, across Runs: JetStream writes a
+	// consumer's acks to disk a few times a second, so after a kill -9 of
+	// the node it may deliver again signals acked just before. The loop
+	// acks those again without calling the handler: no duplicate reaches
+	// the closed loop.
+	handled seqMemory
 
 	// One Run's state.
 	ctx      context.Context
@@ -254,8 +275,47 @@ func Run(ctx context.Context, nc *nats.Conn, opts Options, h Handler) error {
 func (l *Loop) Stats() Stats {
 	return Stats{
 		Delivered: l.delivered.Load(), Current: l.current.Load(), Acked: l.acked.Load(),
-		Naked: l.naked.Load(), DeadLettered: l.dead.Load(),
+		Naked: l.naked.Load(), DeadLettered: l.dead.Load(), AckedAgain: l.again.Load(),
 	}
+}
+
+// HandledMemory is how many acked signals a loop remembers.
+const HandledMemory = 1 << 16
+
+// seqMemory is a bounded set of stream sequences: the newest
+// HandledMemory added.
+type seqMemory struct {
+	mu   sync.Mutex
+	set  map[uint64]struct{}
+	ring []uint64
+	next int
+}
+
+func (m *seqMemory) add(seq uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.set == nil {
+		m.set = make(map[uint64]struct{})
+		m.ring = make([]uint64, 0, HandledMemory)
+	}
+	if _, ok := m.set[seq]; ok {
+		return
+	}
+	if len(m.ring) < HandledMemory {
+		m.ring = append(m.ring, seq)
+	} else {
+		delete(m.set, m.ring[m.next])
+		m.ring[m.next] = seq
+		m.next = (m.next + 1) % HandledMemory
+	}
+	m.set[seq] = struct{}{}
+}
+
+func (m *seqMemory) has(seq uint64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.set[seq]
+	return ok
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -570,6 +630,15 @@ func (l *Loop) process(it *item) (outcome, time.Duration) {
 	if err != nil {
 		return l.deadLetter(it, ReasonMalformed, err.Error())
 	}
+	if l.handled.has(it.seq) {
+		// Handled and acked already; the server forgot the ack.
+		if err := it.msg.Ack(); err != nil {
+			l.log.Warn().Err(err).Uint64("seq", it.seq).Msg("closedloop: ack")
+		}
+		l.again.Add(1)
+		l.log.Debug().Uint64("seq", it.seq).Uint64("delivered", it.n).Msg("closedloop: delivered again after its ack: acked again, not handled")
+		return done, 0
+	}
 	if it.n > uint64(o.MaxDeliver) {
 		// Its handler already failed MaxDeliver times (the dead letter
 		// could not be stored, or the process stopped before it was).
@@ -582,6 +651,9 @@ func (l *Loop) process(it *item) (outcome, time.Duration) {
 	err = l.call(ev, Delivery{Seq: it.seq, NumDelivered: it.n, Current: it.current})
 	switch {
 	case err == nil:
+		// Remembered before the ack: whatever becomes of the ack, the
+		// handler has taken it.
+		l.handled.add(it.seq)
 		if err := it.msg.Ack(); err != nil {
 			l.log.Warn().Err(err).Uint64("seq", it.seq).Msg("closedloop: ack")
 			return done, 0

@@ -591,3 +591,61 @@ func TestOptionsNeedAName(t *testing.T) {
 	err = closedloop.Run(context.Background(), nil, closedloop.Options{Name: "a.b"}, nil)
 	assert.ErrorContains(t, err, "durable name")
 }
+
+// After a kill -9 of the node, JetStream may deliver again signals whose
+// acks it had not yet written to disk. Here the consumer's whole state is
+// lost (deleted: the worst case of that), so the server delivers every
+// handled signal again: the loop acks them again without calling the
+// handler, and handles only what is new.
+func TestRedeliveryOfAckedSignalsReachesNoHandler(t *testing.T) {
+	nc := startNode(t)
+	for i := range 10 {
+		publish(t, nc, congestion(fmt.Sprintf("first-%d", i), fmt.Sprintf("ic-%d", i), signal.Raised))
+	}
+	rec := &recorder{}
+	h := func(_ context.Context, ev *signal.Event, d closedloop.Delivery) error {
+		rec.add(ev, d)
+		return nil
+	}
+	opts := closedloop.Options{Name: "forgetful", Filter: "an.sig.*.congestion.>"}
+	opts.Log = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	l := closedloop.New(nc, opts, h)
+	run := func() (stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- l.Run(ctx) }()
+		return func() { cancel(); require.NoError(t, <-done) }
+	}
+	stop := run()
+	rec.waitN(t, 10)
+	natstest.WaitFor(t, 5*time.Second, func() error {
+		if st := l.Stats(); st.Acked != 10 {
+			return fmt.Errorf("acked %d", st.Acked)
+		}
+		return nil
+	})
+	stop()
+
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, js.DeleteConsumer(ctx, "ANFED_SIGNALS", "forgetful"))
+	publish(t, nc, congestion("second", "ic-new", signal.Raised))
+
+	stop = run()
+	defer stop()
+	natstest.WaitFor(t, 10*time.Second, func() error {
+		if st := l.Stats(); st.AckedAgain != 10 || len(rec.snapshot()) < 11 {
+			return fmt.Errorf("acked again %d, handled %d", st.AckedAgain, len(rec.snapshot()))
+		}
+		return nil
+	})
+	time.Sleep(200 * time.Millisecond) // nothing more comes
+	ids := rec.ids()
+	require.Len(t, ids, 11, "each signal handled once: %v", ids)
+	assert.Equal(t, "second", ids[10])
+	st := l.Stats()
+	assert.EqualValues(t, 11, st.Delivered)
+	assert.EqualValues(t, 10, st.AckedAgain)
+}
