@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,6 +92,12 @@ type federation struct {
 	starts    map[string]int
 	mu        sync.Mutex
 	logs      []string
+
+	// The soak's: proxies on the links by name ("op-b->op-a"), and each
+	// node's HTTP address.
+	proxies   map[string]*natstest.Proxy
+	linkNames []string
+	httpAddr  map[string]string
 }
 
 const (
@@ -102,31 +110,10 @@ const (
 func newFederation(t *testing.T, bin string) *federation {
 	f := &federation{t: t, bin: bin, dir: t.TempDir(), configs: map[string]string{}, clientURL: map[string]string{},
 		procs: map[string]*proc{}, starts: map[string]int{}}
-	t.Cleanup(func() {
-		for _, p := range f.procs {
-			p.kill() // a process the test left running
-		}
-		if t.Failed() {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			for _, l := range f.logs {
-				b, _ := os.ReadFile(l)
-				t.Logf("---- %s ----\n%s", filepath.Base(l), tail(string(b), 60))
-			}
-		}
-	})
-
+	t.Cleanup(f.cleanup)
 	keys := map[string]string{}
 	for _, id := range []string{"op-a", "op-b"} {
-		kdir := filepath.Join(f.dir, id, "keys")
-		code, stdout, stderr := anfedCmd(t, bin, "keys", "init", "--dir", kdir)
-		require.Equal(t, 0, code, stderr)
-		kp, err := origin.LoadSigningKey(filepath.Join(kdir, "signing.nk"))
-		require.NoError(t, err)
-		pub, err := kp.PublicKey()
-		require.NoError(t, err)
-		require.Equal(t, pub, strings.TrimSpace(stdout), "keys init prints the public key it wrote")
-		keys[id] = pub
+		keys[id] = f.initKeys(id)
 	}
 	// A process kill loses nothing that was written, flushed to the disk
 	// or not: the flush policy matters for power loss only. Where the
@@ -190,6 +177,64 @@ nats:
 	require.Equal(t, 0, code, "validate: %s%s", stdout, stderr)
 	require.Equal(t, 2, strings.Count(stdout, ": ok: policy of"), stdout)
 	return f
+}
+
+// cleanup kills what the test left running and, when it failed, shows
+// the tails of the nodes' logs.
+func (f *federation) cleanup() {
+	for _, p := range f.procs {
+		p.kill() // a process the test left running
+	}
+	if f.t.Failed() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, l := range f.logs {
+			b, _ := os.ReadFile(l)
+			f.t.Logf("---- %s ----\n%s", filepath.Base(l), tail(string(b), 60))
+		}
+	}
+}
+
+// initKeys makes id's signing key with `anfed keys init` and returns the
+// public key.
+func (f *federation) initKeys(id string) string {
+	t := f.t
+	kdir := filepath.Join(f.dir, id, "keys")
+	code, stdout, stderr := anfedCmd(t, f.bin, "keys", "init", "--dir", kdir)
+	require.Equal(t, 0, code, stderr)
+	kp, err := origin.LoadSigningKey(filepath.Join(kdir, "signing.nk"))
+	require.NoError(t, err)
+	pub, err := kp.PublicKey()
+	require.NoError(t, err)
+	require.Equal(t, pub, strings.TrimSpace(stdout), "keys init prints the public key it wrote")
+	return pub
+}
+
+// httpSection is the policy's http section for id: its own loopback
+// port, so that several nodes run on one machine ("" without one).
+func (f *federation) httpSection(id string) string {
+	if f.httpAddr[id] == "" {
+		return ""
+	}
+	return ""
+}
+
+// httpGet fetches url and returns the body of a 200 answer.
+func httpGet(url string) (string, error) {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return string(b), nil
 }
 
 func (f *federation) write(id, body string) {
@@ -293,9 +338,12 @@ func tail(s string, n int) string {
 // pace; a request unanswered for requestExpiry (lost with op-a) frees its
 // place and is not acknowledged, unless its answer still comes.
 type producer struct {
-	nc   *nats.Conn
-	stop chan struct{}
-	wg   sync.WaitGroup
+	origin string
+	// signal makes source s's i-th signal (killSignal by default).
+	signal func(origin string, s, i int) *signal.Event
+	nc     *nats.Conn
+	stop   chan struct{}
+	wg     sync.WaitGroup
 
 	mu        sync.Mutex
 	sent      int
@@ -313,14 +361,20 @@ const (
 	requestExpiry = 5 * time.Second
 )
 
-func sourceOf(s int) string { return fmt.Sprintf("anfed://op-a/probe-%d", s) }
+func sourceOf(origin string, s int) string { return fmt.Sprintf("anfed://%s/probe-%d", origin, s) }
 
 func startProducer(t *testing.T, url string, nsrc, rate int) *producer {
-	nc, err := nats.Connect(url, nats.UserInfo(producerUser, producerPass), nats.Name("kill-test-producer"),
+	return startProducerAs(t, url, "op-a", producerUser, producerPass, killSignal, nsrc, rate)
+}
+
+// startProducerAs is startProducer for origin's node, as a local user,
+// with signals made by mk.
+func startProducerAs(t *testing.T, url, origin, user, pass string, mk func(origin string, s, i int) *signal.Event, nsrc, rate int) *producer {
+	nc, err := nats.Connect(url, nats.UserInfo(user, pass), nats.Name("test-producer-"+origin),
 		nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
-	p := &producer{nc: nc, stop: make(chan struct{}), inflight: map[string]time.Time{}, other: map[string]int{}, sentKeys: map[string]bool{}}
+	p := &producer{origin: origin, signal: mk, nc: nc, stop: make(chan struct{}), inflight: map[string]time.Time{}, other: map[string]int{}, sentKeys: map[string]bool{}}
 	sub, err := nc.Subscribe("probe.answer.>", p.answer)
 	require.NoError(t, err)
 	require.NoError(t, sub.SetPendingLimits(-1, -1))
@@ -340,7 +394,7 @@ func startProducer(t *testing.T, url string, nsrc, rate int) *producer {
 				if !p.slot() {
 					continue
 				}
-				ev := killSignal(s, i)
+				ev := p.signal(p.origin, s, i)
 				reply := fmt.Sprintf("probe.answer.%d.%d", s, i)
 				// While op-a is down the client buffers; a full buffer
 				// fails the publish: that signal was never sent.
@@ -384,11 +438,11 @@ func (p *producer) expireLocked() int {
 	return len(p.inflight)
 }
 
-func killSignal(s, i int) *signal.Event {
+func killSignal(origin string, s, i int) *signal.Event {
 	return &signal.Event{
-		ID: fmt.Sprintf("s%d-%d", s, i), Source: sourceOf(s), Type: "net.anfed.congestion.v1",
+		ID: fmt.Sprintf("s%d-%d", s, i), Source: sourceOf(origin, s), Type: "net.anfed.congestion.v1",
 		Subject: "vpn-acme/ic-paris-1", Time: time.Now().UTC().Truncate(time.Millisecond),
-		DataContentType: "application/json", Origin: "op-a", State: signal.Raised,
+		DataContentType: "application/json", Origin: origin, State: signal.Raised,
 		ExpiryTime:   time.Now().Add(time.Hour).UTC().Truncate(time.Second),
 		SeverityText: "WARN", SeverityNumber: 13, Sequence: fmt.Sprintf("%020d", i),
 		Data: json.RawMessage(`{"link":{"id":"ic-paris-1","kind":"interconnect","peer":"op-b"},"direction":"egress","utilisationPercent":97.5,"packetLossPercent":0.8,"queueDelayMs":14.2,"trafficClasses":["AF41","BE"]}`),
@@ -411,7 +465,7 @@ func (p *producer) answer(m *nats.Msg) {
 	case err != nil:
 		p.other["unreadable"]++
 	case a.Status == signal.StatusAccepted:
-		p.acked = append(p.acked, fmt.Sprintf("%s s%d-%d", sourceOf(s), s, i))
+		p.acked = append(p.acked, fmt.Sprintf("%s s%d-%d", sourceOf(p.origin, s), s, i))
 	default:
 		p.other[a.Status+"/"+a.Reason]++
 	}
@@ -550,12 +604,17 @@ type helperLoop struct {
 }
 
 func startHelperLoop(t *testing.T, url string) *helperLoop {
-	nc, err := nats.Connect(url, nats.UserInfo(loopUser, loopPass), nats.Name("kill-test-helper-loop"),
+	return startHelperLoopAs(t, url, loopUser, loopPass, "an.sig.op-a.>")
+}
+
+// startHelperLoopAs is startHelperLoop as user, for the signals of filter.
+func startHelperLoopAs(t *testing.T, url, user, pass, filter string) *helperLoop {
+	nc, err := nats.Connect(url, nats.UserInfo(user, pass), nats.Name("test-helper-loop"),
 		nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
 	h := &helperLoop{calls: map[string]int{}, last: map[string]int{}, done: make(chan error, 1)}
-	h.l = closedloop.New(nc, closedloop.Options{Name: "helper-loop", Filter: "an.sig.op-a.>", MaxInFlight: 1, AckWait: time.Second},
+	h.l = closedloop.New(nc, closedloop.Options{Name: "helper-loop", Filter: filter, MaxInFlight: 1, AckWait: time.Second},
 		func(_ context.Context, ev *signal.Event, _ closedloop.Delivery) error {
 			seq, _ := strconv.Atoi(ev.Sequence)
 			h.mu.Lock()
