@@ -15,6 +15,7 @@ import (
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/demo"
+	"github.com/anfed/anfed/internal/httpapi"
 	"github.com/anfed/anfed/internal/node"
 )
 
@@ -108,6 +109,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("demo", stderr)
 	dur := fs.Duration("duration", 0, "end after this long (default: run until Ctrl-C)")
 	interval := fs.Duration("interval", 250*time.Millisecond, "time between two synthetic assurance signals in op-a")
+	httpBase := fs.String("http", config.DefaultHTTPListen, `serve each operator's dashboard, metrics and API from this address on (op-a on its port, op-b on the next, op-c after); port 0: free ports; "": none`)
 	lf := addLogFlags(fs, "error")
 	*lf.format = "console"
 	if err := fs.Parse(args); err != nil {
@@ -118,7 +120,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "anfed demo:", err)
 		return exitUsage
 	}
-	s, err := demo.Run(ctx, demo.Options{Duration: *dur, Interval: *interval, Out: stdout, Log: log})
+	dh, err := newDemoHTTP(*httpBase, stdout, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "anfed demo:", err)
+		return exitUsage
+	}
+	s, err := demo.Run(ctx, demo.Options{Duration: *dur, Interval: *interval, Out: stdout, Log: log,
+		NodeOptions: dh.nodeOptions, Started: dh.started})
 	if err != nil {
 		fmt.Fprintln(stderr, "anfed demo:", err)
 		fmt.Fprintln(stdout, s)
@@ -154,13 +162,29 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	for _, w := range cfg.Warnings() {
 		log.Warn().Str("config", w.Error()).Msg("policy warning")
 	}
-	n := node.New(cfg, node.WithLogger(log))
+	opts := []node.Option{node.WithLogger(log)}
+	var hs *httpapi.Server
+	if cfg.HTTP.Listen != "" {
+		hs = httpapi.New(httpapi.Options{Listen: cfg.HTTP.Listen, TokenFile: cfg.HTTP.TokenFile, Log: log})
+		opts = append(opts, node.WithObserver(hs.Observer()))
+	}
+	n := node.New(cfg, opts...)
 	if err := n.Start(ctx); err != nil {
 		log.Error().Err(err).Msg("node did not start")
 		return exitFail
 	}
+	if hs != nil {
+		if hs, err = startHTTP(hs, n, cfg.HTTP.Listen, log); err != nil {
+			log.Error().Err(err).Msg("node did not start")
+			n.Stop()
+			return exitFail
+		}
+	}
 	<-ctx.Done()
 	log.Info().Msg("stopping: draining intake and links")
+	if hs != nil {
+		hs.Stop()
+	}
 	n.Stop()
 	return exitOK
 }

@@ -89,6 +89,7 @@ func (c *Config) check(given func(path string) bool) (Errors, []*Error) {
 	}
 	ck.nats(&c.NATS)
 	ck.storage(c.Storage)
+	ck.http(c)
 	ck.peers(c)
 	ck.origins(c)
 	return ck.errs, ck.warnings
@@ -116,6 +117,7 @@ func (c *Config) resolvePaths(dir string) {
 	}
 	abs(&c.Storage.Dir)
 	abs(&c.Operator.SigningKeyFile)
+	abs(&c.HTTP.TokenFile)
 	tls(c.NATS.Client.TLS)
 	if c.NATS.LeafNodes != nil {
 		tls(c.NATS.LeafNodes.TLS)

@@ -40,6 +40,9 @@ func Parse(name string, data []byte) (*Config, error) {
 	if !given("nats.client") {
 		cfg.NATS.Client.Listen = defaultClientListen
 	}
+	if !given("http.listen") {
+		cfg.HTTP.Listen = DefaultHTTPListen
+	}
 	problems, warnings := cfg.check(given)
 	locate := func(e *Error) {
 		e.File = name

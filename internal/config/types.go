@@ -16,6 +16,8 @@ type Config struct {
 	// Origins pins the signing keys of operators that are not our peers
 	// but whose signals reach us relayed by a peer (transit).
 	Origins []Origin `yaml:"origins"`
+	// HTTP is the node's HTTP server (health, metrics, API, dashboard).
+	HTTP HTTP `yaml:"http"`
 
 	// warnings are the non-fatal problems found by Parse, with their lines.
 	warnings []*Error
@@ -89,6 +91,19 @@ type Storage struct {
 	// such as "2m" (NATS's own default: faster, but a power loss can lose
 	// up to that much acknowledged data). See docs/durability.md.
 	Sync string `yaml:"sync"`
+}
+
+// HTTP is the node's HTTP server: /healthz, /readyz, /metrics, the JSON
+// API, the CloudEvents ingest and the dashboard (docs/operations.md).
+type HTTP struct {
+	// Listen is host:port. Absent: 127.0.0.1:8440 (loopback). "": no
+	// HTTP server.
+	Listen string `yaml:"listen"`
+	// TokenFile holds the bearer token producers present to the
+	// CloudEvents ingest (POST /v1/events). Without it the ingest is
+	// off; the read-only endpoints need no token. Relative to the policy
+	// file.
+	TokenFile string `yaml:"token_file"`
 }
 
 // Peer is one neighbouring operator and the policy towards it.

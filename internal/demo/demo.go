@@ -38,6 +38,12 @@ type Options struct {
 	Dir string
 	Out io.Writer
 	Log zerolog.Logger
+	// NodeOptions, when set, adds options to each operator's node (an
+	// observer, say).
+	NodeOptions func(id string) []node.Option
+	// Started, when set, is called once every node is up and linked,
+	// before signals flow; its stop func runs before the nodes stop.
+	Started func(nodes map[string]*node.Node) (stop func(), err error)
 }
 
 // Summary is what the run's last line says.
@@ -179,7 +185,11 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 		}
 	}()
 	start := func(id string) error {
-		n := node.New(cfgs[id], node.WithLogger(opts.Log), node.WithCatalog(catalog), node.WithObserver(led))
+		nopts := []node.Option{node.WithLogger(opts.Log), node.WithCatalog(catalog), node.WithObserver(led)}
+		if opts.NodeOptions != nil {
+			nopts = append(nopts, opts.NodeOptions(id)...)
+		}
+		n := node.New(cfgs[id], nopts...)
 		if err := n.Start(ctx); err != nil {
 			return fmt.Errorf("start %s: %w", id, err)
 		}
@@ -199,6 +209,13 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	}
 	if err := waitLinks(ctx, nodes); err != nil {
 		return Summary{}, err
+	}
+	if opts.Started != nil {
+		stop, err := opts.Started(nodes)
+		if err != nil {
+			return Summary{}, err
+		}
+		defer stop()
 	}
 	fmt.Fprintf(opts.Out, "anfed demo: %s <-> %s <-> %s on loopback leaf links; %s shares %s with %s\n", opA, opB, opC, opA, sharedService, opB)
 

@@ -1,0 +1,69 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// DefaultHTTPListen is where a node serves HTTP when its policy file has
+// no http.listen: loopback only.
+const DefaultHTTPListen = "127.0.0.1:8440"
+
+// MinTokenLen is the shortest bearer token the CloudEvents ingest takes.
+const MinTokenLen = 16
+
+const tokenHint = "write a random token of at least 16 characters to the file, e.g. `openssl rand -base64 32 > ingest.token`, and keep it readable only by the node (chmod 600)"
+
+// http checks the http section: a valid address, and a token file that
+// holds a usable token.
+func (c *checker) http(cfg *Config) {
+	h := cfg.HTTP
+	if h.Listen != "" && c.listen("http.listen", h.Listen) {
+		host, _, _ := net.SplitHostPort(h.Listen)
+		if !loopback(host) {
+			c.warn("http.listen", `keep it on loopback ("127.0.0.1:8440") and put an authenticating proxy in front to reach it from elsewhere`,
+				"%q is reachable from other machines: /metrics, the JSON API and the dashboard answer without a token", h.Listen)
+		}
+	}
+	if h.TokenFile == "" {
+		return
+	}
+	if h.Listen == "" {
+		c.warn("http.token_file", `set http.listen, or remove http.token_file`, "unused: http.listen is empty, so there is no HTTP server")
+	}
+	if _, err := ReadToken(tokenPath(cfg)); err != nil {
+		c.add("http.token_file", tokenHint, "%v", err)
+	}
+}
+
+// tokenPath is http.token_file, relative to the policy file's directory
+// until Parse makes it absolute.
+func tokenPath(cfg *Config) string {
+	p := cfg.HTTP.TokenFile
+	if filepath.IsAbs(p) || cfg.File == "" {
+		return p
+	}
+	return filepath.Join(filepath.Dir(cfg.File), p)
+}
+
+// ReadToken reads a bearer token file: one token, surrounding white space
+// ignored.
+func ReadToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("cannot read the token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	switch {
+	case tok == "":
+		return "", fmt.Errorf("token file %s is empty", path)
+	case len(tok) < MinTokenLen:
+		return "", fmt.Errorf("the token in %s is %d characters: want at least %d", path, len(tok), MinTokenLen)
+	case strings.ContainsAny(tok, " \t\r\n"):
+		return "", fmt.Errorf("the token in %s holds white space: want one token on one line", path)
+	}
+	return tok, nil
+}

@@ -1,0 +1,197 @@
+package httpapi_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/httpapi"
+	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/origin"
+	"github.com/anfed/anfed/internal/signal"
+)
+
+var (
+	keysMu sync.Mutex
+	keys   = map[string]nkeys.KeyPair{}
+)
+
+func operatorKey(t testing.TB, id string) nkeys.KeyPair {
+	keysMu.Lock()
+	defer keysMu.Unlock()
+	if kp, ok := keys[id]; ok {
+		return kp
+	}
+	kp, err := origin.NewSigningKey()
+	require.NoError(t, err)
+	keys[id] = kp
+	return kp
+}
+
+func pub(t testing.TB, id string) string {
+	p, err := operatorKey(t, id).PublicKey()
+	require.NoError(t, err)
+	return p
+}
+
+func baseConfig(t testing.TB, id string) *config.Config {
+	return &config.Config{
+		Operator: config.Operator{ID: id, Name: "Operator " + strings.ToUpper(id[3:])},
+		Storage: config.Storage{
+			Dir:             t.TempDir(),
+			MaxAge:          config.Duration(time.Hour),
+			MaxBytes:        config.ByteSize(64 << 20),
+			DuplicateWindow: config.Duration(2 * time.Minute),
+			Sync:            "2m",
+		},
+	}
+}
+
+// served is a started node and its HTTP server.
+type served struct {
+	n   *node.Node
+	hs  *httpapi.Server
+	nc  *nats.Conn // a local producer's connection
+	url string
+}
+
+// serve starts cfg's node and its HTTP server on a free loopback port.
+func serve(t *testing.T, cfg *config.Config, tokenFile string) *served {
+	t.Helper()
+	hs := httpapi.New(httpapi.Options{Listen: "127.0.0.1:0", TokenFile: tokenFile, Tick: 200 * time.Millisecond,
+		Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
+	n := node.New(cfg,
+		node.WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel)),
+		node.WithSigningKey(operatorKey(t, cfg.Operator.ID)),
+		node.WithObserver(hs.Observer()))
+	require.NoError(t, n.Start(context.Background()))
+	t.Cleanup(n.Stop)
+	require.NoError(t, hs.Start(n))
+	t.Cleanup(hs.Stop) // cleanups run last-in first-out: HTTP stops before the node
+	nc, err := n.Connect(nats.Timeout(10 * time.Second))
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	return &served{n: n, hs: hs, nc: nc, url: "http://" + hs.Addr()}
+}
+
+// pair starts A (accepting B) and B, whose link to A passes through a
+// proxy the test controls. Both export and import every class, except
+// that B does not import faults and A imports only mitigations; both
+// peers' conditions go stale 1 s after a link cut.
+func pair(t *testing.T) (a, b *served, proxy *natstest.Proxy) {
+	t.Helper()
+	ca := baseConfig(t, "op-a")
+	ca.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
+	ca.Peers = []config.Peer{{
+		ID: "op-b", Name: "Operator B", Accept: &config.Accept{User: "op-b", Password: "secret-b-123"},
+		Export:     config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}},
+		Import:     config.ImportPolicy{Classes: []string{"mitigation"}, Grace: config.Duration(time.Second), WithdrawAfter: config.Duration(time.Minute)},
+		SigningKey: pub(t, "op-b"),
+	}}
+	a = serve(t, ca, "")
+	proxy = natstest.StartProxy(t, strings.TrimPrefix(a.n.LeafURL(), "nats-leaf://"))
+	cb := baseConfig(t, "op-b")
+	cb.Peers = []config.Peer{{
+		ID: "op-a", Name: "Operator A", Dial: &config.Dial{URL: "nats-leaf://" + proxy.Addr(), User: "op-b", Password: "secret-b-123"},
+		Export:     config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}},
+		Import:     config.ImportPolicy{Classes: []string{"congestion", "mitigation"}, Grace: config.Duration(time.Second), WithdrawAfter: config.Duration(time.Minute)},
+		SigningKey: pub(t, "op-a"),
+	}}
+	b = serve(t, cb, "")
+	natstest.WaitFor(t, 10*time.Second, func() error {
+		if !a.n.LinkUp("op-b") || !b.n.LinkUp("op-a") {
+			return fmt.Errorf("link not up")
+		}
+		return nil
+	})
+	return a, b, proxy
+}
+
+const (
+	congestionData = `{"link":{"id":"ic-paris-1","kind":"interconnect","peer":"op-b"},"direction":"egress","utilisationPercent":97.5,"packetLossPercent":0.8,"queueDelayMs":14.2,"trafficClasses":["AF41","BE"]}`
+	faultData      = `{"alarmType":"communicationsAlarm","perceivedSeverity":"MAJOR","probableCause":"linkDown","specificProblem":"LOS on ic-paris-1","alarmedObject":{"id":"ic-paris-1","type":"interconnect"},"alarmRaisedTime":"2026-11-25T17:00:00Z"}`
+	mitigationData = `{"action":"reroute","status":"in-progress","respondsTo":[{"source":"anfed://op-a/assurance","id":"c-1"}],"target":{"id":"ic-paris-1","type":"interconnect"},"expectedEffect":"utilisation below 80% within 5 minutes"}`
+)
+
+var seq int64
+var seqMu sync.Mutex
+
+// event is a signal of class from origin on subj (service/resource).
+func event(origin, class, subj, data string) *signal.Event {
+	seqMu.Lock()
+	seq++
+	n := seq
+	seqMu.Unlock()
+	return &signal.Event{
+		ID: fmt.Sprintf("%s-%d-%d", class, time.Now().UnixNano(), n), Source: "anfed://" + origin + "/assurance",
+		Type: "net.anfed." + class + ".v1", Subject: subj, Time: time.Now().UTC().Truncate(time.Millisecond),
+		DataContentType: "application/json", Origin: origin, State: signal.Raised,
+		SeverityText: "WARN", SeverityNumber: 13, Data: json.RawMessage(data),
+	}
+}
+
+// publish sends ev to s's intake and requires it stored.
+func publish(t *testing.T, s *served, ev *signal.Event) {
+	t.Helper()
+	m, err := s.nc.Request("an.pub", ev.Encode(), 10*time.Second)
+	require.NoError(t, err)
+	a, err := signal.ParseAnswer(m.Data)
+	require.NoError(t, err)
+	require.True(t, a.OK(), "%+v", a)
+}
+
+// scrape reads /metrics into series name{labels} -> value.
+func scrape(t *testing.T, base string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		require.NoError(t, err, line)
+		out[line[:i]] = v
+	}
+	require.NoError(t, sc.Err())
+	return out
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+func writeToken(t *testing.T, tok string) string {
+	f := t.TempDir() + "/ingest.token"
+	require.NoError(t, os.WriteFile(f, []byte(tok+"\n"), 0o600))
+	return f
+}

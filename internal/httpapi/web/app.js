@@ -1,0 +1,120 @@
+// anfed dashboard: one EventSource on /v1/stream, redrawn on each event.
+"use strict";
+(function () {
+  const NS = "http://www.w3.org/2000/svg";
+  const $ = (id) => document.getElementById(id);
+  const MAX_REJECTS = 50;
+  let rejects = [];
+
+  function el(tag, attrs, text) {
+    const e = tag.startsWith("svg:") ? document.createElementNS(NS, tag.slice(4)) : document.createElement(tag);
+    for (const k in attrs || {}) e.setAttribute(k, attrs[k]);
+    if (text !== undefined) e.textContent = String(text);
+    return e;
+  }
+  function row(cells, cls) {
+    const tr = el("tr", cls ? { class: cls } : {});
+    for (const c of cells) {
+      if (c instanceof Node) { const td = el("td"); td.appendChild(c); tr.appendChild(td); }
+      else if (c && typeof c === "object") tr.appendChild(el("td", { class: c.cls || "" }, c.text));
+      else tr.appendChild(el("td", {}, c));
+    }
+    return tr;
+  }
+  function fill(tbody, rows) { tbody.replaceChildren(...rows); }
+  const rate = (x) => (x || 0).toFixed(1);
+  const hhmmss = (t) => (t ? new Date(t).toLocaleTimeString() : "");
+  function ago(t) {
+    if (!t) return "";
+    const s = Math.max(0, Math.round((Date.now() - new Date(t).getTime()) / 1000));
+    if (s < 60) return s + "s ago";
+    if (s < 3600) return Math.floor(s / 60) + "m ago";
+    return Math.floor(s / 3600) + "h ago";
+  }
+  const sum = (o) => Object.values(o || {}).reduce((a, b) => a + b, 0);
+
+  function drawMap(st) {
+    const svg = $("map");
+    const W = 640, H = 360, cx = W / 2, cy = H / 2;
+    const peers = st.peers || [];
+    const R = Math.min(W, H) / 2 - 50;
+    const nodes = [];
+    const edges = el("svg:g"), labels = el("svg:g");
+    peers.forEach((p, i) => {
+      const a = peers.length === 1 ? 0 : (2 * Math.PI * i) / peers.length - Math.PI / 2;
+      const x = peers.length === 1 ? cx + R * 1.4 : cx + R * 1.4 * Math.cos(a);
+      const y = peers.length === 1 ? cy : cy + R * Math.sin(a);
+      const state = p.up ? "up" : "down";
+      edges.appendChild(el("svg:line", { x1: cx, y1: cy, x2: x, y2: y, class: "edge " + state }));
+      const mx = (cx + x) / 2, my = (cy + y) / 2;
+      labels.appendChild(el("svg:text", { x: mx, y: my - 8, class: "small" }, "↑ " + rate(p.rate_out) + "/s  ↓ " + rate(p.rate_in) + "/s"));
+      if (p.backlog > 0) labels.appendChild(el("svg:text", { x: mx, y: my + 8, class: "small" }, "backlog " + p.backlog));
+      nodes.push({ x, y, r: 34, cls: "node " + state, name: p.id, sub: "link " + state, subcls: state });
+    });
+    nodes.push({ x: cx, y: cy, r: 44, cls: "node self", name: st.operator.id, sub: "this operator", subcls: "small" });
+    const g = el("svg:g");
+    for (const n of nodes) {
+      const grp = el("svg:g", { class: "peer", "data-peer": n.name });
+      grp.appendChild(el("svg:circle", { cx: n.x, cy: n.y, r: n.r, class: n.cls }));
+      grp.appendChild(el("svg:text", { x: n.x, y: n.y + 4 }, n.name));
+      grp.appendChild(el("svg:text", { x: n.x, y: n.y + n.r + 16, class: n.subcls }, n.sub));
+      g.appendChild(grp);
+    }
+    if (!peers.length) g.appendChild(el("svg:text", { x: cx, y: cy + 80, class: "small" }, "no peers configured"));
+    svg.replaceChildren(edges, labels, g);
+  }
+
+  function drawPeers(st) {
+    fill($("peers").tBodies[0], (st.peers || []).map((p) => {
+      const r = sum(p.counters && p.counters.rejected);
+      return row([
+        p.name ? p.id + " (" + p.name + ")" : p.id,
+        { text: p.up ? "up" : "down", cls: p.up ? "up" : "down" },
+        ago(p.since), rate(p.rate_in), rate(p.rate_out),
+        p.counters ? p.counters.in : 0, p.counters ? p.counters.out : 0,
+        p.backlog, p.conditions, { text: p.stale, cls: p.stale ? "stale" : "" }, r,
+      ]);
+    }));
+  }
+
+  function drawConditions(st) {
+    const cs = st.conditions || [];
+    $("condcount").textContent = st.conditions_total > cs.length ? "(" + cs.length + " of " + st.conditions_total + ")" : "(" + cs.length + ")";
+    fill($("conditions").tBodies[0], cs.map((c) => row([
+      c.Peer, c.Origin, c.Class, c.Subject, c.State,
+      { text: c.Status, cls: c.Status === "stale" ? "stale" : "" }, c.Severity || "", hhmmss(c.Updated),
+    ])));
+  }
+
+  function drawRejects(fresh) {
+    fill($("rejects").tBodies[0], rejects.map((r) => row([
+      hhmmss(r.time), r.from, { text: r.reason, cls: "down" }, r.subject || "", { text: r.detail, cls: "detail" },
+    ], r === fresh ? "fresh" : "")));
+  }
+
+  function onState(st) {
+    $("operator").textContent = st.operator.name ? st.operator.id + " · " + st.operator.name : st.operator.id;
+    const ready = $("ready");
+    ready.textContent = st.ready ? "ready" : "not ready";
+    ready.className = "badge " + (st.ready ? "ok" : "bad");
+    if (st.rejects) { rejects = st.rejects.slice(0, MAX_REJECTS); drawRejects(); }
+    drawMap(st);
+    drawPeers(st);
+    drawConditions(st);
+  }
+
+  function connect() {
+    const es = new EventSource("v1/stream");
+    const live = $("live");
+    es.onopen = () => { live.textContent = "live"; live.className = "badge ok"; };
+    es.onerror = () => { live.textContent = "reconnecting"; live.className = "badge bad"; };
+    es.addEventListener("state", (e) => onState(JSON.parse(e.data)));
+    es.addEventListener("reject", (e) => {
+      const r = JSON.parse(e.data);
+      rejects.unshift(r);
+      rejects = rejects.slice(0, MAX_REJECTS);
+      drawRejects(r);
+    });
+  }
+  connect();
+})();

@@ -1,0 +1,297 @@
+// Package metrics counts what crosses each border of a node, for
+// Prometheus. Two halves: an observe.Observer that the pipelines report to
+// (signals in, rejects by reason, import latency) and that never blocks,
+// and a collector that reads the node's state when /metrics is scraped
+// (link state, backlog, conditions, drops, NATS slow consumers). Signals
+// out and export latency come from a watch of what the node's senders put
+// on each link (node.WatchExports).
+//
+// Every per-peer family carries the label peer; local producers appear as
+// peer="local" where they apply (rejects, conditions).
+package metrics
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/anfed/anfed/internal/conditions"
+	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/observe"
+)
+
+// Namespace prefixes every metric name.
+const Namespace = "anfed"
+
+// LatencyBuckets are the export and import latency histograms' buckets,
+// in seconds: 0.5 ms to about a minute.
+var LatencyBuckets = prometheus.ExponentialBuckets(0.0005, 2.5, 14)
+
+// Counts are a peer's counters, for the JSON API and the dashboard.
+type Counts struct {
+	In       uint64            `json:"in"`
+	Out      uint64            `json:"out"`
+	Rejected map[string]uint64 `json:"rejected"` // by reason
+}
+
+// Metrics is one node's metrics.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	in, out, accepted *prometheus.CounterVec
+	rejected          *prometheus.CounterVec
+	importLat         *prometheus.HistogramVec
+	exportLat         *prometheus.HistogramVec
+
+	mu     sync.Mutex
+	counts map[string]*Counts
+	// storedAt remembers when the node stored each recent signal (by
+	// source+id), so a send on a link yields the export latency: from our
+	// store to the wire. Bounded: the oldest are forgotten first.
+	storedAt map[string]time.Time
+	ring     []string
+	next     int
+}
+
+// storedAtCap bounds storedAt.
+const storedAtCap = 1 << 16
+
+// New returns metrics with nothing attached: give Observer to the node
+// (node.WithObserver) before it starts, then Attach it.
+func New() *Metrics {
+	m := &Metrics{
+		reg:      prometheus.NewRegistry(),
+		counts:   map[string]*Counts{},
+		storedAt: make(map[string]time.Time, 1024),
+		ring:     make([]string, storedAtCap),
+	}
+	m.in = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "peer", Name: "signals_in_total",
+		Help: "Signals accepted from the peer and stored (duplicates excluded)."}, []string{"peer"})
+	m.out = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "peer", Name: "signals_out_total",
+		Help: "Signals put on the link to the peer; a resend counts again."}, []string{"peer"})
+	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "peer", Name: "rejected_total",
+		Help: `Signals refused, by the peer that sent them ("local" for local producers) and reason.`}, []string{"peer", "reason"})
+	m.accepted = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "local_signals_total",
+		Help: "Signals from local producers stored (result=accepted) or already stored (result=duplicate)."}, []string{"result"})
+	m.importLat = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Subsystem: "peer", Name: "import_latency_seconds",
+		Help: "From the peer putting a signal on the link to our store holding it.", Buckets: LatencyBuckets}, []string{"peer"})
+	m.exportLat = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Subsystem: "peer", Name: "export_latency_seconds",
+		Help: "From our store holding a signal to our sender putting it on the link to the peer (resends included).", Buckets: LatencyBuckets}, []string{"peer"})
+	m.reg.MustRegister(m.in, m.out, m.rejected, m.accepted, m.importLat, m.exportLat,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Registry is where the metrics are registered; serve it with promhttp.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Observer is what the node's pipelines report to.
+func (m *Metrics) Observer() observe.Observer { return (*observer)(m) }
+
+// Attach starts counting n's exports and registers the collector of its
+// state; n must be started. stop ends the export watch (call it before
+// n.Stop).
+func (m *Metrics) Attach(n *node.Node) (stop func(), err error) {
+	for _, p := range n.Config().Peers {
+		// Every family shows each configured peer from the start.
+		m.in.WithLabelValues(p.ID)
+		m.out.WithLabelValues(p.ID)
+		m.importLat.WithLabelValues(p.ID)
+		m.exportLat.WithLabelValues(p.ID)
+		m.peer(p.ID)
+	}
+	stop, err = n.WatchExports(m.exported)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.reg.Register(&collector{n: n}); err != nil {
+		stop()
+		return nil, err
+	}
+	return stop, nil
+}
+
+// Counts returns a copy of peer's counters.
+func (m *Metrics) Counts(peer string) Counts {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.counts[peer]
+	if c == nil {
+		return Counts{Rejected: map[string]uint64{}}
+	}
+	out := *c
+	out.Rejected = make(map[string]uint64, len(c.Rejected))
+	for k, v := range c.Rejected {
+		out.Rejected[k] = v
+	}
+	return out
+}
+
+// peer returns peer's counters; m.mu may or may not be held by the caller
+// as noted.
+func (m *Metrics) peer(id string) *Counts {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.peerLocked(id)
+}
+
+func (m *Metrics) peerLocked(id string) *Counts {
+	c := m.counts[id]
+	if c == nil {
+		c = &Counts{Rejected: map[string]uint64{}}
+		m.counts[id] = c
+	}
+	return c
+}
+
+func (m *Metrics) stored(key string, at time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old := m.ring[m.next]; old != "" {
+		delete(m.storedAt, old)
+	}
+	m.ring[m.next] = key
+	m.next = (m.next + 1) % len(m.ring)
+	m.storedAt[key] = at
+}
+
+// exported counts a signal put on the link to a peer.
+func (m *Metrics) exported(e node.Export) {
+	m.out.WithLabelValues(e.Peer).Inc()
+	var id struct {
+		Source string `json:"source"`
+		ID     string `json:"id"`
+	}
+	_ = json.Unmarshal(e.Msg.Data, &id)
+	m.mu.Lock()
+	m.peerLocked(e.Peer).Out++
+	at, ok := m.storedAt[id.Source+" "+id.ID]
+	m.mu.Unlock()
+	if ok {
+		m.exportLat.WithLabelValues(e.Peer).Observe(e.At.Sub(at).Seconds())
+	}
+}
+
+// observer is Metrics seen as an observe.Observer.
+type observer Metrics
+
+func (o *observer) Accepted(a observe.Acceptance) {
+	m := (*Metrics)(o)
+	if a.Duplicate {
+		m.accepted.WithLabelValues("duplicate").Inc()
+		return
+	}
+	m.accepted.WithLabelValues("accepted").Inc()
+	if a.Event != nil {
+		m.stored(a.Event.Key(), time.Now())
+	}
+}
+
+func (o *observer) Crossed(c observe.Crossing) {
+	m := (*Metrics)(o)
+	if c.Duplicate {
+		return // counted as a reject (duplicate) too
+	}
+	m.in.WithLabelValues(c.From).Inc()
+	if c.Latency > 0 {
+		m.importLat.WithLabelValues(c.From).Observe(c.Latency.Seconds())
+	}
+	m.mu.Lock()
+	m.peerLocked(c.From).In++
+	m.mu.Unlock()
+	if c.Event != nil {
+		m.stored(c.Event.Key(), time.Now()) // a transit signal is exported on
+	}
+}
+
+func (o *observer) Rejected(r observe.Rejection) {
+	m := (*Metrics)(o)
+	from := r.From
+	if from == "" {
+		from = observe.Local
+	}
+	m.rejected.WithLabelValues(from, string(r.Reason)).Inc()
+	m.mu.Lock()
+	m.peerLocked(from).Rejected[string(r.Reason)]++
+	m.mu.Unlock()
+}
+
+// collector reads the node's state at scrape time.
+type collector struct{ n *node.Node }
+
+var (
+	descLinkUp = prometheus.NewDesc(Namespace+"_peer_link_up",
+		"1 while the leaf link with the peer is connected.", []string{"peer"}, nil)
+	descBacklog = prometheus.NewDesc(Namespace+"_peer_backlog",
+		"Stored signals still to be decided for the peer: not yet sent, or sent and not yet answered.", []string{"peer"}, nil)
+	descActive = prometheus.NewDesc(Namespace+"_peer_conditions_active",
+		`Active conditions learnt from the peer ("local": from local producers).`, []string{"peer"}, nil)
+	descStale = prometheus.NewDesc(Namespace+"_peer_conditions_stale",
+		"Conditions of the peer gone stale: its link has been down longer than its grace time.", []string{"peer"}, nil)
+	descDropped = prometheus.NewDesc(Namespace+"_peer_dropped_total",
+		"Signals that never reached the peer, by reason: store-bound (storage.max_age/max_bytes), too-old and over-bytes (export.buffer), link-down (lossy delivery).", []string{"peer", "reason"}, nil)
+	descSlow = prometheus.NewDesc(Namespace+"_nats_slow_consumers_total",
+		"Slow consumers the embedded NATS server counted (clients that could not keep up and lost messages).", nil, nil)
+	descReady = prometheus.NewDesc(Namespace+"_ready",
+		"1 when the node is ready (see /readyz).", nil, nil)
+	descInfo = prometheus.NewDesc(Namespace+"_info",
+		"The node's operator id.", []string{"operator"}, nil)
+)
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descLinkUp, descBacklog, descActive, descStale, descDropped, descSlow, descReady, descInfo} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	n := c.n
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, n.ID())
+	ready := 0.0
+	if n.Readiness() == nil {
+		ready = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, ready)
+	if srv := n.Server(); srv != nil {
+		if vz, err := srv.Varz(nil); err == nil {
+			ch <- prometheus.MustNewConstMetric(descSlow, prometheus.CounterValue, float64(vz.SlowConsumers))
+		}
+	}
+	if n.Table() == nil {
+		return
+	}
+	active, stale := map[string]int{}, map[string]int{}
+	for _, p := range n.Config().Peers {
+		active[p.ID], stale[p.ID] = 0, 0
+	}
+	for _, cd := range n.Conditions(conditions.Filter{IncludeStale: true}) {
+		if cd.Status == conditions.StatusStale {
+			stale[cd.Peer]++
+		} else {
+			active[cd.Peer]++
+		}
+	}
+	for peer, v := range active {
+		ch <- prometheus.MustNewConstMetric(descActive, prometheus.GaugeValue, float64(v), peer)
+	}
+	for peer, v := range stale {
+		ch <- prometheus.MustNewConstMetric(descStale, prometheus.GaugeValue, float64(v), peer)
+	}
+	for _, ps := range n.Peers(ctx) {
+		up := 0.0
+		if ps.Up {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descLinkUp, prometheus.GaugeValue, up, ps.ID)
+		ch <- prometheus.MustNewConstMetric(descBacklog, prometheus.GaugeValue, float64(ps.Backlog), ps.ID)
+		for reason, v := range map[string]uint64{"store-bound": ps.Discarded, "too-old": ps.DroppedTooOld, "over-bytes": ps.DroppedOverBytes, "link-down": ps.DroppedLinkDown} {
+			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(v), ps.ID, reason)
+		}
+	}
+}

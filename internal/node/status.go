@@ -1,0 +1,103 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/anfed/anfed/internal/link"
+	"github.com/anfed/anfed/internal/natsconf"
+	"github.com/anfed/anfed/internal/subject"
+)
+
+// Export is one signal this node put on the link to a peer (a resend
+// counts again).
+type Export struct {
+	Peer string
+	// Seq is the signal's sequence in our store (0 if unknown).
+	Seq uint64
+	Msg *nats.Msg
+	At  time.Time
+}
+
+// WatchExports calls f for every signal the node's senders put on a link
+// (durable and lossy alike), from an in-process subscription of its own in
+// each peer's account: it sees what the peer is sent, and nothing more.
+// f runs on the subscription's goroutine and must not block. stop ends
+// the watch; call it before Stop.
+func (n *Node) WatchExports(f func(Export)) (stop func(), err error) {
+	if n.srv == nil {
+		return nil, errors.New("node not started")
+	}
+	var conns []*nats.Conn
+	stop = func() {
+		for _, nc := range conns {
+			nc.Close()
+		}
+	}
+	probe := link.ProbeSubject(n.ID())
+	for _, p := range n.cfg.Peers {
+		peer := p.ID
+		nc, err := n.connect(natsconf.PeerAccount(peer), nats.Name("anfed-node-watch-"+peer))
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		conns = append(conns, nc)
+		sub, err := nc.Subscribe(subject.LinkFrom(n.ID()), func(m *nats.Msg) {
+			if m.Subject == probe {
+				return
+			}
+			var seq uint64
+			fmt.Sscan(m.Header.Get(link.HeaderSeq), &seq)
+			f(Export{Peer: peer, Seq: seq, Msg: m, At: time.Now()})
+		})
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("watch exports to %s: %w", peer, err)
+		}
+		// Never slow the link down: past this the watch misses messages
+		// (and NATS counts a slow consumer), the link does not.
+		if err := sub.SetPendingLimits(65536, 64<<20); err != nil {
+			stop()
+			return nil, err
+		}
+		if err := nc.Flush(); err != nil {
+			stop()
+			return nil, err
+		}
+	}
+	return stop, nil
+}
+
+// Readiness says why the node is not ready to carry signals; nil when it
+// is: the NATS server accepts connections, JetStream is enabled, the
+// policy is loaded, and each configured peer has its link pipelines.
+func (n *Node) Readiness() error {
+	var errs []error
+	switch {
+	case n.srv == nil:
+		errs = append(errs, errors.New("nats: not started"))
+	case !n.srv.Running():
+		errs = append(errs, errors.New("nats: not running"))
+	case !n.srv.JetStreamEnabled():
+		errs = append(errs, errors.New("jetstream: not enabled"))
+	}
+	if n.cfg == nil {
+		errs = append(errs, errors.New("config: not loaded"))
+	}
+	if n.store == nil {
+		errs = append(errs, errors.New("store: not open"))
+	}
+	if n.table == nil {
+		errs = append(errs, errors.New("conditions: table not started"))
+	}
+	if n.cfg != nil {
+		if got, want := len(n.receivers), len(n.cfg.Peers); got != want {
+			errs = append(errs, fmt.Errorf("links: %d of %d peers configured", got, want))
+		}
+	}
+	return errors.Join(errs...)
+}
