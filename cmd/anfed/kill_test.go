@@ -745,7 +745,7 @@ func runKill9(t *testing.T, bin, victim string) {
 	// acknowledged before the restart.
 	storeCatchUp := <-stored
 	catchUp, all := l.waitAll(ackedAtRestart, acked, restarted, 20*time.Second)
-	for deadline := time.Now().Add(20 * time.Second); hl.missing(acked) > 0 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(60 * time.Second); hl.missing(acked) > 0 && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
 	hl.stop()
