@@ -216,7 +216,7 @@ func (f *federation) httpSection(id string) string {
 	if f.httpAddr[id] == "" {
 		return ""
 	}
-	return ""
+	return fmt.Sprintf("http:\n  listen: %s\n", f.httpAddr[id])
 }
 
 // httpGet fetches url and returns the body of a 200 answer.
@@ -263,7 +263,9 @@ func (f *federation) start(id string) *proc {
 		lf.Close()
 		close(p.done)
 	}()
+	f.mu.Lock()
 	f.procs[id] = p
+	f.mu.Unlock()
 	natstest.WaitFor(t, 20*time.Second, func() error {
 		select {
 		case <-p.done:

@@ -64,6 +64,30 @@ func TestSoak(t *testing.T) {
 		base[id] = f.resources(t, id)
 	}
 
+	// Resources over time, in the log: growth shows as a trend.
+	stopSampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		every := max(10*time.Second, *soakFor/30)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-tick.C:
+			}
+			var parts []string
+			for _, id := range soakOps {
+				if r, ok := f.tryResources(id); ok {
+					parts = append(parts, id+": "+r.String())
+				}
+			}
+			t.Logf("resources: %s", strings.Join(parts, "; "))
+		}
+	}()
+
 	// Chaos until the end, at random times; the first three events are one
 	// of each kind, so that even a one-minute soak tries each.
 	end := time.Now().Add(*soakFor)
@@ -113,6 +137,8 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	time.Sleep(time.Until(end) - 5*time.Second)
+	close(stopSampling)
+	<-sampled
 	final := map[string]resources{}
 	for _, id := range soakOps {
 		final[id] = f.resources(t, id)
@@ -260,13 +286,31 @@ func (r resources) String() string {
 // resources reads id's process from /proc.
 func (f *federation) resources(t *testing.T, id string) resources {
 	t.Helper()
-	pid := f.procs[id].cmd.Process.Pid
+	r, ok := f.tryResources(id)
+	require.True(t, ok, "%s: /proc", id)
+	return r
+}
+
+// tryResources is resources for any goroutine; false when the process is
+// gone (a restart under way).
+func (f *federation) tryResources(id string) (resources, bool) {
+	f.mu.Lock()
+	p := f.procs[id]
+	f.mu.Unlock()
 	var r resources
+	if p == nil {
+		return r, false
+	}
+	pid := p.cmd.Process.Pid
 	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	require.NoError(t, err)
+	if err != nil {
+		return r, false
+	}
 	r.fds = len(ents)
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	require.NoError(t, err)
+	if err != nil {
+		return r, false
+	}
 	for _, line := range strings.Split(string(b), "\n") {
 		k, v, ok := strings.Cut(line, ":")
 		if !ok {
@@ -281,7 +325,7 @@ func (f *federation) resources(t *testing.T, id string) resources {
 		}
 	}
 	r.goroutines = f.goroutines(id)
-	return r
+	return r, true
 }
 
 // newSoakFederation writes three policies: op-a accepts op-b and op-c,
