@@ -29,6 +29,7 @@ Usage:
   anfed peer invite|add|pin|list       make peerings: issue and add bundles, pin keys
   anfed peers [--server URL --user U --password P]        peers of a running node: link, backlog
   anfed conditions [--peer P --class C --service S ...]   a running node's active conditions
+  anfed bench [--quick] [--json] [--duration D] [--size BYTES]   anfed against raw NATS, JetStream, ed25519, a webhook
   anfed version                        print versions
 
 Run "anfed COMMAND -h" for a command's flags.
@@ -62,6 +63,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runConditions(ctx, rest, stdout, stderr)
 	case "peers":
 		return runPeers(ctx, rest, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		return runVersion(stdout)
 	case "help", "-h", "--help":

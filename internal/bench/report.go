@@ -1,0 +1,84 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteTable prints the report for people: the rows, the targets, and the
+// scaling runs if any.
+func (r *Report) WriteTable(w io.Writer) error {
+	fmt.Fprintf(w, "anfed bench: %d-byte signals, %v per row, storage.sync %s, %s %s/%s, %d CPUs (GOMAXPROCS %d)\n\n",
+		r.Size, r.Duration, r.Sync, r.Machine.GoVersion, r.Machine.OS, r.Machine.Arch, r.Machine.CPUs, r.Machine.GOMAXPROCS)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	header := "path\tsignals\tsignals/s\tp50 µs\tp99 µs\tp99.9 µs\tCPU µs/signal\tallocs/signal\tvs ceiling\tlatency\t\n"
+	writeRows(tw, header, r.Rows)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "target\twant\tmeasured\tmet\tnote\n")
+	for _, t := range r.Targets {
+		m, met := fmt.Sprintf("%s %s", num(t.Measured), t.Unit), yes(t.Met)
+		if !t.Measure {
+			m, met = "not measured", "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.Want, m, met, t.Note)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if sc := r.Scale; sc != nil {
+		fmt.Fprintln(w, "\nscaling: peers (signals exported to 1 peer; the others' policy excludes them)")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		writeRows(tw, header, sc.Peers)
+		_ = tw.Flush()
+		fmt.Fprintln(w, "\nscaling: payload size")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		writeRows(tw, header, sc.Payload)
+		_ = tw.Flush()
+		fmt.Fprintln(w, "\nscaling: active conditions (conditions.Table, heap after GC)")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprint(tw, "conditions\theap bytes\tbytes/condition\t\n")
+		for _, c := range sc.Conditions {
+			fmt.Fprintf(tw, "%d\t%d\t%.0f\t\n", c.N, c.HeapBytes, c.BytesPerCondition)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeRows(tw io.Writer, header string, rows []Row) {
+	fmt.Fprint(tw, header)
+	for _, x := range rows {
+		vs := "-"
+		if x.Ceiling != "" {
+			vs = fmt.Sprintf("%.3f of %s", x.Ratio, strings.Fields(x.Ceiling)[0])
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%s\t%s\t\n",
+			x.Name, x.Signals, x.PerSec, x.P50, x.P99, x.P999, x.CPUPerSignal, x.AllocsPerSignal, vs, x.Latency)
+	}
+}
+
+func num(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.3f", v)
+	}
+}
+
+func yes(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "NO"
+}

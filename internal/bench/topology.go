@@ -1,0 +1,262 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+	"github.com/rs/zerolog"
+
+	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/natsconf"
+	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/origin"
+	"github.com/anfed/anfed/internal/schemacheck"
+)
+
+// The topology is what the node tests build (internal/node: baseConfig,
+// linked): op-a accepts op-b's leaf link on loopback and exports every
+// class to it; op-b dials and imports every class. Everything listens on
+// 127.0.0.1 only; clients connect in process.
+
+const leafPassword = "bench-secret-b-1"
+
+// env is what every topology of one run shares: a storage folder, the
+// operators' signing keys, the compiled catalog and a logger.
+type env struct {
+	dir     string
+	keys    map[string]nkeys.KeyPair
+	catalog *schemacheck.Catalog
+	log     zerolog.Logger
+	sync    string
+	n       int // storage folders made
+}
+
+func newEnv(syncPolicy string, log zerolog.Logger) (*env, error) {
+	dir, err := os.MkdirTemp("", "anfed-bench-")
+	if err != nil {
+		return nil, err
+	}
+	cat, err := schemacheck.Load()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return &env{dir: dir, keys: map[string]nkeys.KeyPair{}, catalog: cat, log: log, sync: syncPolicy}, nil
+}
+
+func (e *env) close() { os.RemoveAll(e.dir) }
+
+func (e *env) key(id string) (nkeys.KeyPair, error) {
+	if kp, ok := e.keys[id]; ok {
+		return kp, nil
+	}
+	kp, err := origin.NewSigningKey()
+	if err != nil {
+		return nil, err
+	}
+	e.keys[id] = kp
+	return kp, nil
+}
+
+func (e *env) pub(id string) string {
+	kp, err := e.key(id)
+	if err != nil {
+		return ""
+	}
+	p, _ := kp.PublicKey()
+	return p
+}
+
+// config is a node's policy as the tests write it, with fresh storage.
+func (e *env) config(id string) *config.Config {
+	e.n++
+	return &config.Config{
+		Operator: config.Operator{ID: id},
+		Storage: config.Storage{
+			Dir:             filepath.Join(e.dir, id+"-"+strconv.Itoa(e.n)),
+			MaxAge:          config.Duration(time.Hour),
+			MaxBytes:        config.ByteSize(4 << 30),
+			DuplicateWindow: config.Duration(2 * time.Minute),
+			Sync:            e.sync,
+		},
+	}
+}
+
+// pairConfigs returns op-a (accepting op-b, plus extra peers that accept
+// but never connect and whose export excludes the bench's fault signals)
+// and op-b (its dial URL filled in once op-a listens).
+func (e *env) pairConfigs(extraPeers int) (a, b *config.Config) {
+	a = e.config("op-a")
+	a.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
+	a.Peers = []config.Peer{{
+		ID: "op-b", Accept: &config.Accept{User: "op-b", Password: leafPassword},
+		Export:     config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}},
+		SigningKey: e.pub("op-b"),
+	}}
+	for i := range extraPeers {
+		id := fmt.Sprintf("px-%02d", i+1)
+		a.Peers = append(a.Peers, config.Peer{
+			ID: id, Accept: &config.Accept{User: id, Password: leafPassword},
+			Export:     config.ExportPolicy{Classes: []string{"maintenance"}, Services: []string{"*"}},
+			SigningKey: e.pub(id),
+		})
+	}
+	b = e.config("op-b")
+	b.Peers = []config.Peer{{
+		ID: "op-a", Dial: &config.Dial{User: "op-b", Password: leafPassword},
+		// The default import rate limit (1,000/s) is a policy bound, not
+		// a capacity: lift it to measure what the path can carry.
+		Import:     config.ImportPolicy{Classes: []string{"*"}, MaxRate: 1e7, MaxBurst: 1e7},
+		SigningKey: e.pub("op-a"),
+	}}
+	return a, b
+}
+
+func (e *env) startNode(ctx context.Context, cfg *config.Config) (*node.Node, error) {
+	kp, err := e.key(cfg.Operator.ID)
+	if err != nil {
+		return nil, err
+	}
+	n := node.New(cfg, node.WithLogger(e.log), node.WithSigningKey(kp), node.WithCatalog(e.catalog))
+	if err := n.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start %s: %w", cfg.Operator.ID, err)
+	}
+	return n, nil
+}
+
+// pair is two linked anfed nodes.
+type pair struct{ a, b *node.Node }
+
+func (e *env) startPair(ctx context.Context, extraPeers int) (*pair, error) {
+	ca, cb := e.pairConfigs(extraPeers)
+	na, err := e.startNode(ctx, ca)
+	if err != nil {
+		return nil, err
+	}
+	cb.Peers[0].Dial.URL = na.LeafURL()
+	nb, err := e.startNode(ctx, cb)
+	if err != nil {
+		na.Stop()
+		return nil, err
+	}
+	p := &pair{a: na, b: nb}
+	if err := waitUntil(ctx, 15*time.Second, func() bool { return na.LinkUp("op-b") && nb.LinkUp("op-a") }); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("leaf link op-a <-> op-b: %w", err)
+	}
+	return p, nil
+}
+
+func (p *pair) stop() {
+	p.b.Stop()
+	p.a.Stop()
+}
+
+// solo is one node with no peers (it still signs what it accepts).
+func (e *env) startSolo(ctx context.Context) (*node.Node, error) {
+	return e.startNode(ctx, e.config("op-a"))
+}
+
+// bare is a NATS server running the configuration natsconf derives from a
+// node's policy — the same accounts, users, permissions, JetStream and leaf
+// link — with no anfed pipeline in it: the ceiling's topology. We hold its
+// internal users' keys, so we can connect to a peer account as the node's
+// own link sender and receiver do.
+type bare struct {
+	srv  *server.Server
+	opts *server.Options
+	sec  natsconf.Secrets
+}
+
+func startBare(cfg *config.Config) (*bare, error) {
+	sec, err := natsconf.NewSecrets(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts := &server.Options{}
+	if err := opts.ProcessConfigString(natsconf.Generate(cfg, sec)); err != nil {
+		return nil, fmt.Errorf("derived NATS configuration: %w", err)
+	}
+	opts.NoSigs = true
+	opts.DontListen = true
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, err
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("bare NATS server not ready after 10s")
+	}
+	return &bare{srv: srv, opts: opts, sec: sec}, nil
+}
+
+func (b *bare) connect(account string) (*nats.Conn, error) {
+	return nats.Connect("", nats.InProcessServer(b.srv), nats.Nkey(b.sec.Public(account), b.sec[account].Sign))
+}
+
+func (b *bare) leafURL() string {
+	// The server writes the port it chose back into its options.
+	return fmt.Sprintf("nats-leaf://%s:%d", b.opts.LeafNode.Host, b.opts.LeafNode.Port)
+}
+
+func (b *bare) linked(peer string) bool {
+	lz, err := b.srv.Leafz(&server.LeafzOptions{Account: natsconf.PeerAccount(peer)})
+	return err == nil && lz.NumLeafs > 0
+}
+
+func (b *bare) stop() {
+	b.srv.Shutdown()
+	b.srv.WaitForShutdown()
+}
+
+// barePair is the ceiling's topology: op-a's and op-b's NATS, linked.
+type barePair struct{ a, b *bare }
+
+func (e *env) startBarePair(ctx context.Context) (*barePair, error) {
+	ca, cb := e.pairConfigs(0)
+	a, err := startBare(ca)
+	if err != nil {
+		return nil, err
+	}
+	cb.Peers[0].Dial.URL = a.leafURL()
+	b, err := startBare(cb)
+	if err != nil {
+		a.stop()
+		return nil, err
+	}
+	p := &barePair{a: a, b: b}
+	if err := waitUntil(ctx, 15*time.Second, func() bool { return a.linked("op-b") && b.linked("op-a") }); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("bare leaf link: %w", err)
+	}
+	return p, nil
+}
+
+func (p *barePair) stop() {
+	p.b.stop()
+	p.a.stop()
+}
+
+func waitUntil(ctx context.Context, d time.Duration, ok func() bool) error {
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not after %v", d)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
