@@ -96,6 +96,12 @@ func serve(t *testing.T, cfg *config.Config, tokenFile string) *served {
 // peers' conditions go stale 1 s after a link cut.
 func pair(t *testing.T) (a, b *served, proxy *natstest.Proxy) {
 	t.Helper()
+	return pairWith(t, nil)
+}
+
+// pairWith is pair with editB applied to B's config before it starts.
+func pairWith(t *testing.T, editB func(*config.Config)) (a, b *served, proxy *natstest.Proxy) {
+	t.Helper()
 	ca := baseConfig(t, "op-a")
 	ca.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
 	ca.Peers = []config.Peer{{
@@ -113,6 +119,9 @@ func pair(t *testing.T) (a, b *served, proxy *natstest.Proxy) {
 		Import:     config.ImportPolicy{Classes: []string{"congestion", "mitigation"}, Grace: config.Duration(time.Second), WithdrawAfter: config.Duration(time.Minute)},
 		SigningKey: pub(t, "op-a"),
 	}}
+	if editB != nil {
+		editB(cb)
+	}
 	b = serve(t, cb, "")
 	natstest.WaitFor(t, 10*time.Second, func() error {
 		if !a.n.LinkUp("op-b") || !b.n.LinkUp("op-a") {
@@ -126,6 +135,7 @@ func pair(t *testing.T) (a, b *served, proxy *natstest.Proxy) {
 const (
 	congestionData = `{"link":{"id":"ic-paris-1","kind":"interconnect","peer":"op-b"},"direction":"egress","utilisationPercent":97.5,"packetLossPercent":0.8,"queueDelayMs":14.2,"trafficClasses":["AF41","BE"]}`
 	faultData      = `{"alarmType":"communicationsAlarm","perceivedSeverity":"MAJOR","probableCause":"linkDown","specificProblem":"LOS on ic-paris-1","alarmedObject":{"id":"ic-paris-1","type":"interconnect"},"alarmRaisedTime":"2026-11-25T17:00:00Z"}`
+	slaRiskData    = `{"slaId":"sla-acme-gold-2026","metric":"latency.one-way.p95","objective":{"comparator":"<=","target":30,"unit":"ms"},"predictedValue":41.5,"probability":0.82,"horizon":"2026-12-14T11:00:00Z","confidence":0.7,"model":"seasonal-arima-2.3"}`
 	mitigationData = `{"action":"reroute","status":"in-progress","respondsTo":[{"source":"anfed://op-a/assurance","id":"c-1"}],"target":{"id":"ic-paris-1","type":"interconnect"},"expectedEffect":"utilisation below 80% within 5 minutes"}`
 )
 

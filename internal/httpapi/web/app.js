@@ -37,18 +37,18 @@
     const svg = $("map");
     const W = 640, H = 360, cx = W / 2, cy = H / 2;
     const peers = st.peers || [];
-    const R = Math.min(W, H) / 2 - 50;
+    const RX = 230, RY = 120; // peers on an ellipse around this operator
     const nodes = [];
     const edges = el("svg:g"), labels = el("svg:g");
     peers.forEach((p, i) => {
-      const a = peers.length === 1 ? 0 : (2 * Math.PI * i) / peers.length - Math.PI / 2;
-      const x = peers.length === 1 ? cx + R * 1.4 : cx + R * 1.4 * Math.cos(a);
-      const y = peers.length === 1 ? cy : cy + R * Math.sin(a);
+      // One peer to the right; two left and right; more around the ellipse.
+      const a = peers.length === 1 ? 0 : Math.PI + (2 * Math.PI * i) / peers.length;
+      const x = cx + RX * Math.cos(a), y = cy + RY * Math.sin(a);
       const state = p.up ? "up" : "down";
       edges.appendChild(el("svg:line", { x1: cx, y1: cy, x2: x, y2: y, class: "edge " + state }));
       const mx = (cx + x) / 2, my = (cy + y) / 2;
-      labels.appendChild(el("svg:text", { x: mx, y: my - 8, class: "small" }, "↑ " + rate(p.rate_out) + "/s  ↓ " + rate(p.rate_in) + "/s"));
-      if (p.backlog > 0) labels.appendChild(el("svg:text", { x: mx, y: my + 8, class: "small" }, "backlog " + p.backlog));
+      labels.appendChild(el("svg:text", { x: mx, y: my - 10, class: "small" }, "out " + rate(p.rate_out) + "/s · in " + rate(p.rate_in) + "/s"));
+      if (p.backlog > 0) labels.appendChild(el("svg:text", { x: mx, y: my + 18, class: "small" }, "backlog " + p.backlog));
       nodes.push({ x, y, r: 34, cls: "node " + state, name: p.id, sub: "link " + state, subcls: state });
     });
     nodes.push({ x: cx, y: cy, r: 44, cls: "node self", name: st.operator.id, sub: "this operator", subcls: "small" });

@@ -1,0 +1,159 @@
+package httpapi_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/natstest"
+)
+
+// chromium finds the browser: $ANFED_CHROMIUM, else chromium on the PATH
+// (Debian's package installs /usr/bin/chromium). Without one the test is
+// skipped, unless ANFED_REQUIRE_BROWSER=1 (CI), where it fails.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, c := range []string{os.Getenv("ANFED_CHROMIUM"), "chromium", "chromium-browser", "/usr/bin/chromium"} {
+		if c == "" {
+			continue
+		}
+		if p, err := exec.LookPath(c); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("ANFED_REQUIRE_BROWSER") == "1" {
+		t.Fatal("no chromium found and ANFED_REQUIRE_BROWSER=1: install it (apt-get install -y chromium) or set ANFED_CHROMIUM")
+	}
+	t.Skip("no chromium found: install Debian's chromium package to run the dashboard test (CI sets ANFED_REQUIRE_BROWSER=1)")
+	return ""
+}
+
+// TestDashboardInChromium opens op-b's dashboard in headless Chromium and
+// checks what a person would see: the operator and its peer, the link's
+// state (and that it changes live when the link is cut), a condition row
+// and a live reject. With ANFED_SCREENSHOT=FILE it saves a PNG of the page
+// (docs/dashboard.png is made so).
+func TestDashboardInChromium(t *testing.T) {
+	exe := chromium(t)
+	// op-a <-> op-b <-> op-c; the page is op-b's, in the middle.
+	a, b, proxy := pairWith(t, func(cb *config.Config) {
+		cb.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
+		cb.Peers = append(cb.Peers, config.Peer{
+			ID: "op-c", Name: "Operator C", Accept: &config.Accept{User: "op-c", Password: "secret-c-123"},
+			Export:     config.ExportPolicy{Classes: []string{"sla-risk"}, Services: []string{"*"}},
+			Import:     config.ImportPolicy{Classes: []string{"mitigation"}},
+			SigningKey: pub(t, "op-c"),
+		})
+	})
+	cc := baseConfig(t, "op-c")
+	cc.Peers = []config.Peer{{
+		ID: "op-b", Name: "Operator B", Dial: &config.Dial{URL: b.n.LeafURL(), User: "op-c", Password: "secret-c-123"},
+		Export:     config.ExportPolicy{Classes: []string{"mitigation"}, Services: []string{"*"}},
+		Import:     config.ImportPolicy{Classes: []string{"sla-risk"}},
+		SigningKey: pub(t, "op-b"),
+	}}
+	c := serve(t, cc, "")
+	natstest.WaitFor(t, 10*time.Second, func() error {
+		if !b.n.LinkUp("op-c") || !c.n.LinkUp("op-b") {
+			return fmt.Errorf("link b-c not up")
+		}
+		return nil
+	})
+	for i := range 3 {
+		publish(t, a, event("op-a", "congestion", fmt.Sprintf("vpn-acme/ic-paris-%d", i+1), congestionData))
+	}
+	publish(t, b, event("op-b", "mitigation", "vpn-acme/ic-paris-1", mitigationData))
+	publish(t, a, event("op-a", "fault", "vpn-acme/ic-lyon-1", faultData)) // op-b does not import faults
+	publish(t, b, event("op-b", "sla-risk", "transit-c/path-7", slaRiskData))
+	publish(t, c, event("op-c", "mitigation", "transit-c/path-7", mitigationData))
+
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1360, 1000))...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	// The first action starts the browser, which lives as long as ctx.
+	require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(1360, 1000), chromedp.Navigate(b.url+"/")))
+
+	// see waits until the text of the element at sel holds every want.
+	see := func(sel string, want ...string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		var text string
+		for {
+			tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			act := chromedp.Text(chromedp.CSS(sel)) // the rendered text
+			if strings.HasPrefix(sel, "#map") {
+				act = chromedp.TextContent(chromedp.CSS(sel)) // an SVG has no innerText
+			}
+			got, err := chromedp.Run(tctx, act)
+			cancel()
+			if err == nil {
+				text = got
+			}
+			ok := err == nil
+			for _, w := range want {
+				ok = ok && strings.Contains(text, w)
+			}
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: want %q, page shows %q (err %v)", sel, want, text, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	see("h1", "op-b", "Operator B")
+	see("#live", "live")
+	see("#ready", "ready")
+	see("#map", "op-b", "this operator", "op-a", "op-c", "link up")
+	see("#peers tbody", "op-a (Operator A)", "op-c (Operator C)", "up")
+	see("#conditions tbody", "op-c", "transit-c/path-7")
+	see("#conditions tbody", "op-a", "congestion", "vpn-acme/ic-paris-1", "vpn-acme/ic-paris-3", "raised", "active")
+	see("#conditions tbody", "local", "mitigation")
+	see("#rejects tbody", "op-a", "not-imported", "vpn-acme/ic-lyon-1")
+
+	// Live: a reject that happens while the page is open shows up...
+	publish(t, a, event("op-a", "fault", "vpn-acme/ic-lyon-2", faultData))
+	see("#rejects tbody", "vpn-acme/ic-lyon-2")
+	if f := os.Getenv("ANFED_SCREENSHOT"); f != "" {
+		// Some traffic, so the picture shows rates.
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(40 * time.Millisecond):
+				}
+				_, _ = a.nc.Request("an.pub", event("op-a", "congestion", fmt.Sprintf("vpn-acme/ic-paris-%d", 1+i%3), congestionData).Encode(), 5*time.Second)
+			}
+		}()
+		time.Sleep(1500 * time.Millisecond) // a few of the page's 200 ms ticks
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		require.NoError(t, err)
+		close(stop)
+		<-done
+		require.NoError(t, os.WriteFile(f, png, 0o644))
+		t.Logf("screenshot: %s", f)
+	}
+	// ...and so does a link cut, and the stale conditions after it.
+	proxy.Cut()
+	see(`#map [data-peer="op-a"]`, "op-a", "link down")
+	see(`#map [data-peer="op-c"]`, "op-c", "link up")
+	see("#peers tbody", "down")
+	see("#conditions tbody", "stale")
+	proxy.Restore()
+	see(`#map [data-peer="op-a"]`, "op-a", "link up")
+}
