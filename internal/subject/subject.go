@@ -101,7 +101,24 @@ func parseKey(s string, t []string) (Key, error) {
 			return Key{}, fmt.Errorf("subject %q: empty token", s)
 		}
 	}
+	for _, x := range t[:2] {
+		if !plainToken(x) {
+			return Key{}, fmt.Errorf("subject %q: origin and class are lowercase letters, digits and '-', not %q", s, x)
+		}
+	}
 	return Key{Origin: t[0], Class: t[1], Service: svc, Resource: res}, nil
+}
+
+// plainToken reports whether t is an operator id or class token: a-z, 0-9
+// and '-' (so never a wildcard).
+func plainToken(t string) bool {
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // tokenSafe reports whether b may stand as itself in a subject token. The

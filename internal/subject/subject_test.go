@@ -222,3 +222,42 @@ func FuzzToken(f *testing.F) {
 		assert.Equal(t, k, got2)
 	})
 }
+
+// FuzzParse: any string either fails to parse or yields a key whose
+// subject parses back to the same key, with an origin and class that can
+// never be wildcards; never a panic.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		"an.sig.op-a.fault.vpn-acme.ic-1", "an.link.op-b.op-a.fault.vpn-acme.ic%2F1",
+		"an.sig.*.fault.x.y", "an.sig.op-a.>.x.y", "an.link.>", "an.sig.op-a.fault.%zz.y",
+		"an.sig.op-a.fault..y", "an.sig.OP-A.fault.x.y", "", "an.sig",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if k, err := subject.ParseSignal(s); err == nil {
+			checkKey(t, k)
+			back, err := subject.ParseSignal(subject.Signal(k))
+			require.NoError(t, err)
+			assert.Equal(t, k, back)
+		}
+		if from, k, err := subject.ParseLink(s); err == nil {
+			checkKey(t, k)
+			_, back, err := subject.ParseLink(subject.Link(from, k))
+			require.NoError(t, err)
+			assert.Equal(t, k, back)
+		}
+	})
+}
+
+func checkKey(t *testing.T, k subject.Key) {
+	t.Helper()
+	for _, x := range []string{k.Origin, k.Class} {
+		require.NotEmpty(t, x)
+		assert.NotContains(t, x, "*")
+		assert.NotContains(t, x, ">")
+		assert.NotContains(t, x, ".")
+	}
+	assert.NotEmpty(t, k.Service)
+	assert.NotEmpty(t, k.Resource)
+}
