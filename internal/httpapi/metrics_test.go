@@ -42,6 +42,17 @@ func (h history) add(m map[string]float64) {
 	}
 }
 
+// has reports whether some series of family for peer was scraped.
+func (h history) has(family, peer string) bool {
+	for k := range h {
+		name, labels, _ := strings.Cut(k, "{")
+		if name == family && strings.Contains(labels, `peer="`+peer+`"`) {
+			return true
+		}
+	}
+	return false
+}
+
 // moved reports whether some series of family for peer took two values.
 func (h history) moved(family, peer string) bool {
 	for k, vs := range h {
