@@ -87,7 +87,7 @@ func appendStr(b []byte, name, v string) []byte {
 // when the message carries a ce-specversion header, structured otherwise.
 func Decode(hdr nats.Header, body []byte) (*Event, error) {
 	for k := range hdr {
-		if asciiLower(k) == "ce-specversion" {
+		if len(k) == len("ce-specversion") && asciiLower(k) == "ce-specversion" {
 			return DecodeBinary(hdr, body)
 		}
 	}
@@ -95,64 +95,512 @@ func Decode(hdr nats.Header, body []byte) (*Event, error) {
 }
 
 // DecodeStructured reads a structured-mode CloudEvent (JSON format).
+//
+// It scans the top-level object once, validating the whole body as
+// encoding/json would (the same grammar and nesting limit) while reading
+// the attributes. Keys and string values in plain ASCII are read in place;
+// any with escapes, control or non-ASCII bytes are unquoted by
+// encoding/json, so unescaping is exactly encoding/json's. An attribute
+// named twice is refused: which one counts would depend on the reader.
 func DecodeStructured(body []byte) (*Event, error) {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(body, &raw); err != nil {
-		return nil, reject.Errorf(reject.Malformed, "not a CloudEvent in JSON format: %v", err)
+	e, ok, err := decodeStructured(body)
+	if !ok {
+		return nil, malformedBody(body)
 	}
-	if raw == nil {
-		return nil, reject.Errorf(reject.Malformed, "not a CloudEvent in JSON format: want a JSON object")
-	}
-	e := &Event{}
-	for name, v := range raw {
-		switch name {
-		case "data":
-			if len(v) == 0 || v[0] != '{' {
-				return nil, reject.Errorf(reject.BadAttribute, "data must be a JSON object matching the class schema")
-			}
-			e.Data = v
-			continue
-		case "data_base64":
-			return nil, reject.Errorf(reject.BadAttribute, "data_base64 is not accepted: anfed signals carry %s data in \"data\"", ContentType)
-		}
-		if !validAttrName(name) {
-			return nil, reject.Errorf(reject.BadAttribute, "attribute name %q: CloudEvents attribute names are lowercase letters and digits", name)
-		}
-		switch v[0] {
-		case '"':
-			var s string
-			if err := json.Unmarshal(v, &s); err != nil {
-				return nil, reject.Errorf(reject.Malformed, "attribute %s: %v", name, err)
-			}
-			if err := e.set(name, s, false); err != nil {
-				return nil, err
-			}
-		case 't', 'f':
-			if err := e.setTyped(name, string(v) == "true"); err != nil {
-				return nil, err
-			}
-		case 'n':
-			// A null attribute is an absent attribute (CloudEvents JSON format).
-		case '{', '[':
-			return nil, reject.Errorf(reject.BadAttribute, "attribute %s: CloudEvents attributes are strings, integers or booleans, not JSON objects or arrays", name)
-		default:
-			n, err := strconv.ParseInt(string(v), 10, 32)
-			if err != nil {
-				return nil, reject.Errorf(reject.BadAttribute, "attribute %s: %s is not a 32-bit integer", name, v)
-			}
-			if err := e.setTyped(name, int32(n)); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if err := checkSpecVersion(raw["specversion"] != nil, e); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	return e, nil
 }
 
-// specversion is kept aside while decoding, in the extension map under
-// this key, and checked once all attributes are read.
+// malformedBody explains why body is not a JSON object. It runs only on
+// refusal, so the message is encoding/json's own.
+func malformedBody(body []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return reject.Errorf(reject.Malformed, "not a CloudEvent in JSON format: %v", err)
+	}
+	return reject.Errorf(reject.Malformed, "not a CloudEvent in JSON format: want a JSON object")
+}
+
+// decodeStructured returns ok false when b is not a syntactically valid
+// JSON object; otherwise the event or the first refusal met. A refusal
+// never hides a syntax error later in the body: scanning goes on.
+func decodeStructured(b []byte) (*Event, bool, error) {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, false, nil
+	}
+	i = skipWS(b, i+1)
+	if i >= len(b) {
+		return nil, false, nil
+	}
+	e := &Event{}
+	var refusal error
+	var seen names
+	spec := "" // specversion, read aside from the other attributes
+	if b[i] == '}' {
+		i++
+	} else {
+		for {
+			if b[i] != '"' {
+				return nil, false, nil
+			}
+			name, next, ok := readKey(b, i)
+			if !ok {
+				return nil, false, nil
+			}
+			i = skipWS(b, next)
+			if i >= len(b) || b[i] != ':' {
+				return nil, false, nil
+			}
+			i = skipWS(b, i+1)
+			if refusal != nil {
+				if i, ok = skipValue(b, i, 2); !ok {
+					return nil, false, nil
+				}
+			} else {
+				if i, ok, refusal = e.member(b, i, name, &seen, &spec); !ok {
+					return nil, false, nil
+				}
+			}
+			i = skipWS(b, i)
+			if i >= len(b) {
+				return nil, false, nil
+			}
+			if b[i] == ',' {
+				if i = skipWS(b, i+1); i >= len(b) {
+					return nil, false, nil
+				}
+				continue
+			}
+			if b[i] != '}' {
+				return nil, false, nil
+			}
+			i++
+			break
+		}
+	}
+	if skipWS(b, i) != len(b) {
+		return nil, false, nil
+	}
+	if refusal != nil {
+		return nil, true, refusal
+	}
+	if err := checkSpec(spec); err != nil {
+		return nil, true, err
+	}
+	return e, true, nil
+}
+
+// member reads the value at b[i] of the attribute name into e, or into
+// spec for specversion. It returns the index past the value, ok false on a
+// syntax error, and the refusal if any.
+func (e *Event) member(b []byte, i int, name string, seen *names, spec *string) (int, bool, error) {
+	if i >= len(b) {
+		return i, false, nil
+	}
+	c := b[i]
+	refuse := func(err error) (int, bool, error) {
+		end, ok := skipValue(b, i, 2)
+		return end, ok, err
+	}
+	if !seen.add(name) {
+		return refuse(reject.Errorf(reject.Malformed, "attribute %q appears twice: a CloudEvent names each attribute once", name))
+	}
+	switch name {
+	case "data":
+		end, ok := skipValue(b, i, 2)
+		if !ok {
+			return end, false, nil
+		}
+		if c != '{' {
+			return end, true, reject.Errorf(reject.BadAttribute, "data must be a JSON object matching the class schema")
+		}
+		e.Data = bytes.Clone(b[i:end])
+		return end, true, nil
+	case "data_base64":
+		return refuse(reject.Errorf(reject.BadAttribute, "data_base64 is not accepted: anfed signals carry %s data in \"data\"", ContentType))
+	}
+	if !validAttrName(name) {
+		return refuse(reject.Errorf(reject.BadAttribute, "attribute name %q: CloudEvents attribute names are lowercase letters and digits", name))
+	}
+	switch c {
+	case '"':
+		s, end, ok := readString(b, i)
+		if !ok {
+			return end, false, nil
+		}
+		if name == specKey {
+			*spec = s
+			return end, true, nil
+		}
+		return end, true, e.set(name, s, false)
+	case 't':
+		if !hasLit(b, i, "true") {
+			return i, false, nil
+		}
+		return i + 4, true, e.setTyped(name, true)
+	case 'f':
+		if !hasLit(b, i, "false") {
+			return i, false, nil
+		}
+		return i + 5, true, e.setTyped(name, false)
+	case 'n':
+		// A null attribute is an absent attribute (CloudEvents JSON format).
+		if !hasLit(b, i, "null") {
+			return i, false, nil
+		}
+		return i + 4, true, nil
+	case '{', '[':
+		return refuse(reject.Errorf(reject.BadAttribute, "attribute %s: CloudEvents attributes are strings, integers or booleans, not JSON objects or arrays", name))
+	}
+	end, ok := skipNumber(b, i)
+	if !ok {
+		return end, false, nil
+	}
+	v := b[i:end]
+	n, err := strconv.ParseInt(string(v), 10, 32)
+	if err != nil {
+		return end, true, reject.Errorf(reject.BadAttribute, "attribute %s: %s is not a 32-bit integer", name, v)
+	}
+	return end, true, e.setTyped(name, int32(n))
+}
+
+// names is the set of attribute names met so far in one object.
+type names struct {
+	small [24]string
+	n     int
+	big   map[string]struct{}
+}
+
+// add reports false when name was already added.
+func (s *names) add(name string) bool {
+	if s.big != nil {
+		if _, dup := s.big[name]; dup {
+			return false
+		}
+		s.big[name] = struct{}{}
+		return true
+	}
+	for _, n := range s.small[:s.n] {
+		if n == name {
+			return false
+		}
+	}
+	if s.n < len(s.small) {
+		s.small[s.n] = name
+		s.n++
+		return true
+	}
+	s.big = make(map[string]struct{}, 2*len(s.small))
+	for _, n := range s.small {
+		s.big[n] = struct{}{}
+	}
+	s.big[name] = struct{}{}
+	return true
+}
+
+// maxDepth is encoding/json's nesting limit, the outermost value counting 1.
+const maxDepth = 10000
+
+// plain marks the bytes a JSON string may hold as they are and that need
+// no unquoting: printable ASCII other than '"' and '\\'.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+func hasLit(b []byte, i int, lit string) bool {
+	return len(b)-i >= len(lit) && string(b[i:i+len(lit)]) == lit
+}
+
+// plainEnd returns the index of the first byte at or after i that is not
+// plain.
+func plainEnd(b []byte, i int) int {
+	for i < len(b) && plain[b[i]] {
+		i++
+	}
+	return i
+}
+
+// readKey reads the member name whose opening quote is at b[i], and
+// returns it and the index past its closing quote.
+func readKey(b []byte, i int) (string, int, bool) {
+	j := plainEnd(b, i+1)
+	if j < len(b) && b[j] == '"' {
+		return internName(b[i+1 : j]), j + 1, true
+	}
+	return unquoteSlow(b, i)
+}
+
+// readString reads the string value whose opening quote is at b[i].
+func readString(b []byte, i int) (string, int, bool) {
+	j := plainEnd(b, i+1)
+	if j < len(b) && b[j] == '"' {
+		return string(b[i+1 : j]), j + 1, true
+	}
+	return unquoteSlow(b, i)
+}
+
+// unquoteSlow hands a string with escapes, control or non-ASCII bytes to
+// encoding/json, for its exact unescaping (invalid UTF-8 and lone
+// surrogates become U+FFFD).
+func unquoteSlow(b []byte, i int) (string, int, bool) {
+	end, ok := skipString(b, i)
+	if !ok {
+		return "", end, false
+	}
+	var s string
+	if err := json.Unmarshal(b[i:end], &s); err != nil {
+		return "", end, false
+	}
+	return s, end, true
+}
+
+// internName returns the attribute names anfed knows without allocating.
+func internName(k []byte) string {
+	switch string(k) {
+	case "data":
+		return "data"
+	case specKey:
+		return specKey
+	case "id":
+		return "id"
+	case "source":
+		return "source"
+	case "type":
+		return "type"
+	case "subject":
+		return "subject"
+	case "time":
+		return "time"
+	case "datacontenttype":
+		return "datacontenttype"
+	case "dataschema":
+		return "dataschema"
+	case AttrOrigin:
+		return AttrOrigin
+	case AttrState:
+		return AttrState
+	case AttrPath:
+		return AttrPath
+	case AttrCorrelationID:
+		return AttrCorrelationID
+	case AttrCausationID:
+		return AttrCausationID
+	case AttrExpiryTime:
+		return AttrExpiryTime
+	case AttrSeverityText:
+		return AttrSeverityText
+	case AttrSeverityNumber:
+		return AttrSeverityNumber
+	case AttrSequence:
+		return AttrSequence
+	case AttrTraceParent:
+		return AttrTraceParent
+	case AttrTraceState:
+		return AttrTraceState
+	case AttrDSSEMaterial:
+		return AttrDSSEMaterial
+	case AttrSignedExtAttrs:
+		return AttrSignedExtAttrs
+	}
+	return string(k)
+}
+
+// skipString returns the index past the string whose opening quote is at
+// b[i], checking it as encoding/json does: no control bytes, only JSON's
+// escapes. Like encoding/json's scanner it does not check UTF-8.
+func skipString(b []byte, i int) (int, bool) {
+	i++
+	for {
+		i = plainEnd(b, i)
+		if i >= len(b) {
+			return i, false
+		}
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, true
+		case c == '\\':
+			if i+1 >= len(b) {
+				return i, false
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if len(b)-i < 6 || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
+					return i, false
+				}
+				i += 6
+			default:
+				return i, false
+			}
+		case c < 0x20:
+			return i, false
+		default: // non-ASCII: carried as is
+			i++
+		}
+	}
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// skipNumber returns the index past the JSON number at b[i].
+func skipNumber(b []byte, i int) (int, bool) {
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	if i >= len(b) {
+		return i, false
+	}
+	switch {
+	case b[i] == '0':
+		i++
+	case '1' <= b[i] && b[i] <= '9':
+		i = skipDigits(b, i+1)
+	default:
+		return i, false
+	}
+	if i < len(b) && b[i] == '.' {
+		j := skipDigits(b, i+1)
+		if j == i+1 {
+			return j, false
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := skipDigits(b, i)
+		if j == i {
+			return j, false
+		}
+		i = j
+	}
+	return i, true
+}
+
+func skipDigits(b []byte, i int) int {
+	for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the index past the JSON value at b[i], checking it
+// exactly as encoding/json does. depth is the nesting level an object or
+// array at b[i] would have, the outermost value being 1.
+func skipValue(b []byte, i, depth int) (int, bool) {
+	if i >= len(b) {
+		return i, false
+	}
+	switch b[i] {
+	case '{':
+		if depth > maxDepth {
+			return i, false
+		}
+		i = skipWS(b, i+1)
+		if i < len(b) && b[i] == '}' {
+			return i + 1, true
+		}
+		for {
+			if i >= len(b) || b[i] != '"' {
+				return i, false
+			}
+			var ok bool
+			if i, ok = skipString(b, i); !ok {
+				return i, false
+			}
+			i = skipWS(b, i)
+			if i >= len(b) || b[i] != ':' {
+				return i, false
+			}
+			if i, ok = skipValue(b, skipWS(b, i+1), depth+1); !ok {
+				return i, false
+			}
+			i = skipWS(b, i)
+			if i >= len(b) {
+				return i, false
+			}
+			switch b[i] {
+			case ',':
+				i = skipWS(b, i+1)
+			case '}':
+				return i + 1, true
+			default:
+				return i, false
+			}
+		}
+	case '[':
+		if depth > maxDepth {
+			return i, false
+		}
+		i = skipWS(b, i+1)
+		if i < len(b) && b[i] == ']' {
+			return i + 1, true
+		}
+		for {
+			var ok bool
+			if i, ok = skipValue(b, i, depth+1); !ok {
+				return i, false
+			}
+			i = skipWS(b, i)
+			if i >= len(b) {
+				return i, false
+			}
+			switch b[i] {
+			case ',':
+				i = skipWS(b, i+1)
+			case ']':
+				return i + 1, true
+			default:
+				return i, false
+			}
+		}
+	case '"':
+		return skipString(b, i)
+	case 't':
+		return i + 4, hasLit(b, i, "true")
+	case 'f':
+		return i + 5, hasLit(b, i, "false")
+	case 'n':
+		return i + 4, hasLit(b, i, "null")
+	}
+	return skipNumber(b, i)
+}
+
+// validObject reports whether b is exactly one JSON object, without
+// surrounding white space, valid as json.Valid would have it.
+func validObject(b []byte) bool {
+	if len(b) == 0 || b[0] != '{' {
+		return false
+	}
+	end, ok := skipValue(b, 0, 1)
+	return ok && end == len(b)
+}
+
+// specversion is kept aside while decoding (binary mode: in the extension
+// map under this key), and checked once all attributes are read.
 const specKey = "specversion"
 
 func checkSpecVersion(present bool, e *Event) error {
@@ -161,7 +609,15 @@ func checkSpecVersion(present bool, e *Event) error {
 	if len(e.Extensions) == 0 {
 		e.Extensions = nil
 	}
-	if !present || v == "" {
+	if !present {
+		v = ""
+	}
+	return checkSpec(v)
+}
+
+// checkSpec checks the specversion read, "" when absent.
+func checkSpec(v string) error {
+	if v == "" {
 		return reject.Errorf(reject.MissingAttribute, "specversion is required: \"1.0\"")
 	}
 	if v != SpecVersion {
@@ -177,18 +633,20 @@ func DecodeBinary(hdr nats.Header, body []byte) (*Event, error) {
 	present := false
 	contentType, ceType := "", ""
 	for k, vs := range hdr {
-		lk := asciiLower(k)
+		var buf [64]byte
+		lk := lowerHeader(&buf, k)
 		if len(vs) > 0 && !utf8.ValidString(vs[0]) {
 			return nil, reject.Errorf(reject.BadAttribute, "header %s: value is not valid UTF-8", k)
 		}
-		if lk == "content-type" && len(vs) > 0 {
+		if string(lk) == "content-type" && len(vs) > 0 {
 			contentType = vs[0]
 			continue
 		}
-		name, ok := strings.CutPrefix(lk, "ce-")
+		rest, ok := bytes.CutPrefix(lk, []byte("ce-"))
 		if !ok || len(vs) == 0 {
 			continue
 		}
+		name := internName(rest)
 		if !validAttrName(name) {
 			return nil, reject.Errorf(reject.BadAttribute, "header %s: CloudEvents attribute names are lowercase letters and digits", k)
 		}
@@ -222,12 +680,27 @@ func DecodeBinary(hdr nats.Header, body []byte) (*Event, error) {
 		// not part of the data: structured mode cannot carry it, and the
 		// signature covers the data's bytes.
 		t := bytes.Trim(body, " \t\r\n")
-		if len(t) == 0 || t[0] != '{' || !json.Valid(t) {
+		if !validObject(t) {
 			return nil, reject.Errorf(reject.BadAttribute, "data must be a JSON object matching the class schema")
 		}
 		e.Data = t
 	}
 	return e, nil
+}
+
+// lowerHeader is asciiLower into buf when k fits, so that reading a
+// header name allocates nothing.
+func lowerHeader(buf *[64]byte, k string) []byte {
+	if len(k) > len(buf) {
+		return []byte(asciiLower(k))
+	}
+	b := buf[:copy(buf[:], k)]
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return b
 }
 
 // asciiLower lowercases ASCII letters only: header names are ASCII, and
