@@ -148,7 +148,7 @@ func TestIngestModesAndAnswers(t *testing.T) {
 	// Binary mode: attributes in ce- headers, the data as the body.
 	bin := event("op-a", "congestion", "vpn-acme/ic-2", congestionData)
 	code, _, body = post(t, url, map[string]string{
-		"Authorization": auth, "Content-Type": "application/json",
+		"Authorization": auth, "Content-Type": "application/json; charset=utf-8",
 		"ce-specversion": "1.0", "ce-id": bin.ID, "ce-source": bin.Source, "ce-type": bin.Type,
 		"ce-subject": bin.Subject, "ce-time": bin.Time.Format(time.RFC3339Nano),
 		"ce-anfedorigin": "op-a", "ce-anfedstate": "raised", "ce-severitytext": "WARN%20HIGH",

@@ -154,7 +154,12 @@ func binaryHeaders(from http.Header, to nats.Header) error {
 	for k, vs := range from {
 		lk := strings.ToLower(k)
 		if lk == "content-type" && len(vs) > 0 {
-			to.Set("content-type", vs[0])
+			ct := vs[0]
+			// "application/json; charset=utf-8" is application/json.
+			if media, _, err := mime.ParseMediaType(ct); err == nil && media == "application/json" {
+				ct = media
+			}
+			to.Set("content-type", ct)
 			continue
 		}
 		if !strings.HasPrefix(lk, "ce-") || len(vs) == 0 {

@@ -131,14 +131,14 @@ func (m *Metrics) Counts(peer string) Counts {
 	return out
 }
 
-// peer returns peer's counters; m.mu may or may not be held by the caller
-// as noted.
+// peer returns id's counters, made at first use.
 func (m *Metrics) peer(id string) *Counts {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.peerLocked(id)
 }
 
+// peerLocked is peer with m.mu held.
 func (m *Metrics) peerLocked(id string) *Counts {
 	c := m.counts[id]
 	if c == nil {
