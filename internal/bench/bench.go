@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"time"
 
@@ -28,6 +29,10 @@ const (
 	RowIntake     = "anfed-intake"
 	RowWebhook    = "webhook-http"
 )
+
+// ModestRate is the rate of a second paced row: the default per-peer
+// import rate limit (peers[].import.max_rate).
+const ModestRate = 1000
 
 // RowPaced is the name of the cross path paced at rate signals/s.
 func RowPaced(rate int) string { return fmt.Sprintf("%s@%d/s", RowCross, rate) }
@@ -74,6 +79,10 @@ type Row struct {
 	Bytes   int    `json:"bytes,omitempty"` // encoded signal size, where it varies
 	// Window is the most signals unfinished at once (windowFor).
 	Window int `json:"window,omitempty"`
+	// Refused is what the nodes refused on the way while the row ran
+	// (warm-up included), "node/reason=count" words: link retries such as
+	// out-of-order show here.
+	Refused string `json:"refused_on_the_way,omitempty"`
 
 	PerSec          float64 `json:"signals_per_s"`
 	P50             float64 `json:"p50_us"`
@@ -107,6 +116,21 @@ type Machine struct {
 	Arch       string `json:"arch"`
 	CPUs       int    `json:"cpus"`
 	GOMAXPROCS int    `json:"gomaxprocs"`
+	// LoadBefore and LoadAfter are /proc/loadavg's 1-minute load when
+	// the run started and ended: other work on the machine shows here.
+	LoadBefore float64 `json:"load_before"`
+	LoadAfter  float64 `json:"load_after"`
+}
+
+// loadAvg is the 1-minute load average (0 where /proc/loadavg is absent).
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var l float64
+	_, _ = fmt.Sscanf(string(b), "%f", &l)
+	return l
 }
 
 // Report is a run's result.
@@ -163,10 +187,10 @@ func (o *Options) warm() time.Duration { return max(o.Duration/4, 250*time.Milli
 func Run(ctx context.Context, o Options) (*Report, error) {
 	o.fill()
 	rep := &Report{
-		Machine: Machine{GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0)},
+		Machine: Machine{GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), LoadBefore: loadAvg()},
 		Started: time.Now().UTC(), Duration: o.Duration, Size: o.Size, Sync: o.Sync, Window: o.Window,
 	}
-	defer func() { rep.Elapsed = time.Since(rep.Started) }()
+	defer func() { rep.Elapsed, rep.Machine.LoadAfter = time.Since(rep.Started), loadAvg() }()
 	e, err := newEnv(o.Sync, o.Log)
 	if err != nil {
 		return rep, err
@@ -185,8 +209,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return err
 		}
 		rep.Rows = append(rep.Rows, r)
-		say("%-22s %9.0f signals/s  p50 %7.0f µs  p99 %7.0f µs  CPU %5.1f µs/signal  %5.1f allocs/signal",
-			r.Name, r.PerSec, r.P50, r.P99, r.CPUPerSignal, r.AllocsPerSignal)
+		say("%-22s %9.0f signals/s  p50 %7.0f µs  p99 %7.0f µs  CPU %5.1f µs/signal  %5.1f allocs/signal  window %d %s",
+			r.Name, r.PerSec, r.P50, r.P99, r.CPUPerSignal, r.AllocsPerSignal, r.Window, r.Refused)
 		return nil
 	}
 
@@ -217,9 +241,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	sp := sat
 	sp.profile = o.CPUProfile
-	err = add(cross(ctx, p, tpl, RowCross, sp))
+	err = add(cross(ctx, e, p, tpl, RowCross, sp))
 	if err == nil {
-		err = add(cross(ctx, p, tpl, RowPaced(o.Rate), spec{d: o.Duration, rate: o.Rate, window: o.Window, warm: o.warm()}))
+		err = add(cross(ctx, e, p, tpl, RowPaced(o.Rate), spec{d: o.Duration, rate: o.Rate, window: o.Window, warm: o.warm()}))
+	}
+	if err == nil && o.Rate != ModestRate {
+		err = add(cross(ctx, e, p, tpl, RowPaced(ModestRate), spec{d: o.Duration, rate: ModestRate, window: o.Window, warm: o.warm()}))
 	}
 	p.stop()
 	if err != nil {
@@ -254,7 +281,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 // order puts the rows in table order and fills their ratios.
 func (r *Report) order(rate int) {
-	want := []string{RowRawNATS, RowCross, RowPaced(rate), RowSignVerify, RowRawJS, RowIntake, RowWebhook}
+	want := []string{RowRawNATS, RowCross, RowPaced(rate), RowPaced(ModestRate), RowSignVerify, RowRawJS, RowIntake, RowWebhook}
 	var rows []Row
 	for _, n := range want {
 		if x := r.Row(n); x != nil {

@@ -71,7 +71,7 @@ func BenchmarkCrossOperator(b *testing.B) {
 	require.NoError(b, err)
 	defer p.stop()
 	b.ResetTimer()
-	r, err := cross(ctx, p, tpl, RowCross, sp)
+	r, err := cross(ctx, e, p, tpl, RowCross, sp)
 	b.StopTimer()
 	require.NoError(b, err)
 	b.ReportMetric(r.PerSec, "signals/s")

@@ -10,8 +10,8 @@ import (
 // WriteTable prints the report for people: the rows, the targets, and the
 // scaling runs if any.
 func (r *Report) WriteTable(w io.Writer) error {
-	fmt.Fprintf(w, "anfed bench: %d-byte signals, %v per row, storage.sync %s, %s %s/%s, %d CPUs (GOMAXPROCS %d)\n\n",
-		r.Size, r.Duration, r.Sync, r.Machine.GoVersion, r.Machine.OS, r.Machine.Arch, r.Machine.CPUs, r.Machine.GOMAXPROCS)
+	fmt.Fprintf(w, "anfed bench: %d-byte signals, %v per row, storage.sync %s, %s %s/%s, %d CPUs (GOMAXPROCS %d), load average %.1f before, %.1f after\n\n",
+		r.Size, r.Duration, r.Sync, r.Machine.GoVersion, r.Machine.OS, r.Machine.Arch, r.Machine.CPUs, r.Machine.GOMAXPROCS, r.Machine.LoadBefore, r.Machine.LoadAfter)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	header := "path\tsignals\tsignals/s\tp50 µs\tp99 µs\tp99.9 µs\tCPU µs/signal\tallocs/signal\tvs ceiling\tlatency\t\n"
 	writeRows(tw, header, r.Rows)

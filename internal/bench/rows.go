@@ -178,7 +178,14 @@ func rawNATS(ctx context.Context, bp *barePair, tpl *template, sp spec) (Row, er
 // intake to take each signal (request/reply, pipelined); op-a validates,
 // signs and stores it, its link sender forwards it; op-b verifies,
 // validates and stores it; a subscriber on op-b sees it on an.sig.op-a.>.
-func cross(ctx context.Context, p *pair, tpl *template, name string, sp spec) (Row, error) {
+func cross(ctx context.Context, e *env, p *pair, tpl *template, name string, sp spec) (Row, error) {
+	_ = e.obs.take()
+	row, err := crossRow(ctx, p, tpl, name, sp)
+	row.Refused = e.obs.take()
+	return row, err
+}
+
+func crossRow(ctx context.Context, p *pair, tpl *template, name string, sp spec) (Row, error) {
 	r := &Row{Name: name, What: "producer on op-a → intake (validate, sign, store) → link → op-b (verify, validate, store) → subscriber", Latency: "publish→arrival"}
 	if sp.rate > 0 {
 		r.What = fmt.Sprintf("the anfed-cross path paced at %d signals/s", sp.rate)

@@ -58,7 +58,7 @@ func runScale(ctx context.Context, e *env, o Options, say func(string, ...any)) 
 		if err != nil {
 			return sc, fmt.Errorf("peers=%d: %w", n, err)
 		}
-		r, err := cross(ctx, p, tpl, fmt.Sprintf("peers=%d", n), sat)
+		r, err := cross(ctx, e, p, tpl, fmt.Sprintf("peers=%d", n), sat)
 		p.stop()
 		if err != nil {
 			return sc, err
@@ -89,7 +89,7 @@ func runScale(ctx context.Context, e *env, o Options, say func(string, ...any)) 
 		if err != nil {
 			return sc, err
 		}
-		r, err := cross(ctx, p, t, fmt.Sprintf("size=%d %s", len(t.body), RowCross), sat)
+		r, err := cross(ctx, e, p, t, fmt.Sprintf("size=%d %s", len(t.body), RowCross), sat)
 		p.stop()
 		if err != nil {
 			return sc, err

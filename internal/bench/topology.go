@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -17,6 +20,7 @@ import (
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/natsconf"
 	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/observe"
 	"github.com/anfed/anfed/internal/origin"
 	"github.com/anfed/anfed/internal/schemacheck"
 )
@@ -37,6 +41,48 @@ type env struct {
 	log     zerolog.Logger
 	sync    string
 	n       int // storage folders made
+	obs     *counter
+}
+
+// counter counts what the nodes' pipelines refuse, by node and reason,
+// and the signals that crossed as duplicates: a healthy row has none.
+type counter struct {
+	mu      sync.Mutex
+	refused map[string]int // "node/reason" -> count
+	dups    int
+}
+
+func (c *counter) Accepted(observe.Acceptance) {}
+
+func (c *counter) Crossed(x observe.Crossing) {
+	if x.Duplicate {
+		c.mu.Lock()
+		c.dups++
+		c.mu.Unlock()
+	}
+}
+
+func (c *counter) Rejected(r observe.Rejection) {
+	c.mu.Lock()
+	c.refused[r.Node+"/"+string(r.Reason)]++
+	c.mu.Unlock()
+}
+
+// take returns what was counted since the last take, as "node/reason=n"
+// words, and resets.
+func (c *counter) take() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var w []string
+	for k, n := range c.refused {
+		w = append(w, fmt.Sprintf("%s=%d", k, n))
+	}
+	if c.dups > 0 {
+		w = append(w, fmt.Sprintf("crossed-as-duplicate=%d", c.dups))
+	}
+	slices.Sort(w)
+	c.refused, c.dups = map[string]int{}, 0
+	return strings.Join(w, " ")
 }
 
 func newEnv(syncPolicy string, log zerolog.Logger) (*env, error) {
@@ -49,7 +95,7 @@ func newEnv(syncPolicy string, log zerolog.Logger) (*env, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	return &env{dir: dir, keys: map[string]nkeys.KeyPair{}, catalog: cat, log: log, sync: syncPolicy}, nil
+	return &env{dir: dir, keys: map[string]nkeys.KeyPair{}, catalog: cat, log: log, sync: syncPolicy, obs: &counter{refused: map[string]int{}}}, nil
 }
 
 func (e *env) close() { os.RemoveAll(e.dir) }
@@ -125,7 +171,7 @@ func (e *env) startNode(ctx context.Context, cfg *config.Config) (*node.Node, er
 	if err != nil {
 		return nil, err
 	}
-	n := node.New(cfg, node.WithLogger(e.log), node.WithSigningKey(kp), node.WithCatalog(e.catalog))
+	n := node.New(cfg, node.WithLogger(e.log), node.WithSigningKey(kp), node.WithCatalog(e.catalog), node.WithObserver(e.obs))
 	if err := n.Start(ctx); err != nil {
 		return nil, fmt.Errorf("start %s: %w", cfg.Operator.ID, err)
 	}
