@@ -8,7 +8,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
 
 	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/node"
@@ -33,13 +32,9 @@ func addServerFlags(fs interface {
 }
 
 func (s serverFlags) request(ctx context.Context, subj string, body []byte) ([]byte, error) {
-	opts := []nats.Option{nats.Name("anfed-cli"), nats.Timeout(5 * time.Second)}
-	if *s.user != "" {
-		opts = append(opts, nats.UserInfo(*s.user, *s.password))
-	}
-	nc, err := nats.Connect(*s.url, opts...)
+	nc, err := s.connect()
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w (is the node running? --server, --user and --password name it)", *s.url, err)
+		return nil, err
 	}
 	defer nc.Close()
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -29,6 +29,8 @@ Usage:
   anfed peer invite|add|pin|list       make peerings: issue and add bundles, pin keys
   anfed peers [--server URL --user U --password P]        peers of a running node: link, backlog
   anfed conditions [--peer P --class C --service S ...]   a running node's active conditions
+  anfed tail [--origin O --class C --service GLOB --json]  follow a node's signals live (--rejects: refusals)
+  anfed publish --file F | --origin O --class C ...       validate signals, then publish them to a node
   anfed bench [--quick] [--json] [--duration D] [--size BYTES]   anfed against raw NATS, JetStream, ed25519, a webhook
   anfed version                        print versions
 
@@ -63,6 +65,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runConditions(ctx, rest, stdout, stderr)
 	case "peers":
 		return runPeers(ctx, rest, stdout, stderr)
+	case "tail":
+		return runTail(ctx, rest, stdout, stderr)
+	case "publish":
+		return runPublish(ctx, rest, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, stdout, stderr)
 	case "version", "--version":

@@ -162,25 +162,31 @@ func TestDemoCommand(t *testing.T) {
 	assert.Regexp(t, `^summary: crossed=[1-9]\d* mitigations=[1-9]\d* rejected=\d+ lost=0$`, lines[len(lines)-1])
 }
 
-func TestConditionsAndPeersCommands(t *testing.T) {
+// serveOpA runs `anfed serve` for a lone op-a with a client listener and a
+// local user until the test ends, and returns the flags that name it.
+func serveOpA(t *testing.T) (addr string, flags []string) {
+	t.Helper()
 	dir := t.TempDir()
 	p := filepath.Join(dir, "op-a.yaml")
-	addr := natstest.FreeAddr(t)
-	cfg := fmt.Sprintf("operator:\n  id: op-a\nnats:\n  client:\n    listen: %s\n  users:\n    - name: loop\n      password: loop-pass-123\nstorage:\n  dir: ./data\n", addr)
+	addr = natstest.FreeAddr(t)
+	cfg := fmt.Sprintf("operator:\n  id: op-a\nnats:\n  client:\n    listen: %s\n  users:\n    - name: loop\n      password: loop-pass-123\nstorage:\n  dir: ./data\nhttp:\n  listen: %s\n", addr, natstest.FreeAddr(t))
 	require.NoError(t, os.WriteFile(p, []byte(cfg), 0o600))
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"serve", "--config", p}, &stdout, &stderr) }()
-	defer func() { cancel(); <-done }()
+	t.Cleanup(func() { cancel(); <-done })
 	natstest.WaitFor(t, 15*time.Second, func() error {
 		if !strings.Contains(stderr.String(), `"node started"`) {
 			return fmt.Errorf("not started")
 		}
 		return nil
 	})
-	flags := []string{"--server", "nats://" + addr, "--user", "loop", "--password", "loop-pass-123"}
+	return addr, []string{"--server", "nats://" + addr, "--user", "loop", "--password", "loop-pass-123"}
+}
+
+func TestConditionsAndPeersCommands(t *testing.T) {
+	addr, flags := serveOpA(t)
 	// A signal from a local producer becomes a condition.
 	nc, err := nats.Connect("nats://"+addr, nats.UserInfo("loop", "loop-pass-123"))
 	require.NoError(t, err)
