@@ -8,7 +8,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-
 	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/node"
 )
