@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,6 +57,10 @@ type Server struct {
 	stopWatch func()
 	cancel    context.CancelFunc
 	done      sync.WaitGroup
+
+	// loopback: the server listens on loopback only, and answers only
+	// requests addressed to an IP address or localhost.
+	loopback bool
 
 	mu    sync.Mutex
 	links map[string]*linkState
@@ -116,13 +121,18 @@ func (s *Server) Start(n *node.Node) error {
 		return err
 	}
 	s.ln, s.stopWatch, s.nc = ln, stop, nc
+	if host, _, err := net.SplitHostPort(s.opts.Listen); err == nil {
+		ip := net.ParseIP(host)
+		s.loopback = host == "localhost" || (ip != nil && ip.IsLoopback())
+	}
 	now := time.Now()
 	for _, p := range n.Config().Peers {
 		s.links[p.ID] = &linkState{up: n.LinkUp(p.ID), since: now, at: now, last: s.metrics.Counts(p.ID)}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	s.srv = &http.Server{Handler: s.hostCheck(s.Handler()), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
 	s.done.Add(2)
 	go func() {
 		defer s.done.Done()
@@ -184,6 +194,24 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.Handle("GET /", dashboard())
 	return mux
+}
+
+// hostCheck refuses, on a loopback listener, requests addressed to a
+// name other than localhost: a web page whose DNS name is rebound to
+// 127.0.0.1 must not read the node's API from a browser on this machine.
+func (s *Server) hostCheck(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if hp, _, err := net.SplitHostPort(host); err == nil {
+			host = hp
+		}
+		host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+		if !s.loopback || host == "localhost" || net.ParseIP(host) != nil {
+			h.ServeHTTP(w, r)
+			return
+		}
+		problem(w, http.StatusMisdirectedRequest, "Host %q: this node's HTTP server listens on loopback and answers requests for an IP address or localhost only (a defence against DNS rebinding); use http://%s/, or put a proxy in front", r.Host, s.Addr())
+	})
 }
 
 type promLog struct{ log zerolog.Logger }
