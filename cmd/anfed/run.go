@@ -22,7 +22,7 @@ import (
 const usage = `anfed — the federation bus for autonomous networks
 
 Usage:
-  anfed demo [--duration 20s]          three operators in one process, signals crossing
+  anfed demo [--duration 20s] [--http ADDR]   three operators in one process, signals crossing; dashboards on ADDR
   anfed serve --config FILE            run a node from its policy file
   anfed validate FILE...               check policy files (.yaml) and signal files (.json)
   anfed keys init|show                 make or show this operator's signing key
