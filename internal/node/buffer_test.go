@@ -99,23 +99,30 @@ func cutLink(t *testing.T, na, nb *node.Node, proxy *natstest.Proxy) {
 	})
 }
 
+// cutWithOneInFlight links op-a to op-b with op-a's export buffer set by
+// edit, lets 3 signals cross, cuts the link, and publishes one more: the
+// first signal after the cut is sent and finds no route, so it is in
+// flight (the peer may have decided it) and never dropped.
+func cutWithOneInFlight(t *testing.T, edit func(*config.Buffer)) (na *node.Node, pa *nats.Conn, arr *arrivals, proxy *natstest.Proxy, inFlight []string) {
+	t.Helper()
+	na, nb, proxy := linkedEdit(t, func(c *config.Config) { edit(&c.Peers[0].Export.Buffer) })
+	pa, err := na.Connect()
+	require.NoError(t, err)
+	t.Cleanup(pa.Close)
+	arr = watchArrivals(t, nb)
+	arr.waitAll(t, publishN(t, pa, "before", 3))
+	cutLink(t, na, nb, proxy)
+	inFlight = publishN(t, pa, "inflight", 1)
+	time.Sleep(200 * time.Millisecond)
+	return na, pa, arr, proxy, inFlight
+}
+
 // A signal that waited for the peer longer than export.buffer.max_age is
 // not sent to it: counted, and the peer gets only the fresh ones. The
 // local store keeps everything.
 func TestBufferMaxAgeDropsStaleSignalsForThatPeer(t *testing.T) {
 	const maxAge = 3 * time.Second
-	na, nb, proxy := linkedEdit(t, func(c *config.Config) { c.Peers[0].Export.Buffer.MaxAge = config.Duration(maxAge) })
-	pa, err := na.Connect()
-	require.NoError(t, err)
-	defer pa.Close()
-	arr := watchArrivals(t, nb)
-
-	arr.waitAll(t, publishN(t, pa, "before", 3))
-	cutLink(t, na, nb, proxy)
-	// The first signal after the cut is sent and finds no route: it is in
-	// flight, the peer may have decided it, so it is never dropped.
-	inFlight := publishN(t, pa, "inflight", 1)
-	time.Sleep(200 * time.Millisecond)
+	na, pa, arr, proxy, inFlight := cutWithOneInFlight(t, func(b *config.Buffer) { b.MaxAge = config.Duration(maxAge) })
 	stale := publishN(t, pa, "stale", 30)
 	time.Sleep(maxAge + 500*time.Millisecond)
 	fresh := publishN(t, pa, "fresh", 10)
@@ -139,16 +146,7 @@ func TestBufferMaxAgeDropsStaleSignalsForThatPeer(t *testing.T) {
 // fit: the peer gets the newest, in order, and the drops are counted.
 func TestBufferMaxBytesKeepsTheNewest(t *testing.T) {
 	const maxBytes = 16 << 10
-	na, nb, proxy := linkedEdit(t, func(c *config.Config) { c.Peers[0].Export.Buffer.MaxBytes = maxBytes })
-	pa, err := na.Connect()
-	require.NoError(t, err)
-	defer pa.Close()
-	arr := watchArrivals(t, nb)
-
-	arr.waitAll(t, publishN(t, pa, "before", 3))
-	cutLink(t, na, nb, proxy)
-	inFlight := publishN(t, pa, "inflight", 1)
-	time.Sleep(200 * time.Millisecond)
+	na, pa, arr, proxy, inFlight := cutWithOneInFlight(t, func(b *config.Buffer) { b.MaxBytes = maxBytes })
 	batch := publishN(t, pa, "batch", 100)
 	// The bound is checked every second.
 	waitFor(t, 10*time.Second, func() error {

@@ -357,14 +357,19 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 		MeanSize: n.store.MeanSize,
 	}
 	n.senders[p.ID] = snd
+	n.runExport(rctx, p.ID, snd.Run)
+	return nil
+}
+
+// runExport runs a peer's sender until rctx is done.
+func (n *Node) runExport(rctx context.Context, peer string, run func(context.Context) error) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		if err := snd.Run(rctx); err != nil {
-			n.log.Error().Err(err).Str("peer", p.ID).Msg("export stopped")
+		if err := run(rctx); err != nil {
+			n.log.Error().Err(err).Str("peer", peer).Msg("export stopped")
 		}
 	}()
-	return nil
 }
 
 // startLossy starts the fire-and-forget export to p (export.delivery:
@@ -388,13 +393,7 @@ func (n *Node) startLossy(ctx, rctx context.Context, p *config.Peer, xc, nc *nat
 	snd.Expired = p.ExpiredAt
 	snd.LinkUp = func() bool { return n.LinkUp(p.ID) }
 	n.lossy[p.ID] = snd
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		if err := snd.Run(rctx); err != nil {
-			n.log.Error().Err(err).Str("peer", p.ID).Msg("export stopped")
-		}
-	}()
+	n.runExport(rctx, p.ID, snd.Run)
 	return nil
 }
 
