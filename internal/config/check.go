@@ -385,6 +385,7 @@ func (c *checker) peers(cfg *Config) {
 		c.classes(base+".import.classes", p.Import.Classes)
 		c.services(base+".export.services", p.Export.Services)
 		c.export(base+".export", p.Export, cfg.Storage.withDefaults())
+		c.importLimits(base+".import", p.Import)
 		name := p.ID
 		if name == "" {
 			name = base
@@ -429,6 +430,39 @@ func (c *checker) export(base string, e ExportPolicy, st Storage) {
 	if b.MaxBytes > 0 && st.MaxBytes > 0 && b.MaxBytes > st.MaxBytes {
 		c.warn(base+".buffer.max_bytes", "the store drops the oldest signals beyond storage.max_bytes, whatever the peer's buffer allows",
 			"%s is more than storage.max_bytes (%s): the store's bound applies first", b.MaxBytes, st.MaxBytes)
+	}
+}
+
+// importLimits checks a peer's maximum active conditions.
+func (c *checker) importLimits(base string, im ImportPolicy) {
+	m := im.MaxConditions
+	if m == nil {
+		return
+	}
+	base += ".max_conditions"
+	const limitHint = "the most active conditions held from this peer, like BGP's maximum-prefix: e.g. limit: 1000"
+	if m.Limit <= 0 {
+		c.add(base+".limit", limitHint, "must be greater than zero")
+		return
+	}
+	const warnHint = `a percentage of limit ("80%", the default) or a count below limit ("800")`
+	w := strings.TrimSpace(m.WarnAt)
+	if w == "" {
+		return
+	}
+	if pc, ok := strings.CutSuffix(w, "%"); ok {
+		f, err := strconv.ParseFloat(strings.TrimSpace(pc), 64)
+		if err != nil || f <= 0 || f > 100 {
+			c.add(base+".warn_at", warnHint, "invalid percentage %q: want more than 0%% and at most 100%%", m.WarnAt)
+		}
+		return
+	}
+	n, err := strconv.Atoi(w)
+	switch {
+	case err != nil:
+		c.add(base+".warn_at", warnHint, "invalid threshold %q", m.WarnAt)
+	case n <= 0 || n > m.Limit:
+		c.add(base+".warn_at", warnHint, "%d is not between 1 and limit (%d)", n, m.Limit)
 	}
 }
 

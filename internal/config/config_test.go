@@ -392,6 +392,70 @@ peers:
 		line: 8, path: "peers[0].export.buffer.max_bytes", msg: `invalid size "lots"`, hint: "KiB, MiB, GiB, TiB",
 	},
 	{
+		name: "zero max conditions",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export: {classes: ["*"]}
+    import:
+      classes: ["*"]
+      max_conditions: {limit: 0}
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].import.max_conditions.limit", msg: "must be greater than zero", hint: "maximum-prefix",
+	},
+	{
+		name: "max conditions warn_at over 100%",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export: {classes: ["*"]}
+    import:
+      classes: ["*"]
+      max_conditions: {limit: 100, warn_at: 120%}
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].import.max_conditions.warn_at", msg: `invalid percentage "120%"`, hint: "a percentage of limit",
+	},
+	{
+		name: "max conditions warn_at over limit",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export: {classes: ["*"]}
+    import:
+      classes: ["*"]
+      max_conditions: {limit: 100, warn_at: 200}
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].import.max_conditions.warn_at", msg: "200 is not between 1 and limit (100)", hint: "a count below limit",
+	},
+	{
+		name: "max conditions warn_at not a number",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export: {classes: ["*"]}
+    import:
+      classes: ["*"]
+      max_conditions: {limit: 100, warn_at: soon}
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].import.max_conditions.warn_at", msg: `invalid threshold "soon"`, hint: "a percentage of limit",
+	},
+	{
 		name: "peer id invalid",
 		yaml: y(`
 operator: {id: op-a, signing_key_file: a.nk}

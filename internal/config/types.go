@@ -2,7 +2,12 @@
 // from which the node derives both its NATS configuration and its pipelines.
 package config
 
-import "time"
+import (
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // Config is one node's policy file.
 type Config struct {
@@ -203,6 +208,38 @@ type ImportPolicy struct {
 	// (default 5m). Like BGP graceful restart.
 	Grace         Duration `yaml:"grace"`
 	WithdrawAfter Duration `yaml:"withdraw_after"`
+	// MaxConditions bounds the active conditions held from the peer,
+	// like BGP's maximum-prefix (RFC 4486). nil: no bound.
+	MaxConditions *MaxConditions `yaml:"max_conditions"`
+}
+
+// MaxConditions bounds the active (and stale) conditions held from one
+// peer. At WarnAt the node logs a warning and counts it; at Limit it
+// refuses signals that would raise a condition of a new key from the
+// peer (reason too-many-conditions, dead-lettered, answered to the
+// sender), while updates and clears of the conditions it holds still pass.
+type MaxConditions struct {
+	// Limit is the most active conditions held from the peer (> 0).
+	Limit int `yaml:"limit"`
+	// WarnAt is a percentage of Limit ("80%", the default) or a count
+	// ("800") at which a warning is logged.
+	WarnAt string `yaml:"warn_at"`
+}
+
+// WarnCount is the number of conditions at which to warn: WarnAt as a
+// count, or as a percentage of Limit (default 80%). It assumes a checked
+// config.
+func (m *MaxConditions) WarnCount() int {
+	w := strings.TrimSpace(m.WarnAt)
+	if w == "" {
+		w = "80%"
+	}
+	if pc, ok := strings.CutSuffix(w, "%"); ok {
+		f, _ := strconv.ParseFloat(strings.TrimSpace(pc), 64)
+		return max(int(math.Ceil(f*float64(m.Limit)/100)), 1)
+	}
+	n, _ := strconv.Atoi(w)
+	return n
 }
 
 // Duration is a time.Duration written as "90s", "5m", "72h".

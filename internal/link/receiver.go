@@ -12,12 +12,14 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
 
+	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/importpolicy"
 	"github.com/anfed/anfed/internal/inspect"
@@ -75,7 +77,34 @@ type Receiver struct {
 	limitedLogged time.Time
 
 	cfg *config.Peer // for the peering's end
+
+	// The maximum active conditions from the peer (import.max_conditions).
+	conds    atomic.Pointer[conditions.Table]
+	maxConds *condLimit // nil: no bound; only the subscription's goroutine touches it
+	warnings atomic.Uint64
 }
+
+// condLimit is import.max_conditions at work. The table is fed from the
+// store, behind the pipeline: pending holds the new keys admitted that
+// the table may not hold yet, so a burst of new conditions cannot slip
+// past the limit while their store writes are on the way.
+type condLimit struct {
+	limit, warn int
+	pending     map[conditions.Key]time.Time
+	warned      bool
+}
+
+// pendingTTL: a key admitted but still not in the table after this (its
+// store write failed, or it was a duplicate) stops counting.
+const pendingTTL = 10 * time.Second
+
+// SetConditions gives the receiver the node's condition table, which
+// import.max_conditions counts. Until it is set nothing is counted.
+func (r *Receiver) SetConditions(t *conditions.Table) { r.conds.Store(t) }
+
+// ConditionWarnings is how many times the peer's active conditions
+// reached import.max_conditions.warn_at.
+func (r *Receiver) ConditionWarnings() uint64 { return r.warnings.Load() }
 
 // ReceiverDeps are what a node's receivers share.
 type ReceiverDeps struct {
@@ -105,6 +134,9 @@ func NewReceiver(self string, p *config.Peer, deps ReceiverDeps, log zerolog.Log
 		log:          log.With().Str("peer", p.ID).Logger(),
 		jobs:         make(chan job, PipelineDepth),
 		finished:     make(chan struct{}),
+	}
+	if m := p.Import.MaxConditions; m != nil && m.Limit > 0 {
+		rc.maxConds = &condLimit{limit: m.Limit, warn: m.WarnCount(), pending: map[conditions.Key]time.Time{}}
 	}
 	go rc.complete()
 	return rc
@@ -320,6 +352,9 @@ func (r *Receiver) decide(m *nats.Msg) job {
 	if err == nil {
 		err = r.Inspector.Live(ev)
 	}
+	if err == nil {
+		err = r.checkMaxConditions(ev, class)
+	}
 	if err != nil {
 		return job{refuse: err, ev: ev}
 	}
@@ -332,6 +367,47 @@ func (r *Receiver) decide(m *nats.Msg) job {
 		return job{ans: signal.Answer{Status: signal.StatusDuplicate, Subject: subj}}
 	}
 	return job{put: &putJob{ev: ev, subj: subj}}
+}
+
+// checkMaxConditions refuses a signal that would raise a new condition
+// from the peer when it already holds import.max_conditions of them.
+// Clears, and signals for a condition already held, always pass.
+func (r *Receiver) checkMaxConditions(ev *signal.Event, class string) error {
+	l := r.maxConds
+	t := r.conds.Load()
+	if l == nil || t == nil || ev.State == signal.Cleared {
+		return nil
+	}
+	k := conditions.Key{Peer: r.peer, Origin: ev.Origin, Class: class, Subject: ev.Subject}
+	if _, ok := l.pending[k]; ok || t.Active(k) {
+		return nil
+	}
+	now := time.Now()
+	for pk, at := range l.pending {
+		if now.Sub(at) > pendingTTL || t.Active(pk) {
+			delete(l.pending, pk)
+		}
+	}
+	n := t.Len(r.peer) + len(l.pending)
+	if n >= l.limit {
+		return reject.Errorf(reject.TooManyConditions,
+			"%s holds %d active conditions from %s, its import.max_conditions.limit: the new condition %s %s is refused "+
+				"(updates and clears of held conditions still pass). Clear or let expire conditions at %s, or ask %s to raise "+
+				"peers[%s].import.max_conditions.limit; the refused signal is in %s's dead-letter stream",
+			r.self, n, r.peer, class, ev.Subject, r.peer, r.self, r.peer, r.self)
+	}
+	l.pending[k] = now
+	n++
+	switch {
+	case n >= l.warn && !l.warned:
+		l.warned = true
+		r.warnings.Add(1)
+		r.log.Warn().Str("reason", "max-conditions-warning").Int("active", n).Int("warn_at", l.warn).Int("limit", l.limit).
+			Msg("link: the peer's active conditions reached import.max_conditions.warn_at; at the limit new ones are refused")
+	case n < l.warn:
+		l.warned = false
+	}
+	return nil
 }
 
 // store keeps an accepted signal.

@@ -169,6 +169,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.startConditions(ctx, rctx); err != nil {
 		return fmt.Errorf("condition table: %w", err)
 	}
+	for _, r := range n.receivers {
+		r.SetConditions(n.table) // import.max_conditions counts it
+	}
 	n.log.Info().Str("client", n.ClientURL()).Str("leaf", n.LeafURL()).Int("peers", len(n.cfg.Peers)).Msg("node started")
 	return nil
 }

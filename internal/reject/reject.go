@@ -32,6 +32,11 @@ const (
 	RateLimited      Reason = "rate-limited"      // over the peer's import rate
 	OutOfOrder       Reason = "out-of-order"      // a link message whose predecessor was not decided yet
 	Revoked          Reason = "revoked"           // the peering has expired
+	// TooManyConditions: the peer holds import.max_conditions active
+	// conditions and the signal would raise a new one. Not retryable: the
+	// link is ordered, and holding this signal at its head would hold up
+	// the updates and clears that can bring the count down.
+	TooManyConditions Reason = "too-many-conditions"
 )
 
 // Error is a refusal with its reason and a human explanation that says what

@@ -1,0 +1,112 @@
+package node_test
+
+// Timelines of the per-peer limits: maximum active conditions (import),
+// export pacing, and redaction.
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/anfed/anfed/internal/conditions"
+	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/reject"
+	"github.com/anfed/anfed/internal/signal"
+)
+
+// condEv is a congestion of origin on resource res, in state st.
+func condEv(origin, id, res string, st signal.State) *signal.Event {
+	ev := congestion(origin, id)
+	ev.Subject = "vpn-acme/" + res
+	ev.State = st
+	return ev
+}
+
+// TestMaxConditionsTimeline: op-b holds at most 3 active conditions from
+// op-a. The fourth new condition is refused (dead-lettered as
+// too-many-conditions) while an update and a clear of held ones pass; once
+// a clear made room, a new condition is accepted again, and the next one
+// over the limit is refused again. op-a itself keeps everything.
+func TestMaxConditionsTimeline(t *testing.T) {
+	na, nb := pairWith(t, []string{"*"}, []string{"*"}, func(c *config.Config) {
+		if c.Operator.ID == "op-b" {
+			c.Peers[0].Import.MaxConditions = &config.MaxConditions{Limit: 3, WarnAt: "2"}
+		}
+	})
+	const s = time.Second
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	tl := newTimeline(t, na, nb)
+	fails := tl.run(t,
+		at(0, push("op-a", condEv("op-a", "mc-1", "r1", signal.Raised))),
+		at(ms(100), push("op-a", condEv("op-a", "mc-2", "r2", signal.Raised))),
+		at(ms(200), push("op-a", condEv("op-a", "mc-3", "r3", signal.Raised))),
+		at(ms(600), push("op-a", condEv("op-a", "mc-4", "r4", signal.Raised))),  // over the limit
+		at(ms(800), push("op-a", condEv("op-a", "mc-5", "r1", signal.Updated))), // held: passes
+		at(ms(900), push("op-a", condEv("op-a", "mc-6", "r2", signal.Raised))),  // held, raised again: passes
+		at(ms(1000), push("op-a", condEv("op-a", "mc-7", "r3", signal.Cleared))),
+		at(ms(1500), push("op-a", condEv("op-a", "mc-8", "r5", signal.Raised))), // room again
+		at(ms(1700), push("op-a", condEv("op-a", "mc-9", "r6", signal.Raised))), // over again
+		want("op-b", "mc-1", until(s)),
+		want("op-b", "mc-2", until(s)),
+		want("op-b", "mc-3", until(s)),
+		wantNothing("op-b", "mc-4", until(3*s)),
+		wantRefused("op-b", "mc-4", string(reject.TooManyConditions), between(ms(600), 2*s)),
+		want("op-a", "mc-4", between(ms(600), s)),
+		want("op-b", "mc-5", between(ms(800), 2*s)),
+		want("op-b", "mc-6", between(ms(900), 2*s)),
+		want("op-b", "mc-7", between(ms(1000), 2*s)),
+		want("op-b", "mc-8", between(ms(1500), 3*s)),
+		wantNothing("op-b", "mc-9", until(3*s)),
+		wantRefused("op-b", "mc-9", string(reject.TooManyConditions), between(ms(1700), 3*s)),
+	)
+	require.Empty(t, fails, "%s", tl.dump())
+	// The refusal says the limit and how to fix it; the sender got the
+	// same text in its answer.
+	tl.mu.Lock()
+	detail := tl.dlq["op-b"]["mc-4"][0].detail
+	tl.mu.Unlock()
+	t.Logf("refusal: %s", detail)
+	require.Contains(t, detail, "holds 3 active conditions from op-a")
+	require.Contains(t, detail, "peers[op-a].import.max_conditions.limit")
+	waitFor(t, 5*time.Second, func() error {
+		if n := nb.Table().Len("op-a"); n != 3 {
+			return fmt.Errorf("op-b holds %d conditions from op-a, want 3", n)
+		}
+		return nil
+	})
+	got := map[string]bool{}
+	for _, c := range nb.Conditions(conditions.Filter{Peer: "op-a"}) {
+		got[c.Subject] = true
+	}
+	require.Equal(t, map[string]bool{"vpn-acme/r1": true, "vpn-acme/r2": true, "vpn-acme/r5": true}, got)
+}
+
+// TestMaxConditionsBurst: 20 new conditions pushed back to back, faster
+// than the condition table is fed from the store, still leave exactly the
+// limit held; the others are refused.
+func TestMaxConditionsBurst(t *testing.T) {
+	na, nb := pairWith(t, []string{"*"}, []string{"*"}, func(c *config.Config) {
+		if c.Operator.ID == "op-b" {
+			c.Peers[0].Import.MaxConditions = &config.MaxConditions{Limit: 5}
+		}
+	})
+	var evs []*signal.Event
+	for i := range 20 {
+		evs = append(evs, condEv("op-a", fmt.Sprintf("mb-%02d", i), fmt.Sprintf("r%02d", i), signal.Raised))
+	}
+	items := []tlItem{at(0, pushAll("op-a", evs...))}
+	for i := range 20 {
+		id := fmt.Sprintf("mb-%02d", i)
+		if i < 5 {
+			items = append(items, want("op-b", id, until(3*time.Second)))
+		} else {
+			items = append(items, wantRefused("op-b", id, string(reject.TooManyConditions), until(3*time.Second)),
+				wantNothing("op-b", id, until(3*time.Second)))
+		}
+	}
+	tlRun(t, []*node.Node{na, nb}, items...)
+	require.Equal(t, 5, nb.Table().Len("op-a"))
+}
