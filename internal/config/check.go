@@ -411,6 +411,7 @@ func (c *checker) export(base string, e ExportPolicy, st Storage) {
 		c.add(base+".delivery", `"durable" (the default: nothing lost across link cuts) or "lossy" (core NATS, fire and forget; see docs/durability.md)`,
 			"unknown delivery %q", e.Delivery)
 	}
+	c.exportRate(base, e)
 	b := e.Buffer
 	for _, f := range []struct {
 		path string
@@ -430,6 +431,22 @@ func (c *checker) export(base string, e ExportPolicy, st Storage) {
 	if b.MaxBytes > 0 && st.MaxBytes > 0 && b.MaxBytes > st.MaxBytes {
 		c.warn(base+".buffer.max_bytes", "the store drops the oldest signals beyond storage.max_bytes, whatever the peer's buffer allows",
 			"%s is more than storage.max_bytes (%s): the store's bound applies first", b.MaxBytes, st.MaxBytes)
+	}
+}
+
+// exportRate checks a peer's export pacing.
+func (c *checker) exportRate(base string, e ExportPolicy) {
+	const rateHint = "signals per second sent to this peer at most, e.g. max_rate: 50; leave it out for no pacing"
+	if e.MaxRate < 0 || e.MaxRate == 0 && c.given(base+".max_rate") {
+		c.add(base+".max_rate", rateHint, "must be greater than zero")
+	}
+	if e.MaxBurst < 0 || e.MaxBurst == 0 && c.given(base+".max_burst") {
+		c.add(base+".max_burst", "the most signals sent at once before pacing starts; leave it out for one second's worth of max_rate", "must be greater than zero")
+	} else if e.MaxBurst > 0 && e.MaxRate <= 0 && !c.given(base+".max_rate") {
+		c.add(base+".max_burst", "set max_rate too, or remove max_burst", "max_burst without max_rate")
+	}
+	if e.Lossy() && e.MaxRate > 0 {
+		c.warn(base+".max_rate", "pacing delays signals, and nothing waits with lossy delivery: remove max_rate, or use delivery: durable", "ignored with delivery: lossy")
 	}
 }
 

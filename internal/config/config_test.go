@@ -392,6 +392,71 @@ peers:
 		line: 8, path: "peers[0].export.buffer.max_bytes", msg: `invalid size "lots"`, hint: "KiB, MiB, GiB, TiB",
 	},
 	{
+		name: "zero export rate",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      max_rate: 0
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 8, path: "peers[0].export.max_rate", msg: "must be greater than zero", hint: "signals per second",
+	},
+	{
+		name: "negative export rate",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      max_rate: -5
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 8, path: "peers[0].export.max_rate", msg: "must be greater than zero", hint: "signals per second",
+	},
+	{
+		name: "zero export burst",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      max_rate: 10
+      max_burst: 0
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].export.max_burst", msg: "must be greater than zero", hint: "one second's worth",
+	},
+	{
+		name: "export burst without rate",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      max_burst: 10
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 8, path: "peers[0].export.max_burst", msg: "max_burst without max_rate", hint: "set max_rate too",
+	},
+	{
 		name: "zero max conditions",
 		yaml: y(`
 operator: {id: op-a, signing_key_file: a.nk}
@@ -1245,6 +1310,23 @@ peers:
     signing_key: $B
 `),
 		want: `op-a.yaml:9:15: peers[0].export.buffer: ignored with delivery: lossy (hint: nothing waits for a peer with lossy delivery: remove buffer, or use delivery: durable)`,
+	},
+	{
+		name: "export pacing with lossy delivery",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      delivery: lossy
+      max_rate: 50
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		want: `op-a.yaml:9:17: peers[0].export.max_rate: ignored with delivery: lossy (hint: pacing delays signals, and nothing waits with lossy delivery: remove max_rate, or use delivery: durable)`,
 	},
 	{
 		name: "buffer longer than the store keeps",

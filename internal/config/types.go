@@ -166,6 +166,11 @@ type ExportPolicy struct {
 	Delivery string `yaml:"delivery,omitempty"`
 	// Buffer bounds what waits for the peer (durable delivery).
 	Buffer Buffer `yaml:"buffer,omitempty"`
+	// MaxRate paces the signals sent to the peer, in signals per second,
+	// with bursts up to MaxBurst (default: one second's worth). Pacing
+	// delays signals, it never drops them (durable delivery). 0: no pacing.
+	MaxRate  float64 `yaml:"max_rate,omitempty"`
+	MaxBurst int     `yaml:"max_burst,omitempty"`
 }
 
 // Delivery modes of an export.

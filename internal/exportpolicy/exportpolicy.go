@@ -10,6 +10,7 @@ import (
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/signal"
+	"github.com/anfed/anfed/internal/subject"
 )
 
 // Policy is the export policy towards one peer.
@@ -52,6 +53,15 @@ func (p *Policy) Decide(ev *signal.Event, class string) Decision {
 		return Decision{false, "export.services matches no pattern for " + ev.Service()}
 	}
 	return Decision{true, "export.classes and export.services allow it"}
+}
+
+// MayExport is Decide on what a stored signal's subject tells (origin,
+// class, service), without decoding it: false means Decide refuses it;
+// true means Decide may still refuse it on its path (a relayed signal that
+// already crossed the peer).
+func (p *Policy) MayExport(k subject.Key) bool {
+	return k.Origin != p.peer && (k.Origin == p.self || p.transit) &&
+		allowClass(p.classes, k.Class) && allowService(p.services, k.Service)
 }
 
 func allowClass(classes []string, class string) bool {

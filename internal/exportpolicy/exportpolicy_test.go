@@ -8,6 +8,7 @@ import (
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/exportpolicy"
 	"github.com/anfed/anfed/internal/signal"
+	"github.com/anfed/anfed/internal/subject"
 )
 
 // Operator op-a exports to peer op-b.
@@ -91,4 +92,31 @@ func TestDecidePerPeer(t *testing.T) {
 	ev := event("op-c", []string{"op-c", self}, "vpn/r")
 	assert.True(t, toB.Decide(ev, "fault").Export)
 	assert.False(t, toC.Decide(ev, "fault").Export)
+}
+
+// TestMayExportAgreesWithDecide: MayExport, which sees only the subject,
+// never says no where Decide says yes (a paced sender would otherwise
+// hand over a signal without its turn).
+func TestMayExportAgreesWithDecide(t *testing.T) {
+	policies := []config.ExportPolicy{
+		{Classes: []string{"*"}, Services: []string{"*"}},
+		{Classes: []string{"fault"}, Services: []string{"vpn-*"}, Transit: true},
+		{Classes: []string{"congestion"}, Services: []string{"*"}},
+		{},
+	}
+	for _, x := range policies {
+		p := exportpolicy.New(self, &config.Peer{ID: peer, Export: x})
+		for _, origin := range []string{self, peer, "op-c"} {
+			for _, path := range [][]string{nil, {"op-c"}, {"op-c", peer}} {
+				for _, subj := range []string{"vpn-acme/r1", "other/r1"} {
+					ev := event(origin, path, subj)
+					k := subject.Key{Origin: origin, Class: "fault", Service: ev.Service(), Resource: ev.Resource()}
+					d, may := p.Decide(ev, "fault"), p.MayExport(k)
+					if d.Export {
+						assert.True(t, may, "%+v %s %v %s", x, origin, path, subj)
+					}
+				}
+			}
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 
 	"github.com/anfed/anfed/internal/exportpolicy"
 	"github.com/anfed/anfed/internal/reject"
@@ -78,6 +79,42 @@ type Sender struct {
 	// the byte bound; only the loop touches it.
 	trim                     uint64
 	droppedAge, droppedBytes atomic.Uint64
+
+	// Pace, when set before Run, paces the signals exported to this peer
+	// (export.max_rate): a signal waits for its token before it enters
+	// the window, so pacing delays signals and never drops one. Resends
+	// are not paced again.
+	Pace *rate.Limiter
+}
+
+// NewPace returns the limiter of export.max_rate and max_burst, or nil
+// when rate is 0. The burst defaults to one second's worth.
+func NewPace(r float64, burst int) *rate.Limiter {
+	if r <= 0 {
+		return nil
+	}
+	if burst <= 0 {
+		burst = max(int(r), 1)
+	}
+	return rate.NewLimiter(rate.Limit(r), burst)
+}
+
+// paced reports whether a stored signal takes a token: those the policy
+// may export to the peer (as far as the subject tells).
+func (s *Sender) paced(m jetstream.Msg) bool {
+	k, err := subject.ParseSignal(m.Subject())
+	return err == nil && s.policy.MayExport(k)
+}
+
+// pullBatch is how many stored signals the consumer fetches ahead. Paced,
+// a fetched signal may wait for its token: at most about 20 s of the
+// rate are fetched, well within the consumer's AckWait, so that no
+// signal waiting its turn is redelivered.
+func (s *Sender) pullBatch() int {
+	if s.Pace == nil {
+		return s.window
+	}
+	return min(max(int(float64(s.Pace.Limit())*20), 1), s.window)
 }
 
 // Buffer bounds the signals waiting for one peer (config.Buffer). A zero
@@ -201,7 +238,7 @@ const (
 
 // Run forwards until ctx is done.
 func (s *Sender) Run(ctx context.Context) error {
-	it, err := s.cons.Messages(jetstream.PullMaxMessages(s.window))
+	it, err := s.cons.Messages(jetstream.PullMaxMessages(s.pullBatch()))
 	if err != nil {
 		return err
 	}
@@ -218,6 +255,11 @@ func (s *Sender) Run(ctx context.Context) error {
 				}
 				s.log.Warn().Err(err).Msg("link: export consumer")
 				continue
+			}
+			if s.Pace != nil && s.paced(m) {
+				if err := s.Pace.Wait(ctx); err != nil {
+					return // ctx done; the signal is redelivered after restart
+				}
 			}
 			select {
 			case in <- m:

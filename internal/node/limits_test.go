@@ -110,3 +110,46 @@ func TestMaxConditionsBurst(t *testing.T) {
 	tlRun(t, []*node.Node{na, nb}, items...)
 	require.Equal(t, 5, nb.Table().Len("op-a"))
 }
+
+// TestExportPaceTimeline: op-a paces what it sends op-b to 50 signals/s
+// (burst 10) and does not pace op-c. 200 signals pushed at once reach
+// op-b no sooner than the pace allows (190 after the burst: ≥ 3.8 s; the
+// test wants ≥ 3.5 s), all of them, once each and in order: pacing
+// delays, it never drops. op-c gets them all too.
+func TestExportPaceTimeline(t *testing.T) {
+	na, nb, nc := star(t, map[string]func(*config.Config){
+		"op-a": func(c *config.Config) {
+			peerOf(c, "op-b").Export.MaxRate = 50
+			peerOf(c, "op-b").Export.MaxBurst = 10
+		},
+	})
+	const n = 200
+	var evs []*signal.Event
+	var ids []string
+	for i := range n {
+		ev := condEv("op-a", fmt.Sprintf("xp-%03d", i), fmt.Sprintf("r%03d", i), signal.Raised)
+		ev.Sequence = fmt.Sprintf("%020d", i+1)
+		evs, ids = append(evs, ev), append(ids, ev.ID)
+	}
+	items := []tlItem{at(0, pushAll("op-a", evs...))}
+	for _, id := range ids {
+		items = append(items, want("op-b", id, until(60*time.Second)), want("op-c", id, until(60*time.Second)))
+	}
+	items = append(items, want("op-b", ids[n-1], between(3500*time.Millisecond, 60*time.Second)))
+	tl := newTimeline(t, na, nb, nc)
+	fails := tl.run(t, items...)
+	require.Empty(t, fails, "%s", tl.dump())
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	var prev time.Duration
+	for _, id := range ids {
+		as := tl.got["op-b"][id]
+		require.Len(t, as, 1, "op-b got %s %d times", id, len(as))
+		require.GreaterOrEqual(t, as[0].at, prev, "op-b got %s out of order", id)
+		prev = as[0].at
+		require.Len(t, tl.got["op-c"][id], 1, "op-c got %s %d times", id, len(tl.got["op-c"][id]))
+	}
+	t.Logf("op-b (paced 50/s): first at %s, last at %s; op-c (not paced): last at %s",
+		tl.got["op-b"][ids[0]][0].at.Round(time.Millisecond), prev.Round(time.Millisecond),
+		tl.got["op-c"][ids[n-1]][0].at.Round(time.Millisecond))
+}

@@ -359,6 +359,7 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 		MaxBytes: int64(p.Export.Buffer.MaxBytes),
 		MeanSize: n.store.MeanSize,
 	}
+	snd.Pace = link.NewPace(p.Export.MaxRate, p.Export.MaxBurst)
 	n.senders[p.ID] = snd
 	n.runExport(rctx, p.ID, snd.Run)
 	return nil
