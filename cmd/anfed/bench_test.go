@@ -38,6 +38,7 @@ func TestBenchQuickReportsEveryRow(t *testing.T) {
 		assert.GreaterOrEqual(t, r.P999, r.P99, r.Name)
 		assert.Positive(t, r.CPUPerSignal, r.Name)
 		assert.Positive(t, r.AllocsPerSignal, r.Name)
+		assert.Positive(t, r.Cores, r.Name)
 		assert.Zero(t, r.Lost, r.Name)
 		assert.Zero(t, r.Failed, r.Name)
 	}

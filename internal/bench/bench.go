@@ -79,6 +79,9 @@ type Row struct {
 	Bytes   int    `json:"bytes,omitempty"` // encoded signal size, where it varies
 	// Window is the most signals unfinished at once (windowFor).
 	Window int `json:"window,omitempty"`
+	// IdleCPU is the process's CPU in ms per second with the same
+	// topology and no traffic (scaling runs: peers).
+	IdleCPU float64 `json:"idle_cpu_ms_per_s,omitempty"`
 	// Refused is what the nodes refused on the way while the row ran
 	// (warm-up included), "node/reason=count" words: link retries such as
 	// out-of-order show here.
@@ -90,6 +93,11 @@ type Row struct {
 	P999            float64 `json:"p999_us"`
 	CPUPerSignal    float64 `json:"cpu_us_per_signal"`
 	AllocsPerSignal float64 `json:"allocs_per_signal"`
+	// Cores is the CPU the process used while the row ran, in cores
+	// (CPU time over wall time): well under GOMAXPROCS, the row waited
+	// on something other than this process's CPU (a disk flush, a
+	// timer, other processes on the machine).
+	Cores float64 `json:"cores"`
 
 	// Ceiling names the row this one is measured against; Ratio is this
 	// row's throughput over the ceiling's (empty, 0: this is a ceiling or

@@ -180,6 +180,7 @@ func (f *flow) row(r *Row, s snapshot) {
 		r.PerSec = float64(s.arrived) / el
 	}
 	r.CPUPerSignal, r.AllocsPerSignal = s.cpuUs, s.allocs
+	r.Cores = r.CPUPerSignal * r.PerSec / 1e6
 	r.P50, r.P99, r.P999 = s.p50, s.p99, s.p999
 	r.Window = cap(f.tokens)
 }

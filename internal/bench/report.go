@@ -13,7 +13,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "anfed bench: %d-byte signals, %v per row, storage.sync %s, %s %s/%s, %d CPUs (GOMAXPROCS %d), load average %.1f before, %.1f after\n\n",
 		r.Size, r.Duration, r.Sync, r.Machine.GoVersion, r.Machine.OS, r.Machine.Arch, r.Machine.CPUs, r.Machine.GOMAXPROCS, r.Machine.LoadBefore, r.Machine.LoadAfter)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	header := "path\tsignals\tsignals/s\tp50 µs\tp99 µs\tp99.9 µs\tCPU µs/signal\tallocs/signal\tvs ceiling\tlatency\t\n"
+	header := "path\tsignals\tsignals/s\tp50 µs\tp99 µs\tp99.9 µs\tCPU µs/signal\tcores\tallocs/signal\tvs ceiling\tlatency\t\n"
 	writeRows(tw, header, r.Rows)
 	if err := tw.Flush(); err != nil {
 		return err
@@ -36,6 +36,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		writeRows(tw, header, sc.Peers)
 		_ = tw.Flush()
+		for _, x := range sc.Peers {
+			fmt.Fprintf(w, "  %s: idle (no traffic) CPU %.1f ms/s\n", x.Name, x.IdleCPU)
+		}
 		fmt.Fprintln(w, "\nscaling: payload size")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		writeRows(tw, header, sc.Payload)
@@ -60,8 +63,8 @@ func writeRows(tw io.Writer, header string, rows []Row) {
 		if x.Ceiling != "" {
 			vs = fmt.Sprintf("%.3f of %s", x.Ratio, strings.Fields(x.Ceiling)[0])
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%s\t%s\t\n",
-			x.Name, x.Signals, x.PerSec, x.P50, x.P99, x.P999, x.CPUPerSignal, x.AllocsPerSignal, vs, x.Latency)
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f\t%.1f\t%s\t%s\t\n",
+			x.Name, x.Signals, x.PerSec, x.P50, x.P99, x.P999, x.CPUPerSignal, x.Cores, x.AllocsPerSignal, vs, x.Latency)
 	}
 }
 

@@ -395,6 +395,7 @@ func signVerify(ctx context.Context, e *env, tpl *template, sp spec) (Row, error
 	r.Signals = len(all)
 	r.PerSec = float64(len(all)) / el.Seconds()
 	r.CPUPerSignal, r.AllocsPerSignal = m.per(len(all))
+	r.Cores = r.CPUPerSignal * r.PerSec / 1e6
 	r.P50, r.P99, r.P999 = percentiles(all)
 	return *r, ctx.Err()
 }
