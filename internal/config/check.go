@@ -412,6 +412,7 @@ func (c *checker) export(base string, e ExportPolicy, st Storage) {
 			"unknown delivery %q", e.Delivery)
 	}
 	c.exportRate(base, e)
+	c.redact(base, e)
 	b := e.Buffer
 	for _, f := range []struct {
 		path string
@@ -431,6 +432,41 @@ func (c *checker) export(base string, e ExportPolicy, st Storage) {
 	if b.MaxBytes > 0 && st.MaxBytes > 0 && b.MaxBytes > st.MaxBytes {
 		c.warn(base+".buffer.max_bytes", "the store drops the oldest signals beyond storage.max_bytes, whatever the peer's buffer allows",
 			"%s is more than storage.max_bytes (%s): the store's bound applies first", b.MaxBytes, st.MaxBytes)
+	}
+}
+
+// redact checks a peer's export redactions.
+func (c *checker) redact(base string, e ExportPolicy) {
+	if len(e.Redact) == 0 {
+		return
+	}
+	const hint = `a JSON pointer (RFC 6901) into the signal's data, e.g. "/data/customer/name"; "~1" stands for "/" and "~0" for "~" in a name`
+	seen := map[string]int{}
+	for i, ptr := range e.Redact {
+		p := fmt.Sprintf("%s.redact[%d]", base, i)
+		if !strings.HasPrefix(ptr, "/data/") || len(ptr) == len("/data/") {
+			c.add(p, hint, "%q does not point into /data/: only fields of the signal's data can be redacted", ptr)
+			continue
+		}
+		for j := 0; j < len(ptr); j++ {
+			if ptr[j] == '~' && (j+1 == len(ptr) || ptr[j+1] != '0' && ptr[j+1] != '1') {
+				c.add(p, hint, "%q: \"~\" must be followed by 0 or 1", ptr)
+				break
+			}
+		}
+		if j, dup := seen[ptr]; dup {
+			c.add(p, "list each pointer once", "%q is also redact[%d]", ptr, j)
+		} else {
+			seen[ptr] = i
+		}
+	}
+	if e.Transit {
+		c.add(base+".redact", "redaction applies to the signals we originate, signed again with our key; a relayed signal carries its origin's signature over its data, "+
+			"so only its origin can redact it: remove transit for this peer, or ask the origins to redact at their end",
+			"redact with transit: relayed signals cannot be redacted")
+	}
+	if e.Lossy() {
+		c.add(base+".redact", "redaction is done by the durable sender: use delivery: durable, or remove redact", "redact with delivery: lossy")
 	}
 }
 

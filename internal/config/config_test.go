@@ -392,6 +392,104 @@ peers:
 		line: 8, path: "peers[0].export.buffer.max_bytes", msg: `invalid size "lots"`, hint: "KiB, MiB, GiB, TiB",
 	},
 	{
+		name: "redact outside data",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      redact: ["/customer/name"]
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 8, path: "peers[0].export.redact[0]", msg: `"/customer/name" does not point into /data/`, hint: "RFC 6901",
+	},
+	{
+		name: "redact all of data",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      redact: ["/data/"]
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 8, path: "peers[0].export.redact[0]", msg: `"/data/" does not point into /data/`, hint: "RFC 6901",
+	},
+	{
+		name: "redact bad escape",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      redact: ["/data/a~2b"]
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 8, path: "peers[0].export.redact[0]", msg: `"/data/a~2b": "~" must be followed by 0 or 1`, hint: "RFC 6901",
+	},
+	{
+		name: "redact twice",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      redact: ["/data/a", "/data/a"]
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 8, path: "peers[0].export.redact[1]", msg: `"/data/a" is also redact[0]`, hint: "list each pointer once",
+	},
+	{
+		name: "redact with transit",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      transit: true
+      redact: ["/data/a"]
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].export.redact", msg: "redact with transit: relayed signals cannot be redacted", hint: "only its origin can redact it",
+	},
+	{
+		name: "redact with lossy delivery",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      delivery: lossy
+      redact: ["/data/a"]
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].export.redact", msg: "redact with delivery: lossy", hint: "use delivery: durable",
+	},
+	{
 		name: "zero export rate",
 		yaml: y(`
 operator: {id: op-a, signing_key_file: a.nk}

@@ -171,6 +171,12 @@ type ExportPolicy struct {
 	// delays signals, it never drops them (durable delivery). 0: no pacing.
 	MaxRate  float64 `yaml:"max_rate,omitempty"`
 	MaxBurst int     `yaml:"max_burst,omitempty"`
+	// Redact lists JSON pointers (RFC 6901) into the signal's data, each
+	// starting with /data/, removed from the signals we originate before
+	// they cross to the peer; the copy is signed again with our key. Not
+	// with Transit (a relayed signal carries its origin's signature over
+	// its data) nor with lossy delivery.
+	Redact []string `yaml:"redact,omitempty"`
 }
 
 // Delivery modes of an export.

@@ -5,8 +5,13 @@
 package exportpolicy
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"path"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/signal"
@@ -20,6 +25,7 @@ type Policy struct {
 	classes  []string
 	services []string
 	transit  bool
+	redact   [][]string // JSON pointers into data, as tokens below /data
 }
 
 // New returns the export policy of operator self towards peer p.
@@ -30,7 +36,96 @@ func New(self string, p *config.Peer) *Policy {
 		classes:  p.Export.Classes,
 		services: p.Export.Services,
 		transit:  p.Export.Transit,
+		redact:   pointers(p.Export.Redact),
 	}
+}
+
+// pointers parses export.redact (checked by config): "/data/a/b~1c" is
+// [a b/c].
+func pointers(list []string) [][]string {
+	var out [][]string
+	for _, ptr := range list {
+		rest, ok := strings.CutPrefix(ptr, "/data/")
+		if !ok || rest == "" {
+			continue
+		}
+		var toks []string
+		for _, t := range strings.Split(rest, "/") {
+			toks = append(toks, strings.NewReplacer("~1", "/", "~0", "~").Replace(t))
+		}
+		out = append(out, toks)
+	}
+	return out
+}
+
+// Redacts reports whether the policy removes fields from what the peer
+// receives (export.redact).
+func (p *Policy) Redacts() bool { return len(p.redact) > 0 }
+
+// Redact removes the export.redact fields from ev's data and reports
+// whether it removed any. Only the origin may do this, and must sign the
+// result again: the origin's signature covers the data's bytes.
+func (p *Policy) Redact(ev *signal.Event) (bool, error) {
+	if len(p.redact) == 0 {
+		return false, nil
+	}
+	if ev.Origin != p.self {
+		return false, fmt.Errorf("redact %s: a signal of %s carries its origin's signature; only %s can redact it", ev.ID, ev.Origin, ev.Origin)
+	}
+	d := json.NewDecoder(bytes.NewReader(ev.Data))
+	d.UseNumber() // numbers keep their digits
+	var data any
+	if err := d.Decode(&data); err != nil {
+		return false, fmt.Errorf("redact %s: data: %w", ev.ID, err)
+	}
+	changed := false
+	for _, toks := range p.redact {
+		var ok bool
+		if data, ok = remove(data, toks); ok {
+			changed = true
+		}
+	}
+	if !changed {
+		return false, nil
+	}
+	var b bytes.Buffer
+	e := json.NewEncoder(&b)
+	e.SetEscapeHTML(false)
+	if err := e.Encode(data); err != nil {
+		return false, fmt.Errorf("redact %s: %w", ev.ID, err)
+	}
+	ev.Data = json.RawMessage(bytes.TrimRight(b.Bytes(), "\n"))
+	return true, nil
+}
+
+// remove deletes the value at toks below v, if there is one.
+func remove(v any, toks []string) (any, bool) {
+	switch x := v.(type) {
+	case map[string]any:
+		c, ok := x[toks[0]]
+		if !ok {
+			return v, false
+		}
+		if len(toks) == 1 {
+			delete(x, toks[0])
+			return x, true
+		}
+		nc, removed := remove(c, toks[1:])
+		x[toks[0]] = nc
+		return x, removed
+	case []any:
+		i, err := strconv.Atoi(toks[0])
+		if err != nil || i < 0 || i >= len(x) || toks[0] != strconv.Itoa(i) {
+			return v, false
+		}
+		if len(toks) == 1 {
+			return slices.Delete(x, i, i+1), true
+		}
+		nc, removed := remove(x[i], toks[1:])
+		x[i] = nc
+		return x, removed
+	}
+	return v, false
 }
 
 // Decision says whether a signal is exported and which rule decided.

@@ -120,3 +120,28 @@ func TestMayExportAgreesWithDecide(t *testing.T) {
 		}
 	}
 }
+
+func TestRedact(t *testing.T) {
+	p := exportpolicy.New(self, &config.Peer{ID: peer, Export: config.ExportPolicy{
+		Redact: []string{"/data/customer/name", "/data/list/1", "/data/a~1b", "/data/missing/x"},
+	}})
+	ev := event(self, nil, "vpn-acme/r1")
+	ev.Data = []byte(`{"customer":{"name":"ACME <corp>","id":7},"list":[1,2,3],"a/b":true,"big":12345678901234567890,"keep":"x"}`)
+	changed, err := p.Redact(ev)
+	assert.NoError(t, err)
+	assert.True(t, changed)
+	assert.JSONEq(t, `{"customer":{"id":7},"list":[1,3],"big":12345678901234567890,"keep":"x"}`, string(ev.Data))
+	assert.Contains(t, string(ev.Data), "12345678901234567890") // numbers keep their digits
+
+	ev = event(self, nil, "vpn-acme/r1")
+	ev.Data = []byte(`{"keep":"x"}`)
+	changed, err = p.Redact(ev)
+	assert.NoError(t, err)
+	assert.False(t, changed)
+	assert.Equal(t, `{"keep":"x"}`, string(ev.Data))
+
+	ev = event("op-c", []string{"op-c"}, "vpn-acme/r1")
+	ev.Data = []byte(`{"customer":{"name":"n"}}`)
+	_, err = p.Redact(ev)
+	assert.ErrorContains(t, err, "only op-c can redact it")
+}

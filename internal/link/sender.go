@@ -85,6 +85,11 @@ type Sender struct {
 	// the window, so pacing delays signals and never drops one. Resends
 	// are not paced again.
 	Pace *rate.Limiter
+
+	// Resign signs a signal we originate again, after export.redact
+	// removed fields from its data; set before Run when the policy
+	// redacts.
+	Resign func(ev *signal.Event) error
 }
 
 // NewPace returns the limiter of export.max_rate and max_burst, or nil
@@ -646,6 +651,24 @@ func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (*entry, bool) {
 		s.log.Trace().Str("type", ev.Type).Str("subject", ev.Subject).Str("rule", d.Rule).Msg("link: not exported")
 		_ = m.Ack()
 		return nil, false
+	}
+	if s.policy.Redacts() {
+		// export.redact: the peer gets our signal without the fields,
+		// signed again by us, its origin. Never the full signal instead.
+		changed, err := s.policy.Redact(ev)
+		if err == nil && changed {
+			if s.Resign == nil {
+				err = errors.New("no signing key to sign the redacted copy")
+			} else {
+				err = s.Resign(ev)
+			}
+		}
+		if err != nil {
+			s.log.Error().Err(err).Str("type", ev.Type).Str("subject", ev.Subject).Str("id", ev.ID).
+				Msg("link: signal not exported: it could not be redacted (export.redact)")
+			_ = m.Ack()
+			return nil, false
+		}
 	}
 	ev.Path = append(ev.Path, s.self)
 	seq := meta.Sequence.Stream

@@ -4,6 +4,7 @@ package node_test
 // export pacing, and redaction.
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/origin"
 	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/signal"
 )
@@ -152,4 +154,61 @@ func TestExportPaceTimeline(t *testing.T) {
 	t.Logf("op-b (paced 50/s): first at %s, last at %s; op-c (not paced): last at %s",
 		tl.got["op-b"][ids[0]][0].at.Round(time.Millisecond), prev.Round(time.Millisecond),
 		tl.got["op-c"][ids[n-1]][0].at.Round(time.Millisecond))
+}
+
+// TestRedactTimeline: op-a redacts /data/link/peer from what it sends op-b
+// and not from what it sends op-c. op-b receives the signal without the
+// field, with a signature of op-a (signed again after redaction) that
+// verifies; op-c and op-a's own consumers get the field and op-a's
+// original signature. A signal without the field crosses unchanged.
+func TestRedactTimeline(t *testing.T) {
+	na, nb, nc := star(t, map[string]func(*config.Config){
+		"op-a": func(c *config.Config) {
+			peerOf(c, "op-b").Export.Redact = []string{"/data/link/peer", "/data/trafficClasses/1"}
+		},
+	})
+	v, err := origin.NewVerifier(map[string]string{"op-a": pub(t, "op-a")})
+	require.NoError(t, err)
+	verified := where("op-a's signature verifies", func(ev *signal.Event) error { return v.Verify(ev) })
+	field := func(has bool) tlCheck {
+		return where(fmt.Sprintf("data has link.peer: %v", has), func(ev *signal.Event) error {
+			var d struct {
+				Link struct {
+					ID   string  `json:"id"`
+					Peer *string `json:"peer"`
+				} `json:"link"`
+				Util    float64  `json:"utilisationPercent"`
+				Classes []string `json:"trafficClasses"`
+			}
+			if err := json.Unmarshal(ev.Data, &d); err != nil {
+				return err
+			}
+			if (d.Link.Peer != nil) != has {
+				return fmt.Errorf("data %s", ev.Data)
+			}
+			wantClasses := []string{"AF41", "BE"}
+			if !has {
+				wantClasses = []string{"AF41"}
+			}
+			if d.Link.ID != "ic-paris-1" || d.Util != 97.5 || fmt.Sprint(d.Classes) != fmt.Sprint(wantClasses) {
+				return fmt.Errorf("other data changed: %s", ev.Data)
+			}
+			return nil
+		})
+	}
+	plain := condEv("op-a", "rd-2", "r2", signal.Raised)
+	plain.Data = []byte(`{"link":{"id":"ic-paris-1","kind":"interconnect"},"direction":"egress","utilisationPercent":97.5,"packetLossPercent":0.8,"queueDelayMs":14.2,"trafficClasses":["AF41"]}`)
+	tlRun(t, []*node.Node{na, nb, nc},
+		at(0, push("op-a", condEv("op-a", "rd-1", "r1", signal.Raised))),
+		at(100*time.Millisecond, push("op-a", plain)),
+		want("op-b", "rd-1", until(3*time.Second), verified, field(false)),
+		want("op-c", "rd-1", until(3*time.Second), verified, field(true)),
+		want("op-a", "rd-1", until(time.Second), verified, field(true)),
+		want("op-b", "rd-2", until(3*time.Second), verified, where("unchanged", func(ev *signal.Event) error {
+			if string(ev.Data) != string(plain.Data) {
+				return fmt.Errorf("data %s", ev.Data)
+			}
+			return nil
+		})),
+	)
 }

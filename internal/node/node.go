@@ -360,6 +360,9 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 		MeanSize: n.store.MeanSize,
 	}
 	snd.Pace = link.NewPace(p.Export.MaxRate, p.Export.MaxBurst)
+	if n.signer != nil {
+		snd.Resign = n.signer.Sign // export.redact signs the redacted copy again
+	}
 	n.senders[p.ID] = snd
 	n.runExport(rctx, p.ID, snd.Run)
 	return nil
