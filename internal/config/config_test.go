@@ -1765,3 +1765,48 @@ func TestParseSyntaxErrorLine(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyLimits: the per-peer limits parse, with their defaults.
+func TestPolicyLimits(t *testing.T) {
+	cfg, err := Parse("op-a.yaml", []byte(keys(y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      services: ["*"]
+      max_rate: 50
+      max_burst: 10
+      redact: ["/data/customer/name", "/data/a~1b"]
+    import:
+      classes: ["*"]
+      max_conditions: {limit: 1000, warn_at: 90%}
+    signing_key: $B
+  - id: op-c
+    dial: {url: "nats-leaf://c.example:7422", user: u, password: p}
+    export: {classes: ["*"], services: ["*"]}
+    import:
+      classes: ["*"]
+      max_conditions: {limit: 10, warn_at: 4}
+    signing_key: $C
+  - id: op-d
+    dial: {url: "nats-leaf://d.example:7422", user: u, password: p}
+    export: {classes: ["*"], services: ["*"]}
+    import:
+      classes: ["*"]
+      max_conditions: {limit: 7}
+    signing_key: $D
+`))))
+	require.NoError(t, err)
+	require.Empty(t, cfg.Warnings())
+	b := cfg.Peers[0]
+	require.Equal(t, 50.0, b.Export.MaxRate)
+	require.Equal(t, 10, b.Export.MaxBurst)
+	require.Equal(t, []string{"/data/customer/name", "/data/a~1b"}, b.Export.Redact)
+	require.Equal(t, 1000, b.Import.MaxConditions.Limit)
+	require.Equal(t, 900, b.Import.MaxConditions.WarnCount())
+	require.Equal(t, 4, cfg.Peers[1].Import.MaxConditions.WarnCount())
+	require.Equal(t, 6, cfg.Peers[2].Import.MaxConditions.WarnCount()) // 80% of 7, rounded up
+}
