@@ -10,6 +10,7 @@ package link
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -91,6 +92,7 @@ type Receiver struct {
 type condLimit struct {
 	limit, warn int
 	pending     map[conditions.Key]time.Time
+	swept       time.Time
 	warned      bool
 }
 
@@ -375,20 +377,29 @@ func (r *Receiver) decide(m *nats.Msg) job {
 func (r *Receiver) checkMaxConditions(ev *signal.Event, class string) error {
 	l := r.maxConds
 	t := r.conds.Load()
-	if l == nil || t == nil || ev.State == signal.Cleared {
+	if l == nil || t == nil {
 		return nil
 	}
 	k := conditions.Key{Peer: r.peer, Origin: ev.Origin, Class: class, Subject: ev.Subject}
+	if ev.State == signal.Cleared {
+		delete(l.pending, k) // clears always pass
+		return nil
+	}
 	if _, ok := l.pending[k]; ok || t.Active(k) {
 		return nil
 	}
+	// Admitted keys count until the table holds them, then once, in the
+	// table's count; those it holds are swept out now and then.
 	now := time.Now()
-	for pk, at := range l.pending {
-		if now.Sub(at) > pendingTTL || t.Active(pk) {
-			delete(l.pending, pk)
+	if now.Sub(l.swept) > time.Second || len(l.pending) >= PipelineDepth {
+		for pk, at := range l.pending {
+			if now.Sub(at) > pendingTTL || t.Active(pk) {
+				delete(l.pending, pk)
+			}
 		}
+		l.swept = now
 	}
-	n := t.Len(r.peer) + len(l.pending)
+	n := t.LenWith(r.peer, maps.Keys(l.pending))
 	if n >= l.limit {
 		return reject.Errorf(reject.TooManyConditions,
 			"%s holds %d active conditions from %s, its import.max_conditions.limit: the new condition %s %s is refused "+
