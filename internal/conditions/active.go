@@ -19,10 +19,11 @@ func (t *Table) Active(k Key) bool {
 	return e != nil && e.isLive()
 }
 
-// LenWith is Len(peer) plus how many of extra, keys of that peer, the
-// table does not hold as active or stale, counted at one instant: a
-// count of conditions that includes some not applied yet, each once.
-func (t *Table) LenWith(peer string, extra iter.Seq[Key]) int {
+// LenWith is Len(peer) counted as if the pending changes of that peer's
+// conditions were applied, at one instant: a key with true (raised, not
+// applied yet) counts when the table does not hold it, a key with false
+// (cleared, not applied yet) stops counting when the table holds it.
+func (t *Table) LenWith(peer string, pending iter.Seq2[Key, bool]) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p := t.peers[peer]
@@ -30,16 +31,21 @@ func (t *Table) LenWith(peer string, extra iter.Seq[Key]) int {
 	if p != nil {
 		n = p.live
 	}
-	for k := range extra {
+	for k, live := range pending {
 		if k.Peer != peer {
 			continue
 		}
+		held := false
 		if p != nil {
-			if e := p.m[ckey{origin: unique.Make(k.Origin), class: unique.Make(k.Class), subject: k.Subject}]; e != nil && e.isLive() {
-				continue
-			}
+			e := p.m[ckey{origin: unique.Make(k.Origin), class: unique.Make(k.Class), subject: k.Subject}]
+			held = e != nil && e.isLive()
 		}
-		n++
+		switch {
+		case live && !held:
+			n++
+		case !live && held:
+			n--
+		}
 	}
 	return n
 }

@@ -1,7 +1,7 @@
 package conditions
 
 import (
-	"slices"
+	"maps"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -24,9 +24,12 @@ func TestActiveAndLenWith(t *testing.T) {
 	require.False(t, tbl.Active(Key{Peer: "op-b", Origin: "op-b", Class: "congestion", Subject: "svc/r1"}))
 	require.False(t, tbl.Active(Key{Peer: "op-c", Origin: "op-b", Class: "fault", Subject: "svc/r1"}))
 
-	// r1 is held (counted once), r2 and r3 are not, op-c's key is not op-b's.
-	extra := []Key{k("svc/r1"), k("svc/r2"), k("svc/r3"), {Peer: "op-c", Origin: "op-c", Class: "fault", Subject: "x/y"}}
-	require.Equal(t, 3, tbl.LenWith("op-b", slices.Values(extra)))
-	require.Equal(t, 1, tbl.LenWith("op-c", slices.Values(extra)))
-	require.Equal(t, 1, tbl.LenWith("op-b", slices.Values([]Key(nil))))
+	// Raised: r1 is held (counted once), r2 and r3 are not; op-c's key is
+	// not op-b's.
+	raised := map[Key]bool{k("svc/r1"): true, k("svc/r2"): true, k("svc/r3"): true, {Peer: "op-c", Origin: "op-c", Class: "fault", Subject: "x/y"}: true}
+	require.Equal(t, 3, tbl.LenWith("op-b", maps.All(raised)))
+	require.Equal(t, 1, tbl.LenWith("op-c", maps.All(raised)))
+	require.Equal(t, 1, tbl.LenWith("op-b", maps.All(map[Key]bool(nil))))
+	// Cleared: r1 is held, so it stops counting; r2 is not held.
+	require.Equal(t, 0, tbl.LenWith("op-b", maps.All(map[Key]bool{k("svc/r1"): false, k("svc/r2"): false})))
 }

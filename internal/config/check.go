@@ -498,6 +498,9 @@ func (c *checker) importLimits(base string, im ImportPolicy) {
 		c.add(base+".limit", limitHint, "must be greater than zero")
 		return
 	}
+	if m.Idle < 0 || m.Idle == 0 && c.given(base+".idle") {
+		c.add(base+".idle", "how long the link idles when the limit refuses a signal, e.g. idle: 5m; leave it out not to idle", "must be greater than zero")
+	}
 	const warnHint = `a percentage of limit ("80%", the default) or a count below limit ("800")`
 	w := strings.TrimSpace(m.WarnAt)
 	if w == "" {

@@ -603,6 +603,22 @@ peers:
 		line: 9, path: "peers[0].import.max_conditions.warn_at", msg: "200 is not between 1 and limit (100)", hint: "a count below limit",
 	},
 	{
+		name: "zero max conditions idle",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export: {classes: ["*"]}
+    import:
+      classes: ["*"]
+      max_conditions: {limit: 100, idle: 0s}
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].import.max_conditions.idle", msg: "must be greater than zero", hint: "leave it out not to idle",
+	},
+	{
 		name: "max conditions warn_at not a number",
 		yaml: y(`
 operator: {id: op-a, signing_key_file: a.nk}
@@ -1782,7 +1798,7 @@ peers:
       redact: ["/data/customer/name", "/data/a~1b"]
     import:
       classes: ["*"]
-      max_conditions: {limit: 1000, warn_at: 90%}
+      max_conditions: {limit: 1000, warn_at: 90%, idle: 5m}
     signing_key: $B
   - id: op-c
     dial: {url: "nats-leaf://c.example:7422", user: u, password: p}
@@ -1807,6 +1823,7 @@ peers:
 	require.Equal(t, []string{"/data/customer/name", "/data/a~1b"}, b.Export.Redact)
 	require.Equal(t, 1000, b.Import.MaxConditions.Limit)
 	require.Equal(t, 900, b.Import.MaxConditions.WarnCount())
+	require.Equal(t, Duration(5*time.Minute), b.Import.MaxConditions.Idle)
 	require.Equal(t, 4, cfg.Peers[1].Import.MaxConditions.WarnCount())
 	require.Equal(t, 6, cfg.Peers[2].Import.MaxConditions.WarnCount()) // 80% of 7, rounded up
 }

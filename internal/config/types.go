@@ -235,6 +235,12 @@ type MaxConditions struct {
 	// WarnAt is a percentage of Limit ("80%", the default) or a count
 	// ("800") at which a warning is logged.
 	WarnAt string `yaml:"warn_at"`
+	// Idle, when set, also idles the link for this hold time when the
+	// limit refuses a signal, like maximum-prefix's restart timer: the
+	// node takes nothing from the peer and answers nothing, so the peer's
+	// sender holds its signals as if the link were down and resends them
+	// in order afterwards. Nothing is lost. 0: no idling.
+	Idle Duration `yaml:"idle"`
 }
 
 // WarnCount is the number of conditions at which to warn: WarnAt as a

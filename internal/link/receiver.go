@@ -10,7 +10,6 @@ package link
 import (
 	"context"
 	"fmt"
-	"maps"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -86,18 +85,32 @@ type Receiver struct {
 }
 
 // condLimit is import.max_conditions at work. The table is fed from the
-// store, behind the pipeline: pending holds the new keys admitted that
-// the table may not hold yet, so a burst of new conditions cannot slip
-// past the limit while their store writes are on the way.
+// store, behind the pipeline: pending holds the changes admitted that the
+// table may not have applied yet — new keys raised, held keys cleared — so
+// a burst of new conditions cannot slip past the limit, and a clear makes
+// room for the signal right behind it.
 type condLimit struct {
 	limit, warn int
-	pending     map[conditions.Key]time.Time
+	pending     map[conditions.Key]pendingChange
 	swept       time.Time
 	warned      bool
+	// idle (import.max_conditions.idle): when the limit refuses a
+	// signal, the link idles until idleUntil: Handle takes nothing and
+	// answers nothing, so the sender holds its signals as on a link cut.
+	idle      time.Duration
+	idleUntil time.Time
+	idled     int // messages left unanswered while idle
 }
 
-// pendingTTL: a key admitted but still not in the table after this (its
-// store write failed, or it was a duplicate) stops counting.
+// pendingChange is an admitted change: raised (a new key) or cleared.
+type pendingChange struct {
+	at     time.Time
+	raised bool
+}
+
+// pendingTTL: a change admitted but still not applied after this (its
+// store write failed, or it was a duplicate) stops counting. A raise is
+// forgotten as soon as the table holds its key; a clear only after this.
 const pendingTTL = 10 * time.Second
 
 // SetConditions gives the receiver the node's condition table, which
@@ -138,7 +151,7 @@ func NewReceiver(self string, p *config.Peer, deps ReceiverDeps, log zerolog.Log
 		finished:     make(chan struct{}),
 	}
 	if m := p.Import.MaxConditions; m != nil && m.Limit > 0 {
-		rc.maxConds = &condLimit{limit: m.Limit, warn: m.WarnCount(), pending: map[conditions.Key]time.Time{}}
+		rc.maxConds = &condLimit{limit: m.Limit, warn: m.WarnCount(), idle: time.Duration(m.Idle), pending: map[conditions.Key]pendingChange{}}
 	}
 	go rc.complete()
 	return rc
@@ -195,6 +208,9 @@ type putJob struct {
 // the message and hands it to the pipeline, which stores and answers in
 // link order.
 func (r *Receiver) Handle(m *nats.Msg) {
+	if r.idling() {
+		return
+	}
 	r.resync()
 	if m.Subject == ProbeSubject(r.peer) {
 		r.order(m.Header)
@@ -371,6 +387,25 @@ func (r *Receiver) decide(m *nats.Msg) job {
 	return job{put: &putJob{ev: ev, subj: subj}}
 }
 
+// idling reports whether the link idles (import.max_conditions.idle).
+// While it does, link messages and probes go unanswered: the sender finds
+// the peer silent, holds its signals, probes now and then, and resends
+// what went unanswered, in order, once a probe is answered.
+func (r *Receiver) idling() bool {
+	l := r.maxConds
+	if l == nil || l.idleUntil.IsZero() {
+		return false
+	}
+	if time.Now().Before(l.idleUntil) {
+		l.idled++
+		return true
+	}
+	r.log.Warn().Str("reason", string(reject.TooManyConditions)).Int("unanswered", l.idled).
+		Msg("link: idle hold time (import.max_conditions.idle) over: taking signals again")
+	l.idleUntil, l.idled = time.Time{}, 0
+	return false
+}
+
 // checkMaxConditions refuses a signal that would raise a new condition
 // from the peer when it already holds import.max_conditions of them.
 // Clears, and signals for a condition already held, always pass.
@@ -381,33 +416,46 @@ func (r *Receiver) checkMaxConditions(ev *signal.Event, class string) error {
 		return nil
 	}
 	k := conditions.Key{Peer: r.peer, Origin: ev.Origin, Class: class, Subject: ev.Subject}
-	if ev.State == signal.Cleared {
-		delete(l.pending, k) // clears always pass
-		return nil
-	}
-	if _, ok := l.pending[k]; ok || t.Active(k) {
-		return nil
-	}
-	// Admitted keys count until the table holds them, then once, in the
-	// table's count; those it holds are swept out now and then.
 	now := time.Now()
+	if ev.State == signal.Cleared {
+		l.pending[k] = pendingChange{at: now} // clears always pass
+		return nil
+	}
+	if p, ok := l.pending[k]; ok && p.raised || t.Active(k) && !ok {
+		return nil // held, or about to be: an update
+	}
+	// Admitted changes count until the table applied them; they are
+	// swept out now and then.
 	if now.Sub(l.swept) > time.Second || len(l.pending) >= PipelineDepth {
-		for pk, at := range l.pending {
-			if now.Sub(at) > pendingTTL || t.Active(pk) {
+		for pk, p := range l.pending {
+			if now.Sub(p.at) > pendingTTL || p.raised && t.Active(pk) {
 				delete(l.pending, pk)
 			}
 		}
 		l.swept = now
 	}
-	n := t.LenWith(r.peer, maps.Keys(l.pending))
+	n := t.LenWith(r.peer, func(yield func(conditions.Key, bool) bool) {
+		for k, p := range l.pending {
+			if !yield(k, p.raised) {
+				return
+			}
+		}
+	})
 	if n >= l.limit {
+		idle := ""
+		if l.idle > 0 {
+			l.idleUntil = now.Add(l.idle)
+			idle = fmt.Sprintf("; the link idles for %s (import.max_conditions.idle): what you send meanwhile is taken afterwards", l.idle)
+			r.log.Warn().Str("reason", string(reject.TooManyConditions)).Int("limit", l.limit).Dur("idle", l.idle).
+				Msg("link: the peer reached import.max_conditions.limit: the link idles for the hold time")
+		}
 		return reject.Errorf(reject.TooManyConditions,
 			"%s holds %d active conditions from %s, its import.max_conditions.limit: the new condition %s %s is refused "+
 				"(updates and clears of held conditions still pass). Clear or let expire conditions at %s, or ask %s to raise "+
-				"peers[%s].import.max_conditions.limit; the refused signal is in %s's dead-letter stream",
-			r.self, n, r.peer, class, ev.Subject, r.peer, r.self, r.peer, r.self)
+				"peers[%s].import.max_conditions.limit; the refused signal is in %s's dead-letter stream%s",
+			r.self, n, r.peer, class, ev.Subject, r.peer, r.self, r.peer, r.self, idle)
 	}
-	l.pending[k] = now
+	l.pending[k] = pendingChange{at: now, raised: true}
 	n++
 	switch {
 	case n >= l.warn && !l.warned:

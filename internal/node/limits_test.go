@@ -212,3 +212,53 @@ func TestRedactTimeline(t *testing.T) {
 		})),
 	)
 }
+
+// TestMaxConditionsIdleTimeline: with import.max_conditions.idle, the
+// refusal at the limit also idles the link for the hold time: what op-a
+// sends meanwhile (a clear, then a new condition that the clear makes room
+// for) waits at op-a and crosses once the hold time is over, in order,
+// once each.
+func TestMaxConditionsIdleTimeline(t *testing.T) {
+	const hold = 2 * time.Second
+	na, nb := pairWith(t, []string{"*"}, []string{"*"}, func(c *config.Config) {
+		if c.Operator.ID == "op-b" {
+			c.Peers[0].Import.MaxConditions = &config.MaxConditions{Limit: 2, Idle: config.Duration(hold)}
+		}
+	})
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	tl := newTimeline(t, na, nb)
+	fails := tl.run(t,
+		at(0, push("op-a", condEv("op-a", "mi-1", "r1", signal.Raised))),
+		at(ms(100), push("op-a", condEv("op-a", "mi-2", "r2", signal.Raised))),
+		at(ms(300), push("op-a", condEv("op-a", "mi-3", "r3", signal.Raised))), // over: refused, the link idles
+		at(ms(600), push("op-a", condEv("op-a", "mi-4", "r1", signal.Cleared))),
+		at(ms(700), push("op-a", condEv("op-a", "mi-5", "r4", signal.Raised))),
+		want("op-b", "mi-1", until(time.Second)),
+		want("op-b", "mi-2", until(time.Second)),
+		wantRefused("op-b", "mi-3", string(reject.TooManyConditions), between(ms(300), 2*time.Second)),
+		wantNothing("op-b", "mi-4", until(ms(300)+hold)),
+		want("op-b", "mi-4", between(ms(300)+hold, 15*time.Second)),
+		want("op-b", "mi-5", between(ms(300)+hold, 15*time.Second)),
+		want("op-a", "mi-5", between(ms(700), 2*time.Second)),
+	)
+	require.Empty(t, fails, "%s", tl.dump())
+	tl.mu.Lock()
+	c4, c5 := tl.got["op-b"]["mi-4"], tl.got["op-b"]["mi-5"]
+	detail := tl.dlq["op-b"]["mi-3"][0].detail
+	tl.mu.Unlock()
+	require.Len(t, c4, 1)
+	require.Len(t, c5, 1)
+	require.LessOrEqual(t, c4[0].at, c5[0].at, "order kept")
+	require.Contains(t, detail, "the link idles for 2s")
+	t.Logf("after the hold time: the clear at %s, the new condition at %s", c4[0].at.Round(time.Millisecond), c5[0].at.Round(time.Millisecond))
+	waitFor(t, 5*time.Second, func() error {
+		got := map[string]bool{}
+		for _, c := range nb.Conditions(conditions.Filter{Peer: "op-a"}) {
+			got[c.Subject] = true
+		}
+		if fmt.Sprint(got) != fmt.Sprint(map[string]bool{"vpn-acme/r2": true, "vpn-acme/r4": true}) {
+			return fmt.Errorf("op-b holds %v", got)
+		}
+		return nil
+	})
+}
