@@ -138,6 +138,9 @@ func finish(s *sink, r *Row, f *flow, snap snapshot, err error) (Row, error) {
 	if r.Lost > 0 {
 		return *r, fmt.Errorf("%s: %d of %d signals never arrived", r.Name, r.Lost, f.sent)
 	}
+	if r.Lost < 0 {
+		return *r, fmt.Errorf("%s: %d more arrivals than signals sent (%d): duplicates", r.Name, -r.Lost, f.sent)
+	}
 	return *r, nil
 }
 
