@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/conditions"
@@ -33,11 +34,12 @@ func condEv(origin, id, res string, st signal.State) *signal.Event {
 // a clear made room, a new condition is accepted again, and the next one
 // over the limit is refused again. op-a itself keeps everything.
 func TestMaxConditionsTimeline(t *testing.T) {
+	logB := &atkLog{}
 	na, nb := pairWith(t, []string{"*"}, []string{"*"}, func(c *config.Config) {
 		if c.Operator.ID == "op-b" {
 			c.Peers[0].Import.MaxConditions = &config.MaxConditions{Limit: 3, WarnAt: "2"}
 		}
-	})
+	}, node.WithLogger(zerolog.New(logB).Level(zerolog.WarnLevel)))
 	const s = time.Second
 	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 	tl := newTimeline(t, na, nb)
@@ -73,6 +75,16 @@ func TestMaxConditionsTimeline(t *testing.T) {
 	t.Logf("refusal: %s", detail)
 	require.Contains(t, detail, "holds 3 active conditions from op-a")
 	require.Contains(t, detail, "peers[op-a].import.max_conditions.limit")
+	// warn_at: logged once when the count reached it, not again while it
+	// stays at or above it.
+	warned := 0
+	for _, l := range logB.since(0) {
+		if atkStr(l, "reason") == "max-conditions-warning" {
+			warned++
+			require.Equal(t, 2.0, l["active"])
+		}
+	}
+	require.Equal(t, 1, warned)
 	waitFor(t, 5*time.Second, func() error {
 		if n := nb.Table().Len("op-a"); n != 3 {
 			return fmt.Errorf("op-b holds %d conditions from op-a, want 3", n)
