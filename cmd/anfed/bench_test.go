@@ -24,7 +24,7 @@ func TestBenchQuickReportsEveryRow(t *testing.T) {
 
 	var rep bench.Report
 	require.NoError(t, json.Unmarshal([]byte(stdout), &rep), stdout)
-	want := []string{bench.RowRawNATS, bench.RowCross, bench.RowPaced(bench.Quick.Rate), bench.RowPaced(bench.ModestRate), bench.RowSignVerify, bench.RowRawJS, bench.RowIntake, bench.RowWebhook}
+	want := []string{bench.RowRawNATS, bench.RowCross, bench.RowPaced(bench.Quick.Rate), bench.RowPaced(bench.ModestRate), bench.RowLossy, bench.RowSignVerify, bench.RowRawJS, bench.RowIntake, bench.RowWebhook}
 	var got []string
 	for _, r := range rep.Rows {
 		got = append(got, r.Name)

@@ -18,12 +18,15 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/anfed/anfed/internal/config"
 )
 
 // Row names.
 const (
 	RowRawNATS    = "raw-nats-leaf"
 	RowCross      = "anfed-cross"
+	RowLossy      = "anfed-cross-lossy"
 	RowSignVerify = "sign+verify"
 	RowRawJS      = "raw-jetstream"
 	RowIntake     = "anfed-intake"
@@ -260,6 +263,18 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return rep, err
 	}
+	// 4b. The same with the link lossy (export.delivery: lossy): still
+	// validated, signed and stored at both ends, but sent over core NATS
+	// with no export consumer, no link answers and no resend.
+	say("starting anfed nodes op-a and op-b, linked, export.delivery lossy")
+	if p, err = e.startPairWith(ctx, 0, config.DeliveryLossy); err != nil {
+		return rep, err
+	}
+	err = add(cross(ctx, e, p, tpl, RowLossy, sat))
+	p.stop()
+	if err != nil {
+		return rep, err
+	}
 	// 5. The durable path: raw JetStream, then intake, on one node.
 	say("starting anfed node op-a alone (durable path)")
 	n, err := e.startSolo(ctx)
@@ -289,7 +304,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 // order puts the rows in table order and fills their ratios.
 func (r *Report) order(rate int) {
-	want := []string{RowRawNATS, RowCross, RowPaced(rate), RowPaced(ModestRate), RowSignVerify, RowRawJS, RowIntake, RowWebhook}
+	want := []string{RowRawNATS, RowCross, RowPaced(rate), RowPaced(ModestRate), RowLossy, RowSignVerify, RowRawJS, RowIntake, RowWebhook}
 	var rows []Row
 	for _, n := range want {
 		if x := r.Row(n); x != nil {
@@ -304,6 +319,7 @@ func (r *Report) order(rate int) {
 		}
 	}
 	ratio(RowCross, RowRawNATS)
+	ratio(RowLossy, RowRawNATS)
 	ratio(RowIntake, RowRawJS)
 }
 

@@ -190,8 +190,11 @@ func cross(ctx context.Context, e *env, p *pair, tpl *template, name string, sp 
 
 func crossRow(ctx context.Context, p *pair, tpl *template, name string, sp spec) (Row, error) {
 	r := &Row{Name: name, What: "producer on op-a → intake (validate, sign, store) → link → op-b (verify, validate, store) → subscriber", Latency: "publish→arrival"}
-	if sp.rate > 0 {
+	switch {
+	case sp.rate > 0:
 		r.What = fmt.Sprintf("the anfed-cross path paced at %d signals/s", sp.rate)
+	case name == RowLossy:
+		r.What = "the anfed-cross path with export.delivery lossy: core NATS on the link, no export consumer, no link answers"
 	}
 	pc, err := p.a.Connect(nats.Name("bench-producer"))
 	if err != nil {

@@ -182,7 +182,14 @@ func (e *env) startNode(ctx context.Context, cfg *config.Config) (*node.Node, er
 type pair struct{ a, b *node.Node }
 
 func (e *env) startPair(ctx context.Context, extraPeers int) (*pair, error) {
+	return e.startPairWith(ctx, extraPeers, "")
+}
+
+// startPairWith is startPair with op-a's export to op-b in delivery mode
+// ("": the default, durable).
+func (e *env) startPairWith(ctx context.Context, extraPeers int, delivery string) (*pair, error) {
 	ca, cb := e.pairConfigs(extraPeers)
+	ca.Peers[0].Export.Delivery = delivery
 	na, err := e.startNode(ctx, ca)
 	if err != nil {
 		return nil, err
