@@ -43,14 +43,17 @@ func TestRelayDroppedByPermissionsDoesNotJamLink(t *testing.T) {
 	})
 	ca, err := na.Connect()
 	require.NoError(t, err)
+	defer ca.Close()
 	got := &collector{}
 	_, err = ca.Subscribe("an.sig.>", got.add)
 	require.NoError(t, err)
 	require.NoError(t, ca.Flush())
 	pc, err := nc.Connect()
 	require.NoError(t, err)
+	defer pc.Close()
 	pb, err := nb.Connect()
 	require.NoError(t, err)
+	defer pb.Close()
 	require.True(t, publish(t, pb, congestion("op-b", "b-0")).OK())
 	waitFor(t, 5*time.Second, func() error {
 		if got.n() != 1 {
