@@ -10,11 +10,16 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/anfed/anfed/internal/signal"
 )
 
 func runLinkCut(t *testing.T, cut time.Duration) {
@@ -108,4 +113,45 @@ func TestLinkCut30s(t *testing.T) {
 		t.Skip("long: go test ./internal/node -run LinkCut30s -anfed.long (task fault)")
 	}
 	runLinkCut(t, 30*time.Second)
+}
+
+// A burst far beyond what the store has acknowledged (12,000 requests at
+// once, 4,096 writes in flight at most) is taken at the store's pace:
+// every signal accepted, none answered "unavailable" for lack of room.
+func TestIntakeOverloadWaitsForTheStore(t *testing.T) {
+	cfg := baseConfig(t, "op-a")
+	n := startNode(t, cfg) // storage.sync: always, the default
+	nc, err := n.Connect()
+	require.NoError(t, err)
+	defer nc.Close()
+	var mu sync.Mutex
+	counts := map[string]int{}
+	total := 0
+	sub, err := nc.Subscribe("burst.answer.>", func(m *nats.Msg) {
+		a, _ := signal.ParseAnswer(m.Data)
+		mu.Lock()
+		counts[a.Status+"/"+a.Reason]++
+		total++
+		mu.Unlock()
+	})
+	require.NoError(t, err)
+	require.NoError(t, sub.SetPendingLimits(-1, -1))
+	const burst = 12000
+	for i := range burst {
+		ev := congestion("op-a", fmt.Sprintf("burst-%d", i))
+		require.NoError(t, nc.PublishRequest("an.pub", fmt.Sprintf("burst.answer.%d", i), ev.Encode()))
+	}
+	start := time.Now()
+	waitFor(t, 120*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if total < burst {
+			return fmt.Errorf("%d answers of %d", total, burst)
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d requests at once: answers %v, the last %v after the burst", burst, counts, time.Since(start).Round(time.Millisecond))
+	assert.Equal(t, burst, counts[signal.StatusAccepted+"/"], "every signal accepted: %v", counts)
 }

@@ -24,6 +24,10 @@ const (
 	DLQStream    = "ANFED_DLQ"
 )
 
+// StallWait is how long PutAsync waits for room when 4,096 writes are
+// unacknowledged, before it fails.
+const StallWait = 5 * time.Second
+
 // Limits bound the signal stream. At a bound the oldest signals are
 // discarded (JetStream DiscardOld): the node keeps accepting new signals.
 type Limits struct {
@@ -101,7 +105,10 @@ func (s *Store) PutAsync(subj, key string, body []byte) (jetstream.PubAckFuture,
 	if err != nil {
 		return nil, err
 	}
-	return s.js.PublishMsgAsync(msg, jetstream.WithMsgID(key), jetstream.WithExpectStream(SignalStream))
+	// At the bound on unacknowledged writes, wait for room (up to
+	// StallWait) rather than fail at once: intake slows producers down
+	// before it answers "unavailable".
+	return s.js.PublishMsgAsync(msg, jetstream.WithMsgID(key), jetstream.WithExpectStream(SignalStream), jetstream.WithStallWait(StallWait))
 }
 
 // input is the message that stores a signal to be kept as subj: the
