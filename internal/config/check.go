@@ -413,6 +413,10 @@ func (c *checker) export(base string, e ExportPolicy, st Storage) {
 	}
 	c.exportRate(base, e)
 	c.redact(base, e)
+	if e.MinSeverity < 0 || e.MinSeverity > 24 || e.MinSeverity == 0 && c.given(base+".min_severity") {
+		c.add(base+".min_severity", "a severity number from 1 to 24 (INFO 9, WARN 13, ERROR 17, FATAL 21), or leave it out to export every severity",
+			"%d is not a severity number", e.MinSeverity)
+	}
 	b := e.Buffer
 	for _, f := range []struct {
 		path string

@@ -343,6 +343,22 @@ peers:
 		line: 4, path: "peers[0].id", msg: "required", hint: "^[a-z][a-z0-9-]{0,31}$",
 	},
 	{
+		name: "min severity out of range",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      min_severity: 30
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 8, path: "peers[0].export.min_severity", msg: "30 is not a severity number", hint: "from 1 to 24",
+	},
+	{
 		name: "unknown delivery",
 		yaml: y(`
 operator: {id: op-a, signing_key_file: a.nk}

@@ -177,6 +177,12 @@ type ExportPolicy struct {
 	// with Transit (a relayed signal carries its origin's signature over
 	// its data) nor with lossy delivery.
 	Redact []string `yaml:"redact,omitempty"`
+	// MinSeverity exports only raised and updated signals with at least
+	// this severity number (the severity extension's 1-24: INFO 9, WARN
+	// 13, ERROR 17); a signal without one is not exported. A cleared
+	// signal always passes, so that the peer never keeps a condition
+	// whose end it was not told. 0: no severity filter.
+	MinSeverity int `yaml:"min_severity,omitempty"`
 }
 
 // Delivery modes of an export.

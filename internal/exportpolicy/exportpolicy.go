@@ -26,6 +26,7 @@ type Policy struct {
 	services []string
 	transit  bool
 	redact   [][]string // JSON pointers into data, as tokens below /data
+	minSev   int
 }
 
 // New returns the export policy of operator self towards peer p.
@@ -37,6 +38,7 @@ func New(self string, p *config.Peer) *Policy {
 		services: p.Export.Services,
 		transit:  p.Export.Transit,
 		redact:   pointers(p.Export.Redact),
+		minSev:   p.Export.MinSeverity,
 	}
 }
 
@@ -146,6 +148,8 @@ func (p *Policy) Decide(ev *signal.Event, class string) Decision {
 		return Decision{false, "export.classes does not list " + class}
 	case !allowService(p.services, ev.Service()):
 		return Decision{false, "export.services matches no pattern for " + ev.Service()}
+	case p.minSev > 0 && ev.State != signal.Cleared && ev.SeverityNumber < p.minSev:
+		return Decision{false, fmt.Sprintf("export.min_severity is %d and the signal's severity is %d", p.minSev, ev.SeverityNumber)}
 	}
 	return Decision{true, "export.classes and export.services allow it"}
 }

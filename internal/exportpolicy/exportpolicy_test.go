@@ -145,3 +145,24 @@ func TestRedact(t *testing.T) {
 	_, err = p.Redact(ev)
 	assert.ErrorContains(t, err, "only op-c can redact it")
 }
+
+func TestMinSeverity(t *testing.T) {
+	pol := exportpolicy.New(self, &config.Peer{ID: peer, Export: config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}, MinSeverity: 13}})
+	for _, tc := range []struct {
+		state signal.State
+		sev   int
+		want  bool
+	}{
+		{signal.Raised, 17, true}, {signal.Raised, 13, true}, {signal.Raised, 9, false}, {signal.Raised, 0, false},
+		{signal.Updated, 13, true}, {signal.Updated, 12, false},
+		{signal.Cleared, 9, true}, {signal.Cleared, 0, true}, // a clear always passes
+	} {
+		ev := event(self, nil, "vpn/r")
+		ev.State, ev.SeverityNumber = tc.state, tc.sev
+		d := pol.Decide(ev, "fault")
+		assert.Equal(t, tc.want, d.Export, "%s severity %d: %s", tc.state, tc.sev, d.Rule)
+		if !tc.want {
+			assert.Contains(t, d.Rule, "export.min_severity is 13")
+		}
+	}
+}

@@ -274,3 +274,28 @@ func TestMaxConditionsIdleTimeline(t *testing.T) {
 		return nil
 	})
 }
+
+// TestMinSeverityTimeline: op-a exports to op-b only signals of severity
+// WARN (13) and above; op-c gets everything. A minor raise stays home, a
+// major one crosses, and its clear (severity INFO) crosses too, so op-b
+// never keeps a condition whose end it was not told.
+func TestMinSeverityTimeline(t *testing.T) {
+	na, nb, nc := star(t, map[string]func(*config.Config){
+		"op-a": func(c *config.Config) { peerOf(c, "op-b").Export.MinSeverity = 13 },
+	})
+	sev := func(ev *signal.Event, text string, n int) *signal.Event {
+		ev.SeverityText, ev.SeverityNumber = text, n
+		return ev
+	}
+	tlRun(t, []*node.Node{na, nb, nc},
+		at(0, push("op-a", sev(condEv("op-a", "ms-minor", "m1", signal.Raised), "INFO", 9))),
+		at(50*time.Millisecond, push("op-a", sev(condEv("op-a", "ms-major", "m2", signal.Raised), "ERROR", 17))),
+		at(500*time.Millisecond, push("op-a", sev(condEv("op-a", "ms-clear", "m2", signal.Cleared), "INFO", 9))),
+		wantNothing("op-b", "ms-minor", until(3*time.Second)),
+		want("op-b", "ms-major", until(3*time.Second)),
+		want("op-b", "ms-clear", between(500*time.Millisecond, 3*time.Second)),
+		want("op-c", "ms-minor", until(3*time.Second)),
+		want("op-c", "ms-major", until(3*time.Second)),
+		want("op-a", "ms-minor", until(time.Second)),
+	)
+}
