@@ -78,6 +78,7 @@ type Sender struct {
 	// trim is how many of the oldest signals not yet read to drop for
 	// the byte bound; only the loop touches it.
 	trim                     uint64
+	drops                    dropLog // only the loop touches it
 	droppedAge, droppedBytes atomic.Uint64
 
 	// Pace, when set before Run, paces the signals exported to this peer
@@ -150,7 +151,8 @@ type dropLog struct {
 	at         time.Time
 }
 
-func (s *Sender) noteDrop(d *dropLog, age bool) {
+func (s *Sender) noteDrop(age bool) {
+	d := &s.drops
 	if age {
 		s.droppedAge.Add(1)
 		d.age++
@@ -312,7 +314,6 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 		tick      = time.NewTicker(25 * time.Millisecond)
 		progress  = time.NewTicker(15 * time.Second)
 		bound     = time.NewTicker(time.Second)
-		drops     dropLog
 	)
 	defer tick.Stop()
 	defer progress.Stop()
@@ -326,7 +327,7 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 	drop := func(e *entry, age bool) {
 		e.done, e.skipped, e.acked = true, true, true
 		_ = e.msg.Ack()
-		s.noteDrop(&drops, age)
+		s.noteDrop(age)
 	}
 
 	prevOf := func(i int) uint64 {
@@ -436,20 +437,9 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 			return nil // unacknowledged signals are redelivered after restart
 
 		case m := <-inCh:
-			if s.trim > 0 {
-				s.trim--
-				_ = m.Ack()
-				s.noteDrop(&drops, false)
-				continue
-			}
 			e, ok := s.prepare(m, replyPrefix)
 			if !ok {
-				continue // decided here: not for this peer
-			}
-			if s.tooOld(e.stored) {
-				_ = m.Ack()
-				s.noteDrop(&drops, true)
-				continue
+				continue // decided here: not for this peer, or dropped at a bound
 			}
 			window = append(window, e)
 			bySeq[e.seq] = e
@@ -635,6 +625,13 @@ func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (*entry, bool) {
 	if meta.Sequence.Stream > s.lastStream {
 		s.lastStream = meta.Sequence.Stream
 	}
+	if s.trim > 0 {
+		// Over the byte bound: the oldest waiting go first.
+		s.trim--
+		_ = m.Ack()
+		s.noteDrop(false)
+		return nil, false
+	}
 	k, err := subject.ParseSignal(m.Subject())
 	if err != nil {
 		s.log.Error().Err(err).Msg("link: stored signal has a bad subject; skipped")
@@ -650,6 +647,11 @@ func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (*entry, bool) {
 	if d := s.policy.Decide(ev, k.Class); !d.Export {
 		s.log.Trace().Str("type", ev.Type).Str("subject", ev.Subject).Str("rule", d.Rule).Msg("link: not exported")
 		_ = m.Ack()
+		return nil, false
+	}
+	if s.tooOld(meta.Timestamp) {
+		_ = m.Ack()
+		s.noteDrop(true)
 		return nil, false
 	}
 	if s.policy.Redacts() {

@@ -117,6 +117,23 @@ func cutWithOneInFlight(t *testing.T, edit func(*config.Buffer)) (na *node.Node,
 	return na, pa, arr, proxy, inFlight
 }
 
+// untilOneCrosses publishes a signal every 50 ms until one reaches the
+// peer: over a lossy link, what is published before the peer's interest
+// crossed is lost.
+func untilOneCrosses(t *testing.T, pa *nats.Conn, arr *arrivals, prefix string) {
+	t.Helper()
+	i := 0
+	waitFor(t, 10*time.Second, func() error {
+		i++
+		id := publishN(t, pa, fmt.Sprintf("%s%d", prefix, i), 1)[0]
+		time.Sleep(50 * time.Millisecond)
+		if !arr.has(id) {
+			return fmt.Errorf("no signal crossed yet")
+		}
+		return nil
+	})
+}
+
 // A signal that waited for the peer longer than export.buffer.max_age is
 // not sent to it: counted, and the peer gets only the fresh ones. The
 // local store keeps everything.
@@ -186,16 +203,7 @@ func TestLossyDeliveryLosesWhatTheCutTakesAndNothingWaits(t *testing.T) {
 	arr := watchArrivals(t, nb)
 
 	// The peer's interest crosses the link shortly after it comes up.
-	i := 0
-	waitFor(t, 10*time.Second, func() error {
-		i++
-		id := publishN(t, pa, fmt.Sprintf("warmup%d", i), 1)[0]
-		time.Sleep(50 * time.Millisecond)
-		if !arr.has(id) {
-			return fmt.Errorf("no signal crossed yet")
-		}
-		return nil
-	})
+	untilOneCrosses(t, pa, arr, "warmup")
 	before := publishN(t, pa, "before", 20)
 	arr.waitAll(t, before)
 
@@ -204,15 +212,7 @@ func TestLossyDeliveryLosesWhatTheCutTakesAndNothingWaits(t *testing.T) {
 	lost := publishN(t, pa, "lost", 20)
 	time.Sleep(300 * time.Millisecond)
 	proxy.Restore()
-	waitFor(t, 10*time.Second, func() error {
-		i++
-		id := publishN(t, pa, fmt.Sprintf("rewarm%d", i), 1)[0]
-		time.Sleep(50 * time.Millisecond)
-		if !arr.has(id) {
-			return fmt.Errorf("no signal crossed yet")
-		}
-		return nil
-	})
+	untilOneCrosses(t, pa, arr, "rewarm")
 	after := publishN(t, pa, "after", 20)
 	arr.waitAll(t, after)
 	time.Sleep(500 * time.Millisecond)
