@@ -385,6 +385,7 @@ func (c *checker) peers(cfg *Config) {
 		c.classes(base+".import.classes", p.Import.Classes)
 		c.services(base+".export.services", p.Export.Services)
 		c.export(base+".export", p.Export, cfg.Storage.withDefaults())
+		c.roles(base, &p, cfg)
 		c.importLimits(base+".import", p.Import)
 		name := p.ID
 		if name == "" {
@@ -436,6 +437,45 @@ func (c *checker) export(base string, e ExportPolicy, st Storage) {
 	if b.MaxBytes > 0 && st.MaxBytes > 0 && b.MaxBytes > st.MaxBytes {
 		c.warn(base+".buffer.max_bytes", "the store drops the oldest signals beyond storage.max_bytes, whatever the peer's buffer allows",
 			"%s is more than storage.max_bytes (%s): the store's bound applies first", b.MaxBytes, st.MaxBytes)
+	}
+}
+
+// roles checks a peer's role and the export's transit_from.
+func (c *checker) roles(base string, p *Peer, cfg *Config) {
+	const roleHint = "the peer's role towards us, as in RFC 9234: customer (it buys transit from us), provider (we buy transit from it) or peer (the default)"
+	if p.Role != "" && !slices.Contains(Roles, p.Role) {
+		c.add(base+".role", suggest(p.Role, Roles, "roles")+"; "+roleHint, "unknown role %q", p.Role)
+	}
+	list := p.Export.TransitFrom
+	if len(list) == 0 {
+		return
+	}
+	at := base + ".export.transit_from"
+	if !p.Export.Transit {
+		c.add(at, "set export.transit: true to relay other operators' signals to this peer, or remove transit_from", "transit_from without transit: nothing is relayed")
+	}
+	var ids []string
+	for _, q := range cfg.Peers {
+		if q.ID != "" && q.ID != p.ID {
+			ids = append(ids, q.ID)
+		}
+	}
+	hint := "a role (customer, peer, provider) or the id of another peer: whose relayed signals may go to this peer, by the neighbour we learned them from"
+	seen := map[string]int{}
+	for i, v := range list {
+		path := fmt.Sprintf("%s[%d]", at, i)
+		if j, dup := seen[v]; dup {
+			c.add(path, "list each once", "%q is also transit_from[%d]", v, j)
+			continue
+		}
+		seen[v] = i
+		switch {
+		case slices.Contains(Roles, v), slices.Contains(ids, v):
+		case v != "" && v == p.ID:
+			c.add(path, "signals learned from a peer never go back to it (no loops): remove it", "%q is this peer itself", v)
+		default:
+			c.add(path, suggest(v, append(slices.Clone(Roles), ids...), "roles and peers")+"; "+hint, "%q is neither a role nor another peer", v)
+		}
 	}
 }
 

@@ -359,6 +359,71 @@ peers:
 		line: 8, path: "peers[0].export.min_severity", msg: "30 is not a severity number", hint: "from 1 to 24",
 	},
 	{
+		name: "unknown role",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    role: custmer
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export: {classes: ["*"]}
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 5, path: "peers[0].role", msg: `unknown role "custmer"`, hint: `did you mean "customer"?`,
+	},
+	{
+		name: "transit_from without transit",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      transit_from: [peer]
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 8, path: "peers[0].export.transit_from", msg: "transit_from without transit", hint: "set export.transit: true",
+	},
+	{
+		name: "transit_from unknown",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      transit: true
+      transit_from: [customer, op-z]
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].export.transit_from[1]", msg: `"op-z" is neither a role nor another peer`, hint: "a role (customer, peer, provider) or the id of another peer",
+	},
+	{
+		name: "transit_from the peer itself",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      transit: true
+      transit_from: [op-b]
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].export.transit_from[0]", msg: `"op-b" is this peer itself`, hint: "never go back to it",
+	},
+	{
 		name: "unknown delivery",
 		yaml: y(`
 operator: {id: op-a, signing_key_file: a.nk}

@@ -120,6 +120,11 @@ type Peer struct {
 	Dial   *Dial        `yaml:"dial"`
 	Export ExportPolicy `yaml:"export"`
 	Import ImportPolicy `yaml:"import"`
+	// Role is the peer's role towards us, as in RFC 9234: RoleCustomer
+	// (it buys transit from us), RoleProvider (we buy transit from it)
+	// or RolePeer (the default: neither). It decides which relayed
+	// signals we pass on to whom (ExportPolicy.TransitFrom).
+	Role string `yaml:"role,omitempty"`
 	// SigningKey is the peer's public signing key (an operator NKey,
 	// "O..."), pinned at peering: its signals must carry a signature that
 	// verifies against it.
@@ -158,6 +163,13 @@ type ExportPolicy struct {
 	Services []string `yaml:"services"` // path.Match globs on the service token
 	// Transit allows relaying signals whose origin is another operator.
 	Transit bool `yaml:"transit"`
+	// TransitFrom lists whose relayed signals may go to this peer, by the
+	// role of the neighbour we learned them from (RoleCustomer, RolePeer,
+	// RoleProvider) or by that neighbour's id. Empty: valley-free, as
+	// RFC 9234 / Gao-Rexford: signals learned from a customer go to
+	// every peer, signals learned from a peer or a provider only to
+	// customers. Only with Transit; our own signals are not affected.
+	TransitFrom []string `yaml:"transit_from,omitempty"`
 	// Delivery is how signals cross to the peer: DeliveryDurable (the
 	// default: sent from the store in order and resent until the peer
 	// stored them; nothing is lost across link cuts) or DeliveryLossy
@@ -183,6 +195,33 @@ type ExportPolicy struct {
 	// signal always passes, so that the peer never keeps a condition
 	// whose end it was not told. 0: no severity filter.
 	MinSeverity int `yaml:"min_severity,omitempty"`
+}
+
+// Roles of a peering (RFC 9234): what the peer is to us.
+const (
+	RoleCustomer = "customer"
+	RoleProvider = "provider"
+	RolePeer     = "peer"
+)
+
+// Roles lists the roles, in the order docs and hints give them.
+var Roles = []string{RoleCustomer, RolePeer, RoleProvider}
+
+// RoleOf is the peer's role towards us: Role, or RolePeer when unset.
+func (p *Peer) RoleOf() string {
+	if p.Role == "" {
+		return RolePeer
+	}
+	return p.Role
+}
+
+// PeerRoles maps each peer's id to its role towards us.
+func (c *Config) PeerRoles() map[string]string {
+	m := make(map[string]string, len(c.Peers))
+	for i := range c.Peers {
+		m[c.Peers[i].ID] = c.Peers[i].RoleOf()
+	}
+	return m
 }
 
 // Delivery modes of an export.

@@ -43,7 +43,7 @@ func newProducer(n *node.Node, name string, led *ledger, all map[string]*config.
 	p := &producer{nc: nc, origin: n.ID(), source: "anfed://" + n.ID() + "/" + name, led: led}
 	for i := range n.Config().Peers {
 		peer := &n.Config().Peers[i]
-		r := route{peer: peer.ID, exp: exportpolicy.New(n.ID(), peer)}
+		r := route{peer: peer.ID, exp: exportpolicy.ForConfig(n.Config(), peer)}
 		if pc, ok := all[peer.ID]; ok {
 			if back, ok := pc.Peer(n.ID()); ok {
 				r.imp = importpolicy.New(peer.ID, back)

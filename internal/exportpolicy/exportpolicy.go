@@ -22,24 +22,88 @@ import (
 type Policy struct {
 	self     string
 	peer     string
+	role     string // the peer's role towards us
 	classes  []string
 	services []string
 	transit  bool
-	redact   [][]string // JSON pointers into data, as tokens below /data
-	minSev   int
+	// transitFrom: whose relayed signals go to the peer, by the role of
+	// the neighbour we learned them from or by its id.
+	transitFrom []string
+	explicit    bool              // transitFrom was written in the policy
+	roles       map[string]string // our peers' roles; unknown ones count as peers
+	redact      [][]string        // JSON pointers into data, as tokens below /data
+	minSev      int
 }
 
+// Option adds to a policy what the peer's own entry does not tell.
+type Option func(*Policy)
+
+// WithRoles gives the roles of all our peers (config.Config.PeerRoles):
+// a relayed signal is judged by the role of the neighbour we learned it
+// from. Without it every neighbour counts as a peer (RFC 9234's most
+// restrictive default for transit).
+func WithRoles(roles map[string]string) Option { return func(p *Policy) { p.roles = roles } }
+
 // New returns the export policy of operator self towards peer p.
-func New(self string, p *config.Peer) *Policy {
-	return &Policy{
-		self:     self,
-		peer:     p.ID,
-		classes:  p.Export.Classes,
-		services: p.Export.Services,
-		transit:  p.Export.Transit,
-		redact:   pointers(p.Export.Redact),
-		minSev:   p.Export.MinSeverity,
+func New(self string, p *config.Peer, opts ...Option) *Policy {
+	pol := &Policy{
+		self:        self,
+		peer:        p.ID,
+		role:        p.RoleOf(),
+		classes:     p.Export.Classes,
+		services:    p.Export.Services,
+		transit:     p.Export.Transit,
+		transitFrom: p.Export.TransitFrom,
+		explicit:    len(p.Export.TransitFrom) > 0,
+		redact:      pointers(p.Export.Redact),
+		minSev:      p.Export.MinSeverity,
 	}
+	if !pol.explicit {
+		// Valley-free (RFC 9234, Gao-Rexford): what we learned from a
+		// customer goes to everyone; what we learned from a peer or a
+		// provider goes only to customers.
+		pol.transitFrom = []string{config.RoleCustomer}
+		if pol.role == config.RoleCustomer {
+			pol.transitFrom = slices.Clone(config.Roles)
+		}
+	}
+	for _, o := range opts {
+		o(pol)
+	}
+	return pol
+}
+
+// ForConfig returns the export policy of cfg's operator towards p, one of
+// cfg's peers, with the roles of all cfg's peers.
+func ForConfig(cfg *config.Config, p *config.Peer) *Policy {
+	return New(cfg.Operator.ID, p, WithRoles(cfg.PeerRoles()))
+}
+
+// learnedFrom is the neighbour a relayed signal came from (the last hop
+// of its path) and that neighbour's role towards us.
+func (p *Policy) learnedFrom(ev *signal.Event) (string, string) {
+	if len(ev.Path) == 0 {
+		return "", config.RolePeer
+	}
+	from := ev.Path[len(ev.Path)-1]
+	if r, ok := p.roles[from]; ok {
+		return from, r
+	}
+	return from, config.RolePeer
+}
+
+// transitRule refuses a relayed signal that the peer may not get from the
+// neighbour we learned it from, and returns "" when it may.
+func (p *Policy) transitRule(ev *signal.Event) string {
+	from, role := p.learnedFrom(ev)
+	if slices.Contains(p.transitFrom, role) || from != "" && slices.Contains(p.transitFrom, from) {
+		return ""
+	}
+	if p.explicit {
+		return fmt.Sprintf("export.transit_from %v does not list %s, from which we learned it (its role: %s)", p.transitFrom, from, role)
+	}
+	return fmt.Sprintf("roles: learned from %s (role %s), relayed only to customers, and %s is a %s (valley-free default; export.transit_from overrides it)",
+		from, role, p.peer, p.role)
 }
 
 // pointers parses export.redact (checked by config): "/data/a/b~1c" is
@@ -139,17 +203,33 @@ type Decision struct {
 // Decide applies the policy to ev, whose class is class. Rules are tried in
 // order; the first that refuses decides.
 func (p *Policy) Decide(ev *signal.Event, class string) Decision {
+	relayed := ev.Origin != p.self
 	switch {
 	case ev.OnPath(p.peer) || ev.Origin == p.peer:
 		return Decision{false, "no-loop: " + p.peer + " is already on the path"}
-	case ev.Origin != p.self && !p.transit:
+	case relayed && !p.transit:
 		return Decision{false, "export.transit is false: only our own signals are exported"}
+	}
+	if relayed {
+		if r := p.transitRule(ev); r != "" {
+			return Decision{false, r}
+		}
+	}
+	switch {
 	case !allowClass(p.classes, class):
 		return Decision{false, "export.classes does not list " + class}
 	case !allowService(p.services, ev.Service()):
 		return Decision{false, "export.services matches no pattern for " + ev.Service()}
 	case p.minSev > 0 && ev.State != signal.Cleared && ev.SeverityNumber < p.minSev:
 		return Decision{false, fmt.Sprintf("export.min_severity is %d and the signal's severity is %d", p.minSev, ev.SeverityNumber)}
+	}
+	if relayed {
+		from, role := p.learnedFrom(ev)
+		why := "roles"
+		if p.explicit {
+			why = fmt.Sprintf("export.transit_from %v", p.transitFrom)
+		}
+		return Decision{true, fmt.Sprintf("export.transit relays it by %s (learned from %s, a %s, and %s is a %s); export.classes and export.services allow it", why, from, role, p.peer, p.role)}
 	}
 	return Decision{true, "export.classes and export.services allow it"}
 }

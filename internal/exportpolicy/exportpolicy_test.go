@@ -1,6 +1,8 @@
 package exportpolicy_test
 
 import (
+	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -36,7 +38,7 @@ func TestDecide(t *testing.T) {
 	}{
 		// Loops.
 		{"peer already on path", all, event(self, []string{self, peer}, "vpn/r"), "fault", false, "no-loop: op-b is already on the path"},
-		{"peer on path of a transit signal", withTransit(all), event("op-c", []string{"op-c", peer, self}, "vpn/r"), "fault", false, "no-loop: op-b"},
+		{"peer on path of a transit signal", withTransit(all), event("op-c", []string{"op-c", peer}, "vpn/r"), "fault", false, "no-loop: op-b"},
 		{"origin is the peer", withTransit(all), event(peer, nil, "vpn/r"), "fault", false, "no-loop: op-b"},
 		{"origin is the peer, path without it", withTransit(all), event(peer, []string{"op-c"}, "vpn/r"), "fault", false, "no-loop: op-b"},
 		{"loop wins over every other rule", config.ExportPolicy{}, event(peer, nil, "vpn/r"), "fault", false, "no-loop"},
@@ -44,8 +46,9 @@ func TestDecide(t *testing.T) {
 		// Transit.
 		{"own signal, transit off", all, event(self, nil, "vpn/r"), "fault", true, "export.classes and export.services allow it"},
 		{"own signal with own path, transit off", all, event(self, []string{self}, "vpn/r"), "fault", true, "allow"},
-		{"other origin, transit off", all, event("op-c", []string{"op-c", self}, "vpn/r"), "fault", false, "export.transit is false"},
-		{"other origin, transit on", withTransit(all), event("op-c", []string{"op-c", self}, "vpn/r"), "fault", true, "allow"},
+		{"other origin, transit off", all, event("op-c", []string{"op-c"}, "vpn/r"), "fault", false, "export.transit is false"},
+		{"other origin, transit on, learned from a peer", withTransit(all), event("op-c", []string{"op-c"}, "vpn/r"), "fault", false, "roles: learned from op-c (role peer), relayed only to customers, and op-b is a peer"},
+		{"other origin, transit_from peer", withTransitFrom(all, "peer"), event("op-c", []string{"op-c"}, "vpn/r"), "fault", true, "export.transit relays it by export.transit_from [peer] (learned from op-c, a peer, and op-b is a peer)"},
 		{"transit wins over classes", config.ExportPolicy{}, event("op-c", []string{"op-c"}, "vpn/r"), "fault", false, "export.transit is false"},
 
 		// Classes.
@@ -84,12 +87,71 @@ func withTransit(p config.ExportPolicy) config.ExportPolicy {
 	return p
 }
 
+func withTransitFrom(p config.ExportPolicy, from ...string) config.ExportPolicy {
+	p.Transit, p.TransitFrom = true, from
+	return p
+}
+
+// TestRoles: the valley-free default of RFC 9234 and its explicit
+// override. op-a has a customer op-cu, a provider op-pr and a peer op-pe;
+// each relayed signal was learned from the last operator on its path.
+func TestRoles(t *testing.T) {
+	roles := map[string]string{"op-cu": config.RoleCustomer, "op-pr": config.RoleProvider, "op-pe": config.RolePeer,
+		"op-cu2": config.RoleCustomer, "op-pe2": config.RolePeer}
+	all := config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}, Transit: true}
+	from := func(learned string) *signal.Event { return event("op-x", []string{"op-x", learned}, "vpn/r") }
+	tests := []struct {
+		name string
+		to   string // the peer we export to
+		exp  config.ExportPolicy
+		ev   *signal.Event
+		want bool
+		rule string
+	}{
+		{"customer's signal to a peer", "op-pe", all, from("op-cu"), true, "learned from op-cu, a customer, and op-pe is a peer"},
+		{"customer's signal to a provider", "op-pr", all, from("op-cu"), true, "allow"},
+		{"customer's signal to another customer", "op-cu2", all, from("op-cu"), true, "allow"},
+		{"peer's signal to a customer", "op-cu", all, from("op-pe"), true, "learned from op-pe, a peer, and op-cu is a customer"},
+		{"provider's signal to a customer", "op-cu", all, from("op-pr"), true, "allow"},
+		{"peer's signal to another peer", "op-pe2", all, from("op-pe"), false, "roles: learned from op-pe (role peer), relayed only to customers, and op-pe2 is a peer"},
+		{"peer's signal to a provider", "op-pr", all, from("op-pe"), false, "relayed only to customers"},
+		{"provider's signal to a peer", "op-pe", all, from("op-pr"), false, "learned from op-pr (role provider)"},
+		{"provider's signal to another provider", "op-pr", all, from("op-pr"), false, "no-loop"},
+		{"unknown neighbour counts as a peer", "op-pe", all, from("op-zz"), false, "learned from op-zz (role peer)"},
+		{"explicit: peers' signals to a peer", "op-pe2", withTransitFrom(all, "peer"), from("op-pe"), true, "allow"},
+		{"explicit: providers' not listed", "op-pe2", withTransitFrom(all, "peer"), from("op-pr"), false, "export.transit_from [peer] does not list op-pr, from which we learned it (its role: provider)"},
+		{"explicit: customers not listed", "op-pe2", withTransitFrom(all, "peer"), from("op-cu"), false, "does not list op-cu"},
+		{"explicit by id", "op-pe2", withTransitFrom(all, "op-pr"), from("op-pr"), true, "allow"},
+		{"explicit by id, another", "op-pe2", withTransitFrom(all, "op-pr"), from("op-pe"), false, "export.transit_from [op-pr]"},
+		{"transit off wins", "op-cu", config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}}, from("op-cu2"), false, "export.transit is false"},
+		{"own signals are not affected", "op-pe", all, event(self, nil, "vpn/r"), true, "export.classes and export.services allow it"},
+		{"classes still apply to relayed signals", "op-cu", withTransitFrom(config.ExportPolicy{Services: []string{"*"}}, "peer"), from("op-pe"), false, "export.classes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := exportpolicy.New(self, &config.Peer{ID: tt.to, Role: roles[tt.to], Export: tt.exp}, exportpolicy.WithRoles(roles))
+			d := p.Decide(tt.ev, "fault")
+			assert.Equal(t, tt.want, d.Export, d.Rule)
+			assert.Contains(t, d.Rule, tt.rule)
+		})
+	}
+	// ForConfig reads the roles from the config.
+	cfg := &config.Config{Operator: config.Operator{ID: self}, Peers: []config.Peer{
+		{ID: "op-cu", Role: config.RoleCustomer, Export: all},
+		{ID: "op-pe", Export: all},
+		{ID: "op-pe2", Export: all},
+	}}
+	assert.True(t, exportpolicy.ForConfig(cfg, &cfg.Peers[1]).Decide(from("op-cu"), "fault").Export)
+	assert.False(t, exportpolicy.ForConfig(cfg, &cfg.Peers[2]).Decide(from("op-pe"), "fault").Export)
+	assert.True(t, exportpolicy.ForConfig(cfg, &cfg.Peers[0]).Decide(from("op-pe"), "fault").Export)
+}
+
 // Policies towards two peers never share state.
 func TestDecidePerPeer(t *testing.T) {
-	exp := config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}, Transit: true}
+	exp := config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}, Transit: true, TransitFrom: []string{"peer"}}
 	toB := exportpolicy.New(self, &config.Peer{ID: "op-b", Export: exp})
 	toC := exportpolicy.New(self, &config.Peer{ID: "op-c", Export: exp})
-	ev := event("op-c", []string{"op-c", self}, "vpn/r")
+	ev := event("op-c", []string{"op-c"}, "vpn/r")
 	assert.True(t, toB.Decide(ev, "fault").Export)
 	assert.False(t, toC.Decide(ev, "fault").Export)
 }
@@ -165,4 +227,63 @@ func TestMinSeverity(t *testing.T) {
 			assert.Contains(t, d.Rule, "export.min_severity is 13")
 		}
 	}
+}
+
+// TestMayExportNeverRefusesWhatDecideExports draws random policies and
+// signals: whenever MayExport (the subject-only fast path) says no, Decide
+// says no too.
+func TestMayExportNeverRefusesWhatDecideExports(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	ops := []string{self, peer, "op-c", "op-d"}
+	pick := func(pool []string) []string {
+		var out []string
+		for _, s := range pool {
+			if rng.IntN(2) == 0 {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	roleNames := append([]string{""}, config.Roles...)
+	exported := 0
+	for i := range 20000 {
+		x := config.ExportPolicy{
+			Classes:     pick([]string{"*", "fault", "congestion"}),
+			Services:    pick([]string{"*", "vpn-*", "core", "c?re"}),
+			Transit:     rng.IntN(2) == 0,
+			MinSeverity: []int{0, 0, 9, 17}[rng.IntN(4)],
+		}
+		if x.Transit && rng.IntN(2) == 0 {
+			x.TransitFrom = pick(append(slices.Clone(config.Roles), "op-c", "op-d"))
+		}
+		roles := map[string]string{}
+		for _, o := range ops[1:] {
+			roles[o] = roleNames[rng.IntN(len(roleNames))]
+		}
+		p := exportpolicy.New(self, &config.Peer{ID: peer, Role: roles[peer], Export: x}, exportpolicy.WithRoles(roles))
+		origin := ops[rng.IntN(len(ops))]
+		var path []string
+		if origin != self {
+			path = []string{origin}
+			for _, o := range ops[1:] {
+				if o != origin && rng.IntN(3) == 0 {
+					path = append(path, o)
+				}
+			}
+		}
+		svc := []string{"vpn-acme", "core", "other"}[rng.IntN(3)]
+		class := []string{"fault", "congestion"}[rng.IntN(2)]
+		ev := event(origin, path, svc+"/r")
+		ev.State = []signal.State{signal.Raised, signal.Updated, signal.Cleared}[rng.IntN(3)]
+		ev.SeverityNumber = rng.IntN(25)
+		k := subject.Key{Origin: origin, Class: class, Service: svc, Resource: "r"}
+		d := p.Decide(ev, class)
+		if d.Export {
+			exported++
+		}
+		if !p.MayExport(k) && d.Export {
+			t.Fatalf("draw %d: MayExport refuses what Decide exports (%s)\npolicy %+v roles %v\nevent %+v", i, d.Rule, x, roles, ev)
+		}
+	}
+	assert.Greater(t, exported, 1000, "the draws export something")
 }

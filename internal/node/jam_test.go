@@ -19,7 +19,7 @@ import (
 func TestRelayDroppedByPermissionsDoesNotJamLink(t *testing.T) {
 	testLogLevel = zerolog.InfoLevel
 	defer func() { testLogLevel = zerolog.ErrorLevel }()
-	all := config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}, Transit: true}
+	all := config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}, Transit: true, TransitFrom: config.Roles}
 	addrA, addrB := natstest.FreeAddr(t), natstest.FreeAddr(t)
 	a := baseConfig(t, "op-a")
 	a.NATS.LeafNodes = &config.Listener{Listen: addrA}

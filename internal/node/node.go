@@ -352,7 +352,7 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 	if err != nil {
 		return fmt.Errorf("export consumer for %s: %w", p.ID, err)
 	}
-	snd := link.NewSender(n.ID(), p.ID, n.epoch, cons, nc, exportpolicy.New(n.ID(), p), n.log)
+	snd := link.NewSender(n.ID(), p.ID, n.epoch, cons, nc, exportpolicy.ForConfig(n.cfg, p), n.log)
 	snd.Expired = p.ExpiredAt
 	snd.Buffer = link.Buffer{
 		MaxAge:   time.Duration(p.Export.Buffer.MaxAge),
@@ -396,7 +396,7 @@ func (n *Node) startLossy(ctx, rctx context.Context, p *config.Peer, xc, nc *nat
 		n.log.Warn().Str("peer", p.ID).Uint64("dropped", waiting).
 			Msg("export to this peer is now lossy: its durable backlog is dropped")
 	}
-	snd := link.NewLossySender(n.ID(), p.ID, xc, nc, exportpolicy.New(n.ID(), p), n.log)
+	snd := link.NewLossySender(n.ID(), p.ID, xc, nc, exportpolicy.ForConfig(n.cfg, p), n.log)
 	snd.Expired = p.ExpiredAt
 	snd.LinkUp = func() bool { return n.LinkUp(p.ID) }
 	n.lossy[p.ID] = snd

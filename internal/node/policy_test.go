@@ -150,7 +150,7 @@ func TestLoopingSignalIsDropped(t *testing.T) {
 // In a triangle where everyone relays everything, a signal never returns
 // to its origin and never crosses a link twice.
 func TestTransitTriangleHasNoLoop(t *testing.T) {
-	all := config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}, Transit: true}
+	all := config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}, Transit: true, TransitFrom: config.Roles}
 	imp := config.ImportPolicy{Classes: []string{"*"}, Transit: true}
 	ids := []string{"op-a", "op-b", "op-c"}
 	addr := map[string]string{}

@@ -208,6 +208,12 @@ func (f *propFederation) config(t *testing.T, id string, addr map[string]string)
 			Import:     config.ImportPolicy{Classes: in.ImportClasses, Transit: in.ImportTransit},
 			SigningKey: pub(t, other),
 		}
+		if out.ExportTransit {
+			// Relay whatever neighbour we learned a signal from: roles
+			// would make a hop depend on the path, which the reference
+			// model leaves out (see hop). TestRolesTimeline covers them.
+			p.Export.TransitFrom = config.Roles
+		}
 		if id == e[0] {
 			// A bcrypt hash in the policy is used as is. At the lowest
 			// cost it keeps leaf authentication fast under -race, where

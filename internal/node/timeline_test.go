@@ -336,43 +336,52 @@ func (tl *timeline) dump() string {
 // changes a node's config (by id) before it starts.
 func star(t *testing.T, edit map[string]func(*config.Config)) (na, nb, nc *node.Node) {
 	t.Helper()
+	ns := hub(t, "op-a", []string{"op-b", "op-c"}, edit)
+	return ns[0], ns[1], ns[2]
+}
+
+// hub starts center, accepting each of leaves, which dial it, and returns
+// the nodes in that order once every link is up. Every link exports and
+// imports all classes and services, without transit; edit changes a
+// node's config (by id) before it starts.
+func hub(t *testing.T, center string, leaves []string, edit map[string]func(*config.Config)) []*node.Node {
+	t.Helper()
 	all := func() (config.ExportPolicy, config.ImportPolicy) {
 		return config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}}, config.ImportPolicy{Classes: []string{"*"}}
 	}
-	a := baseConfig(t, "op-a")
+	a := baseConfig(t, center)
 	a.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
-	for _, id := range []string{"op-b", "op-c"} {
+	for _, id := range leaves {
 		x, i := all()
 		a.Peers = append(a.Peers, config.Peer{ID: id, Accept: &config.Accept{User: id, Password: "secret-" + id + "-123"},
 			Export: x, Import: i, SigningKey: pub(t, id)})
 	}
-	if f := edit["op-a"]; f != nil {
+	if f := edit[center]; f != nil {
 		f(a)
 	}
-	na = startNode(t, a)
-	dial := func(id string) *node.Node {
+	nodes := []*node.Node{startNode(t, a)}
+	for _, id := range leaves {
 		c := baseConfig(t, id)
 		x, i := all()
-		c.Peers = []config.Peer{{ID: "op-a", Dial: &config.Dial{URL: na.LeafURL(), User: id, Password: "secret-" + id + "-123"},
-			Export: x, Import: i, SigningKey: pub(t, "op-a")}}
+		c.Peers = []config.Peer{{ID: center, Dial: &config.Dial{URL: nodes[0].LeafURL(), User: id, Password: "secret-" + id + "-123"},
+			Export: x, Import: i, SigningKey: pub(t, center)}}
 		if f := edit[id]; f != nil {
 			f(c)
 		}
-		return startNode(t, c)
+		nodes = append(nodes, startNode(t, c))
 	}
-	nb, nc = dial("op-b"), dial("op-c")
-	waitFor(t, 10*time.Second, func() error {
-		for _, l := range []struct {
-			n    *node.Node
-			peer string
-		}{{na, "op-b"}, {na, "op-c"}, {nb, "op-a"}, {nc, "op-a"}} {
-			if !l.n.LinkUp(l.peer) {
-				return fmt.Errorf("%s: link to %s not up", l.n.ID(), l.peer)
+	waitFor(t, 15*time.Second, func() error {
+		for i, id := range leaves {
+			if !nodes[0].LinkUp(id) {
+				return fmt.Errorf("%s: link to %s not up", center, id)
+			}
+			if !nodes[i+1].LinkUp(center) {
+				return fmt.Errorf("%s: link to %s not up", id, center)
 			}
 		}
 		return nil
 	})
-	return na, nb, nc
+	return nodes
 }
 
 // peerOf edits the policy towards peer in a config.
