@@ -25,6 +25,7 @@ Usage:
   anfed demo [--duration 20s] [--http ADDR]   three operators in one process, signals crossing; dashboards on ADDR
   anfed serve --config FILE            run a node from its policy file
   anfed validate FILE...               check policy files (.yaml) and signal files (.json)
+  anfed natsconf --config FILE [-o FILE]   the NATS configuration an existing cluster needs (nats.external)
   anfed keys init|show                 make or show this operator's signing key
   anfed peer invite|add|pin|list       make peerings: issue and add bundles, pin keys
   anfed peers [--server URL --user U --password P]        peers of a running node: link, backlog
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runServe(ctx, rest, stdout, stderr)
 	case "validate":
 		return runValidate(rest, stdout, stderr)
+	case "natsconf":
+		return runNatsconf(rest, stdout, stderr)
 	case "keys":
 		return runKeys(rest, stdout, stderr)
 	case "peer":

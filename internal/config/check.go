@@ -88,7 +88,8 @@ func (c *Config) check(given func(path string) bool) (Errors, []*Error) {
 		ck.add("operator.signing_key_file", keyFileHint, "required: every signal we send a peer is signed with it")
 	}
 	ck.nats(&c.NATS)
-	ck.storage(c.Storage)
+	ck.external(&c.NATS)
+	ck.storage(c.Storage, c.NATS.External != nil)
 	ck.http(c)
 	ck.peers(c)
 	ck.origins(c)
@@ -119,6 +120,10 @@ func (c *Config) resolvePaths(dir string) {
 	abs(&c.Operator.SigningKeyFile)
 	abs(&c.HTTP.TokenFile)
 	tls(c.NATS.Client.TLS)
+	if e := c.NATS.External; e != nil {
+		abs(&e.CredentialsDir)
+		tls(e.TLS)
+	}
 	if c.NATS.LeafNodes != nil {
 		tls(c.NATS.LeafNodes.TLS)
 	}
@@ -188,6 +193,75 @@ func (c *checker) nats(n *NATS) {
 			names[u.Name] = i
 		}
 		c.password(base+".password", u.Password)
+	}
+}
+
+// maxReplicas is JetStream's largest replication factor.
+const maxReplicas = 5
+
+const externalURLHint = `the cluster's client URLs, e.g. ["nats://nats-1:4222", "nats://nats-2:4222", "nats://nats-3:4222"] (tls:// for TLS)`
+
+// external checks nats.external, and the settings that only an embedded
+// server can honour.
+func (c *checker) external(n *NATS) {
+	e := n.External
+	if e == nil {
+		return
+	}
+	const base = "nats.external"
+	if n.Client.Listen != "" || n.Client.TLS != nil {
+		c.add("nats.client", "the cluster's servers listen for clients (their own listen setting): remove nats.client; local producers and closed loops connect to the cluster as nats.users",
+			"only for the embedded server, and nats.external is set")
+	}
+	if l := n.LeafNodes; l != nil && l.Listen != "" {
+		if _, port, err := net.SplitHostPort(l.Listen); err == nil && port == "0" {
+			c.add("nats.leafnodes.listen", "the cluster's servers open this listener and peers dial it: give a fixed port, e.g. \":7422\"",
+				"port 0 (a free port) only works for the embedded server, which reports the port it picked; nats.external is set")
+		}
+	}
+	if len(e.URLs) == 0 {
+		c.add(base+".urls", externalURLHint, "required")
+	}
+	seen := map[string]int{}
+	for i, raw := range e.URLs {
+		p := fmt.Sprintf("%s.urls[%d]", base, i)
+		if j, dup := seen[raw]; dup {
+			c.add(p, "list each server once", "duplicate url %q (also urls[%d])", raw, j)
+			continue
+		}
+		seen[raw] = i
+		u, err := url.Parse(raw)
+		if err != nil {
+			c.add(p, externalURLHint, "invalid url %q", raw)
+			continue
+		}
+		switch u.Scheme {
+		case "nats", "tls":
+		default:
+			c.add(p, externalURLHint, "unsupported scheme %q in %q: want nats:// or tls://", u.Scheme, raw)
+			continue
+		}
+		if u.User != nil {
+			c.add(p, "the node authenticates with the NKeys in credentials_dir: remove the user from the url", "url %q carries credentials", raw)
+		}
+		host, port, err := net.SplitHostPort(u.Host)
+		if err != nil || host == "" || port == "" {
+			c.add(p, externalURLHint, "url %q needs host:port", raw)
+		} else if pn, err := strconv.Atoi(port); err != nil || pn < 1 || pn > 65535 {
+			c.add(p, externalURLHint, "invalid port %q in %q: want 1 to 65535", port, raw)
+		}
+	}
+	if e.CredentialsDir == "" {
+		c.add(base+".credentials_dir", "a directory for the node's NKey seeds (OPS.nk, SYS.nk, PEER_<id>.nk): `anfed natsconf --config FILE` creates them and writes the servers' configuration",
+			"required")
+	}
+	if t := e.TLS; t != nil {
+		switch {
+		case t.Cert != "" && t.Key == "":
+			c.add(base+".tls.key", "the PEM private key of tls.cert", "required with tls.cert")
+		case t.Cert == "" && t.Key != "":
+			c.add(base+".tls.cert", "the PEM client certificate that tls.key belongs to", "required with tls.key")
+		}
 	}
 }
 
@@ -293,8 +367,8 @@ func (c *checker) origins(cfg *Config) {
 	}
 }
 
-func (c *checker) storage(s Storage) {
-	if s.Dir == "" {
+func (c *checker) storage(s Storage, external bool) {
+	if s.Dir == "" && !external {
 		c.add("storage.dir", "a directory for JetStream files, e.g. ./data/<id>", "required")
 	}
 	positive := func(path string, v int64, def fmt.Stringer) {
@@ -309,6 +383,14 @@ func (c *checker) storage(s Storage) {
 		if d, err := time.ParseDuration(s.Sync); err != nil || d <= 0 {
 			c.add("storage.sync", `"always" (the default: flush every write) or an interval such as "2m" (see docs/durability.md)`, "invalid sync policy %q", s.Sync)
 		}
+	}
+	switch {
+	case s.Replicas < 0 || s.Replicas > maxReplicas || s.Replicas == 0 && c.given("storage.replicas"):
+		c.add("storage.replicas", "1 (the default), or 3 on a cluster of at least three servers to survive the loss of one",
+			"%d replicas: JetStream keeps a stream on 1 to %d servers", s.Replicas, maxReplicas)
+	case s.Replicas > 1 && !external:
+		c.add("storage.replicas", "the embedded server is one server: set nats.external to the cluster's urls (see docs/external-nats.md), or remove replicas",
+			"%d replicas need a NATS cluster, and nats.external is not set", s.Replicas)
 	}
 	eff := s.withDefaults()
 	if eff.MaxAge > 0 && eff.DuplicateWindow > eff.MaxAge {

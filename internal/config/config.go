@@ -37,7 +37,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		n, ok := nodeAt(root, path, &d.merges)
 		return ok && !isNull(n)
 	}
-	if !given("nats.client") {
+	if !given("nats.client") && !given("nats.external") {
 		cfg.NATS.Client.Listen = defaultClientListen
 	}
 	if !given("http.listen") {

@@ -47,15 +47,40 @@ type Operator struct {
 	SigningKeyFile string `yaml:"signing_key_file"`
 }
 
-// NATS describes the embedded NATS server.
+// NATS describes the embedded NATS server, or the existing cluster the
+// node connects to instead (External).
 type NATS struct {
 	// Client is where local producers and consumers connect (operations
 	// account). Listen "" means no TCP client listener (in-process only).
+	// Embedded mode only: with External, clients connect to the cluster.
 	Client Listener `yaml:"client"`
+	// External, when set, makes the node connect to an existing NATS
+	// cluster instead of embedding a server. `anfed natsconf` writes the
+	// configuration the cluster's servers need from this same policy;
+	// LeafNodes and Users then describe the cluster's leaf listener and
+	// local users. See docs/external-nats.md.
+	External *External `yaml:"external,omitempty"`
 	// LeafNodes is where peers that dial us connect. nil: no leaf listener.
 	LeafNodes *Listener `yaml:"leafnodes"`
 	// Users are local users of the operations account.
 	Users []User `yaml:"users"`
+}
+
+// External is an existing NATS cluster (or supercluster) the node uses
+// instead of an embedded server.
+type External struct {
+	// URLs are the cluster's client URLs (nats://host:port or
+	// tls://host:port); the node also learns the others the servers
+	// advertise, and reconnects to any of them.
+	URLs []string `yaml:"urls"`
+	// CredentialsDir holds the node's own users: one NKey user seed per
+	// account, OPS.nk, SYS.nk and PEER_<id>.nk (`anfed natsconf` creates
+	// the missing ones and writes their public keys into the servers'
+	// configuration). Relative to the policy file.
+	CredentialsDir string `yaml:"credentials_dir"`
+	// TLS to the cluster's client port: CA verifies the servers; Cert and
+	// Key are the node's client certificate when the servers ask for one.
+	TLS *TLS `yaml:"tls"`
 }
 
 // Listener is a host:port to listen on. Port 0 picks a free port.
@@ -96,6 +121,10 @@ type Storage struct {
 	// such as "2m" (NATS's own default: faster, but a power loss can lose
 	// up to that much acknowledged data). See docs/durability.md.
 	Sync string `yaml:"sync"`
+	// Replicas is how many servers keep each stream (JetStream R1..R5).
+	// 0 means 1; more needs nats.external (a cluster): 3 survives the
+	// loss of one server.
+	Replicas int `yaml:"replicas,omitempty"`
 }
 
 // HTTP is the node's HTTP server: /healthz, /readyz, /metrics, the JSON

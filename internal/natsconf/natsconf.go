@@ -36,18 +36,26 @@ const (
 // PeerAccount is the account bound to the link with peer id.
 func PeerAccount(id string) string { return "PEER_" + id }
 
-// Secrets are the node's internal users' NKeys, one per account, made
-// fresh at every start and never written to disk.
+// Secrets are the node's internal users' NKeys, one per account. An
+// embedded node makes them fresh at every start and never writes them to
+// disk; a node beside a cluster reads them from nats.external's
+// credentials_dir (LoadSecrets), where `anfed natsconf` made them.
 type Secrets map[string]nkeys.KeyPair // account name -> user key
 
-// NewSecrets makes a user NKey for each account the config needs.
-func NewSecrets(cfg *config.Config) (Secrets, error) {
-	s := Secrets{}
+// Accounts lists the accounts the node has a user in: SYS, OPS and one
+// per peer.
+func Accounts(cfg *config.Config) []string {
 	accts := []string{SysAccount, OpsAccount}
 	for _, p := range cfg.Peers {
 		accts = append(accts, PeerAccount(p.ID))
 	}
-	for _, a := range accts {
+	return accts
+}
+
+// NewSecrets makes a user NKey for each account the config needs.
+func NewSecrets(cfg *config.Config) (Secrets, error) {
+	s := Secrets{}
+	for _, a := range Accounts(cfg) {
 		kp, err := nkeys.CreateUser()
 		if err != nil {
 			return nil, fmt.Errorf("make internal key: %w", err)
@@ -114,40 +122,88 @@ func Generate(cfg *config.Config, sec Secrets) string {
 // tlsTimeout is the TLS handshake timeout on leaf links, in seconds.
 const tlsTimeout = 2
 
-// GenerateAt returns the NATS server configuration for cfg as of now: a
-// peer whose peering expired at or before now gets neither a leaf user nor
-// a remote, so its credentials stop working and we stop dialling it.
+// GenerateAt returns the embedded server's configuration for cfg as of
+// now: a peer whose peering expired at or before now gets neither a leaf
+// user nor a remote, so its credentials stop working and we stop dialling
+// it.
 func GenerateAt(cfg *config.Config, sec Secrets, now time.Time) string {
-	w := &writer{}
-	w.kv("server_name", q("anfed-"+cfg.Operator.ID))
-	if l := cfg.NATS.Client.Listen; l != "" {
-		w.kv("listen", q(listenAddr(l)))
-	} else {
-		// The embedding node sets DontListen; a listen address is still
-		// needed by the parser.
-		w.kv("listen", q("127.0.0.1:-1"))
+	return render(cfg, sec, now, false)
+}
+
+// External returns, as of now, the configuration an existing cluster's
+// servers need to carry cfg's node (nats.external): the accounts, users
+// and permissions, JetStream and the leaf listener and remotes of the
+// embedded mode, from the same derivation, with the node's users allowed
+// to connect over the network as the NKeys in sec. It is a fragment for
+// each server's configuration to include: the server's name, client
+// listener, cluster (routes) and, unless the policy sets storage.dir, its
+// JetStream directory are the server's own.
+func External(cfg *config.Config, sec Secrets, now time.Time) string {
+	return render(cfg, sec, now, true)
+}
+
+// internalConnTypes are the connection types of the node's own users: an
+// embedded node connects in-process, a node beside a cluster over TCP.
+func internalConnTypes(external bool) []string {
+	if external {
+		return []string{"STANDARD"}
 	}
-	w.open("jetstream")
-	w.kv("store_dir", q(cfg.Storage.Dir))
+	return []string{"IN_PROCESS"}
+}
+
+// SysPermissions are what the node's system-account user may do: ask every
+// server for its leaf connections (is a peer's link up?), disconnect a
+// leaf connection (a rogue hub, an expired peering), and ask who it is.
+func SysPermissions() (pub, sub []string) {
+	return []string{"$SYS.REQ.SERVER.PING.LEAFZ", "$SYS.REQ.SERVER.*.KICK", "$SYS.REQ.USER.INFO"},
+		[]string{"_INBOX.>"}
+}
+
+func render(cfg *config.Config, sec Secrets, now time.Time, external bool) string {
+	w := &writer{}
+	if external {
+		w.comment("NATS server configuration for the anfed node of operator " + cfg.Operator.ID + ", written by `anfed natsconf`")
+		w.comment("from its policy file. Include it in each server's configuration, which adds the server's own")
+		w.comment("server_name, listen, cluster (routes) and, unless the policy sets storage.dir, jetstream.")
+		w.comment("See docs/external-nats.md.")
+	} else {
+		w.kv("server_name", q("anfed-"+cfg.Operator.ID))
+		if l := cfg.NATS.Client.Listen; l != "" {
+			w.kv("listen", q(listenAddr(l)))
+		} else {
+			// The embedding node sets DontListen; a listen address is still
+			// needed by the parser.
+			w.kv("listen", q("127.0.0.1:-1"))
+		}
+	}
 	sync := cfg.Storage.Sync
 	if sync == "" {
 		sync = "always"
 	}
-	w.kv("sync_interval", q(sync))
-	w.close()
+	if cfg.Storage.Dir != "" {
+		w.open("jetstream")
+		w.kv("store_dir", q(cfg.Storage.Dir))
+		w.kv("sync_interval", q(sync))
+		w.close()
+	} else {
+		w.comment("storage.dir is not set: each server's own configuration enables JetStream, e.g.")
+		w.comment("jetstream { store_dir: \"/data/jetstream\", sync_interval: " + q(sync) + " }")
+	}
 	w.kv("system_account", q(SysAccount))
 	w.open("accounts")
 
+	types := internalConnTypes(external)
 	w.open(q(SysAccount))
 	w.open("users: [")
-	w.internalUser(sec.Public(SysAccount))
+	sysPub, sysSub := SysPermissions()
+	w.nkeyUser(sec.Public(SysAccount), types, sysPub, sysSub)
 	w.closeList()
 	w.close()
 
 	w.open(q(OpsAccount))
 	w.kv("jetstream", "enabled")
 	w.open("users: [")
-	w.internalUser(sec.Public(OpsAccount))
+	w.nkeyUser(sec.Public(OpsAccount), types, nil, nil)
 	for _, u := range cfg.NATS.Users {
 		// Local clients publish through intake; only the node writes
 		// accepted signals and dead letters.
@@ -162,7 +218,7 @@ func GenerateAt(cfg *config.Config, sec Secrets, now time.Time) string {
 		acc := PeerAccount(p.ID)
 		w.open(q(acc))
 		w.open("users: [")
-		w.internalUser(sec.Public(acc))
+		w.nkeyUser(sec.Public(acc), types, nil, nil)
 		if p.Accept != nil && !p.ExpiredAt(now) {
 			pub, sub := LeafPermissions(cfg.Operator.ID, p)
 			w.leafUser(p.Accept.User, p.Accept.Password, pub, sub)
@@ -295,13 +351,30 @@ func (w *writer) closeList() {
 	w.b.WriteString("]\n")
 }
 
-// internalUser is the node's own user of an account: an NKey that may
-// connect only in-process.
-func (w *writer) internalUser(pub string) {
+// nkeyUser is the node's own user of an account: an NKey that may
+// connect only as types, with the given permissions (none: all within its
+// account).
+func (w *writer) nkeyUser(pub string, types, pubAllow, subAllow []string) {
 	w.open("")
 	w.kv("nkey", q(pub))
-	w.kv("allowed_connection_types", list([]string{"IN_PROCESS"}))
+	w.kv("allowed_connection_types", list(types))
+	if len(pubAllow) > 0 {
+		w.open("permissions")
+		w.open("publish")
+		w.kv("allow", list(pubAllow))
+		w.close()
+		w.open("subscribe")
+		w.kv("allow", list(subAllow))
+		w.close()
+		w.close()
+	}
 	w.close()
+}
+
+// comment writes a comment line.
+func (w *writer) comment(text string) {
+	w.indent()
+	w.b.WriteString("# " + text + "\n")
 }
 
 func (w *writer) user(name, pass, types string, pubAllow, pubDeny []string) {

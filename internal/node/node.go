@@ -123,6 +123,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.loadKeys(); err != nil {
 		return err
 	}
+	if n.cfg.NATS.External != nil {
+		return errors.New("nats.external: running against an existing cluster is not available in this build yet; remove nats.external to embed a server")
+	}
 	if err := n.startServer(); err != nil {
 		return err
 	}
