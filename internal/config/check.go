@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/anfed/anfed/internal/origin"
+	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/schemas"
 )
 
@@ -468,6 +469,10 @@ func (c *checker) peers(cfg *Config) {
 		c.services(base+".export.services", p.Export.Services)
 		c.export(base+".export", p.Export, cfg.Storage.withDefaults())
 		c.roles(base, &p, cfg)
+		c.tagRules(base+".export.tags", map[string][]string{"match": p.Export.Tags.Match, "remove": p.Export.Tags.Remove, "add": p.Export.Tags.Add},
+			[2]string{"add", "remove"}, "a tag both removed and added: keep it in one list")
+		c.tagRules(base+".import.tags", map[string][]string{"deny": p.Import.Tags.Deny, "require": p.Import.Tags.Require, "add": p.Import.Tags.Add},
+			[2]string{"deny", "require"}, "a signal carrying it would be both denied and required: keep it in one list")
 		c.importLimits(base+".import", p.Import)
 		name := p.ID
 		if name == "" {
@@ -557,6 +562,40 @@ func (c *checker) roles(base string, p *Peer, cfg *Config) {
 			c.add(path, "signals learned from a peer never go back to it (no loops): remove it", "%q is this peer itself", v)
 		default:
 			c.add(path, suggest(v, append(slices.Clone(Roles), ids...), "roles and peers")+"; "+hint, "%q is neither a role nor another peer", v)
+		}
+	}
+}
+
+// tagRules checks the tag lists of an export or an import: valid tags,
+// each once, bounded, and none in both lists of clash.
+func (c *checker) tagRules(base string, lists map[string][]string, clash [2]string, clashHint string) {
+	hint := "a tag, like a BGP community, is " + signal.TagSyntax + `; well-known: ` + signal.TagNoExport + `, ` + signal.TagNoAdvertise
+	for _, name := range []string{"match", "deny", "require", "remove", "add"} {
+		list, ok := lists[name]
+		if !ok {
+			continue
+		}
+		at := base + "." + name
+		if len(list) > signal.MaxTags {
+			c.add(at, fmt.Sprintf("a signal carries at most %d tags", signal.MaxTags), "lists %d tags", len(list))
+		}
+		seen := map[string]int{}
+		for i, tag := range list {
+			p := fmt.Sprintf("%s[%d]", at, i)
+			if !signal.ValidTag(tag) {
+				c.add(p, hint, "invalid tag %q", tag)
+				continue
+			}
+			if j, dup := seen[tag]; dup {
+				c.add(p, "list each tag once", "%q is also %s[%d]", tag, name, j)
+				continue
+			}
+			seen[tag] = i
+		}
+	}
+	for i, tag := range lists[clash[1]] {
+		if slices.Contains(lists[clash[0]], tag) {
+			c.add(fmt.Sprintf("%s.%s[%d]", base, clash[1], i), clashHint, "%q is also in %s", tag, clash[0])
 		}
 	}
 }

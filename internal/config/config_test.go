@@ -424,6 +424,75 @@ peers:
 		line: 9, path: "peers[0].export.transit_from[0]", msg: `"op-b" is this peer itself`, hint: "never go back to it",
 	},
 	{
+		name: "invalid export tag",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      tags:
+        add: [no-export, "Op-A:Gold"]
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].export.tags.add[1]", msg: `invalid tag "Op-A:Gold"`, hint: "a tag, like a BGP community, is 1 to 64 characters",
+	},
+	{
+		name: "import tag denied and required",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export: {classes: ["*"]}
+    import:
+      classes: ["*"]
+      tags:
+        deny: [op-b:test]
+        require:
+          - op-b:gold
+          - op-b:test
+    signing_key: $B
+`),
+		line: 13, path: "peers[0].import.tags.require[1]", msg: `"op-b:test" is also in deny`, hint: "both denied and required",
+	},
+	{
+		name: "export tag twice",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      tags: {match: [gold, gold]}
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 8, path: "peers[0].export.tags.match[1]", msg: `"gold" is also match[0]`, hint: "list each tag once",
+	},
+	{
+		name: "unknown tags key",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      tags: {deny: [gold]}
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 8, path: "peers[0].export.tags.deny", msg: `unknown key "deny"`, hint: "match, remove, add",
+	},
+	{
 		name: "unknown delivery",
 		yaml: y(`
 operator: {id: op-a, signing_key_file: a.nk}

@@ -224,6 +224,31 @@ type ExportPolicy struct {
 	// signal always passes, so that the peer never keeps a condition
 	// whose end it was not told. 0: no severity filter.
 	MinSeverity int `yaml:"min_severity,omitempty"`
+	// Tags sets and matches the signals' tags (like BGP communities)
+	// towards the peer.
+	Tags ExportTags `yaml:"tags,omitempty"`
+}
+
+// ExportTags are the tag rules of an export.
+type ExportTags struct {
+	// Match exports only signals that carry at least one of these tags
+	// (a clear always passes). Empty: no tag filter.
+	Match []string `yaml:"match,omitempty"`
+	// Remove and Add change the tags of what the peer receives (Remove
+	// first); our store keeps the signal as it was.
+	Remove []string `yaml:"remove,omitempty"`
+	Add    []string `yaml:"add,omitempty"`
+}
+
+// ImportTags are the tag rules of an import.
+type ImportTags struct {
+	// Deny refuses signals that carry any of these tags, Require those
+	// that carry none of them (reason filtered; a clear always passes).
+	Deny    []string `yaml:"deny,omitempty"`
+	Require []string `yaml:"require,omitempty"`
+	// Add tags the accepted signals, as we store them and our consumers
+	// see them, after Deny and Require.
+	Add []string `yaml:"add,omitempty"`
 }
 
 // Roles of a peering (RFC 9234): what the peer is to us.
@@ -296,6 +321,8 @@ type ImportPolicy struct {
 	// MaxConditions bounds the active conditions held from the peer,
 	// like BGP's maximum-prefix (RFC 4486). nil: no bound.
 	MaxConditions *MaxConditions `yaml:"max_conditions"`
+	// Tags filters and sets the signals' tags from the peer.
+	Tags ImportTags `yaml:"tags,omitempty"`
 }
 
 // MaxConditions bounds the active (and stale) conditions held from one

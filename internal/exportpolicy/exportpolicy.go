@@ -33,6 +33,7 @@ type Policy struct {
 	roles       map[string]string // our peers' roles; unknown ones count as peers
 	redact      [][]string        // JSON pointers into data, as tokens below /data
 	minSev      int
+	tags        config.ExportTags
 }
 
 // Option adds to a policy what the peer's own entry does not tell.
@@ -57,6 +58,7 @@ func New(self string, p *config.Peer, opts ...Option) *Policy {
 		explicit:    len(p.Export.TransitFrom) > 0,
 		redact:      pointers(p.Export.Redact),
 		minSev:      p.Export.MinSeverity,
+		tags:        p.Export.Tags,
 	}
 	if !pol.explicit {
 		// Valley-free (RFC 9234, Gao-Rexford): what we learned from a
@@ -194,6 +196,22 @@ func remove(v any, toks []string) (any, bool) {
 	return v, false
 }
 
+// Retags reports whether the policy changes the tags of what the peer
+// receives (export.tags.remove and add).
+func (p *Policy) Retags() bool { return len(p.tags.Remove) > 0 || len(p.tags.Add) > 0 }
+
+// Retag applies export.tags.remove, then add, to ev, the copy the peer
+// receives. Tags are hop-by-hop claims, not signed: no signature changes.
+// It fails when the result would carry more than signal.MaxTags.
+func (p *Policy) Retag(ev *signal.Event) error {
+	tags, err := signal.Retag(ev.Tags, p.tags.Remove, p.tags.Add)
+	if err != nil {
+		return fmt.Errorf("export.tags.add towards %s: %w", p.peer, err)
+	}
+	ev.Tags = tags
+	return nil
+}
+
 // Decision says whether a signal is exported and which rule decided.
 type Decision struct {
 	Export bool
@@ -207,8 +225,12 @@ func (p *Policy) Decide(ev *signal.Event, class string) Decision {
 	switch {
 	case ev.OnPath(p.peer) || ev.Origin == p.peer:
 		return Decision{false, "no-loop: " + p.peer + " is already on the path"}
+	case ev.HasTag(signal.TagNoAdvertise):
+		return Decision{false, "tag no-advertise: the signal stays with the operator that holds it"}
 	case relayed && !p.transit:
 		return Decision{false, "export.transit is false: only our own signals are exported"}
+	case relayed && ev.HasTag(signal.TagNoExport):
+		return Decision{false, "tag no-export: the operator that sent it to us asked that it go no further"}
 	}
 	if relayed {
 		if r := p.transitRule(ev); r != "" {
@@ -222,6 +244,8 @@ func (p *Policy) Decide(ev *signal.Event, class string) Decision {
 		return Decision{false, "export.services matches no pattern for " + ev.Service()}
 	case p.minSev > 0 && ev.State != signal.Cleared && ev.SeverityNumber < p.minSev:
 		return Decision{false, fmt.Sprintf("export.min_severity is %d and the signal's severity is %d", p.minSev, ev.SeverityNumber)}
+	case len(p.tags.Match) > 0 && ev.State != signal.Cleared && !ev.HasAnyTag(p.tags.Match):
+		return Decision{false, fmt.Sprintf("export.tags.match %v: the signal carries none of them (its tags: %v)", p.tags.Match, ev.Tags)}
 	}
 	if relayed {
 		from, role := p.learnedFrom(ev)

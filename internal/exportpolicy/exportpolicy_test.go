@@ -1,11 +1,13 @@
 package exportpolicy_test
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/exportpolicy"
@@ -252,6 +254,7 @@ func TestMayExportNeverRefusesWhatDecideExports(t *testing.T) {
 			Services:    pick([]string{"*", "vpn-*", "core", "c?re"}),
 			Transit:     rng.IntN(2) == 0,
 			MinSeverity: []int{0, 0, 9, 17}[rng.IntN(4)],
+			Tags:        config.ExportTags{Match: pick([]string{"gold", "silver"})},
 		}
 		if x.Transit && rng.IntN(2) == 0 {
 			x.TransitFrom = pick(append(slices.Clone(config.Roles), "op-c", "op-d"))
@@ -276,6 +279,7 @@ func TestMayExportNeverRefusesWhatDecideExports(t *testing.T) {
 		ev := event(origin, path, svc+"/r")
 		ev.State = []signal.State{signal.Raised, signal.Updated, signal.Cleared}[rng.IntN(3)]
 		ev.SeverityNumber = rng.IntN(25)
+		ev.Tags = pick([]string{"gold", "silver", signal.TagNoExport, signal.TagNoAdvertise, "x"})
 		k := subject.Key{Origin: origin, Class: class, Service: svc, Resource: "r"}
 		d := p.Decide(ev, class)
 		if d.Export {
@@ -286,4 +290,67 @@ func TestMayExportNeverRefusesWhatDecideExports(t *testing.T) {
 		}
 	}
 	assert.Greater(t, exported, 1000, "the draws export something")
+}
+
+// TestTags: the well-known tags and export.tags.match decide; remove and
+// add change the peer's copy.
+func TestTags(t *testing.T) {
+	all := config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}, Transit: true, TransitFrom: config.Roles}
+	match := all
+	match.Tags.Match = []string{"op-a:gold", "op-a:silver"}
+	tagged := func(origin string, st signal.State, tags ...string) *signal.Event {
+		var path []string
+		if origin != self {
+			path = []string{origin}
+		}
+		ev := event(origin, path, "vpn/r")
+		ev.State, ev.Tags = st, tags
+		return ev
+	}
+	tests := []struct {
+		name string
+		exp  config.ExportPolicy
+		ev   *signal.Event
+		want bool
+		rule string
+	}{
+		{"no-advertise on our own signal", all, tagged(self, signal.Raised, "x", "no-advertise"), false, "tag no-advertise: the signal stays with the operator that holds it"},
+		{"no-advertise on a relayed signal", all, tagged("op-c", signal.Raised, "no-advertise"), false, "tag no-advertise"},
+		{"no-advertise on a clear", all, tagged(self, signal.Cleared, "no-advertise"), false, "tag no-advertise"},
+		{"no-export on our own signal: our direct peers get it", all, tagged(self, signal.Raised, "no-export"), true, "allow"},
+		{"no-export on a relayed signal", all, tagged("op-c", signal.Raised, "no-export"), false, "tag no-export: the operator that sent it to us asked that it go no further"},
+		{"no-export on a relayed clear", all, tagged("op-c", signal.Cleared, "no-export"), false, "tag no-export"},
+		{"loop before tags", all, tagged(peer, signal.Raised, "no-advertise"), false, "no-loop"},
+		{"transit off before no-export", config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}}, tagged("op-c", signal.Raised, "no-export"), false, "export.transit is false"},
+		{"match: one of them", match, tagged(self, signal.Raised, "x", "op-a:silver"), true, "allow"},
+		{"match: none of them", match, tagged(self, signal.Raised, "op-a:bronze"), false, "export.tags.match [op-a:gold op-a:silver]: the signal carries none of them (its tags: [op-a:bronze])"},
+		{"match: no tags", match, tagged(self, signal.Updated), false, "export.tags.match"},
+		{"match: a clear always passes", match, tagged(self, signal.Cleared), true, "allow"},
+		{"match is exact", match, tagged(self, signal.Raised, "op-a:gold2"), false, "export.tags.match"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := exportpolicy.New(self, &config.Peer{ID: peer, Export: tt.exp})
+			d := p.Decide(tt.ev, "fault")
+			assert.Equal(t, tt.want, d.Export, d.Rule)
+			assert.Contains(t, d.Rule, tt.rule)
+		})
+	}
+
+	x := all
+	x.Tags.Remove, x.Tags.Add = []string{"op-a:internal", "no-export"}, []string{"no-export", "op-a:to-b"}
+	p := exportpolicy.New(self, &config.Peer{ID: peer, Export: x})
+	assert.True(t, p.Retags())
+	assert.False(t, exportpolicy.New(self, &config.Peer{ID: peer, Export: all}).Retags())
+	ev := tagged(self, signal.Raised, "op-a:internal", "keep", "no-export")
+	stored := ev.Tags
+	require.NoError(t, p.Retag(ev))
+	assert.Equal(t, []string{"keep", "no-export", "op-a:to-b"}, ev.Tags)
+	assert.Equal(t, []string{"op-a:internal", "keep", "no-export"}, stored, "the stored signal's tags are not changed")
+	full := tagged(self, signal.Raised)
+	for i := range signal.MaxTags - 1 {
+		full.Tags = append(full.Tags, fmt.Sprintf("t%d", i))
+	}
+	assert.ErrorContains(t, p.Retag(full), "export.tags.add towards op-b: the signal would carry 33 tags, more than 32")
+	assert.Len(t, full.Tags, signal.MaxTags-1, "a failed retag leaves the tags")
 }

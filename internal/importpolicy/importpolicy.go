@@ -17,11 +17,12 @@ type Policy struct {
 	peer    string
 	classes []string
 	transit bool
+	tags    config.ImportTags
 }
 
 // New returns the import policy of operator self towards peer p.
 func New(self string, p *config.Peer) *Policy {
-	return &Policy{self: self, peer: p.ID, classes: p.Import.Classes, transit: p.Import.Transit}
+	return &Policy{self: self, peer: p.ID, classes: p.Import.Classes, transit: p.Import.Transit, tags: p.Import.Tags}
 }
 
 // Check returns nil when ev, of class class, is accepted from the peer, and a
@@ -51,5 +52,32 @@ func (p *Policy) Check(ev *signal.Event, class string) error {
 	if !slices.Contains(p.classes, "*") && !slices.Contains(p.classes, class) {
 		return reject.Errorf(reject.NotImported, "import.classes for %s does not list %s", p.peer, class)
 	}
+	// Filters: a clear always passes them, so that a condition whose
+	// raise was accepted is never left without its end.
+	if ev.State != signal.Cleared {
+		for _, t := range p.tags.Deny {
+			if ev.HasTag(t) {
+				return reject.Errorf(reject.Filtered, "import.tags.deny for %s lists %s, which the signal carries (its tags: %v)", p.peer, t, ev.Tags)
+			}
+		}
+		if len(p.tags.Require) > 0 && !ev.HasAnyTag(p.tags.Require) {
+			return reject.Errorf(reject.Filtered, "import.tags.require for %s: the signal carries none of %v (its tags: %v)", p.peer, p.tags.Require, ev.Tags)
+		}
+	}
+	return nil
+}
+
+// Tag applies import.tags.add to an accepted signal, as it is stored and
+// our consumers see it. It refuses (bad-attribute) a signal that would
+// then carry more than signal.MaxTags.
+func (p *Policy) Tag(ev *signal.Event) error {
+	if len(p.tags.Add) == 0 {
+		return nil
+	}
+	tags, err := signal.Retag(ev.Tags, nil, p.tags.Add)
+	if err != nil {
+		return reject.Errorf(reject.BadAttribute, "%s: with import.tags.add for %s %v; send fewer tags", err, p.peer, p.tags.Add)
+	}
+	ev.Tags = tags
 	return nil
 }

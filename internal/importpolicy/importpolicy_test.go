@@ -1,6 +1,8 @@
 package importpolicy_test
 
 import (
+	"fmt"
+
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -84,4 +86,56 @@ func TestCheck(t *testing.T) {
 			assert.Contains(t, err.Error(), tt.text)
 		})
 	}
+}
+
+// TestTags: import.tags.deny and require refuse with reason filtered
+// (a clear always passes them); add tags what is accepted.
+func TestTags(t *testing.T) {
+	imp := config.ImportPolicy{Classes: []string{"*"}, Tags: config.ImportTags{
+		Deny: []string{"op-b:test", "op-b:lab"}, Require: []string{"op-b:gold", "op-b:silver"}}}
+	tagged := func(st signal.State, tags ...string) *signal.Event {
+		ev := event(peer, peer)
+		ev.State, ev.Tags = st, tags
+		return ev
+	}
+	tests := []struct {
+		name string
+		ev   *signal.Event
+		text string // "": accepted
+	}{
+		{"required tag", tagged(signal.Raised, "op-b:gold"), ""},
+		{"another required tag", tagged(signal.Updated, "x", "op-b:silver"), ""},
+		{"no required tag", tagged(signal.Raised, "x"), "import.tags.require for op-b: the signal carries none of [op-b:gold op-b:silver] (its tags: [x])"},
+		{"no tags at all", tagged(signal.Raised), "import.tags.require"},
+		{"denied tag", tagged(signal.Raised, "op-b:gold", "op-b:lab"), "import.tags.deny for op-b lists op-b:lab, which the signal carries"},
+		{"a clear passes deny", tagged(signal.Cleared, "op-b:test"), ""},
+		{"a clear passes require", tagged(signal.Cleared), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := importpolicy.New(self, &config.Peer{ID: peer, Import: imp}).Check(tt.ev, "fault")
+			if tt.text == "" {
+				assert.NoError(t, err)
+				return
+			}
+			assert.Equal(t, reject.Filtered, reject.ReasonOf(err), "%v", err)
+			assert.ErrorContains(t, err, tt.text)
+		})
+	}
+	// Loops and classes decide before tags.
+	err := importpolicy.New(self, &config.Peer{ID: peer, Import: config.ImportPolicy{Classes: []string{"congestion"}, Tags: imp.Tags}}).Check(tagged(signal.Raised), "fault")
+	assert.Equal(t, reject.NotImported, reject.ReasonOf(err))
+
+	add := importpolicy.New(self, &config.Peer{ID: peer, Import: config.ImportPolicy{Classes: []string{"*"}, Tags: config.ImportTags{Add: []string{"from-op-b", "x"}}}})
+	ev := tagged(signal.Raised, "x", "no-export")
+	require.NoError(t, add.Tag(ev))
+	assert.Equal(t, []string{"x", "no-export", "from-op-b"}, ev.Tags)
+	ev = tagged(signal.Raised)
+	for i := range signal.MaxTags {
+		ev.Tags = append(ev.Tags, fmt.Sprintf("t%d", i))
+	}
+	err = add.Tag(ev)
+	assert.Equal(t, reject.BadAttribute, reject.ReasonOf(err))
+	assert.ErrorContains(t, err, "would carry 34 tags, more than 32: with import.tags.add for op-b")
+	require.NoError(t, importpolicy.New(self, &config.Peer{ID: peer}).Tag(ev), "no import.tags.add: unchanged")
 }

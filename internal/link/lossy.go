@@ -88,6 +88,12 @@ func (s *LossySender) Run(ctx context.Context) error {
 			}
 			return
 		}
+		if s.policy.Retags() {
+			if err := s.policy.Retag(ev); err != nil {
+				s.log.Error().Err(err).Str("id", ev.ID).Msg("link: signal not exported: its tags could not be set (export.tags)")
+				return
+			}
+		}
 		ev.Path = append(ev.Path, s.self)
 		out := nats.NewMsg(subject.Link(s.self, k))
 		out.Data = ev.Encode()

@@ -368,6 +368,9 @@ func (r *Receiver) decide(m *nats.Msg) job {
 		err = r.policy.Check(ev, class)
 	}
 	if err == nil {
+		err = r.policy.Tag(ev) // import.tags.add: stored, and seen by our consumers
+	}
+	if err == nil {
 		err = r.Inspector.Live(ev)
 	}
 	if err == nil {

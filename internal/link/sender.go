@@ -672,6 +672,15 @@ func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (*entry, bool) {
 			return nil, false
 		}
 	}
+	if s.policy.Retags() {
+		// export.tags: hop-by-hop claims towards this peer, not signed.
+		if err := s.policy.Retag(ev); err != nil {
+			s.log.Error().Err(err).Str("type", ev.Type).Str("subject", ev.Subject).Str("id", ev.ID).
+				Msg("link: signal not exported: its tags could not be set (export.tags)")
+			_ = m.Ack()
+			return nil, false
+		}
+	}
 	ev.Path = append(ev.Path, s.self)
 	seq := meta.Sequence.Stream
 	out := nats.NewMsg(subject.Link(s.self, k))

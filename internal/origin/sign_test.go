@@ -132,6 +132,10 @@ func TestSignatureSurvivesRelayAndModes(t *testing.T) {
 	require.NoError(t, err)
 	relayed.Path = append(relayed.Path, "op-b", "op-c")
 	require.NoError(t, v.Verify(relayed))
+	// Tags are hop-by-hop too: a relay adds and removes them.
+	relayed.Tags = []string{"no-export", "op-b:transit"}
+	require.NoError(t, v.Verify(relayed))
+	assert.NotContains(t, relayed.SignedExtAttrs, signal.AttrTags)
 
 	// Binary mode: ce- headers and the data as the body.
 	hdr := nats.Header{}

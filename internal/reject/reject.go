@@ -23,6 +23,7 @@ const (
 	WrongOrigin      Reason = "wrong-origin"      // origin is not who may send it
 	Loop             Reason = "loop"              // our id is already on the path
 	NotImported      Reason = "not-imported"      // import policy refuses the class
+	Filtered         Reason = "filtered"          // an import filter refuses it: import.tags, import.filter
 	Oversized        Reason = "oversized"         // larger than the limit
 	Duplicate        Reason = "duplicate"         // (source, id) already accepted
 	Unavailable      Reason = "unavailable"       // no durable path to accept it now

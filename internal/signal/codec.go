@@ -36,6 +36,7 @@ func (e *Event) Encode() []byte {
 	b = appendStr(b, AttrOrigin, e.Origin)
 	b = appendStr(b, AttrState, string(e.State))
 	b = appendStr(b, AttrPath, strings.Join(e.Path, ","))
+	b = appendStr(b, AttrTags, strings.Join(e.Tags, ","))
 	b = appendStr(b, AttrCorrelationID, e.CorrelationID)
 	b = appendStr(b, AttrCausationID, e.CausationID)
 	if !e.ExpiryTime.IsZero() {
@@ -399,6 +400,8 @@ func internName(k []byte) string {
 		return AttrState
 	case AttrPath:
 		return AttrPath
+	case AttrTags:
+		return AttrTags
 	case AttrCorrelationID:
 		return AttrCorrelationID
 	case AttrCausationID:
@@ -761,6 +764,11 @@ func (e *Event) set(name, v string, fromHeader bool) error {
 		if v != "" {
 			e.Path = strings.Split(v, ",")
 		}
+	case AttrTags:
+		e.Tags = nil
+		if v != "" {
+			e.Tags = strings.Split(v, ",")
+		}
 	case AttrCorrelationID:
 		e.CorrelationID = v
 	case AttrCausationID:
@@ -809,7 +817,7 @@ func (e *Event) setTyped(name string, v any) error {
 		e.SeverityNumber = int(n)
 		return nil
 	case "id", "source", "type", "subject", "time", "datacontenttype", "dataschema", specKey,
-		AttrOrigin, AttrState, AttrPath, AttrCorrelationID, AttrCausationID, AttrExpiryTime,
+		AttrOrigin, AttrState, AttrPath, AttrTags, AttrCorrelationID, AttrCausationID, AttrExpiryTime,
 		AttrSeverityText, AttrSequence, AttrTraceParent, AttrTraceState, AttrDSSEMaterial, AttrSignedExtAttrs:
 		return reject.Errorf(reject.BadAttribute, "attribute %s must be a string", name)
 	}

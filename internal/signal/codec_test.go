@@ -38,6 +38,7 @@ func fullEvent() *signal.Event {
 		Origin:          "op-a",
 		State:           signal.Updated,
 		Path:            []string{"op-a", "op-b", "op-c"},
+		Tags:            []string{"no-export", "op-a:gold", "x.y_z-1"},
 		CorrelationID:   "corr-1",
 		CausationID:     "cause-1",
 		ExpiryTime:      time.Date(2026, 3, 14, 9, 36, 10, 0, time.UTC),
@@ -77,6 +78,7 @@ func binaryHeaders() nats.Header {
 		"Ce-Anfedorigin":     {ev.Origin},
 		"Ce-AnfedState":      {string(ev.State)},
 		"Ce-Anfedpath":       {"op-a,op-b,op-c"},
+		"Ce-AnfedTags":       {"no-export,op-a:gold,x.y_z-1"},
 		"Ce-Correlationid":   {ev.CorrelationID},
 		"Ce-Causationid":     {ev.CausationID},
 		"Ce-Expirytime":      {"2026-03-14T09:36:10Z"},
@@ -196,7 +198,7 @@ func TestEncodeNormalises(t *testing.T) {
 		assert.True(t, strings.HasPrefix(enc, `{"specversion":"1.0","id":`), enc)
 		last := -1
 		for _, name := range []string{"id", "source", "type", "subject", "time", "datacontenttype", "dataschema",
-			signal.AttrOrigin, signal.AttrState, signal.AttrPath, signal.AttrExpiryTime, signal.AttrSeverityNumber,
+			signal.AttrOrigin, signal.AttrState, signal.AttrPath, signal.AttrTags, signal.AttrExpiryTime, signal.AttrSeverityNumber,
 			signal.AttrSignedExtAttrs, "count", "vendorx", "data"} {
 			i := strings.Index(enc, `"`+name+`":`)
 			require.GreaterOrEqual(t, i, 0, name)

@@ -139,6 +139,9 @@ func FuzzDecodeStructuredDifferential(f *testing.F) {
 		`{"specversion":"1.0","x":1,"y":true,"z":null,"w":"s"}`, `{"specversion":"1.0","x":1.5}`,
 		`{"specversion":"1.0","X":1}`, `{"specversion":"1.0","severitynumber":"3"}`,
 		`{"specversion":"1.0","time":"2026-03-14T09:06:10+02:00"}`, `{"specversion":"1.0","anfedpath":",,"}`,
+		`{"specversion":"1.0","anfedtags":",,"}`, `{"specversion":"1.0","anfedtags":"no-export,op-a:gold"}`, `{"specversion":"1.0","anfedtags":""}`,
+		`{"specversion":"1.0","anfedtags":1}`, `{"specversion":"1.0","anfedtags":true}`, `{"specversion":"1.0","anfedtags":["a"]}`,
+		`{"specversion":"1.0","anfedtags":"a","anfedtags":"b"}`, `{"specversion":"1.0","anfed\u0074ags":"a\u002cb"}`,
 		`{"specversion":"1.0","id":"\ud800"}`, `{"specversion":"1.0","\u0069d":"x","id":"y"}`,
 		`{"specversion":"1.0","data":{"a":1},"data":{ "b" : 2 }}`,
 		// Escapes and non-ASCII in names and values.

@@ -5,6 +5,8 @@ package signal
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,6 +41,7 @@ const (
 	AttrOrigin         = "anfedorigin"    // the origin operator id (signed)
 	AttrState          = "anfedstate"     // raised, updated or cleared (signed)
 	AttrPath           = "anfedpath"      // operators crossed, comma list (not signed)
+	AttrTags           = "anfedtags"      // tags, like BGP communities, comma list (not signed)
 	AttrCorrelationID  = "correlationid"  // correlation extension
 	AttrCausationID    = "causationid"    // correlation extension
 	AttrExpiryTime     = "expirytime"     // expirytime extension
@@ -64,9 +67,14 @@ type Event struct {
 	DataSchema      string
 	Data            json.RawMessage
 
-	Origin         string
-	State          State
-	Path           []string
+	Origin string
+	State  State
+	Path   []string
+	// Tags are like BGP communities (RFC 1997, RFC 8092): tokens a
+	// producer, a sender or a receiver attaches, matched by policy. Like
+	// the path they are hop-by-hop claims, not covered by the origin's
+	// signature: each operator may set them on export and import.
+	Tags           []string
 	CorrelationID  string
 	CausationID    string
 	ExpiryTime     time.Time // zero: no expiry
@@ -166,6 +174,9 @@ func (e *Event) Check() error {
 			return reject.Errorf(reject.BadAttribute, "%s element %q: want operator ids, ^[a-z][a-z0-9-]{0,31}$", AttrPath, p)
 		}
 	}
+	if err := CheckTags(e.Tags); err != nil {
+		return err
+	}
 	if e.SeverityNumber < 0 || e.SeverityNumber > 24 {
 		return reject.Errorf(reject.BadAttribute, "%s %d: want 1..24 (severity extension)", AttrSeverityNumber, e.SeverityNumber)
 	}
@@ -173,6 +184,108 @@ func (e *Event) Check() error {
 		return reject.Errorf(reject.MissingAttribute, "data is required: a JSON object matching the class schema")
 	}
 	return nil
+}
+
+// Well-known tags (RFC 1997's NO_EXPORT and NO_ADVERTISE, for signals).
+const (
+	// TagNoExport: the operator that receives the signal keeps and uses
+	// it, and relays it to no peer. A sender sets it on export to mean
+	// "do not pass on"; on our own signals it does not stop our export.
+	TagNoExport = "no-export"
+	// TagNoAdvertise: the operator that holds the signal exports it to
+	// no peer. A producer sets it to keep a signal local.
+	TagNoAdvertise = "no-advertise"
+)
+
+// Bounds of a signal's tags.
+const (
+	MaxTags   = 32
+	MaxTagLen = 64
+)
+
+// TagSyntax describes a valid tag, for error messages and hints.
+const TagSyntax = `1 to 64 characters: a lowercase letter or digit, then lowercase letters, digits, ".", "_", ":" or "-" (e.g. no-export, op-a:gold)`
+
+// ValidTag reports whether t is a valid tag.
+func ValidTag(t string) bool {
+	if len(t) == 0 || len(t) > MaxTagLen {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == ':' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// CheckTags returns a *reject.Error when tags are not valid: too many, a
+// token of bad syntax, or one given twice.
+func CheckTags(tags []string) error {
+	if len(tags) > MaxTags {
+		return reject.Errorf(reject.BadAttribute, "%s holds %d tags: at most %d", AttrTags, len(tags), MaxTags)
+	}
+	for i, t := range tags {
+		if !ValidTag(t) {
+			return reject.Errorf(reject.BadAttribute, "%s element %q: a tag is %s", AttrTags, t, TagSyntax)
+		}
+		for _, u := range tags[:i] {
+			if u == t {
+				return reject.Errorf(reject.BadAttribute, "%s names %q twice", AttrTags, t)
+			}
+		}
+	}
+	return nil
+}
+
+// Retag returns tags without remove and with add (each once, in order),
+// or an error when that is more than MaxTags. tags is not changed.
+func Retag(tags, remove, add []string) ([]string, error) {
+	if len(remove) == 0 && len(add) == 0 {
+		return tags, nil
+	}
+	out := make([]string, 0, len(tags)+len(add))
+	for _, t := range tags {
+		if !slices.Contains(remove, t) {
+			out = append(out, t)
+		}
+	}
+	for _, t := range add {
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	if len(out) > MaxTags {
+		return tags, fmt.Errorf("the signal would carry %d tags, more than %d", len(out), MaxTags)
+	}
+	if len(out) == 0 {
+		out = nil
+	}
+	return out, nil
+}
+
+// HasTag reports whether the event carries tag t.
+func (e *Event) HasTag(t string) bool {
+	for _, x := range e.Tags {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
+
+// HasAnyTag reports whether the event carries at least one of tags.
+func (e *Event) HasAnyTag(tags []string) bool {
+	for _, t := range tags {
+		if e.HasTag(t) {
+			return true
+		}
+	}
+	return false
 }
 
 // ValidOperatorID reports whether id is a valid operator id.

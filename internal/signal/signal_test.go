@@ -1,6 +1,7 @@
 package signal_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -66,6 +67,18 @@ func TestCheck(t *testing.T) {
 		{"empty path element", func(ev *signal.Event) { ev.Path = []string{"op-a", "", "op-c"} }, reject.BadAttribute, signal.AttrPath},
 		{"path element with space", func(ev *signal.Event) { ev.Path = []string{" op-a"} }, reject.BadAttribute, signal.AttrPath},
 		{"path element with dot", func(ev *signal.Event) { ev.Path = []string{"op.a"} }, reject.BadAttribute, signal.AttrPath},
+		{"no tags", func(ev *signal.Event) { ev.Tags = nil }, "", ""},
+		{"32 tags", func(ev *signal.Event) { ev.Tags = manyTags(32) }, "", ""},
+		{"33 tags", func(ev *signal.Event) { ev.Tags = manyTags(33) }, reject.BadAttribute, "holds 33 tags: at most 32"},
+		{"tag of 64 chars", func(ev *signal.Event) { ev.Tags = []string{strings.Repeat("a", 64)} }, "", ""},
+		{"tag of 65 chars", func(ev *signal.Event) { ev.Tags = []string{strings.Repeat("a", 65)} }, reject.BadAttribute, signal.AttrTags},
+		{"empty tag", func(ev *signal.Event) { ev.Tags = []string{"a", ""} }, reject.BadAttribute, `element ""`},
+		{"tag in capitals", func(ev *signal.Event) { ev.Tags = []string{"No-Export"} }, reject.BadAttribute, "a tag is 1 to 64 characters"},
+		{"tag starting with a colon", func(ev *signal.Event) { ev.Tags = []string{":gold"} }, reject.BadAttribute, signal.AttrTags},
+		{"tag with space", func(ev *signal.Event) { ev.Tags = []string{"op-a gold"} }, reject.BadAttribute, signal.AttrTags},
+		{"tag with comma smuggled", func(ev *signal.Event) { ev.Tags = []string{"a,b"} }, reject.BadAttribute, signal.AttrTags},
+		{"tag non-ASCII", func(ev *signal.Event) { ev.Tags = []string{"goldé"} }, reject.BadAttribute, signal.AttrTags},
+		{"tag twice", func(ev *signal.Event) { ev.Tags = []string{"op-a:gold", "x", "op-a:gold"} }, reject.BadAttribute, `names "op-a:gold" twice`},
 		{"severitynumber 25", func(ev *signal.Event) { ev.SeverityNumber = 25 }, reject.BadAttribute, signal.AttrSeverityNumber},
 		{"severitynumber negative", func(ev *signal.Event) { ev.SeverityNumber = -1 }, reject.BadAttribute, signal.AttrSeverityNumber},
 	}
@@ -84,6 +97,29 @@ func TestCheck(t *testing.T) {
 			assert.Equal(t, tt.reason, reject.ReasonOf(err), "%v", err)
 			assert.Contains(t, err.Error(), tt.names)
 		})
+	}
+}
+
+func manyTags(n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("t%d", i))
+	}
+	return out
+}
+
+func TestTagAccessors(t *testing.T) {
+	ev := &signal.Event{Tags: []string{"no-export", "op-a:gold"}}
+	assert.True(t, ev.HasTag(signal.TagNoExport))
+	assert.False(t, ev.HasTag(signal.TagNoAdvertise))
+	assert.False(t, ev.HasTag("op-a"))
+	assert.True(t, ev.HasAnyTag([]string{"x", "op-a:gold"}))
+	assert.False(t, ev.HasAnyTag(nil))
+	for _, ok := range []string{"a", "0", "op-a:gold", "x.y_z-1:2", "no-advertise"} {
+		assert.True(t, signal.ValidTag(ok), ok)
+	}
+	for _, bad := range []string{"", "-a", ".a", "A", "a b", "a,b", "a/b", "a*", strings.Repeat("x", 65)} {
+		assert.False(t, signal.ValidTag(bad), bad)
 	}
 }
 
