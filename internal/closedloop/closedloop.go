@@ -110,6 +110,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"sync"
@@ -145,8 +146,12 @@ type Options struct {
 	MaxInFlight int             // default 64: signals delivered and not yet acked, nakked or dead-lettered
 	BackOff     []time.Duration // default 1s, 5s, 30s: the delay before redelivery n+1 after n failures; the last repeats
 	MaxDeliver  int             // default 5: deliveries before a failing signal is dead-lettered
-	AckWait     time.Duration   // default 30s: redelivery after a crash; a running handler extends it
-	Log         zerolog.Logger  // zero value: no logs
+	// Jitter, in [0, 1], shortens each BackOff delay by a random part of
+	// up to Jitter times the delay, so that loops failing together do not
+	// retry together. 0: the delays as given.
+	Jitter  float64
+	AckWait time.Duration  // default 30s: redelivery after a crash; a running handler extends it
+	Log     zerolog.Logger // zero value: no logs
 }
 
 // Defaults.
@@ -669,6 +674,9 @@ func (l *Loop) process(it *item) (outcome, time.Duration) {
 		return l.deadLetter(it, ReasonMaxDeliver, err.Error())
 	default:
 		d := o.BackOff[min(int(it.n)-1, len(o.BackOff)-1)]
+		if o.Jitter > 0 {
+			d -= time.Duration(rand.Float64() * min(o.Jitter, 1) * float64(d))
+		}
 		l.log.Debug().Err(err).Uint64("seq", it.seq).Uint64("delivered", it.n).Dur("retry_in", d).Msg("closedloop: handler failed")
 		return retry, d
 	}
