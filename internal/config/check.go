@@ -92,6 +92,7 @@ func (c *Config) check(given func(path string) bool) (Errors, []*Error) {
 	ck.external(&c.NATS)
 	ck.storage(c.Storage, c.NATS.External != nil)
 	ck.http(c)
+	ck.bridges(c)
 	ck.peers(c)
 	ck.origins(c)
 	return ck.errs, ck.warnings
@@ -120,6 +121,7 @@ func (c *Config) resolvePaths(dir string) {
 	abs(&c.Storage.Dir)
 	abs(&c.Operator.SigningKeyFile)
 	abs(&c.HTTP.TokenFile)
+	c.Bridges.resolvePaths(abs)
 	tls(c.NATS.Client.TLS)
 	if e := c.NATS.External; e != nil {
 		abs(&e.CredentialsDir)

@@ -23,6 +23,8 @@ type Config struct {
 	Origins []Origin `yaml:"origins"`
 	// HTTP is the node's HTTP server (health, metrics, API, dashboard).
 	HTTP HTTP `yaml:"http"`
+	// Bridges are the TMF642 and VES bridges (docs/bridges.md).
+	Bridges Bridges `yaml:"bridges"`
 
 	// warnings are the non-fatal problems found by Parse, with their lines.
 	warnings []*Error
