@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/rs/zerolog"
 
+	"github.com/anfed/anfed/internal/bridge"
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/demo"
 	"github.com/anfed/anfed/internal/httpapi"
@@ -185,17 +186,34 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		log.Error().Err(err).Msg("node did not start")
 		return exitFail
 	}
+	var br *bridge.Bridges
 	if hs != nil {
-		if hs, err = startHTTP(hs, n, cfg.HTTP.Listen, log); err != nil {
+		srv := hs
+		br, err = bridge.New(ctx, bridge.Deps{Node: n, Config: cfg.Bridges, HTTP: cfg.HTTP, Metrics: hs.Metrics().Registry(), Log: log,
+			BaseURL: func() string { return "http://" + srv.Addr() }})
+		if err != nil {
 			log.Error().Err(err).Msg("node did not start")
 			n.Stop()
 			return exitFail
+		}
+		br.Mount(hs)
+		if hs, err = startHTTP(hs, n, cfg.HTTP.Listen, log); err != nil {
+			log.Error().Err(err).Msg("node did not start")
+			br.Stop()
+			n.Stop()
+			return exitFail
+		}
+		if hs != nil {
+			br.Start()
 		}
 	}
 	<-ctx.Done()
 	log.Info().Msg("stopping: draining intake and links")
 	if hs != nil {
 		hs.Stop()
+	}
+	if br != nil {
+		br.Stop()
 	}
 	n.Stop()
 	return exitOK

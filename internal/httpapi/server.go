@@ -64,6 +64,20 @@ type Server struct {
 
 	mu    sync.Mutex
 	links map[string]*linkState
+
+	// routes are added by Handle (the bridges'), before Start.
+	routes []route
+}
+
+type route struct {
+	pattern string
+	h       http.Handler
+}
+
+// Handle adds a route, such as a bridge's (internal/bridge), to the
+// server's; call it before Start.
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.routes = append(s.routes, route{pattern, h})
 }
 
 // linkState is what the server tracks of a peer between ticks.
@@ -193,6 +207,9 @@ func (s *Server) Handler() http.Handler {
 		problem(w, http.StatusNotFound, "no such endpoint %s: see docs/operations.md (GET /v1/peers, /v1/conditions, /v1/rejects, /v1/stream; POST /v1/events)", r.URL.Path)
 	})
 	mux.Handle("GET /", dashboard())
+	for _, r := range s.routes {
+		mux.Handle(r.pattern, r.h)
+	}
 	return mux
 }
 

@@ -1,0 +1,238 @@
+package bridge_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/anfed/anfed/internal/bridge"
+	"github.com/anfed/anfed/internal/conditions"
+	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/httpapi"
+	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/origin"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+const token = "bridge-test-token-0123456789"
+
+var (
+	keysMu sync.Mutex
+	keys   = map[string]nkeys.KeyPair{}
+)
+
+func operatorKey(t testing.TB, id string) nkeys.KeyPair {
+	keysMu.Lock()
+	defer keysMu.Unlock()
+	if kp, ok := keys[id]; ok {
+		return kp
+	}
+	kp, err := origin.NewSigningKey()
+	require.NoError(t, err)
+	keys[id] = kp
+	return kp
+}
+
+func pub(t testing.TB, id string) string {
+	p, err := operatorKey(t, id).PublicKey()
+	require.NoError(t, err)
+	return p
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	f := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(f, []byte(content+"\n"), 0o600))
+	return f
+}
+
+func baseConfig(t *testing.T, id string) *config.Config {
+	return &config.Config{
+		Operator: config.Operator{ID: id},
+		Storage: config.Storage{Dir: t.TempDir(), MaxAge: config.Duration(time.Hour), MaxBytes: config.ByteSize(64 << 20),
+			DuplicateWindow: config.Duration(2 * time.Minute), Sync: "2m"},
+		HTTP: config.HTTP{Listen: "127.0.0.1:0", TokenFile: writeFile(t, "ingest.token", token)},
+	}
+}
+
+// site is a started node with its HTTP server and bridges.
+type site struct {
+	t    *testing.T
+	cfg  *config.Config
+	n    *node.Node
+	hs   *httpapi.Server
+	br   *bridge.Bridges
+	url  string
+	once sync.Once
+}
+
+// start starts cfg's node, its HTTP server on cfg.HTTP.Listen and its
+// bridges, as `anfed serve` does.
+func start(t *testing.T, cfg *config.Config) *site {
+	t.Helper()
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	hs := httpapi.New(httpapi.Options{Listen: cfg.HTTP.Listen, TokenFile: cfg.HTTP.TokenFile, Log: log})
+	n := node.New(cfg, node.WithLogger(log.Level(zerolog.ErrorLevel)), node.WithSigningKey(operatorKey(t, cfg.Operator.ID)), node.WithObserver(hs.Observer()))
+	require.NoError(t, n.Start(context.Background()))
+	br, err := bridge.New(context.Background(), bridge.Deps{Node: n, Config: cfg.Bridges, HTTP: cfg.HTTP, Metrics: hs.Metrics().Registry(),
+		Log: log, BaseURL: func() string { return "http://" + hs.Addr() }})
+	if err != nil {
+		n.Stop()
+		require.NoError(t, err)
+	}
+	br.Mount(hs)
+	if err := hs.Start(n); err != nil {
+		br.Stop()
+		n.Stop()
+		require.NoError(t, err)
+	}
+	br.Start()
+	s := &site{t: t, cfg: cfg, n: n, hs: hs, br: br, url: "http://" + hs.Addr()}
+	t.Cleanup(s.stop)
+	return s
+}
+
+// stop stops the site as `anfed serve` does: HTTP, bridges, node.
+func (s *site) stop() {
+	s.once.Do(func() {
+		s.hs.Stop()
+		s.br.Stop()
+		s.n.Stop()
+	})
+}
+
+// pair starts A, with bridges, and B, which dials A; A exports faults and
+// performance deviations to B, which imports them. editB edits B's config.
+func pair(t *testing.T, bridgesA config.Bridges, editB func(*config.Config)) (a, b *site) {
+	t.Helper()
+	ca := baseConfig(t, "op-a")
+	ca.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
+	ca.Bridges = bridgesA
+	ca.Peers = []config.Peer{{
+		ID: "op-b", Accept: &config.Accept{User: "op-b", Password: "secret-b-123"},
+		Export:     config.ExportPolicy{Classes: []string{"fault", "performance-deviation"}, Services: []string{"*"}},
+		Import:     config.ImportPolicy{Classes: []string{"fault"}},
+		SigningKey: pub(t, "op-b"),
+	}}
+	a = start(t, ca)
+	cb := baseConfig(t, "op-b")
+	cb.Peers = []config.Peer{{
+		ID: "op-a", Dial: &config.Dial{URL: a.n.LeafURL(), User: "op-b", Password: "secret-b-123"},
+		Export:     config.ExportPolicy{Classes: []string{"fault"}, Services: []string{"*"}},
+		Import:     config.ImportPolicy{Classes: []string{"fault", "performance-deviation"}},
+		SigningKey: pub(t, "op-a"),
+	}}
+	if editB != nil {
+		editB(cb)
+	}
+	b = start(t, cb)
+	natstest.WaitFor(t, 20*time.Second, func() error {
+		if !a.n.LinkUp("op-b") || !b.n.LinkUp("op-a") {
+			return fmt.Errorf("link not up")
+		}
+		return nil
+	})
+	return a, b
+}
+
+// post sends body to url with the given Authorization header ("" none).
+func post(t *testing.T, url, authz string, body []byte) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	if authz != "" {
+		req.Header.Set("Authorization", authz)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+func sample(t *testing.T, name string) []byte {
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	require.NoError(t, err)
+	return b
+}
+
+// condition waits until s holds (want) or does not hold (!want) an
+// active condition of origin and class on subject, and returns it.
+func condition(t *testing.T, s *site, origin, class, subject string, want bool) conditions.Condition {
+	t.Helper()
+	var got conditions.Condition
+	natstest.WaitFor(t, 20*time.Second, func() error {
+		for _, c := range s.n.Conditions(conditions.Filter{Origin: origin, Class: class}) {
+			if c.Subject == subject {
+				got = c
+				if want {
+					return nil
+				}
+				return fmt.Errorf("%s still holds %s %s", s.n.ID(), class, subject)
+			}
+		}
+		if want {
+			return fmt.Errorf("%s holds no %s %s", s.n.ID(), class, subject)
+		}
+		return nil
+	})
+	return got
+}
+
+// scrape reads /metrics into series name{labels} -> value.
+func scrape(t *testing.T, base string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		require.NoError(t, err, line)
+		out[line[:i]] = v
+	}
+	return out
+}
+
+func decode(t *testing.T, body string, v any) {
+	t.Helper()
+	require.NoError(t, json.Unmarshal([]byte(body), v), body)
+}
+
+func conditionsFault() conditions.Filter { return conditions.Filter{Class: "fault"} }
+
+func natsConn(t *testing.T, s *site) *nats.Conn {
+	nc, err := s.n.Connect()
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	return nc
+}
