@@ -25,7 +25,8 @@ const usage = `anfed — the federation bus for autonomous networks
 Usage:
   anfed demo [--duration 20s] [--http ADDR]   three operators in one process, signals crossing; dashboards on ADDR
   anfed serve --config FILE            run a node from its policy file
-  anfed validate FILE...               check policy files (.yaml) and signal files (.json)
+  anfed validate FILE...               check policy files (.yaml) and signal files (.json); same as policy check
+  anfed policy check|explain|asyncapi  every problem with its line; who receives a signal and why; a peer's AsyncAPI document
   anfed natsconf --config FILE [-o FILE]   the NATS configuration an existing cluster needs (nats.external)
   anfed keys init|show                 make or show this operator's signing key
   anfed peer invite|add|pin|list       make peerings: issue and add bundles, pin keys
@@ -58,7 +59,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "serve":
 		return runServe(ctx, rest, stdout, stderr)
 	case "validate":
-		return runValidate(rest, stdout, stderr)
+		return runPolicyCheck("validate", rest, stdout, stderr)
+	case "policy":
+		return runPolicy(rest, stdout, stderr)
 	case "natsconf":
 		return runNatsconf(rest, stdout, stderr)
 	case "keys":
@@ -238,28 +241,4 @@ func isSignalFile(name string, data []byte) bool {
 	}
 	t := strings.TrimSpace(string(data))
 	return strings.HasPrefix(t, "{")
-}
-
-func runValidate(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("validate", stderr)
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if fs.NArg() == 0 {
-		fmt.Fprintln(stderr, "anfed validate: name one or more files: policy files (.yaml) or signal files (.json)")
-		return exitUsage
-	}
-	v, err := newValidator()
-	if err != nil {
-		fmt.Fprintln(stderr, "anfed validate:", err)
-		return exitFail
-	}
-	code := exitOK
-	for _, f := range fs.Args() {
-		if err := v.file(f, stdout); err != nil {
-			fmt.Fprintln(stderr, err)
-			code = exitFail
-		}
-	}
-	return code
 }

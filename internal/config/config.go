@@ -22,12 +22,24 @@ func Load(path string) (*Config, error) {
 // Parse is Load on bytes; name is used in error messages and its directory
 // as the base of relative paths.
 func Parse(name string, data []byte) (*Config, error) {
-	root, errs := parseNode(name, data)
-	if errs != nil {
+	cfg, errs, _ := Check(name, data)
+	if len(errs) > 0 {
 		return nil, errs
 	}
+	return cfg, nil
+}
+
+// Check is Parse for tools (`anfed policy check`): it returns the config
+// when the file has no problem, and otherwise every problem found together
+// with the warnings, each sorted by line. A file that does not parse as
+// YAML has no warnings.
+func Check(name string, data []byte) (*Config, Errors, []*Error) {
+	root, errs := parseNode(name, data)
+	if errs != nil {
+		return nil, errs, nil
+	}
 	if root == nil {
-		return nil, Errors{{File: name, Msg: "the file is empty", Hint: "a policy needs at least operator.id and storage.dir"}}
+		return nil, Errors{{File: name, Msg: "the file is empty", Hint: "a policy needs at least operator.id and storage.dir"}}, nil
 	}
 	cfg := &Config{File: name}
 	d := &decoder{file: name}
@@ -60,19 +72,19 @@ func Parse(name string, data []byte) (*Config, error) {
 			errs = append(errs, e)
 		}
 	}
-	if len(errs) > 0 {
-		errs.sort()
-		return nil, errs
-	}
 	for _, w := range warnings {
 		locate(w)
 	}
 	Errors(warnings).sort()
+	if len(errs) > 0 {
+		errs.sort()
+		return nil, errs, warnings
+	}
 	cfg.warnings = warnings
 
 	cfg.Storage = cfg.Storage.withDefaults()
 	cfg.resolvePaths(filepath.Dir(name))
-	return cfg, nil
+	return cfg, nil, warnings
 }
 
 // Validate runs the semantic checks of Parse on a config built in code.

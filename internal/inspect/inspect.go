@@ -74,8 +74,11 @@ func (in *Inspector) Check(ev *signal.Event) (class string, err error) {
 
 // Live refuses a signal whose condition is already void: its expirytime
 // has passed. Nodes apply it on acceptance; file validation does not.
-func (in *Inspector) Live(ev *signal.Event) error {
-	if !ev.ExpiryTime.IsZero() && ev.ExpiryTime.Before(in.now()) {
+func (in *Inspector) Live(ev *signal.Event) error { return LiveAt(ev, in.now()) }
+
+// LiveAt is Live at the time now (`anfed policy explain` has its own clock).
+func LiveAt(ev *signal.Event, now time.Time) error {
+	if !ev.ExpiryTime.IsZero() && ev.ExpiryTime.Before(now) {
 		return reject.Errorf(reject.Expired, "%s %s has passed: the condition is void", signal.AttrExpiryTime, ev.ExpiryTime.UTC().Format(time.RFC3339))
 	}
 	return nil

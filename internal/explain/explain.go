@@ -1,0 +1,446 @@
+// Package explain answers, for one node's policy file, "which peers would
+// receive this signal, and why not the others" (`anfed policy explain`). It
+// runs the code the node runs — exportpolicy.Decide and Redact, the link
+// subject, importpolicy.Check, the inspector, the origin verifier, and the
+// NATS permissions natsconf derives — in the order the link sender and
+// receiver apply them, and reports what each step said. What depends on
+// the moment (rate limits, buffers, the condition table, the replay guard)
+// is named, not guessed.
+package explain
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/exportpolicy"
+	"github.com/anfed/anfed/internal/importpolicy"
+	"github.com/anfed/anfed/internal/inspect"
+	"github.com/anfed/anfed/internal/link"
+	"github.com/anfed/anfed/internal/natsconf"
+	"github.com/anfed/anfed/internal/origin"
+	"github.com/anfed/anfed/internal/reject"
+	"github.com/anfed/anfed/internal/schemacheck"
+	"github.com/anfed/anfed/internal/signal"
+	"github.com/anfed/anfed/internal/subject"
+)
+
+// Explainer explains signals against one node's policy.
+type Explainer struct {
+	cfg   *config.Config
+	insp  *inspect.Inspector
+	ver   *origin.Verifier
+	peers map[string]*config.Config // the peers' own policies, when known
+	now   func() time.Time
+}
+
+// Option configures an Explainer.
+type Option func(*Explainer)
+
+// WithPeerConfig adds the policy file of one of the peers. With it, the
+// NATS permissions that peer derives for our link are known too (on a
+// link we dial, the peer issued our credentials and bounds what we may
+// send), and the peer's import side is explained for what we send it.
+func WithPeerConfig(c *config.Config) Option {
+	return func(e *Explainer) { e.peers[c.Operator.ID] = c }
+}
+
+// WithNow sets the clock used for expiries (peerings, signals).
+func WithNow(now func() time.Time) Option { return func(e *Explainer) { e.now = now } }
+
+// New returns the explainer of the node that cfg, a checked policy,
+// configures.
+func New(cfg *config.Config, cat *schemacheck.Catalog, opts ...Option) (*Explainer, error) {
+	e, err := newWith(cfg, inspect.New(cat, 0))
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range opts {
+		o(e)
+	}
+	return e, nil
+}
+
+func newWith(cfg *config.Config, insp *inspect.Inspector) (*Explainer, error) {
+	pinned := map[string]string{}
+	for _, o := range cfg.Origins {
+		pinned[o.ID] = o.SigningKey
+	}
+	for _, p := range cfg.Peers {
+		if p.SigningKey != "" {
+			pinned[p.ID] = p.SigningKey
+		}
+	}
+	ver, err := origin.NewVerifier(pinned)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.File, err)
+	}
+	return &Explainer{cfg: cfg, insp: insp, ver: ver, peers: map[string]*config.Config{}, now: time.Now}, nil
+}
+
+// Report is the explanation of one signal at one node.
+type Report struct {
+	Node   string   `json:"node"`
+	Signal Signal   `json:"signal"`
+	Notes  []string `json:"notes,omitempty"`
+	// Import is the import side, when the signal comes from a peer
+	// (--from). When it is refused, Peers is empty: the node never holds
+	// the signal.
+	Import *Import `json:"import,omitempty"`
+	// Peers is the export side: one verdict per peer, in policy order.
+	Peers []Verdict `json:"peers"`
+}
+
+// Signal is what the report says of the signal.
+type Signal struct {
+	ID       string   `json:"id"`
+	Source   string   `json:"source"`
+	Class    string   `json:"class"`
+	Subject  string   `json:"subject"`
+	Origin   string   `json:"origin"`
+	State    string   `json:"state"`
+	Severity int      `json:"severity,omitempty"`
+	Path     []string `json:"path"`
+}
+
+// Step is one check and what it said.
+type Step struct {
+	Check  string `json:"check"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+}
+
+// NATS is what the NATS permissions derived from the policies say of the
+// link subject. Allowed is nil when the permission is set by a peer whose
+// policy is not known.
+type NATS struct {
+	Subject string   `json:"subject"`
+	Allowed *bool    `json:"allowed,omitempty"`
+	By      string   `json:"by"`
+	Allow   []string `json:"allow,omitempty"`
+	Detail  string   `json:"detail"`
+}
+
+// Import is the import side of a signal received from a peer.
+type Import struct {
+	From   string `json:"from"`
+	Accept bool   `json:"accept"`
+	// Reason is the refusal reason (internal/reject), "" when accepted.
+	Reason string `json:"reason,omitempty"`
+	// Rule is what decided: the refusing step's detail, or why it passes.
+	Rule  string   `json:"rule"`
+	NATS  NATS     `json:"nats"`
+	Steps []Step   `json:"steps"`
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Verdict is the export side towards one peer.
+type Verdict struct {
+	Peer    string `json:"peer"`
+	Receive bool   `json:"receive"`
+	// Rule is the rule that decided (exportpolicy.Decide's, or the step
+	// after it that stopped the signal).
+	Rule     string   `json:"rule"`
+	Delivery string   `json:"delivery,omitempty"`
+	Subject  string   `json:"subject,omitempty"`
+	Redacted []string `json:"redacted,omitempty"`
+	Pacing   string   `json:"pacing,omitempty"`
+	NATS     *NATS    `json:"nats,omitempty"`
+	Notes    []string `json:"notes,omitempty"`
+	// PeerImport is the peer's import side for the copy we send, when its
+	// policy is known (WithPeerConfig).
+	PeerImport *Import `json:"peer_import,omitempty"`
+}
+
+// Delivered reports whether the peer ends up holding the signal, as far
+// as the known policies tell: we send it, NATS lets it through and, when
+// the peer's policy is known, the peer accepts it.
+func (v *Verdict) Delivered() bool {
+	return v.Receive && (v.PeerImport == nil || v.PeerImport.Accept)
+}
+
+// Decode reads a signal file: one structured-mode CloudEvent, as `anfed
+// publish --file` takes, checked against the catalog.
+func (e *Explainer) Decode(body []byte) (*signal.Event, string, error) {
+	ev, class, err := e.insp.Full(nil, body)
+	if err != nil {
+		return nil, "", err
+	}
+	return ev, class, nil
+}
+
+// Explain explains ev, of class class, at this node. from is the peer it
+// arrives from, "" for a signal the node already holds (a local one, or
+// one it accepted earlier: its path then ends with the peer it came from).
+// When from is set and ev's path does not end with from yet, from is
+// appended, as from's sender does.
+func (e *Explainer) Explain(ev *signal.Event, class, from string) (*Report, error) {
+	ev = clone(ev)
+	r := &Report{Node: e.cfg.Operator.ID}
+	if from != "" {
+		p, ok := e.cfg.Peer(from)
+		if !ok {
+			return nil, fmt.Errorf("--from %s: not a peer of %s (peers: %v)", from, e.cfg.Operator.ID, e.peerIDs())
+		}
+		if n := len(ev.Path); n == 0 || ev.Path[n-1] != from {
+			ev.Path = append(ev.Path, from)
+		}
+		r.Import = e.importSide(ev, class, p)
+	} else if ev.Origin != e.cfg.Operator.ID && len(ev.Path) == 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("origin %s is not %s and the path is empty: a signal of another origin only reaches %s from a peer (use --from PEER)",
+			ev.Origin, e.cfg.Operator.ID, e.cfg.Operator.ID))
+	}
+	r.Signal = Signal{ID: ev.ID, Source: ev.Source, Class: class, Subject: ev.Subject, Origin: ev.Origin,
+		State: string(ev.State), Severity: ev.SeverityNumber, Path: slices.Clone(ev.Path)}
+	if r.Signal.Path == nil {
+		r.Signal.Path = []string{}
+	}
+	r.Peers = []Verdict{}
+	if r.Import != nil && !r.Import.Accept {
+		return r, nil
+	}
+	for i := range e.cfg.Peers {
+		r.Peers = append(r.Peers, e.exportSide(ev, class, &e.cfg.Peers[i]))
+	}
+	return r, nil
+}
+
+func (e *Explainer) peerIDs() []string {
+	var ids []string
+	for _, p := range e.cfg.Peers {
+		ids = append(ids, p.ID)
+	}
+	return ids
+}
+
+// exportSide follows the link sender (link.Sender.prepare, and
+// link.LossySender for lossy delivery) for one peer.
+func (e *Explainer) exportSide(ev *signal.Event, class string, p *config.Peer) Verdict {
+	self := e.cfg.Operator.ID
+	v := Verdict{Peer: p.ID, Delivery: config.DeliveryDurable}
+	if p.Export.Lossy() {
+		v.Delivery = config.DeliveryLossy
+	}
+	if p.ExpiredAt(e.now()) {
+		v.Rule = fmt.Sprintf("peers[%s].expires %s has passed: nothing is sent to %s", p.ID, p.Expires.UTC().Format(time.RFC3339), p.ID)
+		return v
+	}
+	pol := exportpolicy.New(self, p)
+	d := pol.Decide(ev, class)
+	v.Rule = d.Rule
+	if !d.Export {
+		return v
+	}
+	out := clone(ev)
+	if pol.Redacts() {
+		// The sender redacts with the whole policy; each pointer alone
+		// tells which fields this signal had.
+		if _, err := pol.Redact(out); err != nil {
+			v.Rule = "export.redact: " + err.Error() + ": not sent"
+			return v
+		}
+		for _, ptr := range p.Export.Redact {
+			one := exportpolicy.New(self, &config.Peer{ID: p.ID, Export: config.ExportPolicy{Redact: []string{ptr}}})
+			if changed, err := one.Redact(clone(ev)); err == nil && changed {
+				v.Redacted = append(v.Redacted, ptr)
+			}
+		}
+		if len(v.Redacted) > 0 {
+			v.Notes = append(v.Notes, fmt.Sprintf("the redacted copy is signed again by %s", self))
+			if _, err := e.insp.Check(out); err != nil {
+				v.Notes = append(v.Notes, fmt.Sprintf("%s will refuse the redacted copy: %v (redact only fields the class schema does not require)", p.ID, err))
+			}
+		}
+	}
+	out.Path = append(out.Path, self)
+	k := subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()}
+	v.Subject = subject.Link(self, k)
+	if p.Export.Lossy() {
+		v.Notes = append(v.Notes, "lossy: sent once, fire and forget; lost if the link is down or the peer slow")
+	} else {
+		if r := p.Export.MaxRate; r > 0 {
+			b := p.Export.MaxBurst
+			if b <= 0 {
+				b = max(int(r), 1)
+			}
+			v.Pacing = fmt.Sprintf("export.max_rate %g/s, burst %d: it waits for its turn, never dropped", r, b)
+		}
+		if a := p.Export.Buffer.MaxAge; a > 0 {
+			v.Notes = append(v.Notes, fmt.Sprintf("export.buffer.max_age %s: dropped for %s if it waited longer", a, p.ID))
+		}
+	}
+	n := e.sendPermission(p, v.Subject)
+	v.NATS = &n
+	v.Receive = n.Allowed == nil || *n.Allowed
+	if !v.Receive {
+		v.Rule = "NATS: " + n.Detail
+		v.Notes = append(v.Notes, fmt.Sprintf("%s's sender sends it, the link drops it, and the sender gives up on it with an error in its log: align %s's export.transit with %s's import.transit",
+			self, self, p.ID))
+		return v
+	}
+	if pc, ok := e.peers[p.ID]; ok {
+		pe, err := newWith(pc, e.insp)
+		switch pp, ok := pc.Peer(self); {
+		case err != nil:
+			v.Notes = append(v.Notes, fmt.Sprintf("%s's policy: %v", p.ID, err))
+		case !ok:
+			v.PeerImport = &Import{From: self, Rule: fmt.Sprintf("%s's policy has no peer %s", p.ID, self), Steps: []Step{}}
+		default:
+			pe.now = e.now
+			pe.peers[self] = e.cfg
+			v.PeerImport = pe.importSide(out, class, pp)
+		}
+	}
+	return v
+}
+
+// sendPermission says whether NATS lets a message on subj, which we send,
+// reach peer p: the subscribe permission of the leaf user we issue to a
+// peer that dials us, or the publish permission of the leaf user the peer
+// issued to us when we dial it.
+func (e *Explainer) sendPermission(p *config.Peer, subj string) NATS {
+	self := e.cfg.Operator.ID
+	if p.Accept != nil {
+		_, sub := natsconf.LeafPermissions(self, p)
+		return permit(subj, sub, self, fmt.Sprintf("%s dials %s: the leaf user %s issues %s may receive", p.ID, self, self, p.ID))
+	}
+	pc, ok := e.peers[p.ID]
+	if !ok {
+		n := NATS{Subject: subj, By: p.ID,
+			Detail: fmt.Sprintf("%s dials %s: the leaf user %s issued %s bounds what it may send (%s, or %s with %s's import.transit); %s's policy is not given (--peer-config)",
+				self, p.ID, p.ID, self, subject.LinkPrefix+"."+self+"."+self+".>", subject.LinkFrom(self), p.ID, p.ID)}
+		if own := subject.LinkPrefix + "." + self + "." + self + ".>"; server.SubjectMatchesFilter(subj, own) {
+			n.Allowed = ptr(true)
+			n.Allow = []string{own}
+			n.Detail = fmt.Sprintf("%s dials %s: the leaf user %s issued %s may send %s's own signals in any case, %s", self, p.ID, p.ID, self, self, own)
+		}
+		return n
+	}
+	pp, ok := pc.Peer(self)
+	if !ok {
+		return NATS{Subject: subj, Allowed: ptr(false), By: p.ID, Detail: fmt.Sprintf("%s's policy has no peer %s: it issues %s no leaf user", p.ID, self, self)}
+	}
+	pub, _ := natsconf.LeafPermissions(p.ID, pp)
+	return permit(subj, pub, p.ID, fmt.Sprintf("%s dials %s: the leaf user %s issued %s may send", self, p.ID, p.ID, self))
+}
+
+// receivePermission says whether NATS lets a message on subj, sent by
+// peer p, reach us.
+func (e *Explainer) receivePermission(p *config.Peer, subj string) NATS {
+	self := e.cfg.Operator.ID
+	if p.Accept != nil {
+		pub, _ := natsconf.LeafPermissions(self, p)
+		return permit(subj, pub, self, fmt.Sprintf("%s dials %s: the leaf user %s issues %s may send", p.ID, self, self, p.ID))
+	}
+	pc, ok := e.peers[p.ID]
+	if !ok {
+		n := NATS{Subject: subj, By: p.ID, Detail: fmt.Sprintf("%s dials %s: the leaf user %s issued %s may receive %s", self, p.ID, p.ID, self, subject.LinkFrom(p.ID))}
+		if server.SubjectMatchesFilter(subj, subject.LinkFrom(p.ID)) {
+			n.Allowed = ptr(true)
+			n.Allow = []string{subject.LinkFrom(p.ID)}
+		}
+		return n
+	}
+	pp, ok := pc.Peer(self)
+	if !ok {
+		return NATS{Subject: subj, Allowed: ptr(false), By: p.ID, Detail: fmt.Sprintf("%s's policy has no peer %s", p.ID, self)}
+	}
+	_, sub := natsconf.LeafPermissions(p.ID, pp)
+	return permit(subj, sub, p.ID, fmt.Sprintf("%s dials %s: the leaf user %s issued %s may receive", self, p.ID, p.ID, self))
+}
+
+func permit(subj string, allow []string, by, what string) NATS {
+	n := NATS{Subject: subj, By: by, Allow: allow, Allowed: ptr(false)}
+	for _, a := range allow {
+		if server.SubjectMatchesFilter(subj, a) {
+			n.Allowed = ptr(true)
+			n.Allow = []string{a}
+			n.Detail = fmt.Sprintf("%s %s", what, a)
+			return n
+		}
+	}
+	n.Detail = fmt.Sprintf("%s only %v: %s is not among them", what, allow, subj)
+	return n
+}
+
+func ptr(b bool) *bool { return &b }
+
+// importSide follows the link receiver (link.Receiver.decide) for a
+// signal ev, whose path ends with p, as it arrives from p.
+func (e *Explainer) importSide(ev *signal.Event, class string, p *config.Peer) *Import {
+	self := e.cfg.Operator.ID
+	k := subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()}
+	im := &Import{From: p.ID, NATS: e.receivePermission(p, subject.Link(p.ID, k)), Steps: []Step{}}
+	refuse := func(check string, err error) *Import {
+		im.Steps = append(im.Steps, Step{Check: check, Detail: err.Error()})
+		im.Reason = string(reject.ReasonOf(err))
+		im.Rule = err.Error()
+		return im
+	}
+	pass := func(check, detail string) {
+		im.Steps = append(im.Steps, Step{Check: check, OK: true, Detail: detail})
+	}
+	if im.NATS.Allowed != nil && !*im.NATS.Allowed {
+		im.Rule = "NATS: " + im.NATS.Detail
+		return im
+	}
+	if p.ExpiredAt(e.now()) {
+		return refuse("peering", reject.Errorf(reject.Revoked, "peers[%s].expires %s has passed", p.ID, p.Expires.UTC().Format(time.RFC3339)))
+	}
+	r, b := p.Import.MaxRate, p.Import.MaxBurst
+	if r <= 0 {
+		r = link.DefaultMaxRate
+	}
+	if b <= 0 {
+		b = max(int(2*r), 1)
+	}
+	im.Notes = append(im.Notes, fmt.Sprintf("import.max_rate %g/s, burst %d: over it, refused rate-limited and resent by the sender", r, b))
+	if err := ev.Check(); err != nil {
+		return refuse("attributes", err)
+	}
+	pass("attributes", "required attributes present")
+	switch err := e.ver.Verify(ev); {
+	case err == nil:
+		pass("signature", fmt.Sprintf("verifies against the key pinned for %s", ev.Origin))
+	case reject.ReasonOf(err) == reject.UnknownOrigin:
+		return refuse("signature", err)
+	case ev.DSSEMaterial == "":
+		pass("signature", fmt.Sprintf("a key is pinned for %s (the file is unsigned: %s's node signs at intake)", ev.Origin, ev.Origin))
+	default:
+		return refuse("signature", err)
+	}
+	if _, err := e.insp.Check(ev); err != nil {
+		return refuse("schema", err)
+	}
+	pass("schema", "data matches the "+class+" schema")
+	if err := importpolicy.New(self, p).Check(ev, class); err != nil {
+		return refuse("import policy", err)
+	}
+	rule := fmt.Sprintf("import.classes for %s allows %s", p.ID, class)
+	if ev.Origin != p.ID {
+		rule += fmt.Sprintf("; import.transit accepts %s's signal relayed by %s", ev.Origin, p.ID)
+	}
+	pass("import policy", rule)
+	if err := inspect.LiveAt(ev, e.now()); err != nil {
+		return refuse("expiry", err)
+	}
+	if !ev.ExpiryTime.IsZero() {
+		pass("expiry", "expirytime "+ev.ExpiryTime.UTC().Format(time.RFC3339)+" is ahead")
+	}
+	if m := p.Import.MaxConditions; m != nil && m.Limit > 0 {
+		im.Notes = append(im.Notes, fmt.Sprintf("import.max_conditions.limit %d: past it a new condition is refused too-many-conditions", m.Limit))
+	}
+	im.Accept = true
+	im.Rule = rule
+	return im
+}
+
+func clone(ev *signal.Event) *signal.Event {
+	c := *ev
+	c.Path = slices.Clone(ev.Path)
+	c.Data = slices.Clone(ev.Data)
+	return &c
+}
