@@ -81,7 +81,9 @@ func writeImport(b *strings.Builder, indent, title string, im *Import) {
 		}
 	}
 	fmt.Fprintf(b, "%s%s: %s\n", indent, title, verdict)
-	fmt.Fprintf(b, "%s  rule:     %s\n", indent, im.Rule)
+	if !im.Accept {
+		fmt.Fprintf(b, "%s  rule:     %s\n", indent, im.Rule)
+	}
 	if im.NATS.Subject != "" {
 		fmt.Fprintf(b, "%s  nats:     %s\n", indent, natsText(&im.NATS))
 	}
