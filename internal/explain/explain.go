@@ -228,7 +228,7 @@ func (e *Explainer) exportSide(ev *signal.Event, class string, p *config.Peer) V
 		v.Rule = fmt.Sprintf("peers[%s].expires %s has passed: nothing is sent to %s", p.ID, p.Expires.UTC().Format(time.RFC3339), p.ID)
 		return v
 	}
-	pol := exportpolicy.New(self, p)
+	pol := exportpolicy.ForConfig(e.cfg, p)
 	d := pol.Decide(ev, class)
 	v.Rule = d.Rule
 	if !d.Export {

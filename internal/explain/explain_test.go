@@ -49,6 +49,7 @@ peers:
       classes: [mitigation]
       max_conditions: {limit: 10}
   - id: op-c
+    role: customer
     dial: {url: "nats-leaf://127.0.0.1:7423", user: op-a, password: secret-a-123}
     signing_key: %[2]s
     export:
@@ -135,7 +136,8 @@ func TestExportVerdicts(t *testing.T) {
 		{"relayed, no transit", withPath(ev("op-c", "fault", "vpn-acme/ic-1", 17, signal.Raised, faultData), "op-c"), "fault", "op-b", false, "export.transit is false: only our own signals are exported"},
 		{"back to where it came from", withPath(ev("op-x", "fault", "vpn-acme/ic-1", 17, signal.Raised, faultData), "op-x", "op-c"), "fault", "op-c", false, "no-loop: op-c is already on the path"},
 		{"expired peering", ev("op-a", "fault", "vpn-acme/ic-1", 17, signal.Raised, faultData), "fault", "op-d", false, "peers[op-d].expires 2020-01-01T00:00:00Z has passed: nothing is sent to op-d"},
-		{"lossy, transit", withPath(ev("op-x", "fault", "core/ic-1", 17, signal.Raised, faultData), "op-x", "op-b"), "fault", "op-c", true, "export.classes and export.services allow it"},
+		{"lossy, transit", withPath(ev("op-x", "fault", "core/ic-1", 17, signal.Raised, faultData), "op-x", "op-b"), "fault", "op-c", true,
+			"export.transit relays it by roles (learned from op-b, a peer, and op-c is a customer); export.classes and export.services allow it"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,6 +149,13 @@ func TestExportVerdicts(t *testing.T) {
 			assert.Equal(t, tt.rule, v.Rule)
 		})
 	}
+	// RFC 9234 roles: what we learned from a peer goes to customers only.
+	f.cfg.Peers[1].Role = config.RolePeer
+	r, err := f.ex.Explain(withPath(ev("op-x", "fault", "core/ic-1", 17, signal.Raised, faultData), "op-x", "op-b"), "fault", "")
+	require.NoError(t, err)
+	v := verdict(t, r, "op-c")
+	assert.False(t, v.Receive)
+	assert.Equal(t, "roles: learned from op-b (role peer), relayed only to customers, and op-c is a peer (valley-free default; export.transit_from overrides it)", v.Rule)
 }
 
 func withPath(e *signal.Event, path ...string) *signal.Event {
@@ -317,7 +326,7 @@ func TestText(t *testing.T) {
 		"import from op-b: accepted\n",
 		"import.max_conditions.limit 10",
 		"export to op-b: not sent\n  rule:     no-loop: op-b is already on the path\n",
-		"export to op-c: sent\n  rule:     export.classes and export.services allow it\n  delivery: lossy\n",
+		"export to op-c: sent\n  rule:     export.transit relays it by roles (learned from op-b, a peer, and op-c is a customer); export.classes and export.services allow it\n  delivery: lossy\n",
 		"  nats:     not known here: op-a dials op-c",
 		"export to op-d: not sent\n  rule:     peers[op-d].expires",
 	} {

@@ -178,6 +178,8 @@ func ruleKind(rule string) string {
 	k, _, _ = strings.Cut(k, " does not ")
 	k, _, _ = strings.Cut(k, " matches ")
 	k, _, _ = strings.Cut(k, ":")
+	k, _, _ = strings.Cut(k, " (")
+	k, _, _ = strings.Cut(k, ";")
 	return k
 }
 
@@ -199,6 +201,11 @@ func TestExplainAgreesWithNodes(t *testing.T) {
 			// signals (NATS), op-c's import policy refuses relayed ones.
 			peer(cfgs["op-a"], "op-b").Import.Transit = false
 			peer(cfgs["op-c"], "op-b").Import.Transit = false
+		}},
+		{"op-c a peer of op-b, not a customer", func(cfgs map[string]*config.Config) {
+			// Valley-free (RFC 9234): op-b relays what it learned from
+			// its peer op-a to customers only.
+			peer(cfgs["op-b"], "op-c").Role = config.RolePeer
 		}},
 		{"wide export, narrow import", func(cfgs map[string]*config.Config) {
 			x := peer(cfgs["op-b"], "op-c")
