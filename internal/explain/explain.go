@@ -104,6 +104,9 @@ type Signal struct {
 	State    string   `json:"state"`
 	Severity int      `json:"severity,omitempty"`
 	Path     []string `json:"path"`
+	// Tags are the signal's tags as the node holds it (after
+	// import.tags.add, with --from).
+	Tags []string `json:"tags,omitempty"`
 }
 
 // Step is one check and what it said.
@@ -147,9 +150,11 @@ type Verdict struct {
 	Delivery string   `json:"delivery,omitempty"`
 	Subject  string   `json:"subject,omitempty"`
 	Redacted []string `json:"redacted,omitempty"`
-	Pacing   string   `json:"pacing,omitempty"`
-	NATS     *NATS    `json:"nats,omitempty"`
-	Notes    []string `json:"notes,omitempty"`
+	// Tags are the tags of the copy the peer receives (export.tags).
+	Tags   []string `json:"tags,omitempty"`
+	Pacing string   `json:"pacing,omitempty"`
+	NATS   *NATS    `json:"nats,omitempty"`
+	Notes  []string `json:"notes,omitempty"`
 	// PeerImport is the peer's import side for the copy we send, when its
 	// policy is known (WithPeerConfig).
 	PeerImport *Import `json:"peer_import,omitempty"`
@@ -175,8 +180,10 @@ func (e *Explainer) Decode(body []byte) (*signal.Event, string, error) {
 // Explain explains ev, of class class, at this node. from is the peer it
 // arrives from, "" for a signal the node already holds (a local one, or
 // one it accepted earlier: its path then ends with the peer it came from).
-// When from is set and ev's path does not end with from yet, from is
-// appended, as from's sender does.
+// When from is set and ev's path does not end with from yet, ev is taken
+// as from holds it: with from's policy (WithPeerConfig) the copy is the
+// one from's sender makes (its export decision, redaction, tags, path);
+// without it, from is appended to the path, as from's sender does.
 func (e *Explainer) Explain(ev *signal.Event, class, from string) (*Report, error) {
 	ev = clone(ev)
 	r := &Report{Node: e.cfg.Operator.ID}
@@ -186,26 +193,67 @@ func (e *Explainer) Explain(ev *signal.Event, class, from string) (*Report, erro
 			return nil, fmt.Errorf("--from %s: not a peer of %s (peers: %v)", from, e.cfg.Operator.ID, e.peerIDs())
 		}
 		if n := len(ev.Path); n == 0 || ev.Path[n-1] != from {
-			ev.Path = append(ev.Path, from)
+			if out, stop := e.sentBy(r, ev, class, from); stop {
+				return r, nil
+			} else if out != nil {
+				ev = out
+			} else {
+				ev.Path = append(ev.Path, from)
+			}
 		}
 		r.Import = e.importSide(ev, class, p)
 	} else if ev.Origin != e.cfg.Operator.ID && len(ev.Path) == 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("origin %s is not %s and the path is empty: a signal of another origin only reaches %s from a peer (use --from PEER)",
 			ev.Origin, e.cfg.Operator.ID, e.cfg.Operator.ID))
 	}
-	r.Signal = Signal{ID: ev.ID, Source: ev.Source, Class: class, Subject: ev.Subject, Origin: ev.Origin,
-		State: string(ev.State), Severity: ev.SeverityNumber, Path: slices.Clone(ev.Path)}
-	if r.Signal.Path == nil {
-		r.Signal.Path = []string{}
-	}
+	r.Signal = signalOf(ev, class)
 	r.Peers = []Verdict{}
 	if r.Import != nil && !r.Import.Accept {
 		return r, nil
 	}
 	for i := range e.cfg.Peers {
-		r.Peers = append(r.Peers, e.exportSide(ev, class, &e.cfg.Peers[i]))
+		v, _ := e.exportSide(ev, class, &e.cfg.Peers[i])
+		r.Peers = append(r.Peers, v)
 	}
 	return r, nil
+}
+
+// sentBy makes the copy peer from's sender sends us, when from's policy
+// is known: its export decision, redaction, tags and path hop. stop is
+// true when from does not send it at all; the report then says why.
+func (e *Explainer) sentBy(r *Report, ev *signal.Event, class, from string) (out *signal.Event, stop bool) {
+	self := e.cfg.Operator.ID
+	pc, ok := e.peers[from]
+	if !ok {
+		return nil, false
+	}
+	pp, ok := pc.Peer(self)
+	if !ok {
+		return nil, false
+	}
+	pe, err := newWith(pc, e.insp)
+	if err != nil {
+		return nil, false
+	}
+	pe.now = e.now
+	v, out := pe.exportSide(ev, class, pp)
+	if out == nil {
+		r.Import = &Import{From: from, Rule: fmt.Sprintf("%s does not send it: %s", from, v.Rule), Steps: []Step{}}
+		r.Signal = signalOf(ev, class)
+		r.Peers = []Verdict{}
+		return nil, true
+	}
+	r.Notes = append(r.Notes, fmt.Sprintf("the copy %s's sender makes for %s (%s's policy is given): %s", from, self, from, v.Rule))
+	return out, false
+}
+
+func signalOf(ev *signal.Event, class string) Signal {
+	s := Signal{ID: ev.ID, Source: ev.Source, Class: class, Subject: ev.Subject, Origin: ev.Origin,
+		State: string(ev.State), Severity: ev.SeverityNumber, Path: slices.Clone(ev.Path), Tags: slices.Clone(ev.Tags)}
+	if s.Path == nil {
+		s.Path = []string{}
+	}
+	return s
 }
 
 func (e *Explainer) peerIDs() []string {
@@ -218,7 +266,7 @@ func (e *Explainer) peerIDs() []string {
 
 // exportSide follows the link sender (link.Sender.prepare, and
 // link.LossySender for lossy delivery) for one peer.
-func (e *Explainer) exportSide(ev *signal.Event, class string, p *config.Peer) Verdict {
+func (e *Explainer) exportSide(ev *signal.Event, class string, p *config.Peer) (Verdict, *signal.Event) {
 	self := e.cfg.Operator.ID
 	v := Verdict{Peer: p.ID, Delivery: config.DeliveryDurable}
 	if p.Export.Lossy() {
@@ -226,13 +274,13 @@ func (e *Explainer) exportSide(ev *signal.Event, class string, p *config.Peer) V
 	}
 	if p.ExpiredAt(e.now()) {
 		v.Rule = fmt.Sprintf("peers[%s].expires %s has passed: nothing is sent to %s", p.ID, p.Expires.UTC().Format(time.RFC3339), p.ID)
-		return v
+		return v, nil
 	}
 	pol := exportpolicy.ForConfig(e.cfg, p)
 	d := pol.Decide(ev, class)
 	v.Rule = d.Rule
 	if !d.Export {
-		return v
+		return v, nil
 	}
 	out := clone(ev)
 	if pol.Redacts() {
@@ -240,7 +288,7 @@ func (e *Explainer) exportSide(ev *signal.Event, class string, p *config.Peer) V
 		// tells which fields this signal had.
 		if _, err := pol.Redact(out); err != nil {
 			v.Rule = "export.redact: " + err.Error() + ": not sent"
-			return v
+			return v, nil
 		}
 		for _, ptr := range p.Export.Redact {
 			one := exportpolicy.New(self, &config.Peer{ID: p.ID, Export: config.ExportPolicy{Redact: []string{ptr}}})
@@ -255,6 +303,14 @@ func (e *Explainer) exportSide(ev *signal.Event, class string, p *config.Peer) V
 			}
 		}
 	}
+	if pol.Retags() {
+		// export.tags: hop-by-hop claims on the peer's copy, not signed.
+		if err := pol.Retag(out); err != nil {
+			v.Rule = err.Error() + ": not sent"
+			return v, nil
+		}
+	}
+	v.Tags = slices.Clone(out.Tags)
 	out.Path = append(out.Path, self)
 	k := subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()}
 	v.Subject = subject.Link(self, k)
@@ -279,7 +335,7 @@ func (e *Explainer) exportSide(ev *signal.Event, class string, p *config.Peer) V
 		v.Rule = "NATS: " + n.Detail
 		v.Notes = append(v.Notes, fmt.Sprintf("%s's sender sends it, the link drops it, and the sender gives up on it with an error in its log: align %s's export.transit with %s's import.transit",
 			self, self, p.ID))
-		return v
+		return v, nil
 	}
 	if pc, ok := e.peers[p.ID]; ok {
 		pe, err := newWith(pc, e.insp)
@@ -294,7 +350,7 @@ func (e *Explainer) exportSide(ev *signal.Event, class string, p *config.Peer) V
 			v.PeerImport = pe.importSide(out, class, pp)
 		}
 	}
-	return v
+	return v, out
 }
 
 // sendPermission says whether NATS lets a message on subj, which we send,
@@ -416,14 +472,24 @@ func (e *Explainer) importSide(ev *signal.Event, class string, p *config.Peer) *
 		return refuse("schema", err)
 	}
 	pass("schema", "data matches the "+class+" schema")
-	if err := importpolicy.New(self, p).Check(ev, class); err != nil {
+	ip := importpolicy.New(self, p)
+	if err := ip.Check(ev, class); err != nil {
 		return refuse("import policy", err)
 	}
 	rule := fmt.Sprintf("import.classes for %s allows %s", p.ID, class)
 	if ev.Origin != p.ID {
 		rule += fmt.Sprintf("; import.transit accepts %s's signal relayed by %s", ev.Origin, p.ID)
 	}
+	if t := p.Import.Tags; len(t.Require) > 0 || len(t.Deny) > 0 {
+		rule += "; import.tags let it through"
+	}
 	pass("import policy", rule)
+	if err := ip.Tag(ev); err != nil { // import.tags.add, as stored
+		return refuse("import tags", err)
+	}
+	if len(p.Import.Tags.Add) > 0 {
+		pass("import tags", fmt.Sprintf("import.tags.add %v: stored with tags %v", p.Import.Tags.Add, ev.Tags))
+	}
 	if err := inspect.LiveAt(ev, e.now()); err != nil {
 		return refuse("expiry", err)
 	}
@@ -441,6 +507,7 @@ func (e *Explainer) importSide(ev *signal.Event, class string, p *config.Peer) *
 func clone(ev *signal.Event) *signal.Event {
 	c := *ev
 	c.Path = slices.Clone(ev.Path)
+	c.Tags = slices.Clone(ev.Tags)
 	c.Data = slices.Clone(ev.Data)
 	return &c
 }

@@ -338,3 +338,67 @@ func TestText(t *testing.T) {
 	require.NoError(t, json.Unmarshal(j, &back))
 	assert.Equal(t, *r, back)
 }
+
+// TestTags: export.tags change the peer's copy, import.tags filter and add,
+// the well-known tags stop a signal, and with the sender's policy given the
+// receiver explains the copy the sender really makes.
+func TestTags(t *testing.T) {
+	f := newFixture(t)
+	f.cfg.Peers[0].Export.Tags = config.ExportTags{Remove: []string{"op-a:internal"}, Add: []string{"op-a:gold"}}
+	f.cfg.Peers[1].Import.Tags = config.ImportTags{Deny: []string{"lab"}, Add: []string{"from-c"}}
+
+	e := ev("op-a", "congestion", "vpn-acme/ic-1", 13, signal.Raised, congestionData)
+	e.Tags = []string{"op-a:internal", "x"}
+	r, err := f.ex.Explain(e, "congestion", "")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"x", "op-a:gold"}, verdict(t, r, "op-b").Tags)
+	assert.Equal(t, []string{"op-a:internal", "x"}, verdict(t, r, "op-c").Tags, "other peers get it as we hold it")
+
+	e.Tags = []string{"no-advertise"}
+	r, err = f.ex.Explain(e, "congestion", "")
+	require.NoError(t, err)
+	assert.Equal(t, "tag no-advertise: the signal stays with the operator that holds it", verdict(t, r, "op-b").Rule)
+
+	lab := ev("op-c", "fault", "vpn-acme/ic-1", 17, signal.Raised, faultData)
+	lab.Tags = []string{"lab"}
+	r, err = f.ex.Explain(lab, "fault", "op-c")
+	require.NoError(t, err)
+	assert.Equal(t, "filtered", r.Import.Reason)
+	lab.State = signal.Cleared
+	r, err = f.ex.Explain(lab, "fault", "op-c")
+	require.NoError(t, err)
+	assert.True(t, r.Import.Accept, "a clear passes the tag filters")
+	assert.Equal(t, []string{"lab", "from-c"}, r.Signal.Tags, "import.tags.add, as stored")
+
+	noExport := ev("op-b", "mitigation", "vpn-acme/ic-1", 9, signal.Raised, mitigationData)
+	noExport.Tags = []string{"no-export"}
+	r, err = f.ex.Explain(noExport, "mitigation", "op-b")
+	require.NoError(t, err)
+	require.True(t, r.Import.Accept)
+	assert.Equal(t, "tag no-export: the operator that sent it to us asked that it go no further", verdict(t, r, "op-c").Rule)
+
+	// With op-c's policy, what op-c's sender does decides what arrives.
+	aPub, err := f.keys["op-x"].PublicKey()
+	require.NoError(t, err)
+	peerC, err := config.Parse("c.yaml", []byte(fmt.Sprintf(`
+operator: {id: op-c, signing_key_file: c.nk}
+storage: {dir: ./d}
+nats: {leafnodes: {listen: "127.0.0.1:7423"}}
+peers:
+  - id: op-a
+    accept: {user: op-a, password: secret-a-123}
+    signing_key: %s
+    export: {classes: [fault], services: ["*"], tags: {add: [lab]}}
+    import: {classes: ["*"]}
+`, aPub)))
+	require.NoError(t, err)
+	ex, err := explain.New(f.cfg, f.cat, explain.WithPeerConfig(peerC))
+	require.NoError(t, err)
+	r, err = ex.Explain(ev("op-c", "fault", "vpn-acme/ic-1", 17, signal.Raised, faultData), "fault", "op-c")
+	require.NoError(t, err)
+	assert.Equal(t, "filtered", r.Import.Reason, "op-c's sender tags it lab, which op-a denies: %+v", r.Import)
+	r, err = ex.Explain(ev("op-c", "congestion", "vpn-acme/ic-1", 17, signal.Raised, congestionData), "congestion", "op-c")
+	require.NoError(t, err)
+	assert.False(t, r.Import.Accept)
+	assert.Equal(t, "op-c does not send it: export.classes does not list congestion", r.Import.Rule)
+}

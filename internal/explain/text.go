@@ -19,7 +19,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	if len(s.Path) > 0 {
 		path = strings.Join(s.Path, ",")
 	}
-	fmt.Fprintf(&b, "%s: signal %s: %s %s %s, origin %s, %s, path %s\n", r.Node, s.ID, s.Class, s.State, s.Subject, s.Origin, sev, path)
+	tags := ""
+	if len(s.Tags) > 0 {
+		tags = ", tags " + strings.Join(s.Tags, ",")
+	}
+	fmt.Fprintf(&b, "%s: signal %s: %s %s %s, origin %s, %s, path %s%s\n", r.Node, s.ID, s.Class, s.State, s.Subject, s.Origin, sev, path, tags)
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "  note: %s\n", n)
 	}
@@ -54,6 +58,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		if len(v.Redacted) > 0 {
 			fmt.Fprintf(&b, "  redact:   %s removed\n", strings.Join(v.Redacted, ", "))
+		}
+		if len(v.Tags) > 0 {
+			fmt.Fprintf(&b, "  tags:     %s\n", strings.Join(v.Tags, ","))
 		}
 		if v.Pacing != "" {
 			fmt.Fprintf(&b, "  pacing:   %s\n", v.Pacing)

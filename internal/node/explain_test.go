@@ -85,6 +85,10 @@ func startExample(t *testing.T, ids []string, cfgs map[string]*config.Config, ca
 	return nodes
 }
 
+// tagSets are the producers' tags the policies tell apart: none, the
+// well-known ones, and the tag op-b's import from op-a denies.
+var tagSets = [][]string{nil, {"no-export"}, nil, {"op-a:lab"}, {"no-advertise"}}
+
 // exampleSignals are the example signal files and, for each origin, class
 // the policies name, service, severity and state, one signal. Condition
 // keys repeat (three resources), so import.max_conditions is never hit:
@@ -119,6 +123,7 @@ func exampleSignals(t *testing.T, ids []string) []*signal.Event {
 							Type: schemas.Type(class), Subject: fmt.Sprintf("%s/r-%d", svc, n%3), Time: now,
 							DataContentType: signal.ContentType, Origin: o, State: st,
 							SeverityNumber: sev, Data: data[class],
+							Tags: tagSets[n%len(tagSets)],
 						}
 						evs = append(evs, ev)
 					}
@@ -134,9 +139,9 @@ func exampleSignals(t *testing.T, ids []string) []*signal.Event {
 // holds it when its own import verdict accepts it. It returns the holders
 // and, for each peer that gets a copy straight from the origin, the
 // fields explain says are redacted from it.
-func predict(t *testing.T, ex map[string]*explain.Explainer, ev *signal.Event, class string, rules map[string]int) (map[string]bool, map[string][]string) {
+func predict(t *testing.T, ex map[string]*explain.Explainer, ev *signal.Event, class string, rules map[string]int) (map[string][]string, map[string][]string) {
 	t.Helper()
-	held := map[string]bool{}
+	held := map[string][]string{} // holder -> the tags it holds the signal with
 	redacted := map[string][]string{}
 	type visit struct {
 		node, from string
@@ -146,7 +151,7 @@ func predict(t *testing.T, ex map[string]*explain.Explainer, ev *signal.Event, c
 	for len(queue) > 0 {
 		v := queue[0]
 		queue = queue[1:]
-		if held[v.node] {
+		if _, ok := held[v.node]; ok {
 			continue
 		}
 		r, err := ex[v.node].Explain(v.ev, class, v.from)
@@ -155,8 +160,9 @@ func predict(t *testing.T, ex map[string]*explain.Explainer, ev *signal.Event, c
 			rules["import refused: "+r.Import.Reason]++
 			continue
 		}
-		held[v.node] = true
+		held[v.node] = r.Signal.Tags
 		at := *v.ev
+		at.Tags = r.Signal.Tags
 		at.Path = r.Signal.Path
 		for _, p := range r.Peers {
 			rules[ruleKind(p.Rule)]++
@@ -236,7 +242,7 @@ func agree(t *testing.T, cat *schemacheck.Catalog, ids []string, cfgs map[string
 	}
 	evs := exampleSignals(t, ids)
 	type want struct {
-		holders  map[string]bool
+		holders  map[string][]string
 		redacted map[string][]string
 	}
 	wants := map[string]want{}
@@ -285,19 +291,31 @@ func agree(t *testing.T, cat *schemacheck.Catalog, ids []string, cfgs map[string
 			actual[ev.ID][id] = ev
 		}
 	}
-	mismatch, crossings, redactions := 0, 0, 0
+	mismatch, crossings, redactions, tagged := 0, 0, 0, 0
 	for _, ev := range evs {
 		w := wants[ev.ID]
 		got := map[string]bool{}
 		for id := range actual[ev.ID] {
 			got[id] = true
 		}
+		wantHolders := map[string]bool{}
+		for id := range w.holders {
+			wantHolders[id] = true
+		}
 		crossings += len(got) - 1
-		if !maps.Equal(got, w.holders) {
+		if !maps.Equal(got, wantHolders) {
 			mismatch++
 			t.Errorf("%s (origin %s, %s, %s, severity %d, %s): explain says holders %v, the nodes hold it at %v",
 				ev.ID, ev.Origin, ev.Type, ev.Subject, ev.SeverityNumber, ev.State, slices.Sorted(maps.Keys(w.holders)), slices.Sorted(maps.Keys(got)))
 			continue
+		}
+		for id, c := range actual[ev.ID] {
+			if !assert.Equal(t, nonEmpty(w.holders[id]), nonEmpty(c.Tags), "%s at %s: the tags explain says it is held with", ev.ID, id) {
+				mismatch++
+			}
+			if len(c.Tags) > 0 && id != ev.Origin {
+				tagged++
+			}
 		}
 		for peer, ptrs := range w.redacted {
 			c := actual[ev.ID][peer]
@@ -313,7 +331,7 @@ func agree(t *testing.T, cat *schemacheck.Catalog, ids []string, cfgs map[string
 			}
 		}
 	}
-	t.Logf("%d signals, %d copies crossed a boundary, %d redacted copies checked, %d disagreements", len(evs), crossings, redactions, mismatch)
+	t.Logf("%d signals, %d copies crossed a boundary, %d redacted copies and %d tagged copies checked, %d disagreements", len(evs), crossings, redactions, tagged, mismatch)
 }
 
 // settleExample waits until every node has decided every stored signal
@@ -340,4 +358,11 @@ func settleExample(t *testing.T, ids []string, cfgs map[string]*config.Config, n
 		}
 		return nil
 	})
+}
+
+func nonEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }
