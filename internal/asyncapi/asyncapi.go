@@ -216,6 +216,14 @@ func message(cfg *config.Config, p *config.Peer, class string) (obj, error) {
 	if p.Export.MinSeverity > 0 {
 		sev["description"] = fmt.Sprintf("%s; raised and updated signals cross from %d up (export.min_severity), cleared ones at any severity", sev["description"], p.Export.MinSeverity)
 	}
+	tag := `[a-z0-9][a-z0-9._:-]{0,63}`
+	tagsDesc := "tags, like BGP communities: a comma list, hop-by-hop claims of the operator that sent the signal (not signed); well-known: no-export, no-advertise"
+	if t := p.Export.Tags; len(t.Add) > 0 || len(t.Remove) > 0 {
+		tagsDesc += fmt.Sprintf("; %s removes %v and adds %v on what it sends %s (export.tags)", self, t.Remove, t.Add, p.ID)
+	}
+	if m := p.Export.Tags.Match; len(m) > 0 {
+		tagsDesc += fmt.Sprintf("; raised and updated signals cross only with one of %v (export.tags.match)", m)
+	}
 	payload := obj{
 		"$schema":     "https://json-schema.org/draft/2020-12/schema",
 		"title":       fmt.Sprintf("anfed %s signal", class),
@@ -234,6 +242,7 @@ func message(cfg *config.Config, p *config.Peer, class string) (obj, error) {
 			signal.AttrOrigin:         origin,
 			signal.AttrState:          obj{"enum": []any{string(signal.Raised), string(signal.Updated), string(signal.Cleared)}},
 			signal.AttrPath:           obj{"type": "string", "pattern": "^([a-z][a-z0-9-]{0,31},)*" + self + "$", "description": "the operators the signal crossed, comma list, ending with " + self},
+			signal.AttrTags:           obj{"type": "string", "pattern": "^" + tag + "(," + tag + ")*$", "description": tagsDesc + "; at most 32"},
 			signal.AttrSeverityText:   str("severity extension"),
 			signal.AttrSeverityNumber: sev,
 			signal.AttrExpiryTime:     dateTime("expirytime extension: the condition is void after it"),

@@ -201,6 +201,9 @@ func TestPayloadSchemas(t *testing.T) {
 	sch, err := c.Compile("urn:payload")
 	require.NoError(t, err)
 	require.NoError(t, sch.Validate(decode(t, good.Encode())))
+	tagged := *good
+	tagged.Tags = []string{"op-b:transit", "no-export"}
+	require.NoError(t, sch.Validate(decode(t, tagged.Encode())), "tags as a sender sets them")
 	bad := []struct {
 		name string
 		edit func(ev *signal.Event)
@@ -210,6 +213,7 @@ func TestPayloadSchemas(t *testing.T) {
 		{"another class's type", func(ev *signal.Event) { ev.Type = schemas.Type("fault") }},
 		{"severity out of range", func(ev *signal.Event) { ev.SeverityNumber = 30 }},
 		{"unknown state", func(ev *signal.Event) { ev.State = "flapping" }},
+		{"a bad tag", func(ev *signal.Event) { ev.Tags = []string{"Gold Customer"} }},
 	}
 	for _, b := range bad {
 		ev := *good
