@@ -3,6 +3,7 @@ package asyncapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"maps"
 	"os"
 	"path/filepath"
@@ -101,6 +102,23 @@ func TestDocumentsValidate(t *testing.T) {
 	}
 	_, err := asyncapi.Document(a, "op-z")
 	assert.ErrorContains(t, err, "not a peer of op-a")
+}
+
+var update = flag.Bool("update", false, "TestExampleDocument: rewrite examples/policy/op-b-to-op-c.asyncapi.json")
+
+// TestExampleDocument keeps the example document in examples/policy true:
+// it is what `anfed policy asyncapi --config examples/policy/op-b.yaml
+// --peer op-c` writes.
+func TestExampleDocument(t *testing.T) {
+	const file = "../../examples/policy/op-b-to-op-c.asyncapi.json"
+	out, err := asyncapi.Document(load(t, "op-b.yaml"), "op-c")
+	require.NoError(t, err)
+	if *update {
+		require.NoError(t, os.WriteFile(file, out, 0o644))
+	}
+	b, err := os.ReadFile(file)
+	require.NoError(t, err)
+	assert.Equal(t, string(b), string(out), "run go test ./internal/asyncapi -run TestExampleDocument -update")
 }
 
 func nonNil(s []string) []string {
