@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -156,10 +157,18 @@ type tmfEvent struct {
 
 // TMFAnswer is the listener's answer to a stored notification.
 type TMFAnswer struct {
-	EventID string    `json:"eventId"`
-	Status  string    `json:"status"` // accepted or duplicate
-	Signal  SignalRef `json:"signal"`
+	EventID string    `json:"eventId,omitempty"`
+	Status  string    `json:"status"` // accepted, duplicate or ignored
+	Signal  SignalRef `json:"signal,omitzero"`
+	Reason  string    `json:"reason,omitempty"` // why ignored
 }
+
+// errEcho marks a notification about an alarm our hub delivered.
+var errEcho = errors.New("the alarm's sourceSystemId is anfed://...: an event this or another anfed node delivered from its hub, coming back; not taken again (no loops)")
+
+// anfedSourceSystem prefixes the sourceSystemId of the alarms our hub
+// delivers.
+const anfedSourceSystem = "anfed://"
 
 // listen takes one TMF642 notification POSTed to listener/<res>.
 func (t *tmf642) listen(w http.ResponseWriter, r *http.Request, res string) {
@@ -171,6 +180,13 @@ func (t *tmf642) listen(w http.ResponseWriter, r *http.Request, res string) {
 		return
 	}
 	ev, err := t.mapNotification(res, body)
+	if errors.Is(err, errEcho) {
+		// An OSS that is both our upstream and our hub's listener sends
+		// our own events back: taking them would loop.
+		t.b.metrics.ignored.WithLabelValues("tmf642", "echo").Inc()
+		writeJSON(w, http.StatusAccepted, TMFAnswer{Status: "ignored", Reason: err.Error()})
+		return
+	}
 	if err != nil {
 		t.fail(failReason(err))(w, codeOf(err), err.Error())
 		return
@@ -202,6 +218,9 @@ func (t *tmf642) mapNotification(res string, body []byte) (*signal.Event, error)
 	a := n.Event.Alarm
 	if a == nil {
 		return nil, bad("event.alarm", "required: the Alarm the notification is about")
+	}
+	if strings.HasPrefix(a.SourceSystemID, anfedSourceSystem) {
+		return nil, errEcho
 	}
 	id := n.EventID
 	if id == "" {
@@ -274,17 +293,20 @@ func (t *tmf642) mapAlarm(res string, a *tmfAlarm, at time.Time) (*faultData, si
 	if d.SpecificProblem == "" {
 		d.SpecificProblem = d.ProbableCause
 	}
+	if len(a.AffectedService) > 256 || len(a.CorrelatedAlarm) > 256 || len(a.ParentAlarm) > 64 {
+		return nil, "", "", bad(p+"affectedService", "at most 256 affected services, 256 correlated and 64 parent alarms")
+	}
 	for i, s := range a.AffectedService {
-		if s == nil || s.ID == "" {
-			return nil, "", "", bad(fmt.Sprintf("%saffectedService[%d].id", p, i), "required")
+		if s == nil || s.ID == "" || len(s.ID) > 256 {
+			return nil, "", "", bad(fmt.Sprintf("%saffectedService[%d].id", p, i), "required, at most 256 bytes")
 		}
 		d.AffectedService = append(d.AffectedService, serviceRef{ID: s.ID, Href: uriOrEmpty(s.Href)})
 	}
 	refs := func(name string, in []*tmfRef) ([]alarmRef, error) {
 		var out []alarmRef
 		for i, r := range in {
-			if r == nil || r.ID == "" {
-				return nil, bad(fmt.Sprintf("%s%s[%d].id", p, name, i), "required")
+			if r == nil || r.ID == "" || len(r.ID) > 256 {
+				return nil, bad(fmt.Sprintf("%s%s[%d].id", p, name, i), "required, at most 256 bytes")
 			}
 			out = append(out, alarmRef{ID: r.ID})
 		}

@@ -28,6 +28,10 @@ import (
 // hub's registrations, so that they outlive a restart.
 const HubBucket = "ANFED_TMF642_HUB"
 
+// MaxRegistrations bounds our hub's registrations: each is a durable
+// consumer and a delivery loop.
+const MaxRegistrations = 256
+
 // faultFilter is every stored fault signal, local and imported.
 var faultFilter = subject.SignalPrefix + ".*.fault.>"
 
@@ -256,7 +260,7 @@ func tmfNotification(ev *signal.Event) (*tmfEvent, string, error) {
 		ProbableCause: d.ProbableCause, SpecificProblem: d.SpecificProblem, State: string(ev.State),
 		AlarmedObjectType: d.AlarmedObject.Type,
 		AlarmedObject:     &tmfRef{ID: d.AlarmedObject.ID, Href: d.AlarmedObject.Href, ReferredType: d.AlarmedObject.Type},
-		SourceSystemID:    ev.Origin, AlarmDetails: "anfed signal " + ev.Source + " " + ev.ID,
+		SourceSystemID:    anfedSourceSystem + ev.Origin, AlarmDetails: "anfed signal " + ev.Source + " " + ev.ID,
 		AlarmRaisedTime: d.AlarmRaisedTime, AlarmReportTime: rfc3339(ev.Time), AlarmChangedTime: rfc3339(ev.Time),
 		AlarmClearedTime: d.AlarmClearedTime, IsRootCause: d.IsRootCause, ServiceAffecting: d.ServiceAffecting,
 	}
@@ -309,6 +313,13 @@ func (t *tmf642) register(w http.ResponseWriter, r *http.Request) {
 	}
 	if _, err := parseHubQuery(req.Query); err != nil {
 		t.fail("bad-field")(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+	t.mu.Lock()
+	n := len(t.regs)
+	t.mu.Unlock()
+	if n >= MaxRegistrations {
+		t.fail("too-many-registrations")(w, http.StatusConflict, fmt.Sprintf("the hub holds %d registrations, its limit: DELETE /hub/{id} the ones no longer listened to", n))
 		return
 	}
 	var idb [8]byte

@@ -107,7 +107,19 @@ func TestTMF642ListenerBadInput(t *testing.T) {
 		})
 	}
 	assert.Empty(t, a.n.Conditions(conditionsFault()))
-	code, body := post(t, a.url+tmfListener+"alarmCreateEvent", bearer, []byte(create))
+
+	// An alarm our own hub delivered, echoed back by an OSS: not taken.
+	echo := strings.Replace(create, `"sourceSystemId": "oss-paris"`, `"sourceSystemId": "anfed://op-b"`, 1)
+	code, body := post(t, a.url+tmfListener+"alarmCreateEvent", bearer, []byte(echo))
+	require.Equal(t, 202, code, body)
+	var ans bridge.TMFAnswer
+	decode(t, body, &ans)
+	assert.Equal(t, "ignored", ans.Status)
+	assert.Contains(t, ans.Reason, "no loops")
+	assert.Equal(t, 1.0, scrape(t, a.url)[`anfed_bridge_ignored_total{bridge="tmf642",reason="echo"}`])
+	assert.Empty(t, a.n.Conditions(conditionsFault()))
+
+	code, body = post(t, a.url+tmfListener+"alarmCreateEvent", bearer, []byte(create))
 	require.Equal(t, 202, code, body)
 	condition(t, a, "op-a", "fault", "vpn-acme/par-pe-2:et-0/0/3/ALM-7731", true)
 }

@@ -394,7 +394,8 @@ func (v *ves) measurement(h *vesHeader, m map[string]json.RawMessage, mp, id str
 		if err != nil || f <= 0 {
 			return nil, "", bad(mp+".measurementInterval", "%s: want a positive number of seconds", n)
 		}
-		window.duration = fmt.Sprintf("PT%sS", strconv.FormatFloat(f, 'f', -1, 64))
+		// An RFC 3339 duration has whole seconds only.
+		window.duration = fmt.Sprintf("PT%sS", strconv.FormatFloat(math.Ceil(min(f, 1e12)), 'f', 0, 64))
 	} else if start.Before(last) {
 		window.start, window.end = rfc3339(start), rfc3339(last)
 	} else {
@@ -443,6 +444,9 @@ func (v *ves) measurement(h *vesHeader, m map[string]json.RawMessage, mp, id str
 			d.DeviationPercent = math.Abs(val-k.Expected) / math.Abs(k.Expected) * 100
 		} else if val != 0 {
 			d.DeviationPercent = 100
+		}
+		if math.IsInf(d.DeviationPercent, 0) {
+			d.DeviationPercent = math.MaxFloat64
 		}
 		d.Window.Start, d.Window.End, d.Window.Duration = window.start, window.end, window.duration
 		data, _ := json.Marshal(d)
@@ -498,8 +502,8 @@ func vesValues(m map[string]json.RawMessage, mp string) (map[string]float64, err
 			for _, am := range ams {
 				for hk, hv := range am.HashMap {
 					f, err := strconv.ParseFloat(strings.TrimSpace(hv), 64)
-					if err != nil {
-						continue // VES hashMaps carry text too; only numbers can be watched
+					if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+						continue // VES hashMaps carry text too; only finite numbers can be watched
 					}
 					out[am.Name+"/"+hk] = f
 				}
@@ -510,7 +514,7 @@ func vesValues(m map[string]json.RawMessage, mp string) (map[string]float64, err
 				return nil, bad(mp+".additionalFields", "want an object of string values: %v", err)
 			}
 			for ak, av := range af {
-				if f, err := strconv.ParseFloat(strings.TrimSpace(av), 64); err == nil {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(av), 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
 					out["additionalFields/"+ak] = f
 				}
 			}

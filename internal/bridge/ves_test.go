@@ -191,3 +191,21 @@ func TestVESBadInput(t *testing.T) {
 	require.Equal(t, 202, code, body)
 	condition(t, a, "op-a", "fault", "ves/par-pe-2/linkDown", true)
 }
+
+// Names that are NATS wildcards and separators stay inside their subject
+// token: the fault crosses to the peer under its own subject and nothing
+// else; a body over the limit is refused whole.
+func TestVESAttacks(t *testing.T) {
+	a, b := pair(t, vesBridges(t), nil)
+	evil := strings.Replace(string(sample(t, "ves-fault.json")), `"sourceName": "scfx0001vm002cap001"`, `"sourceName": "evil.*.>"`, 1)
+	evil = strings.Replace(evil, `"alarmCondition": "PilotNumberPoolExhaustion"`, `"alarmCondition": "a b\u0000c"`, 1)
+	code, body := post(t, a.url+bridge.VESPath, bearer, []byte(evil))
+	require.Equal(t, 202, code, body)
+	condition(t, b, "op-a", "fault", "ves/evil.*.>/a b\x00c", true)
+	assert.Len(t, b.n.Conditions(conditionsFault()), 1)
+
+	huge := `{"event": {"commonEventHeader": {"domain": "fault", "eventId": "` + strings.Repeat("x", 5<<20) + `"}}}`
+	code, body = post(t, a.url+bridge.VESPath, bearer, []byte(huge))
+	assert.Equal(t, 413, code, body)
+	assert.Equal(t, 1.0, scrape(t, a.url)[`anfed_bridge_rejected_total{bridge="ves",reason="malformed"}`])
+}
