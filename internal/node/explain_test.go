@@ -90,9 +90,10 @@ func startExample(t *testing.T, ids []string, cfgs map[string]*config.Config, ca
 var tagSets = [][]string{nil, {"no-export"}, nil, {"op-a:lab"}, {"no-advertise"}}
 
 // exampleSignals are the example signal files and, for each origin, class
-// the policies name, service, severity and state, one signal. Condition
-// keys repeat (three resources), so import.max_conditions is never hit:
-// it depends on the condition table, which explain only names.
+// the policies name, service, severity and state, one signal. Each has a
+// condition key of its own, so that no condition flaps (flap dampening)
+// and no peer nears its import.max_conditions: both depend on the
+// conditions' history, which explain names but cannot know.
 func exampleSignals(t *testing.T, ids []string) []*signal.Event {
 	t.Helper()
 	var evs []*signal.Event
@@ -120,7 +121,7 @@ func exampleSignals(t *testing.T, ids []string) []*signal.Event {
 						n++
 						ev := &signal.Event{
 							ID: fmt.Sprintf("agree-%04d", n), Source: "anfed://" + o + "/explain-test",
-							Type: schemas.Type(class), Subject: fmt.Sprintf("%s/r-%d", svc, n%3), Time: now,
+							Type: schemas.Type(class), Subject: fmt.Sprintf("%s/r-%d", svc, n), Time: now,
 							DataContentType: signal.ContentType, Origin: o, State: st,
 							SeverityNumber: sev, Data: data[class],
 							Tags: tagSets[n%len(tagSets)],
