@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -366,4 +367,65 @@ func nonEmpty(s []string) []string {
 		return nil
 	}
 	return s
+}
+
+// TestExplainAgreesWithReference draws random federations as
+// TestPropertyPropagation does (four operators, a triangle and a tail,
+// random classes, services and transit per directed link) and checks that
+// the operators explain's verdicts reach are exactly those of the
+// property test's reference evaluator. That test shows the reference
+// equals what real nodes do, over the same draws; this one covers many
+// more federations than it can start.
+func TestExplainAgreesWithReference(t *testing.T) {
+	cat, err := schemacheck.Load()
+	require.NoError(t, err)
+	data := loadExampleData(t)
+	seeds, n := 40, 200
+	if testing.Short() {
+		seeds = 10
+	}
+	addr := map[string]string{}
+	for i, id := range propIDs {
+		addr[id] = fmt.Sprintf("127.0.0.1:%d", 17420+i) // never listened on: explain starts nothing
+	}
+	pairs, hist := 0, map[int]int{}
+	for seed := uint64(1); seed <= uint64(seeds); seed++ {
+		rng := rand.New(rand.NewPCG(seed, 0x616e666564))
+		f := newPropFederation(seed, rng)
+		cfgs := map[string]*config.Config{}
+		for _, id := range propIDs {
+			cfgs[id] = f.config(t, id, addr)
+		}
+		ex := map[string]*explain.Explainer{}
+		for _, id := range propIDs {
+			var opts []explain.Option
+			for _, p := range cfgs[id].Peers {
+				opts = append(opts, explain.WithPeerConfig(cfgs[p.ID]))
+			}
+			ex[id], err = explain.New(cfgs[id], cat, opts...)
+			require.NoError(t, err)
+		}
+		rules := map[string]int{}
+		for i := range n {
+			origin := propIDs[rng.IntN(len(propIDs))]
+			class := schemas.Classes[rng.IntN(len(schemas.Classes))]
+			svc := propServices[rng.IntN(len(propServices))]
+			ev := &signal.Event{ID: fmt.Sprintf("ref-%d-%d", seed, i), Source: "anfed://" + origin + "/property",
+				Type: schemas.Type(class), Subject: svc + "/r-1", Time: time.Now().UTC(), DataContentType: signal.ContentType,
+				Origin: origin, State: signal.Raised, Data: data[class]}
+			got, _ := predict(t, ex, ev, class, rules)
+			want := f.reference(origin, class, svc)
+			gotSet := map[string]bool{}
+			for id := range got {
+				gotSet[id] = true
+			}
+			if !maps.Equal(gotSet, want) {
+				t.Errorf("seed %d, %s %s %s: explain reaches %v, the reference %v\n%s", seed, origin, class, svc,
+					slices.Sorted(maps.Keys(gotSet)), propSet(want), f.describe())
+			}
+			hist[len(want)]++
+			pairs++
+		}
+	}
+	t.Logf("%d federations × %d signals = %d signals; by number of holders %v", seeds, n, pairs, hist)
 }
