@@ -62,11 +62,19 @@ type Sender struct {
 	minBackoff time.Duration
 	maxBackoff time.Duration
 
-	// lastStream is the store sequence of the last signal read; a jump
-	// means the store discarded signals at its bounds before this peer
-	// got them (storage.max_age, storage.max_bytes).
+	// lastStream is the store sequence of the last signal read. The
+	// consumer reads only what the export policy's subjects allow, so a
+	// jump is normal; the part of it below the stream's first sequence
+	// was discarded at the store's bounds (storage.max_age, max_bytes)
+	// before this peer's export reached it. gaps are the jumps not yet
+	// compared with the first sequence; only the loop touches them.
 	lastStream uint64
+	gaps       [][2]uint64
 	discarded  atomic.Uint64
+
+	// FirstSeq reports the store's first sequence; set before Run. nil:
+	// discards are not counted.
+	FirstSeq func(ctx context.Context) (uint64, error)
 
 	// Expired reports whether the peering has ended: from then on nothing
 	// is sent (the signals wait in the store, within its bounds, for a
@@ -178,17 +186,19 @@ func (s *Sender) Discarded() uint64 { return s.discarded.Load() }
 // ConsumerName is the durable consumer of the sender to peer.
 func ConsumerName(peer string) string { return "export-" + peer }
 
-// ConsumerConfig is the durable consumer a sender reads.
-func ConsumerConfig(peer string) jetstream.ConsumerConfig {
+// ConsumerConfig is the durable consumer a sender reads: the stored
+// signals whose subjects match filters (exportpolicy.Policy.Subjects), so
+// that JetStream never hands a peer's sender what the peer never gets.
+func ConsumerConfig(peer string, filters []string) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:       ConsumerName(peer),
-		Description:   "signals exported to " + peer,
-		FilterSubject: subject.Signals,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       time.Minute,
-		MaxAckPending: DefaultWindow,
-		MaxDeliver:    -1,
+		Durable:        ConsumerName(peer),
+		Description:    "signals exported to " + peer,
+		FilterSubjects: filters,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        time.Minute,
+		MaxAckPending:  DefaultWindow,
+		MaxDeliver:     -1,
 	}
 }
 
@@ -314,8 +324,10 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 		tick      = time.NewTicker(25 * time.Millisecond)
 		progress  = time.NewTicker(15 * time.Second)
 		bound     = time.NewTicker(time.Second)
+		gapTick   = time.NewTicker(time.Second)
 	)
 	defer tick.Stop()
+	defer gapTick.Stop()
 	defer progress.Stop()
 	defer bound.Stop()
 	if s.Buffer.MaxBytes <= 0 || s.Buffer.MeanSize == nil {
@@ -558,12 +570,50 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 			popDone()
 			s.trim = n // the rest from the store, as they are read
 
+		case <-gapTick.C:
+			s.countDiscards(ctx)
+
 		case <-progress.C:
 			// Keep unanswered signals ours while the peer is away.
 			for _, e := range window {
 				_ = e.msg.InProgress()
 			}
 		}
+	}
+}
+
+// maxGaps is how many jumps in the store sequence the sender keeps before
+// it compares them with the store's first sequence (else once a second).
+const maxGaps = 1024
+
+// countDiscards counts, of the jumps read so far, the signals below the
+// store's first sequence: discarded at its bounds before this peer's
+// export reached them. Discards take the oldest first, so a jump from a to
+// b lost what lies below the first sequence; the rest of it is still
+// stored and is not for this peer (the consumer would have read it). As
+// before the filters existed, a discarded signal counts whether or not
+// the policy would have sent it: the store cannot tell any more.
+func (s *Sender) countDiscards(ctx context.Context) {
+	if len(s.gaps) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	first, err := s.FirstSeq(ctx)
+	if err != nil {
+		return // next time
+	}
+	var n uint64
+	for _, g := range s.gaps {
+		if end := min(first, g[1]); end > g[0]+1 {
+			n += end - g[0] - 1
+		}
+	}
+	s.gaps = s.gaps[:0]
+	if n > 0 {
+		s.discarded.Add(n)
+		s.log.Warn().Uint64("discarded", n).Uint64("total", s.discarded.Load()).
+			Msg("link: the store discarded signals at its bounds (storage.max_age / max_bytes) before they reached this peer")
 	}
 }
 
@@ -615,12 +665,11 @@ func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (*entry, bool) {
 		_ = m.Term()
 		return nil, false
 	}
-	if seq := meta.Sequence.Stream; s.lastStream != 0 && seq > s.lastStream+1 {
-		// Every stored signal passes this consumer: a gap was discarded.
-		n := seq - s.lastStream - 1
-		s.discarded.Add(n)
-		s.log.Warn().Uint64("discarded", n).Uint64("total", s.discarded.Load()).
-			Msg("link: the store discarded signals at its bounds (storage.max_age / max_bytes) before they reached this peer")
+	if seq := meta.Sequence.Stream; s.lastStream != 0 && seq > s.lastStream+1 && s.FirstSeq != nil {
+		s.gaps = append(s.gaps, [2]uint64{s.lastStream, seq})
+		if len(s.gaps) >= maxGaps {
+			s.countDiscards(context.Background())
+		}
 	}
 	if meta.Sequence.Stream > s.lastStream {
 		s.lastStream = meta.Sequence.Stream

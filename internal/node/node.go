@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -344,7 +345,8 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 	if p.Export.Lossy() {
 		return n.startLossy(ctx, rctx, p, xc, nc)
 	}
-	if err := n.exportConsumer(ctx, p.ID); err != nil {
+	policy := exportpolicy.ForConfig(n.cfg, p)
+	if err := n.exportConsumer(ctx, p.ID, policy.Subjects()); err != nil {
 		return fmt.Errorf("export consumer for %s: %w", p.ID, err)
 	}
 	xjs, err := jetstream.New(xc)
@@ -355,8 +357,9 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 	if err != nil {
 		return fmt.Errorf("export consumer for %s: %w", p.ID, err)
 	}
-	snd := link.NewSender(n.ID(), p.ID, n.epoch, cons, nc, exportpolicy.ForConfig(n.cfg, p), n.log)
+	snd := link.NewSender(n.ID(), p.ID, n.epoch, cons, nc, policy, n.log)
 	snd.Expired = p.ExpiredAt
+	snd.FirstSeq = n.store.FirstSeq
 	snd.Buffer = link.Buffer{
 		MaxAge:   time.Duration(p.Export.Buffer.MaxAge),
 		MaxBytes: int64(p.Export.Buffer.MaxBytes),
@@ -423,10 +426,21 @@ func waitDrained(s *nats.Subscription) {
 // taken a later signal, would take the earlier ones for resends it had
 // decided. So a consumer with unacknowledged deliveries is recreated to
 // start just after its acknowledgement floor.
-func (n *Node) exportConsumer(ctx context.Context, peer string) error {
+//
+// The consumer reads only the subjects the export policy may send
+// (filters). When the policy changed, so do they: the consumer is
+// recreated, from the acknowledgement floor when signals still wait for
+// the peer (none is lost; the new policy decides them), else from the next
+// signal stored (what the old policy decided stays decided).
+func (n *Node) exportConsumer(ctx context.Context, peer string, filters []string) error {
 	js := n.store.JetStream()
 	name := link.ConsumerName(peer)
-	cfg := link.ConsumerConfig(peer)
+	cfg := link.ConsumerConfig(peer, filters)
+	st, err := js.Stream(ctx, store.SignalStream)
+	if err != nil {
+		return err
+	}
+	last := st.CachedInfo().State.LastSeq // before the consumer's state: nothing after it is missed
 	c, err := js.Consumer(ctx, store.SignalStream, name)
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
@@ -439,16 +453,21 @@ func (n *Node) exportConsumer(ctx context.Context, peer string) error {
 	if err != nil {
 		return err
 	}
-	if info.NumAckPending == 0 {
+	same := slices.Equal(info.Config.FilterSubjects, filters) && info.Config.FilterSubject == ""
+	if info.NumAckPending == 0 && same {
 		return nil
 	}
-	n.log.Info().Str("peer", peer).Int("unanswered", info.NumAckPending).Uint64("from", info.AckFloor.Stream+1).
-		Msg("export resumes from the first unanswered signal")
+	start := info.AckFloor.Stream + 1
+	if info.NumAckPending == 0 && info.NumPending == 0 {
+		start = max(start, last+1)
+	}
+	n.log.Info().Str("peer", peer).Int("unanswered", info.NumAckPending).Uint64("waiting", info.NumPending).
+		Uint64("from", start).Bool("policy_changed", !same).Msg("export resumes from the first signal not decided")
 	if err := js.DeleteConsumer(ctx, store.SignalStream, name); err != nil {
 		return err
 	}
 	cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-	cfg.OptStartSeq = info.AckFloor.Stream + 1
+	cfg.OptStartSeq = start
 	_, err = js.CreateConsumer(ctx, store.SignalStream, cfg)
 	return err
 }

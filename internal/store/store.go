@@ -170,3 +170,13 @@ func (s *Store) MeanSize(ctx context.Context) (float64, error) {
 	}
 	return float64(state.Bytes) / float64(state.Msgs), nil
 }
+
+// FirstSeq is the signal stream's first sequence: every signal stored
+// before it was discarded at the store's bounds.
+func (s *Store) FirstSeq(ctx context.Context) (uint64, error) {
+	st, err := s.js.Stream(ctx, SignalStream)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", SignalStream, err)
+	}
+	return st.CachedInfo().State.FirstSeq, nil
+}
