@@ -10,6 +10,7 @@ package link
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -59,10 +60,13 @@ type Receiver struct {
 	last  uint64
 	gen   uint64
 
-	// The pipeline: checked signals wait here, in link order, for their
-	// store write and answer.
+	// The pipeline: signals wait here, in link order, for their checks
+	// (made by the workers, in parallel) and then their store write and
+	// answer.
 	jobs     chan job
 	finished chan struct{}
+	work     chan *checks
+	workers  sync.WaitGroup
 	// rollback is set by the pipeline when a store write failed: the
 	// signals checked after it are answered "not now", and checking
 	// starts again from the last signal really decided.
@@ -80,7 +84,7 @@ type Receiver struct {
 
 	// The maximum active conditions from the peer (import.max_conditions).
 	conds    atomic.Pointer[conditions.Table]
-	maxConds *condLimit // nil: no bound; only the subscription's goroutine touches it
+	maxConds *condLimit // nil: no bound; the pipeline checks it, Handle reads its idle state
 	warnings atomic.Uint64
 }
 
@@ -98,8 +102,8 @@ type condLimit struct {
 	// signal, the link idles until idleUntil: Handle takes nothing and
 	// answers nothing, so the sender holds its signals as on a link cut.
 	idle      time.Duration
-	idleUntil time.Time
-	idled     int // messages left unanswered while idle
+	idleUntil atomic.Int64 // Unix ns; set by the pipeline, read by Handle
+	idled     int          // messages left unanswered while idle; Handle's
 }
 
 // pendingChange is an admitted change: raised (a new key) or cleared.
@@ -149,17 +153,24 @@ func NewReceiver(self string, p *config.Peer, deps ReceiverDeps, log zerolog.Log
 		log:          log.With().Str("peer", p.ID).Logger(),
 		jobs:         make(chan job, PipelineDepth),
 		finished:     make(chan struct{}),
+		work:         make(chan *checks, PipelineDepth),
 	}
 	if m := p.Import.MaxConditions; m != nil && m.Limit > 0 {
 		rc.maxConds = &condLimit{limit: m.Limit, warn: m.WarnCount(), idle: time.Duration(m.Idle), pending: map[conditions.Key]pendingChange{}}
+	}
+	for range max(runtime.GOMAXPROCS(0), 1) {
+		rc.workers.Add(1)
+		go rc.check()
 	}
 	go rc.complete()
 	return rc
 }
 
-// PipelineDepth is how many checked signals may wait for their store write
-// and answer. Checking (decode, signature, schema, policy) of one signal
-// overlaps the store write of the ones before it; writes stay one at a
+// PipelineDepth is how many signals may wait for their checks, store
+// write and answer. Checking (decode, signature, schema, policy) runs on
+// one worker per core, so signals are verified in parallel and overlap the
+// store write of the ones before them; what depends on the signals before
+// (import.max_conditions, the replay guard) and the writes stay one at a
 // time, in link order, so a failed write can never let a later signal
 // into the store before an earlier one.
 const PipelineDepth = 256
@@ -168,6 +179,8 @@ const PipelineDepth = 256
 // Call it after the subscription is drained; Handle must not be called
 // after it.
 func (r *Receiver) Close() {
+	close(r.work)
+	r.workers.Wait()
 	close(r.jobs)
 	<-r.finished
 }
@@ -192,10 +205,32 @@ type job struct {
 	gen   uint64
 	probe bool
 	ans   signal.Answer
+	idles bool // its refusal made the link idle (import.max_conditions.idle)
 
 	put    *putJob
 	refuse error
 	ev     *signal.Event // the refused signal, when it decoded
+
+	chk *checks // being checked: put or refuse once done
+}
+
+// checks is a signal's checks that depend on it alone, made by a worker
+// while the pipeline still stores the signals before it.
+type checks struct {
+	m     *nats.Msg
+	ev    *signal.Event
+	class string
+	err   error
+	done  chan struct{}
+}
+
+// check is a worker: it makes the checks of the signals handed to it.
+func (r *Receiver) check() {
+	defer r.workers.Done()
+	for c := range r.work {
+		c.ev, c.class, c.err = r.inspect(c.m)
+		close(c.done)
+	}
 }
 
 // putJob is an accepted signal waiting for its store write.
@@ -251,8 +286,13 @@ func (r *Receiver) accept(m *nats.Msg) job {
 		return job{ans: signal.Answer{Status: signal.StatusRejected, Reason: string(reject.OutOfOrder),
 			Error: fmt.Sprintf("signal %d follows %d, but the last decided is %d: resend from there", seq, prev, r.last)}}
 	}
-	j := r.decide(m)
-	if seq != 0 && !(j.put == nil && j.refuse == nil && j.ans.Status == signal.StatusRejected && retryable(j.ans.Reason)) {
+	j, ok := r.admit()
+	if ok {
+		c := &checks{m: m, done: make(chan struct{})}
+		r.work <- c
+		j.chk = c
+	}
+	if seq != 0 && !(j.chk == nil && j.ans.Status == signal.StatusRejected && retryable(j.ans.Reason)) {
 		r.last = seq // decided, unless its store write fails (see complete)
 	}
 	j.seq = seq
@@ -275,6 +315,12 @@ func (r *Receiver) complete() {
 		if j.epoch != epoch {
 			epoch, decided = j.epoch, 0
 		}
+		if j.chk != nil {
+			<-j.chk.done
+			if j.gen == gen {
+				j = r.settle(j)
+			}
+		}
 		var ans signal.Answer
 		switch {
 		case j.gen != gen:
@@ -294,8 +340,13 @@ func (r *Receiver) complete() {
 			}
 			cancel()
 			if j.seq != 0 {
-				if j.put != nil && ans.Status == signal.StatusRejected {
-					// Not stored: void what was checked after it.
+				if j.put != nil && ans.Status == signal.StatusRejected || j.idles {
+					// Not stored: void what was checked after it. Or
+					// the link idles (import.max_conditions.idle): what
+					// was handed over after it is sent again later.
+					if j.idles {
+						decided = max(decided, j.seq)
+					}
 					gen++
 					r.rb.Lock()
 					r.rb.gen, r.rb.epoch, r.rb.last = gen, epoch, decided
@@ -328,13 +379,14 @@ func (r *Receiver) order(h nats.Header) (seq, prev uint64) {
 	return seq, prev
 }
 
-// decide checks a signal: everything but storing it.
-func (r *Receiver) decide(m *nats.Msg) job {
+// admit decides, in link order, whether a signal is checked at all: the
+// peering is in force and the signal within the import rate.
+func (r *Receiver) admit() (job, bool) {
 	if r.cfg.ExpiredAt(time.Now()) {
 		r.Observer.Rejected(observe.Rejection{Node: r.self, From: r.peer, Reason: reject.Revoked, Detail: "the peering expired"})
 		r.log.Warn().Str("reason", string(reject.Revoked)).Time("expired", *r.cfg.Expires).Msg("link: signal from a peer whose peering expired refused")
 		return job{ans: signal.Answer{Status: signal.StatusRejected, Reason: string(reject.Revoked),
-			Error: fmt.Sprintf("the peering with %s expired at %s: ask for a new peering bundle", r.peer, r.cfg.Expires.UTC().Format(time.RFC3339))}}
+			Error: fmt.Sprintf("the peering with %s expired at %s: ask for a new peering bundle", r.peer, r.cfg.Expires.UTC().Format(time.RFC3339))}}, false
 	}
 	if !r.limiter.Allow() {
 		// Not a dead letter: an anfed sender keeps the signal and resends
@@ -347,8 +399,14 @@ func (r *Receiver) decide(m *nats.Msg) job {
 				Msg("link: signals over the import rate limit refused")
 			r.limited, r.limitedLogged = 0, now
 		}
-		return job{ans: signal.Answer{Status: signal.StatusRejected, Reason: string(reject.RateLimited), Error: fmt.Sprintf("over the import rate limit of %g signals/s from %s: retry later", float64(r.limiter.Limit()), r.peer)}}
+		return job{ans: signal.Answer{Status: signal.StatusRejected, Reason: string(reject.RateLimited), Error: fmt.Sprintf("over the import rate limit of %g signals/s from %s: retry later", float64(r.limiter.Limit()), r.peer)}}, false
 	}
+	return job{}, true
+}
+
+// inspect makes the checks that depend on the signal alone; the workers
+// run it in parallel.
+func (r *Receiver) inspect(m *nats.Msg) (*signal.Event, string, error) {
 	ev, err := r.Inspector.Decode(m.Header, m.Data)
 	if err == nil {
 		err = ev.Check()
@@ -373,11 +431,20 @@ func (r *Receiver) decide(m *nats.Msg) job {
 	if err == nil {
 		err = r.Inspector.Live(ev)
 	}
+	return ev, class, err
+}
+
+// settle finishes a job's checks, in link order: those that depend on the
+// signals before it (import.max_conditions, the replay guard).
+func (r *Receiver) settle(j job) job {
+	ev, class, err := j.chk.ev, j.chk.class, j.chk.err
 	if err == nil {
 		err = r.checkMaxConditions(ev, class)
+		j.idles = err != nil && r.maxConds.idleUntil.Load() != 0
 	}
 	if err != nil {
-		return job{refuse: err, ev: ev}
+		j.refuse, j.ev = err, ev
+		return j
 	}
 	k := subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()}
 	subj := subject.Signal(k)
@@ -385,9 +452,11 @@ func (r *Receiver) decide(m *nats.Msg) job {
 		r.log.Info().Str("reason", string(reject.Duplicate)).Str("type", ev.Type).Str("subject", ev.Subject).Str("id", ev.ID).
 			Msg("link: signal already accepted (a resend or a replay): not stored again")
 		r.Observer.Rejected(observe.Rejection{Node: r.self, From: r.peer, Reason: reject.Duplicate, Detail: "already accepted: " + ev.Key(), Event: ev})
-		return job{ans: signal.Answer{Status: signal.StatusDuplicate, Subject: subj}}
+		j.ans = signal.Answer{Status: signal.StatusDuplicate, Subject: subj}
+		return j
 	}
-	return job{put: &putJob{ev: ev, subj: subj}}
+	j.put = &putJob{ev: ev, subj: subj}
+	return j
 }
 
 // idling reports whether the link idles (import.max_conditions.idle).
@@ -396,16 +465,21 @@ func (r *Receiver) decide(m *nats.Msg) job {
 // what went unanswered, in order, once a probe is answered.
 func (r *Receiver) idling() bool {
 	l := r.maxConds
-	if l == nil || l.idleUntil.IsZero() {
+	if l == nil {
 		return false
 	}
-	if time.Now().Before(l.idleUntil) {
+	until := l.idleUntil.Load()
+	if until == 0 {
+		return false
+	}
+	if time.Now().UnixNano() < until {
 		l.idled++
 		return true
 	}
 	r.log.Warn().Str("reason", string(reject.TooManyConditions)).Int("unanswered", l.idled).
 		Msg("link: idle hold time (import.max_conditions.idle) over: taking signals again")
-	l.idleUntil, l.idled = time.Time{}, 0
+	l.idleUntil.CompareAndSwap(until, 0)
+	l.idled = 0
 	return false
 }
 
@@ -447,7 +521,7 @@ func (r *Receiver) checkMaxConditions(ev *signal.Event, class string) error {
 	if n >= l.limit {
 		idle := ""
 		if l.idle > 0 {
-			l.idleUntil = now.Add(l.idle)
+			l.idleUntil.Store(now.Add(l.idle).UnixNano())
 			idle = fmt.Sprintf("; the link idles for %s (import.max_conditions.idle): what you send meanwhile is taken afterwards", l.idle)
 			r.log.Warn().Str("reason", string(reject.TooManyConditions)).Int("limit", l.limit).Dur("idle", l.idle).
 				Msg("link: the peer reached import.max_conditions.limit: the link idles for the hold time")
