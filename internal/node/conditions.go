@@ -277,6 +277,9 @@ func (n *Node) announce(c conditions.Change) {
 	cd := c.Condition
 	svc, res, _ := strings.Cut(cd.Subject, "/")
 	subj := CondPrefix + "." + string(c.Kind) + "." + cd.Origin + "." + cd.Class + "." + subject.Token(svc) + "." + subject.Token(res)
+	if n.opsAcc != nil && !n.opsAcc.SubscriptionInterest(subj) {
+		return // nobody listens (core NATS would drop it): no encoding, no hop
+	}
 	b, _ := json.Marshal(c) // plain data always marshals
 	if err := n.condConn.Publish(subj, b); err != nil {
 		n.log.Debug().Err(err).Msg("conditions: announce")

@@ -75,16 +75,19 @@ type Node struct {
 	// storeConn writes to JetStream; condConn feeds the condition table
 	// and announces its changes; extra are the export consumers'.
 	storeConn, condConn *nats.Conn
-	extra               []*nats.Conn
-	senders             map[string]*link.Sender
-	receivers           []*link.Receiver
-	lossy               map[string]*link.LossySender
-	epoch               string
-	peers               map[string]*nats.Conn
-	store               *store.Store
-	subs                []*nats.Subscription
-	cancel              context.CancelFunc
-	wg                  sync.WaitGroup
+	// opsAcc tells whether anyone listens to a condition change before
+	// it is encoded and published.
+	opsAcc    *server.Account
+	extra     []*nats.Conn
+	senders   map[string]*link.Sender
+	receivers []*link.Receiver
+	lossy     map[string]*link.LossySender
+	epoch     string
+	peers     map[string]*nats.Conn
+	store     *store.Store
+	subs      []*nats.Subscription
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 
 	stopping atomic.Bool
 }
@@ -141,6 +144,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	if n.condConn, err = n.connect(natsconf.OpsAccount, nats.Name("anfed-node-conditions")); err != nil {
 		return err
+	}
+	if acc, err := n.srv.LookupAccount(natsconf.OpsAccount); err == nil {
+		n.opsAcc = acc
 	}
 	if n.store, err = n.openStore(ctx); err != nil {
 		return err

@@ -8,7 +8,6 @@
 package origin
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -84,15 +83,17 @@ func (s *Signer) Sign(ev *signal.Event) error {
 	ev.SignedExtAttrs = strings.Join(names, ",")
 	digest := Digest(ev, names)
 	sig := ed25519.Sign(s.key, pae(PayloadType, digest[:]))
-	env := envelope{
-		Payload:     base64.StdEncoding.EncodeToString(digest[:]),
-		PayloadType: PayloadType,
-		Signatures:  []envSig{{KeyID: s.keyID, Sig: base64.StdEncoding.EncodeToString(sig)}},
-	}
-	b, err := json.Marshal(env)
-	if err != nil {
-		return fmt.Errorf("sign %s: %w", ev.ID, err)
-	}
+	// The envelope as encoding/json marshals it, without reflection.
+	b := make([]byte, 0, 256)
+	b = append(b, `{"payload":"`...)
+	b = base64.StdEncoding.AppendEncode(b, digest[:])
+	b = append(b, `","payloadType":`...)
+	b = signal.AppendJSONString(b, PayloadType)
+	b = append(b, `,"signatures":[{"keyid":`...)
+	b = signal.AppendJSONString(b, s.keyID)
+	b = append(b, `,"sig":"`...)
+	b = base64.StdEncoding.AppendEncode(b, sig)
+	b = append(b, `"}]}`...)
 	ev.DSSEMaterial = base64.StdEncoding.EncodeToString(b)
 	return nil
 }
@@ -110,24 +111,29 @@ type envSig struct {
 
 // pae is DSSE v1's pre-authentication encoding.
 func pae(typ string, body []byte) []byte {
-	var b bytes.Buffer
-	b.WriteString("DSSEv1 ")
-	b.WriteString(strconv.Itoa(len(typ)))
-	b.WriteByte(' ')
-	b.WriteString(typ)
-	b.WriteByte(' ')
-	b.WriteString(strconv.Itoa(len(body)))
-	b.WriteByte(' ')
-	b.Write(body)
-	return b.Bytes()
+	b := make([]byte, 0, len("DSSEv1 ")+2*20+3+len(typ)+len(body))
+	b = append(b, "DSSEv1 "...)
+	b = strconv.AppendInt(b, int64(len(typ)), 10)
+	b = append(b, ' ')
+	b = append(b, typ...)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, ' ')
+	return append(b, body...)
 }
 
 // Digest is the verifiability extension's verification material for ev
 // and the signed extension attributes names, in order.
 func Digest(ev *signal.Event, names []string) [32]byte {
 	h := make([]byte, 0, 32*(9+2*len(names)))
+	var buf [256]byte // most attributes fit: hashed without a copy on the heap
 	add := func(s string) {
-		d := sha256.Sum256([]byte(s))
+		var d [32]byte
+		if len(s) <= len(buf) {
+			d = sha256.Sum256(buf[:copy(buf[:], s)])
+		} else {
+			d = sha256.Sum256([]byte(s))
+		}
 		h = append(h, d[:]...)
 	}
 	add(ev.ID)
@@ -142,8 +148,8 @@ func Digest(ev *signal.Event, names []string) [32]byte {
 	} else {
 		add(ev.Time.UTC().Format(time.RFC3339))
 	}
-	d := sha256.Sum256(ev.Data)
-	h = append(h, d[:]...)
+	sum := sha256.Sum256(ev.Data)
+	h = append(h, sum[:]...)
 	for _, n := range names {
 		v, _ := extValue(ev, n)
 		add(n)

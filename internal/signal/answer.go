@@ -3,6 +3,7 @@ package signal
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 )
 
 // Answer is what a node replies to a signal sent with a reply subject, by a
@@ -43,10 +44,24 @@ func (a Answer) Err() error {
 	return fmt.Errorf("signal %s: %s: %s", a.Status, a.Reason, a.Error)
 }
 
-// Encode returns the answer as JSON.
+// Encode returns the answer as JSON, as encoding/json marshals it.
 func (a Answer) Encode() []byte {
-	b, _ := json.Marshal(a) // plain strings always marshal
-	return b
+	b := make([]byte, 0, 80+len(a.Subject)+len(a.Reason)+len(a.Error))
+	b = append(b, `{"status":`...)
+	b = AppendJSONString(b, a.Status)
+	for _, f := range [...]struct{ name, v string }{{"subject", a.Subject}, {"reason", a.Reason}, {"error", a.Error}} {
+		if f.v != "" {
+			b = append(b, `,"`...)
+			b = append(b, f.name...)
+			b = append(b, `":`...)
+			b = AppendJSONString(b, f.v)
+		}
+	}
+	if a.Last != 0 {
+		b = append(b, `,"last":`...)
+		b = strconv.AppendUint(b, a.Last, 10)
+	}
+	return append(b, '}')
 }
 
 // ParseAnswer reads an answer.

@@ -80,8 +80,22 @@ func appendStr(b []byte, name, v string) []byte {
 	b = append(b, ',', '"')
 	b = append(b, name...)
 	b = append(b, '"', ':')
-	q, _ := json.Marshal(v) // a string always marshals
-	return append(b, q...)
+	return AppendJSONString(b, v)
+}
+
+// AppendJSONString appends v as encoding/json marshals a string: quoted,
+// with HTML-safe escapes. Printable ASCII that needs no escape (nearly
+// every attribute) is copied as it is, without allocating.
+func AppendJSONString(b []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(v) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, v...)
+	return append(b, '"')
 }
 
 // Decode reads a signal from a NATS message in either content mode: binary
@@ -228,7 +242,7 @@ func (e *Event) member(b []byte, i int, name string, seen *names, spec *string) 
 	}
 	switch c {
 	case '"':
-		s, end, ok := readString(b, i)
+		s, end, ok := readValue(b, i)
 		if !ok {
 			return end, false, nil
 		}
@@ -356,6 +370,67 @@ func readString(b []byte, i int) (string, int, bool) {
 		return string(b[i+1 : j]), j + 1, true
 	}
 	return unquoteSlow(b, i)
+}
+
+// readValue is readString, sharing the strings most signals carry
+// (specversion, content type, state, severity, the catalog's types) instead
+// of allocating each again.
+func readValue(b []byte, i int) (string, int, bool) {
+	j := plainEnd(b, i+1)
+	if j < len(b) && b[j] == '"' {
+		if s, ok := common(b[i+1 : j]); ok {
+			return s, j + 1, true
+		}
+		return string(b[i+1 : j]), j + 1, true
+	}
+	return unquoteSlow(b, i)
+}
+
+// common returns the shared copy of a frequent attribute value.
+func common(v []byte) (string, bool) {
+	switch string(v) { // no allocation: the compiler compares in place
+	case "1.0":
+		return "1.0", true
+	case ContentType:
+		return ContentType, true
+	case "raised":
+		return "raised", true
+	case "updated":
+		return "updated", true
+	case "cleared":
+		return "cleared", true
+	case "TRACE":
+		return "TRACE", true
+	case "DEBUG":
+		return "DEBUG", true
+	case "INFO":
+		return "INFO", true
+	case "WARN":
+		return "WARN", true
+	case "ERROR":
+		return "ERROR", true
+	case "FATAL":
+		return "FATAL", true
+	case "net.anfed.performance-deviation.v1":
+		return "net.anfed.performance-deviation.v1", true
+	case "net.anfed.congestion.v1":
+		return "net.anfed.congestion.v1", true
+	case "net.anfed.fault.v1":
+		return "net.anfed.fault.v1", true
+	case "net.anfed.sla-risk.v1":
+		return "net.anfed.sla-risk.v1", true
+	case "net.anfed.sla-breach.v1":
+		return "net.anfed.sla-breach.v1", true
+	case "net.anfed.maintenance.v1":
+		return "net.anfed.maintenance.v1", true
+	case "net.anfed.capacity.v1":
+		return "net.anfed.capacity.v1", true
+	case "net.anfed.intent-report.v1":
+		return "net.anfed.intent-report.v1", true
+	case "net.anfed.mitigation.v1":
+		return "net.anfed.mitigation.v1", true
+	}
+	return "", false
 }
 
 // unquoteSlow hands a string with escapes, control or non-ASCII bytes to

@@ -70,7 +70,8 @@ func (k Key) tail() string {
 
 // ParseSignal parses an an.sig subject.
 func ParseSignal(s string) (Key, error) {
-	t := strings.Split(s, ".")
+	var buf [6]string
+	t := split(buf[:0], s)
 	if len(t) != 6 || t[0] != "an" || t[1] != "sig" {
 		return Key{}, fmt.Errorf("subject %q: want an.sig.<origin>.<class>.<service>.<resource>", s)
 	}
@@ -79,12 +80,28 @@ func ParseSignal(s string) (Key, error) {
 
 // ParseLink parses an an.link subject and returns the sender and the key.
 func ParseLink(s string) (from string, k Key, err error) {
-	t := strings.Split(s, ".")
+	var buf [7]string
+	t := split(buf[:0], s)
 	if len(t) != 7 || t[0] != "an" || t[1] != "link" {
 		return "", Key{}, fmt.Errorf("subject %q: want an.link.<from>.<origin>.<class>.<service>.<resource>", s)
 	}
 	k, err = parseKey(s, t[3:])
 	return t[2], k, err
+}
+
+// split is strings.Split(s, ".") into t's room, without allocating when
+// it fits; past cap(t)+1 tokens it stops, which the callers refuse as a
+// wrong count.
+func split(t []string, s string) []string {
+	for len(t) < cap(t) {
+		i := strings.IndexByte(s, '.')
+		if i < 0 {
+			return append(t, s)
+		}
+		t = append(t, s[:i])
+		s = s[i+1:]
+	}
+	return append(t, s) // one too many: refused by length
 }
 
 func parseKey(s string, t []string) (Key, error) {

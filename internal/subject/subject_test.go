@@ -261,3 +261,22 @@ func checkKey(t *testing.T, k subject.Key) {
 	assert.NotEmpty(t, k.Service)
 	assert.NotEmpty(t, k.Resource)
 }
+
+// Parsing a plain subject allocates nothing: every stored signal's
+// subject is parsed on the hot path.
+func TestParseDoesNotAllocate(t *testing.T) {
+	n := testing.AllocsPerRun(100, func() {
+		if _, err := subject.ParseSignal("an.sig.op-a.fault.vpn-acme.ic-paris-1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := subject.ParseLink("an.link.op-b.op-a.fault.vpn-acme.ic-paris-1"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	assert.Zero(t, n)
+	for _, bad := range []string{"an.sig.a.b.c", "an.sig.a.b.c.d.e", "an.link.x.a.b.c", "an.link.x.a.b.c.d.e"} {
+		_, err1 := subject.ParseSignal(bad)
+		_, _, err2 := subject.ParseLink(bad)
+		assert.True(t, err1 != nil && err2 != nil, bad)
+	}
+}
