@@ -67,6 +67,8 @@ type Receiver struct {
 	finished chan struct{}
 	work     chan *checks
 	workers  sync.WaitGroup
+	closing  sync.RWMutex // Handle holds it to read; Close to close
+	closed   bool
 	// rollback is set by the pipeline when a store write failed: the
 	// signals checked after it are answered "not now", and checking
 	// starts again from the last signal really decided.
@@ -176,9 +178,14 @@ func NewReceiver(self string, p *config.Peer, deps ReceiverDeps, log zerolog.Log
 const PipelineDepth = 256
 
 // Close stops the pipeline once every signal handed to it is answered.
-// Call it after the subscription is drained; Handle must not be called
-// after it.
+// Call it after the subscription is drained; what Handle gets after it is
+// left unanswered.
 func (r *Receiver) Close() {
+	// A message still being handled (the subscription did not drain
+	// in time) is handed over first; later ones are left unanswered.
+	r.closing.Lock()
+	r.closed = true
+	r.closing.Unlock()
 	close(r.work)
 	r.workers.Wait()
 	close(r.jobs)
@@ -243,8 +250,10 @@ type putJob struct {
 // the message and hands it to the pipeline, which stores and answers in
 // link order.
 func (r *Receiver) Handle(m *nats.Msg) {
-	if r.idling() {
-		return
+	r.closing.RLock()
+	defer r.closing.RUnlock()
+	if r.closed || r.idling() {
+		return // closed: unanswered, the sender sends it again
 	}
 	r.resync()
 	if m.Subject == ProbeSubject(r.peer) {

@@ -86,7 +86,7 @@ func storeBound(t *testing.T, classes []string, faults bool) {
 	require.NoError(t, cb.Flush())
 	proxy.Restore()
 	var discarded uint64
-	waitFor(t, 20*time.Second, func() error {
+	waitFor(t, 60*time.Second, func() error {
 		bl, err := na.Backlog(context.Background(), "op-b")
 		if err != nil || bl != 0 {
 			return fmt.Errorf("backlog %d %v", bl, err)
