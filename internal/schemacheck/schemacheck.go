@@ -106,14 +106,17 @@ func (c *Catalog) Validate(eventType string, data []byte) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return &DataError{Type: eventType, Message: "data is empty, want a JSON object"}
 	}
-	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-	if err != nil {
-		return &DataError{Type: eventType, Message: "data is not valid JSON: " + jsonErrorText(err)}
+	v, ok := decodeFast(data)
+	if !ok {
+		var err error
+		if v, err = jsonschema.UnmarshalJSON(bytes.NewReader(data)); err != nil {
+			return &DataError{Type: eventType, Message: "data is not valid JSON: " + jsonErrorText(err)}
+		}
 	}
 	if ptr, msg, bad := checkNumbers(v); bad {
 		return &DataError{Type: eventType, Pointer: ptr, Message: msg}
 	}
-	err = sch.Validate(v)
+	err := sch.Validate(v)
 	if err == nil {
 		return nil
 	}
