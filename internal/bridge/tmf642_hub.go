@@ -109,26 +109,29 @@ func (t *tmf642) startHub(ctx context.Context) {
 	}
 }
 
-// run starts r's delivery loop.
+// run starts r's delivery loop and returns once its durable consumer
+// exists: every fault stored from then on is delivered.
 func (t *tmf642) run(r Registration) error {
 	q, err := parseHubQuery(r.Query)
 	if err != nil {
 		return err
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.ctx == nil || t.ctx.Err() != nil {
+		t.mu.Unlock()
 		return errors.New("the bridge is not running")
 	}
 	if _, ok := t.regs[r.ID]; ok {
+		t.mu.Unlock()
 		return nil
 	}
 	reg := &registration{Registration: r, query: q, done: make(chan struct{})}
+	started := make(chan struct{})
 	d := t.delivery
 	reg.loop = closedloop.New(t.b.nc, closedloop.Options{
 		Name: "tmf642-hub-" + r.ID, Filter: faultFilter, MaxInFlight: 32,
 		BackOff: backoffs(time.Duration(d.Initial), time.Duration(d.Max)), MaxDeliver: d.MaxAttempts, Jitter: 0.5,
-		Log: t.b.log,
+		Log: t.b.log, Started: func() { close(started) },
 	}, func(ctx context.Context, ev *signal.Event, dl closedloop.Delivery) error {
 		return t.deliver(ctx, reg, ev, dl)
 	})
@@ -143,7 +146,19 @@ func (t *tmf642) run(r Registration) error {
 			t.b.log.Error().Err(err).Str("id", r.ID).Msg("tmf642 hub: delivery did not start")
 		}
 	}()
-	return nil
+	t.mu.Unlock()
+	select {
+	case <-started:
+		return nil
+	case <-reg.done:
+	case <-time.After(30 * time.Second):
+		cancel()
+		<-reg.done
+	}
+	t.mu.Lock()
+	delete(t.regs, r.ID)
+	t.mu.Unlock()
+	return errors.New("its durable consumer could not be created")
 }
 
 // backoffs is the exponential schedule from initial, doubling, capped at max.

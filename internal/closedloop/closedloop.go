@@ -152,6 +152,9 @@ type Options struct {
 	Jitter  float64
 	AckWait time.Duration  // default 30s: redelivery after a crash; a running handler extends it
 	Log     zerolog.Logger // zero value: no logs
+	// Started, when set, is called once Run has created (or updated) the
+	// durable consumer: every signal stored from then on will be handled.
+	Started func()
 }
 
 // Defaults.
@@ -376,6 +379,9 @@ func (l *Loop) Run(ctx context.Context) error {
 	cons, err := l.consumer(ctx)
 	if err != nil {
 		return err
+	}
+	if opts.Started != nil {
+		opts.Started()
 	}
 	l.ctx = ctx
 	l.closing = false
