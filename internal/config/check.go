@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/anfed/anfed/internal/filter"
 	"github.com/anfed/anfed/internal/origin"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/schemas"
@@ -473,6 +474,8 @@ func (c *checker) peers(cfg *Config) {
 		c.roles(base, &p, cfg)
 		c.tagRules(base+".export.tags", map[string][]string{"match": p.Export.Tags.Match, "remove": p.Export.Tags.Remove, "add": p.Export.Tags.Add},
 			[2]string{"add", "remove"}, "a tag both removed and added: keep it in one list")
+		c.filter(base+".export.filter", p.Export.Filter)
+		c.filter(base+".import.filter", p.Import.Filter)
 		c.tagRules(base+".import.tags", map[string][]string{"deny": p.Import.Tags.Deny, "require": p.Import.Tags.Require, "add": p.Import.Tags.Add},
 			[2]string{"deny", "require"}, "a signal carrying it would be both denied and required: keep it in one list")
 		c.importLimits(base+".import", p.Import)
@@ -565,6 +568,16 @@ func (c *checker) roles(base string, p *Peer, cfg *Config) {
 		default:
 			c.add(path, suggest(v, append(slices.Clone(Roles), ids...), "roles and peers")+"; "+hint, "%q is neither a role nor another peer", v)
 		}
+	}
+}
+
+// filter checks a CESQL filter: it compiles, and is a condition.
+func (c *checker) filter(path, src string) {
+	if src == "" && !c.given(path) {
+		return
+	}
+	if _, err := filter.Compile(src); err != nil {
+		c.add(path, filter.Hint, "%v", err)
 	}
 }
 

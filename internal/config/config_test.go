@@ -493,6 +493,70 @@ peers:
 		line: 8, path: "peers[0].export.tags.deny", msg: `unknown key "deny"`, hint: "match, remove, add",
 	},
 	{
+		name: "export filter syntax error",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      filter: "severitynumber >= 17 AND"
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 8, path: "peers[0].export.filter", msg: "syntax error at column", hint: "a CloudEvents SQL (CESQL v1) condition",
+	},
+	{
+		name: "import filter unknown function",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export: {classes: ["*"]}
+    import:
+      classes: ["*"]
+      filter: STARTSWITH(subject, 'vpn') = TRUE
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].import.filter", msg: "missing function error: STARTSWITH", hint: "LIKE",
+	},
+	{
+		name: "export filter not a condition",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      filter: subject
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 8, path: "peers[0].export.filter", msg: "not a condition", hint: "CESQL",
+	},
+	{
+		name: "export filter empty",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      filter: ""
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 8, path: "peers[0].export.filter", msg: "empty expression", hint: "CESQL",
+	},
+	{
 		name: "unknown delivery",
 		yaml: y(`
 operator: {id: op-a, signing_key_file: a.nk}

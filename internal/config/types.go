@@ -229,6 +229,10 @@ type ExportPolicy struct {
 	// Tags sets and matches the signals' tags (like BGP communities)
 	// towards the peer.
 	Tags ExportTags `yaml:"tags,omitempty"`
+	// Filter is a CloudEvents SQL (CESQL v1) condition on the signal's
+	// attributes: only signals for which it is TRUE are exported (a
+	// clear always passes). Checked at load; "": no filter.
+	Filter string `yaml:"filter,omitempty"`
 }
 
 // ExportTags are the tag rules of an export.
@@ -325,6 +329,9 @@ type ImportPolicy struct {
 	MaxConditions *MaxConditions `yaml:"max_conditions"`
 	// Tags filters and sets the signals' tags from the peer.
 	Tags ImportTags `yaml:"tags,omitempty"`
+	// Filter is a CESQL v1 condition: signals for which it is not TRUE
+	// are refused (reason filtered; a clear always passes). "": none.
+	Filter string `yaml:"filter,omitempty"`
 }
 
 // MaxConditions bounds the active (and stale) conditions held from one

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/filter"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/subject"
 )
@@ -34,6 +35,8 @@ type Policy struct {
 	redact      [][]string        // JSON pointers into data, as tokens below /data
 	minSev      int
 	tags        config.ExportTags
+	filter      *filter.Filter // export.filter; nil: none
+	filterErr   error          // export.filter does not compile: nothing is exported
 }
 
 // Option adds to a policy what the peer's own entry does not tell.
@@ -68,6 +71,11 @@ func New(self string, p *config.Peer, opts ...Option) *Policy {
 		if pol.role == config.RoleCustomer {
 			pol.transitFrom = slices.Clone(config.Roles)
 		}
+	}
+	if src := p.Export.Filter; src != "" {
+		// Checked at load; a config built in code may skip the check,
+		// and then the filter fails closed.
+		pol.filter, pol.filterErr = filter.Compile(src)
 	}
 	for _, o := range opts {
 		o(pol)
@@ -246,6 +254,17 @@ func (p *Policy) Decide(ev *signal.Event, class string) Decision {
 		return Decision{false, fmt.Sprintf("export.min_severity is %d and the signal's severity is %d", p.minSev, ev.SeverityNumber)}
 	case len(p.tags.Match) > 0 && ev.State != signal.Cleared && !ev.HasAnyTag(p.tags.Match):
 		return Decision{false, fmt.Sprintf("export.tags.match %v: the signal carries none of them (its tags: %v)", p.tags.Match, ev.Tags)}
+	case p.filterErr != nil:
+		return Decision{false, fmt.Sprintf("export.filter does not compile (%v): nothing is exported", p.filterErr)}
+	}
+	if p.filter != nil && ev.State != signal.Cleared {
+		// Evaluated only when set: the hot path pays nothing otherwise.
+		if ok, err := p.filter.Match(ev); !ok {
+			if err != nil {
+				return Decision{false, fmt.Sprintf("export.filter %q could not be evaluated (%v): not exported", p.filter, err)}
+			}
+			return Decision{false, fmt.Sprintf("export.filter %q is false", p.filter)}
+		}
 	}
 	if relayed {
 		from, role := p.learnedFrom(ev)

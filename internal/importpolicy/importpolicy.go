@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/filter"
 	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/signal"
 )
@@ -18,11 +19,18 @@ type Policy struct {
 	classes []string
 	transit bool
 	tags    config.ImportTags
+	filter  *filter.Filter // import.filter; nil: none
+	fltErr  error          // import.filter does not compile: nothing is accepted
 }
 
 // New returns the import policy of operator self towards peer p.
 func New(self string, p *config.Peer) *Policy {
-	return &Policy{self: self, peer: p.ID, classes: p.Import.Classes, transit: p.Import.Transit, tags: p.Import.Tags}
+	pol := &Policy{self: self, peer: p.ID, classes: p.Import.Classes, transit: p.Import.Transit, tags: p.Import.Tags}
+	if src := p.Import.Filter; src != "" {
+		// Checked at load; unchecked, a bad filter fails closed.
+		pol.filter, pol.fltErr = filter.Compile(src)
+	}
+	return pol
 }
 
 // Check returns nil when ev, of class class, is accepted from the peer, and a
@@ -62,6 +70,17 @@ func (p *Policy) Check(ev *signal.Event, class string) error {
 		}
 		if len(p.tags.Require) > 0 && !ev.HasAnyTag(p.tags.Require) {
 			return reject.Errorf(reject.Filtered, "import.tags.require for %s: the signal carries none of %v (its tags: %v)", p.peer, p.tags.Require, ev.Tags)
+		}
+		if p.fltErr != nil {
+			return reject.Errorf(reject.Filtered, "import.filter for %s does not compile (%v): fix peers[%s].import.filter", p.peer, p.fltErr, p.peer)
+		}
+		if p.filter != nil {
+			if ok, err := p.filter.Match(ev); !ok {
+				if err != nil {
+					return reject.Errorf(reject.Filtered, "import.filter for %s, %q, could not be evaluated on the signal (%v): refused", p.peer, p.filter, err)
+				}
+				return reject.Errorf(reject.Filtered, "import.filter for %s, %q, is false for the signal", p.peer, p.filter)
+			}
 		}
 	}
 	return nil

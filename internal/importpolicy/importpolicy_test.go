@@ -139,3 +139,27 @@ func TestTags(t *testing.T) {
 	assert.ErrorContains(t, err, "would carry 34 tags, more than 32: with import.tags.add for op-b")
 	require.NoError(t, importpolicy.New(self, &config.Peer{ID: peer}).Tag(ev), "no import.tags.add: unchanged")
 }
+
+// TestFilter: import.filter refuses with reason filtered, says why, and
+// lets clears through.
+func TestFilter(t *testing.T) {
+	pol := func(src string) *importpolicy.Policy {
+		return importpolicy.New(self, &config.Peer{ID: peer, Import: config.ImportPolicy{Classes: []string{"*"}, Filter: src}})
+	}
+	ev := func(st signal.State, sev int) *signal.Event {
+		e := event(peer, peer)
+		e.State, e.SeverityNumber = st, sev
+		return e
+	}
+	assert.NoError(t, pol("severitynumber >= 13").Check(ev(signal.Raised, 17), "fault"))
+	err := pol("severitynumber >= 13").Check(ev(signal.Raised, 9), "fault")
+	assert.Equal(t, reject.Filtered, reject.ReasonOf(err))
+	assert.ErrorContains(t, err, `import.filter for op-b, "severitynumber >= 13", is false for the signal`)
+	err = pol("correlationid = 'c'").Check(ev(signal.Raised, 9), "fault")
+	assert.Equal(t, reject.Filtered, reject.ReasonOf(err))
+	assert.ErrorContains(t, err, "could not be evaluated on the signal (missing attribute error: correlationid)")
+	assert.NoError(t, pol("severitynumber >= 13").Check(ev(signal.Cleared, 9), "fault"), "a clear passes")
+	err = pol("subject = ").Check(ev(signal.Raised, 17), "fault")
+	assert.Equal(t, reject.Filtered, reject.ReasonOf(err))
+	assert.ErrorContains(t, err, "import.filter for op-b does not compile")
+}

@@ -460,3 +460,19 @@ func checkPassword(t *testing.T, configured, stored string) {
 	assert.NotEqual(t, configured, stored, "password in clear")
 	assert.NoError(t, bcrypt.CompareHashAndPassword([]byte(stored), []byte(configured)), "stored %q is not bcrypt(%q)", stored, configured)
 }
+
+// TestFiltersDoNotWidenPermissions: roles, tags and CESQL filters are
+// pipeline rules; the NATS permissions derived from the policy do not
+// depend on them, so none of them can widen what crosses a link.
+func TestFiltersDoNotWidenPermissions(t *testing.T) {
+	for _, transit := range []bool{false, true} {
+		plain := &config.Peer{ID: "op-b", Import: config.ImportPolicy{Transit: transit}}
+		wide := &config.Peer{ID: "op-b", Role: config.RoleCustomer,
+			Import: config.ImportPolicy{Transit: transit, Filter: "TRUE", Tags: config.ImportTags{Add: []string{"x"}}},
+			Export: config.ExportPolicy{Transit: true, TransitFrom: config.Roles, Filter: "TRUE", Tags: config.ExportTags{Add: []string{"no-export"}}}}
+		pub, sub := natsconf.LeafPermissions("op-a", plain)
+		wpub, wsub := natsconf.LeafPermissions("op-a", wide)
+		assert.Equal(t, pub, wpub)
+		assert.Equal(t, sub, wsub)
+	}
+}
