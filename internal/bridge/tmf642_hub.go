@@ -196,7 +196,7 @@ func (t *tmf642) deliver(ctx context.Context, reg *registration, ev *signal.Even
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := t.client.Do(req)
 	if err != nil {
-		return t.failed(reg, dl, fmt.Errorf("POST %s: %w", target, err))
+		return t.failed(ctx, reg, dl, fmt.Errorf("POST %s: %w", target, err))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
@@ -210,11 +210,14 @@ func (t *tmf642) deliver(ctx context.Context, reg *registration, ev *signal.Even
 		t.b.log.Warn().Str("registration", reg.ID).Str("url", target).Int("status", c).Str("signal", ev.ID).Msg("tmf642 hub: the listener refused an event; dead-lettered")
 		return closedloop.Poison(fmt.Errorf("POST %s: %s", target, resp.Status))
 	default:
-		return t.failed(reg, dl, fmt.Errorf("POST %s: %s", target, resp.Status))
+		return t.failed(ctx, reg, dl, fmt.Errorf("POST %s: %s", target, resp.Status))
 	}
 }
 
-func (t *tmf642) failed(reg *registration, dl closedloop.Delivery, err error) error {
+func (t *tmf642) failed(ctx context.Context, reg *registration, dl closedloop.Delivery, err error) error {
+	if ctx.Err() != nil {
+		return err // stopping: the next run delivers it; not a failure of the listener
+	}
 	if int(dl.NumDelivered) >= t.delivery.MaxAttempts {
 		t.b.metrics.delivered.WithLabelValues("dead-letter").Inc()
 		t.b.log.Warn().Err(err).Str("registration", reg.ID).Uint64("attempts", dl.NumDelivered).Msg("tmf642 hub: giving up on an event; dead-lettered")
