@@ -665,6 +665,9 @@ func TestKubernetes(t *testing.T) {
 		}
 	}
 	require.NotNil(t, initCtr, "the values add the natsconf init container")
+	if _, err := exec.LookPath("kubectl"); err == nil {
+		assert.Equal(t, str(ctr["image"]), str(initCtr["image"]), "the node and the NATS pods' natsconf run the same image")
+	}
 	initArgs := list(initCtr["args"])
 	assert.Equal(t, "natsconf", str(initArgs[0]))
 	initMounts := podMounts(initCtr)
