@@ -480,8 +480,16 @@ func (e *Explainer) importSide(ev *signal.Event, class string, p *config.Peer) *
 	if ev.Origin != p.ID {
 		rule += fmt.Sprintf("; import.transit accepts %s's signal relayed by %s", ev.Origin, p.ID)
 	}
-	if t := p.Import.Tags; len(t.Require) > 0 || len(t.Deny) > 0 {
-		rule += "; import.tags let it through"
+	switch t := p.Import.Tags; {
+	case ev.State == signal.Cleared && (len(t.Require) > 0 || len(t.Deny) > 0 || p.Import.Filter != ""):
+		rule += "; a clear passes import.tags and import.filter"
+	default:
+		if len(t.Require) > 0 || len(t.Deny) > 0 {
+			rule += "; import.tags let it through"
+		}
+		if p.Import.Filter != "" {
+			rule += fmt.Sprintf("; import.filter %q is true", p.Import.Filter)
+		}
 	}
 	pass("import policy", rule)
 	if err := ip.Tag(ev); err != nil { // import.tags.add, as stored

@@ -122,7 +122,7 @@ func exampleSignals(t *testing.T, ids []string) []*signal.Event {
 						n++
 						ev := &signal.Event{
 							ID: fmt.Sprintf("agree-%04d", n), Source: "anfed://" + o + "/explain-test",
-							Type: schemas.Type(class), Subject: fmt.Sprintf("%s/r-%d", svc, n), Time: now,
+							Type: schemas.Type(class), Subject: fmt.Sprintf("%s/%s-%d", svc, []string{"r", "r", "pe"}[n%3], n), Time: now,
 							DataContentType: signal.ContentType, Origin: o, State: st,
 							SeverityNumber: sev, Data: data[class],
 							Tags: tagSets[n%len(tagSets)],
