@@ -262,8 +262,15 @@ func message(cfg *config.Config, p *config.Peer, class string) (obj, error) {
 		"contentType": signal.StructuredContentType,
 		"payload":     obj{"schemaFormat": SchemaFormat, "schema": payload},
 	}
+	var notes []string
+	if f := p.Export.Filter; f != "" {
+		notes = append(notes, fmt.Sprintf("Only signals for which the CESQL condition %q is true cross (export.filter; a clear always does).", f))
+	}
 	if len(p.Export.Redact) > 0 {
-		m["description"] = fmt.Sprintf("%s removes %s from the data of its own signals before they cross (export.redact), and signs the copy again.", self, strings.Join(p.Export.Redact, ", "))
+		notes = append(notes, fmt.Sprintf("%s removes %s from the data of its own signals before they cross (export.redact), and signs the copy again.", self, strings.Join(p.Export.Redact, ", ")))
+	}
+	if len(notes) > 0 {
+		m["description"] = strings.Join(notes, " ")
 	}
 	return m, nil
 }

@@ -63,6 +63,7 @@ func TestDocumentsValidate(t *testing.T) {
 	all := load(t, "op-b.yaml")
 	all.Peers[1].Export.Classes = []string{"*"}
 	all.Peers[1].Export.Services = []string{"vpn-acme", "core.net"}
+	all.Peers[1].Export.Filter = "severitynumber >= 17"
 	none := load(t, "op-c.yaml")
 	none.Peers[0].Export.Classes = nil
 	lossy := load(t, "op-c.yaml")
