@@ -34,7 +34,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/signal"
@@ -45,7 +44,6 @@ import (
 type Node interface {
 	ID() string
 	Connect(opts ...nats.Option) (*nats.Conn, error)
-	Conditions(f conditions.Filter) []conditions.Condition
 }
 
 // Mux is where the bridges' routes are mounted (the node's HTTP server).

@@ -9,21 +9,19 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/inspect"
 	"github.com/anfed/anfed/internal/schemacheck"
 )
 
-// pureNode serves the mapping functions, which only read the node's id
-// and conditions; it has no NATS behind it.
+// pureNode serves the mapping functions, which only read the node's id;
+// it has no NATS behind it.
 type pureNode struct{}
 
 func (pureNode) ID() string { return "op-a" }
 func (pureNode) Connect(...nats.Option) (*nats.Conn, error) {
 	return nil, errors.New("no NATS in a mapping fuzz")
 }
-func (pureNode) Conditions(conditions.Filter) []conditions.Condition { return nil }
 
 func seeds(f *testing.F, names ...string) {
 	for _, n := range names {
@@ -52,7 +50,7 @@ func FuzzVESMapping(f *testing.F) {
 	v := &ves{b: b, cfg: &config.VESBridge{KPIs: []config.VESKPI{
 		{Field: "5g-kpis/DRB.UEThpDl", KPI: "throughput.dl", Unit: "Mbit/s", Expected: 200, Threshold: 150, Crossing: "below"},
 		{Field: "meanRequestLatency", KPI: "latency.request.mean", Unit: "ms", Expected: 0, Threshold: 40, Crossing: "above"},
-	}}, service: "ves", alarmType: "communicationsAlarm", active: map[string]bool{}}
+	}}, service: "ves", alarmType: "communicationsAlarm", active: map[string]bool{}, seeded: true}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		raw := body
 		var req struct {

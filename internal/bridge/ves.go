@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,9 +13,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/anfed/anfed/internal/conditions"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/signal"
+	"github.com/anfed/anfed/internal/store"
+	"github.com/anfed/anfed/internal/subject"
 )
 
 // VES routes (VES Event Listener 7.2).
@@ -470,18 +474,46 @@ func (v *ves) measurement(h *vesHeader, m map[string]json.RawMessage, mp, id str
 	return nil, "within-threshold: every watched KPI is within its threshold and none was raised", nil
 }
 
-// seed reads, once, which performance-deviation conditions of this bridge
-// the node holds active, so that a restarted node clears what it raised
-// before. v.mu is held.
+// seed reads, once, which performance-deviation conditions this bridge
+// raised and has not cleared, from the last stored signal of each of its
+// subjects, so that a restarted node clears what it raised before. v.mu
+// is held.
 func (v *ves) seed() {
 	if v.seeded {
 		return
 	}
 	v.seeded = true
-	for _, c := range v.b.d.Node.Conditions(conditions.Filter{Origin: v.b.d.Node.ID(), Class: "performance-deviation", Service: v.service}) {
-		if c.Source == "anfed://"+v.b.d.Node.ID()+"/"+vesProducer {
-			v.active[c.Subject] = true
+	self := v.b.d.Node.ID()
+	filter := subject.SignalPrefix + "." + self + ".performance-deviation." + subject.Token(v.service) + ".>"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := func() error {
+		js, err := jetstream.New(v.b.nc)
+		if err != nil {
+			return err
 		}
+		cons, err := js.OrderedConsumer(ctx, store.SignalStream, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy})
+		if err != nil {
+			return err
+		}
+		for left := cons.CachedInfo().NumPending; left > 0; left-- {
+			m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+			if err != nil {
+				return err
+			}
+			ev, err := signal.DecodeStructured(m.Data())
+			if err == nil && ev.Source == "anfed://"+self+"/"+vesProducer {
+				v.active[ev.Subject] = ev.State != signal.Cleared
+			}
+		}
+		return nil
+	}()
+	if err != nil {
+		// Without it a KPI raised before the restart is cleared only when
+		// it crosses and comes back again.
+		v.b.log.Warn().Err(err).Msg("ves: reading the performance deviations raised before; going on without")
+		v.seeded = false
 	}
 }
 

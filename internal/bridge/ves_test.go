@@ -209,3 +209,30 @@ func TestVESAttacks(t *testing.T) {
 	assert.Equal(t, 413, code, body)
 	assert.Equal(t, 1.0, scrape(t, a.url)[`anfed_bridge_rejected_total{bridge="ves",reason="malformed"}`])
 }
+
+// A KPI raised before a restart is cleared after it: the bridge reads
+// what it raised from the node's condition table.
+func TestVESMeasurementClearsAfterRestart(t *testing.T) {
+	cfg := baseConfig(t, "op-a")
+	cfg.Bridges = vesBridges(t)
+	a := start(t, cfg)
+	const lat = "ves/ibcx0001vm002ssc001/latency.request.mean"
+	code, body := post(t, a.url+bridge.VESPath, bearer, sample(t, "ves-measurement.json"))
+	require.Equal(t, 202, code, body)
+	condition(t, a, "op-a", "performance-deviation", lat, true)
+
+	a.stop()
+	a = start(t, cfg)
+	calm := strings.NewReplacer(`"eventId": "mmc0000034"`, `"eventId": "mmc0000040"`,
+		`"DRB.UEThpDl": "125.4"`, `"DRB.UEThpDl": "210.0"`, `"meanRequestLatency": 42.5`, `"meanRequestLatency": 18`).
+		Replace(string(sample(t, "ves-measurement.json")))
+	code, body = post(t, a.url+bridge.VESPath, bearer, []byte(calm))
+	require.Equal(t, 202, code, body)
+	var ans vesAnswer
+	decode(t, body, &ans)
+	require.Len(t, ans.Results[0].Signals, 2, body)
+	for _, s := range ans.Results[0].Signals {
+		assert.Equal(t, "cleared", s.State, s.Subject)
+	}
+	condition(t, a, "op-a", "performance-deviation", lat, false)
+}
