@@ -3,11 +3,19 @@ package node_test
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/signal"
+	"github.com/anfed/anfed/internal/subject"
 )
 
 // tagged is a congestion of origin on resource res with tags, as its
@@ -64,6 +72,7 @@ func TestTagsTimeline(t *testing.T) {
 		},
 		"op-d": relay("op-d"),
 	})
+	nb := ns[0]
 	const s = time.Second
 	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 	tlRun(t, ns,
@@ -117,5 +126,83 @@ func TestTagsTimeline(t *testing.T) {
 		want("op-a", "tg-2c", between(ms(1500), 4*s)),
 		want("op-c", "tg-2c", between(ms(1500), 4*s)),
 		want("op-c", "tg-5c", between(ms(1600), 4*s), tagsAre("op-d:lab", "from-d", "op-b:transit")),
+
+		// The rules that decided, as op-b's export policy names them.
+		at(4*s,
+			decided(nb, "tg-1", map[string]string{
+				"op-c": "!tag no-export: the operator that sent it to us asked that it go no further",
+				"op-d": "!tag no-export",
+			}),
+			decided(nb, "tg-2", map[string]string{
+				"op-c": "export.transit relays it",
+				"op-a": "!export.tags.match [op-d:gold]: the signal carries none of them (its tags: [from-d])",
+			}),
+			decided(nb, "tg-4", map[string]string{"op-c": "!tag no-export"}),
+		),
+		// A producer's bad tags are refused at intake, with the reason.
+		at(ms(100), do("bad tags refused at intake", func(t *testing.T, tl *timeline) {
+			for _, tags := range [][]string{{"Gold"}, {"a b"}, {"-x"}, {"x", "x"}, manyTags(33)} {
+				a := publish(t, tl.conns["op-d"], tagged("op-d", "tg-bad", "rb", signal.Raised, tags...))
+				assert.Equal(t, string(reject.BadAttribute), a.Reason, "%v: %+v", tags, a)
+				assert.Contains(t, a.Error, signal.AttrTags, "%v", tags)
+			}
+		})),
 	)
+}
+
+func manyTags(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("t%d", i)
+	}
+	return out
+}
+
+// TestBadTagsFromPeerRefused: a peer speaking raw NATS on the real link
+// sends signals whose tags are malformed: each is refused as
+// bad-attribute, with the answer saying why, and a good one right behind
+// them is accepted with its tags.
+func TestBadTagsFromPeerRefused(t *testing.T) {
+	a := baseConfig(t, "op-a")
+	a.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
+	a.Peers = []config.Peer{{
+		ID:         "op-b",
+		Accept:     &config.Accept{User: "op-b", Password: "secret-b-123"},
+		Import:     config.ImportPolicy{Classes: []string{"*"}, Tags: config.ImportTags{Deny: []string{"op-b:test"}}},
+		SigningKey: pub(t, "op-b"),
+	}}
+	na := startNode(t, a)
+	rogue := natstest.StartRogueLeaf(t, na.LeafURL(), "op-b", "secret-b-123", nats.CustomInboxPrefix("an.ack.op-b"))
+	send := func(ev *signal.Event) signal.Answer {
+		k := subject.Key{Origin: ev.Origin, Class: "congestion", Service: ev.Service(), Resource: ev.Resource()}
+		var ans signal.Answer
+		waitFor(t, 5*time.Second, func() error {
+			m, err := rogue.Conn.Request(subject.Link("op-b", k), ev.Encode(), time.Second)
+			if err != nil {
+				return err
+			}
+			ans, err = signal.ParseAnswer(m.Data)
+			return err
+		})
+		return ans
+	}
+	for i, tags := range [][]string{{"Gold"}, {"x y"}, {"x", "x"}, manyTags(40), {strings.Repeat("a", 65)}} {
+		ev := tagged("op-b", fmt.Sprintf("bt-%d", i), "r", signal.Raised, tags...)
+		signAs(t, "op-b", ev)
+		ev.Path = []string{"op-b"}
+		ans := send(ev)
+		assert.Equal(t, string(reject.BadAttribute), ans.Reason, "%v: %+v", tags, ans)
+		assert.Contains(t, ans.Error, signal.AttrTags)
+	}
+	// Tags are not signed: the peer may set them after signing.
+	ev := tagged("op-b", "bt-deny", "r", signal.Raised)
+	signAs(t, "op-b", ev)
+	ev.Path, ev.Tags = []string{"op-b"}, []string{"op-b:test"}
+	ans := send(ev)
+	assert.Equal(t, string(reject.Filtered), ans.Reason, "%+v", ans)
+	assert.Contains(t, ans.Error, "import.tags.deny for op-b lists op-b:test")
+	ev = tagged("op-b", "bt-ok", "r", signal.Raised)
+	signAs(t, "op-b", ev)
+	ev.Path, ev.Tags = []string{"op-b"}, []string{"op-b:gold"}
+	require.True(t, send(ev).OK())
 }
