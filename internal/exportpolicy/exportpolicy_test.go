@@ -391,3 +391,29 @@ func TestFilter(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkDecide: what a peering pays per signal for its rules; a filter
+// costs only where it is set.
+func BenchmarkDecide(b *testing.B) {
+	base := config.ExportPolicy{Classes: []string{"*"}, Services: []string{"vpn-*"}}
+	tagged := base
+	tagged.Tags.Match = []string{"op-a:gold"}
+	filtered := base
+	filtered.Filter = "severitynumber >= 13 AND subject LIKE 'vpn-%'"
+	ev := event(self, nil, "vpn-acme/r1")
+	ev.SeverityNumber, ev.Tags = 17, []string{"op-a:gold"}
+	for _, tc := range []struct {
+		name string
+		x    config.ExportPolicy
+	}{{"plain", base}, {"tags.match", tagged}, {"filter", filtered}} {
+		p := exportpolicy.New(self, &config.Peer{ID: peer, Export: tc.x})
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if !p.Decide(ev, "fault").Export {
+					b.Fatal("not exported")
+				}
+			}
+		})
+	}
+}
