@@ -444,6 +444,13 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 		if len(window) < s.window || s.trim > 0 {
 			inCh = in
 		}
+		// The tick only matters with signals out or a probe planned; an
+		// idle sender does not wait on it, so it does not wake 40 times a
+		// second (since Go 1.23 an unwatched timer does not fire).
+		var tickC <-chan time.Time
+		if len(window) > 0 || !probeAt.IsZero() || !probeDue.IsZero() {
+			tickC = tick.C
+		}
 		select {
 		case <-ctx.Done():
 			return nil // unacknowledged signals are redelivered after restart
@@ -536,7 +543,7 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 				popDone()
 			}
 
-		case now := <-tick.C:
+		case now := <-tickC:
 			switch {
 			case !probeAt.IsZero() && now.Sub(probeAt) > s.timeout:
 				// The probe went unanswered: the link is down.
