@@ -7,6 +7,8 @@ package intake
 
 import (
 	"context"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -43,6 +45,17 @@ const MaxPending = 4096
 
 // Intake handles local producers' messages.
 type Intake struct {
+	// Handle hands each message to the workers (checks and signature,
+	// in parallel) and, in arrival order, to the store stage, which
+	// waits for each one's checks and hands it to the store in that
+	// order: a producer's signals are stored in the order it sent them.
+	work    chan *slot
+	ordered chan *slot
+	workers sync.WaitGroup
+	stored  chan struct{} // closed when the store stage is done
+	closing sync.RWMutex  // Handle holds it to read; Close to close
+	closed  bool
+
 	pend    chan pending
 	conn    *nats.Conn
 	self    string
@@ -65,10 +78,57 @@ type Deps struct {
 	Log       zerolog.Logger
 }
 
+// slot is one message on its way through intake.
+type slot struct {
+	m     *nats.Msg
+	reply *nats.Msg
+	ev    *signal.Event
+	subj  string
+	body  []byte
+	err   error // refused: the reason
+	done  chan struct{}
+}
+
+// queue bounds the messages between Handle and the store stage.
+const queue = 256
+
 // New returns an intake; Run must run for producers to get answers.
 func New(d Deps) *Intake {
-	return &Intake{self: d.Self, conn: d.Conn, insp: d.Inspector, signer: d.Signer, store: d.Store, obs: d.Observer, log: d.Log,
-		timeout: 5 * time.Second, pend: make(chan pending, MaxPending)}
+	in := &Intake{self: d.Self, conn: d.Conn, insp: d.Inspector, signer: d.Signer, store: d.Store, obs: d.Observer, log: d.Log,
+		timeout: 5 * time.Second, pend: make(chan pending, MaxPending),
+		work: make(chan *slot, queue), ordered: make(chan *slot, queue), stored: make(chan struct{})}
+	for range max(runtime.GOMAXPROCS(0), 1) {
+		in.workers.Add(1)
+		go in.check()
+	}
+	go in.storeStage()
+	return in
+}
+
+// check is a worker: decode, checks, signature, encoding.
+func (in *Intake) check() {
+	defer in.workers.Done()
+	for sl := range in.work {
+		sl.ev, sl.subj, sl.body, sl.err = in.prepare(sl.m)
+		close(sl.done)
+	}
+}
+
+// storeStage hands checked signals to the store in arrival order, and
+// answers refusals.
+func (in *Intake) storeStage() {
+	defer close(in.stored)
+	for sl := range in.ordered {
+		<-sl.done
+		ctx, cancel := context.WithTimeout(context.Background(), in.timeout)
+		if p, ans, ok := in.put(ctx, sl); ok {
+			p.reply = sl.reply
+			in.pend <- p
+		} else {
+			in.answer(sl.reply, ans)
+		}
+		cancel()
+	}
 }
 
 // Run answers producers as the store acknowledges their signals, in the
@@ -90,23 +150,32 @@ func (in *Intake) Run() {
 	}
 }
 
-// Close ends Run once every pending signal is answered.
-func (in *Intake) Close() { close(in.pend) }
+// Close ends Run once every signal handed over is answered; what Handle
+// gets after it is left unanswered (the producer's request times out).
+func (in *Intake) Close() {
+	in.closing.Lock()
+	in.closed = true
+	in.closing.Unlock()
+	close(in.work)
+	in.workers.Wait()
+	close(in.ordered)
+	<-in.stored
+	close(in.pend)
+}
 
 // Handle processes one message; it is a nats.MsgHandler.
 func (in *Intake) Handle(m *nats.Msg) {
-	ctx, cancel := context.WithTimeout(context.Background(), in.timeout)
-	defer cancel()
-	var reply *nats.Msg
+	in.closing.RLock()
+	defer in.closing.RUnlock()
+	if in.closed {
+		return
+	}
+	sl := &slot{m: m, done: make(chan struct{})}
 	if m.Reply != "" {
-		reply = nats.NewMsg(m.Reply)
+		sl.reply = nats.NewMsg(m.Reply)
 	}
-	if p, ans, ok := in.accept(ctx, m); ok {
-		p.reply = reply
-		in.pend <- p
-	} else {
-		in.answer(reply, ans)
-	}
+	in.work <- sl
+	in.ordered <- sl
 }
 
 func (in *Intake) answer(reply *nats.Msg, ans signal.Answer) {
@@ -125,10 +194,23 @@ func (in *Intake) unavailable(ev *signal.Event, err error) signal.Answer {
 	return signal.Answer{Status: signal.StatusRejected, Reason: string(reject.Unavailable), Error: r.Error()}
 }
 
-// accept checks and signs a signal and hands it to the store; ok is false
-// when it was refused, with the answer saying why.
-func (in *Intake) accept(ctx context.Context, m *nats.Msg) (p pending, ans signal.Answer, ok bool) {
-	ev, _, err := in.insp.Full(m.Header, m.Data)
+// put hands a checked signal to the store; ok is false when it was
+// refused, with the answer saying why.
+func (in *Intake) put(ctx context.Context, sl *slot) (p pending, ans signal.Answer, ok bool) {
+	if sl.err != nil {
+		return p, in.refuse(ctx, sl.m, sl.ev, sl.err), false
+	}
+	fut, err := in.store.PutAsync(sl.subj, sl.ev.Key(), sl.body)
+	if err != nil {
+		return p, in.unavailable(sl.ev, err), false
+	}
+	return pending{fut: fut, ev: sl.ev, subj: sl.subj}, signal.Answer{}, true
+}
+
+// prepare checks and signs a signal and encodes it for the store; err
+// says why it is refused.
+func (in *Intake) prepare(m *nats.Msg) (ev *signal.Event, subj string, body []byte, err error) {
+	ev, _, err = in.insp.Full(m.Header, m.Data)
 	if err == nil {
 		err = in.checkLocal(ev)
 	}
@@ -136,7 +218,7 @@ func (in *Intake) accept(ctx context.Context, m *nats.Msg) (p pending, ans signa
 		err = in.insp.Live(ev)
 	}
 	if err != nil {
-		return p, in.refuse(ctx, m, ev, err), false
+		return ev, "", nil, err
 	}
 	if ev.DataSchema == "" {
 		class, _, _ := schemas.ClassOf(ev.Type)
@@ -144,16 +226,12 @@ func (in *Intake) accept(ctx context.Context, m *nats.Msg) (p pending, ans signa
 	}
 	if in.signer != nil {
 		if err := in.signer.Sign(ev); err != nil {
-			return p, in.refuse(ctx, m, ev, reject.Wrap(reject.Unavailable, err)), false
+			return ev, "", nil, reject.Wrap(reject.Unavailable, err)
 		}
 	}
 	class, _, _ := schemas.ClassOf(ev.Type)
-	subj := subject.Signal(subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()})
-	fut, err := in.store.PutAsync(subj, ev.Key(), ev.Encode())
-	if err != nil {
-		return p, in.unavailable(ev, err), false
-	}
-	return pending{fut: fut, ev: ev, subj: subj}, signal.Answer{}, true
+	subj = subject.Signal(subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()})
+	return ev, subj, ev.Encode(), nil
 }
 
 // checkLocal verifies what only a local producer's signal must satisfy.
