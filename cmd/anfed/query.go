@@ -74,14 +74,34 @@ func runConditions(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return exitOK
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "PEER\tORIGIN\tCLASS\tSUBJECT\tSTATUS\tSTATE\tSEVERITY\tSINCE\tUPDATED")
+	fmt.Fprintln(w, "PEER\tORIGIN\tCLASS\tSUBJECT\tSTATUS\tSTATE\tSEVERITY\tSINCE\tUPDATED\tDAMPENING")
 	for _, c := range cs {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", c.Peer, c.Origin, c.Class, c.Subject, c.Status, c.State, c.Severity,
-			c.Raised.Format(time.RFC3339), c.Updated.Format(time.RFC3339))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", c.Peer, c.Origin, c.Class, c.Subject, c.Status, c.State, c.Severity,
+			stamp(c.Raised), stamp(c.Updated), dampening(c))
 	}
 	w.Flush()
 	fmt.Fprintf(stdout, "%d condition(s)\n", len(cs))
 	return exitOK
+}
+
+// stamp is t in RFC 3339, or "-" for none.
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Format(time.RFC3339)
+}
+
+// dampening says whether flap dampening holds the condition's signals.
+func dampening(c conditions.Condition) string {
+	if !c.Suppressed {
+		return "-"
+	}
+	s := fmt.Sprintf("suppressed: penalty %.0f, reuse %s", c.Penalty, c.ReuseAt.Format(time.RFC3339))
+	if c.Held != "" {
+		s += ", holding " + string(c.Held)
+	}
+	return s
 }
 
 func runPeers(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -39,6 +39,10 @@ const (
 	StatusCleared   Status = "cleared"
 	StatusExpired   Status = "expired"
 	StatusWithdrawn Status = "withdrawn"
+	// StatusSuppressed is the status a node's condition view gives a
+	// condition that flap dampening suppressed while the table does not
+	// hold it active (its last delivered state was a clear, say).
+	StatusSuppressed Status = "suppressed"
 )
 
 // Condition is one entry of the table, as the table reports it.
@@ -53,6 +57,15 @@ type Condition struct {
 	Updated    time.Time // last signal applied at (node clock)
 	Expiry     time.Time // zero: none
 	Changes    int       // signals that changed the condition, kept across a clear while its tombstone lives
+
+	// Flap dampening (import.dampening), filled by the node's view: the
+	// condition is suppressed, its penalty, since when, when it is to be
+	// released, and the state of the latest signal held for it.
+	Suppressed   bool         `json:",omitempty"`
+	Penalty      float64      `json:",omitempty"`
+	SuppressedAt time.Time    `json:",omitzero"`
+	ReuseAt      time.Time    `json:",omitzero"`
+	Held         signal.State `json:",omitempty"`
 }
 
 // ChangeKind says how the table changed.
@@ -448,6 +461,9 @@ type Filter struct {
 	IncludeStale                 bool // Snapshot only; changes are never filtered by status
 }
 
+// Match reports whether f selects k.
+func (f Filter) Match(k Key) bool { return f.match(k) }
+
 func (f Filter) match(k Key) bool {
 	if f.Service != "" {
 		svc, _, _ := strings.Cut(k.Subject, "/")
@@ -491,6 +507,9 @@ func (t *Table) snapshot(f Filter) []Condition {
 	slices.SortFunc(out, func(a, b Condition) int { return compareKeys(a.Key, b.Key) })
 	return out
 }
+
+// CompareKeys orders keys as Snapshot does.
+func CompareKeys(a, b Key) int { return compareKeys(a, b) }
 
 func compareKeys(a, b Key) int {
 	return cmp.Or(

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"path"
@@ -479,6 +480,7 @@ func (c *checker) peers(cfg *Config) {
 		c.tagRules(base+".import.tags", map[string][]string{"deny": p.Import.Tags.Deny, "require": p.Import.Tags.Require, "add": p.Import.Tags.Add},
 			[2]string{"deny", "require"}, "a signal carrying it would be both denied and required: keep it in one list")
 		c.importLimits(base+".import", p.Import)
+		c.dampening(base+".import.dampening", p.Import.Dampening)
 		name := p.ID
 		if name == "" {
 			name = base
@@ -699,6 +701,48 @@ func (c *checker) importLimits(base string, im ImportPolicy) {
 		c.add(base+".warn_at", warnHint, "invalid threshold %q", m.WarnAt)
 	case n <= 0 || n > m.Limit:
 		c.add(base+".warn_at", warnHint, "%d is not between 1 and limit (%d)", n, m.Limit)
+	}
+}
+
+// dampening checks a peer's flap dampening, with defaults for what the
+// file leaves out.
+func (c *checker) dampening(base string, d *Dampening) {
+	if d == nil {
+		return
+	}
+	positive := func(key string, v float64, hint string) bool {
+		if v < 0 || v == 0 && c.given(base+"."+key) || math.IsNaN(v) || math.IsInf(v, 0) {
+			c.add(base+"."+key, hint, "must be a number greater than zero")
+			return false
+		}
+		return true
+	}
+	ok := positive("penalty", d.Penalty, "what each state change of a condition adds to its penalty, e.g. penalty: 1000 (the default)")
+	ok = positive("suppress", d.Suppress, "the penalty at which a condition is suppressed, e.g. suppress: 2000 (the default)") && ok
+	ok = positive("reuse", d.Reuse, "the penalty below which a suppressed condition is released, e.g. reuse: 750 (the default)") && ok
+	ok = positive("half_life", float64(d.HalfLife), "how long the penalty takes to halve, e.g. half_life: 15m (the default)") && ok
+	ok = positive("max_suppress", float64(d.MaxSuppress), "the longest a condition stays suppressed, e.g. max_suppress: 60m (the default)") && ok
+	if d.MaxEntries < 0 || d.MaxEntries == 0 && c.given(base+".max_entries") {
+		c.add(base+".max_entries", "how many of the peer's conditions the node tracks a penalty for, e.g. max_entries: 10000 (the default)", "must be greater than zero")
+		ok = false
+	}
+	if !ok {
+		return
+	}
+	w := d.WithDefaults()
+	if w.Reuse >= w.Suppress {
+		c.add(base+".reuse", "reuse must be below suppress (RFC 2439: e.g. suppress 2000, reuse 750), or a released condition is suppressed again at once",
+			"reuse %g is not below suppress %g", w.Reuse, w.Suppress)
+		return
+	}
+	if w.MaxSuppress < w.HalfLife {
+		c.add(base+".max_suppress", "max_suppress must be at least half_life (e.g. half_life 15m, max_suppress 60m)",
+			"max_suppress %s is shorter than half_life %s", time.Duration(w.MaxSuppress), time.Duration(w.HalfLife))
+		return
+	}
+	if ceil := w.Ceiling(); ceil <= w.Suppress {
+		c.add(base+".suppress", fmt.Sprintf("the penalty never exceeds reuse×2^(max_suppress/half_life) = %.0f: lower suppress, or raise max_suppress", ceil),
+			"suppress %g can never be reached", w.Suppress)
 	}
 }
 

@@ -849,6 +849,118 @@ peers:
 		line: 9, path: "peers[0].import.max_conditions.warn_at", msg: `invalid threshold "soon"`, hint: "a percentage of limit",
 	},
 	{
+		name: "dampening reuse above suppress",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export: {classes: ["*"]}
+    import:
+      classes: ["*"]
+      dampening: {suppress: 1000, reuse: 1500}
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].import.dampening.reuse", msg: "reuse 1500 is not below suppress 1000", hint: "reuse must be below suppress",
+	},
+	{
+		name: "dampening reuse above default suppress",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export: {classes: ["*"]}
+    import:
+      classes: ["*"]
+      dampening: {reuse: 3000}
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].import.dampening.reuse", msg: "reuse 3000 is not below suppress 2000", hint: "reuse must be below suppress",
+	},
+	{
+		name: "dampening zero half-life",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export: {classes: ["*"]}
+    import:
+      classes: ["*"]
+      dampening: {half_life: 0s}
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].import.dampening.half_life", msg: "must be a number greater than zero", hint: "how long the penalty takes to halve",
+	},
+	{
+		name: "dampening negative penalty",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export: {classes: ["*"]}
+    import:
+      classes: ["*"]
+      dampening: {penalty: -5}
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].import.dampening.penalty", msg: "must be a number greater than zero", hint: "what each state change",
+	},
+	{
+		name: "dampening max_suppress below half_life",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export: {classes: ["*"]}
+    import:
+      classes: ["*"]
+      dampening: {half_life: 30m, max_suppress: 10m}
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].import.dampening.max_suppress", msg: "max_suppress 10m0s is shorter than half_life 30m0s", hint: "at least half_life",
+	},
+	{
+		name: "dampening suppress out of reach",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export: {classes: ["*"]}
+    import:
+      classes: ["*"]
+      dampening: {half_life: 15m, max_suppress: 15m, reuse: 750, suppress: 1600}
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].import.dampening.suppress", msg: "suppress 1600 can never be reached", hint: "reuse×2^(max_suppress/half_life) = 1500",
+	},
+	{
+		name: "dampening zero max_entries",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export: {classes: ["*"]}
+    import:
+      classes: ["*"]
+      dampening: {max_entries: 0}
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].import.dampening.max_entries", msg: "must be greater than zero", hint: "max_entries: 10000",
+	},
+	{
 		name: "peer id invalid",
 		yaml: y(`
 operator: {id: op-a, signing_key_file: a.nk}
@@ -2027,7 +2139,15 @@ peers:
     import:
       classes: ["*"]
       max_conditions: {limit: 7}
+      dampening: {}
     signing_key: $D
+  - id: op-e
+    dial: {url: "nats-leaf://e.example:7422", user: u, password: p}
+    export: {classes: ["*"], services: ["*"]}
+    import:
+      classes: ["*"]
+      dampening: {half_life: 2s, reuse: 500, max_suppress: 10s, max_entries: 100}
+    signing_key: $E
 `))))
 	require.NoError(t, err)
 	require.Empty(t, cfg.Warnings())
@@ -2040,4 +2160,11 @@ peers:
 	require.Equal(t, Duration(5*time.Minute), b.Import.MaxConditions.Idle)
 	require.Equal(t, 4, cfg.Peers[1].Import.MaxConditions.WarnCount())
 	require.Equal(t, 6, cfg.Peers[2].Import.MaxConditions.WarnCount()) // 80% of 7, rounded up
+	require.Nil(t, b.Import.Dampening, "no block: no dampening")
+	// An empty block: RFC 2439's usual values.
+	require.Equal(t, Dampening{Penalty: 1000, HalfLife: Duration(15 * time.Minute), Suppress: 2000, Reuse: 750,
+		MaxSuppress: Duration(time.Hour), MaxEntries: 10000}, cfg.Peers[2].Import.Dampening.WithDefaults())
+	require.InDelta(t, 12000, cfg.Peers[2].Import.Dampening.WithDefaults().Ceiling(), 1e-9)
+	require.Equal(t, Dampening{Penalty: 1000, HalfLife: Duration(2 * time.Second), Suppress: 2000, Reuse: 500,
+		MaxSuppress: Duration(10 * time.Second), MaxEntries: 100}, cfg.Peers[3].Import.Dampening.WithDefaults())
 }

@@ -332,6 +332,68 @@ type ImportPolicy struct {
 	// Filter is a CESQL v1 condition: signals for which it is not TRUE
 	// are refused (reason filtered; a clear always passes). "": none.
 	Filter string `yaml:"filter,omitempty"`
+	// Dampening suppresses the conditions of the peer that flap, like
+	// BGP's route flap dampening (RFC 2439). nil: no dampening; an empty
+	// block ({}) uses RFC 2439's usual values.
+	Dampening *Dampening `yaml:"dampening"`
+}
+
+// Dampening is flap dampening per condition (RFC 2439): each state change
+// of a condition (a raise, an update that changes its severity, a clear)
+// adds Penalty to the condition's penalty, which halves every HalfLife.
+// When it exceeds Suppress, the condition's signals are held (answered
+// accepted, the latest kept durably) until the penalty decays below Reuse
+// or MaxSuppress has passed; then the latest is delivered. Zero fields
+// take the defaults below.
+type Dampening struct {
+	Penalty     float64  `yaml:"penalty"`      // default 1000
+	HalfLife    Duration `yaml:"half_life"`    // default 15m
+	Suppress    float64  `yaml:"suppress"`     // default 2000
+	Reuse       float64  `yaml:"reuse"`        // default 750
+	MaxSuppress Duration `yaml:"max_suppress"` // default 60m
+	// MaxEntries bounds the conditions of the peer whose penalty the node
+	// tracks (default 10000); see docs/policy.md for what happens at it.
+	MaxEntries int `yaml:"max_entries"`
+}
+
+// Defaults of flap dampening (RFC 2439's usual values).
+const (
+	DefaultDampPenalty     = 1000
+	DefaultDampHalfLife    = Duration(15 * time.Minute)
+	DefaultDampSuppress    = 2000
+	DefaultDampReuse       = 750
+	DefaultDampMaxSuppress = Duration(60 * time.Minute)
+	DefaultDampMaxEntries  = 10000
+)
+
+// WithDefaults is d with its zero fields set to the defaults.
+func (d Dampening) WithDefaults() Dampening {
+	if d.Penalty == 0 {
+		d.Penalty = DefaultDampPenalty
+	}
+	if d.HalfLife == 0 {
+		d.HalfLife = DefaultDampHalfLife
+	}
+	if d.Suppress == 0 {
+		d.Suppress = DefaultDampSuppress
+	}
+	if d.Reuse == 0 {
+		d.Reuse = DefaultDampReuse
+	}
+	if d.MaxSuppress == 0 {
+		d.MaxSuppress = DefaultDampMaxSuppress
+	}
+	if d.MaxEntries == 0 {
+		d.MaxEntries = DefaultDampMaxEntries
+	}
+	return d
+}
+
+// Ceiling is the highest penalty a condition can reach (RFC 2439's
+// maximum penalty): one that decays to Reuse in MaxSuppress. It assumes
+// a checked config with defaults applied.
+func (d Dampening) Ceiling() float64 {
+	return d.Reuse * math.Exp2(float64(d.MaxSuppress)/float64(d.HalfLife))
 }
 
 // MaxConditions bounds the active (and stale) conditions held from one

@@ -22,6 +22,7 @@ import (
 
 	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/dampening"
 	"github.com/anfed/anfed/internal/importpolicy"
 	"github.com/anfed/anfed/internal/inspect"
 	"github.com/anfed/anfed/internal/observe"
@@ -88,6 +89,16 @@ type Receiver struct {
 	conds    atomic.Pointer[conditions.Table]
 	maxConds *condLimit // nil: no bound; the pipeline checks it, Handle reads its idle state
 	warnings atomic.Uint64
+
+	// Flap dampening (import.dampening); nil: none. Only the pipeline's
+	// end (complete) decides and releases, so a release takes its place
+	// in link order: a signal of the condition settled after the release
+	// is stored after the released one. The clock only asks for a look.
+	damp                      *dampening.Damper
+	dampened                  atomic.Uint64
+	stopDamp, dampDone        chan struct{}
+	tickPending               atomic.Bool
+	suppressLog, untrackedLog logSampler
 }
 
 // condLimit is import.max_conditions at work. The table is fed from the
@@ -134,6 +145,8 @@ type ReceiverDeps struct {
 	Replay    *replay.Guard
 	Store     Storer
 	Observer  observe.Observer
+	// Held keeps the signals flap dampening holds (import.dampening).
+	Held Holder
 }
 
 // NewReceiver returns the receiver of operator self for peer p.
@@ -164,6 +177,10 @@ func NewReceiver(self string, p *config.Peer, deps ReceiverDeps, log zerolog.Log
 		rc.workers.Add(1)
 		go rc.check()
 	}
+	if d := p.Import.Dampening; d != nil && deps.Held != nil {
+		rc.damp = dampening.New(*d)
+		rc.startDampening()
+	}
 	go rc.complete()
 	return rc
 }
@@ -186,6 +203,10 @@ func (r *Receiver) Close() {
 	r.closing.Lock()
 	r.closed = true
 	r.closing.Unlock()
+	if r.stopDamp != nil {
+		close(r.stopDamp)
+		<-r.dampDone
+	}
 	close(r.work)
 	r.workers.Wait()
 	close(r.jobs)
@@ -215,8 +236,10 @@ type job struct {
 	idles bool // its refusal made the link idle (import.max_conditions.idle)
 
 	put    *putJob
+	hold   *holdJob // a signal of a suppressed condition (import.dampening)
 	refuse error
 	ev     *signal.Event // the refused signal, when it decoded
+	tick   bool          // not a link message: time to release what dampening holds
 
 	chk *checks // being checked: put or refuse once done
 }
@@ -321,6 +344,10 @@ func (r *Receiver) complete() {
 		decided uint64 // the last sequence decided for good, in epoch
 	)
 	for j := range r.jobs {
+		if j.tick {
+			r.releaseDue()
+			continue
+		}
 		if j.epoch != epoch {
 			epoch, decided = j.epoch, 0
 		}
@@ -342,6 +369,8 @@ func (r *Receiver) complete() {
 			switch {
 			case j.put != nil:
 				ans = r.store(ctx, j.m, j.put)
+			case j.hold != nil:
+				ans = r.hold(ctx, j.m, j.hold)
 			case j.refuse != nil:
 				ans = r.refuse(ctx, j.m, j.ev, j.refuse)
 			default:
@@ -349,7 +378,7 @@ func (r *Receiver) complete() {
 			}
 			cancel()
 			if j.seq != 0 {
-				if j.put != nil && ans.Status == signal.StatusRejected || j.idles {
+				if (j.put != nil || j.hold != nil) && ans.Status == signal.StatusRejected || j.idles {
 					// Not stored: void what was checked after it. Or
 					// the link idles (import.max_conditions.idle): what
 					// was handed over after it is sent again later.
@@ -447,10 +476,6 @@ func (r *Receiver) inspect(m *nats.Msg) (*signal.Event, string, error) {
 // signals before it (import.max_conditions, the replay guard).
 func (r *Receiver) settle(j job) job {
 	ev, class, err := j.chk.ev, j.chk.class, j.chk.err
-	if err == nil {
-		err = r.checkMaxConditions(ev, class)
-		j.idles = err != nil && r.maxConds.idleUntil.Load() != 0
-	}
 	if err != nil {
 		j.refuse, j.ev = err, ev
 		return j
@@ -462,6 +487,19 @@ func (r *Receiver) settle(j job) job {
 			Msg("link: signal already accepted (a resend or a replay): not stored again")
 		r.Observer.Rejected(observe.Rejection{Node: r.self, From: r.peer, Reason: reject.Duplicate, Detail: "already accepted: " + ev.Key(), Event: ev})
 		j.ans = signal.Answer{Status: signal.StatusDuplicate, Subject: subj}
+		return j
+	}
+	// A held signal neither reaches the table nor counts against
+	// import.max_conditions until it is released.
+	if r.damp != nil {
+		if h := r.dampen(ev, class, subj); h != nil {
+			j.hold = h
+			return j
+		}
+	}
+	if err := r.checkMaxConditions(ev, class); err != nil {
+		j.idles = r.maxConds.idleUntil.Load() != 0
+		j.refuse, j.ev = err, ev
 		return j
 	}
 	j.put = &putJob{ev: ev, subj: subj}

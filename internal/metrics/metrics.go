@@ -234,6 +234,10 @@ var (
 		"Conditions of the peer gone stale: its link has been down longer than its grace time.", []string{"peer"}, nil)
 	descDropped = prometheus.NewDesc(Namespace+"_peer_dropped_total",
 		"Signals that never reached the peer, by reason: store-bound (storage.max_age/max_bytes), too-old and over-bytes (export.buffer), link-down (lossy delivery).", []string{"peer", "reason"}, nil)
+	descSuppressed = prometheus.NewDesc(Namespace+"_peer_conditions_suppressed",
+		"Conditions of the peer that flap dampening suppressed now (import.dampening): their signals are held.", []string{"peer"}, nil)
+	descDampened = prometheus.NewDesc(Namespace+"_peer_signals_dampened_total",
+		"Signals of the peer held by flap dampening (answered accepted; only the latest of each suppressed condition is delivered, at release).", []string{"peer"}, nil)
 	descSlow = prometheus.NewDesc(Namespace+"_nats_slow_consumers_total",
 		"Slow consumers the embedded NATS server counted (clients that could not keep up and lost messages).", nil, nil)
 	descReady = prometheus.NewDesc(Namespace+"_ready",
@@ -243,7 +247,7 @@ var (
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLinkUp, descBacklog, descActive, descStale, descDropped, descSlow, descReady, descInfo} {
+	for _, d := range []*prometheus.Desc{descLinkUp, descBacklog, descActive, descStale, descDropped, descSuppressed, descDampened, descSlow, descReady, descInfo} {
 		ch <- d
 	}
 }
@@ -271,9 +275,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		active[p.ID], stale[p.ID] = 0, 0
 	}
 	for _, cd := range n.Conditions(conditions.Filter{IncludeStale: true}) {
-		if cd.Status == conditions.StatusStale {
+		switch cd.Status {
+		case conditions.StatusStale:
 			stale[cd.Peer]++
-		} else {
+		case conditions.StatusActive:
 			active[cd.Peer]++
 		}
 	}
@@ -290,6 +295,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descLinkUp, prometheus.GaugeValue, up, ps.ID)
 		ch <- prometheus.MustNewConstMetric(descBacklog, prometheus.GaugeValue, float64(ps.Backlog), ps.ID)
+		ch <- prometheus.MustNewConstMetric(descSuppressed, prometheus.GaugeValue, float64(ps.Suppressed), ps.ID)
+		ch <- prometheus.MustNewConstMetric(descDampened, prometheus.CounterValue, float64(ps.Dampened), ps.ID)
 		for reason, v := range map[string]uint64{"store-bound": ps.Discarded, "too-old": ps.DroppedTooOld, "over-bytes": ps.DroppedOverBytes, "link-down": ps.DroppedLinkDown} {
 			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(v), ps.ID, reason)
 		}

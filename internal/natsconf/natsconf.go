@@ -275,16 +275,17 @@ func dialing(cfg *config.Config, now time.Time) []*config.Peer {
 	return ps
 }
 
-// localDeny is what local users may not publish: accepted signals and the
-// store's input (only the node writes them), dead letters in the node's
+// localDeny is what local users may not publish: accepted signals, the
+// store's input and the signals flap dampening holds (only the node
+// writes them), dead letters in the node's
 // and the peers' names (closed loops may write their own, an.dlq.loop-*),
 // and JetStream requests that would destroy the node's streams.
 func localDeny(cfg *config.Config) []string {
-	deny := []string{subject.Signals, subject.Store, subject.DLQPrefix + ".local.>"}
+	deny := []string{subject.Signals, subject.Store, subject.Held, subject.DLQPrefix + ".local.>"}
 	for _, p := range cfg.Peers {
 		deny = append(deny, subject.DLQPrefix+"."+p.ID+".>")
 	}
-	for _, stream := range []string{"ANFED_SIGNALS", "ANFED_DLQ"} {
+	for _, stream := range []string{"ANFED_SIGNALS", "ANFED_DLQ", "ANFED_HELD"} {
 		for _, op := range []string{"DELETE", "PURGE", "UPDATE", "MSG.DELETE"} {
 			deny = append(deny, "$JS.API.STREAM."+op+"."+stream)
 		}

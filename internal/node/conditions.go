@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,9 +41,31 @@ const (
 )
 
 // Conditions returns the table's active (and, with IncludeStale, stale)
-// conditions.
+// conditions, and those flap dampening suppressed: a held condition is
+// marked Suppressed, with its penalty and when it is to be released; one
+// the table does not hold active shows with status suppressed.
 func (n *Node) Conditions(f conditions.Filter) []conditions.Condition {
-	return n.table.Snapshot(f)
+	cs := n.table.Snapshot(f)
+	now := time.Now()
+	added := false
+	for _, r := range n.receivers {
+		for _, s := range r.Suppressed(now) {
+			if !f.Match(s.Key) {
+				continue
+			}
+			i := slices.IndexFunc(cs, func(c conditions.Condition) bool { return c.Key == s.Key })
+			if i < 0 {
+				cs = append(cs, conditions.Condition{Key: s.Key, Status: conditions.StatusSuppressed})
+				i, added = len(cs)-1, true
+			}
+			c := &cs[i]
+			c.Suppressed, c.Penalty, c.SuppressedAt, c.ReuseAt, c.Held = true, math.Round(s.Penalty), s.SuppressedAt.UTC(), s.ReuseAt.UTC(), s.Held
+		}
+	}
+	if added {
+		slices.SortFunc(cs, func(a, b conditions.Condition) int { return conditions.CompareKeys(a.Key, b.Key) })
+	}
+	return cs
 }
 
 // Table is the node's condition table.
@@ -294,7 +318,7 @@ func (n *Node) serveConditions(m *nats.Msg) {
 			return
 		}
 	}
-	b, _ := json.Marshal(n.table.Snapshot(f))
+	b, _ := json.Marshal(n.Conditions(f))
 	_ = m.Respond(b)
 }
 
@@ -317,6 +341,10 @@ type PeerState struct {
 	DroppedTooOld    uint64 `json:"dropped_too_old"`
 	DroppedOverBytes uint64 `json:"dropped_over_bytes"`
 	DroppedLinkDown  uint64 `json:"dropped_link_down"`
+	// Suppressed counts the peer's conditions that flap dampening
+	// suppressed now; Dampened the peer's signals it held.
+	Suppressed int    `json:"suppressed"`
+	Dampened   uint64 `json:"dampened"`
 }
 
 // Peers reports each peer's link state, export backlog and conditions.
@@ -332,6 +360,9 @@ func (n *Node) Peers(ctx context.Context) []PeerState {
 		if s := n.senders[p.ID]; s != nil {
 			ps.Discarded = s.Discarded()
 			ps.DroppedTooOld, ps.DroppedOverBytes = s.Dropped()
+		}
+		if r := n.byPeer[p.ID]; r != nil {
+			ps.Suppressed, ps.Dampened = r.Dampening()
 		}
 		if s := n.lossy[p.ID]; s != nil {
 			ps.Delivery = config.DeliveryLossy

@@ -81,6 +81,7 @@ type Node struct {
 	extra     []*nats.Conn
 	senders   map[string]*link.Sender
 	receivers []*link.Receiver
+	byPeer    map[string]*link.Receiver
 	lossy     map[string]*link.LossySender
 	epoch     string
 	peers     map[string]*nats.Conn
@@ -94,7 +95,7 @@ type Node struct {
 
 // New returns a node for cfg; Start runs it.
 func New(cfg *config.Config, opts ...Option) *Node {
-	n := &Node{cfg: cfg, log: zerolog.Nop(), peers: map[string]*nats.Conn{}, senders: map[string]*link.Sender{}, lossy: map[string]*link.LossySender{}}
+	n := &Node{cfg: cfg, log: zerolog.Nop(), peers: map[string]*nats.Conn{}, senders: map[string]*link.Sender{}, lossy: map[string]*link.LossySender{}, byPeer: map[string]*link.Receiver{}}
 	for _, o := range opts {
 		o(n)
 	}
@@ -161,7 +162,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		in.Run()
 	}()
 	n.intake = in
-	n.deps.Inspector, n.deps.Store, n.deps.Observer = insp, n.store, n.obs
+	n.deps.Inspector, n.deps.Store, n.deps.Observer, n.deps.Held = insp, n.store, n.obs, n.store
 	for _, s := range []string{subject.IntakePrefix, subject.Intake} {
 		if err := n.subscribe(n.ops, s, in.Handle); err != nil {
 			return err
@@ -339,6 +340,10 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 	n.peers[p.ID] = nc
 	rcv := link.NewReceiver(n.ID(), p, n.deps, n.log)
 	n.receivers = append(n.receivers, rcv)
+	n.byPeer[p.ID] = rcv
+	if err := rcv.Restore(ctx); err != nil {
+		return err
+	}
 	if err := n.subscribe(nc, rcv.Subject(), rcv.Handle); err != nil {
 		return err
 	}
@@ -540,6 +545,7 @@ func (n *Node) Stop() {
 		r.Close() // answers what the links handed over
 	}
 	n.receivers = nil
+	clear(n.byPeer)
 	if n.intake != nil {
 		// Every signal intake took is answered before the server stops.
 		n.intake.Close()

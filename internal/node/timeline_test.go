@@ -336,7 +336,13 @@ func (tl *timeline) dump() string {
 // changes a node's config (by id) before it starts.
 func star(t *testing.T, edit map[string]func(*config.Config)) (na, nb, nc *node.Node) {
 	t.Helper()
-	ns := hub(t, "op-a", []string{"op-b", "op-c"}, edit)
+	return starWith(t, edit, nil)
+}
+
+// starWith is star with node options by id (a logger, say).
+func starWith(t *testing.T, edit map[string]func(*config.Config), opts map[string][]node.Option) (na, nb, nc *node.Node) {
+	t.Helper()
+	ns := hubWith(t, "op-a", []string{"op-b", "op-c"}, edit, opts)
 	return ns[0], ns[1], ns[2]
 }
 
@@ -345,6 +351,12 @@ func star(t *testing.T, edit map[string]func(*config.Config)) (na, nb, nc *node.
 // imports all classes and services, without transit; edit changes a
 // node's config (by id) before it starts.
 func hub(t *testing.T, center string, leaves []string, edit map[string]func(*config.Config)) []*node.Node {
+	t.Helper()
+	return hubWith(t, center, leaves, edit, nil)
+}
+
+// hubWith is hub with node options by id.
+func hubWith(t *testing.T, center string, leaves []string, edit map[string]func(*config.Config), opts map[string][]node.Option) []*node.Node {
 	t.Helper()
 	all := func() (config.ExportPolicy, config.ImportPolicy) {
 		return config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}}, config.ImportPolicy{Classes: []string{"*"}}
@@ -359,7 +371,7 @@ func hub(t *testing.T, center string, leaves []string, edit map[string]func(*con
 	if f := edit[center]; f != nil {
 		f(a)
 	}
-	nodes := []*node.Node{startNode(t, a)}
+	nodes := []*node.Node{startNode(t, a, opts[center]...)}
 	for _, id := range leaves {
 		c := baseConfig(t, id)
 		x, i := all()
@@ -368,7 +380,7 @@ func hub(t *testing.T, center string, leaves []string, edit map[string]func(*con
 		if f := edit[id]; f != nil {
 			f(c)
 		}
-		nodes = append(nodes, startNode(t, c))
+		nodes = append(nodes, startNode(t, c, opts[id]...))
 	}
 	waitFor(t, 15*time.Second, func() error {
 		for i, id := range leaves {

@@ -38,6 +38,11 @@ const (
 	// link is ordered, and holding this signal at its head would hold up
 	// the updates and clears that can bring the count down.
 	TooManyConditions Reason = "too-many-conditions"
+	// Dampened: a signal of a condition suppressed by flap dampening
+	// (import.dampening) that a later signal of the same condition
+	// superseded while it was held. Answered accepted to the sender; only
+	// the latest held signal is delivered, at release.
+	Dampened Reason = "dampened"
 )
 
 // Error is a refusal with its reason and a human explanation that says what

@@ -38,7 +38,8 @@ type Limits struct {
 
 // Store writes accepted signals and dead letters.
 type Store struct {
-	js jetstream.JetStream
+	js   jetstream.JetStream
+	held jetstream.Stream
 }
 
 // Open creates or updates the streams and returns a Store writing through nc
@@ -78,7 +79,11 @@ func Open(ctx context.Context, nc *nats.Conn, lim Limits) (*Store, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", DLQStream, err)
 	}
-	return &Store{js: js}, nil
+	held, err := openHeld(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{js: js, held: held}, nil
 }
 
 // JetStream returns the JetStream context the store writes through.

@@ -9,6 +9,8 @@
 //	an.dlq.<from>.<reason>                     rejected signals, reason in a header
 //	an.store.<...>                             where the node writes accepted signals; the
 //	                                           store keeps and republishes them as an.sig
+//	an.held.<peer>.<hash>                      the latest signal of a condition that flap
+//	                                           dampening suppressed, one per condition
 //
 // On a link (the per-peer account shared by the two ends of a leaf link):
 //
@@ -35,6 +37,8 @@ const (
 	StorePrefix  = "an.store"
 	Store        = "an.store.>"
 	LinkPrefix   = "an.link"
+	HeldPrefix   = "an.held"
+	Held         = "an.held.>"
 )
 
 // Key is what a subject says of a signal.
