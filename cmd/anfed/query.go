@@ -135,5 +135,10 @@ func runPeers(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\n", p.ID, p.Name, p.Direction, link, p.Backlog, p.Conditions)
 	}
 	w.Flush()
+	for _, p := range ps {
+		if p.Advisory != nil {
+			fmt.Fprintln(stdout, p.Advisory.String())
+		}
+	}
 	return exitOK
 }

@@ -85,6 +85,10 @@ type Receiver struct {
 
 	cfg *config.Peer // for the peering's end
 
+	// Advisories to and from the peer (advisory.go).
+	adv     advisories
+	advSubj string
+
 	// The maximum active conditions from the peer (import.max_conditions).
 	conds    atomic.Pointer[conditions.Table]
 	maxConds *condLimit // nil: no bound; the pipeline checks it, Handle reads its idle state
@@ -167,6 +171,7 @@ func NewReceiver(self string, p *config.Peer, deps ReceiverDeps, log zerolog.Log
 		cfg:          p,
 		log:          log.With().Str("peer", p.ID).Logger(),
 		jobs:         make(chan job, PipelineDepth),
+		advSubj:      AdvisorySubject(p.ID),
 		finished:     make(chan struct{}),
 		work:         make(chan *checks, PipelineDepth),
 	}
@@ -273,6 +278,10 @@ type putJob struct {
 // the message and hands it to the pipeline, which stores and answers in
 // link order.
 func (r *Receiver) Handle(m *nats.Msg) {
+	if m.Subject == r.advSubj {
+		r.advised(m) // not a signal: not ordered, not answered
+		return
+	}
 	r.closing.RLock()
 	defer r.closing.RUnlock()
 	if r.closed || r.idling() {
@@ -573,6 +582,8 @@ func (r *Receiver) checkMaxConditions(ev *signal.Event, class string) error {
 			r.log.Warn().Str("reason", string(reject.TooManyConditions)).Int("limit", l.limit).Dur("idle", l.idle).
 				Msg("link: the peer reached import.max_conditions.limit: the link idles for the hold time")
 		}
+		r.advise(AdvisoryMaxConditionsLimit, fmt.Sprintf("max-conditions limit %d reached: %s refuses new conditions from %s (too-many-conditions); updates and clears of held ones still pass%s",
+			l.limit, r.self, r.peer, idle), l.limit, n)
 		return reject.Errorf(reject.TooManyConditions,
 			"%s holds %d active conditions from %s, its import.max_conditions.limit: the new condition %s %s is refused "+
 				"(updates and clears of held conditions still pass). Clear or let expire conditions at %s, or ask %s to raise "+
@@ -587,8 +598,14 @@ func (r *Receiver) checkMaxConditions(ev *signal.Event, class string) error {
 		r.warnings.Add(1)
 		r.log.Warn().Str("reason", "max-conditions-warning").Int("active", n).Int("warn_at", l.warn).Int("limit", l.limit).
 			Msg("link: the peer's active conditions reached import.max_conditions.warn_at; at the limit new ones are refused")
+		r.advise(AdvisoryMaxConditionsWarning, fmt.Sprintf("max-conditions warning: %s holds %d active conditions from %s (warn_at %d, limit %d)",
+			r.self, n, r.peer, l.warn, l.limit), l.limit, n)
 	case n < l.warn:
 		l.warned = false
+		if k := r.adv.lastKind; k == AdvisoryMaxConditionsWarning || k == AdvisoryMaxConditionsLimit {
+			r.advise(AdvisoryMaxConditionsOK, fmt.Sprintf("max-conditions back below warn_at: %s holds %d active conditions from %s (limit %d)",
+				r.self, n, r.peer, l.limit), l.limit, n)
+		}
 	}
 	return nil
 }

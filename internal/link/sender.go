@@ -85,8 +85,12 @@ type Sender struct {
 	Buffer Buffer
 	// trim is how many of the oldest signals not yet read to drop for
 	// the byte bound; only the loop touches it.
-	trim                     uint64
-	drops                    dropLog // only the loop touches it
+	trim    uint64
+	drops   dropLog  // only the loop touches it
+	limited struct { // rate-limited answers not logged yet; only the loop touches it
+		n  uint64
+		at time.Time
+	}
 	droppedAge, droppedBytes atomic.Uint64
 
 	// Pace, when set before Run, paces the signals exported to this peer
@@ -174,6 +178,19 @@ func (s *Sender) noteDrop(age bool) {
 			Uint64("total_too_old", s.droppedAge.Load()).Uint64("total_over_bytes", s.droppedBytes.Load()).
 			Msg("link: signals waiting for this peer dropped at its buffer bound (export.buffer): the peer will not get them")
 		d.age, d.bytes, d.at = 0, 0, now
+	}
+}
+
+// noteRateLimited logs, at most every 5 s with a count, that the peer
+// refuses signals over its import rate limit: they wait and are resent,
+// so the delay has a visible cause at our end too.
+func (s *Sender) noteRateLimited(detail string) {
+	r := &s.limited
+	r.n++
+	if now := time.Now(); now.Sub(r.at) >= 5*time.Second {
+		s.log.Warn().Str("reason", string(reject.RateLimited)).Uint64("count", r.n).Str("error", detail).
+			Msg("link: the peer refuses signals over its import rate limit (its import.max_rate): they wait here and are resent")
+		r.n, r.at = 0, now
 	}
 }
 
@@ -531,6 +548,9 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 			case retryable(ans.Reason):
 				// Not now (out of order after a loss, store unavailable,
 				// over the rate): sync with a probe, then resend.
+				if ans.Reason == string(reject.RateLimited) {
+					s.noteRateLimited(ans.Error)
+				}
 				planProbe(backoff)
 				backoff = min(2*backoff, s.maxBackoff)
 			default:

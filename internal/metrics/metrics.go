@@ -238,6 +238,8 @@ var (
 		"Conditions of the peer that flap dampening suppressed now (import.dampening): their signals are held.", []string{"peer"}, nil)
 	descDampened = prometheus.NewDesc(Namespace+"_peer_signals_dampened_total",
 		"Signals of the peer held by flap dampening (answered accepted; only the latest of each suppressed condition is delivered, at release).", []string{"peer"}, nil)
+	descAdvisories = prometheus.NewDesc(Namespace+"_peer_advisories_total",
+		"Advisories the peer sent us over the link (e.g. that it reached its maximum of active conditions from us).", []string{"peer"}, nil)
 	descSlow = prometheus.NewDesc(Namespace+"_nats_slow_consumers_total",
 		"Slow consumers the embedded NATS server counted (clients that could not keep up and lost messages).", nil, nil)
 	descReady = prometheus.NewDesc(Namespace+"_ready",
@@ -247,7 +249,7 @@ var (
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLinkUp, descBacklog, descActive, descStale, descDropped, descSuppressed, descDampened, descSlow, descReady, descInfo} {
+	for _, d := range []*prometheus.Desc{descLinkUp, descBacklog, descActive, descStale, descDropped, descSuppressed, descDampened, descAdvisories, descSlow, descReady, descInfo} {
 		ch <- d
 	}
 }
@@ -297,6 +299,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descBacklog, prometheus.GaugeValue, float64(ps.Backlog), ps.ID)
 		ch <- prometheus.MustNewConstMetric(descSuppressed, prometheus.GaugeValue, float64(ps.Suppressed), ps.ID)
 		ch <- prometheus.MustNewConstMetric(descDampened, prometheus.CounterValue, float64(ps.Dampened), ps.ID)
+		ch <- prometheus.MustNewConstMetric(descAdvisories, prometheus.CounterValue, float64(ps.Advisories), ps.ID)
 		for reason, v := range map[string]uint64{"store-bound": ps.Discarded, "too-old": ps.DroppedTooOld, "over-bytes": ps.DroppedOverBytes, "link-down": ps.DroppedLinkDown} {
 			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(v), ps.ID, reason)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/link"
 	"github.com/anfed/anfed/internal/natsconf"
 	"github.com/anfed/anfed/internal/observe"
 	"github.com/anfed/anfed/internal/reject"
@@ -345,6 +346,12 @@ type PeerState struct {
 	// suppressed now; Dampened the peer's signals it held.
 	Suppressed int    `json:"suppressed"`
 	Dampened   uint64 `json:"dampened"`
+	// Advisories counts the advisories the peer sent us (that it reached
+	// its maximum of active conditions from us, say), Advisory is the
+	// last of them, and AdvisoriesSent counts those we sent it.
+	Advisories     uint64         `json:"advisories"`
+	Advisory       *link.Advisory `json:"advisory,omitempty"`
+	AdvisoriesSent uint64         `json:"advisories_sent"`
 }
 
 // Peers reports each peer's link state, export backlog and conditions.
@@ -363,6 +370,7 @@ func (n *Node) Peers(ctx context.Context) []PeerState {
 		}
 		if r := n.byPeer[p.ID]; r != nil {
 			ps.Suppressed, ps.Dampened = r.Dampening()
+			ps.Advisories, ps.Advisory, ps.AdvisoriesSent = r.Advisories()
 		}
 		if s := n.lossy[p.ID]; s != nil {
 			ps.Delivery = config.DeliveryLossy

@@ -341,6 +341,7 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 	rcv := link.NewReceiver(n.ID(), p, n.deps, n.log)
 	n.receivers = append(n.receivers, rcv)
 	n.byPeer[p.ID] = rcv
+	rcv.SetPublish(nc.Publish) // advisories to the peer, on the link
 	if err := rcv.Restore(ctx); err != nil {
 		return err
 	}

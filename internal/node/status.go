@@ -37,7 +37,7 @@ func (n *Node) WatchExports(f func(Export)) (stop func(), err error) {
 			nc.Close()
 		}
 	}
-	probe := link.ProbeSubject(n.ID())
+	probe, advisory := link.ProbeSubject(n.ID()), link.AdvisorySubject(n.ID())
 	for _, p := range n.cfg.Peers {
 		peer := p.ID
 		nc, err := n.connect(natsconf.PeerAccount(peer), nats.Name("anfed-node-watch-"+peer))
@@ -47,7 +47,7 @@ func (n *Node) WatchExports(f func(Export)) (stop func(), err error) {
 		}
 		conns = append(conns, nc)
 		sub, err := nc.Subscribe(subject.LinkFrom(n.ID()), func(m *nats.Msg) {
-			if m.Subject == probe {
+			if m.Subject == probe || m.Subject == advisory {
 				return
 			}
 			var seq uint64
