@@ -49,7 +49,7 @@ func (n *Node) Conditions(f conditions.Filter) []conditions.Condition {
 	cs := n.table.Snapshot(f)
 	now := time.Now()
 	added := false
-	for _, r := range n.receivers {
+	for _, r := range n.byPeer {
 		for _, s := range r.Suppressed(now) {
 			if !f.Match(s.Key) {
 				continue

@@ -81,7 +81,7 @@ type Node struct {
 	extra     []*nats.Conn
 	senders   map[string]*link.Sender
 	receivers []*link.Receiver
-	byPeer    map[string]*link.Receiver
+	byPeer    map[string]*link.Receiver // set in Start, read-only after
 	lossy     map[string]*link.LossySender
 	epoch     string
 	peers     map[string]*nats.Conn
@@ -545,8 +545,7 @@ func (n *Node) Stop() {
 	for _, r := range n.receivers {
 		r.Close() // answers what the links handed over
 	}
-	n.receivers = nil
-	clear(n.byPeer)
+	n.receivers = nil // byPeer stays: the API may still read their counts
 	if n.intake != nil {
 		// Every signal intake took is answered before the server stops.
 		n.intake.Close()
