@@ -400,3 +400,35 @@ func TestDampeningFloodIsBounded(t *testing.T) {
 	untracked := logB.wait(time.Second, 0, func(m map[string]any) bool { return atkStr(m, "reason") == string(reject.Dampened) })
 	require.NotEmpty(t, untracked, "the bound is logged")
 }
+
+// TestDampeningReleaseCountsAgainstMaxConditions: a held raise counts
+// against import.max_conditions when it is released, not before: op-b
+// takes one condition from op-a; while the flapping r1 is suppressed
+// (its last delivered state a clear), r2 takes the one place, so r1's
+// held raise is refused as too-many-conditions at its release and
+// dead-lettered, never delivered.
+func TestDampeningReleaseCountsAgainstMaxConditions(t *testing.T) {
+	na, nb := pairWith(t, []string{"*"}, []string{"*"}, func(c *config.Config) {
+		if c.Operator.ID == "op-b" {
+			c.Peers[0].Import.MaxConditions = &config.MaxConditions{Limit: 1}
+			c.Peers[0].Import.Dampening = &config.Dampening{HalfLife: config.Duration(time.Second), MaxSuppress: config.Duration(20 * time.Second)}
+		}
+	})
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	fl := flaps("mr", "r1", 3) // raised, cleared, raised (held)
+	items := []tlItem{
+		at(ms(400), push("op-a", condEv("op-a", "mr-other", "r2", signal.Raised))),
+		want("op-b", "mr-1", until(2*time.Second)),
+		want("op-b", "mr-2", until(2*time.Second)),
+		want("op-b", "mr-other", between(ms(400), 2*time.Second)),
+		wantNothing("op-b", "mr-3", until(6*time.Second)),
+		// Penalty about 2,800 at 0.2 s: released about 1.9 half-lives later.
+		wantRefused("op-b", "mr-3", string(reject.TooManyConditions), between(1500*time.Millisecond, 6*time.Second)),
+	}
+	for i, ev := range fl {
+		items = append(items, at(ms(100*i), push("op-a", ev)))
+	}
+	tlRun(t, []*node.Node{na, nb}, items...)
+	require.Equal(t, 1, nb.Table().Len("op-a"))
+	require.Equal(t, 0, peerState(t, nb, "op-a").Suppressed)
+}
