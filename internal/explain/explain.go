@@ -504,8 +504,14 @@ func (e *Explainer) importSide(ev *signal.Event, class string, p *config.Peer) *
 	if !ev.ExpiryTime.IsZero() {
 		pass("expiry", "expirytime "+ev.ExpiryTime.UTC().Format(time.RFC3339)+" is ahead")
 	}
+	if d := p.Import.Dampening; d != nil {
+		dd := d.WithDefaults()
+		im.Notes = append(im.Notes, fmt.Sprintf("import.dampening: a condition's penalty grows %g a state change, half-life %s; "+
+			"over %g it is held until under %g (at most %s), then its last state is delivered",
+			dd.Penalty, dd.HalfLife, dd.Suppress, dd.Reuse, dd.MaxSuppress))
+	}
 	if m := p.Import.MaxConditions; m != nil && m.Limit > 0 {
-		im.Notes = append(im.Notes, fmt.Sprintf("import.max_conditions.limit %d: past it a new condition is refused too-many-conditions", m.Limit))
+		im.Notes = append(im.Notes, fmt.Sprintf("import.max_conditions.limit %d: past it a new condition is refused too-many-conditions, and %s told with an advisory", m.Limit, p.ID))
 	}
 	im.Accept = true
 	im.Rule = rule

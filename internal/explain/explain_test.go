@@ -258,7 +258,13 @@ func TestImportVerdicts(t *testing.T) {
 			}
 		})
 	}
-	_, err := f.ex.Explain(ev("op-b", "fault", "vpn-acme/ic-1", 9, signal.Raised, faultData), "fault", "op-q")
+	f.cfg.Peers[0].Import.Dampening = &config.Dampening{HalfLife: config.Duration(5 * time.Minute)}
+	r, err := f.ex.Explain(ev("op-b", "mitigation", "vpn-acme/ic-1", 9, signal.Raised, mitigationData), "mitigation", "op-b")
+	require.NoError(t, err)
+	assert.Contains(t, r.Import.Notes, "import.dampening: a condition's penalty grows 1000 a state change, half-life 5m; over 2000 it is held until under 750 (at most 1h), then its last state is delivered")
+	assert.Contains(t, r.Import.Notes, "import.max_conditions.limit 10: past it a new condition is refused too-many-conditions, and op-b told with an advisory")
+
+	_, err = f.ex.Explain(ev("op-b", "fault", "vpn-acme/ic-1", 9, signal.Raised, faultData), "fault", "op-q")
 	assert.ErrorContains(t, err, "--from op-q: not a peer of op-a")
 }
 
