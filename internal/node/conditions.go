@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -203,7 +202,7 @@ func (n *Node) watchLinks(ctx context.Context) {
 // links are cut, again whenever they come back (their credentials stop
 // working at the next start, when the derived configuration no longer
 // holds them), and their signals are refused meanwhile (link.Receiver).
-func (n *Node) enforceExpiry(now time.Time, leafs map[string][]*server.LeafInfo, logged map[string]bool) {
+func (n *Node) enforceExpiry(now time.Time, leafs map[string][]leafConn, logged map[string]bool) {
 	for i := range n.cfg.Peers {
 		p := &n.cfg.Peers[i]
 		if !p.ExpiredAt(now) {
@@ -215,22 +214,27 @@ func (n *Node) enforceExpiry(now time.Time, leafs map[string][]*server.LeafInfo,
 				Msg("peering expired: link cut, signals refused; renew it with a new peering bundle")
 		}
 		for _, li := range leafs[p.ID] {
-			_ = n.srv.DisconnectClientByID(li.ID)
+			n.kick(li)
 		}
 	}
 }
 
 // leafsByPeer is the node's leaf connections by peer, from one look at
 // the server per tick of the link watcher.
-func (n *Node) leafsByPeer() map[string][]*server.LeafInfo {
+func (n *Node) leafsByPeer() map[string][]leafConn {
+	if n.external() {
+		n.leafs.mu.Lock()
+		defer n.leafs.mu.Unlock()
+		return n.leafs.byPeer // replaced, never changed, by watchLeafs
+	}
 	lz, err := n.srv.Leafz(nil)
 	if err != nil {
 		return nil
 	}
-	out := map[string][]*server.LeafInfo{}
+	out := map[string][]leafConn{}
 	for _, li := range lz.Leafs {
 		if peer, ok := strings.CutPrefix(li.Account, natsconf.PeerAccount("")); ok {
-			out[peer] = append(out[peer], li)
+			out[peer] = append(out[peer], leafConn{LeafInfo: li})
 		}
 	}
 	return out
@@ -240,7 +244,7 @@ func (n *Node) leafsByPeer() map[string][]*server.LeafInfo {
 // then declared itself the hub: the roles would flip and the server would
 // silently drop, rather than refuse, what the peer may not send. A dialling
 // peer is always the spoke.
-func (n *Node) refuseRogueHubs(leafs map[string][]*server.LeafInfo) {
+func (n *Node) refuseRogueHubs(leafs map[string][]leafConn) {
 	for _, p := range n.cfg.Peers {
 		if p.Accept == nil {
 			continue
@@ -249,7 +253,7 @@ func (n *Node) refuseRogueHubs(leafs map[string][]*server.LeafInfo) {
 			if li.IsSpoke {
 				n.log.Warn().Str("peer", p.ID).Uint64("lid", li.ID).Str("reason", "rogue-hub").
 					Msg("leaf connection of a peer that dials us declared itself the hub: disconnected")
-				_ = n.srv.DisconnectClientByID(li.ID)
+				n.kick(li)
 			}
 		}
 	}

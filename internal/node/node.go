@@ -11,6 +11,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +72,11 @@ type Node struct {
 	sec  natsconf.Secrets
 	srv  *server.Server
 	opts *server.Options
+	// With nats.external: the options of the connections to the cluster,
+	// the system-account connection, and the leaf links it last saw.
+	natsOpts []nats.Option
+	sys      *nats.Conn
+	leafs    clusterLeafs
 	ops  *nats.Conn
 	// storeConn writes to JetStream; condConn feeds the condition table
 	// and announces its changes; extra are the export consumers'.
@@ -128,10 +134,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.loadKeys(); err != nil {
 		return err
 	}
-	if n.cfg.NATS.External != nil {
-		return errors.New("nats.external: running against an existing cluster is not available in this build yet; remove nats.external to embed a server")
-	}
-	if err := n.startServer(); err != nil {
+	if n.external() {
+		if err := n.startExternal(); err != nil {
+			return err
+		}
+	} else if err := n.startServer(); err != nil {
 		return err
 	}
 	// Each heavy flow gets its own in-process connection: one
@@ -146,7 +153,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.condConn, err = n.connect(natsconf.OpsAccount, nats.Name("anfed-node-conditions")); err != nil {
 		return err
 	}
-	if acc, err := n.srv.LookupAccount(natsconf.OpsAccount); err == nil {
+	if n.external() {
+		if err := n.checkCluster(ctx); err != nil {
+			return err
+		}
+	} else if acc, err := n.srv.LookupAccount(natsconf.OpsAccount); err == nil {
 		n.opsAcc = acc
 	}
 	if n.store, err = n.openStore(ctx); err != nil {
@@ -154,6 +165,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
+	if n.external() {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.watchLeafs(rctx)
+		}()
+	}
 	insp := inspect.New(n.catalog, 0)
 	in := intake.New(intake.Deps{Self: n.ID(), Conn: n.ops, Inspector: insp, Signer: n.signer, Store: n.store, Observer: n.obs, Log: n.log})
 	n.intakeDone = make(chan struct{})
@@ -274,8 +292,27 @@ func (n *Node) startServer() error {
 	return nil
 }
 
-// connect opens an in-process connection as the node's own user of account.
+// startExternal readies the node to use an existing cluster: its stable
+// users from credentials_dir, and the system-account connection that
+// checks the cluster and watches the leaf links.
+func (n *Node) startExternal() error {
+	sec, err := natsconf.LoadSecrets(n.cfg)
+	if err != nil {
+		return err
+	}
+	n.sec = sec
+	if n.sys, err = n.dial(natsconf.SysAccount, nats.Name("anfed-node-sys")); err != nil {
+		return err
+	}
+	return nil
+}
+
+// connect opens a connection as the node's own user of account:
+// in-process to the embedded server, or over TCP to the external cluster.
 func (n *Node) connect(account string, opts ...nats.Option) (*nats.Conn, error) {
+	if n.external() {
+		return n.dial(account, opts...)
+	}
 	opts = append([]nats.Option{
 		nats.InProcessServer(n.srv),
 		nats.Nkey(n.sec.Public(account), n.sec[account].Sign),
@@ -299,15 +336,24 @@ func (n *Node) openStore(ctx context.Context) (*store.Store, error) {
 		MaxAge:          time.Duration(n.cfg.Storage.MaxAge),
 		MaxBytes:        int64(n.cfg.Storage.MaxBytes),
 		DuplicateWindow: time.Duration(n.cfg.Storage.DuplicateWindow),
+		Replicas:        n.cfg.Storage.Replicas,
 	}
-	// JetStream may need a moment after the server is ready.
+	// JetStream may need a moment after the server is ready; a cluster's
+	// may be electing its leaders.
+	tries := 100
+	if n.external() {
+		tries = 600
+	}
 	var lastErr error
-	for i := 0; i < 100; i++ {
+	for i := 0; i < tries; i++ {
 		st, err := store.Open(ctx, n.storeConn, lim)
 		if err == nil {
 			return st, nil
 		}
 		lastErr = err
+		if msg := err.Error(); strings.Contains(msg, "insufficient resources") || strings.Contains(msg, "no suitable peers") || strings.Contains(msg, "replicas > 1 not supported") {
+			return nil, fmt.Errorf("storage.replicas %d: the cluster has fewer servers with JetStream than that (%w): add servers, or lower storage.replicas", max(lim.Replicas, 1), err)
+		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -486,13 +532,17 @@ func (n *Node) exportConsumer(ctx context.Context, peer string, filters []string
 
 // ClientURL is the TCP URL local clients use ("" without a client listener).
 func (n *Node) ClientURL() string {
+	if n.external() && n.ops != nil {
+		return n.ops.ConnectedUrlRedacted() // the cluster server the node uses now
+	}
 	if n.srv == nil || n.cfg.NATS.Client.Listen == "" {
 		return ""
 	}
 	return n.srv.ClientURL()
 }
 
-// LeafURL is the URL peers dial ("" without a leaf-node listener).
+// LeafURL is the URL peers dial ("" without a leaf-node listener, or with
+// nats.external: the cluster's servers listen).
 func (n *Node) LeafURL() string {
 	if n.srv == nil || n.cfg.NATS.LeafNodes == nil {
 		return ""
@@ -504,6 +554,9 @@ func (n *Node) LeafURL() string {
 
 // LinkUp reports whether the leaf link with peer is connected.
 func (n *Node) LinkUp(peer string) bool {
+	if n.external() {
+		return n.clusterLinkUp(peer)
+	}
 	if n.srv == nil {
 		return false
 	}
@@ -566,6 +619,11 @@ func (n *Node) Stop() {
 		}
 	}
 	n.extra, n.ops, n.storeConn, n.condConn = nil, nil, nil, nil
+	if n.sys != nil {
+		n.sys.Close()
+		n.sys = nil
+		n.log.Info().Msg("node stopped")
+	}
 	if n.srv != nil {
 		n.srv.Shutdown()
 		n.srv.WaitForShutdown()

@@ -28,7 +28,7 @@ type Export struct {
 // f runs on the subscription's goroutine and must not block. stop ends
 // the watch; call it before Stop.
 func (n *Node) WatchExports(f func(Export)) (stop func(), err error) {
-	if n.srv == nil {
+	if n.ops == nil {
 		return nil, errors.New("node not started")
 	}
 	var conns []*nats.Conn
@@ -78,6 +78,10 @@ func (n *Node) WatchExports(f func(Export)) (stop func(), err error) {
 func (n *Node) Readiness() error {
 	var errs []error
 	switch {
+	case n.external():
+		if n.ops == nil || !n.ops.IsConnected() {
+			errs = append(errs, errors.New("nats: not connected to the cluster"))
+		}
 	case n.srv == nil:
 		errs = append(errs, errors.New("nats: not started"))
 	case !n.srv.Running():

@@ -34,6 +34,8 @@ type Limits struct {
 	MaxAge          time.Duration
 	MaxBytes        int64
 	DuplicateWindow time.Duration
+	// Replicas is how many servers keep each stream (0: 1).
+	Replicas int
 }
 
 // Store writes accepted signals and dead letters.
@@ -65,6 +67,7 @@ func Open(ctx context.Context, nc *nats.Conn, lim Limits) (*Store, error) {
 		MaxAge:           lim.MaxAge,
 		MaxBytes:         lim.MaxBytes,
 		Duplicates:       lim.DuplicateWindow,
+		Replicas:         lim.Replicas,
 	}); err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", SignalStream, err)
 	}
@@ -76,6 +79,7 @@ func Open(ctx context.Context, nc *nats.Conn, lim Limits) (*Store, error) {
 		Discard:     jetstream.DiscardOld,
 		MaxAge:      7 * 24 * time.Hour,
 		MaxBytes:    64 << 20,
+		Replicas:    lim.Replicas,
 	}); err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", DLQStream, err)
 	}

@@ -1,0 +1,456 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/natsconf"
+	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/signal"
+	"github.com/anfed/anfed/internal/store"
+)
+
+// natsCluster is a real three-server NATS cluster on loopback, each
+// server configured by its own file that includes `anfed natsconf`'s
+// output and adds its name, client listener, JetStream directory and
+// routes (as docs/external-nats.md shows).
+type natsCluster struct {
+	names   []string
+	servers []*server.Server
+	files   []string
+}
+
+// startCluster writes cfg's seeds and the cluster's configuration with
+// natsconf (what `anfed natsconf` writes), starts three servers from it
+// with edit applied to each server's own file, and points cfg at them.
+func startCluster(t *testing.T, cfg *config.Config, own func(i int) string) *natsCluster {
+	t.Helper()
+	_, err := natsconf.EnsureSecrets(cfg)
+	require.NoError(t, err)
+	sec, err := natsconf.LoadSecrets(cfg)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "anfed.conf"), []byte(natsconf.External(cfg, sec, time.Now())), 0o600))
+	routes := make([]string, 3)
+	for i := range routes {
+		routes[i] = natstest.FreeAddr(t)
+	}
+	c := &natsCluster{}
+	for i := range 3 {
+		name := fmt.Sprintf("n%d", i+1)
+		var rs []string
+		for _, r := range routes {
+			rs = append(rs, fmt.Sprintf("%q", "nats-route://"+r))
+		}
+		conf := fmt.Sprintf("server_name: %s\nlisten: \"127.0.0.1:-1\"\ninclude \"anfed.conf\"\n"+
+			"jetstream { store_dir: %q, sync_interval: \"2m\" }\n"+
+			"cluster { name: %s, listen: %q, routes: [%s] }\n%s",
+			name, filepath.ToSlash(filepath.Join(dir, name)), "op-a-nats", routes[i], strings.Join(rs, ", "), own(i))
+		file := filepath.Join(dir, name+".conf")
+		require.NoError(t, os.WriteFile(file, []byte(conf), 0o600))
+		opts, err := server.ProcessConfigFile(file)
+		require.NoError(t, err, "nats-server's own parser on %s", file)
+		opts.NoSigs, opts.NoLog = true, true
+		srv, err := server.NewServer(opts)
+		require.NoError(t, err)
+		srv.Start()
+		t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+		c.names, c.servers, c.files = append(c.names, name), append(c.servers, srv), append(c.files, file)
+	}
+	var urls []string
+	for _, s := range c.servers {
+		require.True(t, s.ReadyForConnections(20*time.Second))
+		urls = append(urls, s.ClientURL())
+	}
+	waitFor(t, 30*time.Second, func() error {
+		leader := false
+		for _, s := range c.servers {
+			if s.NumRoutes() < 2 {
+				return fmt.Errorf("%s has %d routes", s.Name(), s.NumRoutes())
+			}
+			leader = leader || s.JetStreamIsLeader()
+		}
+		if !leader {
+			return fmt.Errorf("no JetStream meta leader")
+		}
+		return nil
+	})
+	cfg.NATS.External.URLs = urls
+	return c
+}
+
+func (c *natsCluster) byName(name string) *server.Server {
+	for i, n := range c.names {
+		if n == name {
+			return c.servers[i]
+		}
+	}
+	return nil
+}
+
+// externalConfig is op-a beside a NATS cluster, with R3 streams.
+func externalConfig(t *testing.T) *config.Config {
+	a := baseConfig(t, "op-a")
+	a.NATS.Client.Listen = ""
+	a.Storage.Dir = ""
+	a.Storage.Replicas = 3
+	a.NATS.External = &config.External{CredentialsDir: filepath.Join(t.TempDir(), "creds")}
+	a.NATS.Users = []config.User{{Name: "loop", Password: "loop-pass-123"}}
+	return a
+}
+
+// producer publishes signals of nsrc sources to a node, each source in
+// order, one at a time: a signal that is not answered, or answered
+// "unavailable", is sent again (same id) until the node answers accepted
+// or duplicate; then the next. So per-source order holds by construction,
+// and every key it returns was stored.
+type producer struct {
+	mu       sync.Mutex
+	accepted map[string]time.Time // source+" "+id -> when the node answered
+	retries  int
+}
+
+func produce(t *testing.T, nc *nats.Conn, origin string, nsrc int, every time.Duration, stop <-chan struct{}) (p *producer, wait func()) {
+	p = &producer{accepted: map[string]time.Time{}}
+	var wg sync.WaitGroup
+	for s := range nsrc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 1; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(every):
+				}
+				ev := congestion(origin, fmt.Sprintf("%s-s%d-%d", origin, s, i))
+				ev.Source = fmt.Sprintf("anfed://%s/probe-%d", origin, s)
+				ev.Sequence = fmt.Sprintf("%020d", i)
+				body := ev.Encode()
+				for try := 0; ; try++ {
+					m, err := nc.Request("an.pub", body, 3*time.Second)
+					if err == nil {
+						a, perr := signal.ParseAnswer(m.Data)
+						if perr == nil && a.OK() {
+							p.mu.Lock()
+							p.accepted[ev.Key()] = time.Now()
+							p.mu.Unlock()
+							break
+						}
+						if a.Reason != "unavailable" {
+							t.Errorf("%s refused: %+v %v", ev.Key(), a, perr)
+							return
+						}
+					}
+					p.mu.Lock()
+					p.retries++
+					p.mu.Unlock()
+					if try > 200 {
+						t.Errorf("%s: not accepted after %d tries: %v", ev.Key(), try, err)
+						return
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	return p, wg.Wait
+}
+
+func (p *producer) keys() map[string]time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]time.Time, len(p.accepted))
+	for k, v := range p.accepted {
+		out[k] = v
+	}
+	return out
+}
+
+// timedLedger is a ledger that also notes when each signal arrived.
+type timedLedger struct {
+	*ledger
+	mu sync.Mutex
+	at []time.Time
+}
+
+func newTimedLedger() *timedLedger { return &timedLedger{ledger: newLedger()} }
+
+func (l *timedLedger) add(data []byte) {
+	l.ledger.add(&nats.Msg{Data: data})
+	l.mu.Lock()
+	l.at = append(l.at, time.Now())
+	l.mu.Unlock()
+}
+
+// gapAround is the longest time without a delivery around t: how long the
+// flow stopped.
+func (l *timedLedger) gapAround(t time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var gap time.Duration
+	for i := 1; i < len(l.at); i++ {
+		if l.at[i].After(t) && l.at[i-1].Before(t.Add(30*time.Second)) {
+			if d := l.at[i].Sub(l.at[i-1]); d > gap && !l.at[i-1].Before(t.Add(-time.Second)) {
+				gap = d
+			}
+		}
+	}
+	return gap
+}
+
+// missing lists the accepted keys the ledger has not seen.
+func (l *timedLedger) missing(accepted map[string]time.Time) []string {
+	l.ledger.mu.Lock()
+	defer l.ledger.mu.Unlock()
+	var out []string
+	for k := range accepted {
+		if l.seen[k] == 0 {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func (l *timedLedger) duplicates() []string {
+	l.ledger.mu.Lock()
+	defer l.ledger.mu.Unlock()
+	var out []string
+	for k, n := range l.seen {
+		if n > 1 {
+			out = append(out, fmt.Sprintf("%s x%d", k, n))
+		}
+	}
+	return out
+}
+
+func (l *timedLedger) violations() []string {
+	l.ledger.mu.Lock()
+	defer l.ledger.mu.Unlock()
+	return append([]string(nil), l.order...)
+}
+
+// streamLeader is the server that leads stream name, and the cluster's
+// meta leader.
+func streamLeader(t *testing.T, js jetstream.JetStream, name string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, name)
+	if err != nil || st.CachedInfo().Cluster == nil {
+		return ""
+	}
+	return st.CachedInfo().Cluster.Leader
+}
+
+// TestExternalCluster runs op-a's node against a real three-server NATS
+// cluster (routes, JetStream R3, configured from `anfed natsconf`'s
+// output), linked over a real leaf link to op-b's embedded-mode node.
+// Signals stream both ways — op-a's producer to op-b's closed loop, op-b's
+// producer to op-a's closed loop — while the server that all op-a's
+// connections use, and that leads op-a's signal stream, is shut down. Each
+// closed loop must get every accepted signal once, in per-source order,
+// and the link must carry new signals again.
+func TestExternalCluster(t *testing.T) {
+	// op-b: an embedded node that accepts op-a.
+	b := baseConfig(t, "op-b")
+	b.Storage.Sync = "2m"
+	b.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
+	b.Peers = []config.Peer{{
+		ID: "op-a", Accept: &config.Accept{User: "op-a", Password: "secret-a-123"},
+		Export: config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}},
+		Import: config.ImportPolicy{Classes: []string{"*"}, MaxRate: 100000}, SigningKey: pub(t, "op-a"),
+	}}
+	nb := startNode(t, b)
+
+	// op-a: beside a cluster whose every server dials op-b.
+	a := externalConfig(t)
+	a.Peers = []config.Peer{{
+		ID: "op-b", Dial: &config.Dial{URL: nb.LeafURL(), User: "op-a", Password: "secret-a-123"},
+		Export: config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}},
+		Import: config.ImportPolicy{Classes: []string{"*"}, MaxRate: 100000}, SigningKey: pub(t, "op-b"),
+	}}
+	cl := startCluster(t, a, func(int) string { return "" })
+	start := time.Now()
+	// Every connection of the node goes to the first server: the one the
+	// test shuts down.
+	na := startNode(t, a, node.WithNATSOptions(nats.DontRandomize()))
+	t.Logf("op-a started against the cluster in %v", time.Since(start).Round(time.Millisecond))
+	waitFor(t, 20*time.Second, func() error {
+		if !na.LinkUp("op-b") || !nb.LinkUp("op-a") {
+			return fmt.Errorf("link not up")
+		}
+		return nil
+	})
+	require.NoError(t, na.Readiness())
+
+	loop, err := nats.Connect(strings.Join(a.NATS.External.URLs, ","), nats.UserInfo("loop", "loop-pass-123"), nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond), nats.DontRandomize())
+	require.NoError(t, err)
+	defer loop.Close()
+	js, err := jetstream.New(loop)
+	require.NoError(t, err)
+
+	// R3, and led by the first server.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	st, err := js.Stream(ctx, store.SignalStream)
+	cancel()
+	require.NoError(t, err)
+	assert.Equal(t, 3, st.CachedInfo().Config.Replicas)
+	victim := cl.names[0]
+	for range 20 {
+		if streamLeader(t, js, store.SignalStream) == victim {
+			break
+		}
+		_, _ = loop.Request("$JS.API.STREAM.LEADER.STEPDOWN."+store.SignalStream, nil, 5*time.Second)
+		time.Sleep(500 * time.Millisecond)
+	}
+	leader := streamLeader(t, js, store.SignalStream)
+	meta := ""
+	for _, s := range cl.servers {
+		if s.JetStreamIsLeader() {
+			meta = s.Name()
+		}
+	}
+	t.Logf("victim %s; %s leader %s; meta leader %s; node on %s", victim, store.SignalStream, leader, meta, na.ClientURL())
+
+	// Closed loops: op-b's on its embedded server, op-a's an ordered
+	// JetStream consumer on the cluster.
+	atB, atA := newTimedLedger(), newTimedLedger()
+	bc, err := nb.Connect()
+	require.NoError(t, err)
+	defer bc.Close()
+	sub, err := bc.Subscribe("an.sig.op-a.>", func(m *nats.Msg) { atB.add(m.Data) })
+	require.NoError(t, err)
+	require.NoError(t, sub.SetPendingLimits(-1, -1))
+	require.NoError(t, bc.Flush())
+	cctx, ccancel := context.WithCancel(context.Background())
+	defer ccancel()
+	oc, err := js.OrderedConsumer(cctx, store.SignalStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"an.sig.op-b.>"}})
+	require.NoError(t, err)
+	cc, err := oc.Consume(func(m jetstream.Msg) { atA.add(m.Data()) })
+	require.NoError(t, err)
+	defer cc.Stop()
+
+	stop := make(chan struct{})
+	pa, waitA := produce(t, loop, "op-a", 4, 20*time.Millisecond, stop)
+	pbConn, err := nb.Connect()
+	require.NoError(t, err)
+	defer pbConn.Close()
+	pb, waitB := produce(t, pbConn, "op-b", 4, 20*time.Millisecond, stop)
+
+	waitFor(t, 20*time.Second, func() error {
+		if atB.count() < 100 || atA.count() < 100 {
+			return fmt.Errorf("flowing: %d at op-b, %d at op-a", atB.count(), atA.count())
+		}
+		return nil
+	})
+	killed := time.Now()
+	cl.byName(victim).Shutdown()
+	t.Logf("shut down %s with %d signals at op-b's loop and %d at op-a's", victim, atB.count(), atA.count())
+
+	// Recovery: a signal accepted after the shutdown reaches each loop.
+	firstAfter := func(p *producer, l *timedLedger) func() error {
+		return func() error {
+			for k, at := range p.keys() {
+				if at.After(killed) && l.missing(map[string]time.Time{k: at}) == nil {
+					return nil
+				}
+			}
+			return fmt.Errorf("no signal accepted after the shutdown has crossed yet")
+		}
+	}
+	waitFor(t, 30*time.Second, firstAfter(pa, atB))
+	recoverAB := time.Since(killed)
+	waitFor(t, 30*time.Second, firstAfter(pb, atA))
+	recoverBA := time.Since(killed)
+	time.Sleep(2 * time.Second) // keep streaming on the two servers left
+	close(stop)
+	waitA()
+	waitB()
+
+	accA, accB := pa.keys(), pb.keys()
+	defer func() {
+		if !t.Failed() {
+			return
+		}
+		jb, err := jetstream.New(bc)
+		require.NoError(t, err)
+		inA, inB := streamKeys(t, js, "an.sig.op-a.>"), streamKeys(t, jb, "an.sig.op-a.>")
+		for _, k := range atB.missing(accA) {
+			t.Logf("missing at op-b's loop: %s accepted at %v (shutdown %v); in op-a's stream %d times, in op-b's %d",
+				k, accA[k].Format("15:04:05.000"), killed.Format("15:04:05.000"), inA[k], inB[k])
+		}
+	}()
+	waitFor(t, 40*time.Second, func() error {
+		if m := atB.missing(accA); len(m) > 0 {
+			return fmt.Errorf("%d of op-a's %d signals not at op-b's loop", len(m), len(accA))
+		}
+		if m := atA.missing(accB); len(m) > 0 {
+			return fmt.Errorf("%d of op-b's %d signals not at op-a's loop", len(m), len(accB))
+		}
+		return nil
+	})
+	drained := time.Since(killed)
+	assert.Empty(t, atB.duplicates(), "delivered twice to op-b's loop")
+	assert.Empty(t, atA.duplicates(), "delivered twice to op-a's loop")
+	assert.Empty(t, atB.violations(), "order at op-b's loop")
+	assert.Empty(t, atA.violations(), "order at op-a's loop")
+	waitFor(t, 20*time.Second, func() error {
+		if !na.LinkUp("op-b") || !nb.LinkUp("op-a") {
+			return fmt.Errorf("link not up")
+		}
+		bl, err := na.Backlog(context.Background(), "op-b")
+		if err != nil || bl != 0 {
+			return fmt.Errorf("op-a's backlog for op-b: %d %v", bl, err)
+		}
+		return nil
+	})
+	require.NoError(t, na.Readiness())
+	t.Logf("op-a -> op-b: %d signals (%d retries by the producer), flow stopped %v, first post-shutdown signal across after %v",
+		len(accA), pa.retries, atB.gapAround(killed).Round(time.Millisecond), recoverAB.Round(time.Millisecond))
+	t.Logf("op-b -> op-a: %d signals (%d retries by the producer), flow stopped %v, first post-shutdown signal across after %v",
+		len(accB), pb.retries, atA.gapAround(killed).Round(time.Millisecond), recoverBA.Round(time.Millisecond))
+	t.Logf("everything delivered %v after the shutdown; node now on %s", drained.Round(time.Millisecond), na.ClientURL())
+}
+
+// streamKeys counts the signals under filter in the signal stream, by key.
+func streamKeys(t *testing.T, js jetstream.JetStream, filter string) map[string]int {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out := map[string]int{}
+	c, err := js.OrderedConsumer(ctx, store.SignalStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	if err != nil {
+		t.Logf("stream keys: %v", err)
+		return out
+	}
+	for {
+		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return out
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			if ev, err := signal.DecodeStructured(m.Data()); err == nil {
+				out[ev.Key()]++
+			}
+		}
+		if got == 0 {
+			return out
+		}
+	}
+}
