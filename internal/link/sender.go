@@ -103,7 +103,21 @@ type Sender struct {
 	// removed fields from its data; set before Run when the policy
 	// redacts.
 	Resign func(ev *signal.Event) error
+
+	// Stored, when set before Run, reports whether the store still holds
+	// the signal of sequence seq. A jump in the sequences read over a
+	// signal the store holds means the consumer delivered it and the
+	// delivery was lost on the way (a cluster server lost mid-delivery):
+	// Run then returns ErrResume before sending anything past it, and the
+	// caller resumes the consumer from its acknowledgement floor. nil: a
+	// jump always means the store discarded signals.
+	Stored func(seq uint64) bool
 }
+
+// ErrResume is Run's answer to a signal the consumer delivered and the
+// sender never got: resume the consumer from its acknowledgement floor,
+// then Run again, so that nothing is skipped and order is kept.
+var ErrResume = errors.New("link: a stored signal was lost on its way to the sender")
 
 // NewPace returns the limiter of export.max_rate and max_burst, or nil
 // when rate is 0. The burst defaults to one second's worth.
@@ -270,9 +284,16 @@ const (
 	maxLost    = 5
 )
 
+// pullExpiry bounds each pull request of the export consumer; heartbeats
+// come every half of it.
+const pullExpiry = 5 * time.Second
+
 // Run forwards until ctx is done.
 func (s *Sender) Run(ctx context.Context) error {
-	it, err := s.cons.Messages(jetstream.PullMaxMessages(s.pullBatch()))
+	// Short pulls: a consumer whose leader was lost with a cluster server
+	// is found silent (missed heartbeats) and pulled again within seconds,
+	// not after the default 30 s.
+	it, err := s.cons.Messages(jetstream.PullMaxMessages(s.pullBatch()), jetstream.PullExpiry(pullExpiry))
 	if err != nil {
 		return err
 	}
@@ -473,6 +494,9 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 			return nil // unacknowledged signals are redelivered after restart
 
 		case m := <-inCh:
+			if s.lostBefore(m) {
+				return ErrResume // unacknowledged signals are redelivered after the resume
+			}
 			e, ok := s.prepare(m, replyPrefix)
 			if !ok {
 				continue // decided here: not for this peer, or dropped at a bound
@@ -681,6 +705,19 @@ func retryable(reason string) bool {
 		return true
 	}
 	return false
+}
+
+// lostBefore reports whether a signal the store holds was skipped before
+// m: delivered by the consumer and lost on the way.
+func (s *Sender) lostBefore(m jetstream.Msg) bool {
+	if s.Stored == nil || s.lastStream == 0 {
+		return false
+	}
+	meta, err := m.Metadata()
+	if err != nil || meta.Sequence.Stream <= s.lastStream+1 {
+		return false
+	}
+	return s.Stored(s.lastStream + 1)
 }
 
 // prepare turns a stored signal into a link message, or decides that it

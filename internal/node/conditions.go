@@ -85,7 +85,9 @@ func (n *Node) startConditions(ctx, rctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) { n.applySignal(m) })
+	// Short pulls: on a cluster, a consumer lost with its server is
+	// noticed within seconds (missed heartbeats), not after 30 s.
+	cc, err := cons.Consume(func(m jetstream.Msg) { n.applySignal(m) }, jetstream.PullExpiry(5*time.Second))
 	if err != nil {
 		return err
 	}

@@ -150,7 +150,7 @@ func userInfo(ctx context.Context, nc *nats.Conn) (*server.UserInfo, error) {
 		return nil, err
 	}
 	var resp struct {
-		Data  server.UserInfo   `json:"data"`
+		Data  server.UserInfo  `json:"data"`
 		Error *server.ApiError `json:"error"`
 	}
 	if err := json.Unmarshal(m.Data, &resp); err != nil {

@@ -77,7 +77,7 @@ type Node struct {
 	natsOpts []nats.Option
 	sys      *nats.Conn
 	leafs    clusterLeafs
-	ops  *nats.Conn
+	ops      *nats.Conn
 	// storeConn writes to JetStream; condConn feeds the condition table
 	// and announces its changes; extra are the export consumers'.
 	storeConn, condConn *nats.Conn
@@ -427,18 +427,116 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 	if n.signer != nil {
 		snd.Resign = n.signer.Sign // export.redact signs the redacted copy again
 	}
+	snd.Stored = n.stored
 	n.senders[p.ID] = snd
 	n.runExport(rctx, p.ID, snd.Run)
 	return nil
 }
 
-// runExport runs a peer's sender until rctx is done.
+// stored reports whether the signal stream still holds a signal at seq.
+func (n *Node) stored(seq uint64) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := n.store.JetStream().Stream(ctx, store.SignalStream)
+	if err != nil {
+		return true // cannot tell: resuming loses nothing, skipping might
+	}
+	m, err := st.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false
+	}
+	return err != nil || strings.HasPrefix(m.Subject, subject.SignalPrefix+".")
+}
+
+// watchExport calls stalled when peer's export consumer, on a cluster,
+// holds signals for a peer whose link is up, has room in its window, and
+// neither delivers nor has a pull request waiting for three looks in a
+// row: its pulls were lost with a server, and the client did not notice.
+func (n *Node) watchExport(ctx context.Context, peer string, stalled func()) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	var last uint64
+	still := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		c, err := n.store.JetStream().Consumer(ictx, store.SignalStream, link.ConsumerName(peer))
+		cancel()
+		if err != nil {
+			still = 0
+			continue
+		}
+		info := c.CachedInfo()
+		if info.NumPending > 0 && info.NumWaiting == 0 && info.NumAckPending < link.DefaultWindow &&
+			info.Delivered.Stream == last && n.LinkUp(peer) {
+			still++
+		} else {
+			still = 0
+		}
+		last = info.Delivered.Stream
+		if still >= 3 {
+			stalled()
+			return
+		}
+	}
+}
+
+// runExport runs a peer's sender until rctx is done. When the sender
+// finds a delivery lost (link.ErrResume: a cluster server was lost
+// mid-delivery) or stops on an error, the export consumer resumes from
+// the first signal the peer has not answered and the sender runs again.
 func (n *Node) runExport(rctx context.Context, peer string, run func(context.Context) error) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		if err := run(rctx); err != nil {
-			n.log.Error().Err(err).Str("peer", peer).Msg("export stopped")
+		for {
+			ctx, stalled := context.WithCancel(rctx)
+			watched := make(chan struct{})
+			if p, _ := n.cfg.Peer(peer); n.external() && n.lossy[peer] == nil && p != nil && p.Export.MaxRate <= 0 {
+				go func() {
+					defer close(watched)
+					n.watchExport(ctx, peer, stalled)
+				}()
+			} else {
+				close(watched)
+			}
+			err := run(ctx)
+			stalling := ctx.Err() != nil && rctx.Err() == nil
+			stalled()
+			<-watched
+			if rctx.Err() != nil {
+				return
+			}
+			if stalling {
+				n.log.Warn().Str("peer", peer).Msg("export: the consumer stopped delivering with signals waiting and the link up (its server was lost): resuming from the first unanswered")
+			} else if errors.Is(err, link.ErrResume) {
+				n.log.Warn().Str("peer", peer).Msg("export: a signal was lost between the store and the sender (a server lost mid-delivery): resuming from the first unanswered")
+			} else {
+				n.log.Error().Err(err).Str("peer", peer).Msg("export stopped; restarting in 1s")
+				select {
+				case <-rctx.Done():
+					return
+				case <-time.After(time.Second):
+				}
+			}
+			for rctx.Err() == nil {
+				ctx, cancel := context.WithTimeout(rctx, 10*time.Second)
+				err := n.exportConsumer(ctx, peer)
+				cancel()
+				if err == nil || n.lossy[peer] != nil {
+					break
+				}
+				n.log.Warn().Err(err).Str("peer", peer).Msg("export: resume the consumer")
+				select {
+				case <-rctx.Done():
+					return
+				case <-time.After(250 * time.Millisecond):
+				}
+			}
 		}
 	}()
 }
