@@ -28,6 +28,14 @@ func WithNATSOptions(opts ...nats.Option) Option {
 	return func(n *Node) { n.natsOpts = append(n.natsOpts, opts...) }
 }
 
+// policyFile names the policy file in advice.
+func (n *Node) policyFile() string {
+	if n.cfg.File == "" {
+		return "POLICY.yaml"
+	}
+	return n.cfg.File
+}
+
 // external reports whether the node runs against an existing cluster.
 func (n *Node) external() bool { return n.cfg.NATS.External != nil }
 
@@ -79,9 +87,9 @@ func (n *Node) dial(account string, opts ...nats.Option) (*nats.Conn, error) {
 	opts = append(append(base, n.natsOpts...), opts...)
 	nc, err := nats.Connect(strings.Join(n.cfg.NATS.External.URLs, ","), opts...)
 	switch {
-	case errors.Is(err, nats.ErrAuthorization):
+	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrNkeysNotSupported):
 		return nil, fmt.Errorf("the cluster refused the node's user of account %s (%s): its servers do not carry the configuration `anfed natsconf --config %s` writes from this policy: write it, include it in every server's configuration and reload them",
-			account, n.sec.Public(account), n.cfg.File)
+			account, n.sec.Public(account), n.policyFile())
 	case err != nil:
 		return nil, fmt.Errorf("connect to the cluster (%s) as the node's user of account %s: %w", strings.Join(n.cfg.NATS.External.URLs, ", "), account, err)
 	}
@@ -96,7 +104,7 @@ func (n *Node) checkCluster(ctx context.Context) error {
 	if err := natsconf.CheckServerVersion(n.sys.ConnectedServerVersion()); err != nil {
 		return fmt.Errorf("the cluster's server %s: %w", n.sys.ConnectedServerName(), err)
 	}
-	fix := fmt.Sprintf("run `anfed natsconf --config %s`, include its output in every server's configuration and reload the servers", n.cfg.File)
+	fix := fmt.Sprintf("run `anfed natsconf --config %s`, include its output in every server's configuration and reload the servers", n.policyFile())
 	sysPub, sysSub := natsconf.SysPermissions()
 	for _, acct := range natsconf.Accounts(n.cfg) {
 		nc := n.sys
@@ -121,8 +129,11 @@ func (n *Node) checkCluster(ctx context.Context) error {
 			want = &server.Permissions{Publish: &server.SubjectPermission{Allow: sysPub}, Subscribe: &server.SubjectPermission{Allow: sysSub}}
 		}
 		if !samePermissions(info.Permissions, want) {
-			got, _ := json.Marshal(info.Permissions)
-			return fmt.Errorf("the node's user of account %s has permissions %s on the cluster, not those anfed derives: %s", acct, got, fix)
+			var got strings.Builder
+			enc := json.NewEncoder(&got)
+			enc.SetEscapeHTML(false)
+			_ = enc.Encode(info.Permissions)
+			return fmt.Errorf("the node's user of account %s has permissions %s on the cluster, not those anfed derives: %s", acct, strings.TrimSpace(got.String()), fix)
 		}
 	}
 	js, err := jetstream.New(n.storeConn)

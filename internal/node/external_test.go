@@ -500,3 +500,92 @@ func streamKeys(t *testing.T, js jetstream.JetStream, filter string) map[string]
 		}
 	}
 }
+
+// startOne starts one server from conf (its own file, beside anfed.conf,
+// the derived configuration of cfg) and points cfg at it.
+func startOne(t *testing.T, cfg *config.Config, conf string) {
+	t.Helper()
+	_, err := natsconf.EnsureSecrets(cfg)
+	require.NoError(t, err)
+	sec, err := natsconf.LoadSecrets(cfg)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "anfed.conf"), []byte(natsconf.External(cfg, sec, time.Now())), 0o600))
+	conf = strings.ReplaceAll(conf, "$DIR", filepath.ToSlash(dir))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "n.conf"), []byte(conf), 0o600))
+	opts, err := server.ProcessConfigFile(filepath.Join(dir, "n.conf"))
+	require.NoError(t, err)
+	opts.NoSigs, opts.NoLog = true, true
+	srv, err := server.NewServer(opts)
+	require.NoError(t, err)
+	srv.Start()
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	require.True(t, srv.ReadyForConnections(10*time.Second))
+	cfg.NATS.External.URLs = []string{srv.ClientURL()}
+}
+
+// A node refuses a cluster that lacks what it needs, and says what to fix.
+func TestExternalClusterRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		conf     string
+		replicas int
+		want     string
+	}{
+		{
+			name: "configuration not loaded",
+			conf: "listen: 127.0.0.1:-1\njetstream { store_dir: \"$DIR/js\" }\n",
+			want: "the cluster refused the node's user of account SYS",
+		},
+		{
+			name: "JetStream off",
+			conf: "listen: 127.0.0.1:-1\ninclude \"anfed.conf\"\n",
+			want: "JetStream is off on the cluster",
+		},
+		{
+			name:     "fewer servers than replicas",
+			conf:     "listen: 127.0.0.1:-1\ninclude \"anfed.conf\"\njetstream { store_dir: \"$DIR/js\" }\n",
+			replicas: 3,
+			want:     "storage.replicas 3",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := externalConfig(t)
+			cfg.Storage.Replicas = tc.replicas
+			startOne(t, cfg, tc.conf)
+			n := node.New(cfg, node.WithSigningKey(operatorKey(t, "op-a")))
+			ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+			defer cancel()
+			err := n.Start(ctx)
+			n.Stop()
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			t.Log(err)
+		})
+	}
+
+	for name, tc := range map[string]struct{ opsAccount, opsPerms, want string }{
+		"user in another account": {"APP", "", `is in account "APP" on the cluster`},
+		"permissions not derived": {"OPS", `, permissions: {publish: {deny: ["an.sig.>"]}}`, "has permissions"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := externalConfig(t)
+			_, err := natsconf.EnsureSecrets(cfg)
+			require.NoError(t, err)
+			sec, err := natsconf.LoadSecrets(cfg)
+			require.NoError(t, err)
+			// Hand-written, not derived.
+			conf := fmt.Sprintf("listen: 127.0.0.1:-1\njetstream { store_dir: \"$DIR/js\" }\nsystem_account: SYS\naccounts {\n"+
+				"SYS { users: [{nkey: %q, permissions: {publish: {allow: [\"$SYS.REQ.SERVER.PING.LEAFZ\", \"$SYS.REQ.SERVER.*.KICK\", \"$SYS.REQ.USER.INFO\"]}, subscribe: {allow: [\"_INBOX.>\"]}}}] }\n"+
+				"%s { jetstream: enabled, users: [{nkey: %q%s}] }\n}\n", sec.Public(natsconf.SysAccount), tc.opsAccount, sec.Public(natsconf.OpsAccount), tc.opsPerms)
+			startOne(t, cfg, conf)
+			n := node.New(cfg, node.WithSigningKey(operatorKey(t, "op-a")))
+			err = n.Start(context.Background())
+			n.Stop()
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.Contains(t, err.Error(), "anfed natsconf --config")
+			t.Log(err)
+		})
+	}
+}
