@@ -104,14 +104,16 @@ type Sender struct {
 	// redacts.
 	Resign func(ev *signal.Event) error
 
-	// Stored, when set before Run, reports whether the store still holds
-	// the signal of sequence seq. A jump in the sequences read over a
-	// signal the store holds means the consumer delivered it and the
-	// delivery was lost on the way (a cluster server lost mid-delivery):
-	// Run then returns ErrResume before sending anything past it, and the
-	// caller resumes the consumer from its acknowledgement floor. nil: a
-	// jump always means the store discarded signals.
-	Stored func(seq uint64) bool
+	// ResumeOnLoss, set before Run, makes Run return ErrResume when a
+	// delivery of the consumer never reached the sender (a jump in the
+	// consumer's delivery sequence: a cluster server was lost
+	// mid-delivery), before anything past it is sent; the caller resumes
+	// the consumer from its acknowledgement floor. Without it the lost
+	// signal comes back only after AckWait, behind later ones.
+	ResumeOnLoss bool
+	// lastDelivery is the consumer's delivery sequence of the last
+	// signal read in this Run; only the loop touches it.
+	lastDelivery uint64
 }
 
 // ErrResume is Run's answer to a signal the consumer delivered and the
@@ -290,6 +292,7 @@ const pullExpiry = 5 * time.Second
 
 // Run forwards until ctx is done.
 func (s *Sender) Run(ctx context.Context) error {
+	s.lastDelivery = 0 // a resumed consumer numbers its deliveries afresh
 	// Short pulls: a consumer whose leader was lost with a cluster server
 	// is found silent (missed heartbeats) and pulled again within seconds,
 	// not after the default 30 s.
@@ -707,17 +710,21 @@ func retryable(reason string) bool {
 	return false
 }
 
-// lostBefore reports whether a signal the store holds was skipped before
-// m: delivered by the consumer and lost on the way.
+// lostBefore reports whether a delivery of the consumer before m never
+// reached the sender: lost on the way.
 func (s *Sender) lostBefore(m jetstream.Msg) bool {
-	if s.Stored == nil || s.lastStream == 0 {
+	if !s.ResumeOnLoss {
 		return false
 	}
 	meta, err := m.Metadata()
-	if err != nil || meta.Sequence.Stream <= s.lastStream+1 {
+	if err != nil {
 		return false
 	}
-	return s.Stored(s.lastStream + 1)
+	last := s.lastDelivery
+	if d := meta.Sequence.Consumer; d > last {
+		s.lastDelivery = d
+	}
+	return last != 0 && meta.Sequence.Consumer > last+1
 }
 
 // prepare turns a stored signal into a link message, or decides that it

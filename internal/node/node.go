@@ -427,25 +427,11 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 	if n.signer != nil {
 		snd.Resign = n.signer.Sign // export.redact signs the redacted copy again
 	}
-	snd.Stored = n.stored
+	// In-process deliveries are never lost; over a cluster they can be.
+	snd.ResumeOnLoss = n.external()
 	n.senders[p.ID] = snd
-	n.runExport(rctx, p.ID, snd.Run)
+	n.runExport(rctx, p.ID, policy.Subjects(), snd.Run)
 	return nil
-}
-
-// stored reports whether the signal stream still holds a signal at seq.
-func (n *Node) stored(seq uint64) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := n.store.JetStream().Stream(ctx, store.SignalStream)
-	if err != nil {
-		return true // cannot tell: resuming loses nothing, skipping might
-	}
-	m, err := st.GetMsg(ctx, seq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return false
-	}
-	return err != nil || strings.HasPrefix(m.Subject, subject.SignalPrefix+".")
 }
 
 // watchExport calls stalled when peer's export consumer, on a cluster,
@@ -489,7 +475,7 @@ func (n *Node) watchExport(ctx context.Context, peer string, stalled func()) {
 // finds a delivery lost (link.ErrResume: a cluster server was lost
 // mid-delivery) or stops on an error, the export consumer resumes from
 // the first signal the peer has not answered and the sender runs again.
-func (n *Node) runExport(rctx context.Context, peer string, run func(context.Context) error) {
+func (n *Node) runExport(rctx context.Context, peer string, filters []string, run func(context.Context) error) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -525,7 +511,7 @@ func (n *Node) runExport(rctx context.Context, peer string, run func(context.Con
 			}
 			for rctx.Err() == nil {
 				ctx, cancel := context.WithTimeout(rctx, 10*time.Second)
-				err := n.exportConsumer(ctx, peer)
+				err := n.exportConsumer(ctx, peer, filters)
 				cancel()
 				if err == nil || n.lossy[peer] != nil {
 					break
@@ -562,7 +548,7 @@ func (n *Node) startLossy(ctx, rctx context.Context, p *config.Peer, xc, nc *nat
 	snd.Expired = p.ExpiredAt
 	snd.LinkUp = func() bool { return n.LinkUp(p.ID) }
 	n.lossy[p.ID] = snd
-	n.runExport(rctx, p.ID, snd.Run)
+	n.runExport(rctx, p.ID, nil, snd.Run)
 	return nil
 }
 
