@@ -37,9 +37,10 @@ type natsCluster struct {
 }
 
 // startCluster writes cfg's seeds and the cluster's configuration with
-// natsconf (what `anfed natsconf` writes), starts three servers from it
-// with edit applied to each server's own file, and points cfg at them.
-func startCluster(t *testing.T, cfg *config.Config, own func(i int) string) *natsCluster {
+// natsconf (what `anfed natsconf` writes), starts three servers from it,
+// edit (if not nil) applied to each server's parsed options, and points
+// cfg at them.
+func startCluster(t *testing.T, cfg *config.Config, edit func(i int, o *server.Options)) *natsCluster {
 	t.Helper()
 	_, err := natsconf.EnsureSecrets(cfg)
 	require.NoError(t, err)
@@ -60,13 +61,16 @@ func startCluster(t *testing.T, cfg *config.Config, own func(i int) string) *nat
 		}
 		conf := fmt.Sprintf("server_name: %s\nlisten: \"127.0.0.1:-1\"\ninclude \"anfed.conf\"\n"+
 			"jetstream { store_dir: %q, sync_interval: \"2m\" }\n"+
-			"cluster { name: %s, listen: %q, routes: [%s] }\n%s",
-			name, filepath.ToSlash(filepath.Join(dir, name)), "op-a-nats", routes[i], strings.Join(rs, ", "), own(i))
+			"cluster { name: %s, listen: %q, routes: [%s] }\n",
+			name, filepath.ToSlash(filepath.Join(dir, name)), "op-a-nats", routes[i], strings.Join(rs, ", "))
 		file := filepath.Join(dir, name+".conf")
 		require.NoError(t, os.WriteFile(file, []byte(conf), 0o600))
 		opts, err := server.ProcessConfigFile(file)
 		require.NoError(t, err, "nats-server's own parser on %s", file)
 		opts.NoSigs, opts.NoLog = true, true
+		if edit != nil {
+			edit(i, opts)
+		}
 		srv, err := server.NewServer(opts)
 		require.NoError(t, err)
 		srv.Start()
@@ -287,7 +291,7 @@ func TestExternalCluster(t *testing.T) {
 		Export: config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}},
 		Import: config.ImportPolicy{Classes: []string{"*"}, MaxRate: 100000}, SigningKey: pub(t, "op-b"),
 	}}
-	cl := startCluster(t, a, func(int) string { return "" })
+	cl := startCluster(t, a, nil)
 	start := time.Now()
 	// Every connection of the node goes to the first server: the one the
 	// test shuts down.
@@ -588,4 +592,77 @@ func TestExternalClusterRefuses(t *testing.T) {
 			t.Log(err)
 		})
 	}
+}
+
+// A peer that dials the cluster's leaf listener (derived from
+// nats.leafnodes and the peer's accept) is linked, bound to its account
+// with its permissions, and signals cross both ways.
+func TestExternalClusterAcceptsPeer(t *testing.T) {
+	a := externalConfig(t)
+	leaf := natstest.FreeAddr(t)
+	a.NATS.LeafNodes = &config.Listener{Listen: leaf}
+	a.Peers = []config.Peer{{
+		ID: "op-b", Accept: &config.Accept{User: "op-b", Password: "secret-b-123"},
+		Export: config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}},
+		Import: config.ImportPolicy{Classes: []string{"*"}}, SigningKey: pub(t, "op-b"),
+	}}
+	startCluster(t, a, func(i int, o *server.Options) {
+		if i > 0 {
+			o.LeafNode.Port = -1 // one host: the others listen elsewhere; op-b dials the first
+		}
+	})
+	na := startNode(t, a)
+
+	b := baseConfig(t, "op-b")
+	b.Peers = []config.Peer{{
+		ID: "op-a", Dial: &config.Dial{URL: "nats-leaf://" + leaf, User: "op-b", Password: "secret-b-123"},
+		Export: config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}},
+		Import: config.ImportPolicy{Classes: []string{"*"}}, SigningKey: pub(t, "op-a"),
+	}}
+	nb := startNode(t, b)
+	waitFor(t, 20*time.Second, func() error {
+		if !na.LinkUp("op-b") || !nb.LinkUp("op-a") {
+			return fmt.Errorf("link not up")
+		}
+		return nil
+	})
+
+	atA, atB := newTimedLedger(), newTimedLedger()
+	ac, err := na.Connect()
+	require.NoError(t, err)
+	defer ac.Close()
+	_, err = ac.Subscribe("an.sig.op-b.>", func(m *nats.Msg) { atA.add(m.Data) })
+	require.NoError(t, err)
+	require.NoError(t, ac.Flush())
+	bc, err := nb.Connect()
+	require.NoError(t, err)
+	defer bc.Close()
+	_, err = bc.Subscribe("an.sig.op-a.>", func(m *nats.Msg) { atB.add(m.Data) })
+	require.NoError(t, err)
+	require.NoError(t, bc.Flush())
+
+	for i := 1; i <= 20; i++ {
+		for _, side := range []struct {
+			nc     *nats.Conn
+			origin string
+		}{{ac, "op-a"}, {bc, "op-b"}} {
+			ev := congestion(side.origin, fmt.Sprintf("%s-%d", side.origin, i))
+			ev.Sequence = fmt.Sprintf("%020d", i)
+			m, err := side.nc.Request("an.pub", ev.Encode(), 10*time.Second)
+			require.NoError(t, err)
+			ans, err := signal.ParseAnswer(m.Data)
+			require.NoError(t, err)
+			require.True(t, ans.OK(), "%+v", ans)
+		}
+	}
+	waitFor(t, 20*time.Second, func() error {
+		if atA.count() < 20 || atB.count() < 20 {
+			return fmt.Errorf("%d at op-a, %d at op-b", atA.count(), atB.count())
+		}
+		return nil
+	})
+	assert.Empty(t, atA.duplicates())
+	assert.Empty(t, atB.duplicates())
+	assert.Empty(t, atA.violations())
+	assert.Empty(t, atB.violations())
 }
