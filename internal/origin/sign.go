@@ -297,6 +297,11 @@ func signedNames(list string) ([]string, error) {
 			return nil, reject.Errorf(reject.BadSignature, "%s %q: empty or repeated name", signal.AttrSignedExtAttrs, list)
 		case slices.Contains(coreAttrs, n), n == signal.AttrDSSEMaterial, n == signal.AttrSignedExtAttrs:
 			return nil, reject.Errorf(reject.BadSignature, "%s %q: %s may not be listed", signal.AttrSignedExtAttrs, list, n)
+		case n == signal.AttrPath, n == signal.AttrTags:
+			// Hop-level: every relay changes them, so a signature over
+			// them would break at the first relay, after our node had
+			// accepted and passed the signal on.
+			return nil, reject.Errorf(reject.BadSignature, "%s %q: %s is hop-level (relays change it) and may not be signed", signal.AttrSignedExtAttrs, list, n)
 		}
 	}
 	return names, nil

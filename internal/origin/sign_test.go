@@ -191,6 +191,8 @@ func TestVerifyRefuses(t *testing.T) {
 		}, reject.BadSignature, "carried but not signed"},
 		{"core attribute listed", func(e *signal.Event) { e.SignedExtAttrs += ",id" }, reject.BadSignature, "may not be listed"},
 		{"repeated name", func(e *signal.Event) { e.SignedExtAttrs += ",anfedstate" }, reject.BadSignature, "repeated"},
+		{"path listed as signed", func(e *signal.Event) { e.SignedExtAttrs += ",anfedpath" }, reject.BadSignature, "hop-level"},
+		{"tags listed as signed", func(e *signal.Event) { e.SignedExtAttrs += ",anfedtags" }, reject.BadSignature, "hop-level"},
 		{"signed by another key", func(e *signal.Event) { require.NoError(t, sX.Sign(e)) }, reject.BadSignature, "pinned key"},
 		{"claims another origin", func(e *signal.Event) { e.Origin, e.Source = "op-b", "anfed://op-b/assurance" }, reject.BadSignature, "pinned key"},
 		{"origin without pinned key", func(e *signal.Event) { e.Origin = "op-z" }, reject.UnknownOrigin, "no signing key is pinned"},
