@@ -492,22 +492,13 @@ func (v *ves) seed() {
 		if err != nil {
 			return err
 		}
-		cons, err := js.OrderedConsumer(ctx, store.SignalStream, jetstream.OrderedConsumerConfig{
-			FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy})
-		if err != nil {
-			return err
-		}
-		for left := cons.CachedInfo().NumPending; left > 0; left-- {
-			m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-			if err != nil {
-				return err
-			}
+		_, err = store.LastPerSubject(ctx, js, store.SignalStream, filter, func(m jetstream.Msg) {
 			ev, err := signal.DecodeStructured(m.Data())
 			if err == nil && ev.Source == "anfed://"+self+"/"+vesProducer {
 				v.active[ev.Subject] = ev.State != signal.Cleared
 			}
-		}
-		return nil
+		})
+		return err
 	}()
 	if err != nil {
 		// Without it a KPI raised before the restart is cleared only when

@@ -268,35 +268,14 @@ func (n *Node) refuseRogueHubs(leafs map[string][]leafConn) {
 func (n *Node) reinstate(ctx context.Context, peer string) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	cons, err := n.store.JetStream().OrderedConsumer(cctx, store.SignalStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subject.Signals},
-		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	_, err := store.LastPerSubject(cctx, n.store.JetStream(), store.SignalStream, subject.Signals, func(m jetstream.Msg) {
+		ev, err := signal.DecodeStructured(m.Data())
+		if err == nil && len(ev.Path) > 0 && ev.Path[len(ev.Path)-1] == peer {
+			n.applySignal(m)
+		}
 	})
 	if err != nil {
 		n.log.Warn().Err(err).Str("peer", peer).Msg("conditions: reinstate")
-		return
-	}
-	info, err := cons.Info(cctx)
-	if err != nil {
-		return
-	}
-	for left := info.NumPending; left > 0; {
-		batch, err := cons.Fetch(int(min(left, 1000)), jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			return
-		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			ev, err := signal.DecodeStructured(m.Data())
-			if err == nil && len(ev.Path) > 0 && ev.Path[len(ev.Path)-1] == peer {
-				n.applySignal(m)
-			}
-		}
-		if got == 0 {
-			return
-		}
-		left -= uint64(got)
 	}
 }
 
