@@ -35,7 +35,8 @@ func TestAPIPeersConditionsRejects(t *testing.T) {
 	var peers []httpapi.Peer
 	natstest.WaitFor(t, 10*time.Second, func() error {
 		getJSON(t, b.url+"/v1/peers", &peers)
-		if len(peers) != 1 || peers[0].Counters.In < 4 || peers[0].Counters.Rejected["not-imported"] < 1 {
+		// The condition table fills from the store, after the counters.
+		if len(peers) != 1 || peers[0].Counters.In < 4 || peers[0].Counters.Rejected["not-imported"] < 1 || peers[0].Conditions < 4 {
 			return fmt.Errorf("peers: %+v", peers)
 		}
 		return nil
