@@ -14,7 +14,7 @@ import (
 // A peering that expires while the node runs ends then: the link is cut
 // and stays cut, and nothing more crosses.
 func TestPeeringExpiresWhileRunning(t *testing.T) {
-	expires := time.Now().Add(1500 * time.Millisecond)
+	expires := time.Now().Add(4 * time.Second) // room for two nodes to start and link on a loaded machine
 	na, nb := pairWith(t, []string{"congestion"}, []string{"congestion"}, func(c *config.Config) {
 		c.Peers[0].Expires = &expires
 	})
