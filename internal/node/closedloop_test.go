@@ -279,6 +279,10 @@ func TestClosedLoopPausedLosesNothingOthersUnaffected(t *testing.T) {
 	if builtWithRace() {
 		q = .9
 	}
+	// This is an isolation check, not a speed measurement (the latencies
+	// are logged above): were the steady loop held behind the paused one,
+	// its latency would grow towards the pause itself. A quarter of the
+	// pause leaves room for a loaded machine's scheduling.
 	pb, pd := percentile(before, q), percentile(during, q)
-	assert.LessOrEqual(t, pd, max(5*pb, 50*time.Millisecond), "the steady loop's p%.0f during the pause: %v, before: %v", q*100, pd, pb)
+	assert.Less(t, pd, max(5*pb, pause/4), "the steady loop's p%.0f during the pause: %v, before: %v: it waited behind the paused loop", q*100, pd, pb)
 }
