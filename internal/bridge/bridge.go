@@ -303,24 +303,6 @@ func unavailable(err error) signal.Answer {
 		Error: fmt.Sprintf("the node did not answer (%v): send the event again, a signal stored twice is kept once", err)}
 }
 
-// statusOf maps intake's answer to an HTTP status.
-func statusOf(a signal.Answer) int {
-	if a.OK() {
-		return http.StatusAccepted
-	}
-	switch reject.Reason(a.Reason) {
-	case reject.Unavailable:
-		return http.StatusServiceUnavailable
-	case reject.RateLimited:
-		return http.StatusTooManyRequests
-	case reject.Oversized:
-		return http.StatusRequestEntityTooLarge
-	case reject.UnknownType, reject.SchemaInvalid:
-		return http.StatusUnprocessableEntity
-	}
-	return http.StatusBadRequest
-}
-
 // metrics count what the bridges did.
 type metrics struct {
 	stored    *prometheus.CounterVec // bridge, result

@@ -193,7 +193,7 @@ func (t *tmf642) listen(w http.ResponseWriter, r *http.Request, res string) {
 	}
 	a := t.b.publishAll(tmfProducer, []*signal.Event{ev})[0]
 	if !a.OK() {
-		code := statusOf(a)
+		code := a.HTTPStatus()
 		if code == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "1")
 		}

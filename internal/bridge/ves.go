@@ -179,7 +179,7 @@ func (v *ves) serve(w http.ResponseWriter, r *http.Request, batch bool) {
 		}
 		results[i].Outcome, results[i].Reason = "rejected", a.Reason+": "+a.Error
 		v.b.metrics.rejected.WithLabelValues("ves", a.Reason).Inc()
-		if c := statusOf(a); code == http.StatusAccepted || c == http.StatusServiceUnavailable {
+		if c := a.HTTPStatus(); code == http.StatusAccepted || c == http.StatusServiceUnavailable {
 			code = c
 		}
 	}

@@ -103,7 +103,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		msg.Data = body
 	}
 	ans := s.publish(msg)
-	code := statusOf(ans)
+	code := ans.HTTPStatus()
 	if code == http.StatusServiceUnavailable || code == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "1")
 	}
@@ -200,26 +200,6 @@ func unavailable(err error) signal.Answer {
 		Error: fmt.Sprintf("the node did not answer (%v): retry with the same id, a signal stored twice is kept once", err)}
 }
 
-// statusOf maps intake's answer to an HTTP status.
-func statusOf(a signal.Answer) int {
-	if a.OK() {
-		return http.StatusAccepted
-	}
-	switch reject.Reason(a.Reason) {
-	case reject.Unavailable:
-		return http.StatusServiceUnavailable
-	case reject.RateLimited:
-		return http.StatusTooManyRequests
-	case reject.Oversized:
-		return http.StatusRequestEntityTooLarge
-	case reject.UnknownType, reject.SchemaInvalid:
-		return http.StatusUnprocessableEntity
-	case reject.WrongOrigin, reject.Revoked:
-		return http.StatusForbidden
-	}
-	return http.StatusBadRequest
-}
-
 // ingestBatch takes a JSON array of structured events and answers 207
 // with one result per event, in order. The events go to intake in order,
 // all before the first answer is awaited.
@@ -281,7 +261,7 @@ func (s *Server) ingestBatch(w http.ResponseWriter, r *http.Request) {
 				ans = unavailable(err)
 			}
 			results[i].Answer = ans
-			results[i].HTTP = statusOf(ans)
+			results[i].HTTP = ans.HTTPStatus()
 			waiting--
 		case <-deadline:
 			for i := range results {
@@ -296,7 +276,7 @@ func (s *Server) ingestBatch(w http.ResponseWriter, r *http.Request) {
 	out := BatchAnswer{Results: results}
 	for i := range results {
 		if results[i].HTTP == 0 {
-			results[i].HTTP = statusOf(results[i].Answer)
+			results[i].HTTP = results[i].Answer.HTTPStatus()
 		}
 		if results[i].OK() {
 			out.Accepted++

@@ -3,7 +3,10 @@ package signal
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strconv"
+
+	"github.com/anfed/anfed/internal/reject"
 )
 
 // Answer is what a node replies to a signal sent with a reply subject, by a
@@ -75,4 +78,28 @@ func ParseAnswer(b []byte) (Answer, error) {
 		return a, nil
 	}
 	return a, fmt.Errorf("answer %q: unknown status %q", b, a.Status)
+}
+
+// HTTPStatus is the HTTP status an HTTP front of intake (the CloudEvents
+// ingest, the bridges) answers for a: 202 once stored, 503 when the node
+// did not answer, 429 rate-limited, 413 oversized, 422 for data the
+// catalog refuses, 403 for an origin the sender may not use, 400 for the
+// rest.
+func (a Answer) HTTPStatus() int {
+	if a.OK() {
+		return http.StatusAccepted
+	}
+	switch reject.Reason(a.Reason) {
+	case reject.Unavailable:
+		return http.StatusServiceUnavailable
+	case reject.RateLimited:
+		return http.StatusTooManyRequests
+	case reject.Oversized:
+		return http.StatusRequestEntityTooLarge
+	case reject.UnknownType, reject.SchemaInvalid:
+		return http.StatusUnprocessableEntity
+	case reject.WrongOrigin, reject.Revoked:
+		return http.StatusForbidden
+	}
+	return http.StatusBadRequest
 }
