@@ -220,6 +220,10 @@ type Stats struct {
 	// AckedAgain counts deliveries of signals this loop had already
 	// handled and acked (see Loop): acked again, the handler not called.
 	AckedAgain uint64
+	// Repulls counts the times the loop found its pull gone quiet with
+	// signals waiting and room to take them, and pulled afresh (see
+	// StallCheck).
+	Repulls uint64
 }
 
 // Loop is a closed loop; Run runs it. Its Stats survive Run.
@@ -228,8 +232,9 @@ type Loop struct {
 	opts Options
 	h    Handler
 
-	delivered, current, acked, naked, dead, again atomic.Uint64
-	running                                       atomic.Bool
+	delivered, current, acked, naked, dead, again, repulls atomic.Uint64
+	running                                                atomic.Bool
+	lastDelivery                                           atomic.Int64 // unix nanoseconds of the last delivery
 
 	// handled remembers the stream sequences of the last signals the
 	// handler took and the loop acked, across Runs: JetStream writes a
@@ -284,6 +289,7 @@ func (l *Loop) Stats() Stats {
 	return Stats{
 		Delivered: l.delivered.Load(), Current: l.current.Load(), Acked: l.acked.Load(),
 		Naked: l.naked.Load(), DeadLettered: l.dead.Load(), AckedAgain: l.again.Load(),
+		Repulls: l.repulls.Load(),
 	}
 }
 
@@ -388,11 +394,15 @@ func (l *Loop) Run(ctx context.Context) error {
 	l.held = map[uint64]*item{}
 	l.keys = map[string]*keyState{}
 
-	cc, err := cons.Consume(l.dispatch,
-		jetstream.PullMaxMessages(opts.MaxInFlight),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			l.log.Debug().Err(err).Msg("closedloop: consume")
-		}))
+	consume := func() (jetstream.ConsumeContext, error) {
+		l.lastDelivery.Store(time.Now().UnixNano())
+		return cons.Consume(l.dispatch,
+			jetstream.PullMaxMessages(opts.MaxInFlight),
+			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+				l.log.Debug().Err(err).Msg("closedloop: consume")
+			}))
+	}
+	cc, err := consume()
 	if err != nil {
 		return fmt.Errorf("closedloop: consume: %w", err)
 	}
@@ -403,7 +413,41 @@ func (l *Loop) Run(ctx context.Context) error {
 	}()
 	l.log.Info().Str("filter", opts.Filter).Uint64("current_until", l.boundary).Msg("closed loop started")
 
-	<-ctx.Done()
+	// The stall watch: after a node's kill -9 and restart, a pull can go
+	// quiet for good (seen once in TestKill9: 682 signals never delivered
+	// in 60 s while the consumer had them pending). When nothing was
+	// delivered for two checks in a row while the consumer has signals
+	// pending and the loop has room, pull afresh. Redelivery and order
+	// are JetStream's as before: what the old pull had buffered and not
+	// dispatched is unacked and comes again.
+	stallTick := time.NewTicker(StallCheck)
+	quiet := 0
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			running = false
+		case <-stallTick.C:
+			if !l.stalled(ctx, cons) {
+				quiet = 0
+				continue
+			}
+			if quiet++; quiet < 2 {
+				continue
+			}
+			quiet = 0
+			cc.Stop()
+			next, err := consume()
+			if err != nil {
+				l.log.Warn().Err(err).Msg("closedloop: pulling afresh after a quiet pull")
+				// Keep the stopped one: Drain below is harmless on it.
+				continue
+			}
+			cc = next
+			l.repulls.Add(1)
+			l.log.Warn().Msg("closedloop: the pull went quiet with signals pending: pulling afresh")
+		}
+	}
+	stallTick.Stop()
 	cc.Drain() // buffered deliveries still reach dispatch and are held
 	select {
 	case <-cc.Closed():
@@ -437,6 +481,27 @@ func (l *Loop) Run(ctx context.Context) error {
 	_ = l.nc.FlushTimeout(time.Second)
 	l.log.Info().Msg("closed loop stopped")
 	return nil
+}
+
+// StallCheck is how often a running loop checks that its pull is alive.
+var StallCheck = 2 * time.Second
+
+// stalled reports whether nothing was delivered for a StallCheck while
+// the loop has room and the consumer has signals pending.
+func (l *Loop) stalled(ctx context.Context, cons jetstream.Consumer) bool {
+	if time.Since(time.Unix(0, l.lastDelivery.Load())) < StallCheck {
+		return false
+	}
+	l.mu.Lock()
+	room := len(l.held) < l.opts.MaxInFlight
+	l.mu.Unlock()
+	if !room {
+		return false
+	}
+	ictx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	info, err := cons.Info(ictx)
+	return err == nil && info.NumPending > 0
 }
 
 // forgetPulls waits, briefly, until the server dropped this run's pull
@@ -510,6 +575,7 @@ func (l *Loop) dispatch(m jetstream.Msg) {
 		l.log.Warn().Err(err).Str("subject", m.Subject()).Msg("closedloop: not a JetStream delivery")
 		return
 	}
+	l.lastDelivery.Store(time.Now().UnixNano())
 	it := &item{msg: m, subj: m.Subject(), seq: meta.Sequence.Stream, n: meta.NumDelivered}
 	it.current = it.seq <= l.boundary
 	l.mu.Lock()
