@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -35,7 +34,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/anfed/anfed/internal/config"
-	"github.com/anfed/anfed/internal/reject"
+	"github.com/anfed/anfed/internal/intake"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/subject"
 )
@@ -251,56 +250,12 @@ func codeOf(err error) int {
 // publishAll hands events to intake (subject an.pub.<from>), in order,
 // all before the first answer is awaited, and returns the answers.
 func (b *Bridges) publishAll(from string, evs []*signal.Event) []signal.Answer {
-	out := make([]signal.Answer, len(evs))
-	if len(evs) == 0 {
-		return out
-	}
 	subj := subject.IntakePrefix + "." + from
-	inbox := b.nc.NewRespInbox()
-	replies := make(chan *nats.Msg, len(evs)+1)
-	sub, err := b.nc.ChanSubscribe(inbox+".*", replies)
-	if err != nil {
-		for i := range out {
-			out[i] = unavailable(err)
-		}
-		return out
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	waiting := map[int]bool{}
+	msgs := make([]*nats.Msg, len(evs))
 	for i, ev := range evs {
-		if err := b.nc.PublishMsg(&nats.Msg{Subject: subj, Reply: inbox + "." + strconv.Itoa(i), Data: ev.Encode()}); err != nil {
-			out[i] = unavailable(err)
-			continue
-		}
-		waiting[i] = true
+		msgs[i] = &nats.Msg{Subject: subj, Data: ev.Encode()}
 	}
-	deadline := time.After(10 * time.Second)
-	for len(waiting) > 0 {
-		select {
-		case m := <-replies:
-			i, err := strconv.Atoi(m.Subject[strings.LastIndexByte(m.Subject, '.')+1:])
-			if err != nil || !waiting[i] {
-				continue
-			}
-			ans, err := signal.ParseAnswer(m.Data)
-			if err != nil {
-				ans = unavailable(err)
-			}
-			out[i] = ans
-			delete(waiting, i)
-		case <-deadline:
-			for i := range waiting {
-				out[i] = unavailable(errors.New("timeout"))
-			}
-			return out
-		}
-	}
-	return out
-}
-
-func unavailable(err error) signal.Answer {
-	return signal.Answer{Status: signal.StatusRejected, Reason: string(reject.Unavailable),
-		Error: fmt.Sprintf("the node did not answer (%v): send the event again, a signal stored twice is kept once", err)}
+	return intake.RequestAll(b.nc, msgs, 10*time.Second)
 }
 
 // metrics count what the bridges did.

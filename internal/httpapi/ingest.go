@@ -10,13 +10,13 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/anfed/anfed/internal/inspect"
+	"github.com/anfed/anfed/internal/intake"
 	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/subject"
@@ -186,18 +186,13 @@ func binaryHeaders(from http.Header, to nats.Header) error {
 func (s *Server) publish(msg *nats.Msg) signal.Answer {
 	reply, err := s.nc.RequestMsg(msg, answerTimeout)
 	if err != nil {
-		return unavailable(err)
+		return intake.Unavailable(err)
 	}
 	ans, err := signal.ParseAnswer(reply.Data)
 	if err != nil {
-		return unavailable(err)
+		return intake.Unavailable(err)
 	}
 	return ans
-}
-
-func unavailable(err error) signal.Answer {
-	return signal.Answer{Status: signal.StatusRejected, Reason: string(reject.Unavailable),
-		Error: fmt.Sprintf("the node did not answer (%v): retry with the same id, a signal stored twice is kept once", err)}
 }
 
 // ingestBatch takes a JSON array of structured events and answers 207
@@ -218,15 +213,7 @@ func (s *Server) ingestBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	results := make([]Result, len(events))
-	inbox := s.nc.NewRespInbox()
-	replies := make(chan *nats.Msg, len(events)+1)
-	sub, err := s.nc.ChanSubscribe(inbox+".*", replies)
-	if err != nil {
-		problem(w, http.StatusServiceUnavailable, "the node's intake is not reachable: %v", err)
-		return
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	waiting := 0
+	msgs := make([]*nats.Msg, len(events))
 	for i, raw := range events {
 		results[i].Index = i
 		var id struct {
@@ -241,36 +228,11 @@ func (s *Server) ingestBatch(w http.ResponseWriter, r *http.Request) {
 			results[i].HTTP = http.StatusBadRequest
 			continue
 		}
-		if err := s.nc.PublishMsg(&nats.Msg{Subject: ingestSubject, Reply: inbox + "." + strconv.Itoa(i), Data: raw}); err != nil {
-			results[i].Answer = unavailable(err)
-			continue
-		}
-		results[i].HTTP = -1 // waiting
-		waiting++
+		msgs[i] = &nats.Msg{Subject: ingestSubject, Data: raw}
 	}
-	deadline := time.After(answerTimeout)
-	for waiting > 0 {
-		select {
-		case m := <-replies:
-			i, err := strconv.Atoi(m.Subject[strings.LastIndexByte(m.Subject, '.')+1:])
-			if err != nil || i < 0 || i >= len(results) || results[i].HTTP != -1 {
-				continue
-			}
-			ans, err := signal.ParseAnswer(m.Data)
-			if err != nil {
-				ans = unavailable(err)
-			}
+	for i, ans := range intake.RequestAll(s.nc, msgs, answerTimeout) {
+		if msgs[i] != nil {
 			results[i].Answer = ans
-			results[i].HTTP = ans.HTTPStatus()
-			waiting--
-		case <-deadline:
-			for i := range results {
-				if results[i].HTTP == -1 {
-					results[i].Answer = unavailable(errors.New("timeout"))
-					results[i].HTTP = http.StatusServiceUnavailable
-				}
-			}
-			waiting = 0
 		}
 	}
 	out := BatchAnswer{Results: results}

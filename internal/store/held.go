@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -101,40 +102,21 @@ func (s *Store) Unhold(ctx context.Context, peer, origin, class, subj string) er
 	return s.held.Purge(ctx, jetstream.WithPurgeSubject(HeldSubject(peer, origin, class, subj)))
 }
 
-// HeldBy returns every signal held for peer.
+// HeldBy returns every signal held for peer. The stream keeps one
+// message per subject, so its last per subject is all of it.
 func (s *Store) HeldBy(ctx context.Context, peer string) ([]*Held, error) {
-	cons, err := s.js.OrderedConsumer(ctx, HeldStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subject.HeldPrefix + "." + peer + ".>"},
-	})
-	if err != nil {
-		return nil, err
-	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return nil, err
-	}
 	var out []*Held
-	for left := info.NumPending; left > 0; {
-		batch, err := cons.Fetch(int(min(left, 1000)), jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return nil, err
+	var bad error
+	_, err := LastPerSubject(ctx, s.js, HeldStream, subject.HeldPrefix+"."+peer+".>", func(m jetstream.Msg) {
+		h := &Held{}
+		if err := json.Unmarshal(m.Data(), h); err != nil {
+			bad = cmp.Or(bad, fmt.Errorf("held signal %s: %w", m.Subject(), err))
+			return
 		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			h := &Held{}
-			if err := json.Unmarshal(m.Data(), h); err != nil {
-				return nil, fmt.Errorf("held signal %s: %w", m.Subject(), err)
-			}
-			out = append(out, h)
-		}
-		if err := batch.Error(); err != nil {
-			return nil, err
-		}
-		if got == 0 {
-			return nil, fmt.Errorf("held signals of %s: %d not read", peer, left)
-		}
-		left -= uint64(got)
+		out = append(out, h)
+	})
+	if err = cmp.Or(err, bad); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
