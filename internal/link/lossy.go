@@ -2,7 +2,9 @@ package link
 
 import (
 	"context"
+	"errors"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,7 +38,8 @@ type LossySender struct {
 	// Expired, as for Sender.
 	Expired func(now time.Time) bool
 
-	sent, droppedDown atomic.Uint64
+	sent, droppedDown, taken atomic.Uint64
+	subs                     []*nats.Subscription // one per subject of the export policy; Run's own
 }
 
 // NewLossySender returns the fire-and-forget sender of operator self to
@@ -51,20 +54,42 @@ func (s *LossySender) Counts() (sent, droppedLinkDown uint64) {
 	return s.sent.Load(), s.droppedDown.Load()
 }
 
-// Run forwards until ctx is done.
+// Run forwards until ctx is done. The sender subscribes only to the
+// stored-signal subjects its export policy may send (exportpolicy's
+// Subjects, as the durable sender's consumer filters), so a signal for
+// no lossy peer costs the lossy senders nothing; Decide stays the final
+// check.
 func (s *LossySender) Run(ctx context.Context) error {
 	var (
+		mu      sync.Mutex // the subscriptions' callbacks run concurrently
 		up      = true
 		checked time.Time
 		logged  time.Time
 		unsent  uint64
 	)
-	sub, err := s.src.Subscribe(subject.Signals, func(m *nats.Msg) {
-		if s.Expired != nil && s.Expired(time.Now()) {
-			return
-		}
+	linkUp := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
 		if now := time.Now(); s.LinkUp != nil && now.Sub(checked) >= 100*time.Millisecond {
 			up, checked = s.LinkUp(), now
+		}
+		return up
+	}
+	dropped := func() {
+		s.droppedDown.Add(1)
+		mu.Lock()
+		defer mu.Unlock()
+		unsent++
+		if now := time.Now(); now.Sub(logged) >= 5*time.Second {
+			s.log.Warn().Uint64("dropped", unsent).Uint64("total", s.droppedDown.Load()).
+				Msg("link: link down: signals for this peer dropped (export.delivery: lossy)")
+			unsent, logged = 0, now
+		}
+	}
+	forward := func(m *nats.Msg) {
+		s.taken.Add(1)
+		if s.Expired != nil && s.Expired(time.Now()) {
+			return
 		}
 		k, err := subject.ParseSignal(m.Subject)
 		if err != nil {
@@ -78,14 +103,8 @@ func (s *LossySender) Run(ctx context.Context) error {
 		if d := s.policy.Decide(ev, k.Class); !d.Export {
 			return
 		}
-		if !up {
-			s.droppedDown.Add(1)
-			unsent++
-			if now := time.Now(); now.Sub(logged) >= 5*time.Second {
-				s.log.Warn().Uint64("dropped", unsent).Uint64("total", s.droppedDown.Load()).
-					Msg("link: link down: signals for this peer dropped (export.delivery: lossy)")
-				unsent, logged = 0, now
-			}
+		if !linkUp() {
+			dropped()
 			return
 		}
 		if s.policy.Retags() {
@@ -103,12 +122,28 @@ func (s *LossySender) Run(ctx context.Context) error {
 			return
 		}
 		s.sent.Add(1)
-	})
-	if err != nil {
-		return err
 	}
-	// Bounded: past these limits NATS drops, which is this mode's promise.
-	_ = sub.SetPendingLimits(65536, 64<<20)
+	for _, subj := range s.policy.Subjects() {
+		sub, err := s.src.Subscribe(subj, forward)
+		if err != nil {
+			return errors.Join(err, s.unsubscribe())
+		}
+		// Bounded: past these limits NATS drops, which is this mode's promise.
+		_ = sub.SetPendingLimits(65536, 64<<20)
+		s.subs = append(s.subs, sub)
+	}
 	<-ctx.Done()
-	return sub.Unsubscribe()
+	return s.unsubscribe()
+}
+
+// Delivered is how many stored signals the sender's subscriptions took,
+// exported or not: what its policy's subjects let through.
+func (s *LossySender) Delivered() uint64 { return s.taken.Load() }
+
+func (s *LossySender) unsubscribe() error {
+	var errs []error
+	for _, sub := range s.subs {
+		errs = append(errs, sub.Unsubscribe())
+	}
+	return errors.Join(errs...)
 }
