@@ -25,6 +25,8 @@ func TestTemplateIsAValidSignalOfItsSize(t *testing.T) {
 		if size >= 1024 {
 			require.Equal(t, size, len(tpl.body), "size %d", size)
 		}
+		// its data takes the compiled validator, not the generic path
+		require.True(t, cat.ValidFast(tpl.event.Type, tpl.event.Data), "size %d", size)
 		buf := bytes.Clone(tpl.body)
 		before := time.Now().UnixNano()
 		s, r := tpl.stamp(buf)

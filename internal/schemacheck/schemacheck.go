@@ -49,8 +49,12 @@ func (e *DataError) Error() string {
 // use.
 type Catalog struct {
 	byType map[string]*jsonschema.Schema
-	types  []string // catalog order, for error hints
-	hint   string
+	// fast holds the compiled validator of each type whose schema it
+	// supports; fastErr says why the others have none.
+	fast    map[string]*node
+	fastErr map[string]error
+	types   []string // catalog order, for error hints
+	hint    string
 }
 
 // Load compiles every schema embedded in package schemas (draft 2020-12,
@@ -80,7 +84,11 @@ func Load() (*Catalog, error) {
 			return nil, fmt.Errorf("schemacheck: schema of class %q: %w", class, err)
 		}
 	}
-	cat := &Catalog{byType: make(map[string]*jsonschema.Schema, len(schemas.Classes))}
+	cat := &Catalog{
+		byType:  make(map[string]*jsonschema.Schema, len(schemas.Classes)),
+		fast:    make(map[string]*node, len(schemas.Classes)),
+		fastErr: make(map[string]error),
+	}
 	for _, class := range schemas.Classes {
 		sch, err := c.Compile(schemas.SchemaURI(class))
 		if err != nil {
@@ -88,6 +96,11 @@ func Load() (*Catalog, error) {
 		}
 		typ := schemas.Type(class)
 		cat.byType[typ] = sch
+		if n, err := compileFast(sch); err == nil {
+			cat.fast[typ] = n
+		} else {
+			cat.fastErr[typ] = err // that type takes the generic path only
+		}
 		cat.types = append(cat.types, typ)
 	}
 	cat.hint = strings.Join(cat.types, ", ")
@@ -106,6 +119,26 @@ func (c *Catalog) Validate(eventType string, data []byte) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return &DataError{Type: eventType, Message: "data is empty, want a JSON object"}
 	}
+	if n := c.fast[eventType]; n != nil && validFast(n, data) {
+		return nil
+	}
+	return validateGeneric(eventType, sch, data)
+}
+
+// ValidFast tells whether the compiled validator alone accepts data as a
+// valid eventType: what Validate answers nil to without its generic path.
+// False means invalid or not decided there. For tests that check their
+// signals take the fast path.
+func (c *Catalog) ValidFast(eventType string, data []byte) bool {
+	n := c.fast[eventType]
+	return n != nil && validFast(n, data)
+}
+
+// validateGeneric is the generic path of Validate (after the type and
+// emptiness checks): decode, checkNumbers, then the library. It is the
+// reference the compiled validator is held to, and the only source of
+// errors.
+func validateGeneric(eventType string, sch *jsonschema.Schema, data []byte) error {
 	v, ok := decodeFast(data)
 	if !ok {
 		var err error
