@@ -128,3 +128,18 @@ func BenchmarkWebhook(b *testing.B) {
 	require.NoError(b, err)
 	b.ReportMetric(r.PerSec, "signals/s")
 }
+
+// BenchmarkValidateTemplate is the schema check of the 1 KiB fault the
+// other benchmarks send (it takes the compiled validator).
+func BenchmarkValidateTemplate(b *testing.B) {
+	cat, err := schemacheck.Load()
+	require.NoError(b, err)
+	tpl, err := newTemplate(1024)
+	require.NoError(b, err)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := cat.Validate(tpl.event.Type, tpl.event.Data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
