@@ -22,7 +22,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	rate := fs.Int("rate", bench.Defaults.Rate, "signals/s of the paced latency row")
 	window := fs.Int("window", bench.Defaults.Window, "signals unfinished at once in the saturated rows")
 	scale := fs.Bool("scale", false, "add the scaling runs: peers 1→64, active conditions 1k→1M, payload 256 B→16 KB")
-	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the anfed-cross row to this file")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of one row (--profile-row) to this file")
+	profileRow := fs.String("profile-row", bench.RowCross, "the row --cpuprofile profiles, e.g. "+bench.RowLink+" or "+bench.RowSigned)
 	lf := addLogFlags(fs, "error")
 	*lf.format = "console"
 	if err := fs.Parse(args); err != nil {
@@ -45,7 +46,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		o.Duration = *dur
 	}
 	o.Size, o.Sync, o.Rate, o.Window, o.Scale = *size, *syncPolicy, *rate, *window, *scale
-	o.Progress, o.Log = stderr, log
+	o.Progress, o.Log, o.ProfileRow = stderr, log, *profileRow
+	if err := bench.CheckProfileRow(o.ProfileRow, o.Rate); err != nil {
+		fmt.Fprintln(stderr, "anfed bench: --profile-row:", err)
+		return exitUsage
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {

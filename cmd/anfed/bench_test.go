@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,13 +20,17 @@ func TestBenchQuickReportsEveryRow(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs every benchmark row for 0.3 s")
 	}
-	code, stdout, stderr := runCmd("bench", "--quick", "--json", "--duration", "300ms")
+	prof := filepath.Join(t.TempDir(), "link.pprof")
+	code, stdout, stderr := runCmd("bench", "--quick", "--json", "--duration", "300ms", "--cpuprofile", prof, "--profile-row", bench.RowLink)
 	require.Equal(t, exitOK, code, "stderr:\n%s", stderr)
 	assert.Contains(t, stderr, "bench: "+bench.RowCross, "progress goes to stderr")
 
 	var rep bench.Report
 	require.NoError(t, json.Unmarshal([]byte(stdout), &rep), stdout)
-	want := []string{bench.RowRawNATS, bench.RowCross, bench.RowPaced(bench.Quick.Rate), bench.RowPaced(bench.ModestRate), bench.RowLossy, bench.RowSignVerify, bench.RowRawJS, bench.RowIntake, bench.RowWebhook}
+	want := []string{bench.RowRawNATS, bench.RowLink, bench.RowSigned, bench.Paced(bench.RowSigned, bench.Quick.Rate),
+		bench.RowCross, bench.RowPaced(bench.Quick.Rate), bench.RowPaced(bench.ModestRate), bench.RowLossy,
+		bench.RowSignVerify, bench.RowRawJS, bench.RowIntake, bench.RowWebhook}
+	require.Equal(t, want, bench.Rows(bench.Quick.Rate))
 	var got []string
 	for _, r := range rep.Rows {
 		got = append(got, r.Name)
@@ -42,18 +48,34 @@ func TestBenchQuickReportsEveryRow(t *testing.T) {
 		assert.Zero(t, r.Lost, r.Name)
 		assert.Zero(t, r.Failed, r.Name)
 	}
+	assert.Equal(t, bench.RowRawNATS, rep.Row(bench.RowLink).Ceiling)
+	assert.Positive(t, rep.Row(bench.RowLink).Ratio)
+	assert.Equal(t, bench.RowSignVerify, rep.Row(bench.RowSigned).Ceiling)
+	assert.Positive(t, rep.Row(bench.RowSigned).Ratio)
+	for _, n := range []string{bench.RowLink, bench.RowSigned, bench.Paced(bench.RowSigned, bench.Quick.Rate)} {
+		assert.Contains(t, rep.Row(n).What, "not a mode", "a layer says it is not a mode")
+	}
 	assert.Equal(t, bench.RowRawNATS, rep.Row(bench.RowCross).Ceiling)
 	assert.Positive(t, rep.Row(bench.RowCross).Ratio)
 	assert.Equal(t, bench.RowRawJS, rep.Row(bench.RowIntake).Ceiling)
 	assert.Positive(t, rep.Row(bench.RowIntake).Ratio)
 	assert.Equal(t, 1024, rep.Size)
+	b, err := os.ReadFile(prof)
+	require.NoError(t, err)
+	require.Greater(t, len(b), 2)
+	assert.Equal(t, []byte{0x1f, 0x8b}, b[:2], "a pprof profile (gzip)")
 
-	require.Len(t, rep.Targets, 7)
-	for _, tg := range rep.Targets[:5] {
+	require.Len(t, rep.Targets, 9)
+	for _, tg := range rep.Targets[:7] {
 		assert.True(t, tg.Measure, tg.Name)
 		assert.Positive(t, tg.Measured, tg.Name)
 	}
-	for _, tg := range rep.Targets[5:] {
+	assert.Contains(t, rep.Targets[0].Name, bench.RowLink)
+	assert.Contains(t, rep.Targets[1].Name, bench.RowSigned)
+	assert.Contains(t, rep.Targets[3].Name, bench.RowSigned)
+	assert.Contains(t, rep.Targets[4].Name, bench.RowCross)
+	assert.Contains(t, rep.Targets[5].Note, "anfed-", "names the row it took")
+	for _, tg := range rep.Targets[7:] {
 		assert.False(t, tg.Measure, "%s needs --scale", tg.Name)
 	}
 
@@ -74,4 +96,7 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 	assert.Contains(t, stderr, "unexpected argument")
 	code, _, _ = runCmd("bench", "--duration", "soon")
 	assert.Equal(t, exitUsage, code)
+	code, _, stderr = runCmd("bench", "--profile-row", bench.RowSignVerify)
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, "no row")
 }

@@ -73,6 +73,10 @@ func measure(ctx context.Context, s *sink, sp spec, publish func() error) (*flow
 	s.cur.Store(probe)
 	deadline := time.Now().Add(15 * time.Second)
 	for probe.arrived.Load() == 0 {
+		if probe.failed.Load() > 0 {
+			why, _ := s.err.Load().(string)
+			return nil, snapshot{}, fmt.Errorf("probe refused: %s", why)
+		}
 		if time.Now().After(deadline) {
 			return nil, snapshot{}, errors.New("no signal arrived within 15s")
 		}
@@ -80,9 +84,19 @@ func measure(ctx context.Context, s *sink, sp spec, publish func() error) (*flow
 			return nil, snapshot{}, err
 		}
 		probe.sent++
-		_ = waitUntil(ctx, 100*time.Millisecond, func() bool { return probe.arrived.Load() > 0 })
+		_ = waitUntil(ctx, 100*time.Millisecond, func() bool { return probe.arrived.Load()+probe.failed.Load() > 0 })
 	}
-	_ = waitUntil(ctx, 2*time.Second, func() bool { return probe.arrived.Load()+probe.failed.Load() >= probe.sent })
+	// The probes still on their way, before the warm-up counts arrivals;
+	// those sent before interest crossed the link never come, so stop
+	// once nothing finished for half a second.
+	last, moved := int64(-1), time.Now()
+	_ = waitUntil(ctx, 2*time.Second, func() bool {
+		done := probe.arrived.Load() + probe.failed.Load()
+		if done != last {
+			last, moved = done, time.Now()
+		}
+		return done >= probe.sent || time.Since(moved) > 500*time.Millisecond
+	})
 	window := sp.window
 	if sp.warm > 0 {
 		// A small window first: a slow path (a disk flush per write)

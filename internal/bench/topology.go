@@ -271,8 +271,12 @@ func (b *bare) stop() {
 	b.srv.WaitForShutdown()
 }
 
-// barePair is the ceiling's topology: op-a's and op-b's NATS, linked.
-type barePair struct{ a, b *bare }
+// barePair is the ceiling's topology: op-a's and op-b's NATS, linked,
+// with the policies they were derived from (the layer rows apply them).
+type barePair struct {
+	a, b   *bare
+	ca, cb *config.Config
+}
 
 func (e *env) startBarePair(ctx context.Context) (*barePair, error) {
 	ca, cb := e.pairConfigs(0)
@@ -286,7 +290,7 @@ func (e *env) startBarePair(ctx context.Context) (*barePair, error) {
 		a.stop()
 		return nil, err
 	}
-	p := &barePair{a: a, b: b}
+	p := &barePair{a: a, b: b, ca: ca, cb: cb}
 	if err := waitUntil(ctx, 15*time.Second, func() bool { return a.linked("op-b") && b.linked("op-a") }); err != nil {
 		p.stop()
 		return nil, fmt.Errorf("bare leaf link: %w", err)

@@ -210,34 +210,46 @@ func (in *Intake) put(ctx context.Context, sl *slot) (p pending, ans signal.Answ
 // prepare checks and signs a signal and encodes it for the store; err
 // says why it is refused.
 func (in *Intake) prepare(m *nats.Msg) (ev *signal.Event, subj string, body []byte, err error) {
-	ev, _, err = in.insp.Full(m.Header, m.Data)
-	if err == nil {
-		err = in.checkLocal(ev)
-	}
-	if err == nil {
-		err = in.insp.Live(ev)
-	}
+	ev, class, err := Check(in.insp, in.self, m.Header, m.Data)
 	if err != nil {
 		return ev, "", nil, err
-	}
-	if ev.DataSchema == "" {
-		class, _, _ := schemas.ClassOf(ev.Type)
-		ev.DataSchema = schemas.SchemaURI(class)
 	}
 	if in.signer != nil {
 		if err := in.signer.Sign(ev); err != nil {
 			return ev, "", nil, reject.Wrap(reject.Unavailable, err)
 		}
 	}
-	class, _, _ := schemas.ClassOf(ev.Type)
 	subj = subject.Signal(subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()})
 	return ev, subj, ev.Encode(), nil
 }
 
+// Check makes intake's checks of a local producer's message, for a node
+// of operator self: decoded and valid against the catalog (the inspector),
+// a signal of self's own, not signed and with no path yet, and not
+// expired. It fills in the class's dataschema when the producer left it
+// out, and returns the signal (when it decoded), its class, and why it is
+// refused. What is left for intake is the signature and the store.
+func Check(insp *inspect.Inspector, self string, hdr nats.Header, body []byte) (*signal.Event, string, error) {
+	ev, class, err := insp.Full(hdr, body)
+	if err == nil {
+		err = checkLocal(self, ev)
+	}
+	if err == nil {
+		err = insp.Live(ev)
+	}
+	if err != nil {
+		return ev, "", err
+	}
+	if ev.DataSchema == "" {
+		ev.DataSchema = schemas.SchemaURI(class)
+	}
+	return ev, class, nil
+}
+
 // checkLocal verifies what only a local producer's signal must satisfy.
-func (in *Intake) checkLocal(ev *signal.Event) error {
-	if ev.Origin != in.self {
-		return reject.Errorf(reject.WrongOrigin, "%s is %q but this node is %q: local producers publish their own operator's signals, with source anfed://%s/<producer>", signal.AttrOrigin, ev.Origin, in.self, in.self)
+func checkLocal(self string, ev *signal.Event) error {
+	if ev.Origin != self {
+		return reject.Errorf(reject.WrongOrigin, "%s is %q but this node is %q: local producers publish their own operator's signals, with source anfed://%s/<producer>", signal.AttrOrigin, ev.Origin, self, self)
 	}
 	if ev.DSSEMaterial != "" || ev.SignedExtAttrs != "" {
 		return reject.Errorf(reject.BadAttribute, "%s and %s are set by the node, which signs every signal it accepts: leave them out", signal.AttrDSSEMaterial, signal.AttrSignedExtAttrs)

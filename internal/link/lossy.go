@@ -113,9 +113,7 @@ func (s *LossySender) Run(ctx context.Context) error {
 				return
 			}
 		}
-		ev.Path = append(ev.Path, s.self)
-		out := nats.NewMsg(subject.Link(s.self, k))
-		out.Data = ev.Encode()
+		out := Outgoing(s.self, k, ev)
 		out.Header.Set(HeaderSent, strconv.FormatInt(time.Now().UnixNano(), 10))
 		if err := s.nc.PublishMsg(out); err != nil {
 			s.droppedDown.Add(1)

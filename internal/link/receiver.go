@@ -464,21 +464,34 @@ func (r *Receiver) inspect(m *nats.Msg) (*signal.Event, string, error) {
 	}
 	var class string
 	if err == nil {
-		class, err = r.Inspector.Check(ev)
-	}
-	if err == nil {
-		err = r.checkSubject(m.Subject, ev, class)
-	}
-	if err == nil {
-		err = r.policy.Check(ev, class)
-	}
-	if err == nil {
-		err = r.policy.Tag(ev) // import.tags.add: stored, and seen by our consumers
-	}
-	if err == nil {
-		err = r.Inspector.Live(ev)
+		class, err = CheckImport(r.Inspector, r.policy, r.peer, m.Subject, ev)
 	}
 	return ev, class, err
+}
+
+// CheckImport makes the receiver's checks of a signal that arrived from
+// peer on link subject subj, once decoded and its signature verified,
+// that depend on the signal alone: valid against the catalog (the
+// inspector), the subject sent by the peer and describing the signal, the
+// import policy (loops, origin, path, classes, filters), import.tags.add
+// applied, and not expired. It returns the signal's class. What is left
+// for the receiver is the link's order, the rate limit, the replay guard,
+// import.max_conditions, dampening and the store.
+func CheckImport(insp *inspect.Inspector, policy *importpolicy.Policy, peer, subj string, ev *signal.Event) (string, error) {
+	class, err := insp.Check(ev)
+	if err == nil {
+		err = checkSubject(peer, subj, ev, class)
+	}
+	if err == nil {
+		err = policy.Check(ev, class)
+	}
+	if err == nil {
+		err = policy.Tag(ev) // import.tags.add: stored, and seen by our consumers
+	}
+	if err == nil {
+		err = insp.Live(ev)
+	}
+	return class, err
 }
 
 // settle finishes a job's checks, in link order: those that depend on the
@@ -636,13 +649,13 @@ func (r *Receiver) store(ctx context.Context, m *nats.Msg, p *putJob) signal.Ans
 // checkSubject verifies that the link subject was sent by the peer and
 // describes the signal it carries, so that subject permissions and
 // subject-based filters see the truth.
-func (r *Receiver) checkSubject(subj string, ev *signal.Event, class string) error {
+func checkSubject(peer, subj string, ev *signal.Event, class string) error {
 	from, k, err := subject.ParseLink(subj)
 	if err != nil {
 		return reject.Wrap(reject.BadAttribute, err)
 	}
-	if from != r.peer {
-		return reject.Errorf(reject.WrongOrigin, "link subject %s names sender %s on %s's link", subj, from, r.peer)
+	if from != peer {
+		return reject.Errorf(reject.WrongOrigin, "link subject %s names sender %s on %s's link", subj, from, peer)
 	}
 	want := subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()}
 	if k != want {

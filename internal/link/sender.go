@@ -801,12 +801,21 @@ func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (*entry, bool) {
 			return nil, false
 		}
 	}
-	ev.Path = append(ev.Path, s.self)
 	seq := meta.Sequence.Stream
-	out := nats.NewMsg(subject.Link(s.self, k))
+	out := Outgoing(s.self, k, ev)
 	out.Reply = replyPrefix + "." + strconv.FormatUint(seq, 10)
-	out.Data = ev.Encode()
 	out.Header.Set(HeaderSeq, strconv.FormatUint(seq, 10))
 	out.Header.Set(HeaderEpoch, s.epoch)
 	return &entry{msg: m, seq: seq, stored: meta.Timestamp, out: out}, true
+}
+
+// Outgoing is the link message that carries ev, one of self's signals
+// (its own or relayed) whose subject says k and that the export policy
+// lets through, to a peer: self added to its path, on self's link
+// subject. Both senders make theirs with it.
+func Outgoing(self string, k subject.Key, ev *signal.Event) *nats.Msg {
+	ev.Path = append(ev.Path, self)
+	out := nats.NewMsg(subject.Link(self, k))
+	out.Data = ev.Encode()
+	return out
 }
