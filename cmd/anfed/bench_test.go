@@ -88,6 +88,7 @@ func TestBenchQuickReportsEveryRow(t *testing.T) {
 	for _, tg := range rep.Targets {
 		assert.Contains(t, table.String(), tg.Name)
 	}
+	assert.Contains(t, table.String(), "not modes a node has", "the table says what the layer rows are")
 }
 
 func TestBenchRefusesBadFlags(t *testing.T) {

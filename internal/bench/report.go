@@ -18,6 +18,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if r.Row(RowLink) != nil || r.Row(RowSigned) != nil {
+		fmt.Fprintf(w, "\n%s and %s are layers of the node's path, not modes a node has: every signal is signed (DESIGN invariant 2)\n"+
+			"and stored before it crosses; they run the node's checks, policies and signature on the ceiling's servers and link, with no store.\n",
+			RowLink, RowSigned)
+	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprint(tw, "target\twant\tmeasured\tmet\tnote\n")
