@@ -71,6 +71,7 @@ type node struct {
 // index, so presence is a bit mask.
 type objNode struct {
 	index      map[string]int
+	names      []string // by index: a scan beats the map for a dozen names
 	props      []*node // by index; nil for names that are not properties
 	required   uint64
 	depReq     []depReq
@@ -228,6 +229,7 @@ func (c *compiler) compile(s *jsonschema.Schema) (*node, error) {
 				return 0, fmt.Errorf("%s: more than %d property names", s.Location, maxNames)
 			}
 			o.index[p] = len(o.props)
+			o.names = append(o.names, p)
 			o.props = append(o.props, nil)
 			return len(o.props) - 1, nil
 		}
@@ -785,7 +787,14 @@ func (s *scanner) validObject(o *objNode, t int) bool {
 		key := &s.tape[k]
 		v := k + 1
 		k = int(s.tape[v].next)
-		i, ok := o.index[unsafeString(s.b[key.start:key.end])]
+		name := unsafeString(s.b[key.start:key.end])
+		i, ok := 0, false
+		for x, nm := range o.names {
+			if len(nm) == len(name) && nm == name {
+				i, ok = x, true
+				break
+			}
+		}
 		if ok {
 			seen |= 1 << i
 			if p := o.props[i]; p != nil {
