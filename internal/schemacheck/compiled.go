@@ -72,7 +72,7 @@ type node struct {
 type objNode struct {
 	index      map[string]int
 	names      []string // by index: a scan beats the map for a dozen names
-	props      []*node // by index; nil for names that are not properties
+	props      []*node  // by index; nil for names that are not properties
 	required   uint64
 	depReq     []depReq
 	additional int // addAny, addNone, addSchema
