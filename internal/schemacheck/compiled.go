@@ -210,11 +210,9 @@ func (c *compiler) compile(s *jsonschema.Schema) (*node, error) {
 	for _, a := range s.AnyOf {
 		n.anyOf = append(n.anyOf, sub(a))
 	}
-	if s.If != nil {
+	if s.If != nil { // "then" without "if" is ignored, as by the library
 		n.ifN = sub(s.If)
 		n.thenN = sub(s.Then)
-	} else if s.Then != nil {
-		// "then" without "if" is ignored by the library; so here.
 	}
 	if err != nil {
 		return nil, err
