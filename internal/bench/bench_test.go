@@ -44,6 +44,18 @@ func TestTemplateIsAValidSignalOfItsSize(t *testing.T) {
 	require.Zero(t, sentAt([]byte(`{"id":"x"}`)))
 }
 
+// A signal that an earlier flow sent (a late probe) does not count in
+// the flow that runs when it arrives.
+func TestFlowIgnoresEarlierSignals(t *testing.T) {
+	before := time.Now().UnixNano()
+	f := newFlow(4)
+	f.arrive(before - 1)
+	require.Zero(t, f.arrived.Load())
+	f.arrive(time.Now().UnixNano())
+	f.arrive(0) // no stamp: counted
+	require.EqualValues(t, 2, f.arrived.Load())
+}
+
 func TestWindowFor(t *testing.T) {
 	require.Equal(t, 1024, windowFor(1e6, 1024))
 	require.Equal(t, 52, windowFor(200, 1024))

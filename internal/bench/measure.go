@@ -49,6 +49,7 @@ func (m meter) per(n int) (cpuUs, allocs float64) {
 // acknowledged, for the durable rows) or fails. Latency is from the time
 // stamped in the signal to its arrival.
 type flow struct {
+	start   int64 // unix ns: signals stamped before belong to an earlier flow
 	tokens  chan struct{}
 	mu      sync.Mutex
 	lat     []int64 // ns
@@ -59,11 +60,16 @@ type flow struct {
 }
 
 func newFlow(window int) *flow {
-	return &flow{tokens: make(chan struct{}, window), lat: make([]int64, 0, 1<<16)}
+	return &flow{start: time.Now().UnixNano(), tokens: make(chan struct{}, window), lat: make([]int64, 0, 1<<16)}
 }
 
-// arrive records a signal stamped at ts (unix ns) as arrived now.
+// arrive records a signal stamped at ts (unix ns) as arrived now. A
+// signal stamped before the flow started was sent by an earlier one (a
+// probe that came late, say): it is not counted here.
 func (f *flow) arrive(ts int64) {
+	if ts > 0 && ts < f.start {
+		return
+	}
 	now := time.Now().UnixNano()
 	f.mu.Lock()
 	if ts > 0 {
