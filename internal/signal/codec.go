@@ -2,6 +2,7 @@ package signal
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -25,7 +26,7 @@ func (e *Event) Encode() []byte {
 	b = appendStr(b, "type", e.Type)
 	b = appendStr(b, "subject", e.Subject)
 	if !e.Time.IsZero() {
-		b = appendStr(b, "time", e.Time.UTC().Format(time.RFC3339Nano))
+		b = appendTime(b, "time", e.Time)
 	}
 	ct := e.DataContentType
 	if ct == "" {
@@ -40,7 +41,7 @@ func (e *Event) Encode() []byte {
 	b = appendStr(b, AttrCorrelationID, e.CorrelationID)
 	b = appendStr(b, AttrCausationID, e.CausationID)
 	if !e.ExpiryTime.IsZero() {
-		b = appendStr(b, AttrExpiryTime, e.ExpiryTime.UTC().Format(time.RFC3339Nano))
+		b = appendTime(b, AttrExpiryTime, e.ExpiryTime)
 	}
 	b = appendStr(b, AttrSeverityText, e.SeverityText)
 	if e.SeverityNumber != 0 {
@@ -81,6 +82,16 @@ func appendStr(b []byte, name, v string) []byte {
 	b = append(b, name...)
 	b = append(b, '"', ':')
 	return AppendJSONString(b, v)
+}
+
+// appendTime is appendStr of t in UTC as RFC 3339 with nanoseconds,
+// formatted in place: digits, '-', ':', '.', 'T' and 'Z' need no escape.
+func appendTime(b []byte, name string, t time.Time) []byte {
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':', '"')
+	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
 }
 
 // AppendJSONString appends v as encoding/json marshals a string: quoted,
@@ -345,12 +356,33 @@ func hasLit(b []byte, i int, lit string) bool {
 }
 
 // plainEnd returns the index of the first byte at or after i that is not
-// plain.
+// plain. It skips eight plain bytes at a time (the data's long strings),
+// then finds the exact byte one at a time.
 func plainEnd(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		if !plain8(binary.LittleEndian.Uint64(b[i:])) {
+			break
+		}
+	}
 	for i < len(b) && plain[b[i]] {
 		i++
 	}
 	return i
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plain8 reports whether all eight bytes of x are plain: none below 0x20,
+// none at or above 0x80, none '"' or '\\'. (x - n*ones) & ^x & highs is
+// non-zero exactly when some byte of x is below n (n <= 0x80).
+func plain8(x uint64) bool {
+	q := x ^ ('"' * ones)
+	bs := x ^ ('\\' * ones)
+	bad := x | (x-0x20*ones)&^x | (q-ones)&^q | (bs-ones)&^bs
+	return bad&highs == 0
 }
 
 // readKey reads the member name whose opening quote is at b[i], and

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -291,5 +292,44 @@ func BenchmarkDecodeStructured(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// plainEnd's eight-bytes-at-a-time skip finds the same byte as a scan of
+// one byte at a time: each byte value at each offset of plain runs, and
+// random bodies.
+func TestPlainEndAgreesWithByteScan(t *testing.T) {
+	slow := func(b []byte, i int) int {
+		for i < len(b) && plain[b[i]] {
+			i++
+		}
+		return i
+	}
+	for c := range 256 {
+		for n := range 20 {
+			for at := range n {
+				b := bytes.Repeat([]byte{'a'}, n)
+				b[at] = byte(c)
+				for i := range min(n, 3) {
+					if got, want := plainEnd(b, i), slow(b, i); got != want {
+						t.Fatalf("byte %#x at %d of %d from %d: %d, want %d", c, at, n, i, got, want)
+					}
+				}
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		b := make([]byte, r.IntN(40))
+		for k := range b {
+			b[k] = byte(0x20 + r.IntN(0x60))
+			if r.IntN(30) == 0 {
+				b[k] = byte(r.IntN(256))
+			}
+		}
+		i := r.IntN(len(b) + 1)
+		if got, want := plainEnd(b, i), slow(b, i); got != want {
+			t.Fatalf("%q from %d: %d, want %d", b, i, got, want)
+		}
 	}
 }
