@@ -40,7 +40,25 @@ func Type(class string) string {
 // SchemaURI returns the $id of the v1 schema of class, which is also the
 // CloudEvent dataschema of its signals. It does not check that class is known.
 func SchemaURI(class string) string {
+	if u, ok := uris[class]; ok {
+		return u // intake fills it in for every signal without one
+	}
 	return uriPrefix + class + ".json"
+}
+
+// uris holds SchemaURI of each class of the catalog, built once.
+var uris = func() map[string]string {
+	m := make(map[string]string, len(Classes))
+	for _, c := range Classes {
+		m[c] = uriPrefix + c + ".json"
+	}
+	return m
+}()
+
+// IsSchemaURI reports whether uri is SchemaURI(class), without building it.
+func IsSchemaURI(uri, class string) bool {
+	rest, ok := strings.CutPrefix(uri, uriPrefix)
+	return ok && len(rest) == len(class)+len(".json") && rest[:len(class)] == class && rest[len(class):] == ".json"
 }
 
 // SchemaFile returns the name, in FS, of the v1 schema of class.

@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -12,6 +13,16 @@ func TestTypeAndSchemaURI(t *testing.T) {
 	assert.Equal(t, "net.anfed.fault.v1", Type("fault"))
 	assert.Equal(t, "https://anfed.net/schemas/v1/sla-risk.json", SchemaURI("sla-risk"))
 	assert.Equal(t, "intent-report.v1.json", SchemaFile("intent-report"))
+}
+
+// IsSchemaURI is SchemaURI(class) == uri.
+func TestIsSchemaURI(t *testing.T) {
+	for _, class := range slices.Concat(Classes, []string{"", "x", "fault.json"}) {
+		for _, uri := range []string{"", SchemaURI(class), SchemaURI("fault"), SchemaURI("sla-risk"),
+			SchemaURI(class) + "x", SchemaURI(class)[1:], "https://anfed.net/schemas/v1/" + class + ".jso", "http://anfed.net/schemas/v1/" + class + ".json"} {
+			assert.Equal(t, SchemaURI(class) == uri, IsSchemaURI(uri, class), "%q %q", uri, class)
+		}
+	}
 }
 
 func TestClassOf(t *testing.T) {

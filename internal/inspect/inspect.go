@@ -55,8 +55,8 @@ func (in *Inspector) Check(ev *signal.Event) (class string, err error) {
 	if !ok {
 		return "", reject.Errorf(reject.UnknownType, "type %q is not in the signal catalog: want net.anfed.<class>.v1 with class one of %v", ev.Type, schemas.Classes)
 	}
-	if uri := schemas.SchemaURI(class); ev.DataSchema != "" && ev.DataSchema != uri {
-		return "", reject.Errorf(reject.BadAttribute, "dataschema %q does not match type %s: want %s or leave it out", ev.DataSchema, ev.Type, uri)
+	if ev.DataSchema != "" && !schemas.IsSchemaURI(ev.DataSchema, class) {
+		return "", reject.Errorf(reject.BadAttribute, "dataschema %q does not match type %s: want %s or leave it out", ev.DataSchema, ev.Type, schemas.SchemaURI(class))
 	}
 	if err := in.catalog.Validate(ev.Type, ev.Data); err != nil {
 		var de *schemacheck.DataError

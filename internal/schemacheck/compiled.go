@@ -1,6 +1,7 @@
 package schemacheck
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/big"
 	"reflect"
@@ -50,6 +51,7 @@ type node struct {
 	hasEnum  bool
 	constStr *string
 	format   *jsonschema.Format
+	dateTime bool // format date-time: dateTimePlain accepts without the library
 
 	ref    *node
 	anyOf  []*node
@@ -205,6 +207,7 @@ func (c *compiler) compile(s *jsonschema.Schema) (*node, error) {
 			return nil, fmt.Errorf("%s: format regex is not supported", s.Location)
 		}
 		n.format = s.Format
+		n.dateTime = s.Format.Name == "date-time"
 	}
 	n.ref = sub(s.Ref)
 	for _, a := range s.AnyOf {
@@ -318,6 +321,7 @@ func newBound(r *big.Rat) *bound {
 type tok struct {
 	kind       uint8
 	esc        bool  // a string with escapes
+	ascii      bool  // a string of ASCII bytes only
 	start, end int32 // string: between the quotes; number: its text
 	next       int32 // index of the token after this value (and its members)
 	n          int32 // members: pairs of an object, items of an array
@@ -508,16 +512,20 @@ func (s *scanner) array(depth int) bool {
 func (s *scanner) str() bool {
 	b := s.b
 	start := s.i + 1
-	esc := false
+	esc, ascii := false, true
 	j := start
 	for {
+		// eight bytes at a time over printable ASCII without '"' or '\\'
+		for j+8 <= len(b) && plain8(binary.LittleEndian.Uint64(b[j:])) {
+			j += 8
+		}
 		if j >= len(b) {
 			return false
 		}
 		c := b[j]
 		switch {
 		case c == '"':
-			s.tape = append(s.tape, tok{kind: kString, esc: esc, start: int32(start), end: int32(j), next: int32(len(s.tape) + 1)})
+			s.tape = append(s.tape, tok{kind: kString, esc: esc, ascii: ascii, start: int32(start), end: int32(j), next: int32(len(s.tape) + 1)})
 			s.i = j + 1
 			return true
 		case c == '\\':
@@ -555,6 +563,7 @@ func (s *scanner) str() bool {
 		case c < 0x80:
 			j++
 		default:
+			ascii = false
 			r, size := utf8.DecodeRune(b[j:])
 			if r == utf8.RuneError && size == 1 {
 				return false
@@ -764,7 +773,10 @@ func (s *scanner) validString(n *node, tk *tok) bool {
 		return false
 	}
 	if n.minLen >= 0 || n.maxLen >= 0 {
-		l := utf8.RuneCount(v)
+		l := len(v) // a plain ASCII string: one rune a byte
+		if !tk.ascii || tk.esc {
+			l = utf8.RuneCount(v)
+		}
 		if n.minLen >= 0 && l < n.minLen || n.maxLen >= 0 && l > n.maxLen {
 			return false
 		}
@@ -772,7 +784,7 @@ func (s *scanner) validString(n *node, tk *tok) bool {
 	if n.pattern != nil && !n.pattern.MatchString(unsafeString(v)) {
 		return false
 	}
-	if n.format != nil && n.format.Validate(unsafeString(v)) != nil {
+	if n.format != nil && !(n.dateTime && dateTimePlain(v)) && n.format.Validate(unsafeString(v)) != nil {
 		return false
 	}
 	return true
@@ -904,4 +916,66 @@ func shortDecimal(num []byte) bool {
 		}
 	}
 	return d <= 15
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plain8 reports whether all eight bytes of x are printable ASCII other
+// than '"' and '\\' (0x20..0x7f): none below 0x20, none at or above 0x80.
+// (x - n*ones) & ^x & highs is non-zero exactly when some byte of x is
+// below n (n <= 0x80).
+func plain8(x uint64) bool {
+	q := x ^ ('"' * ones)
+	bs := x ^ ('\\' * ones)
+	bad := x | (x-0x20*ones)&^x | (q-ones)&^q | (bs-ones)&^bs
+	return bad&highs == 0
+}
+
+// dateTimePlain accepts the date-times the library's format accepts that
+// signals carry: yyyy-mm-ddThh:mm:ss[.fraction]Z, a valid date, seconds
+// up to 59. It answers false for anything else (leap seconds, offsets,
+// lowercase letters, invalid values), which the library then judges.
+func dateTimePlain(v []byte) bool {
+	if len(v) < 20 || v[4] != '-' || v[7] != '-' || v[10] != 'T' || v[13] != ':' || v[16] != ':' || v[len(v)-1] != 'Z' {
+		return false
+	}
+	for _, k := range [...]int{0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18} {
+		if v[k] < '0' || v[k] > '9' {
+			return false
+		}
+	}
+	num := func(k int) int { return int(v[k]-'0')*10 + int(v[k+1]-'0') }
+	year, month, day := num(0)*100+num(2), num(5), num(8)
+	if month < 1 || month > 12 || day < 1 || day > daysIn(month, year) || num(11) > 23 || num(14) > 59 || num(17) > 59 {
+		return false
+	}
+	frac := v[19 : len(v)-1]
+	if len(frac) == 0 {
+		return true
+	}
+	if len(frac) < 2 || frac[0] != '.' {
+		return false
+	}
+	for _, c := range frac[1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }

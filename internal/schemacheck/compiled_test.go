@@ -572,3 +572,43 @@ func BenchmarkValidateClasses(b *testing.B) {
 		})
 	}
 }
+
+// dateTimePlain accepts only what the library's date-time format accepts,
+// and accepts the date-times signals carry.
+func TestDateTimePlain(t *testing.T) {
+	format := compileSchema(t, `{"format":"date-time"}`).Format
+	require.NotNil(t, format)
+	for _, v := range []string{"2026-11-25T17:00:00Z", "2026-11-25T17:00:00.123456789Z", "2024-02-29T23:59:59.5Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"} {
+		assert.True(t, dateTimePlain([]byte(v)), v)
+		assert.NoError(t, format.Validate(v), v)
+	}
+	for _, v := range []string{
+		"2025-02-29T00:00:00Z", "1900-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "2026-13-01T00:00:00Z", "2026-00-01T00:00:00Z",
+		"2026-01-00T00:00:00Z", "2026-01-01T24:00:00Z", "2026-01-01T00:60:00Z", "2026-01-01T23:59:60Z", "2026-01-01T00:00:00.Z",
+		"2026-01-01t00:00:00Z", "2026-01-01T00:00:00z", "2026-01-01T00:00:00+00:00", "2026-01-01T00:00:00", "2026-1-01T00:00:00Z",
+		"2026-01-01T00:00:0aZ", "+026-01-01T00:00:00Z", "2026-01-01T00:00:00.1aZ", "2026-01-01 00:00:00Z",
+	} {
+		assert.False(t, dateTimePlain([]byte(v)), v) // the library judges these
+	}
+}
+
+// Whatever dateTimePlain accepts, the library's date-time format accepts.
+func FuzzDateTimePlain(f *testing.F) {
+	for _, v := range []string{"2026-11-25T17:00:00Z", "2024-02-29T23:59:59.5Z", "2025-02-29T00:00:00Z", "2026-01-01T23:59:60Z", "0000-02-29T00:00:00Z"} {
+		f.Add(v)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	doc, err := jsonschema.UnmarshalJSON(strings.NewReader(`{"format":"date-time"}`))
+	require.NoError(f, err)
+	require.NoError(f, c.AddResource("https://example.net/s.json", doc))
+	s, err := c.Compile("https://example.net/s.json")
+	require.NoError(f, err)
+	f.Fuzz(func(t *testing.T, v string) {
+		if dateTimePlain([]byte(v)) {
+			if err := s.Format.Validate(v); err != nil {
+				t.Fatalf("%q: dateTimePlain accepts, the library says %v", v, err)
+			}
+		}
+	})
+}

@@ -51,12 +51,13 @@ type Key struct {
 
 // Signal is the operations-account subject of an accepted signal.
 func Signal(k Key) string {
-	return SignalPrefix + "." + k.tail()
+	// One concatenation: one allocation.
+	return SignalPrefix + "." + k.Origin + "." + k.Class + "." + Token(k.Service) + "." + Token(k.Resource)
 }
 
 // Link is the link subject of a signal sent by from.
 func Link(from string, k Key) string {
-	return LinkPrefix + "." + from + "." + k.tail()
+	return LinkPrefix + "." + from + "." + k.Origin + "." + k.Class + "." + Token(k.Service) + "." + Token(k.Resource)
 }
 
 // LinkFrom is the wildcard subject of everything from sends on a link.
@@ -66,10 +67,6 @@ func LinkFrom(from string) string { return LinkPrefix + "." + from + ".>" }
 // "local" for local producers) refused for reason.
 func DLQ(from, reason string) string {
 	return DLQPrefix + "." + Token(from) + "." + Token(reason)
-}
-
-func (k Key) tail() string {
-	return k.Origin + "." + k.Class + "." + Token(k.Service) + "." + Token(k.Resource)
 }
 
 // ParseSignal parses an an.sig subject.
