@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/nats-io/nats.go"
 
@@ -216,6 +217,7 @@ func decodeStructured(b []byte) (*Event, bool, error) {
 	if err := checkSpec(spec); err != nil {
 		return nil, true, err
 	}
+	e.own(b)
 	return e, true, nil
 }
 
@@ -406,16 +408,82 @@ func readString(b []byte, i int) (string, int, bool) {
 
 // readValue is readString, sharing the strings most signals carry
 // (specversion, content type, state, severity, the catalog's types) instead
-// of allocating each again.
+// of allocating each again. Any other plain string is returned in place:
+// it aliases b until decodeStructured moves every such string of the event
+// into one allocation (own), before the event is returned.
 func readValue(b []byte, i int) (string, int, bool) {
 	j := plainEnd(b, i+1)
 	if j < len(b) && b[j] == '"' {
 		if s, ok := common(b[i+1 : j]); ok {
 			return s, j + 1, true
 		}
-		return string(b[i+1 : j]), j + 1, true
+		if j == i+1 {
+			return "", j + 1, true
+		}
+		return unsafe.String(&b[i+1], j-i-1), j + 1, true
 	}
 	return unquoteSlow(b, i)
+}
+
+// own moves the event's strings that alias b (read in place by readValue)
+// into one new allocation, so that the event never refers to b: the
+// caller may reuse b, and the event holds none of the data's bytes.
+func (e *Event) own(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	lo := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	hi := lo + uintptr(len(b))
+	in := func(s string) bool {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		return s != "" && lo <= p && p < hi
+	}
+	fields := [...]*string{&e.ID, &e.Source, &e.Type, &e.Subject, &e.DataContentType, &e.DataSchema,
+		&e.Origin, (*string)(&e.State), &e.CorrelationID, &e.CausationID, &e.SeverityText, &e.Sequence,
+		&e.TraceParent, &e.TraceState, &e.DSSEMaterial, &e.SignedExtAttrs}
+	n := 0
+	for _, f := range fields {
+		if in(*f) {
+			n += len(*f)
+		}
+	}
+	for _, l := range [...][]string{e.Path, e.Tags} {
+		for _, s := range l {
+			if in(s) {
+				n += len(s)
+			}
+		}
+	}
+	for _, v := range e.Extensions {
+		if s, ok := v.(string); ok && in(s) {
+			n += len(s)
+		}
+	}
+	if n == 0 {
+		return
+	}
+	buf := make([]byte, 0, n) // never grows: the strings below point into it
+	move := func(s string) string {
+		if !in(s) {
+			return s
+		}
+		off := len(buf)
+		buf = append(buf, s...)
+		return unsafe.String(&buf[off], len(s))
+	}
+	for _, f := range fields {
+		*f = move(*f)
+	}
+	for _, l := range [...][]string{e.Path, e.Tags} {
+		for k, s := range l {
+			l[k] = move(s)
+		}
+	}
+	for k, v := range e.Extensions {
+		if s, ok := v.(string); ok && in(s) {
+			e.Extensions[k] = move(s)
+		}
+	}
 }
 
 // common returns the shared copy of a frequent attribute value.

@@ -1,9 +1,11 @@
 package signal_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -60,6 +62,18 @@ func FuzzDecodeStructured(f *testing.F) {
 			return
 		}
 		checkNormalForm(t, ev)
+		// the event refers to none of the body's bytes
+		b := bytes.Clone(body)
+		again, err := signal.DecodeStructured(b)
+		if err != nil {
+			t.Fatalf("decoded once, refused the second time: %v", err)
+		}
+		for i := range b {
+			b[i] ^= 0xff
+		}
+		if !reflect.DeepEqual(ev, again) {
+			t.Fatalf("the event changed with the body it was decoded from:\n%#v\n%#v", ev, again)
+		}
 	})
 }
 
