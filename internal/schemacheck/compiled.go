@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/anfed/anfed/internal/signal"
 )
 
 // The compiled validator: a fast path in front of the generic one. At Load
@@ -516,7 +518,7 @@ func (s *scanner) str() bool {
 	j := start
 	for {
 		// eight bytes at a time over printable ASCII without '"' or '\\'
-		for j+8 <= len(b) && plain8(binary.LittleEndian.Uint64(b[j:])) {
+		for j+8 <= len(b) && signal.Plain8(binary.LittleEndian.Uint64(b[j:])) {
 			j += 8
 		}
 		if j >= len(b) {
@@ -916,22 +918,6 @@ func shortDecimal(num []byte) bool {
 		}
 	}
 	return d <= 15
-}
-
-const (
-	ones  = 0x0101010101010101
-	highs = 0x8080808080808080
-)
-
-// plain8 reports whether all eight bytes of x are printable ASCII other
-// than '"' and '\\' (0x20..0x7f): none below 0x20, none at or above 0x80.
-// (x - n*ones) & ^x & highs is non-zero exactly when some byte of x is
-// below n (n <= 0x80).
-func plain8(x uint64) bool {
-	q := x ^ ('"' * ones)
-	bs := x ^ ('\\' * ones)
-	bad := x | (x-0x20*ones)&^x | (q-ones)&^q | (bs-ones)&^bs
-	return bad&highs == 0
 }
 
 // dateTimePlain accepts the date-times the library's format accepts that

@@ -362,7 +362,7 @@ func hasLit(b []byte, i int, lit string) bool {
 // then finds the exact byte one at a time.
 func plainEnd(b []byte, i int) int {
 	for ; i+8 <= len(b); i += 8 {
-		if !plain8(binary.LittleEndian.Uint64(b[i:])) {
+		if !Plain8(binary.LittleEndian.Uint64(b[i:])) {
 			break
 		}
 	}
@@ -377,10 +377,12 @@ const (
 	highs = 0x8080808080808080
 )
 
-// plain8 reports whether all eight bytes of x are plain: none below 0x20,
-// none at or above 0x80, none '"' or '\\'. (x - n*ones) & ^x & highs is
-// non-zero exactly when some byte of x is below n (n <= 0x80).
-func plain8(x uint64) bool {
+// Plain8 reports whether all eight bytes of x (little endian) are plain
+// JSON string content that needs no look: none below 0x20, none at or
+// above 0x80, none '"' or '\\'. (x - n*ones) & ^x & highs is non-zero
+// exactly when some byte of x is below n (n <= 0x80). The codec and the
+// compiled schema validator skip strings eight bytes at a time with it.
+func Plain8(x uint64) bool {
 	q := x ^ ('"' * ones)
 	bs := x ^ ('\\' * ones)
 	bad := x | (x-0x20*ones)&^x | (q-ones)&^q | (bs-ones)&^bs
