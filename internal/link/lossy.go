@@ -54,6 +54,13 @@ func (s *LossySender) Counts() (sent, droppedLinkDown uint64) {
 	return s.sent.Load(), s.droppedDown.Load()
 }
 
+// What a lossy sender holds, at most, before NATS drops: signals taken
+// from the store and not yet forwarded.
+const (
+	lossyPendingMsgs  = 65536
+	lossyPendingBytes = 64 << 20
+)
+
 // Run forwards until ctx is done. The sender subscribes only to the
 // stored-signal subjects its export policy may send (exportpolicy's
 // Subjects, as the durable sender's consumer filters), so a signal for
@@ -121,13 +128,16 @@ func (s *LossySender) Run(ctx context.Context) error {
 		}
 		s.sent.Add(1)
 	}
-	for _, subj := range s.policy.Subjects() {
+	// Bounded: past these limits NATS drops, which is this mode's promise.
+	// The bound is the sender's, shared by its subscriptions.
+	subjects := s.policy.Subjects()
+	msgs, bytes := lossyPendingMsgs/len(subjects), lossyPendingBytes/len(subjects)
+	for _, subj := range subjects {
 		sub, err := s.src.Subscribe(subj, forward)
 		if err != nil {
 			return errors.Join(err, s.unsubscribe())
 		}
-		// Bounded: past these limits NATS drops, which is this mode's promise.
-		_ = sub.SetPendingLimits(65536, 64<<20)
+		_ = sub.SetPendingLimits(msgs, bytes)
 		s.subs = append(s.subs, sub)
 	}
 	<-ctx.Done()
