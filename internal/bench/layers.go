@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/exportpolicy"
 	"github.com/anfed/anfed/internal/importpolicy"
 	"github.com/anfed/anfed/internal/inspect"
@@ -115,27 +116,11 @@ func layer(ctx context.Context, e *env, bp *barePair, tpl *template, name string
 		}
 		r.What = fmt.Sprintf("the %s layer (not a mode) paced at %d signals/s", base, sp.rate)
 	}
-	peerB, peerA := &bp.ca.Peers[0], &bp.cb.Peers[0] // op-a's entry for op-b, op-b's for op-a
-	self, peer := bp.ca.Operator.ID, bp.cb.Operator.ID
-	insp := inspect.New(e.catalog, 0)
-	export := exportpolicy.ForConfig(bp.ca, peerB)
-	imp := importpolicy.New(peer, peerA)
-	var (
-		signer *origin.Signer
-		ver    *origin.Verifier
-	)
-	if signed {
-		kp, err := e.key(self)
-		if err != nil {
-			return *r, err
-		}
-		if signer, err = origin.NewSigner(kp); err != nil {
-			return *r, err
-		}
-		if ver, err = origin.NewVerifier(map[string]string{self: peerA.SigningKey}); err != nil {
-			return *r, err
-		}
+	st, err := newLayerStages(e, bp.ca, bp.cb, signed)
+	if err != nil {
+		return *r, err
 	}
+	self, peer := st.self, st.peer
 
 	var conns []*nats.Conn
 	defer func() {
@@ -185,19 +170,9 @@ func layer(ctx context.Context, e *env, bp *barePair, tpl *template, name string
 		return *r, err
 	}
 	b, err := startStage(bIn, subject.LinkFrom(self), func(m *nats.Msg) {
-		ev, err := insp.Decode(m.Header, m.Data)
-		if err == nil && ver != nil {
-			// As the receiver: the signature before anything costly.
-			if err = ev.Check(); err == nil {
-				err = ver.Verify(ev)
-			}
-		}
-		var class string
+		subj, body, err := st.b(m)
 		if err == nil {
-			class, err = link.CheckImport(insp, imp, self, m.Subject, ev)
-		}
-		if err == nil {
-			err = bOut.Publish(subject.Signal(keyOf(ev, class)), ev.Encode())
+			err = bOut.Publish(subj, body)
 		}
 		if err != nil {
 			s.fail(peer + ": " + err.Error())
@@ -208,17 +183,9 @@ func layer(ctx context.Context, e *env, bp *barePair, tpl *template, name string
 	}
 	defer b.stop()
 	a, err := startStage(aIn, subject.IntakePrefix, func(m *nats.Msg) {
-		ev, class, err := intakes.Check(insp, self, m.Header, m.Data)
-		if err == nil && signer != nil {
-			err = signer.Sign(ev)
-		}
+		out, err := st.a(m.Header, m.Data)
 		if err == nil {
-			if d := export.Decide(ev, class); !d.Export {
-				err = errors.New("not exported: " + d.Rule)
-			}
-		}
-		if err == nil {
-			err = aOut.PublishMsg(link.Outgoing(self, keyOf(ev, class), ev))
+			err = aOut.PublishMsg(out)
 		}
 		if err != nil {
 			s.fail(self + ": " + err.Error())
@@ -240,4 +207,77 @@ func layer(ctx context.Context, e *env, bp *barePair, tpl *template, name string
 // keyOf is what a signal's subjects say of it.
 func keyOf(ev *signal.Event, class string) subject.Key {
 	return subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()}
+}
+
+// layerStages is what the layer rows' two stages do to each signal: the
+// node's own functions, without the store (and without the signature
+// when signer and ver are nil). BenchmarkLayerStages runs them without
+// NATS.
+type layerStages struct {
+	self, peer string // op-a, which sends, and op-b
+	insp       *inspect.Inspector
+	export     *exportpolicy.Policy // op-a's, for op-b
+	imp        *importpolicy.Policy // op-b's, for op-a
+	signer     *origin.Signer
+	ver        *origin.Verifier
+}
+
+// newLayerStages applies the pair's policies ca (op-a's) and cb (op-b's),
+// with op-a's signing key and op-b's pin of it if signed.
+func newLayerStages(e *env, ca, cb *config.Config, signed bool) (*layerStages, error) {
+	st := &layerStages{
+		self: ca.Operator.ID, peer: cb.Operator.ID,
+		insp:   inspect.New(e.catalog, 0),
+		export: exportpolicy.ForConfig(ca, &ca.Peers[0]),
+		imp:    importpolicy.New(cb.Operator.ID, &cb.Peers[0]),
+	}
+	if !signed {
+		return st, nil
+	}
+	kp, err := e.key(st.self)
+	if err != nil {
+		return nil, err
+	}
+	if st.signer, err = origin.NewSigner(kp); err != nil {
+		return nil, err
+	}
+	st.ver, err = origin.NewVerifier(map[string]string{st.self: cb.Peers[0].SigningKey})
+	return st, err
+}
+
+// a is stage A: intake's checks, the signature, the export policy and the
+// link message, for a producer's message.
+func (st *layerStages) a(hdr nats.Header, body []byte) (*nats.Msg, error) {
+	ev, class, err := intakes.Check(st.insp, st.self, hdr, body)
+	if err == nil && st.signer != nil {
+		err = st.signer.Sign(ev)
+	}
+	if err == nil {
+		if d := st.export.Decide(ev, class); !d.Export {
+			err = errors.New("not exported: " + d.Rule)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return link.Outgoing(st.self, keyOf(ev, class), ev), nil
+}
+
+// b is stage B: the receiver's decode, verification and checks of a link
+// message, and the subject and body the node would store.
+func (st *layerStages) b(m *nats.Msg) (subj string, body []byte, err error) {
+	ev, err := st.insp.Decode(m.Header, m.Data)
+	if err == nil && st.ver != nil {
+		if err = ev.Check(); err == nil {
+			err = st.ver.Verify(ev)
+		}
+	}
+	var class string
+	if err == nil {
+		class, err = link.CheckImport(st.insp, st.imp, st.self, m.Subject, ev)
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	return subject.Signal(keyOf(ev, class)), ev.Encode(), nil
 }
