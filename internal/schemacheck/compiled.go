@@ -598,38 +598,10 @@ func hex4(b []byte, i int) (rune, bool) {
 
 // number scans a JSON number and refuses those checkNumbers refuses.
 func (s *scanner) number() bool {
-	b, i := s.b, s.i
-	start := i
-	if b[i] == '-' {
-		i++
-	}
-	digits := func() bool {
-		d := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		return i > d
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case !digits():
+	b, start := s.b, s.i
+	i, ok := numberEnd(b, start)
+	if !ok {
 		return false
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if !digits() {
-			return false
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if !digits() {
-			return false
-		}
 	}
 	if _, bad := numberProblem(unsafeString(b[start:i])); bad {
 		return false

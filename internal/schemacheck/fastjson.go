@@ -194,9 +194,20 @@ func (d *fastDecoder) str() (string, bool) {
 
 // number reads a JSON number (RFC 8259 grammar) as its text.
 func (d *fastDecoder) number() (any, bool) {
-	b, i := d.b, d.i
-	start := i
-	if b[i] == '-' {
+	end, ok := numberEnd(d.b, d.i)
+	if !ok {
+		return nil, false
+	}
+	start := d.i
+	d.i = end
+	return json.Number(d.b[start:end]), true
+}
+
+// numberEnd returns the end of the JSON number (RFC 8259 grammar) that
+// starts at b[i], or false if none does. Both the decoder and the
+// compiled validator's scanner read numbers with it.
+func numberEnd(b []byte, i int) (int, bool) {
+	if i < len(b) && b[i] == '-' {
 		i++
 	}
 	digits := func() bool {
@@ -210,12 +221,12 @@ func (d *fastDecoder) number() (any, bool) {
 	case i < len(b) && b[i] == '0':
 		i++
 	case !digits():
-		return nil, false
+		return 0, false
 	}
 	if i < len(b) && b[i] == '.' {
 		i++
 		if !digits() {
-			return nil, false
+			return 0, false
 		}
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
@@ -224,9 +235,8 @@ func (d *fastDecoder) number() (any, bool) {
 			i++
 		}
 		if !digits() {
-			return nil, false
+			return 0, false
 		}
 	}
-	d.i = i
-	return json.Number(b[start:i]), true
+	return i, true
 }
