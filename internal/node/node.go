@@ -70,6 +70,7 @@ type Node struct {
 	deps       link.ReceiverDeps
 
 	sec  natsconf.Secrets
+	lock *store.DirLock // storage.dir, held from before the server opens it
 	srv  *server.Server
 	opts *server.Options
 	// With nats.external: the options of the connections to the cluster,
@@ -138,8 +139,15 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		if err := n.startExternal(); err != nil {
 			return err
 		}
-	} else if err := n.startServer(); err != nil {
-		return err
+	} else {
+		if n.cfg.Storage.Dir != "" {
+			if n.lock, err = store.LockDir(n.cfg.Storage.Dir); err != nil {
+				return err
+			}
+		}
+		if err := n.startServer(); err != nil {
+			return err
+		}
 	}
 	// Each heavy flow gets its own in-process connection: one
 	// connection's lock and pipe shared by intake, the store, the export
@@ -714,6 +722,8 @@ func (n *Node) Stop() {
 		n.srv = nil
 		n.log.Info().Msg("node stopped")
 	}
+	n.lock.Release()
+	n.lock = nil
 }
 
 // StoreMeanSize is the mean size of a stored signal in bytes: what a
