@@ -18,13 +18,15 @@ import (
 )
 
 // Policy is a policy file opened for editing. Edits are made on the
-// file's YAML tree, so the operator's comments survive; yaml.v3 does not
-// keep blank lines or the alignment of end-of-line comments, and writes
-// a 2-space indent.
+// file's YAML tree, and the file is written back with its own text
+// wherever the edit did not touch it: comments, blank lines and the
+// alignment of end-of-line comments survive (preserve). New entries are
+// written with a 2-space indent.
 type Policy struct {
 	File string
 
 	orig []byte
+	base []byte // orig as yaml.v3 encodes it
 	mode fs.FileMode
 	doc  *yaml.Node // the document node
 }
@@ -43,7 +45,11 @@ func OpenPolicy(path string) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Policy{File: path, orig: data, mode: fi.Mode().Perm(), doc: doc}, nil
+	base, err := encode(doc)
+	if err != nil {
+		return nil, err
+	}
+	return &Policy{File: path, orig: data, base: base, mode: fi.Mode().Perm(), doc: doc}, nil
 }
 
 func parseDoc(path string, data []byte) (*yaml.Node, error) {
@@ -64,7 +70,13 @@ func parseDoc(path string, data []byte) (*yaml.Node, error) {
 func (p *Policy) root() *yaml.Node { return p.doc.Content[0] }
 
 // Bytes returns the policy as it would be written.
-func (p *Policy) Bytes() ([]byte, error) { return encode(p.doc) }
+func (p *Policy) Bytes() ([]byte, error) {
+	edited, err := encode(p.doc)
+	if err != nil {
+		return nil, err
+	}
+	return preserve(p.orig, p.base, edited), nil
+}
 
 func encode(doc *yaml.Node) ([]byte, error) {
 	var buf bytes.Buffer
@@ -170,7 +182,13 @@ func (p *Policy) Save() (pending []string, err error) {
 		tmp.Close()
 		return nil, fmt.Errorf("save policy %s: %w", p.File, err)
 	}
-	if err := tmp.Chmod(p.mode); err != nil {
+	mode := p.mode
+	if holdsPassword(p.root()) {
+		// Leaf and local passwords: the owner's alone, whatever the
+		// file's mode was.
+		mode &^= 0o077
+	}
+	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
 		return nil, fmt.Errorf("save policy %s: %w", p.File, err)
 	}
@@ -180,8 +198,35 @@ func (p *Policy) Save() (pending []string, err error) {
 	if err := os.Rename(tmp.Name(), p.File); err != nil {
 		return nil, fmt.Errorf("save policy: %w", err)
 	}
-	p.orig = data
+	p.orig, p.mode = data, mode
+	if p.base, err = encode(p.doc); err != nil {
+		return nil, err
+	}
 	return pending, nil
+}
+
+// holdsPassword reports whether the policy holds a password: a local
+// user's (nats.users) or a peer's leaf credentials (accept, dial).
+func holdsPassword(root *yaml.Node) bool {
+	has := func(m *yaml.Node) bool {
+		v := lookup(m, "password")
+		return v != nil && v.Kind == yaml.ScalarNode && v.Value != ""
+	}
+	if users := lookup(lookup(root, "nats"), "users"); users != nil && users.Kind == yaml.SequenceNode {
+		for _, u := range users.Content {
+			if has(u) {
+				return true
+			}
+		}
+	}
+	if peers := lookup(root, "peers"); peers != nil && peers.Kind == yaml.SequenceNode {
+		for _, pe := range peers.Content {
+			if has(lookup(pe, "accept")) || has(lookup(pe, "dial")) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // OperatorID returns operator.id as written in the file.

@@ -57,13 +57,13 @@ func TestInviteThenPin(t *testing.T) {
 	for _, c := range []string{"# Operator A's policy.\n", "# made by anfed keys init", "# TLS comes later."} {
 		assert.Contains(t, text, c, "the operator's comments survive")
 	}
-	assert.Contains(t, text, "\npeers:\n  - id: op-b\n    # Credentials we issued to op-b (anfed peer invite, ")
+	assert.Contains(t, text, "  dir: ./data\n\npeers:\n  - id: op-b\n    # Credentials we issued to op-b (anfed peer invite, ")
 	assert.Contains(t, text, "\n    accept:\n      user: peer-op-b\n      password: fresh-password-for-op-b\n")
 	assert.Contains(t, text, "\n    export:\n      classes: []\n      services: []\n    import:\n      classes: []\n")
 	assert.Contains(t, text, `signing_key: "" # paste the O... key from op-b`)
 	fi, err := os.Stat(path)
 	require.NoError(t, err)
-	assert.Equal(t, os.FileMode(0o640), fi.Mode().Perm(), "the file keeps its mode")
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "a policy that holds a leaf password is the owner's alone")
 
 	// The node refuses the policy until the key is pinned...
 	_, err = config.Load(path)
@@ -177,4 +177,50 @@ func TestAddToExistingPeers(t *testing.T) {
 	text := string(data)
 	assert.Contains(t, text, "# op-c dials us.")
 	assert.Less(t, strings.Index(text, "id: op-c"), strings.Index(text, "id: op-b"), "appended after the existing peers")
+}
+
+// The peer commands change the file only where they edit it: blank lines,
+// comments and their alignment stay as the operator wrote them.
+func TestEditsKeepTheFileText(t *testing.T) {
+	body := policyA + `
+peers:
+  - id: op-c                    # reaches us through op-b
+
+    signing_key: ` + keyC + `
+    accept:
+      user: peer-op-c
+      password: issued-to-op-c  # rotate in June
+    export:
+      classes: [fault]          # only faults
+      services: ["vpn-*"]
+    import:
+      classes: []
+`
+	path := writePolicy(t, body)
+	p, err := peering.OpenPolicy(path)
+	require.NoError(t, err)
+	require.NoError(t, p.AddInvited(invitation("op-b"), ""))
+	_, err = p.Save()
+	require.NoError(t, err)
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(data), body+"\n  - id: op-b\n"), "the file is the original text, a blank line, and the new peer:\n%s", data)
+
+	p, err = peering.OpenPolicy(path)
+	require.NoError(t, err)
+	_, err = p.Pin("op-b", keyA)
+	require.NoError(t, err)
+	_, err = p.Save()
+	require.NoError(t, err)
+	pinned, err := os.ReadFile(path)
+	require.NoError(t, err)
+	before, after := strings.Split(string(data), "\n"), strings.Split(string(pinned), "\n")
+	require.Len(t, after, len(before))
+	var changed []string
+	for i := range before {
+		if before[i] != after[i] {
+			changed = append(changed, after[i])
+		}
+	}
+	assert.Equal(t, []string{"    signing_key: " + keyA}, changed, "pin changes the one line")
 }
