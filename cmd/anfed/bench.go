@@ -27,7 +27,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	lf := addLogFlags(fs, "error")
 	*lf.format = "console"
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "anfed bench: unexpected argument %q\n", fs.Arg(0))

@@ -41,7 +41,7 @@ func runKeysInit(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("keys init", stderr)
 	dir := fs.String("dir", "", "directory for the key file "+signingKeyName+" (made if missing)")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	if *dir == "" || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "anfed keys init: want --dir DIR and nothing else")
@@ -80,7 +80,7 @@ func runKeysShow(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("keys show", stderr)
 	file := fs.String("config", "", "the node's policy file (YAML)")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	if *file == "" || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "anfed keys show: want --config FILE and nothing else")

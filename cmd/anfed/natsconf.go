@@ -18,12 +18,12 @@ import (
 func runNatsconf(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("natsconf", stderr)
 	file := fs.String("config", "", "the node's policy file (YAML), with nats.external")
-	out := fs.String("o", "", "write the configuration to this file (default: standard output)")
+	out := outFlag(fs, "write the configuration to this file (default: standard output)")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	if *file == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "anfed natsconf: want --config FILE [-o FILE] and nothing else")
+		fmt.Fprintln(stderr, "anfed natsconf: want --config FILE [-o|--out FILE] and nothing else")
 		return exitUsage
 	}
 	cfg, err := config.Load(*file)

@@ -112,11 +112,15 @@ func runPeerInvite(args []string, stdout, stderr io.Writer) int {
 	file := fs.String("config", "", "the node's policy file (YAML)")
 	leafURL := fs.String("leaf-url", "", "where PEER dials us, tls://host:port (default: from nats.leafnodes.listen, if it names a host)")
 	expires := fs.String("expires", "", "when the credentials stop working, RFC 3339 (e.g. 2027-01-01T00:00:00Z); default never")
-	out := fs.String("out", "", "bundle file to write (default PEER.peering.yaml)")
+	out := outFlag(fs, "bundle file to write (default PEER.peering.yaml)")
 	key := fs.String("signing-key", "", "PEER's public signing key, if you have it already (else pin it later)")
+	name := fs.String("name", "", "PEER's display name in the policy (default: its id)")
+	caKey := fs.String("ca-key", "", "the private key of nats.leafnodes.tls.ca, to issue PEER's client certificate (default: the CA file's name with -key.pem, as anfed init writes it)")
+	csrFile := fs.String("csr", "", "sign PEER's certificate request (anfed peer csr on its side) instead of making its key")
+	noClientCert := fs.Bool("no-client-cert", false, "issue no client certificate: PEER gets one from your own PKI")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	if len(pos) != 1 {
 		fmt.Fprintln(stderr, "anfed peer invite: name one peer: anfed peer invite --config FILE PEER")
@@ -149,11 +153,19 @@ func runPeerInvite(args []string, stdout, stderr io.Writer) int {
 			return fail(err)
 		}
 	}
-	b, err := peering.NewInvite(cfg, peer, *leafURL, exp)
+	in := peering.Invite{Peer: peer, LeafURL: *leafURL, Expires: exp}
+	if t := cfg.NATS.LeafNodes.TLS; t != nil && t.CA != "" && !*noClientCert {
+		// The listener verifies client certificates (mutual TLS): the
+		// bundle is complete only with one.
+		if in.CA, in.CSR, err = clientCertIssuer(t.CA, *caKey, *csrFile); err != nil {
+			return fail(err)
+		}
+	}
+	b, err := peering.NewInvite(cfg, in)
 	if err != nil {
 		return fail(err)
 	}
-	if err := p.AddInvited(b, *key); err != nil {
+	if err := p.AddInvited(b, *name, *key); err != nil {
 		return fail(err)
 	}
 	// Check before writing anything, so that a refused policy leaves no
@@ -173,6 +185,15 @@ func runPeerInvite(args []string, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	fmt.Fprintf(stdout, "invited %s: added it to %s (accept, user %s) and wrote %s\n", peer, p.File, b.User, *out)
+	switch {
+	case b.ClientKeyPEM != "":
+		fmt.Fprintf(stdout, "the bundle holds %s's client certificate and its key, issued by %s\n", peer, cfg.NATS.LeafNodes.TLS.CA)
+	case b.ClientCertPEM != "":
+		fmt.Fprintf(stdout, "the bundle holds %s's client certificate, signed from its request %s\n", peer, *csrFile)
+	case b.CAPEM != "":
+		fmt.Fprintf(stdout, "note: the listener asks for a client certificate, and the bundle holds none: %s needs one signed by %s (CN %s)\n",
+			peer, cfg.NATS.LeafNodes.TLS.CA, peer)
+	}
 	fmt.Fprintf(stdout, "next:\n  - send %s to %s over a channel fit for a password; %s runs: anfed peer add --config FILE %s\n",
 		*out, peer, peer, filepath.Base(*out))
 	if *key == "" {
@@ -181,6 +202,36 @@ func runPeerInvite(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "  - list what crosses in %s's export and import classes: they are empty, so nothing does yet\n", peer)
 	notePending(stdout, p.File, pending)
 	return exitOK
+}
+
+// clientCertIssuer loads the CA that issues client certificates for the
+// leaf listener, whose certificate is caFile, and the CSR to sign, if any.
+func clientCertIssuer(caFile, keyFile, csrFile string) (*peering.CA, []byte, error) {
+	if keyFile == "" {
+		keyFile = defaultCAKey(caFile)
+		if _, err := os.Stat(keyFile); err != nil {
+			return nil, nil, fmt.Errorf("the leaf listener asks for client certificates (nats.leafnodes.tls.ca), and the CA's key is not at %s: "+
+				"name it with --ca-key FILE, or pass --no-client-cert if the peer gets its certificate from your own PKI", keyFile)
+		}
+	}
+	ca, err := peering.LoadCA(caFile, keyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	if csrFile == "" {
+		return ca, nil, nil
+	}
+	csr, err := os.ReadFile(csrFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--csr: %w", err)
+	}
+	return ca, csr, nil
+}
+
+// defaultCAKey is where anfed init puts the key of the CA in caFile:
+// ca.pem's key is ca-key.pem.
+func defaultCAKey(caFile string) string {
+	return strings.TrimSuffix(caFile, filepath.Ext(caFile)) + "-key.pem"
 }
 
 // defaultLeafURL is where peers dial the listener, when its address
@@ -210,7 +261,7 @@ func runPeerAdd(args []string, stdout, stderr io.Writer) int {
 	file := fs.String("config", "", "the node's policy file (YAML)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	if len(pos) != 1 {
 		fmt.Fprintln(stderr, "anfed peer add: name one bundle: anfed peer add --config FILE BUNDLE")
@@ -244,29 +295,62 @@ func runPeerAdd(args []string, stdout, stderr io.Writer) int {
 	case exists:
 		return fail(fmt.Errorf("%s is already a peer in %s: remove its entry to replace it", b.Issuer, p.File))
 	}
-	var caFile string
-	var wroteCA bool
+	dir := filepath.Dir(p.File)
+	var tls config.TLS
+	var wrote []string
+	undo := func() {
+		for _, f := range wrote {
+			os.Remove(f)
+		}
+	}
+	write := func(name, text string, mode os.FileMode) error {
+		made, err := writeOnce(filepath.Join(dir, name), text, mode)
+		if made {
+			wrote = append(wrote, filepath.Join(dir, name))
+		}
+		return err
+	}
 	if b.CAPEM != "" {
-		caFile = b.Issuer + "-ca.pem"
-		if wroteCA, err = writeCA(filepath.Join(filepath.Dir(p.File), caFile), b.CAPEM); err != nil {
+		tls.CA = b.Issuer + "-ca.pem"
+		if err := write(tls.CA, b.CAPEM, 0o644); err != nil {
 			return fail(err)
 		}
 	}
-	if err := p.AddDialing(b, caFile); err != nil {
+	if b.ClientCertPEM != "" {
+		tls.Cert, tls.Key = b.Issuer+"-client.pem", b.Issuer+"-client-key.pem"
+		if b.ClientKeyPEM != "" {
+			err = write(tls.Key, b.ClientKeyPEM, 0o600)
+		} else {
+			// Signed from our request: the key is the one anfed peer csr
+			// left beside the policy.
+			err = checkOwnKey(filepath.Join(dir, tls.Key), b)
+		}
+		if err == nil {
+			err = write(tls.Cert, b.ClientCertPEM, 0o644)
+		}
+		if err != nil {
+			undo()
+			return fail(err)
+		}
+	}
+	if err := p.AddDialing(b, tls); err != nil {
+		undo()
 		return fail(err)
 	}
 	pending, err := savePolicy(p)
 	if err != nil {
-		if wroteCA {
-			os.Remove(filepath.Join(filepath.Dir(p.File), caFile))
-		}
+		undo()
 		return fail(err)
 	}
 	defer notePending(stdout, p.File, pending)
 	fmt.Fprintf(stdout, "added %s to %s: we dial %s as %s, and pinned its signing key %s\n", b.Issuer, p.File, b.LeafURL, b.User, b.SigningKey)
-	if caFile != "" {
+	switch {
+	case tls.Cert != "":
+		fmt.Fprintf(stdout, "wrote %s's CA certificate to %s (dial.tls.ca) and our client certificate to %s (dial.tls.cert, dial.tls.key %s)\n",
+			b.Issuer, filepath.Join(dir, tls.CA), filepath.Join(dir, tls.Cert), filepath.Join(dir, tls.Key))
+	case tls.CA != "":
 		fmt.Fprintf(stdout, "wrote %s's CA certificate to %s (dial.tls.ca); if %s asks for a client certificate, set dial.tls.cert and dial.tls.key\n",
-			b.Issuer, filepath.Join(filepath.Dir(p.File), caFile), b.Issuer)
+			b.Issuer, filepath.Join(dir, tls.CA), b.Issuer)
 	}
 	fmt.Fprintf(stdout, "next: send %s your public signing key (anfed keys show --config %s) to pin, and list what crosses in %s's export and import classes\n",
 		b.Issuer, p.File, b.Issuer)
@@ -296,29 +380,42 @@ func completePeer(p *peering.Policy, cfg *config.Config, b *peering.Bundle, stdo
 	return exitOK
 }
 
-// writeCA writes a peer's CA certificate next to the policy, readable by
-// all (it is public). An identical file is kept; a different one is never
-// overwritten. It reports whether it made the file.
-func writeCA(path, pemText string) (bool, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+// checkOwnKey checks that the key file at path, made by anfed peer csr,
+// is the key of the client certificate in b.
+func checkOwnKey(path string, b *peering.Bundle) error {
+	key, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("the bundle's client certificate was signed from a request, and its key is not at %s (anfed peer csr writes it there): %w", path, err)
+	}
+	if err := peering.CheckClientCert([]byte(b.CAPEM), []byte(b.ClientCertPEM), key); err != nil {
+		return fmt.Errorf("client certificate and %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeOnce writes a file that goes with the policy (a peer's CA, our
+// client certificate and key) with mode. An identical file is kept; a
+// different one is never overwritten. It reports whether it made the file.
+func writeOnce(path, text string, mode os.FileMode) (bool, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if errors.Is(err, os.ErrExist) {
 		old, rerr := os.ReadFile(path)
-		if rerr == nil && bytes.Equal(old, []byte(pemText)) {
+		if rerr == nil && bytes.Equal(old, []byte(text)) {
 			return false, nil
 		}
-		return false, fmt.Errorf("write CA certificate %s: a different file is there; move it away first", path)
+		return false, fmt.Errorf("write %s: a different file is there; move it away first", path)
 	}
 	if err != nil {
-		return false, fmt.Errorf("write CA certificate: %w", err)
+		return false, fmt.Errorf("write %s: %w", path, err)
 	}
-	if _, err := f.WriteString(pemText); err != nil {
+	if _, err := f.WriteString(text); err != nil {
 		f.Close()
 		os.Remove(path)
-		return false, fmt.Errorf("write CA certificate %s: %w", path, err)
+		return false, fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(path)
-		return false, fmt.Errorf("write CA certificate %s: %w", path, err)
+		return false, fmt.Errorf("write %s: %w", path, err)
 	}
 	return true, nil
 }
@@ -329,7 +426,7 @@ func runPeerPin(args []string, stdout, stderr io.Writer) int {
 	force := fs.Bool("force", false, "replace a key that is already pinned")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	if len(pos) != 2 {
 		fmt.Fprintln(stderr, "anfed peer pin: want a peer and its key: anfed peer pin --config FILE PEER KEY")
@@ -377,7 +474,7 @@ func runPeerList(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("peer list", stderr)
 	file := fs.String("config", "", "the node's policy file (YAML)")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "anfed peer list: want --config FILE and nothing else")

@@ -57,8 +57,14 @@ func TestPeeringRoundTrip(t *testing.T) {
 	assert.Equal(t, pubA, strings.TrimSpace(mustRun(t, "keys", "show", "--config", a.policy)))
 
 	bundle := filepath.Join(a.dir, "op-b.peering.yaml")
-	out := mustRun(t, "peer", "invite", "--config", a.policy, "op-b", "--out", bundle, "--expires", "2099-01-01T00:00:00Z")
+	// The CA is the test's, its key elsewhere: the client certificate
+	// comes from that PKI, as it would from an operator's own.
+	code, _, stderr := runCmd("peer", "invite", "--config", a.policy, "op-b", "--out", bundle)
+	assert.Equal(t, exitFail, code)
+	assert.Contains(t, stderr, "the CA's key is not at "+strings.TrimSuffix(ca.File, ".pem")+"-key.pem: name it with --ca-key FILE, or pass --no-client-cert")
+	out := mustRun(t, "peer", "invite", "--config", a.policy, "op-b", "--out", bundle, "--expires", "2099-01-01T00:00:00Z", "--no-client-cert")
 	assert.Contains(t, out, "invited op-b: added it to "+a.policy+" (accept, user peer-op-b) and wrote "+bundle)
+	assert.Contains(t, out, "note: the listener asks for a client certificate, and the bundle holds none: op-b needs one signed by "+ca.File+" (CN op-b)")
 	assert.Contains(t, out, "note: op-b's signing key is not pinned yet")
 	assert.Contains(t, out, "anfed peer pin --config "+a.policy+" op-b KEY")
 	text := readFile(t, bundle)
@@ -67,7 +73,7 @@ func TestPeeringRoundTrip(t *testing.T) {
 
 	// Until op-b's key is pinned, op-a's node refuses its policy, and
 	// the tools still read it.
-	code, _, stderr := runCmd("validate", a.policy)
+	code, _, stderr = runCmd("validate", a.policy)
 	assert.Equal(t, exitFail, code)
 	assert.Contains(t, stderr, "peers[0].signing_key: required")
 	assert.Equal(t, pubA, strings.TrimSpace(mustRun(t, "keys", "show", "--config", a.policy)))
@@ -89,7 +95,7 @@ func TestPeeringRoundTrip(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(mustRun(t, "peer", "list", "--config", a.policy)), "\n")
 	require.Len(t, lines, 2)
 	assert.Regexp(t, `^ID\s+NAME\s+LINK\s+URL/USER\s+SIGNING KEY\s+EXPIRES\s+EXPORT\s+IMPORT$`, lines[0])
-	assert.Regexp(t, `^op-b\s+-\s+accept\s+peer-op-b\s+`+pubB[:8]+`\.\.\.`+pubB[52:]+`\s+2099-01-01T00:00:00Z\s+\(none\)\s+\(none\)$`, lines[1])
+	assert.Regexp(t, `^op-b\s+op-b\s+accept\s+peer-op-b\s+`+pubB[:8]+`\.\.\.`+pubB[52:]+`\s+2099-01-01T00:00:00Z\s+\(none\)\s+\(none\)$`, lines[1])
 	lines = strings.Split(strings.TrimSpace(mustRun(t, "peer", "list", "--config", b.policy)), "\n")
 	require.Len(t, lines, 2)
 	assert.Regexp(t, `^op-a\s+-\s+dial\s+tls://`+leafAddr+` as peer-op-b\s+`+pubA[:8]+`\.\.\.\S+\s+2099-01-01T00:00:00Z\s+\(none\)\s+\(none\)$`, lines[1])

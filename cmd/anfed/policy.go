@@ -22,7 +22,7 @@ const policyUsage = `anfed policy: check, explain and describe policy files
       file, line and hint, and the warnings; exit status 1 on any problem
   anfed policy explain --config FILE [--from PEER] [--peer-config FILE]... [--json] SIGNAL.json...
       for each peer: would it receive the signal, and which rule decided
-  anfed policy asyncapi --config FILE --peer ID [-o FILE]
+  anfed policy asyncapi --config FILE --peer ID [-o|--out FILE]
       an AsyncAPI 3.0.0 document of what the peer can subscribe to on its link
 `
 
@@ -111,7 +111,7 @@ func runPolicyCheck(name string, args []string, stdout, stderr io.Writer) int {
 	fset := newFlagSet(name, stderr)
 	asJSON := fset.Bool("json", false, "print JSON, for scripts")
 	if err := fset.Parse(args); err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	if fset.NArg() == 0 {
 		fmt.Fprintf(stderr, "anfed %s: name one or more files: policy files (.yaml) or signal files (.json)\n", name)
@@ -176,7 +176,7 @@ func runPolicyExplain(args []string, stdout, stderr io.Writer) int {
 	fset.Var(&peerFiles, "peer-config", "a peer's policy file (repeatable): its NATS permissions and import side are explained too")
 	asJSON := fset.Bool("json", false, "print JSON, for scripts")
 	if err := fset.Parse(args); err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	if *file == "" || fset.NArg() == 0 {
 		fmt.Fprintln(stderr, "anfed policy explain: want --config FILE and one or more signal files (structured CloudEvents, as `anfed publish --file` takes)")
@@ -255,12 +255,12 @@ func runPolicyAsyncAPI(args []string, stdout, stderr io.Writer) int {
 	fset := newFlagSet("policy asyncapi", stderr)
 	file := fset.String("config", "", "the node's policy file (YAML)")
 	peer := fset.String("peer", "", "the peer whose view of the link to describe")
-	out := fset.String("o", "", "write the document to this file (default: standard output)")
+	out := outFlag(fset, "write the document to this file (default: standard output)")
 	if err := fset.Parse(args); err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	if *file == "" || *peer == "" || fset.NArg() > 0 {
-		fmt.Fprintln(stderr, "anfed policy asyncapi: want --config FILE --peer ID [-o FILE]")
+		fmt.Fprintln(stderr, "anfed policy asyncapi: want --config FILE --peer ID [-o|--out FILE]")
 		return exitUsage
 	}
 	cfg, err := config.Load(*file)

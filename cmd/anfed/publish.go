@@ -39,7 +39,7 @@ var severities = map[string]int{"TRACE": 1, "DEBUG": 5, "INFO": 9, "WARN": 13, "
 
 func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("publish", stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, publishUsage); fs.PrintDefaults() }
+	setUsage(fs, publishUsage)
 	sf := addServerFlags(fs)
 	file := fs.String("file", "", "signals to publish: one CloudEvent (JSON), a JSON array, or one per line; - for stdin")
 	originID := fs.String("origin", "", "flags: this node's operator id (anfedorigin)")
@@ -52,7 +52,7 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	expires := fs.Duration("expires", 0, "flags: the signal expires this long from now (anfedexpirytime)")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for each answer")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	var bodies [][]byte
 	var err error

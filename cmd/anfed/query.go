@@ -55,7 +55,7 @@ func runConditions(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.StringVar(&f.Service, "service", "", "only this service")
 	fs.BoolVar(&f.IncludeStale, "stale", false, "include stale conditions (peer link down past its grace time)")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	body, _ := json.Marshal(f)
 	b, err := sf.request(ctx, node.APIConditions, body)
@@ -108,7 +108,7 @@ func runPeers(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs := newFlagSet("peers", stderr)
 	sf := addServerFlags(fs)
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	b, err := sf.request(ctx, node.APIPeers, nil)
 	if err != nil {

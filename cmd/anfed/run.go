@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -24,12 +25,13 @@ const usage = `anfed — the federation bus for autonomous networks
 
 Usage:
   anfed demo [--duration 20s] [--http ADDR]   three operators in one process, signals crossing; dashboards on ADDR
+  anfed init --id OP [--dir DIR]       a new operator: policy, signing key, CA, leaf certificate, ingest token
   anfed serve --config FILE            run a node from its policy file
   anfed validate FILE...               check policy files (.yaml) and signal files (.json); same as policy check
   anfed policy check|explain|asyncapi  every problem with its line; who receives a signal and why; a peer's AsyncAPI document
-  anfed natsconf --config FILE [-o FILE]   the NATS configuration an existing cluster needs (nats.external)
+  anfed natsconf --config FILE [-o|--out FILE]   the NATS configuration an existing cluster needs (nats.external)
   anfed keys init|show                 make or show this operator's signing key
-  anfed peer invite|add|pin|list       make peerings: issue and add bundles, pin keys
+  anfed peer invite|add|csr|pin|export|import|list   make peerings: issue and add bundles, pin keys, say what crosses
   anfed peers [--server URL --user U --password P]        peers of a running node: link, backlog
   anfed conditions [--peer P --class C --service S ...]   a running node's active conditions
   anfed tail [--origin O --class C --service GLOB --json]  follow a node's signals live (--rejects: refusals)
@@ -56,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "demo":
 		return runDemo(ctx, rest, stdout, stderr)
+	case "init":
+		return runInit(rest, stdout, stderr)
 	case "serve":
 		return runServe(ctx, rest, stdout, stderr)
 	case "validate":
@@ -115,10 +119,39 @@ func (l logFlags) logger(w io.Writer) (zerolog.Logger, error) {
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }
 
+// newFlagSet is the flag set of command name. Every command's help has
+// one format: its usage text (see setUsage), then "Flags:" and the flags.
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("anfed "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	setUsage(fs, "Usage:\n  anfed "+name+" [flags]\n")
 	return fs
+}
+
+// setUsage makes text, then the flags, the help of fs.
+func setUsage(fs *flag.FlagSet, text string) {
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprint(w, strings.TrimRight(text, "\n")+"\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+}
+
+// flagExit is the exit code after fs.Parse failed: 0 for -h/--help
+// (the help was printed), 2 for a usage error.
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	return exitUsage
+}
+
+// outFlag adds the output file flag every command that writes a file
+// has: --out FILE, or -o FILE.
+func outFlag(fs *flag.FlagSet, usage string) *string {
+	out := fs.String("out", "", usage)
+	fs.StringVar(out, "o", "", "short for --out")
+	return out
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -129,7 +162,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	lf := addLogFlags(fs, "error")
 	*lf.format = "console"
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	log, err := lf.logger(stderr)
 	if err != nil {
@@ -159,7 +192,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	file := fs.String("config", "", "the node's policy file (YAML)")
 	lf := addLogFlags(fs, "info")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	if *file == "" {
 		fmt.Fprintln(stderr, "anfed serve: --config FILE is required (see examples/ for policy files)")

@@ -65,7 +65,7 @@ func (f tailFilter) match(ev *signal.Event) bool {
 
 func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("tail", stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, tailUsage); fs.PrintDefaults() }
+	setUsage(fs, tailUsage)
 	sf := addServerFlags(fs)
 	var f tailFilter
 	fs.StringVar(&f.origin, "origin", "", "only signals of this origin operator")
@@ -77,7 +77,7 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	count := fs.Int("n", 0, "stop after this many (0: until interrupted)")
 	color := fs.String("color", "auto", "auto (on a terminal), always or never")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	var problems []string
 	if f.origin != "" && subject.Token(f.origin) != f.origin || strings.ContainsAny(f.origin, "*>") {

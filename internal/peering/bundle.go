@@ -51,6 +51,11 @@ type Bundle struct {
 	// CAPEM is the CA certificate that verifies Issuer's leaf listener,
 	// PEM; "" when Issuer has none to give.
 	CAPEM string
+	// ClientCertPEM is Peer's client certificate for Issuer's listener
+	// (mutual TLS), signed by the CA in CAPEM; its common name is Peer.
+	// ClientKeyPEM is its private key, "" when Issuer signed Peer's own
+	// certificate request (Peer kept the key).
+	ClientCertPEM, ClientKeyPEM string
 	// Expires, when set, is when the credentials stop working.
 	Expires *time.Time
 }
@@ -66,6 +71,8 @@ type wire struct {
 	Password   string `yaml:"password"`
 	SigningKey string `yaml:"signing_key"`
 	CAPEM      string `yaml:"ca_pem,omitempty"`
+	ClientCert string `yaml:"client_cert_pem,omitempty"`
+	ClientKey  string `yaml:"client_key_pem,omitempty"`
 	Expires    string `yaml:"expires,omitempty"`
 }
 
@@ -120,6 +127,7 @@ func Parse(data []byte) (*Bundle, error) {
 		Format: w.Format, Issuer: w.Issuer, IssuerName: w.IssuerName, Peer: w.Peer,
 		LeafURL: w.LeafURL, User: w.User, Password: w.Password,
 		SigningKey: w.SigningKey, CAPEM: w.CAPEM,
+		ClientCertPEM: w.ClientCert, ClientKeyPEM: w.ClientKey,
 	}
 	if w.Expires != "" {
 		t, err := time.Parse(time.RFC3339, w.Expires)
@@ -194,6 +202,21 @@ func (b *Bundle) Check() error {
 			return fmt.Errorf("ca_pem: %w", err)
 		}
 	}
+	switch {
+	case b.ClientCertPEM == "" && b.ClientKeyPEM != "":
+		return errors.New("client_key_pem without client_cert_pem")
+	case b.ClientCertPEM == "":
+	case b.CAPEM == "":
+		return errors.New("client_cert_pem without ca_pem")
+	default:
+		var key []byte
+		if b.ClientKeyPEM != "" {
+			key = []byte(b.ClientKeyPEM)
+		}
+		if err := CheckClientCert([]byte(b.CAPEM), []byte(b.ClientCertPEM), key); err != nil {
+			return fmt.Errorf("client_cert_pem: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -249,13 +272,18 @@ func (b *Bundle) Marshal() ([]byte, error) {
 		Format: b.Format, Issuer: b.Issuer, IssuerName: b.IssuerName, Peer: b.Peer,
 		LeafURL: b.LeafURL, User: b.User, Password: b.Password,
 		SigningKey: b.SigningKey, CAPEM: b.CAPEM,
+		ClientCert: b.ClientCertPEM, ClientKey: b.ClientKeyPEM,
 	}
 	if b.Expires != nil {
 		w.Expires = b.Expires.Format(time.RFC3339)
 	}
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "# anfed peering bundle: %s invites %s to dial it.\n", b.Issuer, b.Peer)
-	fmt.Fprintf(&buf, "# It holds the password %s issued: send it as you would send a password.\n", b.Issuer)
+	if b.ClientKeyPEM != "" {
+		fmt.Fprintf(&buf, "# It holds the password and the client certificate's key %s issued: send it as you would send a password.\n", b.Issuer)
+	} else {
+		fmt.Fprintf(&buf, "# It holds the password %s issued: send it as you would send a password.\n", b.Issuer)
+	}
 	fmt.Fprintf(&buf, "# On %s's side: anfed peer add --config FILE <this file>\n", b.Peer)
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)

@@ -1,6 +1,7 @@
 package peering
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
@@ -26,12 +27,26 @@ func NewPassword() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// NewInvite issues fresh credentials to peerID for dialling our leaf
-// listener at leafURL, in a bundle that also carries our public signing
-// key (read from the operator's signing_key_file) and, when the listener
-// has one, the CA in nats.leafnodes.tls.ca. That CA must have signed the
-// listener's certificate too: the peer verifies the listener with it.
-func NewInvite(cfg *config.Config, peerID, leafURL string, expires *time.Time) (*Bundle, error) {
+// Invite is what NewInvite issues.
+type Invite struct {
+	Peer    string     // the invited operator's id
+	LeafURL string     // where it dials us
+	Expires *time.Time // when the credentials end; nil: never
+	// CA, when set, issues the peer's client certificate for mutual TLS:
+	// it signs CSR (PEM) when given, else it makes a key and certificate.
+	// It must be the CA in nats.leafnodes.tls.ca.
+	CA  *CA
+	CSR []byte
+}
+
+// NewInvite issues fresh credentials to in.Peer for dialling our leaf
+// listener at in.LeafURL, in a bundle that also carries our public
+// signing key (read from the operator's signing_key_file), when the
+// listener has one the CA in nats.leafnodes.tls.ca, and with in.CA the
+// peer's client certificate. That CA must have signed the listener's
+// certificate too: the peer verifies the listener with it.
+func NewInvite(cfg *config.Config, in Invite) (*Bundle, error) {
+	peerID, leafURL, expires := in.Peer, in.LeafURL, in.Expires
 	self := cfg.Operator.ID
 	switch {
 	case !config.ValidID(peerID):
@@ -88,10 +103,43 @@ func NewInvite(cfg *config.Config, peerID, leafURL string, expires *time.Time) (
 			return nil, fmt.Errorf("invite %s: %w", peerID, err)
 		}
 	}
+	if in.CA != nil {
+		if err := b.issueClientCert(in.CA, in.CSR); err != nil {
+			return nil, fmt.Errorf("invite %s: %w", peerID, err)
+		}
+	}
 	if err := b.Check(); err != nil {
 		return nil, fmt.Errorf("invite %s: %w", peerID, err)
 	}
 	return b, nil
+}
+
+// issueClientCert puts the peer's client certificate, issued by ca, in b.
+func (b *Bundle) issueClientCert(ca *CA, csr []byte) error {
+	if b.CAPEM == "" {
+		return errors.New("a client certificate needs nats.leafnodes.tls.ca: the listener does not ask for one")
+	}
+	if !bytes.Contains([]byte(b.CAPEM), bytes.TrimSpace(ca.PEM)) {
+		return errors.New("the CA given is not nats.leafnodes.tls.ca: the listener would refuse its certificates")
+	}
+	var notAfter time.Time
+	if b.Expires != nil {
+		notAfter = *b.Expires
+	}
+	if csr != nil {
+		cert, err := ca.SignCSR(b.Peer, csr, notAfter)
+		if err != nil {
+			return err
+		}
+		b.ClientCertPEM = string(cert)
+		return nil
+	}
+	cert, key, err := ca.IssueClient(b.Peer, notAfter)
+	if err != nil {
+		return err
+	}
+	b.ClientCertPEM, b.ClientKeyPEM = string(cert), string(key)
+	return nil
 }
 
 // listenerCA reads the CA file of the leaf listener's TLS and checks that

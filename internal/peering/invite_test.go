@@ -47,7 +47,7 @@ func TestNewInvite(t *testing.T) {
 	ca := natstest.NewCA(t)
 	cfg, pub := acceptor(t, ca)
 	exp := time.Now().Add(365 * 24 * time.Hour).Truncate(time.Second)
-	b, err := peering.NewInvite(cfg, "op-b", "tls://leaf.op-a.example:7422", &exp)
+	b, err := peering.NewInvite(cfg, peering.Invite{Peer: "op-b", LeafURL: "tls://leaf.op-a.example:7422", Expires: &exp})
 	require.NoError(t, err)
 
 	assert.Equal(t, peering.Format, b.Format)
@@ -61,13 +61,13 @@ func TestNewInvite(t *testing.T) {
 	assert.Equal(t, string(ca.PEM(t)), b.CAPEM)
 	assert.Equal(t, &exp, b.Expires)
 
-	again, err := peering.NewInvite(cfg, "op-b", "tls://leaf.op-a.example:7422", nil)
+	again, err := peering.NewInvite(cfg, peering.Invite{Peer: "op-b", LeafURL: "tls://leaf.op-a.example:7422"})
 	require.NoError(t, err)
 	assert.NotEqual(t, b.Password, again.Password, "fresh credentials each time")
 	assert.Nil(t, again.Expires)
 
 	cfg.NATS.LeafNodes.TLS = nil
-	plain, err := peering.NewInvite(cfg, "op-b", "nats-leaf://127.0.0.1:7422", nil)
+	plain, err := peering.NewInvite(cfg, peering.Invite{Peer: "op-b", LeafURL: "nats-leaf://127.0.0.1:7422"})
 	require.NoError(t, err)
 	assert.Empty(t, plain.CAPEM, "no CA to give")
 }
@@ -108,7 +108,7 @@ func TestNewInviteRefuses(t *testing.T) {
 			if url == "" {
 				url = "tls://leaf.op-a.example:7422"
 			}
-			b, err := peering.NewInvite(cfg, peer, url, tc.expires)
+			b, err := peering.NewInvite(cfg, peering.Invite{Peer: peer, LeafURL: url, Expires: tc.expires})
 			assert.Nil(t, b)
 			assert.ErrorContains(t, err, tc.want)
 		})

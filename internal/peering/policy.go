@@ -277,15 +277,20 @@ func (p *Policy) appendPeer(m *yaml.Node) {
 }
 
 // AddInvited adds peer b.Peer, whom we accept with the credentials in b:
-// the peer entry that `anfed peer invite` writes. Its export and import
-// lists are empty (default-deny) for the operator to fill. signingKey is
-// the peer's public key if already known, else "" until it is pinned.
-func (p *Policy) AddInvited(b *Bundle, signingKey string) error {
+// the peer entry that `anfed peer invite` writes, with the display name
+// name (the id when ""). Its export and import lists are empty
+// (default-deny) for the operator to fill. signingKey is the peer's
+// public key if already known, else "" until it is pinned.
+func (p *Policy) AddInvited(b *Bundle, name, signingKey string) error {
 	if exists, _ := p.HasPeer(b.Peer); exists {
 		return fmt.Errorf("peer %s is already in %s", b.Peer, p.File)
 	}
+	if name == "" {
+		name = b.Peer
+	}
 	m := mapping()
 	setKey(m, "id", str(b.Peer))
+	setKey(m, "name", str(name))
 	accept := mapping()
 	setKey(accept, "user", str(b.User))
 	setKey(accept, "password", str(b.Password))
@@ -306,10 +311,11 @@ func (p *Policy) AddInvited(b *Bundle, signingKey string) error {
 }
 
 // AddDialing adds peer b.Issuer, which issued b to us: we dial it with
-// the credentials in b, trust its listener's certificate with caFile
-// (none when ""), and pin its signing key. Its export and import lists
-// are empty (default-deny) for the operator to fill.
-func (p *Policy) AddDialing(b *Bundle, caFile string) error {
+// the credentials in b and the files of tls (CA: trusts its listener's
+// certificate; Cert and Key: our client certificate; none when ""), and
+// pin its signing key. Its export and import lists are empty
+// (default-deny) for the operator to fill.
+func (p *Policy) AddDialing(b *Bundle, tls config.TLS) error {
 	if exists, _ := p.HasPeer(b.Issuer); exists {
 		return fmt.Errorf("peer %s is already in %s", b.Issuer, p.File)
 	}
@@ -322,10 +328,14 @@ func (p *Policy) AddDialing(b *Bundle, caFile string) error {
 	setKey(dial, "url", str(b.LeafURL))
 	setKey(dial, "user", str(b.User))
 	setKey(dial, "password", str(b.Password))
-	if caFile != "" {
-		tls := mapping()
-		setKey(tls, "ca", str(caFile))
-		setKey(dial, "tls", tls)
+	if tls != (config.TLS{}) {
+		t := mapping()
+		for _, f := range []struct{ key, file string }{{"ca", tls.CA}, {"cert", tls.Cert}, {"key", tls.Key}} {
+			if f.file != "" {
+				setKey(t, f.key, str(f.file))
+			}
+		}
+		setKey(dial, "tls", t)
 	}
 	setKey(m, "dial", dial)
 	comment(m, "dial", fmt.Sprintf("Credentials %s issued to us (anfed peer add, %s).", b.Issuer, today()))
@@ -350,6 +360,30 @@ func (p *Policy) Pin(id, key string) (old string, err error) {
 	}
 	setKey(m, "signing_key", str(key))
 	return old, nil
+}
+
+// SetList sets the list key of the section ("export" or "import") of
+// peer id to values, written as a flow list; the section is made if the
+// peer has none. The caller checks the result with Load or Save.
+func (p *Policy) SetList(id, section, key string, values []string) error {
+	m := p.peer(id)
+	if m == nil {
+		return fmt.Errorf("no peer %s in %s", id, p.File)
+	}
+	sec := lookup(m, section)
+	if sec == nil || sec.Kind != yaml.MappingNode {
+		sec = mapping()
+		setKey(m, section, sec)
+	}
+	list := emptyList()
+	for _, v := range values {
+		list.Content = append(list.Content, str(v))
+	}
+	if old := lookup(sec, key); old != nil {
+		list.LineComment = old.LineComment
+	}
+	setKey(sec, key, list)
+	return nil
 }
 
 func addPolicyLists(m *yaml.Node) {

@@ -46,7 +46,7 @@ func TestInviteThenPin(t *testing.T) {
 	p, err := peering.OpenPolicy(path)
 	require.NoError(t, err)
 	assert.Equal(t, "op-a", p.OperatorID())
-	require.NoError(t, p.AddInvited(invitation("op-b"), ""))
+	require.NoError(t, p.AddInvited(invitation("op-b"), "", ""))
 	pending, err := p.Save()
 	require.NoError(t, err)
 	assert.Equal(t, []string{"op-b"}, pending)
@@ -57,7 +57,7 @@ func TestInviteThenPin(t *testing.T) {
 	for _, c := range []string{"# Operator A's policy.\n", "# made by anfed keys init", "# TLS comes later."} {
 		assert.Contains(t, text, c, "the operator's comments survive")
 	}
-	assert.Contains(t, text, "  dir: ./data\n\npeers:\n  - id: op-b\n    # Credentials we issued to op-b (anfed peer invite, ")
+	assert.Contains(t, text, "  dir: ./data\n\npeers:\n  - id: op-b\n    name: op-b\n    # Credentials we issued to op-b (anfed peer invite, ")
 	assert.Contains(t, text, "\n    accept:\n      user: peer-op-b\n      password: fresh-password-for-op-b\n")
 	assert.Contains(t, text, "\n    export:\n      classes: []\n      services: []\n    import:\n      classes: []\n")
 	assert.Contains(t, text, `signing_key: "" # paste the O... key from op-b`)
@@ -105,7 +105,7 @@ func TestAddDialing(t *testing.T) {
 	require.NoError(t, err)
 	b := invitation("op-a")
 	b.Issuer, b.IssuerName, b.LeafURL, b.SigningKey = "op-c", "Operator C", "tls://leaf.op-c.example:7422", keyC
-	require.NoError(t, p.AddDialing(b, "op-c-ca.pem"))
+	require.NoError(t, p.AddDialing(b, config.TLS{CA: "op-c-ca.pem"}))
 	_, err = p.Save()
 	require.NoError(t, err)
 
@@ -121,8 +121,8 @@ func TestAddDialing(t *testing.T) {
 	exists, accept := p.HasPeer("op-c")
 	assert.True(t, exists)
 	assert.False(t, accept)
-	assert.ErrorContains(t, p.AddDialing(b, ""), "peer op-c is already in")
-	assert.ErrorContains(t, p.AddInvited(invitation("op-c"), ""), "peer op-c is already in")
+	assert.ErrorContains(t, p.AddDialing(b, config.TLS{}), "peer op-c is already in")
+	assert.ErrorContains(t, p.AddInvited(invitation("op-c"), "", ""), "peer op-c is already in")
 }
 
 func TestSaveRefusesInvalidPolicy(t *testing.T) {
@@ -131,7 +131,7 @@ func TestSaveRefusesInvalidPolicy(t *testing.T) {
 	require.NoError(t, err)
 	b := invitation("op-a")
 	b.Issuer, b.LeafURL, b.SigningKey = "op-c", "tls://leaf.op-c.example:7422", keyC
-	require.NoError(t, p.AddDialing(b, "")) // a tls:// url needs a CA
+	require.NoError(t, p.AddDialing(b, config.TLS{})) // a tls:// url needs a CA
 	_, err = p.Save()
 	var errs config.Errors
 	require.ErrorAs(t, err, &errs)
@@ -146,7 +146,7 @@ func TestSaveRefusesChangedFile(t *testing.T) {
 	path := writePolicy(t, policyA)
 	p, err := peering.OpenPolicy(path)
 	require.NoError(t, err)
-	require.NoError(t, p.AddInvited(invitation("op-b"), keyC))
+	require.NoError(t, p.AddInvited(invitation("op-b"), "", keyC))
 	require.NoError(t, os.WriteFile(path, []byte(policyA+"# edited meanwhile\n"), 0o640))
 	_, err = p.Save()
 	assert.ErrorContains(t, err, "the file changed since it was read")
@@ -166,7 +166,7 @@ func TestAddToExistingPeers(t *testing.T) {
 	path := writePolicy(t, body)
 	p, err := peering.OpenPolicy(path)
 	require.NoError(t, err)
-	require.NoError(t, p.AddInvited(invitation("op-b"), ""))
+	require.NoError(t, p.AddInvited(invitation("op-b"), "", ""))
 	exists, accept := p.HasPeer("op-c")
 	assert.True(t, exists)
 	assert.True(t, accept)
@@ -199,12 +199,12 @@ peers:
 	path := writePolicy(t, body)
 	p, err := peering.OpenPolicy(path)
 	require.NoError(t, err)
-	require.NoError(t, p.AddInvited(invitation("op-b"), ""))
+	require.NoError(t, p.AddInvited(invitation("op-b"), "", ""))
 	_, err = p.Save()
 	require.NoError(t, err)
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)
-	require.True(t, strings.HasPrefix(string(data), body+"\n  - id: op-b\n"), "the file is the original text, a blank line, and the new peer:\n%s", data)
+	require.True(t, strings.HasPrefix(string(data), body+"\n  - id: op-b\n    name: op-b\n"), "the file is the original text, a blank line, and the new peer:\n%s", data)
 
 	p, err = peering.OpenPolicy(path)
 	require.NoError(t, err)
