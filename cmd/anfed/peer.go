@@ -19,12 +19,19 @@ import (
 )
 
 const peerUsage = `Usage:
-  anfed peer invite --config FILE PEER [--leaf-url URL] [--expires TIME] [--out FILE] [--signing-key KEY]
-                       issue credentials to PEER: add it to the policy (accept) and write its bundle
+  anfed peer invite --config FILE PEER [--name NAME] [--leaf-url URL] [--expires TIME] [-o|--out FILE] [--signing-key KEY] [--csr FILE]
+                       issue credentials to PEER: add it to the policy (accept) and write its bundle,
+                       with its client certificate when the leaf listener asks for one (mutual TLS)
+  anfed peer csr --config FILE ISSUER [-o|--out FILE]
+                       make our key for dialling ISSUER and a certificate request for ISSUER to sign
+                       (anfed peer invite --csr); the key stays here
   anfed peer add --config FILE BUNDLE
                        add the peer that issued BUNDLE to us (dial), pinning its signing key
   anfed peer pin --config FILE [--force] PEER KEY
                        pin PEER's public signing key (O...; "anfed keys show" prints it on PEER's side)
+  anfed peer export --config FILE PEER [--classes C,...] [--services GLOB,...]
+  anfed peer import --config FILE PEER [--classes C,...]
+                       set what we send PEER, or take from it; without flags, print it
   anfed peer list --config FILE
                        the peers of the policy
 
@@ -44,6 +51,10 @@ func runPeer(args []string, stdout, stderr io.Writer) int {
 		return runPeerAdd(args[1:], stdout, stderr)
 	case "pin":
 		return runPeerPin(args[1:], stdout, stderr)
+	case "csr":
+		return runPeerCSR(args[1:], stdout, stderr)
+	case "export", "import":
+		return runPeerRules(args[0], args[1:], stdout, stderr)
 	case "list":
 		return runPeerList(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
@@ -529,4 +540,147 @@ func classes(cs []string) string {
 		return "(none)"
 	}
 	return strings.Join(cs, ",")
+}
+
+func runPeerCSR(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("peer csr", stderr)
+	setUsage(fs, "Usage:\n  anfed peer csr --config FILE ISSUER [-o|--out FILE]\n\n"+
+		"Makes our key for dialling ISSUER's leaf listener, beside the policy (ISSUER-client-key.pem,\n"+
+		"0600), and a certificate request for ISSUER to sign: anfed peer invite --csr FILE on its side.\n"+
+		"anfed peer add then finds the key.\n")
+	file := fs.String("config", "", "the node's policy file (YAML)")
+	out := outFlag(fs, "the certificate request to write (default OUR-ID.csr)")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return flagExit(err)
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "anfed peer csr: name the peer that will sign it: anfed peer csr --config FILE ISSUER")
+		return exitUsage
+	}
+	issuer := pos[0]
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "anfed peer csr %s: %v\n", issuer, err)
+		return exitFail
+	}
+	if !config.ValidID(issuer) {
+		return fail(errors.New("not an operator id"))
+	}
+	p, cfg, err := openPolicy(*file)
+	if err != nil {
+		return fail(err)
+	}
+	self := cfg.Operator.ID
+	csr, key, err := peering.NewCSR(self)
+	if err != nil {
+		return fail(err)
+	}
+	if *out == "" {
+		*out = self + ".csr"
+	}
+	keyFile := filepath.Join(filepath.Dir(p.File), issuer+"-client-key.pem")
+	if _, err := writeOnce(keyFile, string(key), 0o600); err != nil {
+		return fail(err)
+	}
+	if _, err := writeOnce(*out, string(csr), 0o644); err != nil {
+		os.Remove(keyFile)
+		return fail(err)
+	}
+	fmt.Fprintf(stdout, "wrote our key %s (keep it here) and the certificate request %s\nnext: send %s to %s, who runs: anfed peer invite --config FILE %s --csr %s\n",
+		keyFile, *out, *out, issuer, self, filepath.Base(*out))
+	return exitOK
+}
+
+// runPeerRules sets or prints a peer's export or import lists.
+func runPeerRules(section string, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("peer "+section, stderr)
+	what := map[string]string{"export": "what we send PEER", "import": "what we take from PEER"}[section]
+	setUsage(fs, fmt.Sprintf("Usage:\n  anfed peer %s --config FILE PEER [--classes C,...]%s\n\n"+
+		"Sets %s: the lists replace the policy's (default-deny: an empty list lets\n"+
+		"nothing cross, \"*\" lets all). Without flags, prints them. The edited policy is\n"+
+		"checked as anfed validate checks it, and written only if it passes.\n",
+		section, map[string]string{"export": " [--services GLOB,...]"}[section], what))
+	file := fs.String("config", "", "the node's policy file (YAML)")
+	var classes, services stringList
+	fs.Var(&classes, "classes", "the signal classes, comma-separated or repeated (congestion, fault, ...; \"*\": all)")
+	if section == "export" {
+		fs.Var(&services, "services", "the services whose signals cross, path globs, comma-separated or repeated (\"vpn-*\")")
+	}
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return flagExit(err)
+	}
+	if len(pos) != 1 {
+		fmt.Fprintf(stderr, "anfed peer %s: name one peer: anfed peer %s --config FILE PEER --classes C,...\n", section, section)
+		return exitUsage
+	}
+	peer := pos[0]
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "anfed peer %s %s: %v\n", section, peer, err)
+		return exitFail
+	}
+	p, cfg, err := openPolicy(*file)
+	if err != nil {
+		return fail(err)
+	}
+	pc, ok := cfg.Peer(peer)
+	if !ok {
+		return fail(fmt.Errorf("no peer %s in %s (anfed peer list shows them)", peer, p.File))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["classes"] && !set["services"] {
+		if section == "export" {
+			fmt.Fprintf(stdout, "export to %s: classes %s, services %s\n", peer, listText(pc.Export.Classes), listText(pc.Export.Services))
+		} else {
+			fmt.Fprintf(stdout, "import from %s: classes %s\n", peer, listText(pc.Import.Classes))
+		}
+		return exitOK
+	}
+	if set["classes"] {
+		if err := p.SetList(peer, section, "classes", splitList(classes)); err != nil {
+			return fail(err)
+		}
+	}
+	if set["services"] {
+		if err := p.SetList(peer, section, "services", splitList(services)); err != nil {
+			return fail(err)
+		}
+	}
+	pending, err := savePolicy(p)
+	if err != nil {
+		return fail(err)
+	}
+	_, cfg, err = openPolicy(p.File)
+	if err != nil {
+		return fail(err)
+	}
+	pc, _ = cfg.Peer(peer)
+	if section == "export" {
+		fmt.Fprintf(stdout, "%s: export to %s: classes %s, services %s\n", p.File, peer, listText(pc.Export.Classes), listText(pc.Export.Services))
+	} else {
+		fmt.Fprintf(stdout, "%s: import from %s: classes %s\n", p.File, peer, listText(pc.Import.Classes))
+	}
+	notePending(stdout, p.File, pending)
+	return exitOK
+}
+
+// splitList splits comma-separated flag values.
+func splitList(vs []string) []string {
+	out := []string{}
+	for _, v := range vs {
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+func listText(cs []string) string {
+	if len(cs) == 0 {
+		return "[] (nothing)"
+	}
+	return "[" + strings.Join(cs, ", ") + "]"
 }

@@ -260,13 +260,17 @@ func signalFromFlags(originID, source, class, subj, state, severity, data string
 
 // connect opens a connection to the node the flags name.
 func (s serverFlags) connect() (*nats.Conn, error) {
-	opts := []nats.Option{nats.Name("anfed-cli"), nats.Timeout(5 * time.Second)}
-	if *s.user != "" {
-		opts = append(opts, nats.UserInfo(*s.user, *s.password))
-	}
-	nc, err := nats.Connect(*s.url, opts...)
+	url, user, password, err := s.credentials()
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w (is the node running? --server, --user and --password name it)", *s.url, err)
+		return nil, err
+	}
+	opts := []nats.Option{nats.Name("anfed-cli"), nats.Timeout(5 * time.Second)}
+	if user != "" {
+		opts = append(opts, nats.UserInfo(user, password))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w (is the node running? --server or --config names it; --user and --password-file, or ANFED_USER and ANFED_PASSWORD, the local user)", url, err)
 	}
 	return nc, nil
 }

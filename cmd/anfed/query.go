@@ -3,31 +3,92 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/peering"
 )
 
-// serverFlags name a running node and a local user of it.
+// serverFlags name a running node and a local user of it. The password
+// comes from a file or the environment, never from the command line
+// (where ps shows it): --password-file, ANFED_PASSWORD, or the policy
+// itself with --config.
 type serverFlags struct {
-	url, user, password *string
-	asJSON              *bool
+	url, user, password, passwordFile, config *string
+	asJSON                                    *bool
+	fs                                        *flag.FlagSet
 }
 
-func addServerFlags(fs interface {
-	String(string, string, string) *string
-	Bool(string, bool, string) *bool
-}) serverFlags {
+// defaultServer is --server's default.
+const defaultServer = "nats://127.0.0.1:4222"
+
+func addServerFlags(fs *flag.FlagSet) serverFlags {
 	return serverFlags{
-		url:      fs.String("server", "nats://127.0.0.1:4222", "the node's client URL"),
-		user:     fs.String("user", "", "a local user of the node (nats.users)"),
-		password: fs.String("password", "", "that user's password"),
-		asJSON:   fs.Bool("json", false, "print JSON, for scripts"),
+		url:          fs.String("server", defaultServer, "the node's client URL (default with --config: its nats.client.listen)"),
+		user:         fs.String("user", "", "a local user of the node (nats.users); default $ANFED_USER, or with --config the policy's first"),
+		passwordFile: fs.String("password-file", "", "a file holding that user's password (default $ANFED_PASSWORD, or with --config the policy's)"),
+		password:     fs.String("password", "", "deprecated: shows in ps; use --password-file or $ANFED_PASSWORD"),
+		config:       fs.String("config", "", "the node's policy file: connect to its client listener as its user"),
+		asJSON:       fs.Bool("json", false, "print JSON, for scripts"),
+		fs:           fs,
 	}
+}
+
+// credentials returns the URL, user and password to connect with.
+func (s serverFlags) credentials() (url, user, password string, err error) {
+	url, user = *s.url, *s.user
+	if user == "" {
+		user = os.Getenv("ANFED_USER")
+	}
+	switch {
+	case *s.password != "":
+		fmt.Fprintln(s.fs.Output(), "warning: --password shows in ps and in shell history: use --password-file FILE or ANFED_PASSWORD")
+		password = *s.password
+	case *s.passwordFile != "":
+		b, err := os.ReadFile(*s.passwordFile)
+		if err != nil {
+			return "", "", "", fmt.Errorf("--password-file: %w", err)
+		}
+		password = strings.TrimSpace(string(b))
+	default:
+		password = os.Getenv("ANFED_PASSWORD")
+	}
+	if *s.config == "" {
+		return url, user, password, nil
+	}
+	p, err := peering.OpenPolicy(*s.config)
+	if err != nil {
+		return "", "", "", err
+	}
+	cfg, _, err := p.Load()
+	if err != nil {
+		return "", "", "", err
+	}
+	if url == defaultServer {
+		if cfg.NATS.Client.Listen == "" {
+			return "", "", "", fmt.Errorf("%s has no nats.client.listen to connect to: name the node with --server", *s.config)
+		}
+		url = "nats://" + cfg.NATS.Client.Listen
+	}
+	for _, u := range cfg.NATS.Users {
+		if user == "" || u.Name == user {
+			if user == "" {
+				user = u.Name
+			}
+			if password == "" {
+				password = u.Password
+			}
+			break
+		}
+	}
+	return url, user, password, nil
 }
 
 func (s serverFlags) request(ctx context.Context, subj string, body []byte) ([]byte, error) {

@@ -134,7 +134,7 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "anfed tail: %v (may this user subscribe to %s? see nats.users)\n", le, subj)
 		return exitFail
 	}
-	fmt.Fprintf(stderr, "following %s on %s (Ctrl-C to stop)\n", subj, *sf.url)
+	fmt.Fprintf(stderr, "following %s on %s (Ctrl-C to stop)\n", subj, nc.ConnectedUrlRedacted())
 	n := 0
 	for {
 		select {
