@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -116,4 +117,24 @@ func TestInitThenServe(t *testing.T) {
 	require.NoError(t, json.Unmarshal(body, &ans))
 	assert.Equal(t, "accepted", ans.Status)
 	assert.Equal(t, "an.sig.acme.congestion.vpn-x.ic-paris-1", ans.Subject)
+}
+
+// A port in use is named, with its policy key, at once: not after the
+// NATS server's 10 s readiness wait.
+func TestServeBusyPort(t *testing.T) {
+	for _, key := range []string{"nats.client.listen", "nats.leafnodes.listen", "http.listen"} {
+		t.Run(key, func(t *testing.T) {
+			dir, httpAddr, clientAddr, leafAddr := initOperator(t, "acme")
+			busy := map[string]string{"nats.client.listen": clientAddr, "nats.leafnodes.listen": leafAddr, "http.listen": httpAddr}[key]
+			l, err := net.Listen("tcp", busy)
+			require.NoError(t, err)
+			defer l.Close()
+			start := time.Now()
+			code, _, stderr := runCmd("serve", "--config", filepath.Join(dir, "policy.yaml"))
+			took := time.Since(start)
+			assert.Equal(t, exitFail, code)
+			assert.Contains(t, stderr, key+": "+busy+": the port is in use")
+			assert.Less(t, took, 3*time.Second, "named at once")
+		})
+	}
 }

@@ -112,7 +112,8 @@ func (l logFlags) logger(w io.Writer) (zerolog.Logger, error) {
 	switch *l.format {
 	case "json":
 	case "console":
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+		// Colour only on a terminal: a file or a pipe gets plain text.
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000", NoColor: !isTerminal(w)}
 	default:
 		return zerolog.Nop(), fmt.Errorf("--log-format %q: want json or console", *l.format)
 	}
@@ -210,6 +211,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	for _, w := range cfg.Warnings() {
 		log.Warn().Str("config", w.Error()).Msg("policy warning")
+	}
+	if err := checkPorts(cfg); err != nil {
+		fmt.Fprintf(stderr, "anfed serve: cannot listen:\n%v\n", err)
+		return exitFail
 	}
 	opts := []node.Option{node.WithLogger(log)}
 	var hs *httpapi.Server

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -215,4 +217,44 @@ func TestConditionsAndPeersCommands(t *testing.T) {
 	code, _, errs := runCmd("peers", "--server", "nats://"+natstest.FreeAddr(t))
 	assert.Equal(t, exitFail, code)
 	assert.Contains(t, errs, "is the node running?")
+}
+
+// --log-format console colours only a terminal: a file or a pipe gets no
+// escape codes.
+func TestConsoleLogWithoutColourOffTerminal(t *testing.T) {
+	fs := newFlagSet("x", io.Discard)
+	lf := addLogFlags(fs, "info")
+	require.NoError(t, fs.Parse([]string{"--log-format", "console"}))
+	var buf bytes.Buffer
+	log, err := lf.logger(&buf)
+	require.NoError(t, err)
+	log.Warn().Str("peer", "op-b").Stringer("grace", 30*time.Second).Msg("link down")
+	assert.NotContains(t, buf.String(), "\x1b[")
+	assert.Contains(t, buf.String(), "WRN link down grace=30s peer=op-b")
+}
+
+// Durations in logs carry their unit (grace=30s, not grace=30000):
+// zerolog's Dur writes a bare number of milliseconds, so no code logs
+// with it.
+func TestLogDurationsHaveUnits(t *testing.T) {
+	var found []string
+	for _, root := range []string{"../../internal", "."} {
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			for i, l := range strings.Split(string(b), "\n") {
+				if strings.Contains(l, ".Dur(\"") {
+					found = append(found, fmt.Sprintf("%s:%d", p, i+1))
+				}
+			}
+			return nil
+		})
+		require.NoError(t, err)
+	}
+	assert.Empty(t, found, "log durations with .Stringer(key, d), which writes 30s")
 }

@@ -50,7 +50,7 @@ func (t *tmf642) upstream(ctx context.Context, u config.TMF642Upstream) {
 			return
 		}
 		d := wait/2 + rand.N(wait/2+1)
-		log.Warn().Err(err).Dur("retry_in", d).Msg("tmf642 upstream: hub registration failed; retrying")
+		log.Warn().Err(err).Stringer("retry_in", d).Msg("tmf642 upstream: hub registration failed; retrying")
 		select {
 		case <-ctx.Done():
 			return

@@ -749,7 +749,7 @@ func (l *Loop) process(it *item) (outcome, time.Duration) {
 		if o.Jitter > 0 {
 			d -= time.Duration(rand.Float64() * min(o.Jitter, 1) * float64(d))
 		}
-		l.log.Debug().Err(err).Uint64("seq", it.seq).Uint64("delivered", it.n).Dur("retry_in", d).Msg("closedloop: handler failed")
+		l.log.Debug().Err(err).Uint64("seq", it.seq).Uint64("delivered", it.n).Stringer("retry_in", d).Msg("closedloop: handler failed")
 		return retry, d
 	}
 }

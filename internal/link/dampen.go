@@ -231,7 +231,7 @@ func (r *Receiver) release(ctx context.Context, j *releaseJob) {
 		lg.Warn().Err(err).Msg("dampening: released signal stays in the held stream (a restart releases it again; the store drops the copy within its duplicate window)")
 	}
 	r.damp.Released(j.Release, true, time.Now(), 0)
-	lg.Info().Str("why", j.Why).Float64("penalty", j.Penalty).Dur("suppressed_for", time.Since(j.SuppressedAt)).Str("state", string(ev.State)).Str("id", ev.ID).
+	lg.Info().Str("why", j.Why).Float64("penalty", j.Penalty).Stringer("suppressed_for", time.Since(j.SuppressedAt)).Str("state", string(ev.State)).Str("id", ev.ID).
 		Msg("dampening: condition released: its latest signal is delivered")
 }
 
@@ -240,7 +240,7 @@ func (r *Receiver) release(ctx context.Context, j *releaseJob) {
 func (r *Receiver) releaseFailed(ctx context.Context, j *releaseJob, h *store.Held, err error) {
 	k := j.Key
 	if r.damp.Released(j.Release, false, time.Now(), releaseRetry) {
-		r.log.Warn().Err(err).Str("class", k.Class).Str("subject", k.Subject).Dur("retry", releaseRetry).Msg("dampening: release not stored: retrying")
+		r.log.Warn().Err(err).Str("class", k.Class).Str("subject", k.Subject).Stringer("retry", releaseRetry).Msg("dampening: release not stored: retrying")
 		return
 	}
 	if h != nil {

@@ -592,7 +592,7 @@ func (r *Receiver) checkMaxConditions(ev *signal.Event, class string) error {
 		if l.idle > 0 {
 			l.idleUntil.Store(now.Add(l.idle).UnixNano())
 			idle = fmt.Sprintf("; the link idles for %s (import.max_conditions.idle): what you send meanwhile is taken afterwards", l.idle)
-			r.log.Warn().Str("reason", string(reject.TooManyConditions)).Int("limit", l.limit).Dur("idle", l.idle).
+			r.log.Warn().Str("reason", string(reject.TooManyConditions)).Int("limit", l.limit).Stringer("idle", l.idle).
 				Msg("link: the peer reached import.max_conditions.limit: the link idles for the hold time")
 		}
 		r.advise(AdvisoryMaxConditionsLimit, fmt.Sprintf("max-conditions limit %d reached: %s refuses new conditions from %s (too-many-conditions); updates and clears of held ones still pass%s",

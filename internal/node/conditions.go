@@ -170,7 +170,7 @@ func (n *Node) watchLinks(ctx context.Context) {
 					if wd <= 0 {
 						wd = DefaultWithdrawAfter
 					}
-					n.log.Warn().Str("peer", p.ID).Dur("grace", grace).Msg("link down")
+					n.log.Warn().Str("peer", p.ID).Stringer("grace", grace).Msg("link down")
 					n.table.LinkDown(p.ID, now, grace, wd)
 				case !up[p.ID] && is:
 					n.log.Info().Str("peer", p.ID).Msg("link up")
