@@ -11,13 +11,14 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/anfed/anfed/internal/config"
-	"github.com/anfed/anfed/internal/exportpolicy"
-	"github.com/anfed/anfed/internal/importpolicy"
+	"github.com/anfed/anfed/internal/inbound"
+	"github.com/anfed/anfed/internal/inbound/importpolicy"
 	"github.com/anfed/anfed/internal/inspect"
 	intakes "github.com/anfed/anfed/internal/intake" // bench has a row named intake
-	"github.com/anfed/anfed/internal/link"
 	"github.com/anfed/anfed/internal/natsconf"
 	"github.com/anfed/anfed/internal/origin"
+	"github.com/anfed/anfed/internal/outbound"
+	"github.com/anfed/anfed/internal/outbound/exportpolicy"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/subject"
 )
@@ -27,7 +28,7 @@ import (
 // (DESIGN, invariant 2) and every signal it accepts is stored first, so
 // anfed has neither an unsigned nor a non-durable path. They compose the
 // node's own checks — intake.Check, the export policy's Decide,
-// link.Outgoing, link.CheckImport, the import policy, and for the signed
+// outbound.Outgoing, inbound.CheckImport, the import policy, and for the signed
 // layer origin.Signer and origin.Verifier — with no store, over the
 // ceiling's topology: the two bare NATS servers natsconf derives from the
 // pair's policies, linked by the leaf connection the accepting side's
@@ -260,7 +261,7 @@ func (st *layerStages) a(hdr nats.Header, body []byte) (*nats.Msg, error) {
 	if err != nil {
 		return nil, err
 	}
-	return link.Outgoing(st.self, keyOf(ev, class), ev), nil
+	return outbound.Outgoing(st.self, keyOf(ev, class), ev), nil
 }
 
 // b is stage B: the receiver's decode, verification and checks of a link
@@ -274,7 +275,7 @@ func (st *layerStages) b(m *nats.Msg) (subj string, body []byte, err error) {
 	}
 	var class string
 	if err == nil {
-		class, err = link.CheckImport(st.insp, st.imp, st.self, m.Subject, ev)
+		class, err = inbound.CheckImport(st.insp, st.imp, st.self, m.Subject, ev)
 	}
 	if err != nil {
 		return "", nil, err

@@ -9,9 +9,9 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/anfed/anfed/internal/config"
-	"github.com/anfed/anfed/internal/exportpolicy"
-	"github.com/anfed/anfed/internal/importpolicy"
+	"github.com/anfed/anfed/internal/inbound/importpolicy"
 	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/outbound/exportpolicy"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/subject"
 	"github.com/anfed/anfed/schemas"

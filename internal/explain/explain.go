@@ -16,12 +16,12 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/anfed/anfed/internal/config"
-	"github.com/anfed/anfed/internal/exportpolicy"
-	"github.com/anfed/anfed/internal/importpolicy"
+	"github.com/anfed/anfed/internal/inbound"
+	"github.com/anfed/anfed/internal/inbound/importpolicy"
 	"github.com/anfed/anfed/internal/inspect"
-	"github.com/anfed/anfed/internal/link"
 	"github.com/anfed/anfed/internal/natsconf"
 	"github.com/anfed/anfed/internal/origin"
+	"github.com/anfed/anfed/internal/outbound/exportpolicy"
 	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/schemacheck"
 	"github.com/anfed/anfed/internal/signal"
@@ -448,7 +448,7 @@ func (e *Explainer) importSide(ev *signal.Event, class string, p *config.Peer) *
 	}
 	r, b := p.Import.MaxRate, p.Import.MaxBurst
 	if r <= 0 {
-		r = link.DefaultMaxRate
+		r = inbound.DefaultMaxRate
 	}
 	if b <= 0 {
 		b = max(int(2*r), 1)

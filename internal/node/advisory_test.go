@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/config"
-	"github.com/anfed/anfed/internal/link"
+	"github.com/anfed/anfed/internal/inbound"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/signal"
@@ -35,7 +35,7 @@ func TestMaxConditionsAdvisoryTimeline(t *testing.T) {
 		warnSeen, limitSeen time.Duration
 		tl                  *timeline
 	)
-	advisory := func(kind string) *link.Advisory {
+	advisory := func(kind string) *inbound.Advisory {
 		if a := peerState(t, na, "op-b").Advisory; a != nil && a.Kind == kind {
 			return a
 		}
@@ -53,7 +53,7 @@ func TestMaxConditionsAdvisoryTimeline(t *testing.T) {
 		want("op-c", "ad-5", between(ms(1400), 3*time.Second)),
 		at(ms(1000), do("op-a sees the warning", func(t *testing.T, tl *timeline) {
 			waitFor(t, 5*time.Second, func() error {
-				if advisory(link.AdvisoryMaxConditionsWarning) == nil {
+				if advisory(inbound.AdvisoryMaxConditionsWarning) == nil {
 					return fmt.Errorf("op-a's view of op-b: %+v", peerState(t, na, "op-b").Advisory)
 				}
 				return nil
@@ -62,7 +62,7 @@ func TestMaxConditionsAdvisoryTimeline(t *testing.T) {
 		})),
 		at(ms(1300), do("op-a sees the limit", func(t *testing.T, tl *timeline) {
 			waitFor(t, 5*time.Second, func() error {
-				if advisory(link.AdvisoryMaxConditionsLimit) == nil {
+				if advisory(inbound.AdvisoryMaxConditionsLimit) == nil {
 					return fmt.Errorf("op-a's view of op-b: %+v", peerState(t, na, "op-b").Advisory)
 				}
 				return nil
@@ -90,7 +90,7 @@ func TestMaxConditionsAdvisoryTimeline(t *testing.T) {
 			kinds = append(kinds, atkStr(l, "kind"))
 		}
 	}
-	assert.Equal(t, []string{link.AdvisoryMaxConditionsWarning, link.AdvisoryMaxConditionsLimit}, kinds)
+	assert.Equal(t, []string{inbound.AdvisoryMaxConditionsWarning, inbound.AdvisoryMaxConditionsLimit}, kinds)
 	// The advisory is not a signal: op-a's export watch and counters do
 	// not take it for one, and op-b's table holds 3.
 	assert.Equal(t, 3, nb.Table().Len("op-a"))
@@ -104,7 +104,7 @@ func TestMaxConditionsAdvisoryTimeline(t *testing.T) {
 func TestAttackAdvisories(t *testing.T) {
 	e := newAtkEnv(t, nil)
 	rogue := e.startRogueB(t)
-	subj := link.AdvisorySubject("op-b")
+	subj := inbound.AdvisorySubject("op-b")
 	mark := e.log.mark()
 	junk := [][]byte{nil, []byte("{"), []byte(`{"type":"net.anfed.advisory.v1"}`), []byte(strings.Repeat("x", 8000)),
 		[]byte(`{"type":"net.anfed.other.v1","subject":"max-conditions-limit"}`)}

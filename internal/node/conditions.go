@@ -14,7 +14,7 @@ import (
 
 	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/config"
-	"github.com/anfed/anfed/internal/link"
+	"github.com/anfed/anfed/internal/inbound"
 	"github.com/anfed/anfed/internal/natsconf"
 	"github.com/anfed/anfed/internal/observe"
 	"github.com/anfed/anfed/internal/reject"
@@ -334,9 +334,9 @@ type PeerState struct {
 	// Advisories counts the advisories the peer sent us (that it reached
 	// its maximum of active conditions from us, say), Advisory is the
 	// last of them, and AdvisoriesSent counts those we sent it.
-	Advisories     uint64         `json:"advisories"`
-	Advisory       *link.Advisory `json:"advisory,omitempty"`
-	AdvisoriesSent uint64         `json:"advisories_sent"`
+	Advisories     uint64            `json:"advisories"`
+	Advisory       *inbound.Advisory `json:"advisory,omitempty"`
+	AdvisoriesSent uint64            `json:"advisories_sent"`
 }
 
 // Peers reports each peer's link state, export backlog and conditions.

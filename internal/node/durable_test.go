@@ -20,6 +20,7 @@ import (
 	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/observe"
+	"github.com/anfed/anfed/internal/outbound"
 	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/store"
@@ -471,7 +472,7 @@ func TestFreshReceiverNeverDropsAnOlderSignal(t *testing.T) {
 	}}
 	nb := startNode(t, b)
 	// op-a as raw NATS on the real link, with op-a's credentials and key,
-	// speaking the link protocol as link.Sender does.
+	// speaking the link protocol as outbound.Sender does.
 	rogue := natstest.StartRogueLeaf(t, nb.LeafURL(), "op-a", "secret-a-123", nats.CustomInboxPrefix("an.ack.op-a"))
 	send := func(id string, seq, prev uint64, front bool) signal.Answer {
 		ev := congestion("op-a", id)
@@ -523,7 +524,7 @@ func TestFreshReceiverNeverDropsAnOlderSignal(t *testing.T) {
 		heldAfterOK bool
 	}
 	// The sender had 11 (its front) and 12 in flight; 11 was dropped on
-	// the way. Then it resends from its front, as link.Sender does.
+	// the way. Then it resends from its front, as outbound.Sender does.
 	steps := []*step{{id: "r-12", seq: 12, prev: 11}, {id: "r-11", seq: 11, prev: 10, front: true}, {id: "r-12", seq: 12, prev: 11}}
 	for _, st := range steps {
 		st.ans = send(st.id, st.seq, st.prev, st.front)
@@ -544,7 +545,7 @@ func TestFreshReceiverNeverDropsAnOlderSignal(t *testing.T) {
 // into when a signal was taken by the sender but had not reached op-b.
 //
 // JetStream redelivers the export consumer's pending signals only once
-// their AckWait (link.ConsumerConfig: 1 min) has passed since their first
+// their AckWait (outbound.ConsumerConfig: 1 min) has passed since their first
 // delivery, and delivers newer ones at once. The new sender makes no order
 // claim for its first signal (Prev 0), B takes it and moves its link
 // sequence past the pending ones, and when these come back B answers them
@@ -616,7 +617,7 @@ func TestNothingLostAcrossSenderRestart(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		c, err := js.Consumer(context.Background(), store.SignalStream, link.ConsumerName("op-b"))
+		c, err := js.Consumer(context.Background(), store.SignalStream, outbound.ConsumerName("op-b"))
 		if err != nil {
 			return err
 		}

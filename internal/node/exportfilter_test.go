@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/config"
-	"github.com/anfed/anfed/internal/link"
 	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/outbound"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/store"
 )
@@ -21,7 +21,7 @@ import (
 // reports it.
 func exportConsumer(t *testing.T, js jetstream.JetStream) *jetstream.ConsumerInfo {
 	t.Helper()
-	c, err := js.Consumer(context.Background(), store.SignalStream, link.ConsumerName("op-b"))
+	c, err := js.Consumer(context.Background(), store.SignalStream, outbound.ConsumerName("op-b"))
 	require.NoError(t, err)
 	info, err := c.Info(context.Background())
 	require.NoError(t, err)

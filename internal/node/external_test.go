@@ -18,10 +18,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/config"
-	"github.com/anfed/anfed/internal/link"
 	"github.com/anfed/anfed/internal/natsconf"
 	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/outbound"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/store"
 )
@@ -428,7 +428,7 @@ func TestExternalCluster(t *testing.T) {
 		jb, err := jetstream.New(bc)
 		require.NoError(t, err)
 		ictx, icancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if c, err := js.Consumer(ictx, store.SignalStream, link.ConsumerName("op-b")); err == nil {
+		if c, err := js.Consumer(ictx, store.SignalStream, outbound.ConsumerName("op-b")); err == nil {
 			ci := c.CachedInfo()
 			t.Logf("export consumer: pending %d, ack pending %d, waiting %d, delivered %d, ack floor %d, leader %v",
 				ci.NumPending, ci.NumAckPending, ci.NumWaiting, ci.Delivered.Stream, ci.AckFloor.Stream, ci.Cluster)

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,14 +23,15 @@ import (
 
 	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/config"
-	"github.com/anfed/anfed/internal/exportpolicy"
+	"github.com/anfed/anfed/internal/inbound"
+	"github.com/anfed/anfed/internal/inbound/replay"
 	"github.com/anfed/anfed/internal/inspect"
 	"github.com/anfed/anfed/internal/intake"
-	"github.com/anfed/anfed/internal/link"
 	"github.com/anfed/anfed/internal/natsconf"
 	"github.com/anfed/anfed/internal/observe"
 	"github.com/anfed/anfed/internal/origin"
-	"github.com/anfed/anfed/internal/replay"
+	"github.com/anfed/anfed/internal/outbound"
+	"github.com/anfed/anfed/internal/outbound/exportpolicy"
 	"github.com/anfed/anfed/internal/schemacheck"
 	"github.com/anfed/anfed/internal/store"
 	"github.com/anfed/anfed/internal/subject"
@@ -67,7 +67,7 @@ type Node struct {
 	intakeDone chan struct{}
 	signingKey nkeys.KeyPair
 	signer     *origin.Signer
-	deps       link.ReceiverDeps
+	deps       inbound.ReceiverDeps
 
 	sec  natsconf.Secrets
 	lock *store.DirLock // storage.dir, held from before the server opens it
@@ -86,10 +86,10 @@ type Node struct {
 	// it is encoded and published.
 	opsAcc    *server.Account
 	extra     []*nats.Conn
-	senders   map[string]*link.Sender
-	receivers []*link.Receiver
-	byPeer    map[string]*link.Receiver // set in Start, read-only after
-	lossy     map[string]*link.LossySender
+	senders   map[string]*outbound.Sender
+	receivers []*inbound.Receiver
+	byPeer    map[string]*inbound.Receiver // set in Start, read-only after
+	lossy     map[string]*outbound.LossySender
 	epoch     string
 	peers     map[string]*nats.Conn
 	store     *store.Store
@@ -102,7 +102,7 @@ type Node struct {
 
 // New returns a node for cfg; Start runs it.
 func New(cfg *config.Config, opts ...Option) *Node {
-	n := &Node{cfg: cfg, log: zerolog.Nop(), peers: map[string]*nats.Conn{}, senders: map[string]*link.Sender{}, lossy: map[string]*link.LossySender{}, byPeer: map[string]*link.Receiver{}}
+	n := &Node{cfg: cfg, log: zerolog.Nop(), peers: map[string]*nats.Conn{}, senders: map[string]*outbound.Sender{}, lossy: map[string]*outbound.LossySender{}, byPeer: map[string]*inbound.Receiver{}}
 	for _, o := range opts {
 		o(n)
 	}
@@ -392,7 +392,7 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 		return err
 	}
 	n.peers[p.ID] = nc
-	rcv := link.NewReceiver(n.ID(), p, n.deps, n.log)
+	rcv := inbound.NewReceiver(n.ID(), p, n.deps, n.log)
 	n.receivers = append(n.receivers, rcv)
 	n.byPeer[p.ID] = rcv
 	rcv.SetPublish(nc.Publish) // advisories to the peer, on the link
@@ -412,126 +412,47 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 		return n.startLossy(ctx, rctx, p, xc, nc)
 	}
 	policy := exportpolicy.ForConfig(n.cfg, p)
-	if err := n.exportConsumer(ctx, p.ID, policy.Subjects()); err != nil {
+	js := n.store.JetStream()
+	if err := outbound.EnsureConsumer(ctx, js, p.ID, policy.Subjects(), n.log); err != nil {
 		return fmt.Errorf("export consumer for %s: %w", p.ID, err)
 	}
 	xjs, err := jetstream.New(xc)
 	if err != nil {
 		return err
 	}
-	cons, err := xjs.Consumer(ctx, store.SignalStream, link.ConsumerName(p.ID))
+	cons, err := xjs.Consumer(ctx, store.SignalStream, outbound.ConsumerName(p.ID))
 	if err != nil {
 		return fmt.Errorf("export consumer for %s: %w", p.ID, err)
 	}
-	snd := link.NewSender(n.ID(), p.ID, n.epoch, cons, nc, policy, n.log)
+	snd := outbound.NewSender(n.ID(), p.ID, n.epoch, cons, nc, policy, n.log)
 	snd.Expired = p.ExpiredAt
 	snd.FirstSeq = n.store.FirstSeq
-	snd.Buffer = link.Buffer{
+	snd.Buffer = outbound.Buffer{
 		MaxAge:   time.Duration(p.Export.Buffer.MaxAge),
 		MaxBytes: int64(p.Export.Buffer.MaxBytes),
 		MeanSize: n.store.MeanSize,
 	}
-	snd.Pace = link.NewPace(p.Export.MaxRate, p.Export.MaxBurst)
+	snd.Pace = outbound.NewPace(p.Export.MaxRate, p.Export.MaxBurst)
 	if n.signer != nil {
 		snd.Resign = n.signer.Sign // export.redact signs the redacted copy again
 	}
 	// In-process deliveries are never lost; over a cluster they can be.
 	snd.ResumeOnLoss = n.external()
 	n.senders[p.ID] = snd
-	n.runExport(rctx, p.ID, policy.Subjects(), snd.Run)
+	n.runExport(rctx, &outbound.Export{Peer: p.ID, JS: js, Filters: policy.Subjects(), Send: snd.Run,
+		// On a cluster an unpaced consumer's pulls can be lost with a server.
+		Watch: n.external() && p.Export.MaxRate <= 0})
 	return nil
 }
 
-// watchExport calls stalled when peer's export consumer, on a cluster,
-// holds signals for a peer whose link is up, has room in its window, and
-// neither delivers nor has a pull request waiting for three looks in a
-// row: its pulls were lost with a server, and the client did not notice.
-func (n *Node) watchExport(ctx context.Context, peer string, stalled func()) {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	var last uint64
-	still := 0
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		c, err := n.store.JetStream().Consumer(ictx, store.SignalStream, link.ConsumerName(peer))
-		cancel()
-		if err != nil {
-			still = 0
-			continue
-		}
-		info := c.CachedInfo()
-		if info.NumPending > 0 && info.NumWaiting == 0 && info.NumAckPending < link.DefaultWindow &&
-			info.Delivered.Stream == last && n.LinkUp(peer) {
-			still++
-		} else {
-			still = 0
-		}
-		last = info.Delivered.Stream
-		if still >= 3 {
-			stalled()
-			return
-		}
-	}
-}
-
-// runExport runs a peer's sender until rctx is done. When the sender
-// finds a delivery lost (link.ErrResume: a cluster server was lost
-// mid-delivery) or stops on an error, the export consumer resumes from
-// the first signal the peer has not answered and the sender runs again.
-func (n *Node) runExport(rctx context.Context, peer string, filters []string, run func(context.Context) error) {
+// runExport runs a peer's export until the node stops.
+func (n *Node) runExport(rctx context.Context, x *outbound.Export) {
+	x.LinkUp = func() bool { return n.LinkUp(x.Peer) }
+	x.Log = n.log
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		for {
-			ctx, stalled := context.WithCancel(rctx)
-			watched := make(chan struct{})
-			if p, _ := n.cfg.Peer(peer); n.external() && n.lossy[peer] == nil && p != nil && p.Export.MaxRate <= 0 {
-				go func() {
-					defer close(watched)
-					n.watchExport(ctx, peer, stalled)
-				}()
-			} else {
-				close(watched)
-			}
-			err := run(ctx)
-			stalling := ctx.Err() != nil && rctx.Err() == nil
-			stalled()
-			<-watched
-			if rctx.Err() != nil {
-				return
-			}
-			if stalling {
-				n.log.Warn().Str("peer", peer).Msg("export: the consumer stopped delivering with signals waiting and the link up (its server was lost): resuming from the first unanswered")
-			} else if errors.Is(err, link.ErrResume) {
-				n.log.Warn().Str("peer", peer).Msg("export: a signal was lost between the store and the sender (a server lost mid-delivery): resuming from the first unanswered")
-			} else {
-				n.log.Error().Err(err).Str("peer", peer).Msg("export stopped; restarting in 1s")
-				select {
-				case <-rctx.Done():
-					return
-				case <-time.After(time.Second):
-				}
-			}
-			for rctx.Err() == nil {
-				ctx, cancel := context.WithTimeout(rctx, 10*time.Second)
-				err := n.exportConsumer(ctx, peer, filters)
-				cancel()
-				if err == nil || n.lossy[peer] != nil {
-					break
-				}
-				n.log.Warn().Err(err).Str("peer", peer).Msg("export: resume the consumer")
-				select {
-				case <-rctx.Done():
-					return
-				case <-time.After(250 * time.Millisecond):
-				}
-			}
-		}
+		x.Run(rctx)
 	}()
 }
 
@@ -540,23 +461,14 @@ func (n *Node) runExport(rctx context.Context, peer string, filters []string, ru
 // configuration is removed: its backlog will never be sent, and saying so
 // is better than keeping it.
 func (n *Node) startLossy(ctx, rctx context.Context, p *config.Peer, xc, nc *nats.Conn) error {
-	js := n.store.JetStream()
-	if c, err := js.Consumer(ctx, store.SignalStream, link.ConsumerName(p.ID)); err == nil {
-		var waiting uint64
-		if info, err := c.Info(ctx); err == nil {
-			waiting = info.NumPending + uint64(info.NumAckPending)
-		}
-		if err := js.DeleteConsumer(ctx, store.SignalStream, link.ConsumerName(p.ID)); err != nil {
-			return fmt.Errorf("export consumer for %s: %w", p.ID, err)
-		}
-		n.log.Warn().Str("peer", p.ID).Uint64("dropped", waiting).
-			Msg("export to this peer is now lossy: its durable backlog is dropped")
+	if err := outbound.DropConsumer(ctx, n.store.JetStream(), p.ID, n.log); err != nil {
+		return err
 	}
-	snd := link.NewLossySender(n.ID(), p.ID, xc, nc, exportpolicy.ForConfig(n.cfg, p), n.log)
+	snd := outbound.NewLossySender(n.ID(), p.ID, xc, nc, exportpolicy.ForConfig(n.cfg, p), n.log)
 	snd.Expired = p.ExpiredAt
 	snd.LinkUp = func() bool { return n.LinkUp(p.ID) }
 	n.lossy[p.ID] = snd
-	n.runExport(rctx, p.ID, nil, snd.Run)
+	n.runExport(rctx, &outbound.Export{Peer: p.ID, JS: n.store.JetStream(), Lossy: true, Send: snd.Run})
 	return nil
 }
 
@@ -567,59 +479,6 @@ func waitDrained(s *nats.Subscription) {
 	for s.IsValid() && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// exportConsumer makes sure peer's export consumer will deliver in store
-// order from the first signal the peer has not answered. After a restart,
-// JetStream would hand out new signals before those it had delivered and
-// not seen acknowledged (until their ack wait ran out), and the peer, having
-// taken a later signal, would take the earlier ones for resends it had
-// decided. So a consumer with unacknowledged deliveries is recreated to
-// start just after its acknowledgement floor.
-//
-// The consumer reads only the subjects the export policy may send
-// (filters). When the policy changed, so do they: the consumer is
-// recreated, from the acknowledgement floor when signals still wait for
-// the peer (none is lost; the new policy decides them), else from the next
-// signal stored (what the old policy decided stays decided).
-func (n *Node) exportConsumer(ctx context.Context, peer string, filters []string) error {
-	js := n.store.JetStream()
-	name := link.ConsumerName(peer)
-	cfg := link.ConsumerConfig(peer, filters)
-	st, err := js.Stream(ctx, store.SignalStream)
-	if err != nil {
-		return err
-	}
-	last := st.CachedInfo().State.LastSeq // before the consumer's state: nothing after it is missed
-	c, err := js.Consumer(ctx, store.SignalStream, name)
-	switch {
-	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		_, err = js.CreateConsumer(ctx, store.SignalStream, cfg)
-		return err
-	case err != nil:
-		return err
-	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		return err
-	}
-	same := slices.Equal(info.Config.FilterSubjects, filters) && info.Config.FilterSubject == ""
-	if info.NumAckPending == 0 && same {
-		return nil
-	}
-	start := info.AckFloor.Stream + 1
-	if info.NumAckPending == 0 && info.NumPending == 0 {
-		start = max(start, last+1)
-	}
-	n.log.Info().Str("peer", peer).Int("unanswered", info.NumAckPending).Uint64("waiting", info.NumPending).
-		Uint64("from", start).Bool("policy_changed", !same).Msg("export resumes from the first signal not decided")
-	if err := js.DeleteConsumer(ctx, store.SignalStream, name); err != nil {
-		return err
-	}
-	cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-	cfg.OptStartSeq = start
-	_, err = js.CreateConsumer(ctx, store.SignalStream, cfg)
-	return err
 }
 
 // ClientURL is the TCP URL local clients use ("" without a client listener).
@@ -665,15 +524,7 @@ func (n *Node) Backlog(ctx context.Context, peer string) (uint64, error) {
 	if n.lossy[peer] != nil {
 		return 0, nil // nothing waits for a lossy peer
 	}
-	c, err := n.store.JetStream().Consumer(ctx, store.SignalStream, link.ConsumerName(peer))
-	if err != nil {
-		return 0, fmt.Errorf("export consumer for %s: %w", peer, err)
-	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("export consumer for %s: %w", peer, err)
-	}
-	return info.NumPending + uint64(info.NumAckPending), nil
+	return outbound.Backlog(ctx, n.store.JetStream(), peer)
 }
 
 // Stop drains intake and links, stops exports, and shuts the server down.

@@ -1,4 +1,4 @@
-package link
+package inbound
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/anfed/anfed/internal/conditions"
-	"github.com/anfed/anfed/internal/dampening"
+	"github.com/anfed/anfed/internal/inbound/dampening"
 	"github.com/anfed/anfed/internal/observe"
 	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/signal"

@@ -1,4 +1,4 @@
-package link_test
+package outbound_test
 
 import (
 	"context"
@@ -14,9 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/config"
-	"github.com/anfed/anfed/internal/exportpolicy"
-	"github.com/anfed/anfed/internal/link"
 	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/outbound"
+	"github.com/anfed/anfed/internal/outbound/exportpolicy"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/subject"
 )
@@ -55,7 +55,7 @@ func TestLossySenderTakesOnlyItsPolicySubjects(t *testing.T) {
 	pol := exportpolicy.New("op-a", &config.Peer{ID: "op-b", Export: config.ExportPolicy{
 		Classes: []string{"congestion"}, Services: []string{"vpn-1"},
 	}})
-	snd := link.NewLossySender("op-a", "op-b", src, peerSide, pol, zerolog.Nop())
+	snd := outbound.NewLossySender("op-a", "op-b", src, peerSide, pol, zerolog.Nop())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- snd.Run(ctx) }()

@@ -1,4 +1,4 @@
-package link
+package inbound
 
 import (
 	"encoding/json"

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/config"
-	"github.com/anfed/anfed/internal/exportpolicy"
+	"github.com/anfed/anfed/internal/outbound/exportpolicy"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/subject"
 )

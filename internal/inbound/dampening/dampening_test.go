@@ -11,7 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/anfed/anfed/internal/config"
-	"github.com/anfed/anfed/internal/dampening"
+	"github.com/anfed/anfed/internal/inbound/dampening"
 	"github.com/anfed/anfed/internal/signal"
 )
 

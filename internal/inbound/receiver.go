@@ -1,11 +1,13 @@
-// Package link moves signals across an operator boundary. Both ends of a
-// leaf-node link share one per-peer account; in it the Sender publishes our
-// exported signals as requests on an.link.<self>.<...> and waits for the
-// peer's answer, and the Receiver takes the peer's signals from
-// an.link.<peer>.<...>, has them inspected, import-checked and stored, and
-// answers. A signal leaves the sender's store only once the receiver
-// answered that it is stored (or refused it for good).
-package link
+// Package inbound is everything that enters from a peer: the receiver of
+// each peer's link (internal/link's protocol), its checks in order (the
+// stages: peering, rate limit, decode, signature, schema, link subject,
+// import policy, expiry, replay guard, flap dampening,
+// import.max_conditions), the hold and release of what dampening
+// suppresses, the advisories it sends and takes, and the store write and
+// answer. Every refusal of a peer's signal is made here, with a reason
+// from internal/reject. The pure deciders it runs live beside it:
+// importpolicy, replay, dampening.
+package inbound
 
 import (
 	"context"
@@ -22,21 +24,17 @@ import (
 
 	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/config"
-	"github.com/anfed/anfed/internal/dampening"
-	"github.com/anfed/anfed/internal/importpolicy"
+	"github.com/anfed/anfed/internal/inbound/dampening"
+	"github.com/anfed/anfed/internal/inbound/importpolicy"
+	"github.com/anfed/anfed/internal/inbound/replay"
 	"github.com/anfed/anfed/internal/inspect"
+	"github.com/anfed/anfed/internal/link"
 	"github.com/anfed/anfed/internal/observe"
 	"github.com/anfed/anfed/internal/origin"
 	"github.com/anfed/anfed/internal/reject"
-	"github.com/anfed/anfed/internal/replay"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/subject"
 )
-
-// HeaderSent carries the sender's export time (Unix nanoseconds), from
-// which the receiver reports crossing latency. It is a hop header, not part
-// of the signal.
-const HeaderSent = "Anfed-Sent"
 
 // Storer keeps accepted signals and dead letters.
 type Storer interface {
@@ -224,10 +222,6 @@ const DefaultMaxRate = 1000
 // Subject is what the receiver subscribes to in the peer's account.
 func (r *Receiver) Subject() string { return subject.LinkFrom(r.peer) }
 
-// ProbeSubject is where a sender asks the receiver whether it hears it;
-// it lies inside the narrowest permission a peer has on the link.
-func ProbeSubject(from string) string { return subject.LinkPrefix + "." + from + "." + from + ".probe" }
-
 // job is one link message between checking and answering: a probe, a
 // signal to store, a signal to refuse (with a dead letter), or an answer
 // decided by checking alone.
@@ -288,7 +282,7 @@ func (r *Receiver) Handle(m *nats.Msg) {
 		return // closed: unanswered, the sender sends it again
 	}
 	r.resync()
-	if m.Subject == ProbeSubject(r.peer) {
+	if m.Subject == link.ProbeSubject(r.peer) {
 		r.order(m.Header)
 		r.jobs <- job{m: m, probe: true, epoch: r.epoch, gen: r.gen}
 		return
@@ -316,7 +310,7 @@ func (r *Receiver) accept(m *nats.Msg) job {
 		// Decided already: a resend after a lost answer.
 		return job{ans: signal.Answer{Status: signal.StatusDuplicate}}
 	}
-	if seq != 0 && r.last == 0 && prev != 0 && m.Header.Get(HeaderFront) == "" {
+	if seq != 0 && r.last == 0 && prev != 0 && m.Header.Get(link.HeaderFront) == "" {
 		// We know nothing of this link yet (a restart): start from the
 		// sender's first unanswered signal, or a lost one before this
 		// would later look decided.
@@ -333,7 +327,7 @@ func (r *Receiver) accept(m *nats.Msg) job {
 		r.work <- c
 		j.chk = c
 	}
-	if seq != 0 && !(j.chk == nil && j.ans.Status == signal.StatusRejected && retryable(j.ans.Reason)) {
+	if seq != 0 && !(j.chk == nil && j.ans.Status == signal.StatusRejected && link.Retryable(j.ans.Reason)) {
 		r.last = seq // decided, unless its store write fails (see complete)
 	}
 	j.seq = seq
@@ -398,7 +392,7 @@ func (r *Receiver) complete() {
 					r.rb.Lock()
 					r.rb.gen, r.rb.epoch, r.rb.last = gen, epoch, decided
 					r.rb.Unlock()
-				} else if !(ans.Status == signal.StatusRejected && retryable(ans.Reason)) {
+				} else if !(ans.Status == signal.StatusRejected && link.Retryable(ans.Reason)) {
 					decided = max(decided, j.seq) // a resend of a decided signal leaves it
 				}
 			}
@@ -415,12 +409,12 @@ func (r *Receiver) complete() {
 // order reads the link's hop headers; seq is 0 when they are absent (a
 // plain NATS client on the link makes no ordering claim).
 func (r *Receiver) order(h nats.Header) (seq, prev uint64) {
-	seq, err := strconv.ParseUint(h.Get(HeaderSeq), 10, 64)
+	seq, err := strconv.ParseUint(h.Get(link.HeaderSeq), 10, 64)
 	if err != nil {
 		return 0, 0
 	}
-	prev, _ = strconv.ParseUint(h.Get(HeaderPrev), 10, 64)
-	if ep := h.Get(HeaderEpoch); ep != r.epoch {
+	prev, _ = strconv.ParseUint(h.Get(link.HeaderPrev), 10, 64)
+	if ep := h.Get(link.HeaderEpoch); ep != r.epoch {
 		r.epoch, r.last = ep, 0 // a new store at the sender
 	}
 	return seq, prev
@@ -634,7 +628,7 @@ func (r *Receiver) store(ctx context.Context, m *nats.Msg, p *putJob) signal.Ans
 		return signal.Answer{Status: signal.StatusRejected, Reason: string(reject.Unavailable), Error: err.Error()}
 	}
 	var lat time.Duration
-	if sent, err := strconv.ParseInt(m.Header.Get(HeaderSent), 10, 64); err == nil {
+	if sent, err := strconv.ParseInt(m.Header.Get(link.HeaderSent), 10, 64); err == nil {
 		lat = time.Since(time.Unix(0, sent))
 	}
 	r.Replay.Record(ev.Source, ev.ID)

@@ -1,4 +1,9 @@
-package link
+// Package outbound is everything that leaves for a peer: the export
+// policy (exportpolicy), the per-peer durable export consumer, and the
+// senders that put what the policy lets through on the peer's link —
+// durable (Sender, internal/link's protocol) or fire and forget
+// (LossySender).
+package outbound
 
 import (
 	"context"
@@ -14,35 +19,12 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
 
-	"github.com/anfed/anfed/internal/exportpolicy"
+	"github.com/anfed/anfed/internal/link"
+	"github.com/anfed/anfed/internal/outbound/exportpolicy"
 	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/subject"
 )
-
-// Hop headers of the link protocol. They order and correlate a link's
-// messages; they are not part of the signal.
-const (
-	// HeaderSeq is the sender's store sequence of the signal.
-	HeaderSeq = "Anfed-Seq"
-	// HeaderPrev is the store sequence of the signal the sender exported
-	// to this peer just before, or 0 when it makes no claim (after a
-	// restart). The receiver refuses a signal whose Prev it has not
-	// decided yet, so a lost message is resent before any later one is
-	// taken: per-source order holds across link cuts.
-	HeaderPrev = "Anfed-Prev"
-	// HeaderEpoch names the sender's store; a new store restarts the
-	// sequence.
-	HeaderEpoch = "Anfed-Epoch"
-	// HeaderFront marks the first signal the sender has not had answered:
-	// everything before it the receiver decided. A receiver that knows
-	// nothing of the link yet (it restarted) starts only from such a
-	// signal, never from one sent behind it.
-	HeaderFront = "Anfed-Front"
-)
-
-// DefaultWindow is how many signals a sender keeps in flight to a peer.
-const DefaultWindow = 512
 
 // Sender forwards our stored signals to one peer, in store order, through a
 // durable JetStream consumer. Up to a window of signals are in flight; a
@@ -230,7 +212,7 @@ func ConsumerConfig(peer string, filters []string) jetstream.ConsumerConfig {
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        time.Minute,
-		MaxAckPending:  DefaultWindow,
+		MaxAckPending:  link.DefaultWindow,
 		MaxDeliver:     -1,
 	}
 }
@@ -241,7 +223,7 @@ func NewSender(self, peer, epoch string, cons jetstream.Consumer, nc *nats.Conn,
 	return &Sender{
 		self: self, peer: peer, epoch: epoch, cons: cons, nc: nc, policy: policy,
 		log:     log.With().Str("peer", peer).Logger(),
-		window:  DefaultWindow,
+		window:  link.DefaultWindow,
 		timeout: 500 * time.Millisecond,
 		// Resending to a peer that is away costs little (no interest:
 		// the server drops it), and a short cap lets the backlog start
@@ -396,13 +378,13 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 			return
 		}
 		e := window[i]
-		e.out.Header.Set(HeaderPrev, strconv.FormatUint(prevOf(i), 10))
+		e.out.Header.Set(link.HeaderPrev, strconv.FormatUint(prevOf(i), 10))
 		if e == firstOpen(window) {
-			e.out.Header.Set(HeaderFront, "1")
+			e.out.Header.Set(link.HeaderFront, "1")
 		} else {
-			e.out.Header.Del(HeaderFront)
+			e.out.Header.Del(link.HeaderFront)
 		}
-		e.out.Header.Set(HeaderSent, strconv.FormatInt(time.Now().UnixNano(), 10))
+		e.out.Header.Set(link.HeaderSent, strconv.FormatInt(time.Now().UnixNano(), 10))
 		e.sentAt, e.answered, e.noRoute = time.Now(), false, false
 		if err := s.nc.PublishMsg(e.out); err != nil {
 			s.log.Debug().Err(err).Msg("link: publish") // the next probe finds it lost
@@ -418,9 +400,9 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 			probeAt, probeDue = time.Time{}, time.Time{}
 			return
 		}
-		probe := nats.NewMsg(ProbeSubject(s.self))
+		probe := nats.NewMsg(link.ProbeSubject(s.self))
 		probe.Reply = replyPrefix + ".probe"
-		probe.Header.Set(HeaderEpoch, s.epoch)
+		probe.Header.Set(link.HeaderEpoch, s.epoch)
 		probeAt, probeDue = time.Now(), time.Time{}
 		if err := s.nc.PublishMsg(probe); err != nil {
 			s.log.Debug().Err(err).Msg("link: probe")
@@ -456,7 +438,7 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 					e.unheard++
 				}
 				if e.unheard >= maxUnheard || e.lost >= maxLost {
-					s.log.Error().Str("seq", e.out.Header.Get(HeaderSeq)).Str("subject", e.out.Subject).
+					s.log.Error().Str("seq", e.out.Header.Get(link.HeaderSeq)).Str("subject", e.out.Subject).
 						Msg("link: the link drops this signal while the peer hears us: given up. Most likely the peer's " +
 							"permissions forbid it, e.g. we relay (export.transit) and the peer does not accept transit " +
 							"(import.transit): align the two policies")
@@ -572,7 +554,7 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 				planProbe(backoff)
 			case ans.OK():
 				e.done = true
-			case retryable(ans.Reason):
+			case link.Retryable(ans.Reason):
 				// Not now (out of order after a loss, store unavailable,
 				// over the rate): sync with a probe, then resend.
 				if ans.Reason == string(reject.RateLimited) {
@@ -583,7 +565,7 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 			default:
 				// Refused for good: retrying cannot help. The peer counted
 				// it and kept it in its dead-letter stream.
-				s.log.Warn().Str("seq", e.out.Header.Get(HeaderSeq)).Str("reason", ans.Reason).Str("error", ans.Error).Msg("link: peer refused signal")
+				s.log.Warn().Str("seq", e.out.Header.Get(link.HeaderSeq)).Str("reason", ans.Reason).Str("error", ans.Error).Msg("link: peer refused signal")
 				e.done = true
 			}
 			if e.done {
@@ -701,15 +683,6 @@ func firstOpen(window []*entry) *entry {
 	return nil
 }
 
-// retryable reports whether a refusal is about now, not about the signal.
-func retryable(reason string) bool {
-	switch reject.Reason(reason) {
-	case reject.Unavailable, reject.RateLimited, reject.OutOfOrder:
-		return true
-	}
-	return false
-}
-
 // lostBefore reports whether a delivery of the consumer before m never
 // reached the sender: lost on the way.
 func (s *Sender) lostBefore(m jetstream.Msg) bool {
@@ -804,8 +777,8 @@ func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (*entry, bool) {
 	seq := meta.Sequence.Stream
 	out := Outgoing(s.self, k, ev)
 	out.Reply = replyPrefix + "." + strconv.FormatUint(seq, 10)
-	out.Header.Set(HeaderSeq, strconv.FormatUint(seq, 10))
-	out.Header.Set(HeaderEpoch, s.epoch)
+	out.Header.Set(link.HeaderSeq, strconv.FormatUint(seq, 10))
+	out.Header.Set(link.HeaderEpoch, s.epoch)
 	return &entry{msg: m, seq: seq, stored: meta.Timestamp, out: out}, true
 }
 

@@ -1,4 +1,4 @@
-package link
+package outbound
 
 import (
 	"context"
@@ -11,7 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
-	"github.com/anfed/anfed/internal/exportpolicy"
+	"github.com/anfed/anfed/internal/link"
+	"github.com/anfed/anfed/internal/outbound/exportpolicy"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/subject"
 )
@@ -121,7 +122,7 @@ func (s *LossySender) Run(ctx context.Context) error {
 			}
 		}
 		out := Outgoing(s.self, k, ev)
-		out.Header.Set(HeaderSent, strconv.FormatInt(time.Now().UnixNano(), 10))
+		out.Header.Set(link.HeaderSent, strconv.FormatInt(time.Now().UnixNano(), 10))
 		if err := s.nc.PublishMsg(out); err != nil {
 			s.droppedDown.Add(1)
 			return

@@ -1,0 +1,53 @@
+// Package link is the wire protocol between two anfed nodes: the hop
+// headers that order and correlate a link's messages (sequence,
+// predecessor, epoch, front), the probe that syncs a sender with what its
+// peer decided, and which refusals are about now rather than about the
+// signal. It holds plain types and no NATS connection: the senders
+// (internal/outbound) and the receiver (internal/inbound) speak it.
+package link
+
+import (
+	"github.com/anfed/anfed/internal/reject"
+	"github.com/anfed/anfed/internal/subject"
+)
+
+// Hop headers of the link protocol. They order and correlate a link's
+// messages; they are not part of the signal.
+const (
+	// HeaderSeq is the sender's store sequence of the signal.
+	HeaderSeq = "Anfed-Seq"
+	// HeaderPrev is the store sequence of the signal the sender exported
+	// to this peer just before, or 0 when it makes no claim (after a
+	// restart). The receiver refuses a signal whose Prev it has not
+	// decided yet, so a lost message is resent before any later one is
+	// taken: per-source order holds across link cuts.
+	HeaderPrev = "Anfed-Prev"
+	// HeaderEpoch names the sender's store; a new store restarts the
+	// sequence.
+	HeaderEpoch = "Anfed-Epoch"
+	// HeaderFront marks the first signal the sender has not had answered:
+	// everything before it the receiver decided. A receiver that knows
+	// nothing of the link yet (it restarted) starts only from such a
+	// signal, never from one sent behind it.
+	HeaderFront = "Anfed-Front"
+	// HeaderSent carries the sender's export time (Unix nanoseconds), from
+	// which the receiver reports crossing latency.
+	HeaderSent = "Anfed-Sent"
+)
+
+// DefaultWindow is how many signals a sender keeps in flight to a peer.
+const DefaultWindow = 512
+
+// ProbeSubject is where a sender asks the receiver whether it hears it;
+// it lies inside the narrowest permission a peer has on the link.
+func ProbeSubject(from string) string { return subject.LinkPrefix + "." + from + "." + from + ".probe" }
+
+// Retryable reports whether a refusal is about now, not about the signal:
+// the sender keeps the signal and sends it again.
+func Retryable(reason string) bool {
+	switch reject.Reason(reason) {
+	case reject.Unavailable, reject.RateLimited, reject.OutOfOrder:
+		return true
+	}
+	return false
+}
