@@ -264,8 +264,8 @@ func (e *Explainer) peerIDs() []string {
 	return ids
 }
 
-// exportSide follows the link sender (link.Sender.prepare, and
-// link.LossySender for lossy delivery) for one peer.
+// exportSide follows the link sender (outbound.Sender.prepare, and
+// outbound.LossySender for lossy delivery) for one peer.
 func (e *Explainer) exportSide(ev *signal.Event, class string, p *config.Peer) (Verdict, *signal.Event) {
 	self := e.cfg.Operator.ID
 	v := Verdict{Peer: p.ID, Delivery: config.DeliveryDurable}
@@ -424,7 +424,7 @@ func permit(subj string, allow []string, by, what string) NATS {
 
 func ptr(b bool) *bool { return &b }
 
-// importSide follows the link receiver (link.Receiver.decide) for a
+// importSide follows the link receiver (inbound.Receiver.decide) for a
 // signal ev, whose path ends with p, as it arrives from p.
 func (e *Explainer) importSide(ev *signal.Event, class string, p *config.Peer) *Import {
 	self := e.cfg.Operator.ID

@@ -203,7 +203,7 @@ func (n *Node) watchLinks(ctx context.Context) {
 // enforceExpiry ends peerings whose time is up while the node runs: their
 // links are cut, again whenever they come back (their credentials stop
 // working at the next start, when the derived configuration no longer
-// holds them), and their signals are refused meanwhile (link.Receiver).
+// holds them), and their signals are refused meanwhile (inbound.Receiver).
 func (n *Node) enforceExpiry(now time.Time, leafs map[string][]leafConn, logged map[string]bool) {
 	for i := range n.cfg.Peers {
 		p := &n.cfg.Peers[i]
