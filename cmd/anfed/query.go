@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -137,7 +138,7 @@ func runConditions(ctx context.Context, args []string, stdout, stderr io.Writer)
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "PEER\tORIGIN\tCLASS\tSUBJECT\tSTATUS\tSTATE\tSEVERITY\tSINCE\tUPDATED\tDAMPENING")
 	for _, c := range cs {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", c.Peer, c.Origin, c.Class, c.Subject, c.Status, c.State, c.Severity,
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Peer, c.Origin, c.Class, c.Subject, c.Status, c.State, severityText(c.Severity),
 			stamp(c.Raised), stamp(c.Updated), dampening(c))
 	}
 	w.Flush()
@@ -163,6 +164,15 @@ func dampening(c conditions.Condition) string {
 		s += ", holding " + string(c.Held)
 	}
 	return s
+}
+
+// severityText is a condition's severity number, blank when it has none
+// (as on the dashboard).
+func severityText(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.Itoa(n)
 }
 
 func runPeers(ctx context.Context, args []string, stdout, stderr io.Writer) int {

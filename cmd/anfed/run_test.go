@@ -184,7 +184,9 @@ func serveOpA(t *testing.T) (addr string, flags []string) {
 		}
 		return nil
 	})
-	return addr, []string{"--server", "nats://" + addr, "--user", "loop", "--password", "loop-pass-123"}
+	pw := filepath.Join(dir, "loop.password")
+	require.NoError(t, os.WriteFile(pw, []byte("loop-pass-123\n"), 0o600))
+	return addr, []string{"--server", "nats://" + addr, "--user", "loop", "--password-file", pw}
 }
 
 func TestConditionsAndPeersCommands(t *testing.T) {
@@ -207,16 +209,43 @@ func TestConditionsAndPeersCommands(t *testing.T) {
 	})
 	code, out, _ := runCmd(append([]string{"conditions", "--json", "--class", "fault"}, flags...)...)
 	assert.Equal(t, exitOK, code)
-	assert.Contains(t, out, `"Class": "fault"`)
+	assert.Contains(t, out, `"class": "fault"`)
+	assert.NotContains(t, out, `"expiry"`, "no expiry is no key, not 0001-01-01T00:00:00Z")
 	code, out, _ = runCmd(append([]string{"conditions", "--class", "congestion"}, flags...)...)
 	assert.Equal(t, exitOK, code)
 	assert.Contains(t, out, "0 condition(s)")
+	// A condition without a severity shows none, not 0.
+	m, err = nc.Request("an.pub", congestionOf("op-a", "vpn-x"), 5*time.Second)
+	require.NoError(t, err)
+	require.Contains(t, string(m.Data), `"accepted"`)
+	natstest.WaitFor(t, 5*time.Second, func() error {
+		code, out, _ = runCmd(append([]string{"conditions", "--class", "congestion"}, flags...)...)
+		if !strings.Contains(out, "1 condition(s)") {
+			return fmt.Errorf("%d %s", code, out)
+		}
+		return nil
+	})
+	assert.Regexp(t, `(?m)^local\s+op-a\s+congestion\s+vpn-x/ic-paris-1\s+active\s+raised\s+\d{4}-\d\d-\d\dT`, out)
 	code, out, _ = runCmd(append([]string{"peers"}, flags...)...)
 	assert.Equal(t, exitOK, code)
 	assert.Contains(t, out, "PEER")
 	code, _, errs := runCmd("peers", "--server", "nats://"+natstest.FreeAddr(t))
 	assert.Equal(t, exitFail, code)
 	assert.Contains(t, errs, "is the node running?")
+
+	// The password from the environment; on the command line it still
+	// works, with a warning that ps shows it.
+	t.Setenv("ANFED_PASSWORD", "loop-pass-123")
+	code, out, errs = runCmd("peers", "--server", "nats://"+addr, "--user", "loop")
+	assert.Equal(t, exitOK, code, errs)
+	assert.Contains(t, out, "PEER")
+	t.Setenv("ANFED_PASSWORD", "")
+	code, _, errs = runCmd("peers", "--server", "nats://"+addr, "--user", "loop")
+	assert.Equal(t, exitFail, code, "no password, no connection")
+	assert.Contains(t, errs, "ANFED_PASSWORD")
+	code, _, errs = runCmd("peers", "--server", "nats://"+addr, "--user", "loop", "--password", "loop-pass-123")
+	assert.Equal(t, exitOK, code, errs)
+	assert.Contains(t, errs, "warning: --password shows in ps")
 }
 
 // --log-format console colours only a terminal: a file or a pipe gets no

@@ -25,7 +25,10 @@ import (
 // Key identifies a condition: who told us (the peer, or "local"), the origin
 // operator, the signal class, and the CloudEvent subject (<service>/<resource>).
 type Key struct {
-	Peer, Origin, Class, Subject string
+	Peer    string `json:"peer"`
+	Origin  string `json:"origin"`
+	Class   string `json:"class"`
+	Subject string `json:"subject"`
 }
 
 // Status is where a condition stands in the table.
@@ -47,25 +50,29 @@ const (
 
 // Condition is one entry of the table, as the table reports it.
 type Condition struct {
+	// In JSON (the HTTP and NATS APIs, an.cond) the keys are snake_case,
+	// as /v1/peers', and what a condition does not have is absent: no
+	// severity, no expiry.
 	Key
-	Status     Status
-	State      signal.State // of the last signal: raised, updated or cleared
-	Source, ID string       // of the last signal
-	Seq        uint64       // store sequence of the last signal; 0: none
-	Severity   int
-	Raised     time.Time // first raised at (node clock)
-	Updated    time.Time // last signal applied at (node clock)
-	Expiry     time.Time // zero: none
-	Changes    int       // signals that changed the condition, kept across a clear while its tombstone lives
+	Status   Status       `json:"status"`
+	State    signal.State `json:"state"`              // of the last signal: raised, updated or cleared
+	Source   string       `json:"source"`             // of the last signal
+	ID       string       `json:"id"`                 // of the last signal
+	Seq      uint64       `json:"seq"`                // store sequence of the last signal; 0: none
+	Severity int          `json:"severity,omitempty"` // 0: none
+	Raised   time.Time    `json:"raised"`             // first raised at (node clock)
+	Updated  time.Time    `json:"updated"`            // last signal applied at (node clock)
+	Expiry   time.Time    `json:"expiry,omitzero"`    // zero: none
+	Changes  int          `json:"changes"`            // signals that changed the condition, kept across a clear while its tombstone lives
 
 	// Flap dampening (import.dampening), filled by the node's view: the
 	// condition is suppressed, its penalty, since when, when it is to be
 	// released, and the state of the latest signal held for it.
-	Suppressed   bool         `json:",omitempty"`
-	Penalty      float64      `json:",omitempty"`
-	SuppressedAt time.Time    `json:",omitzero"`
-	ReuseAt      time.Time    `json:",omitzero"`
-	Held         signal.State `json:",omitempty"`
+	Suppressed   bool         `json:"suppressed,omitempty"`
+	Penalty      float64      `json:"penalty,omitempty"`
+	SuppressedAt time.Time    `json:"suppressed_at,omitzero"`
+	ReuseAt      time.Time    `json:"reuse_at,omitzero"`
+	Held         signal.State `json:"held,omitempty"`
 }
 
 // ChangeKind says how the table changed.
@@ -84,8 +91,8 @@ const (
 // Change is what a consumer is told when the table changes. Condition is
 // the condition after the change, with the status it ended in.
 type Change struct {
-	Kind      ChangeKind
-	Condition Condition
+	Kind      ChangeKind `json:"kind"`
+	Condition Condition  `json:"condition"`
 }
 
 // Errors Apply returns, wrapped with the condition they concern.

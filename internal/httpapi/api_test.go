@@ -66,6 +66,20 @@ func TestAPIPeersConditionsRejects(t *testing.T) {
 	}
 	getJSON(t, b.url+"/v1/conditions?service=vpn-other", &cs)
 	assert.Len(t, cs, 1)
+	// The keys are snake_case, as /v1/peers'; no expiry is no key (not
+	// 0001-01-01T00:00:00Z).
+	var raw []map[string]any
+	getJSON(t, b.url+"/v1/conditions?service=vpn-other", &raw)
+	require.Len(t, raw, 1)
+	for k := range raw[0] {
+		assert.Regexp(t, `^[a-z][a-z_]*$`, k)
+	}
+	for _, k := range []string{"peer", "origin", "class", "subject", "status", "state", "source", "id", "severity", "raised", "updated"} {
+		assert.Contains(t, raw[0], k)
+	}
+	assert.NotContains(t, raw[0], "expiry", "the signal has no expiry")
+	assert.Equal(t, "op-a", raw[0]["peer"])
+	assert.EqualValues(t, 13, raw[0]["severity"])
 	getJSON(t, b.url+"/v1/conditions?peer=op-z", &cs)
 	assert.Empty(t, cs)
 	code, body := get(t, b.url+"/v1/conditions?colour=red")

@@ -81,8 +81,8 @@
     const cs = st.conditions || [];
     $("condcount").textContent = st.conditions_total > cs.length ? "(" + cs.length + " of " + st.conditions_total + ")" : "(" + cs.length + ")";
     fill($("conditions").tBodies[0], cs.map((c) => row([
-      c.Peer, c.Origin, c.Class, c.Subject, c.State,
-      { text: c.Status, cls: c.Status === "stale" ? "stale" : "" }, c.Severity || "", hhmmss(c.Updated),
+      c.peer, c.origin, c.class, c.subject, c.state,
+      { text: c.status, cls: c.status === "stale" ? "stale" : "" }, c.severity || "", hhmmss(c.updated),
     ])));
   }
 
