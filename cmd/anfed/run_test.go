@@ -287,3 +287,28 @@ func TestLogDurationsHaveUnits(t *testing.T) {
 	}
 	assert.Empty(t, found, "log durations with .Stringer(key, d), which writes 30s")
 }
+
+// Every command answers -h with its help and exit status 0, in one
+// format: what it does and how to call it, then "Flags:".
+func TestHelpExitsZero(t *testing.T) {
+	for _, c := range []string{"demo", "init", "serve", "validate", "policy check", "policy explain", "policy asyncapi", "natsconf",
+		"keys init", "keys show", "peer invite", "peer add", "peer csr", "peer pin", "peer export", "peer import", "peer list",
+		"conditions", "peers", "tail", "publish", "bench"} {
+		t.Run(c, func(t *testing.T) {
+			for _, h := range []string{"-h", "--help"} {
+				code, stdout, stderr := runCmd(append(strings.Fields(c), h)...)
+				assert.Equal(t, exitOK, code, "anfed %s %s", c, h)
+				help := stdout + stderr
+				assert.Contains(t, help, "anfed "+c, "names the command")
+				assert.Contains(t, help, "\nFlags:\n", "one format")
+			}
+		})
+	}
+	for _, c := range []string{"policy", "keys", "peer"} {
+		code, stdout, _ := runCmd(c, "-h")
+		assert.Equal(t, exitOK, code, c)
+		assert.Contains(t, stdout, "anfed "+c+" ")
+	}
+	code, _, _ := runCmd("serve", "--no-such-flag")
+	assert.Equal(t, exitUsage, code, "a wrong flag is still a usage error")
+}

@@ -21,8 +21,13 @@ import (
 
 const tailUsage = `anfed tail: follow the signals a node accepts, live
 
-  anfed tail [--origin OP] [--class C] [--service GLOB] [--state S] [--min-severity N] [--json] [-n N]
+  anfed tail [--origin OP] [--class C] [--service GLOB] [--state S] [--min-severity N] [--json|--raw] [-n N]
   anfed tail --rejects            follow refused signals (dead letters) instead
+
+--json re-encodes each signal on one line, for reading. --raw writes each
+signal's bytes exactly as the node stored them, then a newline: the data
+as its origin signed it, so that the signature can be verified (a record
+spans lines only if its producer's data did; -n 1 takes one).
 
 `
 
@@ -76,6 +81,7 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	rejects := fs.Bool("rejects", false, "follow refused signals (an.dlq.>) instead of accepted ones")
 	count := fs.Int("n", 0, "stop after this many (0: until interrupted)")
 	color := fs.String("color", "auto", "auto (on a terminal), always or never")
+	raw := fs.Bool("raw", false, "write each signal's (or dead letter's) bytes exactly as stored, then a newline")
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
@@ -103,6 +109,9 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		useColor = isTerminal(stdout)
 	default:
 		problems = append(problems, fmt.Sprintf("--color %q: want auto, always or never", *color))
+	}
+	if *raw && *sf.asJSON {
+		problems = append(problems, "--raw and --json: choose one")
 	}
 	if len(problems) > 0 {
 		fmt.Fprintf(stderr, "anfed tail: %s\n", strings.Join(problems, "; "))
@@ -142,9 +151,18 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitOK
 		case m := <-msgs:
 			var shown bool
-			if *rejects {
+			switch {
+			case *raw && *rejects:
+				shown = writeRaw(stdout, m.Data)
+			case *raw:
+				ev, err := signal.Decode(m.Header, m.Data)
+				shown = err != nil || f.match(ev)
+				if shown {
+					writeRaw(stdout, m.Data)
+				}
+			case *rejects:
 				shown = printReject(stdout, m, *sf.asJSON, useColor)
-			} else {
+			default:
 				shown = printSignal(stdout, m, f, *sf.asJSON, useColor)
 			}
 			if shown {
@@ -155,6 +173,13 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
+}
+
+// writeRaw writes body exactly, then a newline.
+func writeRaw(w io.Writer, body []byte) bool {
+	_, _ = w.Write(body)
+	_, _ = w.Write([]byte{'\n'})
+	return true
 }
 
 func knownClass(c string) bool {

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/origin"
 	"github.com/anfed/anfed/internal/signal"
 )
 
@@ -133,4 +134,46 @@ func TestPublishAndTail(t *testing.T) {
 	code, _, errs = runCmd(append([]string{"tail", "--state", "open"}, flags...)...)
 	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, errs, "want raised, updated or cleared")
+}
+
+// tail --raw writes a signal's stored bytes exactly: its origin's
+// signature verifies over them. --json re-encodes the data (compacts it),
+// so that the digest over data no longer matches.
+func TestTailRawIsVerifiable(t *testing.T) {
+	dir, httpAddr, _, _ := initOperator(t, "acme")
+	policy := filepath.Join(dir, "policy.yaml")
+	serveInProcess(t, policy)
+	waitReady(t, httpAddr)
+	raw := startTail(t, "--config", policy, "--raw", "-n", "1")
+	asJSON := startTail(t, "--config", policy, "--json", "-n", "1")
+
+	// Data as a producer may write it: with spaces.
+	ev := strings.Replace(string(congestionOf("acme", "vpn-x")), `"data":{"link":{"id":"ic-paris-1"`, `"data": { "link": { "id": "ic-paris-1"`, 1)
+	require.Contains(t, ev, `"data": { "link": {`)
+	code, out, errs := runCmd("publish", "--config", policy, "--file", writeTemp(t, ev))
+	require.Equal(t, exitOK, code, "%s%s", out, errs)
+
+	pub := strings.TrimSpace(mustRun(t, "keys", "show", "--config", policy))
+	v, err := origin.NewVerifier(map[string]string{"acme": pub})
+	require.NoError(t, err)
+	c, got := raw()
+	require.Equal(t, exitOK, c)
+	require.True(t, strings.HasSuffix(got, "\n"))
+	stored, err := signal.DecodeStructured([]byte(strings.TrimSuffix(got, "\n")))
+	require.NoError(t, err, got)
+	assert.Contains(t, string(stored.Data), `{ "link": { "id": "ic-paris-1"`, "the data as its producer wrote it")
+	assert.NoError(t, v.Verify(stored), "the signature verifies over the bytes --raw wrote")
+
+	c, got = asJSON()
+	require.Equal(t, exitOK, c)
+	reencoded, err := signal.DecodeStructured([]byte(strings.TrimSpace(got)))
+	require.NoError(t, err, got)
+	assert.Error(t, v.Verify(reencoded), "--json is for reading, not for verifying")
+}
+
+func writeTemp(t *testing.T, body string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "signal.json")
+	require.NoError(t, os.WriteFile(f, []byte(body), 0o600))
+	return f
 }
