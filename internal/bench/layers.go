@@ -261,7 +261,7 @@ func (st *layerStages) a(hdr nats.Header, body []byte) (*nats.Msg, error) {
 	if err != nil {
 		return nil, err
 	}
-	return outbound.Outgoing(st.self, keyOf(ev, class), ev), nil
+	return outbound.Outgoing(st.self, keyOf(ev, class), ev)
 }
 
 // b is stage B: the receiver's decode, verification and checks of a link
@@ -280,5 +280,8 @@ func (st *layerStages) b(m *nats.Msg) (subj string, body []byte, err error) {
 	if err != nil {
 		return "", nil, err
 	}
-	return subject.Signal(keyOf(ev, class)), ev.Encode(), nil
+	if subj, err = subject.Signal(keyOf(ev, class)); err != nil {
+		return "", nil, err
+	}
+	return subj, ev.Encode(), nil
 }

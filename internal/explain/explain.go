@@ -313,7 +313,11 @@ func (e *Explainer) exportSide(ev *signal.Event, class string, p *config.Peer) (
 	v.Tags = slices.Clone(out.Tags)
 	out.Path = append(out.Path, self)
 	k := subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()}
-	v.Subject = subject.Link(self, k)
+	var err error
+	if v.Subject, err = subject.Link(self, k); err != nil {
+		v.Rule = err.Error() + ": not sent"
+		return v, nil
+	}
 	if p.Export.Lossy() {
 		v.Notes = append(v.Notes, "lossy: sent once, fire and forget; lost if the link is down or the peer slow")
 	} else {
@@ -429,13 +433,18 @@ func ptr(b bool) *bool { return &b }
 func (e *Explainer) importSide(ev *signal.Event, class string, p *config.Peer) *Import {
 	self := e.cfg.Operator.ID
 	k := subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()}
-	im := &Import{From: p.ID, NATS: e.receivePermission(p, subject.Link(p.ID, k)), Steps: []Step{}}
+	im := &Import{From: p.ID, Steps: []Step{}}
 	refuse := func(check string, err error) *Import {
 		im.Steps = append(im.Steps, Step{Check: check, Detail: err.Error()})
 		im.Reason = string(reject.ReasonOf(err))
 		im.Rule = err.Error()
 		return im
 	}
+	subj, err := subject.Link(p.ID, k)
+	if err != nil {
+		return refuse("subject", reject.Wrap(reject.BadAttribute, err))
+	}
+	im.NATS = e.receivePermission(p, subj)
 	pass := func(check, detail string) {
 		im.Steps = append(im.Steps, Step{Check: check, OK: true, Detail: detail})
 	}

@@ -497,7 +497,11 @@ func (r *Receiver) settle(j job) job {
 		return j
 	}
 	k := subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()}
-	subj := subject.Signal(k)
+	subj, err := subject.Signal(k)
+	if err != nil {
+		j.refuse, j.ev = reject.Wrap(reject.BadAttribute, err), ev
+		return j
+	}
 	if r.Replay.Seen(ev.Source, ev.ID) {
 		r.log.Info().Str("reason", string(reject.Duplicate)).Str("type", ev.Type).Str("subject", ev.Subject).Str("id", ev.ID).
 			Msg("link: signal already accepted (a resend or a replay): not stored again")
@@ -653,7 +657,11 @@ func checkSubject(peer, subj string, ev *signal.Event, class string) error {
 	}
 	want := subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()}
 	if k != want {
-		return reject.Errorf(reject.BadAttribute, "link subject %s does not match the signal (want %s)", subj, subject.Link(from, want))
+		w, err := subject.Link(from, want)
+		if err != nil {
+			return reject.Wrap(reject.BadAttribute, err)
+		}
+		return reject.Errorf(reject.BadAttribute, "link subject %s does not match the signal (want %s)", subj, w)
 	}
 	return nil
 }

@@ -37,12 +37,20 @@ func New(catalog *schemacheck.Catalog, maxBytes int) *Inspector {
 	return &Inspector{catalog: catalog, maxBytes: maxBytes, now: time.Now}
 }
 
-// Decode reads a message in either content mode, refusing oversized ones.
+// Decode reads a message in either content mode, refusing oversized ones
+// and attributes over their bounds (Bounds).
 func (in *Inspector) Decode(hdr nats.Header, body []byte) (*signal.Event, error) {
 	if len(body) > in.maxBytes {
 		return nil, reject.Errorf(reject.Oversized, "%d bytes is over the %d-byte limit for one signal", len(body), in.maxBytes)
 	}
-	return signal.Decode(hdr, body)
+	ev, err := signal.Decode(hdr, body)
+	if err != nil {
+		return nil, err
+	}
+	if err := Bounds(ev); err != nil {
+		return nil, err // nor its long values to logs
+	}
+	return ev, nil
 }
 
 // Check verifies a decoded signal: required attributes, a known type, a

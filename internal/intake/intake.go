@@ -219,7 +219,10 @@ func (in *Intake) prepare(m *nats.Msg) (ev *signal.Event, subj string, body []by
 			return ev, "", nil, reject.Wrap(reject.Unavailable, err)
 		}
 	}
-	subj = subject.Signal(subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()})
+	subj, err = subject.Signal(subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()})
+	if err != nil {
+		return ev, "", nil, reject.Wrap(reject.BadAttribute, err)
+	}
 	return ev, subj, ev.Encode(), nil
 }
 

@@ -541,7 +541,16 @@ func atkAllowedForB(subj string) bool {
 
 // atkLinkSubject is the link subject op-b would send ev on, as class.
 func atkLinkSubject(from string, ev *signal.Event, class string) string {
-	return subject.Link(from, subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()})
+	return mustLink(from, subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()})
+}
+
+// mustLink is subject.Link for a key within the bounds.
+func mustLink(from string, k subject.Key) string {
+	s, err := subject.Link(from, k)
+	if err != nil {
+		panic(err)
+	}
+	return s
 }
 
 // ---------------------------------------------------------------------------

@@ -479,7 +479,7 @@ func TestFreshReceiverNeverDropsAnOlderSignal(t *testing.T) {
 		ev.Sequence = fmt.Sprintf("%020d", seq)
 		signAs(t, "op-a", ev)
 		ev.Path = []string{"op-a"}
-		m := nats.NewMsg(subject.Link("op-a", subject.Key{Origin: "op-a", Class: "congestion", Service: ev.Service(), Resource: ev.Resource()}))
+		m := nats.NewMsg(mustLink("op-a", subject.Key{Origin: "op-a", Class: "congestion", Service: ev.Service(), Resource: ev.Resource()}))
 		m.Data = ev.Encode()
 		m.Header.Set(link.HeaderSeq, strconv.FormatUint(seq, 10))
 		m.Header.Set(link.HeaderPrev, strconv.FormatUint(prev, 10))

@@ -109,7 +109,7 @@ func TestLoopingSignalIsDropped(t *testing.T) {
 		var ans signal.Answer
 		// The link's interest may take a moment to propagate to the rogue.
 		waitFor(t, 5*time.Second, func() error {
-			m, err := rogue.Conn.Request(subject.Link("op-b", k), ev.Encode(), time.Second)
+			m, err := rogue.Conn.Request(mustLink("op-b", k), ev.Encode(), time.Second)
 			if err != nil {
 				return err
 			}

@@ -177,7 +177,7 @@ func TestBadTagsFromPeerRefused(t *testing.T) {
 		k := subject.Key{Origin: ev.Origin, Class: "congestion", Service: ev.Service(), Resource: ev.Resource()}
 		var ans signal.Answer
 		waitFor(t, 5*time.Second, func() error {
-			m, err := rogue.Conn.Request(subject.Link("op-b", k), ev.Encode(), time.Second)
+			m, err := rogue.Conn.Request(mustLink("op-b", k), ev.Encode(), time.Second)
 			if err != nil {
 				return err
 			}

@@ -121,7 +121,11 @@ func (s *LossySender) Run(ctx context.Context) error {
 				return
 			}
 		}
-		out := Outgoing(s.self, k, ev)
+		out, err := Outgoing(s.self, k, ev)
+		if err != nil {
+			s.log.Error().Err(err).Msg("link: stored signal has no link subject; skipped")
+			return
+		}
 		out.Header.Set(link.HeaderSent, strconv.FormatInt(time.Now().UnixNano(), 10))
 		if err := s.nc.PublishMsg(out); err != nil {
 			s.droppedDown.Add(1)

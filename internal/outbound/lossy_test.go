@@ -73,7 +73,9 @@ func TestLossySenderTakesOnlyItsPolicySubjects(t *testing.T) {
 			Origin: "op-a", State: signal.Raised, Data: []byte(`{}`),
 		}
 		k := subject.Key{Origin: "op-a", Class: class, Service: service, Resource: fmt.Sprintf("r%d", i)}
-		require.NoError(t, pub.Publish(subject.Signal(k), ev.Encode()))
+		subj, err := subject.Signal(k)
+		require.NoError(t, err)
+		require.NoError(t, pub.Publish(subj, ev.Encode()))
 	}
 	natstest.WaitFor(t, 5*time.Second, func() error {
 		stored("congestion", "vpn-1", 0)

@@ -775,7 +775,12 @@ func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (*entry, bool) {
 		}
 	}
 	seq := meta.Sequence.Stream
-	out := Outgoing(s.self, k, ev)
+	out, err := Outgoing(s.self, k, ev)
+	if err != nil {
+		s.log.Error().Err(err).Msg("link: stored signal has no link subject; skipped")
+		_ = m.Term()
+		return nil, false
+	}
 	out.Reply = replyPrefix + "." + strconv.FormatUint(seq, 10)
 	out.Header.Set(link.HeaderSeq, strconv.FormatUint(seq, 10))
 	out.Header.Set(link.HeaderEpoch, s.epoch)
@@ -785,10 +790,15 @@ func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (*entry, bool) {
 // Outgoing is the link message that carries ev, one of self's signals
 // (its own or relayed) whose subject says k and that the export policy
 // lets through, to a peer: self added to its path, on self's link
-// subject. Both senders make theirs with it.
-func Outgoing(self string, k subject.Key, ev *signal.Event) *nats.Msg {
+// subject. Both senders make theirs with it. It fails only for a key
+// over the subject bounds, which intake and the receivers refuse.
+func Outgoing(self string, k subject.Key, ev *signal.Event) (*nats.Msg, error) {
+	subj, err := subject.Link(self, k)
+	if err != nil {
+		return nil, err
+	}
 	ev.Path = append(ev.Path, self)
-	out := nats.NewMsg(subject.Link(self, k))
+	out := nats.NewMsg(subj)
 	out.Data = ev.Encode()
-	return out
+	return out, nil
 }

@@ -23,6 +23,7 @@
 package subject
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -41,6 +42,30 @@ const (
 	Held         = "an.held.>"
 )
 
+// Bounds of the subjects this package builds. nats-server closes a client
+// connection whose protocol line ("PUB <subject> <reply> <size>") passes
+// its max_control_line, 4,096 bytes by default: a subject over it would
+// cut the node's own store connection. A leaf connection may send lines
+// sixteen times longer, so a peer can hand the node a link subject that
+// the node could not publish again. Service and resource names are bounded
+// at intake (internal/inspect) by MaxToken; Signal and Link refuse to
+// build anything longer as a second line.
+const (
+	// MaxToken is the most bytes a service or resource token may take,
+	// percent-encoded (Token): 1,024 ASCII letters, digits or safe
+	// punctuation, or 341 bytes of non-ASCII UTF-8 (each byte is three).
+	MaxToken = 1024
+	// MaxSubject is the most bytes of a subject Signal or Link builds: the
+	// longest a signal within MaxToken makes is 2,145 (an.link, two
+	// 32-byte operator ids, the longest class); the rest of the 4,096-byte
+	// control line is room for a reply subject and the sizes.
+	MaxSubject = 3072
+)
+
+// ErrTooLong is returned by Signal and Link for a key whose subject would
+// be over the bounds.
+var ErrTooLong = errors.New("subject over its bound")
+
 // Key is what a subject says of a signal.
 type Key struct {
 	Origin   string
@@ -49,15 +74,42 @@ type Key struct {
 	Resource string
 }
 
-// Signal is the operations-account subject of an accepted signal.
-func Signal(k Key) string {
+// Signal is the operations-account subject of an accepted signal, or
+// ErrTooLong.
+func Signal(k Key) (string, error) {
+	svc, res, err := names(k)
+	if err != nil {
+		return "", err
+	}
 	// One concatenation: one allocation.
-	return SignalPrefix + "." + k.Origin + "." + k.Class + "." + Token(k.Service) + "." + Token(k.Resource)
+	return bounded(SignalPrefix + "." + k.Origin + "." + k.Class + "." + svc + "." + res)
 }
 
-// Link is the link subject of a signal sent by from.
-func Link(from string, k Key) string {
-	return LinkPrefix + "." + from + "." + k.Origin + "." + k.Class + "." + Token(k.Service) + "." + Token(k.Resource)
+// Link is the link subject of a signal sent by from, or ErrTooLong.
+func Link(from string, k Key) (string, error) {
+	svc, res, err := names(k)
+	if err != nil {
+		return "", err
+	}
+	return bounded(LinkPrefix + "." + from + "." + k.Origin + "." + k.Class + "." + svc + "." + res)
+}
+
+// names are k's service and resource tokens, each within MaxToken.
+func names(k Key) (svc, res string, err error) {
+	if n := TokenLen(k.Service); n > MaxToken {
+		return "", "", fmt.Errorf("%w: the service token is %d bytes percent-encoded, more than %d", ErrTooLong, n, MaxToken)
+	}
+	if n := TokenLen(k.Resource); n > MaxToken {
+		return "", "", fmt.Errorf("%w: the resource token is %d bytes percent-encoded, more than %d", ErrTooLong, n, MaxToken)
+	}
+	return Token(k.Service), Token(k.Resource), nil
+}
+
+func bounded(s string) (string, error) {
+	if len(s) > MaxSubject {
+		return "", fmt.Errorf("%w: %d bytes, more than %d", ErrTooLong, len(s), MaxSubject)
+	}
+	return s, nil
 }
 
 // LinkFrom is the wildcard subject of everything from sends on a link.
@@ -74,7 +126,7 @@ func ParseSignal(s string) (Key, error) {
 	var buf [6]string
 	t := split(buf[:0], s)
 	if len(t) != 6 || t[0] != "an" || t[1] != "sig" {
-		return Key{}, fmt.Errorf("subject %q: want an.sig.<origin>.<class>.<service>.<resource>", s)
+		return Key{}, fmt.Errorf("subject %s: want an.sig.<origin>.<class>.<service>.<resource>", short(s))
 	}
 	return parseKey(s, t[2:])
 }
@@ -84,7 +136,7 @@ func ParseLink(s string) (from string, k Key, err error) {
 	var buf [7]string
 	t := split(buf[:0], s)
 	if len(t) != 7 || t[0] != "an" || t[1] != "link" {
-		return "", Key{}, fmt.Errorf("subject %q: want an.link.<from>.<origin>.<class>.<service>.<resource>", s)
+		return "", Key{}, fmt.Errorf("subject %s: want an.link.<from>.<origin>.<class>.<service>.<resource>", short(s))
 	}
 	k, err = parseKey(s, t[3:])
 	return t[2], k, err
@@ -106,25 +158,44 @@ func split(t []string, s string) []string {
 }
 
 func parseKey(s string, t []string) (Key, error) {
+	if len(s) > MaxSubject {
+		return Key{}, fmt.Errorf("subject of %d bytes: %w (%d)", len(s), ErrTooLong, MaxSubject)
+	}
+	for i, what := range [...]string{"service", "resource"} {
+		if len(t[2+i]) > MaxToken {
+			return Key{}, fmt.Errorf("subject of %d bytes: its %s token is %d bytes, more than %d", len(s), what, len(t[2+i]), MaxToken)
+		}
+	}
 	svc, err := Untoken(t[2])
 	if err != nil {
-		return Key{}, fmt.Errorf("subject %q: service: %w", s, err)
+		return Key{}, fmt.Errorf("subject %s: service: %w", short(s), err)
 	}
 	res, err := Untoken(t[3])
 	if err != nil {
-		return Key{}, fmt.Errorf("subject %q: resource: %w", s, err)
+		return Key{}, fmt.Errorf("subject %s: resource: %w", short(s), err)
 	}
 	for _, x := range []string{t[0], t[1], svc, res} {
 		if x == "" {
-			return Key{}, fmt.Errorf("subject %q: empty token", s)
+			return Key{}, fmt.Errorf("subject %s: empty token", short(s))
 		}
 	}
 	for _, x := range t[:2] {
 		if !plainToken(x) {
-			return Key{}, fmt.Errorf("subject %q: origin and class are lowercase letters, digits and '-', not %q", s, x)
+			return Key{}, fmt.Errorf("subject %s: origin and class are lowercase letters, digits and '-', not %s", short(s), short(x))
 		}
 	}
 	return Key{Origin: t[0], Class: t[1], Service: svc, Resource: res}, nil
+}
+
+// short quotes s for an error message, cut to its first 128 bytes: a
+// subject from a peer may be 64 KiB long, and errors end up in logs and
+// dead-letter headers.
+func short(s string) string {
+	const n = 128
+	if len(s) <= n {
+		return fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprintf("%q... (%d bytes)", s[:n], len(s))
 }
 
 // plainToken reports whether t is an operator id or class token: a-z, 0-9
@@ -156,6 +227,17 @@ func tokenSafe(b byte) bool {
 }
 
 const hexDigits = "0123456789ABCDEF"
+
+// TokenLen is len(Token(s)), without building the token.
+func TokenLen(s string) int {
+	n := len(s)
+	for i := 0; i < len(s); i++ {
+		if !tokenSafe(s[i]) {
+			n += 2
+		}
+	}
+	return n
+}
 
 // Token encodes s as one subject token.
 func Token(s string) string {

@@ -95,14 +95,16 @@ func TestSignalRoundTrip(t *testing.T) {
 		for _, res := range []string{"ic-paris-1", "port et-0/0/3", "a.b>*", "50%"} {
 			k := subject.Key{Origin: "op-a", Class: "congestion", Service: svc, Resource: res}
 			t.Run(svc+"|"+res, func(t *testing.T) {
-				s := subject.Signal(k)
+				s, err := subject.Signal(k)
+				require.NoError(t, err)
 				assert.True(t, strings.HasPrefix(s, subject.SignalPrefix+".op-a.congestion."), s)
 				assert.Len(t, strings.Split(s, "."), 6, s)
 				got, err := subject.ParseSignal(s)
 				require.NoError(t, err)
 				assert.Equal(t, k, got)
 
-				l := subject.Link("op-b", k)
+				l, err := subject.Link("op-b", k)
+				require.NoError(t, err)
 				assert.True(t, strings.HasPrefix(l, subject.LinkPrefix+".op-b.op-a.congestion."), l)
 				assert.Len(t, strings.Split(l, "."), 7, l)
 				from, got, err := subject.ParseLink(l)
@@ -164,6 +166,52 @@ func TestParseLinkRefuses(t *testing.T) {
 	}
 }
 
+// TestBounds: Signal and Link refuse a key whose service or resource token
+// is over MaxToken (percent-encoded: non-ASCII counts three bytes a byte),
+// the parsers refuse such subjects, and the longest subject a key within
+// the bounds makes stays under MaxSubject and nats-server's 4,096-byte
+// control line with room to spare.
+func TestBounds(t *testing.T) {
+	longest := subject.Key{Origin: strings.Repeat("o", 32), Class: "performance-deviation",
+		Service: strings.Repeat("s", subject.MaxToken), Resource: strings.Repeat("r", subject.MaxToken)}
+	l, err := subject.Link(strings.Repeat("f", 32), longest)
+	require.NoError(t, err)
+	assert.LessOrEqual(t, len(l), subject.MaxSubject)
+	assert.Equal(t, 2145, len(l), "the longest link subject within MaxToken")
+	_, back, err := subject.ParseLink(l)
+	require.NoError(t, err)
+	assert.Equal(t, longest, back)
+
+	for _, tt := range []struct {
+		name string
+		key  subject.Key
+		want string
+	}{
+		{"ASCII service one byte over", subject.Key{Origin: "op-a", Class: "fault", Service: strings.Repeat("s", subject.MaxToken+1), Resource: "r"}, "service token is 1025 bytes"},
+		{"4 KB resource", subject.Key{Origin: "op-a", Class: "fault", Service: "s", Resource: strings.Repeat("r", 4000)}, "resource token is 4000 bytes"},
+		{"700 non-ASCII characters", subject.Key{Origin: "op-a", Class: "fault", Service: "s", Resource: strings.Repeat("é", 700)}, "resource token is 4200 bytes"},
+		{"342 escaped bytes", subject.Key{Origin: "op-a", Class: "fault", Service: strings.Repeat(".", 342), Resource: "r"}, "service token is 1026 bytes"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := subject.Signal(tt.key)
+			require.ErrorIs(t, err, subject.ErrTooLong)
+			assert.Contains(t, err.Error(), tt.want)
+			_, err = subject.Link("op-b", tt.key)
+			require.ErrorIs(t, err, subject.ErrTooLong)
+			// A peer can put such a subject on a leaf link (leaf lines
+			// may be 64 KiB): the parser refuses it, without echoing it.
+			raw := "an.link.op-b." + tt.key.Origin + "." + tt.key.Class + "." + subject.Token(tt.key.Service) + "." + subject.Token(tt.key.Resource)
+			_, _, err = subject.ParseLink(raw)
+			require.Error(t, err)
+			assert.Less(t, len(err.Error()), 400, "the error quotes at most the subject's start")
+		})
+	}
+	// A 64 KiB subject of the wrong shape is not echoed whole either.
+	_, err = subject.ParseSignal(strings.Repeat("x", 64<<10))
+	require.Error(t, err)
+	assert.Less(t, len(err.Error()), 400)
+}
+
 func TestFixedSubjects(t *testing.T) {
 	assert.Equal(t, "an.link.op-b.>", subject.LinkFrom("op-b"))
 	assert.Equal(t, "an.dlq.local.bad-attribute", subject.DLQ("local", "bad-attribute"))
@@ -217,7 +265,13 @@ func FuzzToken(f *testing.F) {
 		if s == "" {
 			return
 		}
-		got2, err := subject.ParseSignal(subject.Signal(k))
+		sig, err := subject.Signal(k)
+		if subject.TokenLen(s+"/r") > subject.MaxToken {
+			require.ErrorIs(t, err, subject.ErrTooLong)
+			return
+		}
+		require.NoError(t, err)
+		got2, err := subject.ParseSignal(sig)
 		require.NoError(t, err)
 		assert.Equal(t, k, got2)
 	})
@@ -237,13 +291,17 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		if k, err := subject.ParseSignal(s); err == nil {
 			checkKey(t, k)
-			back, err := subject.ParseSignal(subject.Signal(k))
+			sig, err := subject.Signal(k)
+			require.NoError(t, err, "a subject that parses is within the bounds")
+			back, err := subject.ParseSignal(sig)
 			require.NoError(t, err)
 			assert.Equal(t, k, back)
 		}
 		if from, k, err := subject.ParseLink(s); err == nil {
 			checkKey(t, k)
-			_, back, err := subject.ParseLink(subject.Link(from, k))
+			l, err := subject.Link(from, k)
+			require.NoError(t, err, "a subject that parses is within the bounds")
+			_, back, err := subject.ParseLink(l)
 			require.NoError(t, err)
 			assert.Equal(t, k, back)
 		}

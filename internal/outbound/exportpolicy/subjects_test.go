@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/outbound/exportpolicy"
@@ -75,7 +76,8 @@ func TestSubjectsCoverMayExport(t *testing.T) {
 			for _, c := range classes {
 				for _, s := range services {
 					k := subject.Key{Origin: o, Class: c, Service: s, Resource: "r.1"}
-					subj := subject.Signal(k)
+					subj, err := subject.Signal(k)
+					require.NoError(t, err)
 					n := 0
 					for _, f := range filters {
 						if match(f, subj) {

@@ -1,0 +1,214 @@
+package node_test
+
+// Hostile input that reaches a node by every door: a local producer on
+// NATS, the CloudEvents HTTP ingest, and a peer with its own real
+// credentials (op-b's leaf user and password, its client certificate from
+// A's CA and its signing key) speaking raw leaf protocol on A's real
+// mutual-TLS leaf listener. Each attack must be refused with its reason,
+// counted, dead-lettered, and leave the node alive: a normal signal
+// afterwards is still accepted and crosses to op-c.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/anfed/anfed/internal/httpapi"
+	"github.com/anfed/anfed/internal/inspect"
+	"github.com/anfed/anfed/internal/reject"
+	"github.com/anfed/anfed/internal/signal"
+	"github.com/anfed/anfed/internal/subject"
+)
+
+// hostile is A (op-a) with its HTTP ingest, op-c linked to it, and op-b's
+// credentials in the attacker's hands as a raw leaf connection.
+type hostile struct {
+	*atkEnv
+	ingest   string // the ingest's URL
+	token    string
+	raw      *atkRawLeaf
+	dlqLocal *atkArrivals // A's local dead letters, by reason
+	atC      *atkArrivals // A's signals as op-c's consumers see them
+	n        atomic.Int64
+}
+
+func newHostile(t *testing.T) *hostile {
+	t.Helper()
+	h := &hostile{atkEnv: newAtkEnv(t, nil), token: "ingest-token-123", dlqLocal: newAtkArrivals(), atC: newAtkArrivals()}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte(h.token), 0o600))
+	hs := httpapi.New(httpapi.Options{Listen: "127.0.0.1:0", TokenFile: tokenFile, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
+	require.NoError(t, hs.Start(h.a))
+	t.Cleanup(hs.Stop)
+	h.ingest = "http://" + hs.Addr() + "/v1/events"
+	_, err := h.local.Subscribe("an.dlq.local.>", h.dlqLocal.addDLQ)
+	require.NoError(t, err)
+	require.NoError(t, h.local.Flush())
+	_, err = h.pubC.Subscribe("an.sig.op-a.>", h.atC.add)
+	require.NoError(t, err)
+	require.NoError(t, h.pubC.Flush())
+
+	h.raw = dialRawLeaf(t, h.addrA, h.ca.ClientTLS(t, h.bCert, h.bKey), "op-b", atkPassB, "raw-op-b", false)
+	h.raw.write(t, "LS+ an.ack.op-b.>")
+	h.raw.sync(t)
+	return h
+}
+
+// postEvent posts ev's structured-mode body to the ingest and returns the
+// HTTP status and the answer.
+func (h *hostile) postEvent(t *testing.T, body []byte) (int, signal.Answer) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, h.ingest, bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+h.token)
+	req.Header.Set("Content-Type", "application/cloudevents+json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var ans signal.Answer
+	require.NoError(t, json.Unmarshal(b, &ans), "%s", b)
+	return resp.StatusCode, ans
+}
+
+// sendLink sends body as op-b on link subject subj over the raw leaf and
+// returns A's answer.
+func (h *hostile) sendLink(t *testing.T, subj string, body []byte) signal.Answer {
+	t.Helper()
+	reply := fmt.Sprintf("an.ack.op-b.raw.%d", h.n.Add(1))
+	h.raw.lmsg(t, subj, reply, body)
+	var ans signal.Answer
+	waitFor(t, 10*time.Second, func() error {
+		lines := h.raw.snapshot()
+		for i, l := range lines {
+			f := strings.Fields(l)
+			if len(f) < 2 || f[1] != reply {
+				continue
+			}
+			for _, p := range lines[i+1:] {
+				if strings.HasPrefix(p, "{") {
+					return json.Unmarshal([]byte(p), &ans)
+				}
+			}
+		}
+		return fmt.Errorf("no answer from A's receiver on %s", reply)
+	})
+	return ans
+}
+
+// bSigned is op-b's signal id on subject subj (service/resource), signed
+// by op-b, and its link subject (built by hand: subject.Link refuses
+// names over the bounds).
+func (h *hostile) bSigned(t *testing.T, id, subj string) (string, []byte) {
+	t.Helper()
+	ev := congestion("op-b", id)
+	ev.Subject = subj
+	ev.Path = []string{"op-b"}
+	require.NoError(t, h.signerB.Sign(ev))
+	return "an.link.op-b.op-b.congestion." + subject.Token(ev.Service()) + "." + subject.Token(ev.Resource()), ev.Encode()
+}
+
+// alive: A still accepts a local signal and it crosses to op-c, op-c's
+// signals still reach A's consumers, and op-b's normal signal is accepted
+// and reaches A's consumers.
+func (h *hostile) alive(t *testing.T) {
+	t.Helper()
+	id := fmt.Sprintf("a-alive-%d", h.n.Add(1))
+	ans := publish(t, h.local, congestion("op-a", id))
+	require.True(t, ans.OK(), "A's intake after the attack: %+v", ans)
+	waitFor(t, 10*time.Second, func() error {
+		if h.atC.count(id) == 0 {
+			return fmt.Errorf("A's signal %s has not crossed to op-c", id)
+		}
+		return nil
+	})
+	h.opCFlows(t)
+	bid := fmt.Sprintf("b-alive-%d", h.n.Add(1))
+	subj, body := h.bSigned(t, bid, "vpn-acme/ic-paris-1")
+	ans = h.sendLink(t, subj, body)
+	require.True(t, ans.OK(), "A's receiver after the attack: %+v", ans)
+	waitFor(t, 10*time.Second, func() error {
+		if h.fromB.count(bid) == 0 {
+			return fmt.Errorf("op-b's signal %s has not reached A's consumers", bid)
+		}
+		return nil
+	})
+}
+
+// TestAttackLongNames: one signal whose service or resource name makes a
+// subject pass nats-server's 4,096-byte control line used to close A's own
+// store connection for good. Sent by a local producer, over the HTTP
+// ingest and by op-b over its leaf link, in ASCII and in non-ASCII (which
+// percent-encoding triples), it is refused as bad-attribute with the bound
+// and the length, counted, dead-lettered, and A stays alive.
+func TestAttackLongNames(t *testing.T) {
+	h := newHostile(t)
+	names := []struct {
+		name, subj, want string
+	}{
+		{"4,000 ASCII bytes", "vpn-acme/" + strings.Repeat("r", 4000), "the resource is 4000 bytes, 4000 once percent-encoded"},
+		{"700 non-ASCII characters", strings.Repeat("é", 700) + "/ic-1", "the service is 1400 bytes, 4200 once percent-encoded"},
+		{"one byte over", "vpn-acme/" + strings.Repeat("r", inspect.MaxNameToken+1), "1025 once percent-encoded for its subject token: at most 1024"},
+	}
+	doors := []struct {
+		name, from string
+		send       func(t *testing.T, id, subj string) signal.Answer
+	}{
+		{"local producer", "local", func(t *testing.T, id, subj string) signal.Answer {
+			ev := congestion("op-a", id)
+			ev.Subject = subj
+			return publish(t, h.local, ev)
+		}},
+		{"HTTP ingest", "local", func(t *testing.T, id, subj string) signal.Answer {
+			ev := congestion("op-a", id)
+			ev.Subject = subj
+			code, ans := h.postEvent(t, ev.Encode())
+			assert.Equal(t, http.StatusBadRequest, code)
+			return ans
+		}},
+		{"peer over its leaf link", "op-b", func(t *testing.T, id, subj string) signal.Answer {
+			lsubj, body := h.bSigned(t, id, subj)
+			t.Logf("link subject %d bytes", len(lsubj))
+			return h.sendLink(t, lsubj, body)
+		}},
+	}
+	for _, d := range doors {
+		for _, n := range names {
+			t.Run(d.name+"/"+n.name, func(t *testing.T) {
+				dlq := h.dlq
+				if d.from == "local" {
+					dlq = h.dlqLocal
+				}
+				counted, dead := h.obs.rejections(d.from, reject.BadAttribute), dlq.count(string(reject.BadAttribute))
+				ans := d.send(t, fmt.Sprintf("long-%d", h.n.Add(1)), n.subj)
+				assert.Equal(t, signal.StatusRejected, ans.Status, "%+v", ans)
+				assert.Equal(t, string(reject.BadAttribute), ans.Reason, "%+v", ans)
+				assert.Contains(t, ans.Error, n.want)
+				assert.Less(t, len(ans.Error), 400, "the refusal states the bound and the length, not the name")
+				waitFor(t, 5*time.Second, func() error {
+					if c := h.obs.rejections(d.from, reject.BadAttribute); c != counted+1 {
+						return fmt.Errorf("%s/bad-attribute counted %d times, want %d", d.from, c, counted+1)
+					}
+					if c := dlq.count(string(reject.BadAttribute)); c != dead+1 {
+						return fmt.Errorf("%d bad-attribute dead letters from %s, want %d", c, d.from, dead+1)
+					}
+					return nil
+				})
+				h.alive(t)
+			})
+		}
+	}
+}
