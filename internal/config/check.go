@@ -407,6 +407,7 @@ func (c *checker) storage(s Storage, external bool) {
 func (c *checker) peers(cfg *Config) {
 	ids := map[string]int{}
 	acceptUsers := map[string]int{}
+	certNames := map[string]int{}
 	localUsers := map[string]bool{}
 	for _, u := range cfg.NATS.Users {
 		localUsers[u.Name] = true
@@ -452,6 +453,7 @@ func (c *checker) peers(cfg *Config) {
 				}
 			}
 			c.password(base+".accept.password", a.Password)
+			c.certName(base, i, &p, cfg, certNames, localUsers)
 		}
 		if d := p.Dial; d != nil {
 			c.dialURL(base+".dial.url", d.URL)
@@ -480,6 +482,7 @@ func (c *checker) peers(cfg *Config) {
 		c.tagRules(base+".import.tags", map[string][]string{"deny": p.Import.Tags.Deny, "require": p.Import.Tags.Require, "add": p.Import.Tags.Add},
 			[2]string{"deny", "require"}, "a signal carrying it would be both denied and required: keep it in one list")
 		c.importLimits(base+".import", p.Import)
+		c.peerLimits(base+".limits", &p)
 		c.dampening(base+".import.dampening", p.Import.Dampening)
 		name := p.ID
 		if name == "" {
@@ -495,6 +498,58 @@ func (c *checker) peers(cfg *Config) {
 			c.warn(base+".expires", "issue new credentials with `anfed peer invite` and set a new expires, or remove the peer",
 				"%s expired at %s: its link is refused", name, p.Expires.Format(time.RFC3339))
 		}
+	}
+}
+
+// certName checks the certificate identity of an accepted peer. With a
+// CA on the leaf listener it is the peer's NATS user name (verify_and_map),
+// so it must be unique among peers and local users.
+func (c *checker) certName(base string, i int, p *Peer, cfg *Config, seen map[string]int, localUsers map[string]bool) {
+	path := base + ".accept.cert_name"
+	l := cfg.NATS.LeafNodes
+	mapped := l != nil && l.TLS != nil && l.TLS.CA != ""
+	if !mapped {
+		if p.Accept.CertName != "" {
+			c.warn(path, "set nats.leafnodes.tls.ca so that peers present client certificates", "ignored: the leaf listener asks for no client certificate")
+		}
+		return
+	}
+	name := p.CertName()
+	if name == "" {
+		return // the missing id is reported
+	}
+	const hint = "the name in the peer's client certificate: a DNS, email or URI SAN, or its subject DN such as \"CN=op-b,O=Operator B\"; each peer's certificate names it alone"
+	switch {
+	case strings.TrimSpace(name) != name || strings.ContainsAny(name, "\x00\n\r"):
+		c.add(path, hint, "invalid certificate name %q", name)
+	case localUsers[name]:
+		c.add(path, hint, "certificate name %q is also a local user in nats.users", name)
+	default:
+		if j, dup := seen[name]; dup {
+			c.add(path, hint, "certificate name %q is also the certificate name of peers[%d]", name, j)
+		} else {
+			seen[name] = i
+		}
+	}
+}
+
+// peerLimits checks a peer's NATS limits.
+func (c *checker) peerLimits(base string, p *Peer) {
+	l := p.Limits
+	if v := l.MaxSubscriptions; v < 0 || v == 0 && c.given(base+".max_subscriptions") || v > 0 && v < MinMaxSubscriptions {
+		c.add(base+".max_subscriptions", fmt.Sprintf("at least %d (an anfed node needs fewer than 20); leave it out for the default, %d", MinMaxSubscriptions, DefaultMaxSubscriptions),
+			"%d subscriptions is too few", v)
+	}
+	if v := l.MaxPayload; v < 0 || v == 0 && c.given(base+".max_payload") || v > 0 && v < MinMaxPayload || v > MaxMaxPayload {
+		c.add(base+".max_payload", fmt.Sprintf("from %s (the largest signal, 64 KiB, and its link headers) to %s; leave it out for the default, %s", MinMaxPayload, MaxMaxPayload, DefaultMaxPayload),
+			"%s is out of range", v)
+	}
+	if v := l.MaxConnections; v < 0 || v == 0 && c.given(base+".max_connections") || v > MaxMaxConnections {
+		c.add(base+".max_connections", fmt.Sprintf("1 (the default) to %d: the number of the peer's servers that dial us", MaxMaxConnections),
+			"%d connections is out of range", v)
+	}
+	if l.MaxConnections > 0 && p.Accept == nil && p.Dial != nil {
+		c.warn(base+".max_connections", "it bounds the connections of a peer that dials us; the peer's own policy bounds ours", "ignored: we dial this peer")
 	}
 }
 

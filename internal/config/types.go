@@ -163,6 +163,62 @@ type Peer struct {
 	// Expires, when set, ends the peering: after it the peer's credentials
 	// stop working and its link is cut.
 	Expires *time.Time `yaml:"expires"`
+	// Limits bound what the peer's leaf connections may take from our
+	// NATS server; the server enforces them. Zero fields take the defaults.
+	Limits Limits `yaml:"limits,omitempty"`
+}
+
+// Limits bound one peer's use of our NATS server: rendered by natsconf as
+// the limits of the peer's account, so nats-server enforces them on the
+// peer's leaf connections before any of anfed's code runs.
+type Limits struct {
+	// MaxSubscriptions is the most subscriptions (leaf interest, LS+) one
+	// leaf connection of the peer may hold; past it the server refuses
+	// each new one with -ERR and keeps the connection. Default 1,000; a
+	// real anfed node needs fewer than 20.
+	MaxSubscriptions int `yaml:"max_subscriptions,omitempty"`
+	// MaxPayload is the largest message the peer may send; a larger one
+	// makes the server close the connection (Maximum Payload Violation).
+	// Default 128KiB: twice the largest signal (64 KiB), room for the link
+	// headers; at least 68KiB.
+	MaxPayload ByteSize `yaml:"max_payload,omitempty"`
+	// MaxConnections is how many leaf connections of an accepted peer the
+	// server holds at once (the account's max_leafnodes): a further one is
+	// refused and the established one kept. Default 1. A peer whose
+	// cluster's servers all dial us (its nats.external) needs its number
+	// of servers.
+	MaxConnections int `yaml:"max_connections,omitempty"`
+}
+
+// Defaults of a peer's limits.
+const (
+	DefaultMaxSubscriptions = 1000
+	DefaultMaxPayload       = ByteSize(128 << 10)
+	DefaultMaxConnections   = 1
+	// MinMaxPayload is the smallest max_payload: the largest signal (64
+	// KiB) and its link headers.
+	MinMaxPayload = ByteSize(68 << 10)
+	// MaxMaxPayload is NATS's own ceiling on a message.
+	MaxMaxPayload = ByteSize(64 << 20)
+	// MinMaxSubscriptions leaves room for the subscriptions an anfed node
+	// holds on a link (its receiver, answers, the account's imports).
+	MinMaxSubscriptions = 32
+	// MaxMaxConnections bounds max_connections: a cluster's servers.
+	MaxMaxConnections = 64
+)
+
+// WithDefaults is l with its zero fields set to the defaults.
+func (l Limits) WithDefaults() Limits {
+	if l.MaxSubscriptions == 0 {
+		l.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if l.MaxPayload == 0 {
+		l.MaxPayload = DefaultMaxPayload
+	}
+	if l.MaxConnections == 0 {
+		l.MaxConnections = DefaultMaxConnections
+	}
+	return l
 }
 
 // ExpiredAt reports whether the peering has ended at now.
@@ -173,6 +229,22 @@ func (p *Peer) ExpiredAt(now time.Time) bool { return p.Expires != nil && !now.B
 type Accept struct {
 	User     string `yaml:"user"`
 	Password string `yaml:"password"`
+	// CertName is the identity the peer's client certificate must carry
+	// when the leaf listener asks for one (nats.leafnodes.tls.ca): a DNS,
+	// email or URI subject alternative name, or the whole subject DN
+	// (RFC 2253, e.g. "CN=op-b,O=Operator B"). Default: the peer's id. A
+	// certificate from the right CA that names another peer, or nothing
+	// we know, is refused (nats-server's verify_and_map).
+	CertName string `yaml:"cert_name,omitempty"`
+}
+
+// CertName is the identity the peer's client certificate must carry:
+// accept.cert_name, or the peer's id.
+func (p *Peer) CertName() string {
+	if p.Accept != nil && p.Accept.CertName != "" {
+		return p.Accept.CertName
+	}
+	return p.ID
 }
 
 // Dial means we dial the peer's leaf-node listener with credentials the peer

@@ -240,6 +240,8 @@ var (
 		"Signals of the peer held by flap dampening (answered accepted; only the latest of each suppressed condition is delivered, at release).", []string{"peer"}, nil)
 	descAdvisories = prometheus.NewDesc(Namespace+"_peer_advisories_total",
 		"Advisories the peer sent us over the link (e.g. that it reached its maximum of active conditions from us).", []string{"peer"}, nil)
+	descLimits = prometheus.NewDesc(Namespace+"_peer_limit_refusals_total",
+		"What the embedded NATS server refused the peer's leaf connections from its limits (peers[].limits), as logged: max-connections, max-subscriptions (logged at most every 2 s), max-payload. Peer \"\": not attributable.", []string{"peer", "reason"}, nil)
 	descSlow = prometheus.NewDesc(Namespace+"_nats_slow_consumers_total",
 		"Slow consumers the embedded NATS server counted (clients that could not keep up and lost messages).", nil, nil)
 	descReady = prometheus.NewDesc(Namespace+"_ready",
@@ -249,7 +251,7 @@ var (
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLinkUp, descBacklog, descActive, descStale, descDropped, descSuppressed, descDampened, descAdvisories, descSlow, descReady, descInfo} {
+	for _, d := range []*prometheus.Desc{descLinkUp, descBacklog, descActive, descStale, descDropped, descSuppressed, descDampened, descAdvisories, descLimits, descSlow, descReady, descInfo} {
 		ch <- d
 	}
 }
@@ -267,6 +269,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if srv := n.Server(); srv != nil {
 		if vz, err := srv.Varz(nil); err == nil {
 			ch <- prometheus.MustNewConstMetric(descSlow, prometheus.CounterValue, float64(vz.SlowConsumers))
+		}
+	}
+	for peer, byReason := range n.LimitRefusals() {
+		for reason, v := range byReason {
+			ch <- prometheus.MustNewConstMetric(descLimits, prometheus.CounterValue, float64(v), peer, reason)
 		}
 	}
 	if n.Table() == nil {

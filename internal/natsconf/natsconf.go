@@ -114,6 +114,26 @@ func LeafPermissions(self string, p *config.Peer) (pub, sub []string) {
 	return pub, sub
 }
 
+// CertMapped reports whether the leaf listener asks peers for client
+// certificates (a CA is set): then nats-server maps each certificate to
+// the leaf user it names (verify_and_map), binding the certificate to
+// the peer.
+func CertMapped(cfg *config.Config) bool {
+	l := cfg.NATS.LeafNodes
+	return l != nil && l.TLS != nil && l.TLS.CA != ""
+}
+
+// LeafUser is the name of the leaf user we issue to an accepted peer: its
+// certificate's name when the listener maps certificates to users, so
+// that only a certificate naming the peer (and the peer's password)
+// opens its account; its accept.user otherwise.
+func LeafUser(cfg *config.Config, p *config.Peer) string {
+	if CertMapped(cfg) {
+		return p.CertName()
+	}
+	return p.Accept.User
+}
+
 // Generate returns the NATS server configuration for cfg as of now.
 func Generate(cfg *config.Config, sec Secrets) string {
 	return GenerateAt(cfg, sec, time.Now())
@@ -217,11 +237,12 @@ func render(cfg *config.Config, sec Secrets, now time.Time, external bool) strin
 		p := &cfg.Peers[i]
 		acc := PeerAccount(p.ID)
 		w.open(q(acc))
+		w.limits(p)
 		w.open("users: [")
 		w.nkeyUser(sec.Public(acc), types, nil, nil)
 		if p.Accept != nil && !p.ExpiredAt(now) {
 			pub, sub := LeafPermissions(cfg.Operator.ID, p)
-			w.leafUser(p.Accept.User, p.Accept.Password, pub, sub)
+			w.leafUser(LeafUser(cfg, p), p.Accept.Password, pub, sub)
 		}
 		w.closeList()
 		w.close()
@@ -237,7 +258,8 @@ func render(cfg *config.Config, sec Secrets, now time.Time, external bool) strin
 		if l := cfg.NATS.LeafNodes; l != nil {
 			w.kv("listen", q(listenAddr(l.Listen)))
 			if l.TLS != nil {
-				// With a CA, a peer must present a certificate it signed.
+				// With a CA, a peer must present a certificate it signed,
+				// and the certificate names the peer's leaf user.
 				w.tls(l.TLS, l.TLS.CA != "")
 			}
 		}
@@ -413,9 +435,26 @@ func (w *writer) tls(t *config.TLS, verify bool) {
 		w.kv("ca_file", q(t.CA))
 	}
 	if verify {
-		w.kv("verify", "true")
+		// The client's certificate must be signed by the CA and name a
+		// user (LeafUser); the password is still checked.
+		w.kv("verify_and_map", "true")
 	}
 	w.kv("timeout", strconv.Itoa(tlsTimeout))
+	w.close()
+}
+
+// limits writes the limits of peer p's account: the subscriptions and
+// payload of each connection, and, for a peer that dials us, how many
+// leaf connections it may hold at once. nats-server enforces them
+// (parseAccountLimits, applyAccountLimits, registerWithAccount).
+func (w *writer) limits(p *config.Peer) {
+	l := p.Limits.WithDefaults()
+	w.open("limits")
+	w.kv("max_subscriptions", strconv.Itoa(l.MaxSubscriptions))
+	w.kv("max_payload", strconv.FormatInt(int64(l.MaxPayload), 10))
+	if p.Accept != nil {
+		w.kv("max_leafnodes", strconv.Itoa(l.MaxConnections))
+	}
 	w.close()
 }
 

@@ -83,6 +83,12 @@ func TestGenerateLeafListenerTLS(t *testing.T) {
 		tc := opts.LeafNode.TLSConfig
 		require.NotNil(t, tc)
 		assert.Equal(t, tls.RequireAndVerifyClientCert, tc.ClientAuth, "verify: peers must present a certificate")
+		assert.True(t, opts.LeafNode.TLSMap, "verify_and_map: the certificate names the leaf user")
+		var users []string
+		for _, u := range opts.Users {
+			users = append(users, u.Username)
+		}
+		assert.Equal(t, []string{"op-b"}, users, "the leaf user is the peer's certificate name, not accept.user")
 		assert.NotNil(t, tc.ClientCAs)
 		assert.Len(t, tc.Certificates, 1)
 		assert.Equal(t, 2.0, opts.LeafNode.TLSTimeout)
@@ -208,7 +214,8 @@ func TestMutualTLSLeafLink(t *testing.T) {
 		})
 	})
 
-	clientCert, clientKey := ca.Issue(t, "rogue-op-b")
+	// The certificate names the peer (its id, the default accept.cert_name).
+	clientCert, clientKey := ca.Issue(t, "op-b")
 	t.Run("rogue with valid certificate and credentials links up", func(t *testing.T) {
 		// The control: the refusals below are the TLS and the password
 		// at work, not a rogue leaf that cannot link at all.
@@ -224,6 +231,8 @@ func TestMutualTLSLeafLink(t *testing.T) {
 
 	other := natstest.NewCA(t)
 	otherCert, otherKey := other.Issue(t, "op-x")
+	// Right CA, wrong name: the certificate is not bound to op-b.
+	strayCert, strayKey := ca.Issue(t, "rogue-op-b")
 	attacks := []struct {
 		name, url, password string
 		tls                 *tls.Config
@@ -232,6 +241,7 @@ func TestMutualTLSLeafLink(t *testing.T) {
 		{"client certificate from another CA", tlsURL, "issued-to-op-b", ca.ClientTLS(t, otherCert, otherKey)},
 		{"no client certificate", tlsURL, "issued-to-op-b", ca.ClientTLS(t, "", "")},
 		{"valid certificate, wrong password", tlsURL, "guessed-password", ca.ClientTLS(t, clientCert, clientKey)},
+		{"certificate from the CA naming someone else", tlsURL, "issued-to-op-b", ca.ClientTLS(t, strayCert, strayKey)},
 	}
 	t.Run("refused", func(t *testing.T) {
 		for _, at := range attacks {

@@ -561,9 +561,15 @@ type atkRawLeaf struct {
 	conn   net.Conn
 	wmu    sync.Mutex
 	mu     sync.Mutex
-	lines  []string
+	lines  []string // the first atkRawLines lines A sent
+	errs   int      // -ERR lines A sent, all of them
+	pongs  int      // PONG lines A sent, all of them
 	closed chan struct{}
 }
+
+// atkRawLines bounds the lines a raw leaf keeps: a flood of refusals
+// must not grow the test's own memory, which the flood tests measure.
+const atkRawLines = 10000
 
 // startRawLeaf dials A's leaf listener, does the TLS handshake (tlsCfg nil:
 // none), and sends a leaf CONNECT as user/password (declaring itself a hub
@@ -638,7 +644,15 @@ func (r *atkRawLeaf) read(br *bufio.Reader) {
 		}
 		l = strings.TrimRight(l, "\r\n")
 		r.mu.Lock()
-		r.lines = append(r.lines, l)
+		if len(r.lines) < atkRawLines {
+			r.lines = append(r.lines, l)
+		}
+		switch {
+		case strings.HasPrefix(l, "-ERR"):
+			r.errs++
+		case l == "PONG":
+			r.pongs++
+		}
 		r.mu.Unlock()
 		if l == "PING" {
 			r.wmu.Lock()
@@ -715,22 +729,10 @@ func (r *atkRawLeaf) delivered() []string {
 // sync makes sure A has processed everything sent before: PING, PONG.
 func (r *atkRawLeaf) sync(t *testing.T) {
 	t.Helper()
-	before := 0
-	for _, l := range r.snapshot() {
-		if l == "PONG" {
-			before++
-		}
-	}
+	pongs := func() int { r.mu.Lock(); defer r.mu.Unlock(); return r.pongs }
+	before := pongs()
 	r.write(t, "PING")
-	r.waitLine(t, 5*time.Second, func(string) bool {
-		n := 0
-		for _, l := range r.snapshot() {
-			if l == "PONG" {
-				n++
-			}
-		}
-		return n > before
-	})
+	r.waitLine(t, 5*time.Second, func(string) bool { return pongs() > before })
 }
 
 // ---------------------------------------------------------------------------
@@ -762,7 +764,10 @@ var atkSubjects = []struct{ subj, what string }{
 // speaker, while A has traffic everywhere. Only what A's export policy
 // placed in op-b's space arrives.
 func TestAttackSubscribe(t *testing.T) {
-	e := newAtkEnv(t, nil)
+	// The rogue leaf and the raw speaker are two of op-b's connections
+	// side by side: this policy allows two (one is the default, and what
+	// TestAttackSecondConnection attacks).
+	e := newAtkEnv(t, func(c *config.Config) { c.Peers[0].Limits.MaxConnections = 2 })
 	rogue := e.startRogueB(t)
 
 	// Every subscription, on the rogue leaf's client and as raw LS+ on a

@@ -281,6 +281,8 @@ func TestExternalCluster(t *testing.T) {
 		ID: "op-a", Accept: &config.Accept{User: "op-a", Password: "secret-a-123"},
 		Export: config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}},
 		Import: config.ImportPolicy{Classes: []string{"*"}, MaxRate: 100000}, SigningKey: pub(t, "op-a"),
+		// Each of op-a's three servers dials us.
+		Limits: config.Limits{MaxConnections: 3},
 	}}
 	nb := startNode(t, b)
 

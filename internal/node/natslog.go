@@ -48,8 +48,34 @@ func (l natsLogger) emit(e *zerolog.Event, format string, v []any) {
 	if strings.Contains(msg, "Leafnode connection created") {
 		l.peers.learn(msg)
 	}
-	if peer := l.peers.about(msg); peer != "" {
+	if strings.Contains(msg, "found in connect proto, but user required from cert") {
+		// verify_and_map names the leaf user from the certificate; an
+		// anfed dialler still sends the user it was issued. Expected.
+		l.log.Debug().Msg(msg)
+		return
+	}
+	reason := limitReason(msg)
+	if reason == LimitConnections {
+		// The refused connection never joined its account: it is known
+		// only among the closed ones, once the server has closed it,
+		// after this line. Log it then, with the peer.
+		l.peers.later(l.stopping, func(peer string) {
+			l.peers.count(peer, reason)
+			ev := l.log.Warn()
+			if peer != "" {
+				ev = ev.Str("peer", peer)
+			}
+			ev.Str("reason", reason).Msg(msg + ": a second connection of the peer, refused; the established one is kept")
+		}, msg)
+		return
+	}
+	peer := l.peers.about(msg)
+	if peer != "" {
 		e = e.Str("peer", peer)
+	}
+	if reason != "" {
+		l.peers.count(peer, reason)
+		e = e.Str("reason", reason)
 	}
 	e.Msg(msg)
 }
@@ -64,8 +90,73 @@ type leafPeers struct {
 	srv   func() *server.Server
 	users map[string]string // accept.user -> peer id
 
-	mu   sync.Mutex
-	lids map[uint64]string
+	mu       sync.Mutex
+	lids     map[uint64]string
+	refusals map[[2]string]uint64 // (peer, reason) -> count
+}
+
+// count counts a refusal of peer's ("" when unknown) for reason.
+func (p *leafPeers) count(peer, reason string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.refusals == nil {
+		p.refusals = map[[2]string]uint64{}
+	}
+	p.refusals[[2]string{peer, reason}]++
+}
+
+// counts returns the refusals so far, by peer and reason.
+func (p *leafPeers) counts() map[string]map[string]uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]map[string]uint64{}
+	for k, n := range p.refusals {
+		if out[k[0]] == nil {
+			out[k[0]] = map[string]uint64{}
+		}
+		out[k[0]][k[1]] = n
+	}
+	return out
+}
+
+// later calls f, in the background, with the peer whose connection (lid
+// in msg) the server has closed, once it is among the closed connections
+// (or "" after a second).
+func (p *leafPeers) later(stopping *atomic.Bool, f func(peer string), msg string) {
+	m := lidRE.FindStringSubmatch(msg)
+	if m == nil {
+		f("")
+		return
+	}
+	lid, _ := strconv.ParseUint(m[1], 10, 64)
+	go func() {
+		peer := ""
+		for range 50 {
+			if peer = p.closedPeer(lid); peer != "" || stopping.Load() {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		f(peer)
+	}()
+}
+
+// closedPeer is the peer of the closed connection cid, if the server
+// still has it.
+func (p *leafPeers) closedPeer(cid uint64) string {
+	s := p.srv()
+	if s == nil {
+		return ""
+	}
+	cz, err := s.Connz(&server.ConnzOptions{CID: cid, State: server.ConnClosed, Username: true})
+	if err != nil || len(cz.Conns) == 0 {
+		return ""
+	}
+	peer, _ := strings.CutPrefix(cz.Conns[0].Account, natsconf.PeerAccount(""))
+	if peer == cz.Conns[0].Account {
+		return ""
+	}
+	return peer
 }
 
 // learn records, in the background, which peer a new leaf connection

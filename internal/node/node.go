@@ -73,6 +73,9 @@ type Node struct {
 	lock *store.DirLock // storage.dir, held from before the server opens it
 	srv  *server.Server
 	opts *server.Options
+	// natsPeers names and counts what the embedded server logs about
+	// peers' leaf connections (LimitRefusals).
+	natsPeers *leafPeers
 	// With nats.external: the options of the connections to the cluster,
 	// the system-account connection, and the leaf links it last saw.
 	natsOpts []nats.Option
@@ -289,10 +292,11 @@ func (n *Node) startServer() error {
 	for _, p := range n.cfg.Peers {
 		if p.Accept != nil {
 			peers.users[p.Accept.User] = p.ID
+			peers.users[natsconf.LeafUser(n.cfg, &p)] = p.ID
 		}
 	}
 	srv.SetLoggerV2(natsLogger{log: n.log.With().Str("component", "nats").Logger(), stopping: &n.stopping, peers: peers}, false, false, false)
-	n.srv, n.opts = srv, opts
+	n.srv, n.opts, n.natsPeers = srv, opts, peers
 	srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		return errors.New("start NATS server: not ready after 10s (is a listen port in use?)")
