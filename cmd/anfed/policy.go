@@ -72,7 +72,7 @@ func problem(e *config.Error) Problem {
 // checkFile checks one policy or signal file.
 func (v *validator) checkFile(name string) FileCheck {
 	fc := FileCheck{File: name, Kind: "policy", Errors: []Problem{}, Warnings: []Problem{}}
-	data, err := os.ReadFile(name)
+	data, err := config.ReadPolicy(name)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -92,7 +92,7 @@ func (v *validator) checkFile(name string) FileCheck {
 		fc.Summary = fmt.Sprintf("signal %s (%s) %s %s from %s", ev.ID, class, ev.State, ev.Subject, ev.Origin)
 		return fc
 	}
-	cfg, errs, warnings := config.Check(name, data)
+	cfg, errs, warnings := config.CheckAll(name, data)
 	for _, e := range errs {
 		fc.Errors = append(fc.Errors, problem(e))
 	}

@@ -8,10 +8,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nkeys"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/anfed/anfed/internal/origin"
 )
 
 var updateDocs = flag.Bool("update-docs", false, "TestPolicyDocs: write the real output into docs/policy.md")
@@ -27,6 +32,10 @@ func TestPolicyCheckBadFiles(t *testing.T) {
 		return p
 	}
 	const key = "OAVUUTDRWJ2SUAWQGGFHVLAZVTYCMXTE6A7LOMQJYYHVCNAQ7Y5MXVOR"
+	// The signing key the policies name, readable by the node only.
+	kp, err := nkeys.CreateOperator()
+	require.NoError(t, err)
+	require.NoError(t, origin.WriteSigningKey(filepath.Join(dir, "k.nk"), kp))
 	type found struct {
 		line int
 		path string
@@ -48,6 +57,12 @@ func TestPolicyCheckBadFiles(t *testing.T) {
 			[]found{{8, "peers[0].import.classes", "empty: nothing is accepted from op-b"}}},
 		{"warnings only", "operator:\n  id: op-a\n  signing_key_file: k.nk\nstorage: {dir: d}\nhttp: {listen: \"\"}\nnats:\n  leafnodes: {listen: \"127.0.0.1:7422\"}\npeers:\n  - id: op-b\n    signing_key: " + key + "\n    accept: {user: op-b, password: secret-b-123}\n    import: {classes: [fault]}\n",
 			nil, []found{{7, "nats.leafnodes.tls", "not set"}, {9, "peers[0].export.classes", "empty: nothing is exported to op-b"}}},
+		{"signing key missing", "operator:\n  id: op-a\n  signing_key_file: gone.nk\nstorage: {dir: d}\nhttp: {listen: \"\"}\n",
+			[]found{{3, "operator.signing_key_file", "gone.nk does not exist"}}, nil},
+		{"signing key a device", "operator:\n  id: op-a\n  signing_key_file: /dev/zero\nstorage: {dir: d}\nhttp: {listen: \"\"}\n",
+			[]found{{3, "operator.signing_key_file", "/dev/zero is a character device"}}, nil},
+		{"TLS files missing", "operator:\n  id: op-a\n  signing_key_file: k.nk\nstorage: {dir: d}\nhttp: {listen: \"\"}\nnats:\n  leafnodes:\n    listen: \"127.0.0.1:7422\"\n    tls: {cert: leaf.pem, key: leaf-key.pem, ca: ca.pem}\n",
+			[]found{{9, "nats.leafnodes.tls.cert", "leaf.pem does not exist"}, {9, "nats.leafnodes.tls.key", "leaf-key.pem does not exist"}, {9, "nats.leafnodes.tls.ca", "ca.pem does not exist"}}, nil},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -251,4 +266,45 @@ func runDocBlock(t *testing.T, block string) string {
 		}
 	}
 	return got.String()
+}
+
+// TestServeRefusesBadFiles: serve checks the files its policy names before
+// it derives a NATS configuration, and names the policy's line, not one of
+// the generated configuration's. Before, a missing certificate stopped
+// serve with a line of the generated NATS configuration, and a signing
+// key at a FIFO blocked it for good.
+func TestServeRefusesBadFiles(t *testing.T) {
+	dir := t.TempDir()
+	kp, err := nkeys.CreateOperator()
+	require.NoError(t, err)
+	require.NoError(t, origin.WriteSigningKey(filepath.Join(dir, "k.nk"), kp))
+	fifo := filepath.Join(dir, "fifo.nk")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	const peer = "peers:\n  - id: op-b\n    signing_key: OAVUUTDRWJ2SUAWQGGFHVLAZVTYCMXTE6A7LOMQJYYHVCNAQ7Y5MXVOR\n    accept: {user: op-b, password: secret-b-123}\n    export: {classes: [fault], services: [\"*\"]}\n    import: {classes: [fault]}\n"
+	for _, tc := range []struct{ name, body, line, msg string }{
+		{"certificate missing", "operator:\n  id: op-a\n  signing_key_file: k.nk\nstorage: {dir: d}\nhttp: {listen: \"\"}\nnats:\n  client: {listen: \"\"}\n  leafnodes:\n    listen: \"127.0.0.1:0\"\n    tls:\n      cert: leaf.pem\n      key: k.nk\n" + peer,
+			":11:13: nats.leafnodes.tls.cert: ", "leaf.pem does not exist"},
+		{"signing key a FIFO", "operator:\n  id: op-a\n  signing_key_file: fifo.nk\nstorage: {dir: d}\nhttp: {listen: \"\"}\nnats:\n  client: {listen: \"\"}\n  leafnodes: {listen: \"127.0.0.1:0\"}\n" + peer,
+			":3:21: operator.signing_key_file: ", "fifo.nk is a FIFO"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
+			require.NoError(t, os.WriteFile(p, []byte(tc.body), 0o600))
+			type result struct {
+				code   int
+				stderr string
+			}
+			done := make(chan result, 1)
+			go func() { code, _, stderr := runCmd("serve", "--config", p); done <- result{code, stderr} }()
+			select {
+			case r := <-done:
+				assert.Equal(t, exitFail, r.code)
+				assert.Contains(t, r.stderr, p+tc.line, r.stderr)
+				assert.Contains(t, r.stderr, tc.msg)
+				assert.NotContains(t, r.stderr, "derived NATS configuration")
+			case <-time.After(10 * time.Second):
+				t.Fatal("serve did not return")
+			}
+		})
+	}
 }

@@ -204,7 +204,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "anfed serve:", err)
 		return exitUsage
 	}
-	cfg, err := config.Load(*file)
+	cfg, err := config.LoadAll(*file)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFail

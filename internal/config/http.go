@@ -3,9 +3,10 @@ package config
 import (
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/anfed/anfed/internal/boundedfile"
 )
 
 // DefaultHTTPListen is where a node serves HTTP when its policy file has
@@ -52,7 +53,7 @@ func tokenPath(cfg *Config) string {
 // ReadToken reads a bearer token file: one token, surrounding white space
 // ignored.
 func ReadToken(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := boundedfile.Read(path, boundedfile.MaxSize)
 	if err != nil {
 		return "", fmt.Errorf("cannot read the token file: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nkeys"
 
+	"github.com/anfed/anfed/internal/boundedfile"
 	"github.com/anfed/anfed/internal/config"
 )
 
@@ -87,7 +88,7 @@ func EnsureSecrets(cfg *config.Config) (created []string, err error) {
 }
 
 func readSeed(file string) (nkeys.KeyPair, error) {
-	data, err := os.ReadFile(file)
+	data, err := boundedfile.Read(file, boundedfile.MaxSize)
 	if err != nil {
 		return nil, err
 	}

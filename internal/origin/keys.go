@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/nats-io/nkeys"
+
+	"github.com/anfed/anfed/internal/boundedfile"
 )
 
 // NewSigningKey makes an operator's ed25519 signing key (an NKey of the
@@ -41,22 +43,33 @@ func WriteSigningKey(path string, kp nkeys.KeyPair) error {
 }
 
 // LoadSigningKey reads an operator signing key seed written by
-// WriteSigningKey (or by nk/nsc: any operator NKey seed, "SO...").
+// WriteSigningKey (or by nk/nsc: any operator NKey seed, "SO..."): a
+// regular file of at most boundedfile.MaxSize bytes, so that a path to a
+// device or a FIFO fails at once instead of exhausting memory or blocking.
 func LoadSigningKey(path string) (nkeys.KeyPair, error) {
-	b, err := os.ReadFile(path)
+	b, err := boundedfile.Read(path, boundedfile.MaxSize)
 	if err != nil {
 		return nil, fmt.Errorf("read signing key: %w", err)
 	}
-	kp, err := nkeys.FromSeed([]byte(strings.TrimSpace(string(b))))
-	if err != nil {
-		return nil, fmt.Errorf("signing key %s: not an NKey seed (create one with `anfed keys init`): %w", path, err)
-	}
-	pub, err := kp.PublicKey()
+	kp, err := ParseSigningKey(b)
 	if err != nil {
 		return nil, fmt.Errorf("signing key %s: %w", path, err)
 	}
+	return kp, nil
+}
+
+// ParseSigningKey reads an operator NKey seed ("SO...") from b.
+func ParseSigningKey(b []byte) (nkeys.KeyPair, error) {
+	kp, err := nkeys.FromSeed([]byte(strings.TrimSpace(string(b))))
+	if err != nil {
+		return nil, fmt.Errorf("not an NKey seed (create one with `anfed keys init`): %w", err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return nil, err
+	}
 	if !nkeys.IsValidPublicOperatorKey(pub) {
-		return nil, fmt.Errorf("signing key %s: want an operator NKey seed (SO...), got one for %s", path, pub[:1])
+		return nil, fmt.Errorf("want an operator NKey seed (SO...), got one for %s", pub[:1])
 	}
 	return kp, nil
 }
