@@ -31,7 +31,7 @@ func TestPeerLimits(t *testing.T) {
 		cfg, err := Parse("op-a.yaml", []byte(keys(y(acceptingYAML))))
 		require.NoError(t, err)
 		assert.Equal(t, Limits{MaxSubscriptions: 1000, MaxPayload: 128 << 10, MaxConnections: 1}, cfg.Peers[0].Limits.WithDefaults())
-		assert.Equal(t, "op-b", cfg.Peers[0].CertName(), "the peer's id")
+		assert.Equal(t, "CN=op-b", cfg.Peers[0].CertName(), "the subject anfed peer invite issues")
 	})
 	t.Run("set", func(t *testing.T) {
 		cfg, err := Parse("op-a.yaml", []byte(keys(y(acceptingYAML+`    limits: {max_subscriptions: 64, max_payload: 256KiB, max_connections: 3}
@@ -59,8 +59,8 @@ func TestPeerLimits(t *testing.T) {
 		{"negative connections", "    limits: {max_connections: -1}\n", 14, "peers[0].limits.max_connections", "-1 connections", "servers that dial us"},
 		{"cert name of a local user", "  - id: op-c\n    accept: {user: peer-op-c, password: issued-to-op-c, cert_name: assurance}\n    export: {classes: [\"*\"], services: [\"*\"]}\n    import: {classes: [\"*\"]}\n    signing_key: $C\n",
 			15, "peers[1].accept.cert_name", `certificate name "assurance" is also a local user`, "subject DN"},
-		{"cert name of another peer", "  - id: op-c\n    accept: {user: peer-op-c, password: issued-to-op-c, cert_name: op-b}\n    export: {classes: [\"*\"], services: [\"*\"]}\n    import: {classes: [\"*\"]}\n    signing_key: $C\n",
-			15, "peers[1].accept.cert_name", `certificate name "op-b" is also the certificate name of peers[0]`, "each peer's certificate names it alone"},
+		{"cert name of another peer", "  - id: op-c\n    accept: {user: peer-op-c, password: issued-to-op-c, cert_name: CN=op-b}\n    export: {classes: [\"*\"], services: [\"*\"]}\n    import: {classes: [\"*\"]}\n    signing_key: $C\n",
+			15, "peers[1].accept.cert_name", `certificate name "CN=op-b" is also the certificate name of peers[0]`, "each peer's certificate names it alone"},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {

@@ -232,19 +232,20 @@ type Accept struct {
 	// CertName is the identity the peer's client certificate must carry
 	// when the leaf listener asks for one (nats.leafnodes.tls.ca): a DNS,
 	// email or URI subject alternative name, or the whole subject DN
-	// (RFC 2253, e.g. "CN=op-b,O=Operator B"). Default: the peer's id. A
+	// (RFC 2253, e.g. "CN=op-b,O=Operator B"). Default: "CN=<peer id>",
+	// the subject of the client certificate `anfed peer invite` issues. A
 	// certificate from the right CA that names another peer, or nothing
 	// we know, is refused (nats-server's verify_and_map).
 	CertName string `yaml:"cert_name,omitempty"`
 }
 
 // CertName is the identity the peer's client certificate must carry:
-// accept.cert_name, or the peer's id.
+// accept.cert_name, or "CN=<peer id>".
 func (p *Peer) CertName() string {
 	if p.Accept != nil && p.Accept.CertName != "" {
 		return p.Accept.CertName
 	}
-	return p.ID
+	return "CN=" + p.ID
 }
 
 // Dial means we dial the peer's leaf-node listener with credentials the peer

@@ -88,7 +88,7 @@ func TestGenerateLeafListenerTLS(t *testing.T) {
 		for _, u := range opts.Users {
 			users = append(users, u.Username)
 		}
-		assert.Equal(t, []string{"op-b"}, users, "the leaf user is the peer's certificate name, not accept.user")
+		assert.Equal(t, []string{"CN=op-b"}, users, "the leaf user is the peer's certificate name, not accept.user")
 		assert.NotNil(t, tc.ClientCAs)
 		assert.Len(t, tc.Certificates, 1)
 		assert.Equal(t, 2.0, opts.LeafNode.TLSTimeout)

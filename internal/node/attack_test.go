@@ -200,6 +200,19 @@ func (e *atkEnv) leafConns(t *testing.T, acc string) []*server.LeafInfo {
 	return lz.Leafs
 }
 
+// waitBGone waits until A holds no leaf connection of op-b: a connection
+// an earlier step closed may still be open at A for a moment, and op-b may
+// hold one at a time (limits.max_connections).
+func (e *atkEnv) waitBGone(t *testing.T) {
+	t.Helper()
+	waitFor(t, 5*time.Second, func() error {
+		if n := len(e.leafConns(t, natsconf.PeerAccount("op-b"))); n > 0 {
+			return fmt.Errorf("A still holds %d leaf connection(s) of op-b", n)
+		}
+		return nil
+	})
+}
+
 // leafConn is A's leaf connection named name (the dialling server's name),
 // or nil.
 func (e *atkEnv) leafConn(t *testing.T, name string) *server.LeafInfo {
@@ -1466,6 +1479,7 @@ func TestAttackPermissionViolation(t *testing.T) {
 	}
 	for _, at := range violations {
 		t.Run(at.name, func(t *testing.T) {
+			e.waitBGone(t) // op-b may hold one connection at a time
 			raw := dialRawLeaf(t, e.addrA, bTLS, "op-b", atkPassB, "raw-op-b", false)
 			mark, before := e.log.mark(), atkRejections(e.obs)
 			if at.proto == "LMSG" {
@@ -1488,12 +1502,14 @@ func TestAttackPermissionViolation(t *testing.T) {
 			// side, where nats-server sets no reconnect delay (the 30 s of
 			// leafNodeReconnectAfterPermViolation applies only on a side
 			// that solicits). The violator may come straight back.
+			e.waitBGone(t)
 			again := dialRawLeaf(t, e.addrA, bTLS, "op-b", atkPassB, "raw-op-b", false)
 			again.sync(t)
 		})
 	}
 
 	t.Run("raw leaf declaring itself a hub (is_hub)", func(t *testing.T) {
+		e.waitBGone(t)
 		mark, before := e.log.mark(), atkRejections(e.obs)
 		raw := startRawLeaf(t, e.addrA, bTLS, "op-b", atkPassB, "raw-hub-op-b", true)
 		if raw.pongOrClose(5 * time.Second) {
@@ -1538,6 +1554,7 @@ func TestAttackPermissionViolation(t *testing.T) {
 	})
 
 	t.Run("a real nats-server spoke never triggers it", func(t *testing.T) {
+		e.waitBGone(t)
 		rogue := e.startRogueB(t)
 		conn := e.leafConn(t, "rogue-op-b")
 		require.NotNil(t, conn)
