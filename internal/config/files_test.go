@@ -125,6 +125,18 @@ peers:
 	return p
 }
 
+// checkAllOK runs CheckAll on the policy at p, requires no problem, and
+// returns the warnings.
+func checkAllOK(t *testing.T, p string) []*Error {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	require.NoError(t, err)
+	cfg, errs, warnings := CheckAll(p, data)
+	require.Empty(t, errs)
+	require.NotNil(t, cfg)
+	return warnings
+}
+
 // TestCheckFiles: every file the policy names must be a regular file,
 // within boundedfile.MaxSize, and readable as what it should be; each
 // problem is reported at the line of the key that names the file, and
@@ -175,23 +187,13 @@ func TestCheckFiles(t *testing.T) {
 	}
 
 	t.Run("all present and readable by the node only", func(t *testing.T) {
-		p := e.policy(t, e.key, e.cert, e.tlsKey, e.ca, 0o600)
-		data, err := os.ReadFile(p)
-		require.NoError(t, err)
-		cfg, errs, warnings := CheckAll(p, data)
-		require.Empty(t, errs)
-		require.NotNil(t, cfg)
+		warnings := checkAllOK(t, e.policy(t, e.key, e.cert, e.tlsKey, e.ca, 0o600))
 		assert.Empty(t, warnings)
 	})
 	t.Run("secrets readable by others: warnings", func(t *testing.T) {
 		require.NoError(t, os.Chmod(e.tlsKey, 0o640))
 		t.Cleanup(func() { _ = os.Chmod(e.tlsKey, 0o600) })
-		p := e.policy(t, e.worldReadable, e.cert, e.tlsKey, e.ca, 0o644)
-		data, err := os.ReadFile(p)
-		require.NoError(t, err)
-		cfg, errs, warnings := CheckAll(p, data)
-		require.Empty(t, errs)
-		require.NotNil(t, cfg)
+		warnings := checkAllOK(t, e.policy(t, e.worldReadable, e.cert, e.tlsKey, e.ca, 0o644))
 		got := map[string]string{}
 		for _, w := range warnings {
 			got[fmt.Sprintf("%s:%d", w.Path, w.Line)] = w.Msg
