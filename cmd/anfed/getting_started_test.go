@@ -22,22 +22,23 @@ import (
 
 // docCommand is one command of a guide, with how the reader runs it.
 type docCommand struct {
-	mode string // run, serve or follow
+	mode string // run, serve, follow or federation
 	line string
 	at   int // line number in the doc
 }
 
 // docCommands reads the commands of the fenced sh blocks that follow a
 // "<!-- test: MODE -->" line: run (in order, each must exit 0), serve
-// (keeps running, in its own terminal) or follow (in its own terminal,
-// ends by itself). Lines ending in \ continue on the next; comments and
-// blank lines are skipped. Blocks without a marker are not commands.
+// (keeps running, in its own terminal), follow (in its own terminal,
+// ends by itself) or federation (run against the example federation).
+// Lines ending in \ or | continue on the next; comments and blank lines
+// are skipped. Blocks without a marker are not commands.
 func docCommands(t *testing.T, path string) []docCommand {
 	t.Helper()
 	f, err := os.Open(path)
 	require.NoError(t, err)
 	defer f.Close()
-	marker := regexp.MustCompile(`^<!-- test: (run|serve|follow) -->$`)
+	marker := regexp.MustCompile(`^<!-- test: (run|serve|follow|federation) -->$`)
 	var out []docCommand
 	mode, inBlock, cont := "", false, ""
 	sc := bufio.NewScanner(f)
@@ -59,6 +60,10 @@ func docCommands(t *testing.T, path string) []docCommand {
 			}
 			if strings.HasSuffix(l, `\`) {
 				cont += strings.TrimSuffix(l, `\`) + " "
+				continue
+			}
+			if strings.HasSuffix(strings.TrimSpace(l), "|") {
+				cont += l + " "
 				continue
 			}
 			out = append(out, docCommand{mode: mode, line: cont + l, at: n})
@@ -85,6 +90,9 @@ func TestGettingStarted(t *testing.T) {
 		t.Skip("curl is not on PATH: the guide uses it")
 	}
 	cmds := docCommands(t, "../../docs/getting-started.md")
+	for _, c := range cmds {
+		require.NotEqual(t, "federation", c.mode, "line %d: the guide starts from empty directories", c.at)
+	}
 	count := map[string]int{}
 	for _, c := range cmds {
 		count[c.mode]++
