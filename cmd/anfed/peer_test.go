@@ -275,3 +275,58 @@ func TestPeerCommandsRefuse(t *testing.T) {
 		assert.Contains(t, stderr, "--config FILE is required")
 	})
 }
+
+// The dialler keeps its key: anfed peer csr makes it and a request, the
+// issuer signs the request (peer invite --csr), and the bundle carries the
+// certificate only. The two nodes' NATS servers then link over mutual TLS,
+// the certificate naming the dialler.
+func TestPeeringWithCSR(t *testing.T) {
+	a, _, _, _ := initOperator(t, "acme")
+	b, _, _, _ := initOperator(t, "globex")
+	pa, pb := filepath.Join(a, "policy.yaml"), filepath.Join(b, "policy.yaml")
+	csr := filepath.Join(b, "globex.csr")
+	out := mustRun(t, "peer", "csr", "--config", pb, "acme", "-o", csr)
+	assert.Contains(t, out, "anfed peer invite --config FILE globex --csr globex.csr")
+	keyFile := filepath.Join(b, "acme-client-key.pem")
+	fi, err := os.Stat(keyFile)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+
+	bundle := filepath.Join(t.TempDir(), "globex.peering.yaml")
+	out = mustRun(t, "peer", "invite", "--config", pa, "globex", "--csr", csr, "--out", bundle, "--name", "Globex Transit")
+	assert.Contains(t, out, "the bundle holds globex's client certificate, signed from its request")
+	text := readFile(t, bundle)
+	assert.Contains(t, text, "client_cert_pem:")
+	assert.NotContains(t, text, "PRIVATE KEY", "the dialler's key never left it")
+	assert.Contains(t, readFile(t, pa), "    name: Globex Transit\n")
+
+	out = mustRun(t, "peer", "add", "--config", pb, bundle)
+	assert.Contains(t, out, "our client certificate to "+filepath.Join(b, "acme-client.pem"))
+	pub := strings.TrimSpace(mustRun(t, "keys", "show", "--config", pb))
+	mustRun(t, "peer", "pin", "--config", pa, "globex", pub)
+	cfg, err := config.Load(pb)
+	require.NoError(t, err)
+	acme, ok := cfg.Peer("acme")
+	require.True(t, ok)
+	assert.Equal(t, &config.TLS{CA: filepath.Join(b, "acme-ca.pem"), Cert: filepath.Join(b, "acme-client.pem"), Key: keyFile}, acme.Dial.TLS)
+
+	sa, sb := serveFrom(t, pa), serveFrom(t, pb)
+	natstest.WaitFor(t, 10*time.Second, func() error {
+		if sa.NumLeafNodes() != 1 || sb.NumLeafNodes() != 1 {
+			return fmt.Errorf("leaf link not up: acme %d, globex %d", sa.NumLeafNodes(), sb.NumLeafNodes())
+		}
+		return nil
+	})
+
+	// A request signed for someone else's key: add refuses it.
+	other := filepath.Join(t.TempDir(), "other.csr")
+	c, _, _, _ := initOperator(t, "initech")
+	mustRun(t, "peer", "csr", "--config", filepath.Join(c, "policy.yaml"), "acme", "-o", other)
+	bundle2 := filepath.Join(t.TempDir(), "wrong.peering.yaml")
+	d, _, _, _ := initOperator(t, "hooli")
+	mustRun(t, "peer", "invite", "--config", pa, "hooli", "--csr", other, "--out", bundle2)
+	mustRun(t, "peer", "csr", "--config", filepath.Join(d, "policy.yaml"), "acme", "-o", filepath.Join(d, "hooli.csr"))
+	code, _, stderr := runCmd("peer", "add", "--config", filepath.Join(d, "policy.yaml"), bundle2)
+	assert.Equal(t, exitFail, code)
+	assert.Contains(t, stderr, "the key is not the certificate's")
+}

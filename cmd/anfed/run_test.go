@@ -309,6 +309,13 @@ func TestHelpExitsZero(t *testing.T) {
 		assert.Equal(t, exitOK, code, c)
 		assert.Contains(t, stdout, "anfed "+c+" ")
 	}
+	// One flag for an output file: -o and --out on every command that
+	// writes one.
+	for _, c := range []string{"natsconf", "policy asyncapi", "peer invite", "peer csr"} {
+		_, _, help := runCmd(append(strings.Fields(c), "-h")...)
+		assert.Contains(t, help, "\n  -o string\n", c)
+		assert.Contains(t, help, "\n  -out string\n", c)
+	}
 	code, _, _ := runCmd("serve", "--no-such-flag")
 	assert.Equal(t, exitUsage, code, "a wrong flag is still a usage error")
 }
