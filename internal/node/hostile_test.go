@@ -212,3 +212,92 @@ func TestAttackLongNames(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackInvalidUnicode: invalid UTF-8 and lone surrogate escapes in id,
+// in an extension and in data — which encoding/json repairs to U+FFFD, so
+// that the signal was accepted, stored and forwarded with other bytes than
+// it came with — are refused as malformed with the attribute and the byte
+// offset, from a local producer, the HTTP ingest and op-b over its link,
+// counted, dead-lettered, and A stays alive.
+func TestAttackInvalidUnicode(t *testing.T) {
+	h := newHostile(t)
+	// Each mutation makes the body of ev, signed (for the peer) over what
+	// a lenient reader would decode, so that only strictness refuses it.
+	mutations := []struct {
+		name, want string
+		edit       func(ev *signal.Event)        // before signing
+		body       func(ev *signal.Event) []byte // after signing
+	}{
+		{"invalid byte in id", `attribute "id": at byte`,
+			func(ev *signal.Event) { ev.ID += "\uFFFD" },
+			func(ev *signal.Event) []byte { return bytes.Replace(ev.Encode(), []byte("\uFFFD"), []byte{0xff}, 1) }},
+		{"lone surrogate in an extension", `attribute "vendorx": at byte`,
+			func(ev *signal.Event) {},
+			func(ev *signal.Event) []byte {
+				return bytes.Replace(ev.Encode(), []byte(`"vendorx":"kept"`), []byte(`"vendorx":"\ud800"`), 1)
+			}},
+		{"invalid byte in data", `attribute "data": at byte`,
+			func(ev *signal.Event) {
+				ev.Data = bytes.Replace(ev.Data, []byte(`"ic-paris-1"`), []byte("\"ic-paris-1\xff\""), 1)
+			},
+			func(ev *signal.Event) []byte { return ev.Encode() }},
+		{"lone surrogate in data", `\udbff is a lone surrogate`,
+			func(ev *signal.Event) {
+				ev.Data = bytes.Replace(ev.Data, []byte(`"ic-paris-1"`), []byte(`"ic-paris-1\udbff"`), 1)
+			},
+			func(ev *signal.Event) []byte { return ev.Encode() }},
+	}
+	doors := []struct {
+		name, from string
+		send       func(t *testing.T, ev *signal.Event, body func(*signal.Event) []byte) signal.Answer
+	}{
+		{"local producer", "local", func(t *testing.T, ev *signal.Event, body func(*signal.Event) []byte) signal.Answer {
+			m, err := h.local.Request(subject.IntakePrefix, body(ev), 5*time.Second)
+			require.NoError(t, err)
+			ans, err := signal.ParseAnswer(m.Data)
+			require.NoError(t, err)
+			return ans
+		}},
+		{"HTTP ingest", "local", func(t *testing.T, ev *signal.Event, body func(*signal.Event) []byte) signal.Answer {
+			code, ans := h.postEvent(t, body(ev))
+			assert.Equal(t, http.StatusBadRequest, code)
+			return ans
+		}},
+		{"peer over its leaf link", "op-b", func(t *testing.T, ev *signal.Event, body func(*signal.Event) []byte) signal.Answer {
+			ev.Path = []string{"op-b"}
+			require.NoError(t, h.signerB.Sign(ev))
+			return h.sendLink(t, atkLinkSubject("op-b", ev, "congestion"), body(ev))
+		}},
+	}
+	for _, d := range doors {
+		for _, mu := range mutations {
+			t.Run(d.name+"/"+mu.name, func(t *testing.T) {
+				dlq := h.dlq
+				if d.from == "local" {
+					dlq = h.dlqLocal
+				}
+				origin := "op-a"
+				if d.from != "local" {
+					origin = d.from
+				}
+				ev := congestion(origin, fmt.Sprintf("utf8-%d", h.n.Add(1)))
+				mu.edit(ev)
+				counted, dead := h.obs.rejections(d.from, reject.Malformed), dlq.count(string(reject.Malformed))
+				ans := d.send(t, ev, mu.body)
+				assert.Equal(t, signal.StatusRejected, ans.Status, "%+v", ans)
+				assert.Equal(t, string(reject.Malformed), ans.Reason, "%+v", ans)
+				assert.Contains(t, ans.Error, mu.want)
+				waitFor(t, 5*time.Second, func() error {
+					if c := h.obs.rejections(d.from, reject.Malformed); c != counted+1 {
+						return fmt.Errorf("%s/malformed counted %d times, want %d", d.from, c, counted+1)
+					}
+					if c := dlq.count(string(reject.Malformed)); c != dead+1 {
+						return fmt.Errorf("%d malformed dead letters from %s, want %d", c, d.from, dead+1)
+					}
+					return nil
+				})
+				h.alive(t)
+			})
+		}
+	}
+}

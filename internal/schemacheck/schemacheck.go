@@ -19,6 +19,7 @@ import (
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 
+	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/schemas"
 )
 
@@ -139,6 +140,12 @@ func (c *Catalog) ValidFast(eventType string, data []byte) bool {
 // reference the compiled validator is held to, and the only source of
 // errors.
 func validateGeneric(eventType string, sch *jsonschema.Schema, data []byte) error {
+	// The compiled validator gives up on invalid UTF-8 and lone surrogate
+	// escapes; encoding/json and the library would repair them to U+FFFD
+	// and could accept the data. Data is forwarded as its bytes: refuse.
+	if off, what, bad := signal.BadUnicode(data); bad {
+		return &DataError{Type: eventType, Message: fmt.Sprintf("data is not UTF-8 text: at byte %d, %s", off, what)}
+	}
 	v, ok := decodeFast(data)
 	if !ok {
 		var err error

@@ -223,6 +223,36 @@ func TestMalformedData(t *testing.T) {
 	}
 }
 
+// TestInvalidUnicodeRefused: data valid against its schema but for an
+// invalid UTF-8 byte or a lone surrogate escape in a string — which
+// encoding/json and the schema library repair to U+FFFD and accept — is
+// refused: the compiled validator gives up on it and the generic path
+// says where it is.
+func TestInvalidUnicodeRefused(t *testing.T) {
+	c := loadCatalog(t)
+	typ := schemas.Type("fault")
+	data := func(problem string) []byte {
+		return []byte(`{"alarmType":"communicationsAlarm","perceivedSeverity":"MAJOR","probableCause":"linkDown","specificProblem":"` + problem +
+			`","alarmedObject":{"id":"ic-1","type":"interconnect"},"alarmRaisedTime":"2026-11-25T17:00:00Z"}`)
+	}
+	require.NoError(t, c.Validate(typ, data(`LOS é \ud83d\ude00`)), "the control is valid")
+	for name, tt := range map[string]struct{ problem, message string }{
+		"invalid byte":       {"LOS \xff", "at byte 113, byte 0xff is not UTF-8"},
+		"encoded surrogate":  {"LOS \xed\xa0\x80", "at byte 113, byte 0xed is not UTF-8"},
+		"lone surrogate":     {`LOS \ud800`, `at byte 113, \ud800 is a lone surrogate`},
+		"lone low surrogate": {`LOS \udfff!`, `at byte 113, \udfff is a lone surrogate`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			d := data(tt.problem)
+			assert.False(t, c.ValidFast(typ, d))
+			err := c.Validate(typ, d)
+			var derr *DataError
+			require.ErrorAs(t, err, &derr)
+			assert.Contains(t, derr.Message, tt.message)
+		})
+	}
+}
+
 // TestHugeNumbers: numbers outside the range of a double are rejected before
 // the validator sees them (it is slow on 1e999999 and panics on 1e99999999).
 func TestHugeNumbers(t *testing.T) {

@@ -141,13 +141,49 @@ func DecodeStructured(body []byte) (*Event, error) {
 }
 
 // malformedBody explains why body is not a JSON object. It runs only on
-// refusal, so the message is encoding/json's own.
+// refusal, so the message is encoding/json's own, or where the body is
+// not strict UTF-8 (which encoding/json would repair).
 func malformedBody(body []byte) error {
+	if off, what, bad := BadUnicode(body); bad {
+		in := ""
+		if name, ok := memberAt(body, off); ok {
+			in = fmt.Sprintf("attribute %q: ", name)
+		}
+		return reject.Errorf(reject.Malformed, "%sat byte %d, %s: a CloudEvent in JSON format is UTF-8 text (RFC 8259), every string and the data included", in, off, what)
+	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return reject.Errorf(reject.Malformed, "not a CloudEvent in JSON format: %v", err)
 	}
 	return reject.Errorf(reject.Malformed, "not a CloudEvent in JSON format: want a JSON object")
+}
+
+// memberAt names the top-level member of JSON object b whose name or
+// value holds byte off, if b is a JSON object up to there.
+func memberAt(b []byte, off int) (string, bool) {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return "", false
+	}
+	for i = skipWS(b, i+1); i < len(b) && b[i] == '"'; {
+		end, ok := skipString(b, i)
+		if !ok {
+			return "", false // the name itself: not readable
+		}
+		name, _, _ := readKey(b, i)
+		if i = skipWS(b, end); i >= len(b) || b[i] != ':' {
+			return "", false
+		}
+		end, ok = skipValue(b, skipWS(b, i+1), 2)
+		if !ok || off < end {
+			return name, end >= off
+		}
+		if i = skipWS(b, end); i >= len(b) || b[i] != ',' {
+			return "", false
+		}
+		i = skipWS(b, i+1)
+	}
+	return "", false
 }
 
 // decodeStructured returns ok false when b is not a syntactically valid
@@ -604,8 +640,12 @@ func internName(k []byte) string {
 }
 
 // skipString returns the index past the string whose opening quote is at
-// b[i], checking it as encoding/json does: no control bytes, only JSON's
-// escapes. Like encoding/json's scanner it does not check UTF-8.
+// b[i], checking it as encoding/json does — no control bytes, only JSON's
+// escapes — and strictly where encoding/json repairs: invalid UTF-8 and a
+// \u escape of a lone surrogate, which it would turn into U+FFFD, are
+// refused (BadUnicode says where). A signal's bytes are forwarded as they
+// came and its signature covers them: what they say must not depend on
+// the reader's repairs.
 func skipString(b []byte, i int) (int, bool) {
 	i++
 	for {
@@ -624,19 +664,108 @@ func skipString(b []byte, i int) (int, bool) {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
-				if len(b)-i < 6 || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
+				n, ok := escapeLen(b, i)
+				if !ok {
 					return i, false
 				}
-				i += 6
+				i += n
 			default:
 				return i, false
 			}
 		case c < 0x20:
 			return i, false
-		default: // non-ASCII: carried as is
+		default: // non-ASCII: carried as is, if it is UTF-8
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size == 1 {
+				return i, false
+			}
+			i += size
+		}
+	}
+}
+
+// escapeLen is the length of the \u escape at b[i]: 6, or 12 for a
+// surrogate pair; ok false for bad hex digits or a lone surrogate.
+func escapeLen(b []byte, i int) (int, bool) {
+	r, ok := hex4(b, i+2)
+	switch {
+	case !ok || 0xDC00 <= r && r <= 0xDFFF: // a lone low surrogate
+		return 0, false
+	case 0xD800 <= r && r <= 0xDBFF:
+		if len(b)-i < 12 || b[i+6] != '\\' || b[i+7] != 'u' {
+			return 0, false
+		}
+		lo, ok := hex4(b, i+8)
+		if !ok || lo < 0xDC00 || lo > 0xDFFF {
+			return 0, false
+		}
+		return 12, true
+	}
+	return 6, true
+}
+
+func hex4(b []byte, i int) (rune, bool) {
+	if len(b)-i < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		if !isHex(c) {
+			return 0, false
+		}
+		r = r<<4 | rune(unhex(c))
+	}
+	return r, true
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}
+
+// BadUnicode reports where JSON text b is not strict UTF-8: at byte off, a
+// byte sequence that is not UTF-8, or a \u escape of a lone surrogate
+// (what says which). encoding/json accepts both and repairs them to
+// U+FFFD; anfed refuses them in signals and their data.
+func BadUnicode(b []byte) (off int, what string, bad bool) {
+	in := false
+	for i := 0; i < len(b); {
+		c := b[i]
+		switch {
+		case c >= 0x80:
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size == 1 {
+				return i, fmt.Sprintf("byte %#02x is not UTF-8", c), true
+			}
+			i += size
+		case !in:
+			in = c == '"'
+			i++
+		case c == '"':
+			in = false
+			i++
+		case c == '\\' && i+1 < len(b) && b[i+1] == 'u':
+			n, ok := escapeLen(b, i)
+			if !ok {
+				if _, hexOK := hex4(b, i+2); hexOK {
+					return i, fmt.Sprintf("%s is a lone surrogate, which encodes no character", b[i:i+6]), true
+				}
+				i += 2 // a bad escape: not a Unicode matter
+				continue
+			}
+			i += n
+		case c == '\\':
+			i += 2
+		default:
 			i++
 		}
 	}
+	return 0, "", false
 }
 
 func isHex(c byte) bool {
@@ -861,6 +990,9 @@ func DecodeBinary(hdr nats.Header, body []byte) (*Event, error) {
 		// signature covers the data's bytes.
 		t := bytes.Trim(body, " \t\r\n")
 		if !validObject(t) {
+			if off, what, bad := BadUnicode(body); bad {
+				return nil, reject.Errorf(reject.Malformed, "data (the message body) at byte %d, %s: JSON data is UTF-8 text (RFC 8259)", off, what)
+			}
 			return nil, reject.Errorf(reject.BadAttribute, "data must be a JSON object matching the class schema")
 		}
 		e.Data = t

@@ -563,3 +563,52 @@ func TestDecodeStructuredOwnsItsStrings(t *testing.T) {
 		require.Equal(t, want, ev)
 	}
 }
+
+// TestDecodeRefusesInvalidUnicode: invalid UTF-8 and lone surrogate
+// escapes, which encoding/json would repair to U+FFFD, are refused as
+// malformed wherever they are — id, an extension, the data — in both
+// modes, with the attribute and the byte offset; a surrogate pair passes.
+func TestDecodeRefusesInvalidUnicode(t *testing.T) {
+	body := func(id, data string) []byte {
+		return []byte(`{"specversion":"1.0","id":"` + id + `","source":"anfed://op-a/p","vendorx":"v","data":` + data + `}`)
+	}
+	tests := []struct {
+		name string
+		body []byte
+		want string
+	}{
+		{"invalid byte in id", body("a\xffb", `{}`), `attribute "id": at byte 28, byte 0xff is not UTF-8`},
+		{"truncated sequence in id", body("a\xc3", `{}`), `attribute "id": at byte 28, byte 0xc3 is not UTF-8`},
+		{"encoded surrogate in id", body("\xed\xa0\x80", `{}`), `attribute "id": at byte 27, byte 0xed is not UTF-8`},
+		{"lone high surrogate in id", body(`\ud800`, `{}`), `attribute "id": at byte 27, \ud800 is a lone surrogate`},
+		{"lone low surrogate in id", body(`x\udc00`, `{}`), `attribute "id": at byte 28, \udc00 is a lone surrogate`},
+		{"high then not low", body(`\ud800\u0041`, `{}`), `\ud800 is a lone surrogate`},
+		{"invalid byte in an extension", []byte(`{"specversion":"1.0","vendorx":"` + "\xfe" + `"}`), `attribute "vendorx": at byte 32, byte 0xfe is not UTF-8`},
+		{"invalid byte in data", body("1", `{"a":{"b":"`+"\x80"+`"}}`), `attribute "data": at byte 88, byte 0x80 is not UTF-8`},
+		{"lone surrogate in data", body("1", `{"a":["\udbff"]}`), `attribute "data": at byte 84, \udbff is a lone surrogate`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, err := signal.DecodeStructured(tt.body)
+			require.Error(t, err)
+			assert.Nil(t, ev)
+			assert.Equal(t, reject.Malformed, reject.ReasonOf(err))
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+	t.Run("binary-mode data", func(t *testing.T) {
+		for data, want := range map[string]string{
+			`{"a":"` + "\xff" + `"}`: "data (the message body) at byte 6, byte 0xff is not UTF-8",
+			`{"a":"\ud800"}`:         `data (the message body) at byte 6, \ud800 is a lone surrogate`,
+		} {
+			_, err := signal.DecodeBinary(binaryHeaders(), []byte(data))
+			assert.Equal(t, reject.Malformed, reject.ReasonOf(err), "%v", err)
+			assert.ErrorContains(t, err, want)
+		}
+	})
+	t.Run("a surrogate pair and plain UTF-8 pass", func(t *testing.T) {
+		ev, err := signal.DecodeStructured(body(`\ud83d\ude00 é`, `{"a":"\uD83D\uDE00 日本"}`))
+		require.NoError(t, err)
+		assert.Equal(t, "😀 é", ev.ID)
+	})
+}

@@ -8,9 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/anfed/anfed/internal/reject"
 )
@@ -20,6 +23,9 @@ import (
 // FuzzDecodeStructuredDifferential. It lets the last of two members of the
 // same name win, where DecodeStructured refuses.
 func referenceDecodeStructured(body []byte) (*Event, error) {
+	if !strictUnicode(body) {
+		return nil, reject.Errorf(reject.Malformed, "not strict UTF-8")
+	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return nil, reject.Errorf(reject.Malformed, "not a CloudEvent in JSON format: %v", err)
@@ -73,6 +79,42 @@ func referenceDecodeStructured(body []byte) (*Event, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// escapeRe matches one JSON escape; matched left to right, "\\\\" pairs
+// consume each other, so a \u match is a real escape.
+var escapeRe = regexp.MustCompile(`\\(u[0-9a-fA-F]{4}|.)`)
+
+// strictUnicode is the oracle of what DecodeStructured and validObject add
+// to encoding/json, written apart from them: b is UTF-8 and every \u
+// escape of a surrogate is half of a high-low pair.
+func strictUnicode(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	ms := escapeRe.FindAllSubmatchIndex(b, -1)
+	code := func(k int) rune {
+		e := b[ms[k][2]:ms[k][3]]
+		if e[0] != 'u' {
+			return -1
+		}
+		r, _ := strconv.ParseUint(string(e[1:]), 16, 32)
+		return rune(r)
+	}
+	for k := 0; k < len(ms); k++ {
+		r := code(k)
+		if !utf16.IsSurrogate(r) {
+			continue
+		}
+		if r < 0xDC00 && k+1 < len(ms) && ms[k+1][0] == ms[k][1] {
+			if lo := code(k + 1); lo >= 0xDC00 && lo <= 0xDFFF {
+				k++
+				continue
+			}
+		}
+		return false
+	}
+	return true
 }
 
 // hasDuplicateName reports whether body is a JSON object naming a member
@@ -220,19 +262,26 @@ func FuzzDecodeStructuredDifferential(f *testing.F) {
 	})
 }
 
-// FuzzValidObject: validObject is json.Valid for bodies starting with '{'
-// and not ending in white space.
+// FuzzValidObject: validObject is json.Valid and strict UTF-8 (no invalid
+// byte, no lone surrogate escape) for bodies starting with '{' and not
+// ending in white space; BadUnicode finds a problem exactly when the body is
+// not strict UTF-8.
 func FuzzValidObject(f *testing.F) {
 	for _, b := range exampleBodies(f) {
 		f.Add(b)
 	}
 	f.Add([]byte(`{"a":[1,-0.5e+3,true,false,null,"\u00e9\"",{}]}`))
 	f.Add([]byte(`{"a":"` + "\xff\x01" + `"}`))
+	f.Add([]byte(`{"a":"\ud800","b":"\udc00","c":"\ud83d\ude00","d":"\\ud800","e":"\ud800\u0041"}`))
+	f.Add([]byte("{\"a\":\"\xed\xa0\x80\",\"b\":\"\xc3\"}"))
 	f.Add([]byte("{" + strings.Repeat(`"a":[`, 5000) + strings.Repeat("]", 5000) + "}"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		want := len(b) > 0 && b[0] == '{' && json.Valid(b) && len(bytes.TrimRight(b, " \t\r\n")) == len(b)
+		want := len(b) > 0 && b[0] == '{' && json.Valid(b) && strictUnicode(b) && len(bytes.TrimRight(b, " \t\r\n")) == len(b)
 		if got := validObject(b); got != want {
-			t.Fatalf("validObject(%q) = %v, json.Valid says %v", b, got, want)
+			t.Fatalf("validObject(%q) = %v, json.Valid and strict UTF-8 say %v", b, got, want)
+		}
+		if _, _, bad := BadUnicode(b); json.Valid(b) && bad == strictUnicode(b) {
+			t.Fatalf("BadUnicode(%q) = %v, the oracle disagrees", b, bad)
 		}
 	})
 }
