@@ -52,17 +52,7 @@ bridges:
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"serve", "--config", p}, &stdout, &stderr) }()
 	base := "http://" + addr
-	natstest.WaitFor(t, 15*time.Second, func() error {
-		resp, err := http.Get(base + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("readyz: %d", resp.StatusCode)
-		}
-		return nil
-	})
+	waitReady(t, addr)
 	send := func(path, file string, auth func(*http.Request)) (int, string) {
 		b, err := os.ReadFile(filepath.Join("../../internal/bridge/testdata", file))
 		require.NoError(t, err)

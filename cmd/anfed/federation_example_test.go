@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,17 +64,7 @@ func TestFederationExampleRunsThreeProcesses(t *testing.T) {
 
 	conn := func(op, user, pass string) *nats.Conn {
 		// Ready (/readyz): its intake answers, its links have pipelines.
-		natstest.WaitFor(t, 60*time.Second, func() error {
-			resp, err := http.Get("http://" + addr[op+"-http"] + "/readyz")
-			if err != nil {
-				return err
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("%s /readyz: %s", op, resp.Status)
-			}
-			return nil
-		})
+		waitReady(t, addr[op+"-http"])
 		var nc *nats.Conn
 		natstest.WaitFor(t, 10*time.Second, func() error {
 			var err error

@@ -53,6 +53,8 @@ func serveInProcess(t *testing.T, policy string) {
 	})
 }
 
+// waitReady waits until the node serving HTTP on httpAddr answers
+// /readyz with 200: its intake answers, its links have pipelines.
 func waitReady(t *testing.T, httpAddr string) {
 	t.Helper()
 	natstest.WaitFor(t, 60*time.Second, func() error {
