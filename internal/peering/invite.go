@@ -8,9 +8,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
+	"github.com/anfed/anfed/internal/boundedfile"
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/origin"
 )
@@ -145,7 +145,7 @@ func (b *Bundle) issueClientCert(ca *CA, csr []byte) error {
 // listenerCA reads the CA file of the leaf listener's TLS and checks that
 // it verifies the listener's own certificate, as the peer will.
 func listenerCA(t *config.TLS) (string, error) {
-	caPEM, err := os.ReadFile(t.CA)
+	caPEM, err := boundedfile.Read(t.CA, boundedfile.MaxSize)
 	if err != nil {
 		return "", fmt.Errorf("read nats.leafnodes.tls.ca: %w", err)
 	}
@@ -155,7 +155,7 @@ func listenerCA(t *config.TLS) (string, error) {
 	if t.Cert == "" {
 		return string(caPEM), nil
 	}
-	certPEM, err := os.ReadFile(t.Cert)
+	certPEM, err := boundedfile.Read(t.Cert, boundedfile.MaxSize)
 	if err != nil {
 		return "", fmt.Errorf("read nats.leafnodes.tls.cert: %w", err)
 	}

@@ -13,8 +13,9 @@ import (
 	"fmt"
 	"math/big"
 	"net"
-	"os"
 	"time"
+
+	"github.com/anfed/anfed/internal/boundedfile"
 )
 
 // CAValidity is how long the CA that `anfed init` makes is valid; the
@@ -61,7 +62,7 @@ func NewCA(operatorID string) (*CA, error) {
 
 // LoadCA reads a CA certificate and its private key (PEM files).
 func LoadCA(certFile, keyFile string) (*CA, error) {
-	certPEM, err := os.ReadFile(certFile)
+	certPEM, err := boundedfile.Read(certFile, boundedfile.MaxSize)
 	if err != nil {
 		return nil, fmt.Errorf("read CA certificate: %w", err)
 	}
@@ -73,7 +74,7 @@ func LoadCA(certFile, keyFile string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CA certificate %s: %w", certFile, err)
 	}
-	keyPEM, err := os.ReadFile(keyFile)
+	keyPEM, err := boundedfile.Read(keyFile, boundedfile.MaxSize)
 	if err != nil {
 		return nil, fmt.Errorf("read CA key: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nkeys"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/anfed/anfed/internal/boundedfile"
 	"github.com/anfed/anfed/internal/config"
 )
 
@@ -33,7 +34,7 @@ type Policy struct {
 
 // OpenPolicy reads the policy file at path for editing.
 func OpenPolicy(path string) (*Policy, error) {
-	data, err := os.ReadFile(path)
+	data, err := boundedfile.Read(path, config.MaxPolicySize)
 	if err != nil {
 		return nil, fmt.Errorf("open policy: %w", err)
 	}
@@ -166,7 +167,7 @@ func (p *Policy) Save() (pending []string, err error) {
 	if err != nil {
 		return nil, err
 	}
-	now, err := os.ReadFile(p.File)
+	now, err := boundedfile.Read(p.File, config.MaxPolicySize)
 	if err != nil {
 		return nil, fmt.Errorf("save policy: %w", err)
 	}
