@@ -74,6 +74,19 @@ func TestExternalHasEmbeddedPermissions(t *testing.T) {
 				assert.Equal(t, connTypes("STANDARD"), xn.AllowedConnectionTypes, "the node connects over the network")
 				assert.Equal(t, connTypes("IN_PROCESS"), en.AllowedConnectionTypes)
 			}
+			// The peers' limits: one leaf connection for a peer that dials
+			// us (max_leafnodes), in both renderings.
+			for _, p := range cfg.Peers {
+				want := -1 // no limit: we dial the peer
+				if p.Accept != nil {
+					want = config.DefaultMaxConnections
+				}
+				for _, o := range []*server.Options{emb, ext} {
+					acc := findAccount(o, natsconf.PeerAccount(p.ID))
+					require.NotNil(t, acc, p.ID)
+					assert.Equal(t, want, acc.MaxActiveLeafNodes(), "%s's leaf connections", p.ID)
+				}
+			}
 			assert.Equal(t, emb.LeafNode.Host, ext.LeafNode.Host)
 			assert.Equal(t, emb.LeafNode.Port, ext.LeafNode.Port)
 			require.Len(t, ext.LeafNode.Remotes, len(emb.LeafNode.Remotes))
@@ -216,6 +229,15 @@ func TestExternalConfigServes(t *testing.T) {
 
 	_, err = nats.Connect(url, nats.UserInfo("op-b", "secret-b-123"), nats.NoReconnect())
 	assert.ErrorIs(t, err, nats.ErrAuthorization, "a leaf user is not a client")
+}
+
+func findAccount(o *server.Options, name string) *server.Account {
+	for _, a := range o.Accounts {
+		if a.Name == name {
+			return a
+		}
+	}
+	return nil
 }
 
 func accountNames(o *server.Options) []string {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"sync"
 	"strings"
 	"testing"
 	"time"
@@ -247,4 +248,41 @@ func TestAttackCertificateNotBound(t *testing.T) {
 		assert.True(t, e.a.LinkUp("op-b"))
 		r.Server.Shutdown()
 	})
+}
+
+// TestAttackConnectionBurst: 16 raw leaves with op-b's credentials and
+// certificate connect at once, five times, while op-b has no link: A
+// never holds more than one of them (nats-server checks the account's
+// count and adds the connection without a window between them).
+func TestAttackConnectionBurst(t *testing.T) {
+	e := newAtkEnv(t, nil)
+	bTLS := e.ca.ClientTLS(t, e.bCert, e.bKey)
+	most := 0
+	for range 5 {
+		var wg sync.WaitGroup
+		raws := make([]*atkRawLeaf, 16)
+		for i := range raws {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				raws[i] = startRawLeaf(t, e.addrA, bTLS, "op-b", atkPassB, "raw-op-b", false)
+			}()
+		}
+		wg.Wait()
+		for end := time.Now().Add(500 * time.Millisecond); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+			most = max(most, len(e.leafConns(t, natsconf.PeerAccount("op-b"))))
+		}
+		held := 0
+		for _, r := range raws {
+			if !r.isClosed(50 * time.Millisecond) {
+				held++
+			}
+			r.conn.Close()
+		}
+		assert.Equal(t, 1, held, "connections A kept open")
+		e.waitBGone(t)
+	}
+	t.Logf("most op-b connections A held at once: %d", most)
+	assert.Equal(t, 1, most)
+	e.opCFlows(t)
 }
