@@ -13,8 +13,8 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
