@@ -8,12 +8,23 @@ import (
 	"syscall"
 
 	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/store"
 )
 
 // checkPorts tries each address the node will listen on, so that a port
 // in use is named at once, with its policy key, instead of surfacing as a
-// NATS server that never becomes ready.
+// NATS server that never becomes ready. A store held by another node is
+// said first: a second serve on the same policy finds both taken, and the
+// store is what matters. The default HTTP address is left to startHTTP,
+// which goes on without HTTP when it is taken.
 func checkPorts(cfg *config.Config) error {
+	if cfg.NATS.External == nil && cfg.Storage.Dir != "" {
+		l, err := store.LockDir(cfg.Storage.Dir)
+		if errors.Is(err, store.ErrLocked) {
+			return err
+		}
+		l.Release() // the node takes it again when it starts
+	}
 	type addr struct{ key, listen string }
 	var addrs []addr
 	if cfg.NATS.External == nil {
@@ -22,7 +33,9 @@ func checkPorts(cfg *config.Config) error {
 			addrs = append(addrs, addr{"nats.leafnodes.listen", l.Listen})
 		}
 	}
-	addrs = append(addrs, addr{"http.listen", cfg.HTTP.Listen})
+	if cfg.HTTP.Listen != config.DefaultHTTPListen {
+		addrs = append(addrs, addr{"http.listen", cfg.HTTP.Listen})
+	}
 	var problems []string
 	for _, a := range addrs {
 		if a.listen == "" {

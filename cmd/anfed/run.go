@@ -213,7 +213,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		log.Warn().Str("config", w.Error()).Msg("policy warning")
 	}
 	if err := checkPorts(cfg); err != nil {
-		fmt.Fprintf(stderr, "anfed serve: cannot listen:\n%v\n", err)
+		fmt.Fprintf(stderr, "anfed serve: cannot start:\n%v\n", err)
 		return exitFail
 	}
 	opts := []node.Option{node.WithLogger(log)}
