@@ -185,4 +185,12 @@ func TestGettingStarted(t *testing.T) {
 	}
 	// What the guide says crossed did cross over mutual TLS.
 	assert.Contains(t, readFile(t, filepath.Join(work, "globex", "policy.yaml")), "acme-client.pem")
+	// Every file that holds a secret is the owner's alone.
+	for _, f := range []string{"acme/policy.yaml", "globex/policy.yaml", "globex.peering.yaml", "globex/acme-client-key.pem",
+		"acme/ca-key.pem", "acme/signing.nk", "acme/ingest.token"} {
+		fi, err := os.Stat(filepath.Join(work, f))
+		if assert.NoError(t, err) {
+			assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), f)
+		}
+	}
 }

@@ -330,3 +330,34 @@ func TestPeeringWithCSR(t *testing.T) {
 	assert.Equal(t, exitFail, code)
 	assert.Contains(t, stderr, "the key is not the certificate's")
 }
+
+// peer export and import set a peer's lists with the checks of validate:
+// a class the catalog does not have is refused with its line, and the
+// file stays as it was.
+func TestPeerExportImport(t *testing.T) {
+	a, _, _, _ := initOperator(t, "acme")
+	pa := filepath.Join(a, "policy.yaml")
+	bundle := filepath.Join(t.TempDir(), "b.peering.yaml")
+	mustRun(t, "peer", "invite", "--config", pa, "globex", "--out", bundle)
+
+	out := mustRun(t, "peer", "export", "--config", pa, "globex")
+	assert.Equal(t, "export to globex: classes [] (nothing), services [] (nothing)\n", out)
+	out = mustRun(t, "peer", "export", "--config", pa, "globex", "--classes", "congestion,fault", "--services", "vpn-*")
+	assert.Contains(t, out, "export to globex: classes [congestion, fault], services [vpn-*]")
+	out = mustRun(t, "peer", "import", "--config", pa, "globex", "--classes", "mitigation")
+	assert.Contains(t, out, "import from globex: classes [mitigation]")
+	before := readFile(t, pa)
+	assert.Contains(t, before, "      classes: [congestion, fault]\n      services: [vpn-*]\n")
+
+	code, _, stderr := runCmd("peer", "import", "--config", pa, "globex", "--classes", "mitigation,weather")
+	assert.Equal(t, exitFail, code)
+	assert.Regexp(t, `policy\.yaml:\d+:\d+: peers\[0\]\.import\.classes`, stderr)
+	assert.Contains(t, stderr, "weather")
+	assert.Equal(t, before, readFile(t, pa), "a refused edit writes nothing")
+
+	code, _, stderr = runCmd("peer", "export", "--config", pa, "initech", "--classes", "fault")
+	assert.Equal(t, exitFail, code)
+	assert.Contains(t, stderr, "no peer initech in "+pa)
+	code, _, _ = runCmd("peer", "import", "--config", pa, "globex", "--services", "x")
+	assert.Equal(t, exitUsage, code, "import has no services list")
+}
