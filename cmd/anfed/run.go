@@ -121,7 +121,11 @@ func (l logFlags) logger(w io.Writer) (zerolog.Logger, error) {
 }
 
 // newFlagSet is the flag set of command name. Every command's help has
-// one format: its usage text (see setUsage), then "Flags:" and the flags.
+// one format: its usage text (see setUsage), then "Flags:" and the flags;
+// -h exits 0 (flagExit). The standard flag package with these helpers is
+// the whole CLI layer: it takes -x and --x alike, and a library (cobra,
+// kong) would add dependencies and rewrite twenty commands for nothing a
+// user would see.
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("anfed "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
