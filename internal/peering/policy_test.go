@@ -224,3 +224,41 @@ peers:
 	}
 	assert.Equal(t, []string{"    signing_key: " + keyA}, changed, "pin changes the one line")
 }
+
+// Opened and written back without an edit, every example policy is the
+// same bytes; pinning a peer's key changes that one line only.
+func TestExamplePoliciesRoundTrip(t *testing.T) {
+	files, err := filepath.Glob("../../examples/*/*.yaml")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, f := range files {
+		t.Run(f, func(t *testing.T) {
+			orig, err := os.ReadFile(f)
+			require.NoError(t, err)
+			p, err := peering.OpenPolicy(f)
+			require.NoError(t, err)
+			b, err := p.Bytes()
+			require.NoError(t, err)
+			assert.Equal(t, string(orig), string(b))
+			cfg, err := config.Parse(f, orig)
+			if err != nil || len(cfg.Peers) == 0 {
+				return
+			}
+			id := cfg.Peers[len(cfg.Peers)-1].ID
+			_, err = p.Pin(id, keyC)
+			require.NoError(t, err)
+			b, err = p.Bytes()
+			require.NoError(t, err)
+			before, after := strings.Split(string(orig), "\n"), strings.Split(string(b), "\n")
+			require.Len(t, after, len(before))
+			changed := 0
+			for i := range before {
+				if before[i] != after[i] {
+					changed++
+					assert.Contains(t, after[i], "signing_key: "+keyC)
+				}
+			}
+			assert.Equal(t, 1, changed)
+		})
+	}
+}
