@@ -785,23 +785,14 @@ func (l *Loop) nak(it *item, delay time.Duration) bool {
 // then terminates it. When the dead letter cannot be stored, the signal is
 // to be retried after the longest backoff instead: it is never dropped.
 func (l *Loop) deadLetter(it *item, reason, detail string) (outcome, time.Duration) {
-	h := nats.Header{}
-	for k, v := range it.msg.Headers() {
-		if len(k) >= 5 && k[:5] == "Nats-" {
-			continue // JetStream directives of the original must not apply here
-		}
-		h[k] = v
-	}
-	from := DLQFrom(l.opts.Name)
-	h.Set(store.HeaderReason, reason)
-	h.Set(store.HeaderError, detail)
-	h.Set(store.HeaderFrom, from)
+	dl := store.DeadLetterMsg(DLQFrom(l.opts.Name), reason, detail, it.msg.Headers(), it.msg.Data())
+	h := dl.Header
 	h.Set(HeaderSubject, it.subj)
 	h.Set(HeaderStreamSeq, strconv.FormatUint(it.seq, 10))
 	h.Set(HeaderDeliveries, strconv.FormatUint(it.n, 10))
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), 5*time.Second)
 	defer cancel()
-	_, err := l.js.PublishMsg(ctx, &nats.Msg{Subject: subject.DLQ(from, reason), Header: h, Data: it.msg.Data()})
+	_, err := l.js.PublishMsg(ctx, dl)
 	if err != nil {
 		l.log.Error().Err(err).Uint64("seq", it.seq).Str("reason", reason).Msg("closedloop: dead letter not stored; will retry")
 		return retry, l.opts.BackOff[len(l.opts.BackOff)-1]

@@ -25,6 +25,8 @@ const (
 	defaultMaxAge          = Duration(72 * time.Hour)
 	defaultMaxBytes        = ByteSize(1 << 30)
 	defaultDuplicateWindow = Duration(2 * time.Minute)
+	// defaultDeadLettersPerReason is store.DefaultDeadLettersPerReason.
+	defaultDeadLettersPerReason = 100
 
 	minPasswordLen = 8
 )
@@ -384,6 +386,9 @@ func (c *checker) storage(s Storage, external bool) {
 	positive("storage.max_age", int64(s.MaxAge), defaultMaxAge)
 	positive("storage.max_bytes", int64(s.MaxBytes), defaultMaxBytes)
 	positive("storage.duplicate_window", int64(s.DuplicateWindow), defaultDuplicateWindow)
+	if n := s.DeadLettersPerReason; n < 0 || n == 0 && c.given("storage.dead_letters_per_reason") {
+		c.add("storage.dead_letters_per_reason", fmt.Sprintf("leave it out for the default, %d", defaultDeadLettersPerReason), "must be greater than zero")
+	}
 	if s.Sync != "" && s.Sync != "always" {
 		if d, err := time.ParseDuration(s.Sync); err != nil || d <= 0 {
 			c.add("storage.sync", `"always" (the default: flush every write) or an interval such as "2m" (see docs/durability.md)`, "invalid sync policy %q", s.Sync)

@@ -127,6 +127,13 @@ type Storage struct {
 	// 0 means 1; more needs nats.external (a cluster): 3 survives the
 	// loss of one server.
 	Replicas int `yaml:"replicas,omitempty"`
+	// DeadLettersPerReason is how many dead letters (ANFED_DLQ) are kept
+	// per sender — each peer, local producers, each closed loop — and
+	// reason: past it the oldest of that sender and reason goes, so one
+	// sender's flood never flushes another's. Default 100. A dead letter
+	// keeps at most 4 KiB of the refused body (with its size and SHA-256)
+	// and is at most 10 KiB. See docs/security.md.
+	DeadLettersPerReason int `yaml:"dead_letters_per_reason,omitempty"`
 }
 
 // HTTP is the node's HTTP server: /healthz, /readyz, /metrics, the JSON

@@ -10,25 +10,32 @@ package node_test
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/httpapi"
 	"github.com/anfed/anfed/internal/inspect"
 	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/signal"
+	"github.com/anfed/anfed/internal/store"
 	"github.com/anfed/anfed/internal/subject"
 )
 
@@ -44,9 +51,9 @@ type hostile struct {
 	n        atomic.Int64
 }
 
-func newHostile(t *testing.T) *hostile {
+func newHostile(t *testing.T, edit func(*config.Config)) *hostile {
 	t.Helper()
-	h := &hostile{atkEnv: newAtkEnv(t, nil), token: "ingest-token-123", dlqLocal: newAtkArrivals(), atC: newAtkArrivals()}
+	h := &hostile{atkEnv: newAtkEnv(t, edit), token: "ingest-token-123", dlqLocal: newAtkArrivals(), atC: newAtkArrivals()}
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte(h.token), 0o600))
 	hs := httpapi.New(httpapi.Options{Listen: "127.0.0.1:0", TokenFile: tokenFile, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
@@ -155,7 +162,7 @@ func (h *hostile) alive(t *testing.T) {
 // percent-encoding triples), it is refused as bad-attribute with the bound
 // and the length, counted, dead-lettered, and A stays alive.
 func TestAttackLongNames(t *testing.T) {
-	h := newHostile(t)
+	h := newHostile(t, nil)
 	names := []struct {
 		name, subj, want string
 	}{
@@ -220,7 +227,7 @@ func TestAttackLongNames(t *testing.T) {
 // offset, from a local producer, the HTTP ingest and op-b over its link,
 // counted, dead-lettered, and A stays alive.
 func TestAttackInvalidUnicode(t *testing.T) {
-	h := newHostile(t)
+	h := newHostile(t, nil)
 	// Each mutation makes the body of ev, signed (for the peer) over what
 	// a lenient reader would decode, so that only strictness refuses it.
 	mutations := []struct {
@@ -300,4 +307,81 @@ func TestAttackInvalidUnicode(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestAttackDeadLetterFlood: op-b floods A with 600 oversized signals
+// (120 KiB each, under its 128 KiB max_payload) and 600 malformed ones.
+// Each is refused and dead-lettered, but a dead letter keeps only the first
+// 4 KiB of a body, with its size and SHA-256, and each sender and reason
+// keeps its latest 100: the local dead letter and op-c's from before the
+// flood are still in ANFED_DLQ afterwards, op-b holds 200, and the stream
+// stays under 210 dead letters' worth of bytes. Before, every body was
+// stored whole and the flood flushed the 64 MiB stream, the earlier dead
+// letters with it.
+func TestAttackDeadLetterFlood(t *testing.T) {
+	h := newHostile(t, func(c *config.Config) {
+		c.Peers[1].Import.Classes = []string{"congestion"} // op-c's faults are refused: not-imported
+	})
+	ctx := context.Background()
+	js, err := jetstream.New(h.local)
+	require.NoError(t, err)
+	dlq, err := js.Stream(ctx, store.DLQStream)
+	require.NoError(t, err)
+	has := func(subj string) error {
+		_, err := dlq.GetLastMsgForSubject(ctx, subj)
+		return err
+	}
+
+	// The dead letters that must survive: a local producer's, op-c's.
+	ans := publish(t, h.local, &signal.Event{ID: "x", Source: "anfed://op-a/p"})
+	require.Equal(t, string(reject.MissingAttribute), ans.Reason, "%+v", ans)
+	require.True(t, publish(t, h.pubC, faultEvent("op-c", "c-fault-1")).OK())
+	waitFor(t, 10*time.Second, func() error {
+		if err := has("an.dlq.local.missing-attribute"); err != nil {
+			return fmt.Errorf("local dead letter: %w", err)
+		}
+		if err := has("an.dlq.op-c.not-imported"); err != nil {
+			return fmt.Errorf("op-c's dead letter: %w", err)
+		}
+		return nil
+	})
+
+	const n = 600
+	big := []byte(`{"specversion":"1.0","pad":"` + strings.Repeat("x", 120<<10) + `"}`)
+	bad := []byte(`{"specversion":"1.0","id":`)
+	lsubj, _ := h.bSigned(t, "flood", "vpn-acme/ic-paris-1")
+	for i := range n {
+		h.raw.lmsg(t, lsubj, "", big)
+		h.raw.lmsg(t, lsubj, "", bad)
+		if i%50 == 0 {
+			h.raw.sync(t)
+		}
+	}
+	waitFor(t, 60*time.Second, func() error {
+		o, m := h.dlq.count(string(reject.Oversized)), h.dlq.count(string(reject.Malformed))
+		if o < n || m < n {
+			return fmt.Errorf("%d oversized and %d malformed dead letters from op-b so far, want %d each", o, m, n)
+		}
+		return nil
+	})
+	assert.Equal(t, n, h.obs.rejections("op-b", reject.Oversized), "counted")
+
+	require.NoError(t, has("an.dlq.local.missing-attribute"), "the local dead letter from before the flood")
+	require.NoError(t, has("an.dlq.op-c.not-imported"), "op-c's dead letter from before the flood")
+	info, err := dlq.Info(ctx, jetstream.WithSubjectFilter("an.dlq.op-b.>"))
+	require.NoError(t, err)
+	per := store.DefaultDeadLettersPerReason
+	assert.Equal(t, map[string]uint64{"an.dlq.op-b.oversized": uint64(per), "an.dlq.op-b.malformed": uint64(per)}, info.State.Subjects)
+	bound := uint64((2*per + 10) * store.MaxDeadLetter)
+	assert.LessOrEqual(t, info.State.Bytes, bound, "ANFED_DLQ's bytes")
+	t.Logf("ANFED_DLQ after the flood: %d dead letters, %d bytes (bound %d)", info.State.Msgs, info.State.Bytes, bound)
+
+	m, err := dlq.GetLastMsgForSubject(ctx, "an.dlq.op-b.oversized")
+	require.NoError(t, err)
+	assert.Equal(t, big[:store.DeadLetterExcerpt], m.Data, "an excerpt, never the body")
+	sum := sha256.Sum256(big)
+	assert.Equal(t, strconv.Itoa(len(big)), m.Header.Get(store.HeaderBodySize))
+	assert.Equal(t, hex.EncodeToString(sum[:]), m.Header.Get(store.HeaderBodySHA256))
+	assert.Contains(t, m.Header.Get(store.HeaderError), "over the 65536-byte limit")
+	h.alive(t)
 }

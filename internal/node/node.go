@@ -349,6 +349,8 @@ func (n *Node) openStore(ctx context.Context) (*store.Store, error) {
 		MaxBytes:        int64(n.cfg.Storage.MaxBytes),
 		DuplicateWindow: time.Duration(n.cfg.Storage.DuplicateWindow),
 		Replicas:        n.cfg.Storage.Replicas,
+
+		DeadLettersPerReason: n.cfg.Storage.DeadLettersPerReason,
 	}
 	// JetStream may need a moment after the server is ready; a cluster's
 	// may be electing its leaders.

@@ -6,11 +6,15 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -36,7 +40,37 @@ type Limits struct {
 	DuplicateWindow time.Duration
 	// Replicas is how many servers keep each stream (0: 1).
 	Replicas int
+	// DeadLettersPerReason is how many dead letters the dead-letter
+	// stream keeps per sender and reason (0: DefaultDeadLettersPerReason).
+	DeadLettersPerReason int
 }
+
+// Bounds of the dead-letter stream. Each sender (a peer, "local", a closed
+// loop) and reason has its own subject, an.dlq.<from>.<reason>, and keeps
+// its latest DeadLettersPerReason dead letters (JetStream's per-subject
+// limit): a flood from one sender rolls over its own dead letters only.
+// Each dead letter is bounded (DeadLetterMsg), and the stream as a whole
+// refuses a new dead letter rather than discard another sender's
+// (DiscardNew at DLQMaxBytes), so no sender can flush another's.
+const (
+	DefaultDeadLettersPerReason = 100
+	DLQMaxBytes                 = 64 << 20
+	DLQMaxAge                   = 7 * 24 * time.Hour
+	// DeadLetterExcerpt: a refused body longer than this is kept as its
+	// first DeadLetterExcerpt bytes, with its size (HeaderBodySize) and
+	// SHA-256 (HeaderBodySHA256); never whole.
+	DeadLetterExcerpt = 4 << 10
+	// DeadLetterHeaders bounds the refused message's own headers a dead
+	// letter keeps (the rest are counted in HeaderHeadersDropped), and
+	// DeadLetterDetail the refusal's text (HeaderError).
+	DeadLetterHeaders = 2 << 10
+	DeadLetterDetail  = 1 << 10
+	// MaxDeadLetter bounds one dead letter as the stream stores it: the
+	// excerpt, the kept headers, the detail, anfed's headers (a closed
+	// loop's include the signal's subject, at most 2,145 bytes) and the
+	// subject.
+	MaxDeadLetter = 10 << 10
+)
 
 // Store writes accepted signals and dead letters.
 type Store struct {
@@ -71,15 +105,23 @@ func Open(ctx context.Context, nc *nats.Conn, lim Limits) (*Store, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", SignalStream, err)
 	}
+	perReason := lim.DeadLettersPerReason
+	if perReason <= 0 {
+		perReason = DefaultDeadLettersPerReason
+	}
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        DLQStream,
 		Description: "refused anfed signals with the reason in headers",
 		Subjects:    []string{subject.DLQPrefix + ".>"},
 		Storage:     jetstream.FileStorage,
-		Discard:     jetstream.DiscardOld,
-		MaxAge:      7 * 24 * time.Hour,
-		MaxBytes:    64 << 20,
-		Replicas:    lim.Replicas,
+		// DiscardNew: at the byte bound a new dead letter is refused
+		// (and logged) rather than one of another sender discarded; the
+		// per-subject limit still rolls each sender's and reason's over.
+		Discard:           jetstream.DiscardNew,
+		MaxMsgsPerSubject: int64(perReason),
+		MaxAge:            DLQMaxAge,
+		MaxBytes:          DLQMaxBytes,
+		Replicas:          lim.Replicas,
 	}); err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", DLQStream, err)
 	}
@@ -145,21 +187,78 @@ const (
 	HeaderReason = "Anfed-Reason"
 	HeaderError  = "Anfed-Error"
 	HeaderFrom   = "Anfed-From"
+	// HeaderBodySize and HeaderBodySHA256 (hex) describe the refused body
+	// when the dead letter keeps only its first DeadLetterExcerpt bytes.
+	HeaderBodySize   = "Anfed-Body-Size"
+	HeaderBodySHA256 = "Anfed-Body-Sha256"
+	// HeaderHeadersDropped counts the refused message's headers left out
+	// past DeadLetterHeaders.
+	HeaderHeadersDropped = "Anfed-Headers-Dropped"
 )
 
-// DeadLetter stores a refused message with the reason attached.
-func (s *Store) DeadLetter(ctx context.Context, from, reason, detail string, hdr nats.Header, body []byte) error {
+// DeadLetterMsg is the dead letter of a refused message from "from" for
+// reason: on an.dlq.<from>.<reason>, with the refused message's headers
+// (JetStream directives left out; at most DeadLetterHeaders bytes of
+// them), the reason, the detail (at most DeadLetterDetail bytes) and the
+// body, or its first DeadLetterExcerpt bytes and its size and SHA-256.
+func DeadLetterMsg(from, reason, detail string, hdr nats.Header, body []byte) *nats.Msg {
 	h := nats.Header{}
-	for k, v := range hdr {
-		if strings.HasPrefix(k, "Nats-") {
-			continue // JetStream directives of the refused message must not apply here
+	keys := make([]string, 0, len(hdr))
+	for k := range hdr {
+		if !strings.HasPrefix(k, "Nats-") { // JetStream directives of the refused message must not apply here
+			keys = append(keys, k)
 		}
-		h[k] = v
+	}
+	slices.Sort(keys)
+	room, dropped := DeadLetterHeaders, 0
+	for _, k := range keys {
+		for _, v := range hdr[k] {
+			if n := len(k) + len(v) + 4; n <= room { // "k: v\r\n"
+				h.Add(k, v)
+				room -= n
+			} else {
+				dropped++
+			}
+		}
+	}
+	if dropped > 0 {
+		h.Set(HeaderHeadersDropped, strconv.Itoa(dropped))
 	}
 	h.Set(HeaderReason, reason)
-	h.Set(HeaderError, detail)
+	h.Set(HeaderError, headerText(detail, DeadLetterDetail))
 	h.Set(HeaderFrom, from)
-	_, err := s.js.PublishMsg(ctx, &nats.Msg{Subject: subject.DLQ(from, reason), Header: h, Data: body})
+	if len(body) > DeadLetterExcerpt {
+		sum := sha256.Sum256(body)
+		h.Set(HeaderBodySize, strconv.Itoa(len(body)))
+		h.Set(HeaderBodySHA256, hex.EncodeToString(sum[:]))
+		body = body[:DeadLetterExcerpt]
+	}
+	return &nats.Msg{Subject: subject.DLQ(from, reason), Header: h, Data: body}
+}
+
+// headerText is s fit for a header value: no line breaks, and cut to
+// max bytes on a UTF-8 boundary, marked "...".
+func headerText(s string, max int) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) <= max {
+		return s
+	}
+	cut := max - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+// DeadLetter stores a refused message with the reason attached
+// (DeadLetterMsg).
+func (s *Store) DeadLetter(ctx context.Context, from, reason, detail string, hdr nats.Header, body []byte) error {
+	_, err := s.js.PublishMsg(ctx, DeadLetterMsg(from, reason, detail, hdr, body))
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("dead letter: %w", err)
 	}
