@@ -210,7 +210,7 @@ func runPeerInvite(args []string, stdout, stderr io.Writer) int {
 	if *key == "" {
 		fmt.Fprintf(stdout, "  - pin %s's signing key (it prints it with anfed keys show): anfed peer pin --config %s %s KEY\n", peer, p.File, peer)
 	}
-	fmt.Fprintf(stdout, "  - list what crosses in %s's export and import classes: they are empty, so nothing does yet\n", peer)
+	fmt.Fprintf(stdout, "  - say what crosses: nothing does yet (anfed peer export --config %s %s --classes C,... ; anfed peer import ... likewise)\n", p.File, peer)
 	notePending(stdout, p.File, pending)
 	return exitOK
 }
@@ -363,8 +363,8 @@ func runPeerAdd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "wrote %s's CA certificate to %s (dial.tls.ca); if %s asks for a client certificate, set dial.tls.cert and dial.tls.key\n",
 			b.Issuer, filepath.Join(dir, tls.CA), b.Issuer)
 	}
-	fmt.Fprintf(stdout, "next: send %s your public signing key (anfed keys show --config %s) to pin, and list what crosses in %s's export and import classes\n",
-		b.Issuer, p.File, b.Issuer)
+	fmt.Fprintf(stdout, "next: send %s your public signing key (anfed keys show --config %s) to pin, and say what crosses (anfed peer export|import --config %s %s --classes C,...)\n",
+		b.Issuer, p.File, p.File, b.Issuer)
 	return exitOK
 }
 
