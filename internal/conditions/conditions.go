@@ -177,6 +177,7 @@ type peerTable struct {
 	down          bool
 	downAt        int64 // unix ns
 	grace, linger time.Duration
+	refreshing    bool // between BeginRefresh and EndRefresh
 }
 
 // ckey is a condition's key within a peer. Origin and class are interned:
@@ -225,6 +226,7 @@ type entry struct {
 	heapIdx  int32 // -1: not scheduled
 	status   uint8
 	state    uint8
+	stated   bool // re-stated, or changed by a signal, since the peer's refresh began
 }
 
 func (e *entry) isLive() bool { return e.status == stActive || e.status == stStale }
@@ -253,6 +255,7 @@ func (e *entry) condition() Condition {
 func (t *Table) record(e *entry, ev *signal.Event, seq uint64, now int64) {
 	t.setSignal(e, ev, seq)
 	e.state = stateCode(ev.State)
+	e.stated = true
 	e.updated = now
 	if e.changes < math.MaxUint32 {
 		e.changes++

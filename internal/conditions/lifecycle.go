@@ -5,6 +5,8 @@ import (
 	"container/heap"
 	"slices"
 	"time"
+
+	"github.com/anfed/anfed/internal/signal"
 )
 
 // Tick applies time: conditions whose expiry is at or before now are
@@ -38,14 +40,14 @@ func (t *Table) Tick(now time.Time) []Change {
 
 	var down []*peerTable
 	for _, p := range t.peers {
-		if p.down && p.live > 0 {
+		if p.down && p.live > 0 || p.stale > 0 {
 			down = append(down, p)
 		}
 	}
 	slices.SortFunc(down, func(a, b *peerTable) int { return cmp.Compare(a.name, b.name) })
 	for _, p := range down {
 		staleAt := addNanos(p.downAt, p.grace)
-		if n >= staleAt && p.live > p.stale {
+		if p.down && n >= staleAt && p.live > p.stale {
 			for _, e := range p.sorted() {
 				if e.status == stActive {
 					e.status = stStale
@@ -56,7 +58,9 @@ func (t *Table) Tick(now time.Time) []Change {
 		}
 		if n >= addNanos(staleAt, p.linger) {
 			for _, e := range p.sorted() {
-				if !e.isLive() {
+				// Link back up: only what the peer has not re-stated
+				// (still stale) goes.
+				if !e.isLive() || !p.down && e.status != stStale {
 					continue
 				}
 				t.unlive(e)
@@ -90,30 +94,103 @@ func (t *Table) LinkDown(peer string, at time.Time, grace, withdrawAfter time.Du
 	p.grace, p.linger = max(grace, 0), max(withdrawAfter, 0)
 }
 
-// LinkUp marks the peer's link up: its stale conditions are active again
-// (Fresh each, sorted by key, also sent to subscribers). The peer then
-// resends, and Apply updates what changed meanwhile; what it resends
-// unchanged is a no-op.
-func (t *Table) LinkUp(peer string) []Change {
+// LinkUp marks the peer's link up. Its stale conditions stay stale: only
+// the peer's re-statement (Restate, or a signal Apply takes) makes one
+// active again, and End-of-RIB (EndRefresh) withdraws those it did not
+// re-state; without a refresh they are withdrawn when the withdraw time
+// since the link went down has passed, as if it had stayed down.
+func (t *Table) LinkUp(peer string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p := t.peers[peer]
 	if p == nil || !p.down {
-		return nil
+		return
 	}
 	p.down = false
-	var out []Change
-	if p.stale > 0 {
-		for _, e := range p.sorted() {
-			if e.status == stStale {
-				e.status = stActive
-				out = append(out, Change{Kind: Fresh, Condition: e.condition()})
-			}
-		}
-		p.stale = 0
-	}
 	if len(p.m) == 0 {
 		delete(t.peers, p.name)
+	}
+}
+
+// BeginRefresh starts a refresh of the peer's conditions (the peer sends
+// its current state, then End-of-RIB): every condition held for it counts
+// as not re-stated until Restate or a signal of it (Apply) says otherwise.
+func (t *Table) BeginRefresh(peer string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.peers[peer]
+	if p == nil {
+		return
+	}
+	p.refreshing = true
+	for _, e := range p.m {
+		e.stated = false
+	}
+}
+
+// Restate takes a condition the peer re-stated in a refresh with signal
+// ev of class. It reports whether ev must still be applied (stored and fed
+// to Apply): the table does not hold it — the condition is absent, or
+// holds another signal that nothing re-stated since the refresh began. A
+// stale condition re-stated with the signal held is active again (Fresh,
+// also sent to subscribers). A condition a signal changed since the
+// refresh began keeps that newer signal.
+func (t *Table) Restate(peer, class string, ev *signal.Event) (Change, bool) {
+	if checkInput(peer, class, ev) != nil {
+		return Change{}, false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.peers[peer]
+	if p == nil {
+		return Change{}, true
+	}
+	e := p.m[ckey{origin: t.intern(ev.Origin), class: t.intern(class), subject: ev.Subject}]
+	switch {
+	case e == nil:
+		return Change{}, true
+	case e.id == ev.ID && e.source.Value() == ev.Source:
+		e.stated = true
+		if e.status != stStale {
+			return Change{}, false
+		}
+		e.status = stActive
+		p.stale--
+		c := Change{Kind: Fresh, Condition: e.condition()}
+		t.broadcast(c)
+		return c, false
+	case e.stated:
+		return Change{}, false // changed during the refresh: that is newer
+	default:
+		// Kept from the sweep until the store feeds the re-stated signal.
+		e.stated = true
+		return Change{}, true
+	}
+}
+
+// EndRefresh ends the peer's refresh (End-of-RIB): every condition it
+// held before the refresh and neither re-stated nor changed since is
+// withdrawn (Withdraw each, sorted by key, also sent to subscribers). It
+// does nothing without a BeginRefresh.
+func (t *Table) EndRefresh(peer string) []Change {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.peers[peer]
+	if p == nil || !p.refreshing {
+		return nil
+	}
+	p.refreshing = false
+	var out []Change
+	for _, e := range p.sorted() {
+		if e.stated {
+			continue
+		}
+		t.unlive(e)
+		c := e.condition()
+		c.Status = StatusWithdrawn
+		out = append(out, Change{Kind: Withdraw, Condition: c})
+		e.status = 0
+		t.remove(e)
 	}
 	for _, c := range out {
 		t.broadcast(c)

@@ -202,28 +202,41 @@ func TestLinkUp(t *testing.T) {
 		return tbl, clk
 	}
 
-	t.Run("before withdraw restores", func(t *testing.T) {
+	t.Run("link up freshens nothing the peer did not re-state", func(t *testing.T) {
+		// A regression: LinkUp made every stale condition active again
+		// without the peer saying a word about it.
 		tbl, clk := setup(t)
 		runTicks(t, tbl, []tick{{at: grace, want: []string{"stale b s/1", "stale b s/2"}}})
-		cs := tbl.LinkUp("b")
-		assert.Equal(t, []string{"fresh b s/1", "fresh b s/2"}, kinds(cs))
-		for _, c := range cs {
-			assert.Equal(t, StatusActive, c.Condition.Status)
-		}
+		tbl.LinkUp("b")
+		assert.Empty(t, tbl.Snapshot(Filter{Peer: "b"}), "stale until re-stated")
+		tbl.BeginRefresh("b")
+		c, need := tbl.Restate("b", "congestion", sig("b", "s/1", "e1", signal.Raised))
+		assert.False(t, need, "held as re-stated: nothing to store")
+		assert.Equal(t, []string{"fresh b s/1"}, kinds([]Change{c}))
+		assert.Equal(t, StatusActive, c.Condition.Status)
+		// s/2 is not re-stated: End-of-RIB withdraws it.
+		assert.Equal(t, []string{"withdraw b s/2"}, kinds(tbl.EndRefresh("b")))
+		assert.Nil(t, tbl.EndRefresh("b"), "a second End-of-RIB changes nothing")
 		runTicks(t, tbl, []tick{{at: time.Hour}})
-		assert.Len(t, tbl.Snapshot(Filter{}), 2)
-		// The peer resends: unchanged is a no-op, changed is an update.
+		assert.Equal(t, 1, tbl.Len("b"))
 		runSteps(t, tbl, clk, []step{
 			{at: time.Hour, ev: sig("b", "s/1", "e1", signal.Raised), seq: 1},
-			{at: time.Hour, ev: sig("b", "s/2", "e3", signal.Cleared), seq: 3, wantKind: Clear},
+			{at: time.Hour, ev: sig("b", "s/1", "e3", signal.Cleared), seq: 3, wantKind: Clear},
 		})
-		assert.Equal(t, 1, tbl.Len("b"))
+		assert.Equal(t, 0, tbl.Len("b"))
+	})
+
+	t.Run("link up without a refresh withdraws at the withdraw time", func(t *testing.T) {
+		tbl, _ := setup(t)
+		runTicks(t, tbl, []tick{{at: grace, want: []string{"stale b s/1", "stale b s/2"}}})
+		tbl.LinkUp("b")
+		runTicks(t, tbl, []tick{{at: grace + withdraw, want: []string{"withdraw b s/1", "withdraw b s/2"}}})
 	})
 
 	t.Run("before grace changes nothing", func(t *testing.T) {
 		tbl, _ := setup(t)
 		runTicks(t, tbl, []tick{{at: grace - time.Second}})
-		assert.Empty(t, tbl.LinkUp("b"))
+		tbl.LinkUp("b")
 		runTicks(t, tbl, []tick{{at: time.Hour}})
 		assert.Len(t, tbl.Snapshot(Filter{}), 2)
 	})
@@ -231,7 +244,7 @@ func TestLinkUp(t *testing.T) {
 	t.Run("after withdraw has nothing to restore", func(t *testing.T) {
 		tbl, clk := setup(t)
 		runTicks(t, tbl, []tick{{at: grace + withdraw, want: []string{"stale b s/1", "stale b s/2", "withdraw b s/1", "withdraw b s/2"}}})
-		assert.Empty(t, tbl.LinkUp("b"))
+		tbl.LinkUp("b")
 		// The resend after a withdraw raises them again: no tombstone held them.
 		runSteps(t, tbl, clk, []step{{at: time.Hour, ev: sig("b", "s/1", "e1", signal.Raised), seq: 1, wantKind: Upsert}})
 	})
@@ -250,10 +263,10 @@ func TestLinkUp(t *testing.T) {
 
 	t.Run("unknown peer", func(t *testing.T) {
 		tbl, _ := setup(t)
-		assert.Nil(t, tbl.LinkUp("x"))
+		tbl.LinkUp("x")
 		tbl.LinkDown("x", t0, 0, 0)
 		runTicks(t, tbl, []tick{{at: time.Hour, want: []string{"stale b s/1", "stale b s/2", "withdraw b s/1", "withdraw b s/2"}}})
-		assert.Nil(t, tbl.LinkUp("x"))
+		tbl.LinkUp("x")
 		tbl.mu.Lock()
 		assert.NotContains(t, tbl.peers, "x", "an empty peer with its link up is forgotten")
 		tbl.mu.Unlock()
@@ -302,4 +315,38 @@ func TestTimeBounds(t *testing.T) {
 			assert.Zero(t, tbl.Len(""))
 		})
 	}
+}
+
+func TestRefresh(t *testing.T) {
+	clk := newClock()
+	tbl := New(WithClock(clk.Now))
+	runSteps(t, tbl, clk, []step{
+		{ev: sig("b", "s/1", "e1", signal.Raised), seq: 1, wantKind: Upsert},
+		{ev: sig("b", "s/2", "e2", signal.Raised), seq: 2, wantKind: Upsert},
+		{ev: sig("b", "s/3", "e3", signal.Raised), seq: 3, wantKind: Upsert},
+		{ev: sig("b", "s/4", "e4", signal.Raised), seq: 4, wantKind: Upsert},
+		{peer: "c", ev: sig("c", "s/1", "c1", signal.Raised), seq: 5, wantKind: Upsert},
+	})
+	assert.Nil(t, tbl.EndRefresh("b"), "End-of-RIB without a begin changes nothing")
+	tbl.BeginRefresh("b")
+	// s/1 re-stated as held; s/2 re-stated with a signal we never got
+	// (to store); s/3 changed by a live signal during the refresh, then
+	// re-stated with an older one (kept newer); s/4 not re-stated (a
+	// ghost); s/5 new (to store).
+	_, need := tbl.Restate("b", "congestion", sig("b", "s/1", "e1", signal.Raised))
+	assert.False(t, need)
+	_, need = tbl.Restate("b", "congestion", sig("b", "s/2", "e2b", signal.Updated))
+	assert.True(t, need)
+	runSteps(t, tbl, clk, []step{{ev: sig("b", "s/3", "e3b", signal.Updated), seq: 6, wantKind: Upsert}})
+	_, need = tbl.Restate("b", "congestion", sig("b", "s/3", "e3a", signal.Updated))
+	assert.False(t, need, "a signal during the refresh is newer than the refresh's")
+	_, need = tbl.Restate("b", "congestion", sig("b", "s/5", "e5", signal.Raised))
+	assert.True(t, need)
+	assert.Equal(t, []string{"withdraw b s/4"}, kinds(tbl.EndRefresh("b")))
+	got := map[string]string{}
+	for _, c := range tbl.Snapshot(Filter{}) {
+		got[c.Peer+" "+c.Subject] = c.ID
+	}
+	assert.Equal(t, map[string]string{"b s/1": "e1", "b s/2": "e2", "b s/3": "e3b", "c s/1": "c1"}, got,
+		"the re-stated signal to store is applied by the caller; another peer is untouched")
 }
