@@ -34,6 +34,10 @@ const peerUsage = `Usage:
                        set what we send PEER, or take from it; without flags, print it
   anfed peer list --config FILE
                        the peers of the policy
+  anfed peer refresh PEER [--inbound|--outbound] (and the flags of anfed peers)
+                       ask the running node for a refresh of its session with PEER: --inbound asks
+                       PEER to re-state its conditions, --outbound re-states ours to PEER (both
+                       by default); each ends with End-of-RIB, which withdraws what is not re-stated
 
 Every command checks the edited policy and writes it back only if it is
 valid, apart from peers whose key is not pinned yet.

@@ -197,19 +197,74 @@ func runPeers(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitOK
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "PEER\tNAME\tDIRECTION\tLINK\tBACKLOG\tCONDITIONS")
+	fmt.Fprintln(w, "PEER\tNAME\tDIRECTION\tLINK\tSESSION\tSINCE\tFLAPS\tBACKLOG\tCONDITIONS")
 	for _, p := range ps {
 		link := "down"
 		if p.Up {
 			link = "up"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\n", p.ID, p.Name, p.Direction, link, p.Backlog, p.Conditions)
+		state, since, flaps := "-", "-", 0
+		if s := p.Session; s != nil {
+			state, since, flaps = string(s.State), stamp(s.Since), s.Flaps
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", p.ID, p.Name, p.Direction, link, state, since, flaps, p.Backlog, p.Conditions)
 	}
 	w.Flush()
 	for _, p := range ps {
+		if s := p.Session; s != nil {
+			if s.LastDown != "" {
+				fmt.Fprintf(stdout, "%s: session last down at %s: %s\n", p.ID, stamp(s.LastDownAt), s.LastDown)
+			}
+			if n := s.Negotiated; n != nil {
+				fmt.Fprintf(stdout, "%s: %s, hold %s, sends it %s, it accepts %s\n", p.ID, n.Version, n.Hold,
+					list(n.Sendable), list(n.PeerImport.Classes))
+			}
+		}
 		if p.Advisory != nil {
 			fmt.Fprintln(stdout, p.Advisory.String())
 		}
 	}
+	return exitOK
+}
+
+func list(xs []string) string {
+	if len(xs) == 0 {
+		return "none"
+	}
+	return strings.Join(xs, ",")
+}
+
+func runPeerRefresh(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("peer refresh", stderr)
+	sf := addServerFlags(fs)
+	in := fs.Bool("inbound", false, "ask the peer to re-state its conditions to us")
+	out := fs.Bool("outbound", false, "re-state our conditions to the peer")
+	rest, err := parseInterleaved(fs, args)
+	if err != nil {
+		return flagExit(err)
+	}
+	if len(rest) != 1 {
+		fmt.Fprintln(stderr, "anfed peer refresh: want one PEER (anfed peers lists them)")
+		return exitUsage
+	}
+	body, _ := json.Marshal(node.RefreshRequest{Peer: rest[0], Inbound: *in, Outbound: *out})
+	b, err := sf.request(ctx, node.APIPeerRefresh, body)
+	if err != nil {
+		fmt.Fprintln(stderr, "anfed peer refresh:", err)
+		return exitFail
+	}
+	var ans struct {
+		OK    bool   `json:"ok"`
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(b, &ans) != nil || !ans.OK {
+		msg := ans.Error
+		if msg == "" {
+			msg = fmt.Sprintf("the node answered %q", b)
+		}
+		fmt.Fprintln(stderr, "anfed peer refresh:", msg)
+		return exitFail
+	}
+	fmt.Fprintf(stdout, "refresh with %s asked: anfed peers shows its End-of-RIB\n", rest[0])
 	return exitOK
 }

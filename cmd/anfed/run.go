@@ -71,6 +71,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "keys":
 		return runKeys(rest, stdout, stderr)
 	case "peer":
+		if len(rest) > 0 && rest[0] == "refresh" {
+			return runPeerRefresh(ctx, rest[1:], stdout, stderr)
+		}
 		return runPeer(rest, stdout, stderr)
 	case "conditions":
 		return runConditions(ctx, rest, stdout, stderr)

@@ -229,7 +229,14 @@ func TestConditionsAndPeersCommands(t *testing.T) {
 	code, out, _ = runCmd(append([]string{"peers"}, flags...)...)
 	assert.Equal(t, exitOK, code)
 	assert.Contains(t, out, "PEER")
-	code, _, errs := runCmd("peers", "--server", "nats://"+natstest.FreeAddr(t))
+	assert.Contains(t, out, "SESSION")
+	// A refresh of a peer the policy does not have is refused by the node.
+	code, _, errs := runCmd(append([]string{"peer", "refresh", "op-z", "--inbound"}, flags...)...)
+	assert.Equal(t, exitFail, code)
+	assert.Contains(t, errs, `no peer "op-z"`)
+	code, _, _ = runCmd(append([]string{"peer", "refresh"}, flags...)...)
+	assert.Equal(t, exitUsage, code)
+	code, _, errs = runCmd("peers", "--server", "nats://"+natstest.FreeAddr(t))
 	assert.Equal(t, exitFail, code)
 	assert.Contains(t, errs, "is the node running?")
 

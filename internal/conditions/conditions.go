@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unique"
 
@@ -126,6 +127,10 @@ type Table struct {
 	clock      func() time.Time
 	maxPerPeer int
 	tombTTL    time.Duration
+
+	// refreshing counts the peers between BeginRefresh and EndRefresh,
+	// so Touch costs nothing (no lock) while none is.
+	refreshing atomic.Int32
 
 	mu      sync.Mutex
 	peers   map[string]*peerTable
@@ -405,6 +410,15 @@ func (t *Table) voidOnArrival(e *entry, ev *signal.Event, seq uint64, now int64)
 	return c
 }
 
+// dropPeer forgets a peer's table that holds nothing.
+func (t *Table) dropPeer(p *peerTable) {
+	if p.refreshing {
+		p.refreshing = false
+		t.refreshing.Add(-1)
+	}
+	delete(t.peers, p.name)
+}
+
 // peer returns the peer's table, creating it.
 func (t *Table) peer(name string) *peerTable {
 	p := t.peers[name]
@@ -446,7 +460,7 @@ func (t *Table) remove(e *entry) {
 	}
 	delete(p.m, e.k)
 	if len(p.m) == 0 && !p.down {
-		delete(t.peers, p.name)
+		t.dropPeer(p)
 	}
 }
 

@@ -108,7 +108,7 @@ func (t *Table) LinkUp(peer string) {
 	}
 	p.down = false
 	if len(p.m) == 0 {
-		delete(t.peers, p.name)
+		t.dropPeer(p)
 	}
 }
 
@@ -121,6 +121,9 @@ func (t *Table) BeginRefresh(peer string) {
 	p := t.peers[peer]
 	if p == nil {
 		return
+	}
+	if !p.refreshing {
+		t.refreshing.Add(1)
 	}
 	p.refreshing = true
 	for _, e := range p.m {
@@ -168,6 +171,25 @@ func (t *Table) Restate(peer, class string, ev *signal.Event) (Change, bool) {
 	}
 }
 
+// Touch marks the peer's condition that ev (of class) is about to change
+// as stated, while a refresh of the peer is under way: the signal is on
+// its way to the table, and End-of-RIB must not withdraw the condition
+// before it arrives.
+func (t *Table) Touch(peer, class string, ev *signal.Event) {
+	if t.refreshing.Load() == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.peers[peer]
+	if p == nil || !p.refreshing {
+		return
+	}
+	if e := p.m[ckey{origin: t.intern(ev.Origin), class: t.intern(class), subject: ev.Subject}]; e != nil {
+		e.stated = true
+	}
+}
+
 // EndRefresh ends the peer's refresh (End-of-RIB): every condition it
 // held before the refresh and neither re-stated nor changed since is
 // withdrawn (Withdraw each, sorted by key, also sent to subscribers). It
@@ -180,6 +202,7 @@ func (t *Table) EndRefresh(peer string) []Change {
 		return nil
 	}
 	p.refreshing = false
+	t.refreshing.Add(-1)
 	var out []Change
 	for _, e := range p.sorted() {
 		if e.stated {

@@ -24,6 +24,8 @@ var perPeerFamilies = []string{
 	"anfed_peer_backlog",
 	"anfed_peer_export_latency_seconds_count",
 	"anfed_peer_import_latency_seconds_count",
+	"anfed_peer_session_state",
+	"anfed_peer_refreshes_total",
 }
 
 // history keeps every value each series had across scrapes.

@@ -87,6 +87,12 @@ type Receiver struct {
 	adv     advisories
 	advSubj string
 
+	// The peer's session messages (session.go) go to onSession.
+	sessSubj  string
+	onSession func(m *nats.Msg)
+	// OnChange hears of the table changes the receiver makes (SetOnChange).
+	OnChange func(conditions.Change)
+
 	// The maximum active conditions from the peer (import.max_conditions).
 	conds    atomic.Pointer[conditions.Table]
 	maxConds *condLimit // nil: no bound; the pipeline checks it, Handle reads its idle state
@@ -170,6 +176,7 @@ func NewReceiver(self string, p *config.Peer, deps ReceiverDeps, log zerolog.Log
 		log:          log.With().Str("peer", p.ID).Logger(),
 		jobs:         make(chan job, PipelineDepth),
 		advSubj:      AdvisorySubject(p.ID),
+		sessSubj:     link.SessionSubject(p.ID),
 		finished:     make(chan struct{}),
 		work:         make(chan *checks, PipelineDepth),
 	}
@@ -239,6 +246,7 @@ type job struct {
 	refuse error
 	ev     *signal.Event // the refused signal, when it decoded
 	tick   bool          // not a link message: time to release what dampening holds
+	sync   func()        // not a link message: run in link order (Sync)
 
 	chk *checks // being checked: put or refuse once done
 }
@@ -264,8 +272,10 @@ func (r *Receiver) check() {
 
 // putJob is an accepted signal waiting for its store write.
 type putJob struct {
-	ev   *signal.Event
-	subj string
+	ev      *signal.Event
+	subj    string
+	class   string
+	refresh bool // a refresh's re-statement
 }
 
 // Handle processes one link message; it is a nats.MsgHandler. It checks
@@ -274,6 +284,12 @@ type putJob struct {
 func (r *Receiver) Handle(m *nats.Msg) {
 	if m.Subject == r.advSubj {
 		r.advised(m) // not a signal: not ordered, not answered
+		return
+	}
+	if m.Subject == r.sessSubj {
+		if f := r.onSession; f != nil {
+			f(m) // the session's: not a signal, not answered here
+		}
 		return
 	}
 	r.closing.RLock()
@@ -349,6 +365,10 @@ func (r *Receiver) complete() {
 	for j := range r.jobs {
 		if j.tick {
 			r.releaseDue()
+			continue
+		}
+		if j.sync != nil {
+			j.sync()
 			continue
 		}
 		if j.epoch != epoch {
@@ -502,7 +522,23 @@ func (r *Receiver) settle(j job) job {
 		j.refuse, j.ev = reject.Wrap(reject.BadAttribute, err), ev
 		return j
 	}
-	if r.Replay.Seen(ev.Source, ev.ID) {
+	refresh := j.m.Header.Get(link.HeaderRefresh) != ""
+	t := r.conds.Load()
+	if refresh && t != nil {
+		// A re-statement (refresh): what the table holds as it is needs
+		// no store write; what it does not hold goes the usual way, past
+		// the replay guard (we may have taken it before: it was withdrawn
+		// since) but not past dampening or import.max_conditions.
+		c, need := t.Restate(r.peer, class, ev)
+		if c.Kind != "" && r.OnChange != nil {
+			r.OnChange(c)
+		}
+		if !need {
+			j.ans = signal.Answer{Status: signal.StatusDuplicate, Subject: subj}
+			return j
+		}
+	}
+	if !refresh && r.Replay.Seen(ev.Source, ev.ID) {
 		r.log.Info().Str("reason", string(reject.Duplicate)).Str("type", ev.Type).Str("subject", ev.Subject).Str("id", ev.ID).
 			Msg("link: signal already accepted (a resend or a replay): not stored again")
 		r.Observer.Rejected(observe.Rejection{Node: r.self, From: r.peer, Reason: reject.Duplicate, Detail: "already accepted: " + ev.Key(), Event: ev})
@@ -522,7 +558,10 @@ func (r *Receiver) settle(j job) job {
 		j.refuse, j.ev = err, ev
 		return j
 	}
-	j.put = &putJob{ev: ev, subj: subj}
+	if t != nil && !refresh {
+		t.Touch(r.peer, class, ev) // stated, if a refresh is under way
+	}
+	j.put = &putJob{ev: ev, subj: subj, class: class, refresh: refresh}
 	return j
 }
 
@@ -637,6 +676,15 @@ func (r *Receiver) store(ctx context.Context, m *nats.Msg, p *putJob) signal.Ans
 	}
 	r.Replay.Record(ev.Source, ev.ID)
 	r.Observer.Crossed(observe.Crossing{From: r.peer, To: r.self, Event: ev, Latency: lat, Duplicate: dup})
+	if dup && p.refresh {
+		// Stored before, no longer in the table (withdrawn while the
+		// link was down): the peer re-states it, the table takes it.
+		if t := r.conds.Load(); t != nil {
+			if c, err := t.Apply(r.peer, p.class, ev, 0); err == nil && c.Kind != "" && r.OnChange != nil {
+				r.OnChange(c)
+			}
+		}
+	}
 	if dup {
 		r.Observer.Rejected(observe.Rejection{Node: r.self, From: r.peer, Reason: reject.Duplicate, Detail: "already stored: " + ev.Key(), Event: ev})
 		return signal.Answer{Status: signal.StatusDuplicate, Subject: subj}

@@ -51,3 +51,16 @@ func Retryable(reason string) bool {
 	}
 	return false
 }
+
+// HeaderRefresh marks a signal that re-states the sender's current state
+// in a refresh (its value is the refresh's id): it makes no ordering claim
+// and carries no sequence; the receiver stores it only if its table does
+// not hold it already.
+const HeaderRefresh = "Anfed-Refresh"
+
+// SessionSubject is where from's node sends its session messages
+// (internal/session) to its peer; like the probe's, it lies inside the
+// narrowest permission a peer has on the link.
+func SessionSubject(from string) string {
+	return subject.LinkPrefix + "." + from + "." + from + ".session"
+}

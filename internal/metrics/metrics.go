@@ -22,6 +22,7 @@ import (
 	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/observe"
+	"github.com/anfed/anfed/internal/session"
 )
 
 // Namespace prefixes every metric name.
@@ -242,6 +243,14 @@ var (
 		"Advisories the peer sent us over the link (e.g. that it reached its maximum of active conditions from us).", []string{"peer"}, nil)
 	descLimits = prometheus.NewDesc(Namespace+"_peer_limit_refusals_total",
 		"What the embedded NATS server refused the peer's leaf connections from its limits (peers[].limits), as logged: max-connections, max-subscriptions (logged at most every 2 s), max-payload. Peer \"\": not attributable.", []string{"peer", "reason"}, nil)
+	descSession = prometheus.NewDesc(Namespace+"_peer_session_state",
+		"1 for the state the link's session is in (idle, open-sent, established), 0 for the others.", []string{"peer", "state"}, nil)
+	descFlaps = prometheus.NewDesc(Namespace+"_peer_session_flaps_total",
+		"Times the link's established session went down (link cut, hold timer, NOTIFICATION, peer restart).", []string{"peer"}, nil)
+	descRefreshes = prometheus.NewDesc(Namespace+"_peer_refreshes_total",
+		"Refreshes of the session, by direction: sent (we re-stated our conditions, then End-of-RIB) and received (the peer's End-of-RIB).", []string{"peer", "direction"}, nil)
+	descSwept = prometheus.NewDesc(Namespace+"_peer_refresh_withdrawn",
+		"Conditions of the peer its last End-of-RIB withdrew (held here, no longer stated by the peer).", []string{"peer"}, nil)
 	descSlow = prometheus.NewDesc(Namespace+"_nats_slow_consumers_total",
 		"Slow consumers the embedded NATS server counted (clients that could not keep up and lost messages).", nil, nil)
 	descReady = prometheus.NewDesc(Namespace+"_ready",
@@ -251,7 +260,7 @@ var (
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLinkUp, descBacklog, descActive, descStale, descDropped, descSuppressed, descDampened, descAdvisories, descLimits, descSlow, descReady, descInfo} {
+	for _, d := range []*prometheus.Desc{descLinkUp, descBacklog, descActive, descStale, descDropped, descSuppressed, descDampened, descAdvisories, descLimits, descSession, descFlaps, descRefreshes, descSwept, descSlow, descReady, descInfo} {
 		ch <- d
 	}
 }
@@ -307,6 +316,19 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSuppressed, prometheus.GaugeValue, float64(ps.Suppressed), ps.ID)
 		ch <- prometheus.MustNewConstMetric(descDampened, prometheus.CounterValue, float64(ps.Dampened), ps.ID)
 		ch <- prometheus.MustNewConstMetric(descAdvisories, prometheus.CounterValue, float64(ps.Advisories), ps.ID)
+		if s := ps.Session; s != nil {
+			for _, st := range []session.State{session.Idle, session.OpenSent, session.Established} {
+				v := 0.0
+				if s.State == st {
+					v = 1
+				}
+				ch <- prometheus.MustNewConstMetric(descSession, prometheus.GaugeValue, v, ps.ID, string(st))
+			}
+			ch <- prometheus.MustNewConstMetric(descFlaps, prometheus.CounterValue, float64(s.Flaps), ps.ID)
+			ch <- prometheus.MustNewConstMetric(descRefreshes, prometheus.CounterValue, float64(s.RefreshesSent), ps.ID, "sent")
+			ch <- prometheus.MustNewConstMetric(descRefreshes, prometheus.CounterValue, float64(s.EndOfRIBs), ps.ID, "received")
+			ch <- prometheus.MustNewConstMetric(descSwept, prometheus.GaugeValue, float64(s.Swept), ps.ID)
+		}
 		for reason, v := range map[string]uint64{"store-bound": ps.Discarded, "too-old": ps.DroppedTooOld, "over-bytes": ps.DroppedOverBytes, "link-down": ps.DroppedLinkDown} {
 			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(v), ps.ID, reason)
 		}

@@ -545,10 +545,10 @@ func (x *atkRogue) send(t *testing.T, subj string, body []byte) signal.Answer {
 
 // atkAllowedForB reports whether A may deliver a message on subj to op-b:
 // A's fault signals on vpn-acme (the export policy), the sender's probes,
-// and answers to op-b's own requests.
+// A's session messages to op-b, and answers to op-b's own requests.
 func atkAllowedForB(subj string) bool {
 	return strings.HasPrefix(subj, "an.link.op-a.op-a.fault.vpn-acme.") ||
-		subj == link.ProbeSubject("op-a") ||
+		subj == link.ProbeSubject("op-a") || subj == link.SessionSubject("op-a") ||
 		strings.HasPrefix(subj, "an.ack.op-b.")
 }
 

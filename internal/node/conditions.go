@@ -3,10 +3,10 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -32,6 +32,10 @@ const (
 	APIConditions = "an.api.conditions"
 	// APIPeers answers with each peer's link state and backlog.
 	APIPeers = "an.api.peers"
+	// APIPeerRefresh asks for a refresh with a peer: a JSON
+	// {"peer":"op-b","inbound":true,"outbound":false}; both directions
+	// when neither is set. It answers {"ok":true} or {"error":"..."}.
+	APIPeerRefresh = "an.api.peer.refresh"
 )
 
 // Defaults of a peer's graceful-restart timers.
@@ -74,7 +78,6 @@ func (n *Node) Table() *conditions.Table { return n.table }
 // startConditions rebuilds the table from the store, keeps it fed with
 // every stored signal, watches the links, and serves the table.
 func (n *Node) startConditions(ctx, rctx context.Context) error {
-	n.table = conditions.New()
 	js, err := jetstream.New(n.condConn)
 	if err != nil {
 		return err
@@ -102,7 +105,8 @@ func (n *Node) startConditions(ctx, rctx context.Context) error {
 		defer n.wg.Done()
 		n.watchLinks(rctx)
 	}()
-	for subj, h := range map[string]nats.MsgHandler{APIConditions: n.serveConditions, APIPeers: n.servePeers} {
+	refresh := func(m *nats.Msg) { n.serveRefresh(rctx, m) }
+	for subj, h := range map[string]nats.MsgHandler{APIConditions: n.serveConditions, APIPeers: n.servePeers, APIPeerRefresh: refresh} {
 		if err := n.subscribe(n.ops, subj, h); err != nil {
 			return err
 		}
@@ -142,16 +146,14 @@ func (n *Node) watchLinks(ctx context.Context) {
 	defer t.Stop()
 	up := map[string]bool{}
 	seen := map[string]bool{}
-	withdrawn := map[string]bool{}
 	expiredLogged := map[string]bool{}
-	var reinstating sync.WaitGroup
-	defer reinstating.Wait()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			leafs := n.leafsByPeer()
+			changed := map[string]bool{}
 			for i := range n.cfg.Peers {
 				p := &n.cfg.Peers[i]
 				is := len(leafs[p.ID]) > 0
@@ -173,27 +175,18 @@ func (n *Node) watchLinks(ctx context.Context) {
 					n.log.Warn().Str("peer", p.ID).Stringer("grace", grace).Msg("link down")
 					n.table.LinkDown(p.ID, now, grace, wd)
 				case !up[p.ID] && is:
-					n.log.Info().Str("peer", p.ID).Msg("link up")
-					for _, c := range n.table.LinkUp(p.ID) {
-						n.announce(c)
-					}
-					if withdrawn[p.ID] {
-						withdrawn[p.ID] = false
-						reinstating.Add(1)
-						go func(peer string) {
-							defer reinstating.Done()
-							n.reinstate(ctx, peer)
-						}(p.ID)
-					}
+					n.log.Info().Str("peer", p.ID).Msg("link up: the session opens, the peer's refresh re-states its conditions")
+					n.table.LinkUp(p.ID)
+				}
+				if up[p.ID] != is {
+					changed[p.ID] = true
 				}
 				up[p.ID] = is
 			}
+			n.tickSessions(ctx, now, up, changed)
 			n.refuseRogueHubs(leafs)
 			n.enforceExpiry(now, leafs, expiredLogged)
 			for _, c := range n.table.Tick(now) {
-				if c.Kind == conditions.Withdraw {
-					withdrawn[c.Condition.Peer] = true
-				}
 				n.announce(c)
 			}
 		}
@@ -261,24 +254,6 @@ func (n *Node) refuseRogueHubs(leafs map[string][]leafConn) {
 	}
 }
 
-// reinstate puts back a peer's conditions that were withdrawn while its
-// link was down, from the last stored signal of each: what the peer sent
-// since then follows from its backlog, in order, so the table converges to
-// the peer's current state without anything being resent twice.
-func (n *Node) reinstate(ctx context.Context, peer string) {
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	_, err := store.LastPerSubject(cctx, n.store.JetStream(), store.SignalStream, subject.Signals, func(m jetstream.Msg) {
-		ev, err := signal.DecodeStructured(m.Data())
-		if err == nil && len(ev.Path) > 0 && ev.Path[len(ev.Path)-1] == peer {
-			n.applySignal(m)
-		}
-	})
-	if err != nil {
-		n.log.Warn().Err(err).Str("peer", peer).Msg("conditions: reinstate")
-	}
-}
-
 // announce tells local consumers of a change of the table.
 func (n *Node) announce(c conditions.Change) {
 	if c.Kind == "" {
@@ -337,6 +312,9 @@ type PeerState struct {
 	Advisories     uint64            `json:"advisories"`
 	Advisory       *inbound.Advisory `json:"advisory,omitempty"`
 	AdvisoriesSent uint64            `json:"advisories_sent"`
+	// Session is the link's session: its state, since when, the last
+	// reason it went down, its flaps, what it negotiated, its refreshes.
+	Session *SessionView `json:"session,omitempty"`
 }
 
 // Peers reports each peer's link state, export backlog and conditions.
@@ -357,6 +335,7 @@ func (n *Node) Peers(ctx context.Context) []PeerState {
 			ps.Suppressed, ps.Dampened = r.Dampening()
 			ps.Advisories, ps.Advisory, ps.AdvisoriesSent = r.Advisories()
 		}
+		ps.Session = n.Session(p.ID)
 		if s := n.lossy[p.ID]; s != nil {
 			ps.Delivery = config.DeliveryLossy
 			_, ps.DroppedLinkDown = s.Counts()
@@ -371,4 +350,27 @@ func (n *Node) servePeers(m *nats.Msg) {
 	defer cancel()
 	b, _ := json.Marshal(n.Peers(ctx))
 	_ = m.Respond(b)
+}
+
+// RefreshRequest asks for a refresh with a peer (APIPeerRefresh).
+type RefreshRequest struct {
+	Peer     string `json:"peer"`
+	Inbound  bool   `json:"inbound,omitempty"`
+	Outbound bool   `json:"outbound,omitempty"`
+}
+
+func (n *Node) serveRefresh(ctx context.Context, m *nats.Msg) {
+	var req RefreshRequest
+	err := json.Unmarshal(m.Data, &req)
+	if err != nil {
+		err = fmt.Errorf(`want a JSON request: {"peer":"op-b","inbound":true,"outbound":false}: %w`, err)
+	} else {
+		err = n.RefreshPeer(ctx, req.Peer, req.Inbound, req.Outbound)
+	}
+	if err != nil {
+		b, _ := json.Marshal(map[string]string{"error": err.Error()})
+		_ = m.Respond(b)
+		return
+	}
+	_ = m.Respond([]byte(`{"ok":true}`))
 }

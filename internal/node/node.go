@@ -92,6 +92,7 @@ type Node struct {
 	senders   map[string]*outbound.Sender
 	receivers []*inbound.Receiver
 	byPeer    map[string]*inbound.Receiver // set in Start, read-only after
+	sessions  map[string]*peerSession      // set in Start, read-only after
 	lossy     map[string]*outbound.LossySender
 	epoch     string
 	peers     map[string]*nats.Conn
@@ -105,7 +106,7 @@ type Node struct {
 
 // New returns a node for cfg; Start runs it.
 func New(cfg *config.Config, opts ...Option) *Node {
-	n := &Node{cfg: cfg, log: zerolog.Nop(), peers: map[string]*nats.Conn{}, senders: map[string]*outbound.Sender{}, lossy: map[string]*outbound.LossySender{}, byPeer: map[string]*inbound.Receiver{}}
+	n := &Node{cfg: cfg, log: zerolog.Nop(), peers: map[string]*nats.Conn{}, senders: map[string]*outbound.Sender{}, lossy: map[string]*outbound.LossySender{}, byPeer: map[string]*inbound.Receiver{}, sessions: map[string]*peerSession{}}
 	for _, o := range opts {
 		o(n)
 	}
@@ -201,6 +202,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.epoch, err = n.store.Epoch(ctx); err != nil {
 		return err
 	}
+	n.table = conditions.New()
 	for i := range n.cfg.Peers {
 		if err := n.startPeer(ctx, rctx, &n.cfg.Peers[i]); err != nil {
 			return err
@@ -208,9 +210,6 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	if err := n.startConditions(ctx, rctx); err != nil {
 		return fmt.Errorf("condition table: %w", err)
-	}
-	for _, r := range n.receivers {
-		r.SetConditions(n.table) // import.max_conditions counts it
 	}
 	n.log.Info().Str("client", n.ClientURL()).Str("leaf", n.LeafURL()).Int("peers", len(n.cfg.Peers)).Msg("node started")
 	return nil
@@ -402,6 +401,11 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 	n.receivers = append(n.receivers, rcv)
 	n.byPeer[p.ID] = rcv
 	rcv.SetPublish(nc.Publish) // advisories to the peer, on the link
+	rcv.SetConditions(n.table)
+	rcv.SetOnChange(n.announce)
+	ps := n.newSession(p, nc)
+	n.sessions[p.ID] = ps
+	rcv.SetSession(func(m *nats.Msg) { n.sessionMsg(rctx, ps, rcv, m) })
 	if err := rcv.Restore(ctx); err != nil {
 		return err
 	}

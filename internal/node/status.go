@@ -38,7 +38,7 @@ func (n *Node) WatchExports(f func(Export)) (stop func(), err error) {
 			nc.Close()
 		}
 	}
-	probe, advisory := link.ProbeSubject(n.ID()), inbound.AdvisorySubject(n.ID())
+	probe, advisory, sess := link.ProbeSubject(n.ID()), inbound.AdvisorySubject(n.ID()), link.SessionSubject(n.ID())
 	for _, p := range n.cfg.Peers {
 		peer := p.ID
 		nc, err := n.connect(natsconf.PeerAccount(peer), nats.Name("anfed-node-watch-"+peer))
@@ -48,7 +48,7 @@ func (n *Node) WatchExports(f func(Export)) (stop func(), err error) {
 		}
 		conns = append(conns, nc)
 		sub, err := nc.Subscribe(subject.LinkFrom(n.ID()), func(m *nats.Msg) {
-			if m.Subject == probe || m.Subject == advisory {
+			if m.Subject == probe || m.Subject == advisory || m.Subject == sess {
 				return
 			}
 			var seq uint64

@@ -747,6 +747,27 @@ func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (*entry, bool) {
 		s.noteDrop(true)
 		return nil, false
 	}
+	if !s.reshape(ev) {
+		_ = m.Ack()
+		return nil, false
+	}
+	seq := meta.Sequence.Stream
+	out, err := Outgoing(s.self, k, ev)
+	if err != nil {
+		s.log.Error().Err(err).Msg("link: stored signal has no link subject; skipped")
+		_ = m.Term()
+		return nil, false
+	}
+	out.Reply = replyPrefix + "." + strconv.FormatUint(seq, 10)
+	out.Header.Set(link.HeaderSeq, strconv.FormatUint(seq, 10))
+	out.Header.Set(link.HeaderEpoch, s.epoch)
+	return &entry{msg: m, seq: seq, stored: meta.Timestamp, out: out}, true
+}
+
+// reshape makes the peer's copy of a signal the export policy passes:
+// export.redact (signed again) and export.tags. false: it cannot be made,
+// and is not sent (logged).
+func (s *Sender) reshape(ev *signal.Event) bool {
 	if s.policy.Redacts() {
 		// export.redact: the peer gets our signal without the fields,
 		// signed again by us, its origin. Never the full signal instead.
@@ -761,8 +782,7 @@ func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (*entry, bool) {
 		if err != nil {
 			s.log.Error().Err(err).Str("type", ev.Type).Str("subject", ev.Subject).Str("id", ev.ID).
 				Msg("link: signal not exported: it could not be redacted (export.redact)")
-			_ = m.Ack()
-			return nil, false
+			return false
 		}
 	}
 	if s.policy.Retags() {
@@ -770,21 +790,10 @@ func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (*entry, bool) {
 		if err := s.policy.Retag(ev); err != nil {
 			s.log.Error().Err(err).Str("type", ev.Type).Str("subject", ev.Subject).Str("id", ev.ID).
 				Msg("link: signal not exported: its tags could not be set (export.tags)")
-			_ = m.Ack()
-			return nil, false
+			return false
 		}
 	}
-	seq := meta.Sequence.Stream
-	out, err := Outgoing(s.self, k, ev)
-	if err != nil {
-		s.log.Error().Err(err).Msg("link: stored signal has no link subject; skipped")
-		_ = m.Term()
-		return nil, false
-	}
-	out.Reply = replyPrefix + "." + strconv.FormatUint(seq, 10)
-	out.Header.Set(link.HeaderSeq, strconv.FormatUint(seq, 10))
-	out.Header.Set(link.HeaderEpoch, s.epoch)
-	return &entry{msg: m, seq: seq, stored: meta.Timestamp, out: out}, true
+	return true
 }
 
 // Outgoing is the link message that carries ev, one of self's signals

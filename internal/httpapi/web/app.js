@@ -64,13 +64,22 @@
     svg.replaceChildren(edges, labels, g);
   }
 
+  // session is the link's session: its state and flaps, and the last
+  // reason it went down when it is not established.
+  function session(s) {
+    if (!s) return "-";
+    let text = s.state + (s.flaps ? " (" + s.flaps + " flaps)" : "");
+    if (s.state !== "established" && s.last_down) text += ": " + s.last_down;
+    return { text: text, cls: s.state === "established" ? "up" : "down" };
+  }
+
   function drawPeers(st) {
     fill($("peers").tBodies[0], (st.peers || []).map((p) => {
       const r = sum(p.counters && p.counters.rejected);
       return row([
         p.name ? p.id + " (" + p.name + ")" : p.id,
         { text: p.up ? "up" : "down", cls: p.up ? "up" : "down" },
-        ago(p.since), rate(p.rate_in), rate(p.rate_out),
+        ago(p.since), session(p.session), rate(p.rate_in), rate(p.rate_out),
         p.counters ? p.counters.in : 0, p.counters ? p.counters.out : 0,
         p.backlog, p.conditions, { text: p.stale, cls: p.stale ? "stale" : "" }, r,
       ]);

@@ -1,0 +1,296 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+
+	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/inbound"
+	"github.com/anfed/anfed/internal/link"
+	"github.com/anfed/anfed/internal/outbound"
+	"github.com/anfed/anfed/internal/session"
+	"github.com/anfed/anfed/schemas"
+)
+
+// refreshWait bounds how long a refresh waits for the durable export's
+// unanswered signals before it reads the store.
+const refreshWait = 30 * time.Second
+
+// peerSession is one link's session at work: the machine, driven by the
+// link watcher's ticks and the peer's messages, and the refreshes it
+// starts.
+type peerSession struct {
+	peer string
+	send func(session.Message)
+
+	mu sync.Mutex
+	m  *session.Machine
+	// Outbound refresh: one at a time; again: another was asked for
+	// while one ran.
+	running, again bool
+	refreshes      int
+	last           outbound.RefreshStats
+	lastErr        string
+	// Inbound refresh: the peer's last End-of-RIB.
+	eor      int
+	eorAt    time.Time
+	eorSwept int
+}
+
+// SessionView is a peer's session as the peers view shows it.
+type SessionView struct {
+	session.Status
+	// RefreshesSent counts our refreshes to the peer (each ends with
+	// End-of-RIB); LastRefresh is the last one's.
+	RefreshesSent int                    `json:"refreshes_sent"`
+	LastRefresh   *outbound.RefreshStats `json:"last_refresh,omitempty"`
+	RefreshError  string                 `json:"refresh_error,omitempty"`
+	// EndOfRIBs counts the peer's refreshes ended here, at EndOfRIBAt
+	// the last, which withdrew Swept conditions it no longer stated.
+	EndOfRIBs  int       `json:"end_of_ribs"`
+	EndOfRIBAt time.Time `json:"end_of_rib_at,omitzero"`
+	Swept      int       `json:"swept"`
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return "anfed " + bi.Main.Version
+	}
+	return "anfed (devel)"
+}
+
+// newSession makes p's session; its messages go out on the link's
+// connection nc.
+func (n *Node) newSession(p *config.Peer, nc *nats.Conn) *peerSession {
+	var catalog []string
+	for _, c := range schemas.Classes {
+		catalog = append(catalog, schemas.Type(c))
+	}
+	var peerKeys []string
+	if p.SigningKey != "" {
+		peerKeys = []string{p.SigningKey}
+	}
+	grace := time.Duration(p.Import.Grace)
+	if grace <= 0 {
+		grace = DefaultGrace
+	}
+	l := session.Local{Self: n.ID(), Peer: p.ID, Version: version(), Restart: grace,
+		PeerKeys: peerKeys, Catalog: catalog,
+		Import: session.Import{Classes: p.Import.Classes, Transit: p.Import.Transit},
+		Export: p.Export.Classes}
+	if k := n.SigningKey(); k != "" {
+		l.Keys = []string{k}
+	}
+	subj := link.SessionSubject(n.ID())
+	ps := &peerSession{peer: p.ID, m: session.New(l, time.Now())}
+	ps.send = func(m session.Message) {
+		if err := nc.Publish(subj, m.Encode()); err != nil {
+			n.log.Debug().Err(err).Str("peer", p.ID).Str("type", string(m.Type)).Msg("session: message not sent")
+		}
+	}
+	return ps
+}
+
+// sessionMsg takes a session message from the peer, on the receiver's
+// subscription goroutine.
+func (n *Node) sessionMsg(ctx context.Context, ps *peerSession, rcv *inbound.Receiver, raw *nats.Msg) {
+	m, err := session.Decode(raw.Data, ps.peer, n.ID())
+	if err != nil {
+		n.log.Warn().Err(err).Str("peer", ps.peer).Msg("session: unreadable message from the peer ignored")
+		return
+	}
+	switch m.Type {
+	case session.TypeBegin:
+		rcv.Sync(func() { n.table.BeginRefresh(ps.peer) })
+		return
+	case session.TypeEndOfRIB:
+		rcv.Sync(func() {
+			swept := n.table.EndRefresh(ps.peer)
+			for _, c := range swept {
+				n.announce(c)
+			}
+			ps.mu.Lock()
+			ps.eor++
+			ps.eorAt, ps.eorSwept = time.Now().UTC(), len(swept)
+			ps.mu.Unlock()
+			n.log.Info().Str("peer", ps.peer).Int("restated", m.Count).Int("withdrawn", len(swept)).
+				Msg("session: End-of-RIB from the peer: what it no longer states is withdrawn")
+		})
+		return
+	}
+	ps.mu.Lock()
+	out, ev := ps.m.Receive(time.Now(), m)
+	st := ps.m.Status()
+	ps.mu.Unlock()
+	for _, o := range out {
+		ps.send(o)
+	}
+	n.sessionEvent(ctx, ps, ev, st)
+}
+
+// sessionEvent acts on what a step of the machine said.
+func (n *Node) sessionEvent(ctx context.Context, ps *peerSession, ev session.Event, st session.Status) {
+	switch ev {
+	case session.Up:
+		neg := st.Negotiated
+		n.log.Info().Str("peer", ps.peer).Str("peer_version", neg.Version).Stringer("hold", neg.Hold).
+			Strs("sendable", neg.Sendable).Strs("peer_accepts", neg.PeerImport.Classes).Int("flaps", st.Flaps).
+			Msg("session established: refreshing what we export to the peer")
+		n.refreshOut(ctx, ps)
+	case session.RefreshAsked:
+		n.log.Info().Str("peer", ps.peer).Msg("session: the peer asked for a refresh")
+		n.refreshOut(ctx, ps)
+	case session.Down:
+		n.log.Warn().Str("peer", ps.peer).Str("reason", st.LastDown).Int("flaps", st.Flaps).Msg("session down")
+	}
+	if ev == session.None && st.State == session.Idle && st.LastDown != "" && st.LastDownAt.After(time.Now().Add(-time.Second)) {
+		n.log.Warn().Str("peer", ps.peer).Str("reason", st.LastDown).Msg("session not established")
+	}
+}
+
+// tickSessions drives every session with the link state and the time; the
+// link watcher calls it.
+func (n *Node) tickSessions(ctx context.Context, now time.Time, up map[string]bool, changed map[string]bool) {
+	for _, p := range n.cfg.Peers {
+		ps := n.sessions[p.ID]
+		if ps == nil {
+			continue
+		}
+		ps.mu.Lock()
+		var out []session.Message
+		var ev session.Event
+		if changed[p.ID] {
+			if up[p.ID] {
+				out = ps.m.LinkUp(now)
+			} else {
+				ev = ps.m.LinkDown(now)
+			}
+		} else {
+			out, ev = ps.m.Tick(now)
+		}
+		st := ps.m.Status()
+		ps.mu.Unlock()
+		for _, o := range out {
+			ps.send(o)
+		}
+		n.sessionEvent(ctx, ps, ev, st)
+	}
+}
+
+// refreshOut re-states what we export to the peer, then End-of-RIB; one
+// refresh at a time per peer, and one more if asked meanwhile.
+func (n *Node) refreshOut(ctx context.Context, ps *peerSession) {
+	snd := n.senders[ps.peer]
+	if snd == nil {
+		return // a lossy export keeps no state to re-state
+	}
+	ps.mu.Lock()
+	if ps.running {
+		ps.again = true
+		ps.mu.Unlock()
+		return
+	}
+	ps.running = true
+	ps.mu.Unlock()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		for {
+			n.refreshOnce(ctx, ps, snd)
+			ps.mu.Lock()
+			if !ps.again || n.stopping.Load() {
+				ps.running, ps.again = false, false
+				ps.mu.Unlock()
+				return
+			}
+			ps.again = false
+			ps.mu.Unlock()
+		}
+	}()
+}
+
+func (n *Node) refreshOnce(ctx context.Context, ps *peerSession, snd *outbound.Sender) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	id := nuid.Next()
+	marker := func(t session.Type, count int) error {
+		ps.mu.Lock()
+		established := ps.m.Status().State == session.Established
+		ps.mu.Unlock()
+		if !established {
+			return errors.New("the session is not established")
+		}
+		ps.send(session.Message{Type: t, From: n.ID(), To: ps.peer, ID: id, Count: count})
+		return nil
+	}
+	st, err := snd.Refresh(ctx, n.store.JetStream(), id, refreshWait,
+		func() error { return marker(session.TypeBegin, 0) },
+		func(count int) error { return marker(session.TypeEndOfRIB, count) })
+	ps.mu.Lock()
+	ps.refreshes++
+	ps.last, ps.lastErr = st, ""
+	if err != nil {
+		ps.lastErr = err.Error()
+	}
+	ps.mu.Unlock()
+	if err != nil {
+		n.log.Warn().Err(err).Str("peer", ps.peer).Msg("session: refresh to the peer not completed")
+		return
+	}
+	n.log.Info().Str("peer", ps.peer).Int("read", st.Read).Int("sent", st.Sent).Int("resent", st.Resent).
+		Stringer("took", st.Took).Msg("session: refresh sent, End-of-RIB")
+}
+
+// RefreshPeer asks for a refresh with peer: inbound asks the peer to
+// re-state its state to us, outbound re-states ours to it; both when
+// neither is set. The refresh runs until it ends or ctx is done.
+func (n *Node) RefreshPeer(ctx context.Context, peer string, inbound, outbound bool) error {
+	ps := n.sessions[peer]
+	if ps == nil {
+		return fmt.Errorf("no peer %q: the policy's peers are listed by `anfed peers`", peer)
+	}
+	if !inbound && !outbound {
+		inbound, outbound = true, true
+	}
+	ps.mu.Lock()
+	st := ps.m.Status()
+	var out []session.Message
+	if inbound {
+		out = ps.m.Refresh()
+	}
+	ps.mu.Unlock()
+	if st.State != session.Established {
+		return fmt.Errorf("the session with %s is %s (last down: %s): a refresh runs once it is established", peer, st.State, st.LastDown)
+	}
+	for _, o := range out {
+		ps.send(o)
+	}
+	if outbound {
+		n.refreshOut(ctx, ps)
+	}
+	return nil
+}
+
+// Session is the peer's session as the peers view shows it.
+func (n *Node) Session(peer string) *SessionView {
+	ps := n.sessions[peer]
+	if ps == nil {
+		return nil
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	v := &SessionView{Status: ps.m.Status(), RefreshesSent: ps.refreshes, RefreshError: ps.lastErr,
+		EndOfRIBs: ps.eor, EndOfRIBAt: ps.eorAt, Swept: ps.eorSwept}
+	if ps.refreshes > 0 {
+		l := ps.last
+		v.LastRefresh = &l
+	}
+	return v
+}
