@@ -70,11 +70,6 @@ func TestDocsOnExampleFederation(t *testing.T) {
 		path += string(os.PathListSeparator) + filepath.Dir(nats)
 	}
 	env := append(os.Environ(), "PATH="+path, "ANFED="+bin)
-	port := map[string]string{ // the example's ports, by role
-		"4222": "op-a-client", "4223": "op-b-client", "4224": "op-c-client",
-		"7422": "op-a-leaf", "7423": "op-b-leaf",
-		"8440": "op-a-http", "8441": "op-b-http", "8442": "op-c-http",
-	}
 	loopback := regexp.MustCompile(`127\.0\.0\.1:(\d{4})\b`)
 	background := regexp.MustCompile(`^(.*[^&])&\s*(#.*)?$`) // "cmd &", "cmd &  # comment"
 
@@ -98,7 +93,7 @@ func TestDocsOnExampleFederation(t *testing.T) {
 	})
 	for i, c := range cmds {
 		line := loopback.ReplaceAllStringFunc(c.line, func(m string) string {
-			role, ok := port[loopback.FindStringSubmatch(m)[1]]
+			role, ok := federationPorts[loopback.FindStringSubmatch(m)[1]]
 			require.True(t, ok, "%s:%d: a loopback port the example does not have: %s", where[i], c.at, m)
 			return addr[role]
 		})

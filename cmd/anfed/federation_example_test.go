@@ -114,6 +114,13 @@ func TestFederationExampleRunsThreeProcesses(t *testing.T) {
 	assert.Equal(t, 3, strings.Count(out.String(), "node stopped"), "three nodes drained and stopped:\n%s", tail(out.String(), 30))
 }
 
+// federationPorts are examples/federation's loopback ports, by role.
+var federationPorts = map[string]string{
+	"4222": "op-a-client", "4223": "op-b-client", "4224": "op-c-client",
+	"7422": "op-a-leaf", "7423": "op-b-leaf",
+	"8440": "op-a-http", "8441": "op-b-http", "8442": "op-c-http",
+}
+
 // copyFederationExample copies examples/federation (policies, keys, run.sh)
 // to a temporary directory with every loopback port replaced by a free
 // one, and returns the directory and the new addresses by role
@@ -122,11 +129,7 @@ func copyFederationExample(t *testing.T) (string, map[string]string) {
 	t.Helper()
 	src := "../../examples/federation"
 	dst := t.TempDir()
-	roles := map[string]string{ // the example's ports
-		"4222": "op-a-client", "4223": "op-b-client", "4224": "op-c-client",
-		"7422": "op-a-leaf", "7423": "op-b-leaf",
-		"8440": "op-a-http", "8441": "op-b-http", "8442": "op-c-http",
-	}
+	roles := federationPorts
 	addr := map[string]string{}
 	for _, role := range roles {
 		addr[role] = natstest.FreeAddr(t)
