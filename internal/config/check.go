@@ -371,6 +371,20 @@ func (c *checker) origins(cfg *Config) {
 			}
 		}
 		c.signingKey(base+".signing_key", o.SigningKey, originHint)
+		c.mayOriginate(base+".may_originate", o.MayOriginate)
+	}
+}
+
+// mayOriginate checks an origin authorisation: known classes, valid
+// service globs, and a warning when it allows nothing.
+func (c *checker) mayOriginate(path string, m *MayOriginate) {
+	if m == nil {
+		return
+	}
+	c.classes(path+".classes", m.Classes)
+	c.services(path+".services", m.Services)
+	if len(m.Classes) == 0 || len(m.Services) == 0 {
+		c.warn(path, `list classes and services ("*" for all), or remove may_originate to allow anything`, "an empty list: every signal of this origin is refused (not-authorized)")
 	}
 }
 
@@ -478,6 +492,7 @@ func (c *checker) peers(cfg *Config) {
 		c.classes(base+".export.classes", p.Export.Classes)
 		c.classes(base+".import.classes", p.Import.Classes)
 		c.services(base+".export.services", p.Export.Services)
+		c.mayOriginate(base+".may_originate", p.MayOriginate)
 		c.export(base+".export", p.Export, cfg.Storage.withDefaults())
 		c.roles(base, &p, cfg)
 		c.tagRules(base+".export.tags", map[string][]string{"match": p.Export.Tags.Match, "remove": p.Export.Tags.Remove, "add": p.Export.Tags.Add},

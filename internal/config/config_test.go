@@ -1177,6 +1177,38 @@ peers:
 		hint: `did you mean "congestion"? known classes: performance-deviation, congestion, fault,`,
 	},
 	{
+		name: "may_originate class unknown",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    may_originate: {classes: [fault, faults], services: [vpn-*]}
+    signing_key: $B
+`),
+		line: 6, path: "peers[0].may_originate.classes[1]", msg: `unknown class "faults"`, hint: `did you mean "fault"?`,
+	},
+	{
+		name: "may_originate service pattern invalid",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    signing_key: $B
+    import: {classes: ["*"], transit: true}
+origins:
+  - id: op-d
+    signing_key: $C
+    may_originate:
+      classes: ["*"]
+      services: ["vpn-[a"]
+`),
+		line: 13, path: "origins[0].may_originate.services[0]", msg: `invalid pattern "vpn-[a"`, hint: "path.Match glob",
+	},
+	{
 		name: "import class unknown",
 		yaml: y(`
 operator: {id: op-a, signing_key_file: a.nk}

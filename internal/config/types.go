@@ -4,6 +4,8 @@ package config
 
 import (
 	"math"
+	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +36,33 @@ type Config struct {
 type Origin struct {
 	ID         string `yaml:"id"`
 	SigningKey string `yaml:"signing_key"`
+	// MayOriginate bounds what the origin may originate; nil: anything.
+	MayOriginate *MayOriginate `yaml:"may_originate,omitempty"`
+}
+
+// MayOriginate is what one origin may originate, like an RPKI route
+// origin authorisation: the classes, and the services the signals are
+// about. A signal of that origin outside them is refused at import
+// (not-authorized), whichever peer relays it. Both lists are allow-lists:
+// empty allows nothing, "*" everything.
+type MayOriginate struct {
+	Classes []string `yaml:"classes"`
+	// Services are path.Match globs on the service (the subject's part
+	// before the first "/"), as export.services.
+	Services []string `yaml:"services"`
+}
+
+// Allows reports whether a signal of class about service is within m.
+func (m *MayOriginate) Allows(class, service string) bool {
+	if !slices.Contains(m.Classes, "*") && !slices.Contains(m.Classes, class) {
+		return false
+	}
+	for _, p := range m.Services {
+		if ok, _ := path.Match(p, service); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Operator is this node's identity.
@@ -167,6 +196,9 @@ type Peer struct {
 	// "O..."), pinned at peering: its signals must carry a signature that
 	// verifies against it.
 	SigningKey string `yaml:"signing_key"`
+	// MayOriginate bounds what the peer may originate (its own signals,
+	// and relayed by others); nil: anything.
+	MayOriginate *MayOriginate `yaml:"may_originate,omitempty"`
 	// Expires, when set, ends the peering: after it the peer's credentials
 	// stop working and its link is cut.
 	Expires *time.Time `yaml:"expires"`
@@ -226,6 +258,24 @@ func (l Limits) WithDefaults() Limits {
 		l.MaxConnections = DefaultMaxConnections
 	}
 	return l
+}
+
+// MayOriginate returns what each origin may originate, by origin id:
+// peers[].may_originate and origins[].may_originate. An origin absent
+// from the map may originate anything.
+func (c *Config) MayOriginate() map[string]*MayOriginate {
+	m := map[string]*MayOriginate{}
+	for i := range c.Peers {
+		if a := c.Peers[i].MayOriginate; a != nil {
+			m[c.Peers[i].ID] = a
+		}
+	}
+	for i := range c.Origins {
+		if a := c.Origins[i].MayOriginate; a != nil {
+			m[c.Origins[i].ID] = a
+		}
+	}
+	return m
 }
 
 // ExpiredAt reports whether the peering has ended at now.

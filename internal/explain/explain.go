@@ -481,13 +481,16 @@ func (e *Explainer) importSide(ev *signal.Event, class string, p *config.Peer) *
 		return refuse("schema", err)
 	}
 	pass("schema", "data matches the "+class+" schema")
-	ip := importpolicy.New(self, p)
+	ip := importpolicy.New(self, p).WithOrigins(e.cfg.MayOriginate())
 	if err := ip.Check(ev, class); err != nil {
 		return refuse("import policy", err)
 	}
 	rule := fmt.Sprintf("import.classes for %s allows %s", p.ID, class)
 	if ev.Origin != p.ID {
 		rule += fmt.Sprintf("; import.transit accepts %s's signal relayed by %s", ev.Origin, p.ID)
+	}
+	if e.cfg.MayOriginate()[ev.Origin] != nil {
+		rule += fmt.Sprintf("; may_originate lets %s originate %s on %s", ev.Origin, class, ev.Service())
 	}
 	switch t := p.Import.Tags; {
 	case ev.State == signal.Cleared && (len(t.Require) > 0 || len(t.Deny) > 0 || p.Import.Filter != ""):

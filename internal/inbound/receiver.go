@@ -155,6 +155,8 @@ type ReceiverDeps struct {
 	Observer  observe.Observer
 	// Held keeps the signals flap dampening holds (import.dampening).
 	Held Holder
+	// Origins is what each origin may originate (Config.MayOriginate).
+	Origins map[string]*config.MayOriginate
 }
 
 // NewReceiver returns the receiver of operator self for peer p.
@@ -170,7 +172,7 @@ func NewReceiver(self string, p *config.Peer, deps ReceiverDeps, log zerolog.Log
 		ReceiverDeps: deps,
 		self:         self,
 		peer:         p.ID,
-		policy:       importpolicy.New(self, p),
+		policy:       importpolicy.New(self, p).WithOrigins(deps.Origins),
 		limiter:      rate.NewLimiter(rate.Limit(r), b),
 		cfg:          p,
 		log:          log.With().Str("peer", p.ID).Logger(),

@@ -29,6 +29,7 @@ import (
 	"github.com/anfed/anfed/internal/explain"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/origin"
+	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/schemacheck"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/subject"
@@ -221,17 +222,35 @@ func TestExplainAgreesWithNodes(t *testing.T) {
 			peer(cfgs["op-c"], "op-b").Import.Classes = []string{"congestion", "sla-risk"}
 			peer(cfgs["op-a"], "op-b").Export.Services = []string{"core"}
 		}},
+		{"may_originate", func(cfgs map[string]*config.Config) {
+			// Origin authorisation: op-a lets its peer op-b originate
+			// only congestion (not the mitigations it sends), and op-c
+			// lets the distant op-a (relayed by op-b) originate only
+			// faults.
+			peer(cfgs["op-a"], "op-b").MayOriginate = &config.MayOriginate{Classes: []string{"congestion"}, Services: []string{"*"}}
+			for i := range cfgs["op-c"].Origins {
+				if o := &cfgs["op-c"].Origins[i]; o.ID == "op-a" {
+					o.MayOriginate = &config.MayOriginate{Classes: []string{"fault"}, Services: []string{"vpn-*"}}
+				}
+			}
+		}},
 	}
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
 			ids, cfgs := exampleFederation(t)
 			v.edit(cfgs)
-			agree(t, cat, ids, cfgs)
+			rules := agree(t, cat, ids, cfgs)
+			if v.name == "may_originate" {
+				assert.Positive(t, rules["import refused: "+string(reject.NotAuthorized)], "explain refuses some signals as not-authorized: %v", rules)
+			}
 		})
 	}
 }
 
-func agree(t *testing.T, cat *schemacheck.Catalog, ids []string, cfgs map[string]*config.Config) {
+// agree predicts with explain where each example signal goes, runs the
+// federation, and checks the nodes did just that. It returns explain's
+// verdicts by kind.
+func agree(t *testing.T, cat *schemacheck.Catalog, ids []string, cfgs map[string]*config.Config) map[string]int {
 	var err error
 	ex := map[string]*explain.Explainer{}
 	for _, id := range ids {
@@ -334,6 +353,7 @@ func agree(t *testing.T, cat *schemacheck.Catalog, ids []string, cfgs map[string
 		}
 	}
 	t.Logf("%d signals, %d copies crossed a boundary, %d redacted copies and %d tagged copies checked, %d disagreements", len(evs), crossings, redactions, tagged, mismatch)
+	return rules
 }
 
 // settleExample waits until every node has decided every stored signal

@@ -31,9 +31,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/explain"
 	"github.com/anfed/anfed/internal/httpapi"
 	"github.com/anfed/anfed/internal/inspect"
 	"github.com/anfed/anfed/internal/reject"
+	"github.com/anfed/anfed/internal/schemacheck"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/store"
 	"github.com/anfed/anfed/internal/subject"
@@ -384,4 +386,72 @@ func TestAttackDeadLetterFlood(t *testing.T) {
 	assert.Equal(t, hex.EncodeToString(sum[:]), m.Header.Get(store.HeaderBodySHA256))
 	assert.Contains(t, m.Header.Get(store.HeaderError), "over the 65536-byte limit")
 	h.alive(t)
+}
+
+// TestAttackNotAuthorized: op-b may originate only congestion on vpn-*
+// (peers[op-b].may_originate). With its real credentials and key it raises
+// a fault on vpn-acme and a congestion on core, validly signed: both are
+// refused not-authorized, counted and dead-lettered; its congestion on
+// vpn-acme passes and reaches A's consumers. anfed policy explain, run on
+// A's config, gives the same verdicts with the same reason.
+func TestAttackNotAuthorized(t *testing.T) {
+	h := newHostile(t, func(c *config.Config) {
+		c.Peers[0].MayOriginate = &config.MayOriginate{Classes: []string{"congestion"}, Services: []string{"vpn-*"}}
+	})
+	cat, err := schemacheck.Load()
+	require.NoError(t, err)
+	ex, err := explain.New(h.cfgA, cat)
+	require.NoError(t, err)
+	tests := []struct {
+		name, class, subj string
+		ok                bool
+	}{
+		{"a fault, a class op-b may not originate", "fault", "vpn-acme/ic-paris-1", false},
+		{"a congestion on core, a service op-b may not originate", "congestion", "core/pe-1", false},
+		{"a congestion on vpn-acme: allowed", "congestion", "vpn-acme/ic-paris-2", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := fmt.Sprintf("auth-%d", h.n.Add(1))
+			ev := congestion("op-b", id)
+			if tt.class == "fault" {
+				ev = faultEvent("op-b", id)
+			}
+			ev.Subject = tt.subj
+			ev.Path = []string{"op-b"}
+			require.NoError(t, h.signerB.Sign(ev))
+
+			r, err := ex.Explain(ev, tt.class, "op-b")
+			require.NoError(t, err)
+			require.NotNil(t, r.Import)
+			counted, dead := h.obs.rejections("op-b", reject.NotAuthorized), h.dlq.count(string(reject.NotAuthorized))
+			ans := h.sendLink(t, atkLinkSubject("op-b", ev, tt.class), ev.Encode())
+			assert.Equal(t, tt.ok, r.Import.Accept, "explain: %+v", r.Import)
+			if tt.ok {
+				assert.True(t, ans.OK(), "%+v", ans)
+				waitFor(t, 10*time.Second, func() error {
+					if h.fromB.count(id) == 0 {
+						return fmt.Errorf("op-b's allowed signal %s has not reached A's consumers", id)
+					}
+					return nil
+				})
+				assert.Contains(t, r.Import.Rule, "may_originate lets op-b originate congestion on vpn-acme")
+				return
+			}
+			assert.Equal(t, string(reject.NotAuthorized), ans.Reason, "%+v", ans)
+			assert.Contains(t, ans.Error, "op-b may not originate "+tt.class)
+			assert.Equal(t, string(reject.NotAuthorized), r.Import.Reason, "explain agrees with the node")
+			assert.Equal(t, ans.Error, r.Import.Rule, "explain runs the same check")
+			waitFor(t, 5*time.Second, func() error {
+				if c := h.obs.rejections("op-b", reject.NotAuthorized); c != counted+1 {
+					return fmt.Errorf("op-b/not-authorized counted %d times, want %d", c, counted+1)
+				}
+				if c := h.dlq.count(string(reject.NotAuthorized)); c != dead+1 {
+					return fmt.Errorf("%d not-authorized dead letters from op-b, want %d", c, dead+1)
+				}
+				return nil
+			})
+			assert.Zero(t, h.fromB.count(id), "nothing reached A's consumers")
+		})
+	}
 }

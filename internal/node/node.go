@@ -253,6 +253,7 @@ func (n *Node) loadKeys() error {
 		return err
 	}
 	n.deps.Verifier = v
+	n.deps.Origins = n.cfg.MayOriginate()
 	n.deps.Replay = replay.New(0)
 	return nil
 }

@@ -24,6 +24,7 @@ const (
 	Loop             Reason = "loop"              // our id is already on the path
 	NotImported      Reason = "not-imported"      // import policy refuses the class
 	Filtered         Reason = "filtered"          // an import filter refuses it: import.tags, import.filter
+	NotAuthorized    Reason = "not-authorized"    // its origin may not originate its class or service: may_originate
 	Oversized        Reason = "oversized"         // larger than the limit
 	Duplicate        Reason = "duplicate"         // (source, id) already accepted
 	Unavailable      Reason = "unavailable"       // no durable path to accept it now

@@ -21,6 +21,9 @@ type Policy struct {
 	tags    config.ImportTags
 	filter  *filter.Filter // import.filter; nil: none
 	fltErr  error          // import.filter does not compile: nothing is accepted
+	// origins is what each origin may originate (may_originate); an
+	// origin absent may originate anything.
+	origins map[string]*config.MayOriginate
 }
 
 // New returns the import policy of operator self towards peer p.
@@ -31,6 +34,14 @@ func New(self string, p *config.Peer) *Policy {
 		pol.filter, pol.fltErr = filter.Compile(src)
 	}
 	return pol
+}
+
+// WithOrigins makes the policy refuse, as not-authorized, a signal whose
+// origin may not originate its class or service (config.MayOriginate,
+// by origin id). It returns p.
+func (p *Policy) WithOrigins(origins map[string]*config.MayOriginate) *Policy {
+	p.origins = origins
+	return p
 }
 
 // Check returns nil when ev, of class class, is accepted from the peer, and a
@@ -59,6 +70,9 @@ func (p *Policy) Check(ev *signal.Event, class string) error {
 	}
 	if !slices.Contains(p.classes, "*") && !slices.Contains(p.classes, class) {
 		return reject.Errorf(reject.NotImported, "import.classes for %s does not list %s", p.peer, class)
+	}
+	if a := p.origins[ev.Origin]; a != nil && !a.Allows(class, ev.Service()) {
+		return reject.Errorf(reject.NotAuthorized, "%s may not originate %s on service %q: its may_originate allows classes %v on services %v", ev.Origin, class, shortName(ev.Service()), a.Classes, a.Services)
 	}
 	// Filters: a clear always passes them, so that a condition whose
 	// raise was accepted is never left without its end.
@@ -99,4 +113,12 @@ func (p *Policy) Tag(ev *signal.Event) error {
 	}
 	ev.Tags = tags
 	return nil
+}
+
+// shortName cuts a name for a refusal's text.
+func shortName(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
 }

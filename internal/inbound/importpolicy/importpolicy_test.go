@@ -163,3 +163,40 @@ func TestFilter(t *testing.T) {
 	assert.Equal(t, reject.Filtered, reject.ReasonOf(err))
 	assert.ErrorContains(t, err, "import.filter for op-b does not compile")
 }
+
+// TestMayOriginate: an origin with may_originate is held to its classes
+// and service globs, a peer's own signals and relayed ones alike; an
+// origin without one may originate anything; clears are not exempt.
+func TestMayOriginate(t *testing.T) {
+	origins := map[string]*config.MayOriginate{
+		"op-b": {Classes: []string{"fault"}, Services: []string{"vpn*"}},
+		"op-c": {Classes: []string{"*"}, Services: []string{"core"}},
+		"op-x": {},
+	}
+	pol := importpolicy.New(self, &config.Peer{ID: peer, Import: config.ImportPolicy{Classes: []string{"*"}, Transit: true}}).WithOrigins(origins)
+	cleared := event(peer, peer)
+	cleared.State = signal.Cleared
+	for _, tt := range []struct {
+		name  string
+		ev    *signal.Event
+		class string
+		ok    bool
+	}{
+		{"peer's own, allowed", event(peer, peer), "fault", true},
+		{"peer's own, class not allowed", event(peer, peer), "congestion", false},
+		{"peer's own clear, class not allowed", cleared, "congestion", false},
+		{"relayed, service not allowed", event("op-c", "op-c", peer), "fault", false},
+		{"relayed, no may_originate", event("op-d", "op-d", peer), "congestion", true},
+		{"empty lists allow nothing", event("op-x", "op-x", peer), "fault", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := pol.Check(tt.ev, tt.class)
+			if tt.ok {
+				assert.NoError(t, err)
+				return
+			}
+			assert.Equal(t, reject.NotAuthorized, reject.ReasonOf(err), "%v", err)
+			assert.ErrorContains(t, err, fmt.Sprintf("%s may not originate %s on service %q", tt.ev.Origin, tt.class, tt.ev.Service()))
+		})
+	}
+}
