@@ -15,6 +15,7 @@ import (
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/origin"
 	"github.com/anfed/anfed/internal/session"
 	"github.com/anfed/anfed/internal/signal"
 )
@@ -341,4 +342,67 @@ func TestPeerRefreshOnDemand(t *testing.T) {
 	m, err := c.Request(node.APIPeerRefresh, []byte(`{"peer":"op-z"}`), 5*time.Second)
 	require.NoError(t, err)
 	assert.Contains(t, string(m.Data), `no peer \"op-z\"`)
+}
+
+// TestKeyChangeRefusedThenPinned: op-a changes its signing key before
+// op-b pinned the new one. The session closes with unknown-key at both
+// ends, and five faults op-a raises meanwhile are refused by op-b as
+// bad-signature. Once op-b pins the new key (and restarts with it), the
+// session is established again and its refresh brings all five: before
+// sessions none of the five ever arrived.
+func TestKeyChangeRefusedThenPinned(t *testing.T) {
+	newKey, err := origin.NewSigningKey()
+	require.NoError(t, err)
+	newPub, err := newKey.PublicKey()
+	require.NoError(t, err)
+
+	b := baseConfig(t, "op-b")
+	b.NATS.LeafNodes = &config.Listener{Listen: natstest.FreeAddr(t)}
+	b.Peers = []config.Peer{{
+		ID: "op-a", Accept: &config.Accept{User: "op-a", Password: "secret-a-123"},
+		Import:     config.ImportPolicy{Classes: []string{"*"}},
+		SigningKey: pub(t, "op-a"),
+	}}
+	nb := startNode(t, b)
+	a := baseConfig(t, "op-a")
+	a.Peers = []config.Peer{{
+		ID: "op-b", Dial: &config.Dial{URL: nb.LeafURL(), User: "op-a", Password: "secret-a-123"},
+		Export:     config.ExportPolicy{Classes: []string{"fault"}, Services: []string{"*"}},
+		SigningKey: pub(t, "op-b"),
+	}}
+	na := startNode(t, a, node.WithSigningKey(newKey)) // op-a's new key
+	waitFor(t, 15*time.Second, func() error {
+		if s := nb.Session("op-a"); !contains(s.LastDown, session.ReasonUnknownKey) {
+			return fmt.Errorf("op-b's session: %+v", s)
+		}
+		if s := na.Session("op-b"); !contains(s.LastDown, session.ReasonUnknownKey) {
+			return fmt.Errorf("op-a's session: %+v", s)
+		}
+		return nil
+	})
+	pa, err := na.Connect()
+	require.NoError(t, err)
+	defer pa.Close()
+	for i := 1; i <= 5; i++ {
+		ev := faultEvent("op-a", fmt.Sprintf("k%d", i))
+		ev.Subject = fmt.Sprintf("vpn-acme/pe-%d", i)
+		require.True(t, publish(t, pa, ev).OK())
+	}
+	waitFor(t, 15*time.Second, func() error {
+		if bl, err := na.Backlog(context.Background(), "op-b"); err != nil || bl != 0 {
+			return fmt.Errorf("backlog %d %v", bl, err)
+		}
+		return nil
+	})
+	require.Zero(t, nb.Table().Len("op-a"), "refused: op-b has not pinned the new key")
+
+	nb.Stop()
+	b.Peers[0].SigningKey = newPub
+	nb = startNode(t, b)
+	waitFor(t, 20*time.Second, func() error {
+		if n := nb.Table().Len("op-a"); n != 5 {
+			return fmt.Errorf("op-b holds %d of the 5 faults; session %+v", n, nb.Session("op-a"))
+		}
+		return nil
+	})
 }
