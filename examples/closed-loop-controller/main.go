@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -96,11 +97,13 @@ const (
 	clearIt                 // withdraw the reroute and clear the mitigation
 )
 
-// controller holds the active reroutes by condition key
+// controller holds the active reroutes by condition key; mu guards it:
+// the signals and the condition table's changes arrive on two goroutines
 // (origin/service/resource). It is used by one goroutine.
 type controller struct {
 	o      options
 	active map[string]reroute
+	mu     sync.Mutex
 }
 
 // decide is the control law, with hysteresis: raise at o.Raise, clear under
@@ -151,6 +154,22 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	})
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", o.Durable, err)
+	}
+	// The node's condition table tells when a peer's congestion is
+	// withdrawn (its link stayed down past its grace time, or its
+	// End-of-RIB no longer states it) or expires: the reroute it caused
+	// is undone as if the congestion had cleared.
+	gone := func(m *nats.Msg) {
+		if err := c.gone(ctx, nc, js, m, out); err != nil && ctx.Err() == nil {
+			fmt.Fprintf(out, "error   %v\n", err)
+		}
+	}
+	for _, kind := range []string{"withdraw", "expire"} {
+		sub, err := nc.Subscribe("an.cond."+kind+".*.congestion.>", gone)
+		if err != nil {
+			return fmt.Errorf("subscribe to the condition table's changes: %w", err)
+		}
+		defer sub.Unsubscribe()
 	}
 	// Consume calls back from one goroutine, one signal at a time.
 	cc, err := cons.Consume(func(m jetstream.Msg) {
@@ -239,7 +258,61 @@ func (c *controller) load(ctx context.Context, js jetstream.JetStream, out io.Wr
 
 // handle decides on one congestion signal and publishes the mitigation it
 // calls for. An error asks for the signal again.
+// gone undoes the reroute of a peer's congestion the node's condition
+// table withdrew or expired (an.cond.withdraw|expire.<origin>.congestion.
+// <service>.<resource>): its mitigation is cleared, answering the last
+// congestion stored for the condition.
+func (c *controller) gone(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, m *nats.Msg, out io.Writer) error {
+	var ch struct {
+		Kind      string `json:"kind"`
+		Condition struct {
+			Origin  string `json:"origin"`
+			Subject string `json:"subject"`
+		} `json:"condition"`
+	}
+	if json.Unmarshal(m.Data, &ch) != nil {
+		return nil
+	}
+	key := ch.Condition.Origin + "/" + ch.Condition.Subject
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	mit, on := c.active[key]
+	if !on {
+		return nil
+	}
+	// The change's subject has the signal's tokens, escaped alike.
+	_, rest, _ := strings.Cut(strings.TrimPrefix(m.Subject, "an.cond."), ".")
+	str, err := js.Stream(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", stream, err)
+	}
+	last, err := str.GetLastMsgForSubject(ctx, "an.sig."+rest)
+	if err != nil {
+		return fmt.Errorf("last congestion of %s: %w", key, err)
+	}
+	var e event.Event
+	var d congestion
+	if err := json.Unmarshal(last.Data, &e); err != nil {
+		return nil
+	}
+	if err := e.DataAs(&d); err != nil {
+		return nil
+	}
+	ev, err := c.mitigation(e, d, mit, "cleared")
+	if err != nil {
+		return err
+	}
+	if err := publish(ctx, nc, ev); err != nil {
+		return err
+	}
+	delete(c.active, key)
+	fmt.Fprintf(out, "clear   reroute %s: the peer's congestion was %s (%s)\n", key, map[string]string{"withdraw": "withdrawn", "expire": "expired"}[ch.Kind], ch.Kind)
+	return nil
+}
+
 func (c *controller) handle(ctx context.Context, nc *nats.Conn, body []byte, out io.Writer) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var e event.Event
 	if err := json.Unmarshal(body, &e); err != nil || e.Type() != congestionT {
 		return nil // not ours to judge: the node only stores valid signals

@@ -52,9 +52,18 @@ const user, password = "closed-loop", "loop-pass-123"
 // local user.
 func federation(t *testing.T) (a, b *node.Node) {
 	t.Helper()
+	return federationWith(t, nil)
+}
+
+// federationWith is federation with edit applied to op-b's policy.
+func federationWith(t *testing.T, edit func(*config.Config)) (a, b *node.Node) {
+	t.Helper()
 	cfgs, err := demo.Configs(t.TempDir())
 	require.NoError(t, err)
 	cfgs["op-b"].Peers = cfgs["op-b"].Peers[:1] // op-c is not needed here
+	if edit != nil {
+		edit(cfgs["op-b"])
+	}
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 	start := func(id string) *node.Node {
 		c := cfgs[id]
@@ -306,4 +315,49 @@ func TestDecideHysteresis(t *testing.T) {
 	link.Link.Kind, link.Utilisation = "link", 100
 	assert.Equal(t, keep, c.decide("op-a/vpn-acme/core-1", "raised", link))
 	assert.ErrorContains(t, run(context.Background(), options{Raise: 70, Clear: 85}, &bytes.Buffer{}), "would flap")
+}
+
+// TestControllerUndoesRerouteWhenWithdrawn: a reroute is active for
+// op-a's congestion; op-a goes away for good (its node stops), so op-b's
+// table withdraws the congestion after its grace and withdraw times. The
+// controller hears it on an.cond.withdraw and clears its mitigation:
+// before, the reroute stayed in place for a peer gone for hours.
+func TestControllerUndoesRerouteWhenWithdrawn(t *testing.T) {
+	a, b := federationWith(t, func(c *config.Config) {
+		c.Peers[0].Import.Grace = config.Duration(200 * time.Millisecond)
+		c.Peers[0].Import.WithdrawAfter = config.Duration(300 * time.Millisecond)
+	})
+	ncA, err := nats.Connect(a.ClientURL(), nats.UserInfo(user, password))
+	require.NoError(t, err)
+	defer ncA.Close()
+	ncB, err := nats.Connect(b.ClientURL(), nats.UserInfo(user, password))
+	require.NoError(t, err)
+	defer ncB.Close()
+	atB := &mitigations{}
+	sub, err := ncB.Subscribe("an.sig.op-b.mitigation.>", func(m *nats.Msg) {
+		if ev, err := signal.DecodeStructured(m.Data); err == nil {
+			atB.mu.Lock()
+			atB.got = append(atB.got, ev)
+			atB.mu.Unlock()
+		}
+	})
+	require.NoError(t, err)
+	defer sub.Unsubscribe()
+	require.NoError(t, ncB.Flush())
+
+	o := options{URL: b.ClientURL(), User: user, Password: password, Operator: "op-b", Durable: "ctl", Raise: 85, Clear: 70}
+	out := &syncBuffer{}
+	startRun(t, o, out)
+	publishCongestion(t, ncA, "w1-high", "ic-paris-1", "interconnect", signal.Raised, 95)
+	got := atB.wait(t, 1)
+	require.Equal(t, signal.Raised, got[0].State)
+
+	ncA.Close()
+	a.Stop()
+	got = atB.wait(t, 2)
+	m := got[1]
+	assert.Equal(t, signal.Cleared, m.State)
+	assert.Equal(t, "vpn-acme/ic-paris-1", m.Subject)
+	assert.Equal(t, "completed", data(t, m)["status"])
+	assert.Contains(t, out.String(), "clear   reroute op-a/vpn-acme/ic-paris-1: the peer's congestion was withdrawn")
 }

@@ -108,11 +108,13 @@ package closedloop
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,6 +123,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/store"
@@ -155,6 +158,15 @@ type Options struct {
 	// Started, when set, is called once Run has created (or updated) the
 	// durable consumer: every signal stored from then on will be handled.
 	Started func()
+	// Lifecycle, when set, is called with each change of the node's
+	// condition table (an.cond.<kind>.…) of the conditions Filter
+	// selects, on its own goroutine, in order: what no signal says — a
+	// peer's condition gone stale, withdrawn (its link stayed down past
+	// its grace time, or its End-of-RIB no longer states it), expired,
+	// or fresh again once the peer re-stated it — and the upserts and
+	// clears the signals made. Core NATS: changes made while the loop is
+	// not running are not replayed (an.api.conditions has the table).
+	Lifecycle func(ctx context.Context, c conditions.Change)
 }
 
 // Defaults.
@@ -385,6 +397,22 @@ func (l *Loop) Run(ctx context.Context) error {
 	cons, err := l.consumer(ctx)
 	if err != nil {
 		return err
+	}
+	if opts.Lifecycle != nil {
+		subj := "an.cond.*." + strings.TrimPrefix(opts.Filter, "an.sig.")
+		sub, err := l.nc.Subscribe(subj, func(m *nats.Msg) {
+			var c conditions.Change
+			if json.Unmarshal(m.Data, &c) == nil && c.Kind != "" {
+				opts.Lifecycle(ctx, c)
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("closedloop: condition changes %s: %w", subj, err)
+		}
+		defer sub.Unsubscribe()
+		if err := l.nc.Flush(); err != nil {
+			return fmt.Errorf("closedloop: %w", err)
+		}
 	}
 	if opts.Started != nil {
 		opts.Started()

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/closedloop"
+	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/node"
@@ -648,4 +649,34 @@ func TestRedeliveryOfAckedSignalsReachesNoHandler(t *testing.T) {
 	st := l.Stats()
 	assert.EqualValues(t, 11, st.Delivered)
 	assert.EqualValues(t, 10, st.AckedAgain)
+}
+
+// TestLifecycleReachesTheLoop: the condition table's changes that no
+// signal carries reach the loop's Lifecycle: a congestion raised with a
+// short expiry is seen upserted, then expired, in order; one of another
+// class (outside the filter) is not seen.
+func TestLifecycleReachesTheLoop(t *testing.T) {
+	nc := startNode(t)
+	var mu sync.Mutex
+	var got []string
+	opts := closedloop.Options{Name: "life", Filter: "an.sig.*.congestion.>",
+		Lifecycle: func(_ context.Context, c conditions.Change) {
+			mu.Lock()
+			got = append(got, string(c.Kind)+" "+c.Condition.Subject)
+			mu.Unlock()
+		}}
+	startLoop(t, nc, opts, func(context.Context, *signal.Event, closedloop.Delivery) error { return nil })
+	ev := congestion("l1", "ic-1", signal.Raised)
+	ev.ExpiryTime = time.Now().Add(time.Second).UTC()
+	publish(t, nc, ev)
+	publish(t, nc, fault("f1", "pe-1"))
+	want := []string{"upsert vpn-acme/ic-1", "expire vpn-acme/ic-1"}
+	natstest.WaitFor(t, 10*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("lifecycle seen: %v, want %v", got, want)
+		}
+		return nil
+	})
 }
