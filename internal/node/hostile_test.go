@@ -130,6 +130,32 @@ func (h *hostile) bSigned(t *testing.T, id, subj string) (string, []byte) {
 	return "an.link.op-b.op-b.congestion." + subject.Token(ev.Service()) + "." + subject.Token(ev.Resource()), ev.Encode()
 }
 
+// refused sends a signal from "from" ("local" or op-b) with send, and
+// checks that A refused it for reason with want in the detail, counted it
+// once and dead-lettered it once. It returns A's answer.
+func (h *hostile) refused(t *testing.T, from string, reason reject.Reason, want string, send func() signal.Answer) signal.Answer {
+	t.Helper()
+	dlq := h.dlq
+	if from == "local" {
+		dlq = h.dlqLocal
+	}
+	counted, dead := h.obs.rejections(from, reason), dlq.count(string(reason))
+	ans := send()
+	assert.Equal(t, signal.StatusRejected, ans.Status, "%+v", ans)
+	assert.Equal(t, string(reason), ans.Reason, "%+v", ans)
+	assert.Contains(t, ans.Error, want)
+	waitFor(t, 5*time.Second, func() error {
+		if c := h.obs.rejections(from, reason); c != counted+1 {
+			return fmt.Errorf("%s/%s counted %d times, want %d", from, reason, c, counted+1)
+		}
+		if c := dlq.count(string(reason)); c != dead+1 {
+			return fmt.Errorf("%d %s dead letters from %s, want %d", c, reason, from, dead+1)
+		}
+		return nil
+	})
+	return ans
+}
+
 // alive: A still accepts a local signal and it crosses to op-c, op-c's
 // signals still reach A's consumers, and op-b's normal signal is accepted
 // and reaches A's consumers.
@@ -197,25 +223,10 @@ func TestAttackLongNames(t *testing.T) {
 	for _, d := range doors {
 		for _, n := range names {
 			t.Run(d.name+"/"+n.name, func(t *testing.T) {
-				dlq := h.dlq
-				if d.from == "local" {
-					dlq = h.dlqLocal
-				}
-				counted, dead := h.obs.rejections(d.from, reject.BadAttribute), dlq.count(string(reject.BadAttribute))
-				ans := d.send(t, fmt.Sprintf("long-%d", h.n.Add(1)), n.subj)
-				assert.Equal(t, signal.StatusRejected, ans.Status, "%+v", ans)
-				assert.Equal(t, string(reject.BadAttribute), ans.Reason, "%+v", ans)
-				assert.Contains(t, ans.Error, n.want)
-				assert.Less(t, len(ans.Error), 400, "the refusal states the bound and the length, not the name")
-				waitFor(t, 5*time.Second, func() error {
-					if c := h.obs.rejections(d.from, reject.BadAttribute); c != counted+1 {
-						return fmt.Errorf("%s/bad-attribute counted %d times, want %d", d.from, c, counted+1)
-					}
-					if c := dlq.count(string(reject.BadAttribute)); c != dead+1 {
-						return fmt.Errorf("%d bad-attribute dead letters from %s, want %d", c, d.from, dead+1)
-					}
-					return nil
+				ans := h.refused(t, d.from, reject.BadAttribute, n.want, func() signal.Answer {
+					return d.send(t, fmt.Sprintf("long-%d", h.n.Add(1)), n.subj)
 				})
+				assert.Less(t, len(ans.Error), 400, "the refusal states the bound and the length, not the name")
 				h.alive(t)
 			})
 		}
@@ -281,30 +292,13 @@ func TestAttackInvalidUnicode(t *testing.T) {
 	for _, d := range doors {
 		for _, mu := range mutations {
 			t.Run(d.name+"/"+mu.name, func(t *testing.T) {
-				dlq := h.dlq
-				if d.from == "local" {
-					dlq = h.dlqLocal
-				}
 				origin := "op-a"
 				if d.from != "local" {
 					origin = d.from
 				}
 				ev := congestion(origin, fmt.Sprintf("utf8-%d", h.n.Add(1)))
 				mu.edit(ev)
-				counted, dead := h.obs.rejections(d.from, reject.Malformed), dlq.count(string(reject.Malformed))
-				ans := d.send(t, ev, mu.body)
-				assert.Equal(t, signal.StatusRejected, ans.Status, "%+v", ans)
-				assert.Equal(t, string(reject.Malformed), ans.Reason, "%+v", ans)
-				assert.Contains(t, ans.Error, mu.want)
-				waitFor(t, 5*time.Second, func() error {
-					if c := h.obs.rejections(d.from, reject.Malformed); c != counted+1 {
-						return fmt.Errorf("%s/malformed counted %d times, want %d", d.from, c, counted+1)
-					}
-					if c := dlq.count(string(reject.Malformed)); c != dead+1 {
-						return fmt.Errorf("%d malformed dead letters from %s, want %d", c, d.from, dead+1)
-					}
-					return nil
-				})
+				h.refused(t, d.from, reject.Malformed, mu.want, func() signal.Answer { return d.send(t, ev, mu.body) })
 				h.alive(t)
 			})
 		}
@@ -424,10 +418,10 @@ func TestAttackNotAuthorized(t *testing.T) {
 			r, err := ex.Explain(ev, tt.class, "op-b")
 			require.NoError(t, err)
 			require.NotNil(t, r.Import)
-			counted, dead := h.obs.rejections("op-b", reject.NotAuthorized), h.dlq.count(string(reject.NotAuthorized))
-			ans := h.sendLink(t, atkLinkSubject("op-b", ev, tt.class), ev.Encode())
 			assert.Equal(t, tt.ok, r.Import.Accept, "explain: %+v", r.Import)
+			send := func() signal.Answer { return h.sendLink(t, atkLinkSubject("op-b", ev, tt.class), ev.Encode()) }
 			if tt.ok {
+				ans := send()
 				assert.True(t, ans.OK(), "%+v", ans)
 				waitFor(t, 10*time.Second, func() error {
 					if h.fromB.count(id) == 0 {
@@ -438,19 +432,9 @@ func TestAttackNotAuthorized(t *testing.T) {
 				assert.Contains(t, r.Import.Rule, "may_originate lets op-b originate congestion on vpn-acme")
 				return
 			}
-			assert.Equal(t, string(reject.NotAuthorized), ans.Reason, "%+v", ans)
-			assert.Contains(t, ans.Error, "op-b may not originate "+tt.class)
+			ans := h.refused(t, "op-b", reject.NotAuthorized, "op-b may not originate "+tt.class, send)
 			assert.Equal(t, string(reject.NotAuthorized), r.Import.Reason, "explain agrees with the node")
 			assert.Equal(t, ans.Error, r.Import.Rule, "explain runs the same check")
-			waitFor(t, 5*time.Second, func() error {
-				if c := h.obs.rejections("op-b", reject.NotAuthorized); c != counted+1 {
-					return fmt.Errorf("op-b/not-authorized counted %d times, want %d", c, counted+1)
-				}
-				if c := h.dlq.count(string(reject.NotAuthorized)); c != dead+1 {
-					return fmt.Errorf("%d not-authorized dead letters from op-b, want %d", c, dead+1)
-				}
-				return nil
-			})
 			assert.Zero(t, h.fromB.count(id), "nothing reached A's consumers")
 		})
 	}
