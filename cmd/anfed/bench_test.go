@@ -29,7 +29,7 @@ func TestBenchQuickReportsEveryRow(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(stdout), &rep), stdout)
 	want := []string{bench.RowRawNATS, bench.RowLink, bench.RowSigned, bench.Paced(bench.RowSigned, bench.Quick.Rate),
 		bench.RowCross, bench.RowPaced(bench.Quick.Rate), bench.RowPaced(bench.ModestRate), bench.RowLossy,
-		bench.RowSignVerify, bench.RowRawJS, bench.RowIntake, bench.RowWebhook}
+		bench.RowRawSourcing, bench.RowRawSourcingSigned, bench.RowSignVerify, bench.RowRawJS, bench.RowIntake, bench.RowWebhook}
 	require.Equal(t, want, bench.Rows(bench.Quick.Rate))
 	var got []string
 	for _, r := range rep.Rows {
@@ -55,7 +55,7 @@ func TestBenchQuickReportsEveryRow(t *testing.T) {
 	for _, n := range []string{bench.RowLink, bench.RowSigned, bench.Paced(bench.RowSigned, bench.Quick.Rate)} {
 		assert.Contains(t, rep.Row(n).What, "not a mode", "a layer says it is not a mode")
 	}
-	assert.Equal(t, bench.RowRawNATS, rep.Row(bench.RowCross).Ceiling)
+	assert.Equal(t, bench.RowRawSourcingSigned, rep.Row(bench.RowCross).Ceiling, "the durable path's honest ceiling")
 	assert.Positive(t, rep.Row(bench.RowCross).Ratio)
 	assert.Equal(t, bench.RowRawJS, rep.Row(bench.RowIntake).Ceiling)
 	assert.Positive(t, rep.Row(bench.RowIntake).Ratio)
@@ -65,8 +65,8 @@ func TestBenchQuickReportsEveryRow(t *testing.T) {
 	require.Greater(t, len(b), 2)
 	assert.Equal(t, []byte{0x1f, 0x8b}, b[:2], "a pprof profile (gzip)")
 
-	require.Len(t, rep.Targets, 9)
-	for _, tg := range rep.Targets[:7] {
+	require.Len(t, rep.Targets, 12)
+	for _, tg := range rep.Targets[:10] {
 		assert.True(t, tg.Measure, tg.Name)
 		assert.Positive(t, tg.Measured, tg.Name)
 	}
@@ -75,7 +75,11 @@ func TestBenchQuickReportsEveryRow(t *testing.T) {
 	assert.Contains(t, rep.Targets[3].Name, bench.RowSigned)
 	assert.Contains(t, rep.Targets[4].Name, bench.RowCross)
 	assert.Contains(t, rep.Targets[5].Note, "anfed-", "names the row it took")
-	for _, tg := range rep.Targets[7:] {
+	for i, n := range []string{"vs " + bench.RowRawSourcingSigned, "CPU per signal", "allocations per signal"} {
+		assert.Contains(t, rep.Targets[7+i].Name, n)
+		assert.Contains(t, rep.Targets[7+i].Name, "sync always", "the ceiling's ratios name their sync")
+	}
+	for _, tg := range rep.Targets[10:] {
 		assert.False(t, tg.Measure, "%s needs --scale", tg.Name)
 	}
 

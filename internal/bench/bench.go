@@ -52,7 +52,7 @@ func Rows(rate int) []string {
 	if rate != ModestRate {
 		rows = append(rows, RowPaced(ModestRate))
 	}
-	return append(rows, RowLossy, RowSignVerify, RowRawJS, RowIntake, RowWebhook)
+	return append(rows, RowLossy, RowRawSourcing, RowRawSourcingSigned, RowSignVerify, RowRawJS, RowIntake, RowWebhook)
 }
 
 // Options configure a run.
@@ -329,6 +329,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return rep, err
 	}
+	// 4c. The durable path's ceiling: JetStream sourcing across the
+	// leaf link by hand, unsigned and signed (ceiling.go).
+	if err := runCeiling(ctx, e, tpl, &o, sat, say, add); err != nil {
+		return rep, err
+	}
 	// 5. The durable path: raw JetStream, then intake, on one node.
 	say("starting anfed node op-a alone (durable path)")
 	n, err := e.startSolo(ctx)
@@ -373,7 +378,7 @@ func (r *Report) order(rate int) {
 	}
 	ratio(RowLink, RowRawNATS)
 	ratio(RowSigned, RowSignVerify)
-	ratio(RowCross, RowRawNATS)
+	ratio(RowCross, RowRawSourcingSigned)
 	ratio(RowLossy, RowRawNATS)
 	ratio(RowIntake, RowRawJS)
 }
@@ -427,6 +432,7 @@ func targets(r *Report, o Options) []Target {
 	}
 	v = ratio(RowCross, RowWebhook)
 	add("durable path (anfed-cross) vs webhook baseline", "≥ 10", "×", v, v >= 10, "")
+	ts = append(ts, ceilingTargets(r, o)...)
 	peers := Target{Name: "per-signal CPU with peers it is not exported to (max peers / 1 peer)", Want: "≤ 1.20 (flat)", Unit: "ratio", Note: "--scale"}
 	conds := Target{Name: "memory per active condition (largest table)", Want: "≤ 512", Unit: "bytes", Note: "--scale"}
 	if sc := r.Scale; sc != nil {

@@ -229,14 +229,25 @@ type bare struct {
 	sec  natsconf.Secrets
 }
 
-func startBare(cfg *config.Config) (*bare, error) {
+func startBare(cfg *config.Config) (*bare, error) { return startBareWith(cfg, nil, nil) }
+
+// startBareWith is startBare with the derived configuration's text and then
+// its parsed options changed first (nil: unchanged).
+func startBareWith(cfg *config.Config, conf func(string) string, tweak func(*server.Options)) (*bare, error) {
 	sec, err := natsconf.NewSecrets(cfg)
 	if err != nil {
 		return nil, err
 	}
+	text := natsconf.Generate(cfg, sec)
+	if conf != nil {
+		text = conf(text)
+	}
 	opts := &server.Options{}
-	if err := opts.ProcessConfigString(natsconf.Generate(cfg, sec)); err != nil {
+	if err := opts.ProcessConfigString(text); err != nil {
 		return nil, fmt.Errorf("derived NATS configuration: %w", err)
+	}
+	if tweak != nil {
+		tweak(opts)
 	}
 	opts.NoSigs = true
 	opts.DontListen = true
@@ -279,13 +290,18 @@ type barePair struct {
 }
 
 func (e *env) startBarePair(ctx context.Context) (*barePair, error) {
+	return e.startBarePairWith(ctx, startBare)
+}
+
+// startBarePairWith is startBarePair with each server started by start.
+func (e *env) startBarePairWith(ctx context.Context, start func(*config.Config) (*bare, error)) (*barePair, error) {
 	ca, cb := e.pairConfigs(0)
-	a, err := startBare(ca)
+	a, err := start(ca)
 	if err != nil {
 		return nil, err
 	}
 	cb.Peers[0].Dial.URL = a.leafURL()
-	b, err := startBare(cb)
+	b, err := start(cb)
 	if err != nil {
 		a.stop()
 		return nil, err

@@ -1,0 +1,67 @@
+package bench
+
+import (
+	"context"
+	"testing"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The durable ceiling's rows carry every signal from op-a's stream across
+// the real leaf link into op-b's stream and to its subscriber, and a
+// signature that does not verify at op-b fails the signed row instead of
+// giving it a number.
+func TestCeilingRows(t *testing.T) {
+	ctx := context.Background()
+	e, err := newEnv("2m", zerolog.Nop())
+	require.NoError(t, err)
+	t.Cleanup(e.close)
+	tpl, err := newTemplate(1024)
+	require.NoError(t, err)
+	bp, err := e.startSourcingPair(ctx)
+	require.NoError(t, err)
+	defer bp.stop()
+	keys, err := newSourcingKeys()
+	require.NoError(t, err)
+	sp := spec{count: 300, window: 64}
+
+	r, err := rawSourcing(ctx, bp, tpl, RowRawSourcing, nil, sp)
+	require.NoError(t, err)
+	assert.Equal(t, 300, r.Signals)
+	assert.Positive(t, r.PerSec)
+	assert.Positive(t, r.CPUPerSignal)
+	r, err = rawSourcing(ctx, bp, tpl, RowRawSourcingSigned, &keys, sp)
+	require.NoError(t, err)
+	assert.Equal(t, 300, r.Signals)
+	assert.Positive(t, r.PerSec)
+
+	t.Run("bad signature", func(t *testing.T) {
+		other, err := newSourcingKeys()
+		require.NoError(t, err)
+		wrong := sourcingKeys{priv: keys.priv, pub: other.pub} // op-b pins another key
+		_, err = rawSourcing(ctx, bp, tpl, RowRawSourcingSigned, &wrong, sp)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "op-b: bad signature")
+	})
+}
+
+// The ceiling's targets divide anfed-cross by raw-sourcing-signed of the
+// same report.
+func TestCeilingTargets(t *testing.T) {
+	rep := &Report{Rows: []Row{
+		{Name: RowCross, PerSec: 1600, CPUPerSignal: 600, AllocsPerSignal: 480},
+		{Name: RowRawSourcingSigned, PerSec: 2000, CPUPerSignal: 300, AllocsPerSignal: 60},
+	}}
+	ts := ceilingTargets(rep, Options{Sync: "always"})
+	require.Len(t, ts, 3)
+	assert.InDelta(t, 0.8, ts[0].Measured, 1e-9)
+	assert.True(t, ts[0].Met)
+	assert.InDelta(t, 2.0, ts[1].Measured, 1e-9)
+	assert.False(t, ts[1].Met)
+	assert.InDelta(t, 480, ts[2].Measured, 1e-9)
+	assert.False(t, ts[2].Met)
+	assert.Contains(t, ts[0].Name, "sync always")
+	assert.Empty(t, ceilingTargets(&Report{Rows: rep.Rows[:1]}, Options{}), "no ceiling row, no target")
+}
