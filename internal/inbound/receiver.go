@@ -526,6 +526,11 @@ func (r *Receiver) settle(j job) job {
 	}
 	refresh := j.m.Header.Get(link.HeaderRefresh) != ""
 	t := r.conds.Load()
+	if refresh && t != nil && j.m.Header.Get(link.HeaderRefreshKeep) != "" {
+		t.Touch(r.peer, class, ev) // kept; its signal comes in order
+		j.ans = signal.Answer{Status: signal.StatusDuplicate, Subject: subj}
+		return j
+	}
 	if refresh && t != nil {
 		// A re-statement (refresh): what the table holds as it is needs
 		// no store write; what it does not hold goes the usual way, past

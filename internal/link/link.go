@@ -58,6 +58,11 @@ func Retryable(reason string) bool {
 // not hold it already.
 const HeaderRefresh = "Anfed-Refresh"
 
+// HeaderRefreshKeep, on a refresh's signal, says that the signal is still
+// on its way to the receiver in order: it only keeps the condition the
+// receiver holds from the End-of-RIB's sweep, and is never stored.
+const HeaderRefreshKeep = "Anfed-Refresh-Keep"
+
 // SessionSubject is where from's node sends its session messages
 // (internal/session) to its peer; like the probe's, it lies inside the
 // narrowest permission a peer has on the link.

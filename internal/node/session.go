@@ -244,7 +244,7 @@ func (n *Node) refreshOnce(ctx context.Context, ps *peerSession, snd *outbound.S
 		n.log.Warn().Err(err).Str("peer", ps.peer).Msg("session: refresh to the peer not completed")
 		return
 	}
-	n.log.Info().Str("peer", ps.peer).Int("read", st.Read).Int("sent", st.Sent).Int("resent", st.Resent).
+	n.log.Info().Str("peer", ps.peer).Int("read", st.Read).Int("sent", st.Sent).Int("kept", st.Kept).Int("resent", st.Resent).
 		Stringer("took", st.Took).Msg("session: refresh sent, End-of-RIB")
 }
 

@@ -57,9 +57,9 @@ func TestRefreshScale(t *testing.T) {
 				})
 				took := time.Since(t0)
 				s := l.na.Session("op-b")
-				t.Logf("n=%d: published in %s, held at op-b after %s; refresh to End-of-RIB %s (op-a: read %d, sent %d, resent %d, its refresh %s); op-b holds %d, withdrew %d",
+				t.Logf("n=%d: published in %s, held at op-b after %s; refresh to End-of-RIB %s (op-a: read %d, sent %d of which kept-only %d, resent %d, its refresh %s); op-b holds %d, withdrew %d",
 					n, pub.Round(time.Millisecond), crossed.Round(time.Millisecond), took.Round(time.Millisecond),
-					s.LastRefresh.Read, s.LastRefresh.Sent, s.LastRefresh.Resent, s.LastRefresh.Took.Round(time.Millisecond),
+					s.LastRefresh.Read, s.LastRefresh.Sent, s.LastRefresh.Kept, s.LastRefresh.Resent, s.LastRefresh.Took.Round(time.Millisecond),
 					l.nb.Table().Len("op-a"), l.nb.Session("op-a").Swept)
 				require.Equal(t, n, l.nb.Table().Len("op-a"))
 			}

@@ -406,3 +406,50 @@ func TestKeyChangeRefusedThenPinned(t *testing.T) {
 		return nil
 	})
 }
+
+// TestImportLoosenedRevealsAtRefresh: op-b imports only congestion from
+// op-a, so op-a's fault pe-1 is refused (not-imported). op-b loosens its
+// import policy to faults and restarts: the session's refresh brings pe-1,
+// active at op-a all along (before sessions op-b never learned it). This
+// asks the peer (refresh), it is not soft reconfiguration from a kept
+// Adj-RIB-In.
+func TestImportLoosenedRevealsAtRefresh(t *testing.T) {
+	b := baseConfig(t, "op-b")
+	b.NATS.LeafNodes = &config.Listener{Listen: natstest.FreeAddr(t)}
+	b.Peers = []config.Peer{{
+		ID: "op-a", Accept: &config.Accept{User: "op-a", Password: "secret-a-123"},
+		Import:     config.ImportPolicy{Classes: []string{"congestion"}},
+		SigningKey: pub(t, "op-a"),
+	}}
+	nb := startNode(t, b)
+	a := baseConfig(t, "op-a")
+	a.Peers = []config.Peer{{
+		ID: "op-b", Dial: &config.Dial{URL: nb.LeafURL(), User: "op-a", Password: "secret-a-123"},
+		Export:     config.ExportPolicy{Classes: []string{"fault", "congestion"}, Services: []string{"*"}},
+		SigningKey: pub(t, "op-b"),
+	}}
+	na := startNode(t, a)
+	pa, err := na.Connect()
+	require.NoError(t, err)
+	defer pa.Close()
+	ev := faultEvent("op-a", "f1")
+	ev.Subject = "vpn-acme/pe-1"
+	require.True(t, publish(t, pa, ev).OK())
+	c := congestion("op-a", "c1")
+	require.True(t, publish(t, pa, c).OK())
+	waitFor(t, 15*time.Second, func() error {
+		if n := nb.Table().Len("op-a"); n != 1 {
+			return fmt.Errorf("op-b holds %d, want the congestion only", n)
+		}
+		return nil
+	})
+	nb.Stop()
+	b.Peers[0].Import.Classes = []string{"congestion", "fault"}
+	nb = startNode(t, b)
+	waitFor(t, 20*time.Second, func() error {
+		if got := nb.Conditions(conditions.Filter{Peer: "op-a", Class: "fault"}); len(got) != 1 || got[0].ID != "f1" {
+			return fmt.Errorf("op-b holds faults %+v", got)
+		}
+		return nil
+	})
+}

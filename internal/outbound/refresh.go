@@ -21,9 +21,11 @@ import (
 type RefreshStats struct {
 	// Read: the conditions' latest signals read from the store; Sent:
 	// those re-stated to the peer (active, passed by the export policy);
-	// Resent: sends again after a "not now" answer or silence.
-	Read, Sent, Resent int
-	Took               time.Duration
+	// Resent: sends again after a "not now" answer or silence; Kept:
+	// those sent only to keep the peer's condition (their latest signal
+	// was still on its way through the durable export).
+	Read, Sent, Resent, Kept int
+	Took                     time.Duration
 }
 
 // refreshTimeout is how long a refresh waits for an answer before it
@@ -40,10 +42,12 @@ const refreshTimeout = 5 * time.Second
 // signals carry link.HeaderRefresh and no sequence: they make no
 // ordering claim, and the peer stores only what it does not hold.
 //
-// It re-states only what the durable export already decided (up to the
-// export consumer's acknowledgement floor when the refresh starts): what
-// lies beyond is on its way, in order, and a re-statement sent around it
-// could reach the peer before an older signal of its source. End-of-RIB
+// A condition whose latest signal lies beyond the export consumer's
+// acknowledgement floor when the refresh starts is on its way through the
+// durable export, in order: a re-statement sent around it could reach the
+// peer before an older signal of its source, so it goes with
+// link.HeaderRefreshKeep, which only keeps the peer's condition from the
+// End-of-RIB's sweep and is never stored. End-of-RIB
 // goes once the export decided everything stored when the refresh began
 // (up to wait; then it goes anyway), so the peer's table holds the
 // conditions changed meanwhile before it withdraws what was not stated.
@@ -144,9 +148,10 @@ func (s *Sender) Refresh(ctx context.Context, js jetstream.JetStream, id string,
 				return
 			}
 			last = max(last, meta.Sequence.Stream)
-			if meta.Sequence.Stream > floor {
-				return // on its way through the durable export
-			}
+			// Beyond the floor: on its way through the durable export (or
+			// decided with its acknowledgement not yet counted). Sent to
+			// keep the peer's condition, never to be stored from here.
+			keep := meta.Sequence.Stream > floor
 			seen[m.Subject()] = true
 			k, err := subject.ParseSignal(m.Subject())
 			if err != nil {
@@ -166,6 +171,10 @@ func (s *Sender) Refresh(ctx context.Context, js jetstream.JetStream, id string,
 			n++
 			out.Reply = replyPrefix + "." + strconv.Itoa(n)
 			out.Header.Set(link.HeaderRefresh, id)
+			if keep {
+				out.Header.Set(link.HeaderRefreshKeep, "1")
+				st.Kept++
+			}
 			out.Header.Set(link.HeaderSent, strconv.FormatInt(time.Now().UnixNano(), 10))
 			mu.Lock()
 			pending[out.Reply] = out
