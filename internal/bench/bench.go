@@ -3,7 +3,9 @@
 // leaf topology, anfed's layers over that same link (validated, then
 // signed: measurements of what each layer costs, not modes a node has —
 // see layers.go), anfed's cross-operator path as it is (validated, signed,
-// durable), the ed25519 sign+verify ceiling on the same signals, anfed's
+// durable) and its ceiling (a JetStream stream sourced by hand across the
+// same link, with and without an ed25519 signature: ceiling.go), the
+// ed25519 sign+verify ceiling on the same signals, anfed's
 // intake against raw JetStream async publish with the same sync policy, and
 // an HTTP webhook delivery of the same signals (the telecom status quo).
 // Each row reports throughput, latency p50/p99/p99.9, CPU time and

@@ -171,11 +171,7 @@ func BenchmarkValidateTemplate(b *testing.B) {
 // fails the row instead of giving it a number.
 func TestLayerRows(t *testing.T) {
 	ctx := context.Background()
-	e, err := newEnv("2m", zerolog.Nop())
-	require.NoError(t, err)
-	t.Cleanup(e.close)
-	tpl, err := newTemplate(1024)
-	require.NoError(t, err)
+	e, tpl := testEnv(t)
 	bp, err := e.startBarePair(ctx)
 	require.NoError(t, err)
 	defer bp.stop()

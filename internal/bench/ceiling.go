@@ -118,15 +118,11 @@ func rawSourcing(ctx context.Context, bp *barePair, tpl *template, name string, 
 	if keys != nil {
 		r.What = "raw-sourcing plus an ed25519 signature of each signal at op-a (crypto/ed25519, header) verified at op-b before it counts"
 	}
-	pc, err := bp.a.connect(natsconf.PeerAccount("op-b"))
+	pc, sc, err := bp.linkConns()
 	if err != nil {
 		return *r, err
 	}
 	defer pc.Close()
-	sc, err := bp.b.connect(natsconf.PeerAccount("op-a"))
-	if err != nil {
-		return *r, err
-	}
 	defer sc.Close()
 	s := &sink{}
 	jsa, err := jetstream.New(pc, jetstream.WithPublishAsyncMaxPending(4*max(sp.window, 1024)),
@@ -179,10 +175,7 @@ func rawSourcing(ctx context.Context, bp *barePair, tpl *template, name string, 
 			return *r, err
 		}
 	}
-	subjects := make([]string, Resources)
-	for i := range subjects {
-		subjects[i] = fmt.Sprintf("%s.r%0*d", in, resDigits, i)
-	}
+	subjects := resourceSubjects(in)
 	f, snap, err := measure(ctx, s, sp, func() error {
 		// The publisher keeps the message until op-a's store acknowledges
 		// it: a buffer of its own for each.

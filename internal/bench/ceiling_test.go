@@ -15,11 +15,7 @@ import (
 // giving it a number.
 func TestCeilingRows(t *testing.T) {
 	ctx := context.Background()
-	e, err := newEnv("2m", zerolog.Nop())
-	require.NoError(t, err)
-	t.Cleanup(e.close)
-	tpl, err := newTemplate(1024)
-	require.NoError(t, err)
+	e, tpl := testEnv(t)
 	bp, err := e.startSourcingPair(ctx)
 	require.NoError(t, err)
 	defer bp.stop()
@@ -45,6 +41,18 @@ func TestCeilingRows(t *testing.T) {
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "op-b: bad signature")
 	})
+}
+
+// testEnv is an env with sync 2m (removed at cleanup) and the 1 KB
+// template.
+func testEnv(t *testing.T) (*env, *template) {
+	t.Helper()
+	e, err := newEnv("2m", zerolog.Nop())
+	require.NoError(t, err)
+	t.Cleanup(e.close)
+	tpl, err := newTemplate(1024)
+	require.NoError(t, err)
+	return e, tpl
 }
 
 // The ceiling's targets divide anfed-cross by raw-sourcing-signed of the

@@ -19,7 +19,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/anfed/anfed/internal/natsconf"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/origin"
 	"github.com/anfed/anfed/internal/signal"
@@ -164,15 +163,11 @@ func finish(s *sink, r *Row, f *flow, snap snapshot, err error) (Row, error) {
 // with nothing of anfed in between.
 func rawNATS(ctx context.Context, bp *barePair, tpl *template, sp spec) (Row, error) {
 	r := &Row{Name: RowRawNATS, What: "core NATS pub/sub across the leaf link (natsconf's accounts and permissions), no anfed", Latency: "publish→arrival"}
-	pc, err := bp.a.connect(natsconf.PeerAccount("op-b"))
+	pc, sc, err := bp.linkConns()
 	if err != nil {
 		return *r, err
 	}
 	defer pc.Close()
-	sc, err := bp.b.connect(natsconf.PeerAccount("op-a"))
-	if err != nil {
-		return *r, err
-	}
 	defer sc.Close()
 	s := &sink{}
 	sub, err := sc.Subscribe(subject.LinkFrom("op-a"), func(m *nats.Msg) { s.arrive(sentAt(m.Data)) })
@@ -320,10 +315,7 @@ func rawJetStream(ctx context.Context, n *node.Node, tpl *template, sp spec) (Ro
 			}
 		}
 	}()
-	subjects := make([]string, Resources)
-	for i := range subjects {
-		subjects[i] = fmt.Sprintf("bench.%s.r%0*d", name, resDigits, i)
-	}
+	subjects := resourceSubjects("bench." + name)
 	f, snap, err := measure(ctx, s, sp, func() error {
 		// The future keeps the message until it is acknowledged: a
 		// buffer of its own for each.

@@ -110,6 +110,16 @@ func padData(data json.RawMessage, pad int) json.RawMessage {
 	return append(head, ']', '}')
 }
 
+// resourceSubjects are prefix.r<resource>, one per resource: where the
+// stream rows publish a signal about that resource.
+func resourceSubjects(prefix string) []string {
+	subjects := make([]string, Resources)
+	for i := range subjects {
+		subjects[i] = fmt.Sprintf("%s.r%0*d", prefix, resDigits, i)
+	}
+	return subjects
+}
+
 // putDigits writes v in decimal, zero-padded, into b (len(b) digits).
 func putDigits(b []byte, v uint64) {
 	for i := len(b) - 1; i >= 0; i-- {

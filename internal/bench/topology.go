@@ -314,6 +314,20 @@ func (e *env) startBarePairWith(ctx context.Context, start func(*config.Config) 
 	return p, nil
 }
 
+// linkConns connects to the accounts bound to the link: op-a's for op-b
+// (where op-a publishes towards op-b) and op-b's for op-a (where it
+// arrives).
+func (p *barePair) linkConns() (pc, sc *nats.Conn, err error) {
+	if pc, err = p.a.connect(natsconf.PeerAccount("op-b")); err != nil {
+		return nil, nil, err
+	}
+	if sc, err = p.b.connect(natsconf.PeerAccount("op-a")); err != nil {
+		pc.Close()
+		return nil, nil, err
+	}
+	return pc, sc, nil
+}
+
 func (p *barePair) stop() {
 	p.b.stop()
 	p.a.stop()
