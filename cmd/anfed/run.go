@@ -198,6 +198,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("serve", stderr)
 	file := fs.String("config", "", "the node's policy file (YAML)")
+	stopTimeout := fs.Duration("stop-timeout", node.DefaultStopTimeout, "on SIGTERM, drain for at most this long, then give the rest up and exit 1")
 	lf := addLogFlags(fs, "info")
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
@@ -255,16 +256,43 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			br.Start()
 		}
 	}
-	<-ctx.Done()
-	log.Info().Msg("stopping: draining intake and links")
-	if hs != nil {
-		hs.Stop()
+	code := exitOK
+	select {
+	case <-ctx.Done():
+	case <-n.Failed():
+		log.Error().Err(n.Err()).Msg("stopping: the node failed")
+		code = exitFail
 	}
-	if br != nil {
-		br.Stop()
+	return stopServe(n, hs, br, *stopTimeout, log, code)
+}
+
+// stopServe stops what serve started, within bound: past it, it logs what
+// it abandoned and returns exitFail, whatever state the store is in.
+func stopServe(n *node.Node, hs *httpapi.Server, br *bridge.Bridges, bound time.Duration, log zerolog.Logger, code int) int {
+	log.Info().Dur("bound", bound).Msg("stopping: draining intake and links")
+	ctx, cancel := context.WithTimeoutCause(context.Background(), bound, fmt.Errorf("--stop-timeout %v passed", bound))
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		if hs != nil {
+			hs.Stop()
+		}
+		if br != nil {
+			br.Stop()
+		}
+		done <- n.Shutdown(ctx)
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("stop abandoned while stopping the HTTP server and bridges (%w)", context.Cause(ctx))
 	}
-	n.Stop()
-	return exitOK
+	if err != nil {
+		log.Error().Err(err).Msg("exiting without a clean stop")
+		return exitFail
+	}
+	return code
 }
 
 func runVersion(stdout io.Writer) int {

@@ -163,6 +163,10 @@ func (in *Intake) Close() {
 	close(in.pend)
 }
 
+// Unanswered is about how many signals intake holds without an answer
+// yet: queued for the store or waiting for its acknowledgement.
+func (in *Intake) Unanswered() int { return len(in.ordered) + len(in.pend) }
+
 // Handle processes one message; it is a nats.MsgHandler.
 func (in *Intake) Handle(m *nats.Msg) {
 	in.closing.RLock()

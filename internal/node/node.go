@@ -102,11 +102,16 @@ type Node struct {
 	wg        sync.WaitGroup
 
 	stopping atomic.Bool
+	stopMu   sync.Mutex
+	stopStep atomic.Value // string: what Stop is doing
+	health   connHealth
 }
 
 // New returns a node for cfg; Start runs it.
 func New(cfg *config.Config, opts ...Option) *Node {
-	n := &Node{cfg: cfg, log: zerolog.Nop(), peers: map[string]*nats.Conn{}, senders: map[string]*outbound.Sender{}, lossy: map[string]*outbound.LossySender{}, byPeer: map[string]*inbound.Receiver{}, sessions: map[string]*peerSession{}}
+	n := &Node{cfg: cfg, log: zerolog.Nop(), peers: map[string]*nats.Conn{}, senders: map[string]*outbound.Sender{}, lossy: map[string]*outbound.LossySender{}, byPeer: map[string]*inbound.Receiver{}, sessions: map[string]*peerSession{},
+		health: connHealth{failed: make(chan struct{})}}
+	n.stopStep.Store("starting the stop")
 	for _, o := range opts {
 		o(n)
 	}
@@ -156,13 +161,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	// Each heavy flow gets its own in-process connection: one
 	// connection's lock and pipe shared by intake, the store, the export
 	// consumers and the condition table would serialise them all.
-	if n.ops, err = n.connect(natsconf.OpsAccount, nats.Name("anfed-node-ops")); err != nil {
+	if n.ops, err = n.connectOwn(natsconf.OpsAccount, "anfed-node-ops"); err != nil {
 		return err
 	}
-	if n.storeConn, err = n.connect(natsconf.OpsAccount, nats.Name("anfed-node-store")); err != nil {
+	if n.storeConn, err = n.connectOwn(natsconf.OpsAccount, "anfed-node-store"); err != nil {
 		return err
 	}
-	if n.condConn, err = n.connect(natsconf.OpsAccount, nats.Name("anfed-node-conditions")); err != nil {
+	if n.condConn, err = n.connectOwn(natsconf.OpsAccount, "anfed-node-conditions"); err != nil {
 		return err
 	}
 	if n.external() {
@@ -329,6 +334,9 @@ func (n *Node) connect(account string, opts ...nats.Option) (*nats.Conn, error) 
 		nats.InProcessServer(n.srv),
 		nats.Nkey(n.sec.Public(account), n.sec[account].Sign),
 		nats.MaxReconnects(-1),
+		// The server is in this process: when it drops a connection
+		// (a kick), it takes it back at once.
+		nats.ReconnectWait(50 * time.Millisecond),
 	}, opts...)
 	nc, err := nats.Connect("", opts...)
 	if err != nil {
@@ -393,7 +401,7 @@ func (n *Node) subscribe(nc *nats.Conn, subj string, h nats.MsgHandler) error {
 
 func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 	acc := natsconf.PeerAccount(p.ID)
-	nc, err := n.connect(acc, nats.Name("anfed-node-"+p.ID), nats.CustomInboxPrefix(natsconf.AckPrefix(n.ID())))
+	nc, err := n.connectOwn(acc, "anfed-node-"+p.ID, nats.CustomInboxPrefix(natsconf.AckPrefix(n.ID())))
 	if err != nil {
 		return err
 	}
@@ -414,7 +422,7 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 		return err
 	}
 	// The export reads and acknowledges on a connection of its own.
-	xc, err := n.connect(natsconf.OpsAccount, nats.Name("anfed-node-export-"+p.ID))
+	xc, err := n.connectOwn(natsconf.OpsAccount, "anfed-node-export-"+p.ID)
 	if err != nil {
 		return err
 	}
@@ -538,10 +546,35 @@ func (n *Node) Backlog(ctx context.Context, peer string) (uint64, error) {
 	return outbound.Backlog(ctx, n.store.JetStream(), peer)
 }
 
+// DefaultStopTimeout is how long `anfed serve` lets Shutdown drain the
+// node after SIGTERM before it gives the rest up and exits.
+const DefaultStopTimeout = 15 * time.Second
+
+// Shutdown is Stop, bounded by ctx: when ctx ends first it returns an
+// error saying which step was left unfinished and what it abandoned (the
+// stop goes on in the background; the caller is expected to exit).
+func (n *Node) Shutdown(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.Stop()
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stop abandoned while %s (%w)", n.stopStep.Load().(string), context.Cause(ctx))
+	}
+}
+
 // Stop drains intake and links, stops exports, and shuts the server down.
-// It is safe to call more than once.
+// It is safe to call more than once; a second call waits for the first.
 func (n *Node) Stop() {
+	n.stopMu.Lock()
+	defer n.stopMu.Unlock()
 	n.stopping.Store(true)
+	step := func(s string) { n.stopStep.Store(s) }
+	step("draining intake's and the links' subscriptions (messages they hold go unanswered; senders retry them)")
 	for _, s := range n.subs {
 		_ = s.Drain()
 	}
@@ -549,20 +582,24 @@ func (n *Node) Stop() {
 		waitDrained(s)
 	}
 	n.subs = nil
+	step("closing the links (what they handed to the store waits for its answer)")
 	for _, r := range n.receivers {
 		r.Close() // answers what the links handed over
 	}
 	n.receivers = nil // byPeer stays: the API may still read their counts
 	if n.intake != nil {
+		step(fmt.Sprintf("waiting for the store to answer intake's last signals (%d unanswered: producers retry them with the same id)", n.intake.Unanswered()))
 		// Every signal intake took is answered before the server stops.
 		n.intake.Close()
 		<-n.intakeDone
 		n.intake = nil
 	}
+	step("stopping the exports")
 	if n.cancel != nil {
 		n.cancel()
 	}
 	n.wg.Wait()
+	step("closing the node's connections")
 	for id, nc := range n.peers {
 		nc.Close()
 		delete(n.peers, id)
@@ -579,6 +616,7 @@ func (n *Node) Stop() {
 		n.log.Info().Msg("node stopped")
 	}
 	if n.srv != nil {
+		step("shutting the NATS server down (JetStream writes its state to disk)")
 		n.srv.Shutdown()
 		n.srv.WaitForShutdown()
 		n.srv = nil
@@ -586,6 +624,7 @@ func (n *Node) Stop() {
 	}
 	n.lock.Release()
 	n.lock = nil
+	step("stopped")
 }
 
 // StoreMeanSize is the mean size of a stored signal in bytes: what a

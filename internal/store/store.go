@@ -32,6 +32,11 @@ const (
 // unacknowledged, before it fails.
 const StallWait = 5 * time.Second
 
+// AckTimeout bounds the wait for JetStream's answer to a write. Without
+// it, a write whose answer never comes (its connection closed, JetStream
+// shut down under it) would hold intake's answers behind it for ever.
+const AckTimeout = 10 * time.Second
+
 // Limits bound the signal stream. At a bound the oldest signals are
 // discarded (JetStream DiscardOld): the node keeps accepting new signals.
 type Limits struct {
@@ -81,7 +86,7 @@ type Store struct {
 // Open creates or updates the streams and returns a Store writing through nc
 // (a connection to the operations account).
 func Open(ctx context.Context, nc *nats.Conn, lim Limits) (*Store, error) {
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(AckTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
