@@ -74,7 +74,7 @@ func (t *tmf642) openHub(ctx context.Context) error {
 		return fmt.Errorf("bridges.tmf642 hub: %w", err)
 	}
 	t.js = js
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: HubBucket, Description: "anfed TMF642 hub registrations", Storage: jetstream.FileStorage})
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: HubBucket, Description: "anfed TMF642 hub registrations", Storage: jetstream.FileStorage, MaxBytes: store.KVMaxBytes})
 	if err != nil {
 		return fmt.Errorf("bridges.tmf642 hub: key-value bucket %s: %w", HubBucket, err)
 	}

@@ -21,9 +21,13 @@ import (
 )
 
 const (
-	defaultClientListen    = "127.0.0.1:4222"
-	defaultMaxAge          = Duration(72 * time.Hour)
-	defaultMaxBytes        = ByteSize(1 << 30)
+	defaultClientListen = "127.0.0.1:4222"
+	defaultMaxAge       = Duration(72 * time.Hour)
+	defaultMaxBytes     = ByteSize(1 << 30)
+	// MinStorageBytes is the smallest storage.max_bytes: the dead
+	// letters' and held signals' eighths must each hold the largest signal
+	// (64 KiB) with room to spare.
+	MinStorageBytes        = ByteSize(1 << 20)
 	defaultDuplicateWindow = Duration(2 * time.Minute)
 	// defaultDeadLettersPerReason is store.DefaultDeadLettersPerReason.
 	defaultDeadLettersPerReason = 100
@@ -399,6 +403,10 @@ func (c *checker) storage(s Storage, external bool) {
 	}
 	positive("storage.max_age", int64(s.MaxAge), defaultMaxAge)
 	positive("storage.max_bytes", int64(s.MaxBytes), defaultMaxBytes)
+	if s.MaxBytes > 0 && s.MaxBytes < MinStorageBytes {
+		c.add("storage.max_bytes", fmt.Sprintf("at least %s: signals, dead letters, held signals and the node's own state share it (docs/reliability.md)", MinStorageBytes),
+			"%s is less than the minimum, %s", s.MaxBytes, MinStorageBytes)
+	}
 	positive("storage.duplicate_window", int64(s.DuplicateWindow), defaultDuplicateWindow)
 	if n := s.DeadLettersPerReason; n < 0 || n == 0 && c.given("storage.dead_letters_per_reason") {
 		c.add("storage.dead_letters_per_reason", fmt.Sprintf("leave it out for the default, %d", defaultDeadLettersPerReason), "must be greater than zero")

@@ -20,6 +20,7 @@ import (
 	"github.com/anfed/anfed/internal/origin"
 	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/signal"
+	"github.com/anfed/anfed/internal/store"
 	"github.com/anfed/anfed/internal/subject"
 	"github.com/anfed/anfed/schemas"
 )
@@ -28,6 +29,8 @@ import (
 type Storer interface {
 	PutAsync(subj, key string, body []byte) (jetstream.PubAckFuture, error)
 	DeadLetter(ctx context.Context, from, reason, detail string, hdr nats.Header, body []byte) error
+	// Fault is why the store refuses writes now (nil: it takes them).
+	Fault() error
 }
 
 // pending is a signal handed to the store, waiting for its ack.
@@ -56,15 +59,18 @@ type Intake struct {
 	closing sync.RWMutex  // Handle holds it to read; Close to close
 	closed  bool
 
-	pend    chan pending
-	conn    *nats.Conn
-	self    string
-	signer  *origin.Signer // nil: signals are stored unsigned (a node without peers)
-	insp    *inspect.Inspector
-	store   Storer
-	obs     observe.Observer
-	log     zerolog.Logger
-	timeout time.Duration
+	pend   chan pending
+	conn   *nats.Conn
+	self   string
+	signer *origin.Signer // nil: signals are stored unsigned (a node without peers)
+	insp   *inspect.Inspector
+	store  Storer
+	obs    observe.Observer
+	log    zerolog.Logger
+	// unavailLog logs refusals for want of the store, a few every ten
+	// seconds: a full store refuses every signal.
+	unavailLog zerolog.Logger
+	timeout    time.Duration
 }
 
 // Deps are what intake works with.
@@ -95,7 +101,8 @@ const queue = 256
 // New returns an intake; Run must run for producers to get answers.
 func New(d Deps) *Intake {
 	in := &Intake{self: d.Self, conn: d.Conn, insp: d.Inspector, signer: d.Signer, store: d.Store, obs: d.Observer, log: d.Log,
-		timeout: 5 * time.Second, pend: make(chan pending, MaxPending),
+		unavailLog: d.Log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
+		timeout:    5 * time.Second, pend: make(chan pending, MaxPending),
 		work: make(chan *slot, queue), ordered: make(chan *slot, queue), stored: make(chan struct{})}
 	for range max(runtime.GOMAXPROCS(0), 1) {
 		in.workers.Add(1)
@@ -144,6 +151,9 @@ func (in *Intake) Run() {
 				ans.Status = signal.StatusDuplicate
 			}
 		case err := <-p.fut.Err():
+			if f := in.store.Fault(); f != nil {
+				err = f // the write timed out because the store is full
+			}
 			ans = in.unavailable(p.ev, err)
 		}
 		in.answer(p.reply, ans)
@@ -192,7 +202,8 @@ func (in *Intake) answer(reply *nats.Msg, ans signal.Answer) {
 }
 
 func (in *Intake) unavailable(ev *signal.Event, err error) signal.Answer {
-	in.log.Error().Err(err).Str("type", ev.Type).Str("subject", ev.Subject).Msg("intake: store unavailable")
+	err = store.Classify(err)
+	in.unavailLog.Error().Err(err).Str("type", ev.Type).Str("subject", ev.Subject).Msg("intake: store unavailable")
 	r := reject.Errorf(reject.Unavailable, "the node could not store the signal (%v): retry with the same id", err)
 	in.obs.Rejected(observe.Rejection{Node: in.self, From: observe.Local, Reason: reject.Unavailable, Detail: r.Error(), Event: ev})
 	return signal.Answer{Status: signal.StatusRejected, Reason: string(reject.Unavailable), Error: r.Error()}

@@ -204,6 +204,12 @@ func render(cfg *config.Config, sec Secrets, now time.Time, external bool) strin
 		w.open("jetstream")
 		w.kv("store_dir", q(cfg.Storage.Dir))
 		w.kv("sync_interval", q(sync))
+		// The streams are sized within storage.max_bytes (store.Split):
+		// the embedded JetStream holds no more than that, whatever the
+		// volume's size. A cluster's servers may hold other accounts' too.
+		if cfg.Storage.MaxBytes > 0 && !external {
+			w.kv("max_file_store", strconv.FormatInt(int64(cfg.Storage.MaxBytes), 10))
+		}
 		w.close()
 	} else {
 		w.comment("storage.dir is not set: each server's own configuration enables JetStream, e.g.")

@@ -35,7 +35,7 @@ func TestStoreBoundDiscardsOldestAndCounts(t *testing.T) {
 
 func storeBound(t *testing.T, classes []string, faults bool) {
 	a := baseConfig(t, "op-a")
-	a.Storage.MaxBytes = config.ByteSize(96 << 10) // about a hundred signals
+	a.Storage.MaxBytes = config.MinStorageBytes // the signals get 688 KiB of it (store.Split)
 	a.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
 	a.Peers = []config.Peer{{
 		ID: "op-b", Accept: &config.Accept{User: "op-b", Password: "secret-b-123"},
@@ -66,7 +66,7 @@ func storeBound(t *testing.T, classes []string, faults bool) {
 	require.NoError(t, err)
 	defer pa.Close()
 	// More than the sender holds in flight (512) plus what the bound keeps.
-	const n = 1500
+	const n = 2500
 	for i := range n {
 		if faults {
 			require.True(t, publish(t, pa, faultEvent("op-a", fmt.Sprintf("f-%d", i))).OK())
@@ -104,7 +104,7 @@ func storeBound(t *testing.T, classes []string, faults bool) {
 		return nil
 	})
 	assert.LessOrEqual(t, int(discarded)+got.n(), stored, "no signal counted twice, none counted that is still stored")
-	t.Logf("store bound 96 KiB: %d stored while the link was down (%d for op-b), %d discarded at the bound, %d delivered", stored, n, discarded, got.n())
+	t.Logf("store bound 1 MiB (688 KiB for the signals): %d stored while the link was down (%d for op-b), %d discarded at the bound, %d delivered", stored, n, discarded, got.n())
 	assert.Positive(t, discarded, "the bound was reached")
 	assert.Positive(t, got.n(), "the newest signals still arrive")
 }

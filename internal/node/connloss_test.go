@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -109,4 +110,16 @@ func TestStoreConnectionClosedFailsFast(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("Stop did not finish 20 s after the store connection was lost")
 	}
+}
+
+// A store budget too small for the streams is a start error that says
+// what minimum is needed and which key to change.
+func TestStartRefusesTooSmallBudget(t *testing.T) {
+	cfg := baseConfig(t, "op-a")
+	cfg.Storage.MaxBytes = 512 << 10
+	n := node.New(cfg, node.WithSigningKey(operatorKey(t, "op-a")))
+	err := n.Start(context.Background())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "storage.max_bytes 512KiB is less than the minimum, 1MiB")
+	assert.Contains(t, err.Error(), "raise storage.max_bytes")
 }

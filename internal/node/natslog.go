@@ -24,14 +24,29 @@ type natsLogger struct {
 	log      zerolog.Logger
 	stopping *atomic.Bool
 	peers    *leafPeers
+	// storeFault hears every error and warning: some say the store
+	// cannot write.
+	storeFault func(msg string)
 }
 
 func (l natsLogger) Noticef(format string, v ...any) { l.emit(l.log.Info(), format, v) }
-func (l natsLogger) Warnf(format string, v ...any)   { l.emit(l.log.Warn(), format, v) }
-func (l natsLogger) Fatalf(format string, v ...any)  { l.emit(l.log.Error(), format, v) }
-func (l natsLogger) Debugf(format string, v ...any)  { l.emit(l.log.Debug(), format, v) }
-func (l natsLogger) Tracef(format string, v ...any)  { l.emit(l.log.Trace(), format, v) }
+func (l natsLogger) Warnf(format string, v ...any) {
+	l.tellStore(format, v)
+	l.emit(l.log.Warn(), format, v)
+}
+func (l natsLogger) Fatalf(format string, v ...any) { l.emit(l.log.Error(), format, v) }
+func (l natsLogger) Debugf(format string, v ...any) { l.emit(l.log.Debug(), format, v) }
+func (l natsLogger) Tracef(format string, v ...any) { l.emit(l.log.Trace(), format, v) }
+
+// tellStore hands a warning or error to storeFault.
+func (l natsLogger) tellStore(format string, v []any) {
+	if l.storeFault != nil && !l.stopping.Load() {
+		l.storeFault(fmt.Sprintf(format, v...))
+	}
+}
+
 func (l natsLogger) Errorf(format string, v ...any) {
+	l.tellStore(format, v)
 	if l.stopping.Load() {
 		l.emit(l.log.Debug(), format, v)
 		return

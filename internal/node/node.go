@@ -105,12 +105,21 @@ type Node struct {
 	stopMu   sync.Mutex
 	stopStep atomic.Value // string: what Stop is doing
 	health   connHealth
+	// storeFault is why the store cannot write (nil: it can); storeKick
+	// tells watchStore at once.
+	storeFault atomic.Pointer[error]
+	storeKick  chan struct{}
+	probe      struct {
+		sync.Mutex
+		at  time.Time
+		err error
+	}
 }
 
 // New returns a node for cfg; Start runs it.
 func New(cfg *config.Config, opts ...Option) *Node {
 	n := &Node{cfg: cfg, log: zerolog.Nop(), peers: map[string]*nats.Conn{}, senders: map[string]*outbound.Sender{}, lossy: map[string]*outbound.LossySender{}, byPeer: map[string]*inbound.Receiver{}, sessions: map[string]*peerSession{},
-		health: connHealth{failed: make(chan struct{})}}
+		health: connHealth{failed: make(chan struct{})}, storeKick: make(chan struct{}, 1)}
 	n.stopStep.Store("starting the stop")
 	for _, o := range opts {
 		o(n)
@@ -182,6 +191,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.watchStore(rctx)
+	}()
 	if n.external() {
 		n.wg.Add(1)
 		go func() {
@@ -300,7 +314,7 @@ func (n *Node) startServer() error {
 			peers.users[natsconf.LeafUser(n.cfg, &p)] = p.ID
 		}
 	}
-	srv.SetLoggerV2(natsLogger{log: n.log.With().Str("component", "nats").Logger(), stopping: &n.stopping, peers: peers}, false, false, false)
+	srv.SetLoggerV2(natsLogger{log: n.log.With().Str("component", "nats").Logger(), stopping: &n.stopping, peers: peers, storeFault: n.storeWriteFailed}, false, false, false)
 	n.srv, n.opts, n.natsPeers = srv, opts, peers
 	srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
@@ -359,6 +373,9 @@ func (n *Node) openStore(ctx context.Context) (*store.Store, error) {
 		Replicas:        n.cfg.Storage.Replicas,
 
 		DeadLettersPerReason: n.cfg.Storage.DeadLettersPerReason,
+	}
+	if _, err := store.Split(lim.MaxBytes); err != nil {
+		return nil, err // no retry mends it
 	}
 	// JetStream may need a moment after the server is ready; a cluster's
 	// may be electing its leaders.

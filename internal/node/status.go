@@ -90,6 +90,9 @@ func (n *Node) Readiness() error {
 	case !n.srv.JetStreamEnabled():
 		errs = append(errs, errors.New("jetstream: not enabled"))
 	}
+	if err := n.storeReadiness(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := n.connsReadiness(); err != nil {
 		errs = append(errs, err)
 	}

@@ -22,7 +22,8 @@ import (
 // suppression lose nothing.
 const HeldStream = "ANFED_HELD"
 
-// HeldMaxBytes bounds the held stream. At it, a signal that would be held
+// HeldMaxBytes caps the held stream (an eighth of storage.max_bytes up to
+// this, see Split). At its bound, a signal that would be held
 // cannot be, and the receiver stores it as if its condition were not
 // suppressed: dampening gives way, nothing is lost.
 const HeldMaxBytes = 128 << 20
@@ -52,7 +53,7 @@ func HeldSubject(peer, origin, class, subj string) string {
 	return subject.HeldPrefix + "." + peer + "." + hex.EncodeToString(h[:16])
 }
 
-func openHeld(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
+func openHeld(ctx context.Context, js jetstream.JetStream, maxBytes int64) (jetstream.Stream, error) {
 	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              HeldStream,
 		Description:       "the latest signal of each condition suppressed by flap dampening",
@@ -60,7 +61,7 @@ func openHeld(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, er
 		Storage:           jetstream.FileStorage,
 		MaxMsgsPerSubject: 1,
 		Discard:           jetstream.DiscardNew,
-		MaxBytes:          HeldMaxBytes,
+		MaxBytes:          maxBytes,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", HeldStream, err)
@@ -70,6 +71,9 @@ func openHeld(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, er
 
 // Hold keeps h, replacing the condition's earlier held signal.
 func (s *Store) Hold(ctx context.Context, h *Held) error {
+	if err := s.Fault(); err != nil {
+		return fmt.Errorf("hold %s %s: %w", h.Class, h.Subject, err)
+	}
 	b, err := json.Marshal(h)
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -26,6 +27,11 @@ import (
 const (
 	SignalStream = "ANFED_SIGNALS"
 	DLQStream    = "ANFED_DLQ"
+	// ProbeStream keeps the one message the node's readiness probe last
+	// wrote (to ProbeSubject): a real write to the store, kept apart from
+	// the signals.
+	ProbeStream  = "ANFED_PROBE"
+	ProbeSubject = "an.probe"
 )
 
 // StallWait is how long PutAsync waits for room when 4,096 writes are
@@ -40,7 +46,9 @@ const AckTimeout = 10 * time.Second
 // Limits bound the signal stream. At a bound the oldest signals are
 // discarded (JetStream DiscardOld): the node keeps accepting new signals.
 type Limits struct {
-	MaxAge          time.Duration
+	MaxAge time.Duration
+	// MaxBytes is the whole store's budget (storage.max_bytes), split
+	// between the streams by Split.
 	MaxBytes        int64
 	DuplicateWindow time.Duration
 	// Replicas is how many servers keep each stream (0: 1).
@@ -56,7 +64,8 @@ type Limits struct {
 // limit): a flood from one sender rolls over its own dead letters only.
 // Each dead letter is bounded (DeadLetterMsg), and the stream as a whole
 // refuses a new dead letter rather than discard another sender's
-// (DiscardNew at DLQMaxBytes), so no sender can flush another's.
+// (DiscardNew at its share of storage.max_bytes, at most DLQMaxBytes:
+// Split), so no sender can flush another's.
 const (
 	DefaultDeadLettersPerReason = 100
 	DLQMaxBytes                 = 64 << 20
@@ -79,13 +88,68 @@ const (
 
 // Store writes accepted signals and dead letters.
 type Store struct {
-	js   jetstream.JetStream
-	held jetstream.Stream
+	js    jetstream.JetStream
+	held  jetstream.Stream
+	fault atomic.Pointer[error]
+}
+
+// ErrFull is what writes fail with while the store is full (Fault).
+var ErrFull = errors.New("store full")
+
+// SetFault makes every write fail at once with err (wrapping ErrFull)
+// until SetFault(nil): a store that cannot write (its volume full) would
+// otherwise leave each write to time out.
+func (s *Store) SetFault(err error) {
+	if err == nil {
+		s.fault.Store(nil)
+		return
+	}
+	err = fmt.Errorf("%w: %w", ErrFull, err)
+	s.fault.Store(&err)
+}
+
+// Fault is why the store refuses writes now (nil: it takes them).
+func (s *Store) Fault() error {
+	if p := s.fault.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// JetStream's codes for "no room" (nats-server's JSInsufficientResourcesErr
+// and JSStorageResourcesExceededErr; nats.go names neither).
+const (
+	errCodeInsufficientResources jetstream.ErrorCode = 10023
+	errCodeStorageExceeded       jetstream.ErrorCode = 10047
+)
+
+// Classify says "store full" of a write's error that says JetStream had no
+// room (its resources, a stream's bytes, the disk), and returns any other
+// error as it is.
+func Classify(err error) error {
+	if err == nil || errors.Is(err, ErrFull) {
+		return err
+	}
+	var api *jetstream.APIError
+	if errors.As(err, &api) && (api.ErrorCode == errCodeInsufficientResources || api.ErrorCode == errCodeStorageExceeded) {
+		return fmt.Errorf("%w: %w", ErrFull, err)
+	}
+	msg := err.Error()
+	for _, s := range []string{"insufficient resources", "insufficient storage", "maximum bytes exceeded", "no space left"} {
+		if strings.Contains(msg, s) {
+			return fmt.Errorf("%w: %w", ErrFull, err)
+		}
+	}
+	return err
 }
 
 // Open creates or updates the streams and returns a Store writing through nc
 // (a connection to the operations account).
 func Open(ctx context.Context, nc *nats.Conn, lim Limits) (*Store, error) {
+	budget, err := Split(lim.MaxBytes)
+	if err != nil {
+		return nil, err
+	}
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(AckTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
@@ -104,7 +168,7 @@ func Open(ctx context.Context, nc *nats.Conn, lim Limits) (*Store, error) {
 		Retention:        jetstream.LimitsPolicy,
 		Discard:          jetstream.DiscardOld,
 		MaxAge:           lim.MaxAge,
-		MaxBytes:         lim.MaxBytes,
+		MaxBytes:         budget.Signals,
 		Duplicates:       lim.DuplicateWindow,
 		Replicas:         lim.Replicas,
 	}); err != nil {
@@ -125,12 +189,23 @@ func Open(ctx context.Context, nc *nats.Conn, lim Limits) (*Store, error) {
 		Discard:           jetstream.DiscardNew,
 		MaxMsgsPerSubject: int64(perReason),
 		MaxAge:            DLQMaxAge,
-		MaxBytes:          DLQMaxBytes,
+		MaxBytes:          budget.DLQ,
 		Replicas:          lim.Replicas,
 	}); err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", DLQStream, err)
 	}
-	held, err := openHeld(ctx, js)
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        ProbeStream,
+		Description: "the readiness probe's last write",
+		Subjects:    []string{ProbeSubject},
+		Storage:     jetstream.FileStorage,
+		MaxMsgs:     1,
+		MaxBytes:    budget.Probe,
+		Replicas:    lim.Replicas,
+	}); err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", ProbeStream, err)
+	}
+	held, err := openHeld(ctx, js, budget.Held)
 	if err != nil {
 		return nil, err
 	}
@@ -143,13 +218,16 @@ func (s *Store) JetStream() jetstream.JetStream { return s.js }
 // Put stores a signal under subj with dedup key key. dup reports that the
 // signal was already stored (an earlier copy was accepted).
 func (s *Store) Put(ctx context.Context, subj, key string, body []byte) (dup bool, err error) {
+	if err := s.Fault(); err != nil {
+		return false, err
+	}
 	msg, err := input(subj, body)
 	if err != nil {
 		return false, err
 	}
 	ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(key), jetstream.WithExpectStream(SignalStream))
 	if err != nil {
-		return false, fmt.Errorf("store %s: %w", subj, err)
+		return false, fmt.Errorf("store %s: %w", subj, Classify(err))
 	}
 	return ack.Duplicate, nil
 }
@@ -157,6 +235,9 @@ func (s *Store) Put(ctx context.Context, subj, key string, body []byte) (dup boo
 // PutAsync is Put without waiting: the future completes when JetStream
 // stored the signal (PubAck.Duplicate set for a duplicate) or failed to.
 func (s *Store) PutAsync(subj, key string, body []byte) (jetstream.PubAckFuture, error) {
+	if err := s.Fault(); err != nil {
+		return nil, err
+	}
 	msg, err := input(subj, body)
 	if err != nil {
 		return nil, err
@@ -263,6 +344,9 @@ func headerText(s string, max int) string {
 // DeadLetter stores a refused message with the reason attached
 // (DeadLetterMsg).
 func (s *Store) DeadLetter(ctx context.Context, from, reason, detail string, hdr nats.Header, body []byte) error {
+	if err := s.Fault(); err != nil {
+		return fmt.Errorf("dead letter: %w", err)
+	}
 	_, err := s.js.PublishMsg(ctx, DeadLetterMsg(from, reason, detail, hdr, body))
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("dead letter: %w", err)

@@ -1,0 +1,39 @@
+package store
+
+import (
+	"fmt"
+
+	"github.com/anfed/anfed/internal/config"
+)
+
+// Caps of the smaller streams' shares of the budget.
+const (
+	// KVMaxBytes caps the key-value bucket the node keeps (the TMF642
+	// hub's registrations).
+	KVMaxBytes = 1 << 20
+	// ProbeMaxBytes caps the probe stream's: the one message the
+	// readiness probe writes.
+	ProbeMaxBytes = 64 << 10
+)
+
+// Budget is storage.max_bytes split between the streams. The embedded
+// server's JetStream may hold no more than the whole (max_file_store), so
+// the streams always fit in what the operator gave, and a volume smaller
+// than that fills up as a full disk (answered unavailable, "store full").
+type Budget struct {
+	Total, Signals, DLQ, Held, KV, Probe int64
+}
+
+// Split splits total: dead letters and held signals an eighth each (up to
+// 64 and 128 MiB), the key-value bucket a sixteenth (up to 1 MiB), the
+// probe a sixty-fourth (up to 64 KiB), and the rest, more than half, for
+// the signals.
+func Split(total int64) (Budget, error) {
+	if total < int64(config.MinStorageBytes) {
+		return Budget{}, fmt.Errorf("storage.max_bytes %s is less than the minimum, %s (signals, dead letters, held signals and the node's own state share it): raise storage.max_bytes in the policy file",
+			config.ByteSize(total), config.MinStorageBytes)
+	}
+	b := Budget{Total: total, DLQ: min(total/8, DLQMaxBytes), Held: min(total/8, HeldMaxBytes), KV: min(total/16, KVMaxBytes), Probe: min(total/64, ProbeMaxBytes)}
+	b.Signals = total - b.DLQ - b.Held - b.KV - b.Probe
+	return b, nil
+}
