@@ -18,7 +18,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	assert.Equal(t, "ok\n", body)
 	code, body = get(t, a.url+"/readyz")
 	assert.Equal(t, http.StatusOK, code, body)
-	assert.Equal(t, "ready: nats up, jetstream up, config loaded, 1 links configured\n", body)
+	assert.Equal(t, "ready: nats up, jetstream up, store writable, intake answering, config loaded, 1 links configured\n", body)
 
 	// On loopback, a request for another name is refused (DNS rebinding).
 	req, err := http.NewRequest(http.MethodGet, a.url+"/v1/peers", nil)

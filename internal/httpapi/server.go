@@ -242,7 +242,7 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintf(w, "not ready:\n%v\n", err)
 		return
 	}
-	fmt.Fprintf(w, "ready: nats up, jetstream up, config loaded, %d links configured\n", len(s.n.Config().Peers))
+	fmt.Fprintf(w, "ready: nats up, jetstream up, store writable, intake answering, config loaded, %d links configured\n", len(s.n.Config().Peers))
 }
 
 // Peer is a peer as the API reports it.

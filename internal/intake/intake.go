@@ -84,8 +84,14 @@ type Deps struct {
 	Log       zerolog.Logger
 }
 
+// HeaderProbe marks a readiness probe: intake passes it through its
+// stages and answers alive (signal.StatusAlive) in its turn, storing
+// nothing.
+const HeaderProbe = "Anfed-Probe"
+
 // slot is one message on its way through intake.
 type slot struct {
+	probe bool
 	m     *nats.Msg
 	reply *nats.Msg
 	ev    *signal.Event
@@ -116,7 +122,9 @@ func New(d Deps) *Intake {
 func (in *Intake) check() {
 	defer in.workers.Done()
 	for sl := range in.work {
-		sl.ev, sl.subj, sl.body, sl.err = in.prepare(sl.m)
+		if !sl.probe {
+			sl.ev, sl.subj, sl.body, sl.err = in.prepare(sl.m)
+		}
 		close(sl.done)
 	}
 }
@@ -127,6 +135,10 @@ func (in *Intake) storeStage() {
 	defer close(in.stored)
 	for sl := range in.ordered {
 		<-sl.done
+		if sl.probe {
+			in.answer(sl.reply, signal.Answer{Status: signal.StatusAlive})
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), in.timeout)
 		if p, ans, ok := in.put(ctx, sl); ok {
 			p.reply = sl.reply
@@ -184,7 +196,7 @@ func (in *Intake) Handle(m *nats.Msg) {
 	if in.closed {
 		return
 	}
-	sl := &slot{m: m, done: make(chan struct{})}
+	sl := &slot{m: m, done: make(chan struct{}), probe: m.Header.Get(HeaderProbe) != ""}
 	if m.Reply != "" {
 		sl.reply = nats.NewMsg(m.Reply)
 	}

@@ -5,3 +5,14 @@ import "github.com/nats-io/nats.go"
 // StoreConn is the connection the node writes to JetStream through, for
 // tests that break it.
 func (n *Node) StoreConn() *nats.Conn { return n.storeConn }
+
+// PeerConn is the connection of the link to peer.
+func (n *Node) PeerConn(peer string) *nats.Conn { return n.peers[peer] }
+
+// UnsubscribeIntake takes intake off its subjects, as if its
+// subscriptions were lost.
+func (n *Node) UnsubscribeIntake() {
+	for _, s := range n.subs[:2] { // Start subscribes intake first
+		_ = s.Unsubscribe()
+	}
+}

@@ -24,14 +24,21 @@ import (
 // disk, on the start path every restart takes.
 type connHealth struct {
 	mu     sync.Mutex
-	conns  []*nats.Conn
+	conns  []ownConn
 	failed chan struct{}
 	err    error
 }
 
-// connectOwn opens one of the node's own connections: its loss is the
-// node's.
-func (n *Node) connectOwn(account, name string, opts ...nats.Option) (*nats.Conn, error) {
+// ownConn is one of the node's own connections and the part of the node
+// that needs it ("store", "link op-b").
+type ownConn struct {
+	part string
+	nc   *nats.Conn
+}
+
+// connectOwn opens one of the node's own connections, for part: its loss
+// is the node's.
+func (n *Node) connectOwn(part, account, name string, opts ...nats.Option) (*nats.Conn, error) {
 	opts = append([]nats.Option{
 		nats.Name(name),
 		nats.ClosedHandler(n.connClosed),
@@ -49,7 +56,7 @@ func (n *Node) connectOwn(account, name string, opts ...nats.Option) (*nats.Conn
 		return nil, err
 	}
 	n.health.mu.Lock()
-	n.health.conns = append(n.health.conns, nc)
+	n.health.conns = append(n.health.conns, ownConn{part: part, nc: nc})
 	n.health.mu.Unlock()
 	return nc, nil
 }
@@ -98,9 +105,9 @@ func (n *Node) connsReadiness() error {
 	if n.health.err != nil {
 		errs = append(errs, fmt.Errorf("node failed: %w", n.health.err))
 	}
-	for _, nc := range n.health.conns {
-		if st := nc.Status(); st != nats.CONNECTED && st != nats.DRAINING_SUBS && !n.stopping.Load() {
-			errs = append(errs, fmt.Errorf("connection %s: %s", nc.Opts.Name, st))
+	for _, c := range n.health.conns {
+		if st := c.nc.Status(); st != nats.CONNECTED && st != nats.DRAINING_SUBS && !n.stopping.Load() {
+			errs = append(errs, fmt.Errorf("%s: connection %s %s", c.part, c.nc.Opts.Name, st))
 		}
 	}
 	return errors.Join(errs...)

@@ -111,8 +111,7 @@ type Node struct {
 	storeKick  chan struct{}
 	probe      struct {
 		sync.Mutex
-		at  time.Time
-		err error
+		store, intake probeResult
 	}
 }
 
@@ -170,13 +169,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	// Each heavy flow gets its own in-process connection: one
 	// connection's lock and pipe shared by intake, the store, the export
 	// consumers and the condition table would serialise them all.
-	if n.ops, err = n.connectOwn(natsconf.OpsAccount, "anfed-node-ops"); err != nil {
+	if n.ops, err = n.connectOwn("intake", natsconf.OpsAccount, "anfed-node-ops"); err != nil {
 		return err
 	}
-	if n.storeConn, err = n.connectOwn(natsconf.OpsAccount, "anfed-node-store"); err != nil {
+	if n.storeConn, err = n.connectOwn("store", natsconf.OpsAccount, "anfed-node-store"); err != nil {
 		return err
 	}
-	if n.condConn, err = n.connectOwn(natsconf.OpsAccount, "anfed-node-conditions"); err != nil {
+	if n.condConn, err = n.connectOwn("conditions", natsconf.OpsAccount, "anfed-node-conditions"); err != nil {
 		return err
 	}
 	if n.external() {
@@ -418,7 +417,7 @@ func (n *Node) subscribe(nc *nats.Conn, subj string, h nats.MsgHandler) error {
 
 func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 	acc := natsconf.PeerAccount(p.ID)
-	nc, err := n.connectOwn(acc, "anfed-node-"+p.ID, nats.CustomInboxPrefix(natsconf.AckPrefix(n.ID())))
+	nc, err := n.connectOwn("link "+p.ID, acc, "anfed-node-"+p.ID, nats.CustomInboxPrefix(natsconf.AckPrefix(n.ID())))
 	if err != nil {
 		return err
 	}
@@ -439,7 +438,7 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 		return err
 	}
 	// The export reads and acknowledges on a connection of its own.
-	xc, err := n.connectOwn(natsconf.OpsAccount, "anfed-node-export-"+p.ID)
+	xc, err := n.connectOwn("export "+p.ID, natsconf.OpsAccount, "anfed-node-export-"+p.ID)
 	if err != nil {
 		return err
 	}

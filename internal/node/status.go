@@ -73,9 +73,15 @@ func (n *Node) WatchExports(f func(Export)) (stop func(), err error) {
 	return stop, nil
 }
 
-// Readiness says why the node is not ready to carry signals; nil when it
-// is: the NATS server accepts connections, JetStream is enabled, the
-// policy is loaded, and each configured peer has its link pipelines.
+// Readiness says why the node is not ready to carry signals, naming each
+// failing part; nil when it is: the NATS server accepts connections,
+// JetStream is enabled, the store takes a probe write and is not full,
+// intake answers a probe, the node's own connections (intake, store,
+// conditions, each peer's link and export) are connected, the policy is
+// loaded, and each configured peer has its link pipelines. A peer's link
+// being down is not a fault of this node (its signals wait in the store)
+// and does not make it unready; /v1/peers shows it. The probes run at
+// most once every 2 s.
 func (n *Node) Readiness() error {
 	var errs []error
 	switch {
@@ -91,6 +97,9 @@ func (n *Node) Readiness() error {
 		errs = append(errs, errors.New("jetstream: not enabled"))
 	}
 	if err := n.storeReadiness(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := n.intakeReadiness(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := n.connsReadiness(); err != nil {

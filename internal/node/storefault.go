@@ -8,8 +8,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
+	"github.com/anfed/anfed/internal/intake"
+	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/store"
+	"github.com/anfed/anfed/internal/subject"
 )
 
 // A full volume makes JetStream fail a write with ENOSPC. nats-server then
@@ -119,8 +123,8 @@ func (n *Node) probeStore(ctx context.Context) error {
 	return nil
 }
 
-// storeReadiness says why the store cannot take signals now: full, or the
-// probe (at most one write every probeEvery) did not get through.
+// storeReadiness says why the store cannot take signals now: full, or
+// the probe write (at most one every probeEvery) did not get through.
 func (n *Node) storeReadiness() error {
 	if f := n.storeFault.Load(); f != nil {
 		return fmt.Errorf("store full (%s): %w", n.cfg.Storage.Dir, *f)
@@ -128,16 +132,49 @@ func (n *Node) storeReadiness() error {
 	if n.store == nil {
 		return nil // "store: not open" is said elsewhere
 	}
+	return n.probed(&n.probe.store, func(ctx context.Context) error { return n.probeStore(ctx) })
+}
+
+// intakeReadiness asks intake, the way a producer does, whether it
+// answers: a probe through its subscription and stages (at most one
+// every probeEvery).
+func (n *Node) intakeReadiness() error {
+	if n.intake == nil || n.ops == nil {
+		return nil // "not started" is said elsewhere
+	}
+	return n.probed(&n.probe.intake, func(ctx context.Context) error {
+		m := nats.NewMsg(subject.IntakePrefix)
+		m.Header.Set(intake.HeaderProbe, "1")
+		r, err := n.ops.RequestMsgWithContext(ctx, m)
+		if err != nil {
+			return fmt.Errorf("intake: not answering: %w", err)
+		}
+		if a, err := signal.ParseAnswer(r.Data); err != nil || a.Status != signal.StatusAlive {
+			return fmt.Errorf("intake: answered a probe with %q", r.Data)
+		}
+		return nil
+	})
+}
+
+// probeResult is a readiness probe's last result.
+type probeResult struct {
+	at  time.Time
+	err error
+}
+
+// probed runs probe unless it ran in the last probeEvery, and returns its
+// last result; concurrent callers wait for the one running.
+func (n *Node) probed(r *probeResult, probe func(context.Context) error) error {
 	n.probe.Lock()
 	defer n.probe.Unlock()
-	if time.Since(n.probe.at) < probeEvery {
-		return n.probe.err
+	if time.Since(r.at) < probeEvery {
+		return r.err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	n.probe.err = n.probeStore(ctx)
-	n.probe.at = time.Now()
-	return n.probe.err
+	r.err = probe(ctx)
+	r.at = time.Now()
+	return r.err
 }
 
 // probeEvery bounds the readiness probe's writes.
