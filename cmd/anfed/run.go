@@ -282,10 +282,12 @@ func stopServe(n *node.Node, hs *httpapi.Server, br *bridge.Bridges, bound time.
 		}
 		done <- n.Shutdown(ctx)
 	}()
+	// Shutdown returns at the bound; the second more covers an HTTP
+	// server or bridge that does not stop.
 	var err error
 	select {
 	case err = <-done:
-	case <-ctx.Done():
+	case <-time.After(bound + time.Second):
 		err = fmt.Errorf("stop abandoned while stopping the HTTP server and bridges (%w)", context.Cause(ctx))
 	}
 	if err != nil {
