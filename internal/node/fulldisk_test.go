@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -62,22 +63,8 @@ func TestFullDisk(t *testing.T) {
 	require.True(t, publish(t, pa, congestion("op-a", "first")).OK())
 	ballast := natstest.Fill(t, disk, 1<<20)
 
-	// Fill the last megabyte with signals until the store refuses one.
-	var last signal.Answer
-	var refusedAt int
-	start := time.Now()
-	for i := 0; i < 5000 && time.Since(start) < 60*time.Second; i++ {
-		ev := congestion("op-a", fmt.Sprintf("fill-%d", i))
-		m, err := pa.Request(subject.IntakePrefix, ev.Encode(), 15*time.Second)
-		require.NoError(t, err, "signal %d got no answer (full disk)", i)
-		last, err = signal.ParseAnswer(m.Data)
-		require.NoError(t, err)
-		if !last.OK() {
-			refusedAt = i
-			break
-		}
-	}
-	t.Logf("refused at signal %d after %v: %s %s %s", refusedAt, time.Since(start).Round(time.Millisecond), last.Status, last.Reason, last.Error)
+	last, refusedAt := fillUntilRefused(t, pa)
+	t.Logf("refused at signal %d: %s %s %s", refusedAt, last.Status, last.Reason, last.Error)
 	require.False(t, last.OK(), "the full disk refused a signal")
 	assert.Equal(t, "unavailable", last.Reason)
 	assert.Contains(t, last.Error, "store full")
@@ -122,4 +109,76 @@ func TestFullDisk(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	require.NoError(t, na.Shutdown(ctx))
+}
+
+// fillUntilRefused publishes signals until the store refuses one, and
+// returns that answer and how many were accepted before it.
+func fillUntilRefused(t *testing.T, pa *nats.Conn) (signal.Answer, int) {
+	t.Helper()
+	var last signal.Answer
+	start := time.Now()
+	for i := 0; i < 5000 && time.Since(start) < 60*time.Second; i++ {
+		ev := congestion("op-a", fmt.Sprintf("fill-%d", i))
+		m, err := pa.Request(subject.IntakePrefix, ev.Encode(), 15*time.Second)
+		require.NoError(t, err, "signal %d got no answer (full disk)", i)
+		last, err = signal.ParseAnswer(m.Data)
+		require.NoError(t, err)
+		if !last.OK() {
+			return last, i
+		}
+	}
+	t.Fatalf("the store took every signal: the disk did not fill")
+	return last, 0
+}
+
+// After a full disk is mended, a linked node's signals cross again: the
+// export resumes on the restarted JetStream.
+func TestFullDiskThenSignalsCross(t *testing.T) {
+	disk := natstest.SmallDisk(t, 48<<20)
+	na, nb, _ := linkedEdit(t, func(a *config.Config) {
+		a.Storage.Dir = filepath.Join(disk, "store")
+		a.Storage.MaxBytes = config.ByteSize(32 << 20)
+		a.Peers[0].Export.Classes = []string{"fault"} // the fill's congestion signals stay home
+	})
+	pa, err := na.Connect()
+	require.NoError(t, err)
+	defer pa.Close()
+	cb, err := nb.Connect()
+	require.NoError(t, err)
+	defer cb.Close()
+	got := &collector{}
+	_, err = cb.Subscribe("an.sig.op-a.>", got.add)
+	require.NoError(t, err)
+	require.NoError(t, cb.Flush())
+	require.True(t, publish(t, pa, faultEvent("op-a", "before")).OK())
+	waitFor(t, 10*time.Second, func() error {
+		if got.n() != 1 {
+			return fmt.Errorf("B received %d of 1", got.n())
+		}
+		return nil
+	})
+
+	ballast := natstest.Fill(t, disk, 1<<20)
+	last, refusedAt := fillUntilRefused(t, pa)
+	require.Contains(t, last.Error, "store full")
+	require.NoError(t, os.Remove(ballast))
+	freed := time.Now()
+	waitFor(t, 30*time.Second, func() error {
+		m, err := pa.Request(subject.IntakePrefix, faultEvent("op-a", "after").Encode(), 5*time.Second)
+		if err != nil {
+			return err
+		}
+		if a, _ := signal.ParseAnswer(m.Data); !a.OK() {
+			return fmt.Errorf("after freeing space: %s %s %s", a.Status, a.Reason, a.Error)
+		}
+		return nil
+	})
+	accepted := time.Since(freed)
+	waitFor(t, 30*time.Second, func() error {
+		if got.n() != 2 {
+			return fmt.Errorf("B received %d of 2", got.n())
+		}
+		return nil
+	})
+	t.Logf("full at signal %d; after the space was freed: accepted at A in %v, at B in %v", refusedAt, accepted.Round(time.Millisecond), time.Since(freed).Round(time.Millisecond))
 }
