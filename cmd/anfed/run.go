@@ -269,7 +269,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 // stopServe stops what serve started, within bound: past it, it logs what
 // it abandoned and returns exitFail, whatever state the store is in.
 func stopServe(n *node.Node, hs *httpapi.Server, br *bridge.Bridges, bound time.Duration, log zerolog.Logger, code int) int {
-	log.Info().Dur("bound", bound).Msg("stopping: draining intake and links")
+	log.Info().Stringer("bound", bound).Msg("stopping: draining intake and links")
 	ctx, cancel := context.WithTimeoutCause(context.Background(), bound, fmt.Errorf("--stop-timeout %v passed", bound))
 	defer cancel()
 	done := make(chan error, 1)

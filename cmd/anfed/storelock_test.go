@@ -34,6 +34,10 @@ func TestSecondServeSameStore(t *testing.T) {
 	}
 	bin := buildAnfed(t)
 	f := newFederation(t, bin)
+	// No HTTP: the default port may be another test's.
+	b, err := os.ReadFile(f.configs["op-a"])
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(f.configs["op-a"], append(b, "http:\n  listen: \"\"\n"...), 0o600))
 	a := f.start("op-a")
 	prod := startProducer(t, f.clientURL["op-a"], 2, 400)
 	time.Sleep(1500 * time.Millisecond)
@@ -89,12 +93,12 @@ func TestSecondServeSameStore(t *testing.T) {
 	more := prod.finish()
 	require.NotEmpty(t, more, "op-a still accepts signals")
 	assert.EqualValues(t, len(acked)+len(more), stored())
-	b, _ := os.ReadFile(a.log)
+	b, _ = os.ReadFile(a.log)
 	assert.NotContains(t, string(b), "loadBlock error", "op-a's store is intact")
 
 	// kill -9: the lock file stays, the lock goes with the process.
 	a.kill9(t)
-	_, err := os.Stat(filepath.Join(dir, store.LockFile))
+	_, err = os.Stat(filepath.Join(dir, store.LockFile))
 	require.NoError(t, err, "the lock file outlives the killed process")
 	f.start("op-a")
 	natstest.WaitFor(t, 10*time.Second, func() error {

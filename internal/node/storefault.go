@@ -80,7 +80,7 @@ func (n *Node) watchStore(ctx context.Context) {
 			continue
 		}
 		if err := n.restartJetStream(ctx); err != nil {
-			n.log.Warn().Err(err).Dur("retry_in", backoff).Msg("store: JetStream did not come back")
+			n.log.Warn().Err(err).Stringer("retry_in", backoff).Msg("store: JetStream did not come back")
 			next = time.Now().Add(backoff)
 			backoff = min(2*backoff, 30*time.Second)
 			continue
