@@ -717,6 +717,16 @@ func (r *atkRawLeaf) waitLine(t *testing.T, d time.Duration, f func(string) bool
 	return ""
 }
 
+// closedNow reports whether A has closed the connection.
+func (r *atkRawLeaf) closedNow() bool {
+	select {
+	case <-r.closed:
+		return true
+	default:
+		return false
+	}
+}
+
 // isClosed reports whether A closed the connection within d.
 func (r *atkRawLeaf) isClosed(d time.Duration) bool {
 	select {
@@ -742,10 +752,16 @@ func (r *atkRawLeaf) delivered() []string {
 // sync makes sure A has processed everything sent before: PING, PONG.
 func (r *atkRawLeaf) sync(t *testing.T) {
 	t.Helper()
+	r.syncWithin(t, 5*time.Second)
+}
+
+// syncWithin is sync, waiting up to d for the PONG.
+func (r *atkRawLeaf) syncWithin(t *testing.T, d time.Duration) {
+	t.Helper()
 	pongs := func() int { r.mu.Lock(); defer r.mu.Unlock(); return r.pongs }
 	before := pongs()
 	r.write(t, "PING")
-	r.waitLine(t, 5*time.Second, func(string) bool { return pongs() > before })
+	r.waitLine(t, d, func(string) bool { return pongs() > before })
 }
 
 // ---------------------------------------------------------------------------
