@@ -38,13 +38,7 @@ func TestStoreConnectionKickedReconnects(t *testing.T) {
 	pa, err := na.Connect()
 	require.NoError(t, err)
 	defer pa.Close()
-	cb, err := nb.Connect()
-	require.NoError(t, err)
-	defer cb.Close()
-	got := &collector{}
-	_, err = cb.Subscribe("an.sig.op-a.>", got.add)
-	require.NoError(t, err)
-	require.NoError(t, cb.Flush())
+	got := collect(t, nb, "an.sig.op-a.>")
 	require.True(t, publish(t, pa, congestion("op-a", "before")).OK())
 
 	for _, name := range []string{"anfed-node-store", "anfed-node-ops", "anfed-node-conditions", "anfed-node-export-op-b", "anfed-node-op-b"} {

@@ -143,13 +143,7 @@ func TestFullDiskThenSignalsCross(t *testing.T) {
 	pa, err := na.Connect()
 	require.NoError(t, err)
 	defer pa.Close()
-	cb, err := nb.Connect()
-	require.NoError(t, err)
-	defer cb.Close()
-	got := &collector{}
-	_, err = cb.Subscribe("an.sig.op-a.>", got.add)
-	require.NoError(t, err)
-	require.NoError(t, cb.Flush())
+	got := collect(t, nb, "an.sig.op-a.>")
 	require.True(t, publish(t, pa, faultEvent("op-a", "before")).OK())
 	waitFor(t, 10*time.Second, func() error {
 		if got.n() != 1 {

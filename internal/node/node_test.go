@@ -172,6 +172,20 @@ type collector struct {
 	msgs []*nats.Msg
 }
 
+// collect subscribes to subj on n, for the rest of the test, and returns
+// what arrives.
+func collect(t *testing.T, n *node.Node, subj string) *collector {
+	t.Helper()
+	nc, err := n.Connect()
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	got := &collector{}
+	_, err = nc.Subscribe(subj, got.add)
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+	return got
+}
+
 func (c *collector) add(m *nats.Msg) { c.mu.Lock(); c.msgs = append(c.msgs, m); c.mu.Unlock() }
 func (c *collector) n() int          { c.mu.Lock(); defer c.mu.Unlock(); return len(c.msgs) }
 
