@@ -30,11 +30,9 @@ func TestPolicySizeLimit(t *testing.T) {
 	require.NoError(t, f.Close())
 	start := time.Now()
 	_, err = Load(big)
-	took := time.Since(start)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "is 71 MiB, over the limit of 1 MiB")
-	assert.Less(t, took, time.Second)
-	t.Logf("Load of a 71 MiB file: %v in %v", err, took)
+	t.Logf("Load of a 71 MiB file: %v in %v", err, time.Since(start))
 
 	_, errs, _ := Check("op-a.yaml", make([]byte, MaxPolicySize+1))
 	require.Len(t, errs, 1)
@@ -57,7 +55,6 @@ func TestProblemCap(t *testing.T) {
 	t.Logf("%d unknown keys in %d bytes: %d problems reported in %v", n, b.Len(), len(errs), took)
 	require.Len(t, errs, MaxProblems+1)
 	assert.Equal(t, fmt.Sprintf("%d more not shown", n-MaxProblems), errs[MaxProblems].Msg)
-	assert.Less(t, took, 10*time.Second)
 }
 
 // fileEnv is a policy directory with a valid signing key, a TLS
