@@ -107,6 +107,33 @@ func run(ctx context.Context, c options, out io.Writer) error {
 		fmt.Fprintf(out, "# %s: resuming on %s, %d signals waiting\n", c.Durable, cons.CachedInfo().Config.FilterSubject, cons.CachedInfo().NumPending)
 	}
 
+	// What no signal says: the node's condition table tells when a
+	// condition goes stale (its peer's link is down past its grace time),
+	// is withdrawn (the link stayed down, or the peer's End-of-RIB no
+	// longer states it), expires, or is fresh again once re-stated.
+	// Core NATS, on an.cond.<kind>.<origin>.<class>.<service>.<resource>,
+	// the same tokens as the signal's subject.
+	rest := strings.TrimPrefix(c.Filter, "an.sig.")
+	for _, kind := range []string{"stale", "withdraw", "expire", "fresh"} {
+		sub, err := nc.Subscribe("an.cond."+kind+"."+rest, func(m *nats.Msg) {
+			var ch struct {
+				Kind      string `json:"kind"`
+				Condition struct {
+					Peer, Origin, Class, Subject, ID string
+				} `json:"condition"`
+			}
+			if json.Unmarshal(m.Data, &ch) != nil {
+				return
+			}
+			cd := ch.Condition
+			fmt.Fprintf(out, "%-7s from=%-6s %-6s %-21s %-20s %-28s id=%s\n", "table", cd.Peer, cd.Origin, cd.Class, ch.Kind, cd.Subject, cd.ID)
+		})
+		if err != nil {
+			return fmt.Errorf("subscribe to the condition table's changes: %w", err)
+		}
+		defer sub.Unsubscribe()
+	}
+
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		meta, err := m.Metadata()
 		if err != nil {

@@ -185,3 +185,34 @@ func TestExamplePrintsCurrentStateThenLive(t *testing.T) {
 	assert.Contains(t, lines2[0], "id=c4-raised")
 	assert.True(t, strings.HasPrefix(lines2[0], "live "))
 }
+
+// TestExampleSeesTheLifecycle: what no signal says reaches the example on
+// the wire: a congestion raised with a short expiry is printed when it
+// arrives, and again when the node's condition table expires it.
+func TestExampleSeesTheLifecycle(t *testing.T) {
+	n := startNode(t)
+	prod, err := nats.Connect(n.ClientURL(), nats.UserInfo(user, password))
+	require.NoError(t, err)
+	defer prod.Close()
+	c := options{URL: n.ClientURL(), User: user, Password: password, Filter: "an.sig.*.congestion.>", Durable: "life"}
+	out := &syncBuffer{}
+	startRun(t, c, out)
+	natstest.WaitFor(t, 10*time.Second, func() error {
+		if !strings.Contains(strings.Join(out.lines(), "\n"), "current state") {
+			return fmt.Errorf("not started")
+		}
+		return nil
+	})
+	data := `{"link":{"id":"ic-9","kind":"interconnect","peer":"op-a"},"direction":"egress","utilisationPercent":97.5,"packetLossPercent":0.8,"queueDelayMs":14.2,"trafficClasses":["BE"]}`
+	ev := &signal.Event{
+		ID: "x1", Source: "anfed://op-b/assurance", Type: "net.anfed.congestion.v1",
+		Subject: "vpn-acme/ic-9", Time: time.Now().UTC(), ExpiryTime: time.Now().Add(time.Second).UTC(),
+		Origin: "op-b", State: signal.Raised, Data: json.RawMessage(data),
+	}
+	m, err := prod.Request("an.pub", ev.Encode(), 5*time.Second)
+	require.NoError(t, err)
+	require.Contains(t, string(m.Data), "accepted")
+	lines := waitLines(t, out, 2)
+	assert.True(t, strings.HasPrefix(lines[0], "live "), lines[0])
+	assert.Regexp(t, `^table\s+from=local\s+op-b\s+congestion\s+expire\s+vpn-acme/ic-9\s+id=x1$`, lines[1])
+}
