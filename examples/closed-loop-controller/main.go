@@ -276,7 +276,7 @@ func (c *controller) gone(ctx context.Context, nc *nats.Conn, js jetstream.JetSt
 	key := ch.Condition.Origin + "/" + ch.Condition.Subject
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	mit, on := c.active[key]
+	_, on := c.active[key]
 	if !on {
 		return nil
 	}
@@ -298,16 +298,8 @@ func (c *controller) gone(ctx context.Context, nc *nats.Conn, js jetstream.JetSt
 	if err := e.DataAs(&d); err != nil {
 		return nil
 	}
-	ev, err := c.mitigation(e, d, mit, "cleared")
-	if err != nil {
-		return err
-	}
-	if err := publish(ctx, nc, ev); err != nil {
-		return err
-	}
-	delete(c.active, key)
-	fmt.Fprintf(out, "clear   reroute %s: the peer's congestion was %s (%s)\n", key, map[string]string{"withdraw": "withdrawn", "expire": "expired"}[ch.Kind], ch.Kind)
-	return nil
+	why := map[string]string{"withdraw": "the peer's congestion was withdrawn", "expire": "the peer's congestion expired"}[ch.Kind]
+	return c.clear(ctx, nc, key, e, d, why, out)
 }
 
 func (c *controller) handle(ctx context.Context, nc *nats.Conn, body []byte, out io.Writer) error {
@@ -339,24 +331,29 @@ func (c *controller) handle(ctx context.Context, nc *nats.Conn, body []byte, out
 		c.active[key] = mit
 		fmt.Fprintf(out, "raise   reroute %s: utilisation %.1f%% >= %.1f%% (answers %s, mitigation %s)\n", key, d.Utilisation, c.o.Raise, e.ID(), mit.MitID)
 	case clearIt:
-		mit := c.active[key]
 		why := fmt.Sprintf("utilisation %.1f%% < %.1f%%", d.Utilisation, c.o.Clear)
 		if state == "cleared" {
 			why = "congestion cleared"
 		}
-		// The clear names the congestion that caused the reroute and the
-		// one that ended it; its id is derived, so that a redelivery after
-		// a crash is answered "duplicate" instead of clearing twice.
-		ev, err := c.mitigation(e, d, mit, "cleared")
-		if err != nil {
-			return err
-		}
-		if err := publish(ctx, nc, ev); err != nil {
-			return err
-		}
-		delete(c.active, key)
-		fmt.Fprintf(out, "clear   reroute %s: %s (answers %s)\n", key, why, e.ID())
+		return c.clear(ctx, nc, key, e, d, why, out)
 	}
+	return nil
+}
+
+// clear withdraws the reroute of key, answering the congestion e: the
+// clear names the congestion that caused the reroute and e; its id is
+// derived, so that a redelivery after a crash is answered "duplicate"
+// instead of clearing twice.
+func (c *controller) clear(ctx context.Context, nc *nats.Conn, key string, e event.Event, d congestion, why string, out io.Writer) error {
+	ev, err := c.mitigation(e, d, c.active[key], "cleared")
+	if err != nil {
+		return err
+	}
+	if err := publish(ctx, nc, ev); err != nil {
+		return err
+	}
+	delete(c.active, key)
+	fmt.Fprintf(out, "clear   reroute %s: %s (answers %s)\n", key, why, e.ID())
 	return nil
 }
 

@@ -63,12 +63,7 @@ func (t *Table) Tick(now time.Time) []Change {
 				if !e.isLive() || !p.down && e.status != stStale {
 					continue
 				}
-				t.unlive(e)
-				c := e.condition()
-				c.Status = StatusWithdrawn
-				out = append(out, Change{Kind: Withdraw, Condition: c})
-				e.status = 0
-				t.remove(e)
+				out = append(out, t.withdraw(e))
 			}
 		}
 	}
@@ -205,20 +200,24 @@ func (t *Table) EndRefresh(peer string) []Change {
 	t.refreshing.Add(-1)
 	var out []Change
 	for _, e := range p.sorted() {
-		if e.stated {
-			continue
+		if !e.stated {
+			out = append(out, t.withdraw(e))
 		}
-		t.unlive(e)
-		c := e.condition()
-		c.Status = StatusWithdrawn
-		out = append(out, Change{Kind: Withdraw, Condition: c})
-		e.status = 0
-		t.remove(e)
 	}
 	for _, c := range out {
 		t.broadcast(c)
 	}
 	return out
+}
+
+// withdraw removes a live entry: its Change says withdrawn.
+func (t *Table) withdraw(e *entry) Change {
+	t.unlive(e)
+	c := e.condition()
+	c.Status = StatusWithdrawn
+	e.status = 0
+	t.remove(e)
+	return Change{Kind: Withdraw, Condition: c}
 }
 
 // sorted returns the peer's live entries sorted by key.

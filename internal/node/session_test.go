@@ -344,6 +344,28 @@ func TestPeerRefreshOnDemand(t *testing.T) {
 	assert.Contains(t, string(m.Data), `no peer \"op-z\"`)
 }
 
+// restartablePair starts op-b, accepting op-a on a fixed port (so op-b
+// can restart with a new policy, b, and op-a dial it again) and importing
+// importB, and op-a exporting exportA to it, started with optsA.
+func restartablePair(t *testing.T, importB, exportA []string, optsA ...node.Option) (b *config.Config, nb, na *node.Node) {
+	t.Helper()
+	b = baseConfig(t, "op-b")
+	b.NATS.LeafNodes = &config.Listener{Listen: natstest.FreeAddr(t)}
+	b.Peers = []config.Peer{{
+		ID: "op-a", Accept: &config.Accept{User: "op-a", Password: "secret-a-123"},
+		Import:     config.ImportPolicy{Classes: importB},
+		SigningKey: pub(t, "op-a"),
+	}}
+	nb = startNode(t, b)
+	a := baseConfig(t, "op-a")
+	a.Peers = []config.Peer{{
+		ID: "op-b", Dial: &config.Dial{URL: nb.LeafURL(), User: "op-a", Password: "secret-a-123"},
+		Export:     config.ExportPolicy{Classes: exportA, Services: []string{"*"}},
+		SigningKey: pub(t, "op-b"),
+	}}
+	return b, nb, startNode(t, a, optsA...)
+}
+
 // TestKeyChangeRefusedThenPinned: op-a changes its signing key before
 // op-b pinned the new one. The session closes with unknown-key at both
 // ends, and five faults op-a raises meanwhile are refused by op-b as
@@ -356,21 +378,7 @@ func TestKeyChangeRefusedThenPinned(t *testing.T) {
 	newPub, err := newKey.PublicKey()
 	require.NoError(t, err)
 
-	b := baseConfig(t, "op-b")
-	b.NATS.LeafNodes = &config.Listener{Listen: natstest.FreeAddr(t)}
-	b.Peers = []config.Peer{{
-		ID: "op-a", Accept: &config.Accept{User: "op-a", Password: "secret-a-123"},
-		Import:     config.ImportPolicy{Classes: []string{"*"}},
-		SigningKey: pub(t, "op-a"),
-	}}
-	nb := startNode(t, b)
-	a := baseConfig(t, "op-a")
-	a.Peers = []config.Peer{{
-		ID: "op-b", Dial: &config.Dial{URL: nb.LeafURL(), User: "op-a", Password: "secret-a-123"},
-		Export:     config.ExportPolicy{Classes: []string{"fault"}, Services: []string{"*"}},
-		SigningKey: pub(t, "op-b"),
-	}}
-	na := startNode(t, a, node.WithSigningKey(newKey)) // op-a's new key
+	b, nb, na := restartablePair(t, []string{"*"}, []string{"fault"}, node.WithSigningKey(newKey)) // op-a's new key
 	waitFor(t, 15*time.Second, func() error {
 		if s := nb.Session("op-a"); !contains(s.LastDown, session.ReasonUnknownKey) {
 			return fmt.Errorf("op-b's session: %+v", s)
@@ -414,21 +422,7 @@ func TestKeyChangeRefusedThenPinned(t *testing.T) {
 // asks the peer (refresh), it is not soft reconfiguration from a kept
 // Adj-RIB-In.
 func TestImportLoosenedRevealsAtRefresh(t *testing.T) {
-	b := baseConfig(t, "op-b")
-	b.NATS.LeafNodes = &config.Listener{Listen: natstest.FreeAddr(t)}
-	b.Peers = []config.Peer{{
-		ID: "op-a", Accept: &config.Accept{User: "op-a", Password: "secret-a-123"},
-		Import:     config.ImportPolicy{Classes: []string{"congestion"}},
-		SigningKey: pub(t, "op-a"),
-	}}
-	nb := startNode(t, b)
-	a := baseConfig(t, "op-a")
-	a.Peers = []config.Peer{{
-		ID: "op-b", Dial: &config.Dial{URL: nb.LeafURL(), User: "op-a", Password: "secret-a-123"},
-		Export:     config.ExportPolicy{Classes: []string{"fault", "congestion"}, Services: []string{"*"}},
-		SigningKey: pub(t, "op-b"),
-	}}
-	na := startNode(t, a)
+	b, nb, na := restartablePair(t, []string{"congestion"}, []string{"fault", "congestion"})
 	pa, err := na.Connect()
 	require.NoError(t, err)
 	defer pa.Close()

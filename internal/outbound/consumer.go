@@ -200,13 +200,22 @@ func DropConsumer(ctx context.Context, js jetstream.JetStream, peer string, log 
 // Backlog is how many stored signals still wait to be decided for peer's
 // durable export: not yet delivered plus delivered and not yet answered.
 func Backlog(ctx context.Context, js jetstream.JetStream, peer string) (uint64, error) {
+	info, err := exportInfo(ctx, js, peer)
+	if err != nil {
+		return 0, err
+	}
+	return info.NumPending + uint64(info.NumAckPending), nil
+}
+
+// exportInfo reads the state of peer's durable export consumer.
+func exportInfo(ctx context.Context, js jetstream.JetStream, peer string) (*jetstream.ConsumerInfo, error) {
 	c, err := js.Consumer(ctx, store.SignalStream, ConsumerName(peer))
 	if err != nil {
-		return 0, fmt.Errorf("export consumer for %s: %w", peer, err)
+		return nil, fmt.Errorf("export consumer for %s: %w", peer, err)
 	}
 	info, err := c.Info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("export consumer for %s: %w", peer, err)
+		return nil, fmt.Errorf("export consumer for %s: %w", peer, err)
 	}
-	return info.NumPending + uint64(info.NumAckPending), nil
+	return info, nil
 }

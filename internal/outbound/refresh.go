@@ -229,13 +229,9 @@ func (s *Sender) Refresh(ctx context.Context, js jetstream.JetStream, id string,
 // ackFloor reads the peer's export consumer's acknowledgement floor:
 // every stored signal up to it is decided for the peer.
 func ackFloor(ctx context.Context, js jetstream.JetStream, peer string) (uint64, error) {
-	c, err := js.Consumer(ctx, store.SignalStream, ConsumerName(peer))
+	info, err := exportInfo(ctx, js, peer)
 	if err != nil {
-		return 0, fmt.Errorf("export consumer for %s: %w", peer, err)
-	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("export consumer for %s: %w", peer, err)
+		return 0, err
 	}
 	return info.AckFloor.Stream, nil
 }
