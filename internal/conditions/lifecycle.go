@@ -107,6 +107,30 @@ func (t *Table) LinkUp(peer string) {
 	}
 }
 
+// Freshen makes the peer's stale conditions active again without a
+// re-statement (Fresh each, sorted by key, also sent to subscribers): for
+// a peer that sends no refresh (a lossy export), whose link is back.
+func (t *Table) Freshen(peer string) []Change {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.peers[peer]
+	if p == nil || p.down || p.stale == 0 {
+		return nil
+	}
+	var out []Change
+	for _, e := range p.sorted() {
+		if e.status == stStale {
+			e.status = stActive
+			out = append(out, Change{Kind: Fresh, Condition: e.condition()})
+		}
+	}
+	p.stale = 0
+	for _, c := range out {
+		t.broadcast(c)
+	}
+	return out
+}
+
 // BeginRefresh starts a refresh of the peer's conditions (the peer sends
 // its current state, then End-of-RIB): every condition held for it counts
 // as not re-stated until Restate or a signal of it (Apply) says otherwise.

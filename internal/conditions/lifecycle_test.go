@@ -226,6 +226,16 @@ func TestLinkUp(t *testing.T) {
 		assert.Equal(t, 0, tbl.Len("b"))
 	})
 
+	t.Run("a peer without refresh is freshened once its link is up", func(t *testing.T) {
+		tbl, _ := setup(t)
+		runTicks(t, tbl, []tick{{at: grace, want: []string{"stale b s/1", "stale b s/2"}}})
+		assert.Nil(t, tbl.Freshen("b"), "not while the link is down")
+		tbl.LinkUp("b")
+		assert.Equal(t, []string{"fresh b s/1", "fresh b s/2"}, kinds(tbl.Freshen("b")))
+		runTicks(t, tbl, []tick{{at: grace + withdraw}})
+		assert.Equal(t, 2, tbl.Len("b"))
+	})
+
 	t.Run("link up without a refresh withdraws at the withdraw time", func(t *testing.T) {
 		tbl, _ := setup(t)
 		runTicks(t, tbl, []tick{{at: grace, want: []string{"stale b s/1", "stale b s/2"}}})

@@ -84,7 +84,7 @@ func (n *Node) newSession(p *config.Peer, nc *nats.Conn) *peerSession {
 	l := session.Local{Self: n.ID(), Peer: p.ID, Version: version(), Restart: grace,
 		PeerKeys: peerKeys, Catalog: catalog,
 		Import: session.Import{Classes: p.Import.Classes, Transit: p.Import.Transit},
-		Export: p.Export.Classes}
+		Export: p.Export.Classes, Refreshes: !p.Export.Lossy()}
 	if k := n.SigningKey(); k != "" {
 		l.Keys = []string{k}
 	}
@@ -140,6 +140,13 @@ func (n *Node) sessionEvent(ctx context.Context, ps *peerSession, ev session.Eve
 	switch ev {
 	case session.Up:
 		neg := st.Negotiated
+		if !neg.PeerRefreshes {
+			// A peer that sends no End-of-RIB (a lossy export) re-states
+			// nothing: its stale conditions are taken as they were.
+			for _, c := range n.table.Freshen(ps.peer) {
+				n.announce(c)
+			}
+		}
 		n.log.Info().Str("peer", ps.peer).Str("peer_version", neg.Version).Stringer("hold", neg.Hold).
 			Strs("sendable", neg.Sendable).Strs("peer_accepts", neg.PeerImport.Classes).Int("flaps", st.Flaps).
 			Msg("session established: refreshing what we export to the peer")

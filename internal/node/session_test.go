@@ -447,3 +447,29 @@ func TestImportLoosenedRevealsAtRefresh(t *testing.T) {
 		return nil
 	})
 }
+
+// TestLossyPeerFreshenedAtSessionUp: a lossy export sends no refresh (it
+// keeps no state to re-state), and says so in its OPEN; op-b's conditions
+// from it that went stale during a cut are active again once the session
+// is up, as before sessions, rather than withdrawn at the withdraw time.
+func TestLossyPeerFreshenedAtSessionUp(t *testing.T) {
+	l := newSessionLab(t, func(c *config.Config) {
+		c.Peers[0].Export.Delivery = config.DeliveryLossy
+	}, func(c *config.Config) {
+		c.Peers[0].Import.Grace = config.Duration(200 * time.Millisecond)
+		c.Peers[0].Import.WithdrawAfter = config.Duration(time.Hour)
+	})
+	waitFor(t, 10*time.Second, func() error {
+		l.publish("congestion", "ic-1", fmt.Sprintf("c%d", time.Now().UnixNano()), signal.Raised)
+		if len(l.held()) == 0 {
+			return fmt.Errorf("nothing crossed yet")
+		}
+		return nil
+	})
+	l.proxy.Cut()
+	l.waitHeld(map[string]string{"congestion vpn-acme/ic-1": "stale"})
+	l.proxy.Restore()
+	l.established()
+	require.False(t, l.nb.Session("op-a").Negotiated.PeerRefreshes)
+	l.waitHeld(map[string]string{"congestion vpn-acme/ic-1": "active"})
+}

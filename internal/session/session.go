@@ -71,6 +71,9 @@ type Message struct {
 	// Heard says the sender holds a valid OPEN of the receiver: the
 	// session is established at the sender.
 	Heard bool `json:"heard,omitempty"`
+	// Refreshes: the sender re-states its state and sends End-of-RIB
+	// when the session is established (not a lossy export).
+	Refreshes bool `json:"refreshes,omitempty"`
 
 	// NOTIFICATION.
 	Reason string `json:"reason,omitempty"`
@@ -175,6 +178,9 @@ type Local struct {
 	Catalog []string
 	Import  Import
 	Export  []string
+	// Refreshes: we re-state our state, then End-of-RIB, when the
+	// session is established.
+	Refreshes bool
 }
 
 // Negotiated is what an established session agreed.
@@ -187,8 +193,10 @@ type Negotiated struct {
 	Catalog []string `json:"catalog"`
 	// PeerImport is what the peer says it accepts; Sendable the classes
 	// our export policy passes that the peer accepts.
-	PeerImport Import   `json:"peer_import"`
-	Sendable   []string `json:"sendable"`
+	PeerImport Import `json:"peer_import"`
+	// PeerRefreshes: the peer sends End-of-RIB after establishment.
+	PeerRefreshes bool     `json:"peer_refreshes"`
+	Sendable      []string `json:"sendable"`
 }
 
 // Status is a session as the peers view shows it.
@@ -261,7 +269,7 @@ func (m *Machine) open() Message {
 	imp := m.l.Import
 	return Message{Type: TypeOpen, From: m.l.Self, To: m.l.Peer, Version: m.l.Version,
 		HoldSeconds: int(m.l.Hold / time.Second), RestartSeconds: int(m.l.Restart / time.Second),
-		Keys: m.l.Keys, Catalog: m.l.Catalog, Import: &imp, Heard: m.heardPeer}
+		Keys: m.l.Keys, Catalog: m.l.Catalog, Import: &imp, Heard: m.heardPeer, Refreshes: m.l.Refreshes}
 }
 
 func (m *Machine) msg(t Type) Message { return Message{Type: t, From: m.l.Self, To: m.l.Peer} }
@@ -417,7 +425,7 @@ func (m *Machine) establish(now time.Time) ([]Message, Event) {
 		hold = ph
 	}
 	n := &Negotiated{Hold: hold, Version: p.Version, Restart: time.Duration(p.RestartSeconds) * time.Second,
-		Keys: slices.Clone(p.Keys), Catalog: common(m.l.Catalog, p.Catalog)}
+		Keys: slices.Clone(p.Keys), Catalog: common(m.l.Catalog, p.Catalog), PeerRefreshes: p.Refreshes}
 	if p.Import != nil {
 		n.PeerImport = *p.Import
 	}
