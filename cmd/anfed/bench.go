@@ -14,7 +14,7 @@ import (
 // loopback in this process (see docs/benchmarks.md).
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("bench", stderr)
-	quick := fs.Bool("quick", false, "short rows (the whole run in under 30 s on 2 cores), as CI runs it")
+	quick := fs.Bool("quick", false, "short rows (the whole run in about 30 s on 2 cores), as CI runs it")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	dur := fs.Duration("duration", 0, "how long each row is measured (default 5s, 1.5s with --quick)")
 	size := fs.Int("size", bench.Defaults.Size, "bytes per signal, as the producer encodes it")
