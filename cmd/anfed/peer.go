@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/anfed/anfed/internal/boundedfile"
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/origin"
 	"github.com/anfed/anfed/internal/peering"
@@ -131,7 +132,7 @@ func runPeerInvite(args []string, stdout, stderr io.Writer) int {
 	key := fs.String("signing-key", "", "PEER's public signing key, if you have it already (else pin it later)")
 	name := fs.String("name", "", "PEER's display name in the policy (default: its id)")
 	caKey := fs.String("ca-key", "", "the private key of nats.leafnodes.tls.ca, to issue PEER's client certificate (default: the CA file's name with -key.pem, as anfed init writes it)")
-	csrFile := fs.String("csr", "", "sign PEER's certificate request (anfed peer csr on its side) instead of making its key")
+	csrFile := fs.String("csr", "", "sign PEER's certificate request (anfed peer csr on its side) instead of making its key; a regular file of at most "+boundedfile.Size(boundedfile.MaxSize))
 	noClientCert := fs.Bool("no-client-cert", false, "issue no client certificate: PEER gets one from your own PKI")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -236,7 +237,7 @@ func clientCertIssuer(caFile, keyFile, csrFile string) (*peering.CA, []byte, err
 	if csrFile == "" {
 		return ca, nil, nil
 	}
-	csr, err := os.ReadFile(csrFile)
+	csr, err := boundedfile.Read(csrFile, boundedfile.MaxSize)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--csr: %w", err)
 	}
@@ -398,7 +399,7 @@ func completePeer(p *peering.Policy, cfg *config.Config, b *peering.Bundle, stdo
 // checkOwnKey checks that the key file at path, made by anfed peer csr,
 // is the key of the client certificate in b.
 func checkOwnKey(path string, b *peering.Bundle) error {
-	key, err := os.ReadFile(path)
+	key, err := boundedfile.Read(path, boundedfile.MaxSize)
 	if err != nil {
 		return fmt.Errorf("the bundle's client certificate was signed from a request, and its key is not at %s (anfed peer csr writes it there): %w", path, err)
 	}
@@ -414,9 +415,12 @@ func checkOwnKey(path string, b *peering.Bundle) error {
 func writeOnce(path, text string, mode os.FileMode) (bool, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if errors.Is(err, os.ErrExist) {
-		old, rerr := os.ReadFile(path)
-		if rerr == nil && bytes.Equal(old, []byte(text)) {
+		old, rerr := boundedfile.Read(path, int64(len(text)))
+		switch {
+		case rerr == nil && bytes.Equal(old, []byte(text)):
 			return false, nil
+		case errors.Is(rerr, boundedfile.ErrNotRegular):
+			return false, fmt.Errorf("write %s: %w; name another file", path, rerr)
 		}
 		return false, fmt.Errorf("write %s: a different file is there; move it away first", path)
 	}

@@ -212,7 +212,7 @@ func runPolicyExplain(args []string, stdout, stderr io.Writer) int {
 	}
 	var reports []*explain.Report
 	for _, f := range fset.Args() {
-		bodies, err := readSignals(f)
+		bodies, err := readSignals(f, os.Stdin)
 		if err == nil && len(bodies) == 0 {
 			err = errors.New("holds no signal")
 		}

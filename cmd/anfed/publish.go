@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 
+	"github.com/anfed/anfed/internal/boundedfile"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/subject"
 	"github.com/anfed/anfed/schemas"
@@ -41,14 +42,14 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs := newFlagSet("publish", stderr)
 	setUsage(fs, publishUsage)
 	sf := addServerFlags(fs)
-	file := fs.String("file", "", "signals to publish: one CloudEvent (JSON), a JSON array, or one per line; - for stdin")
+	file := fs.String("file", "", "signals to publish: one CloudEvent (JSON), a JSON array, or one per line; - for stdin; at most "+boundedfile.Size(maxSignalsFile))
 	originID := fs.String("origin", "", "flags: this node's operator id (anfedorigin)")
 	source := fs.String("source", "", "flags: the producer, anfed://<origin>/<producer> (default anfed://<origin>/cli)")
 	class := fs.String("class", "", "flags: the signal class ("+strings.Join(schemas.Classes, ", ")+")")
 	subj := fs.String("subject", "", "flags: <service>/<resource>")
 	state := fs.String("state", "raised", "flags: raised, updated or cleared")
 	severity := fs.String("severity", "", "flags: TRACE, DEBUG, INFO, WARN, ERROR or FATAL")
-	data := fs.String("data", "", "flags: the data, a JSON object matching the class schema (@FILE reads it from a file)")
+	data := fs.String("data", "", "flags: the data, a JSON object matching the class schema (@FILE reads it from a file of at most "+boundedfile.Size(maxDataFile)+")")
 	expires := fs.Duration("expires", 0, "flags: the signal expires this long from now (anfedexpirytime)")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for each answer")
 	if err := fs.Parse(args); err != nil {
@@ -61,7 +62,11 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "anfed publish: give either --file or the signal's flags (--class ...), not both")
 		return exitUsage
 	case *file != "":
-		bodies, err = readSignals(*file)
+		if bodies, err = readSignals(*file, os.Stdin); err != nil && *file == "-" {
+			err = fmt.Errorf("--file -: %w", err)
+		} else if err != nil {
+			err = fmt.Errorf("--file: %w", err)
+		}
 	case *class != "":
 		var b []byte
 		b, err = signalFromFlags(*originID, *source, *class, *subj, *state, *severity, *data, *expires)
@@ -173,17 +178,29 @@ func signalID(b []byte) string {
 	return x.ID
 }
 
+// The bounds of publish's inputs: --file (or stdin) holds up to 256
+// signals of the largest size (64 KiB each), --data @FILE one signal's
+// data.
+const (
+	maxSignalsFile = 16 << 20
+	maxDataFile    = 64 << 10
+)
+
 // readSignals reads one CloudEvent, a JSON array of them, or a sequence
-// of them (one per line, or pretty-printed one after another).
-func readSignals(name string) ([][]byte, error) {
+// of them (one per line, or pretty-printed one after another), from the
+// regular file name or, for "-", from stdin.
+func readSignals(name string, stdin io.Reader) ([][]byte, error) {
 	var b []byte
 	var err error
 	if name == "-" {
-		b, err = io.ReadAll(os.Stdin)
-	} else {
-		b, err = os.ReadFile(name)
-	}
-	if err != nil {
+		b, err = io.ReadAll(io.LimitReader(stdin, maxSignalsFile+1))
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("read stdin: %w", err)
+		case len(b) > maxSignalsFile:
+			return nil, fmt.Errorf("stdin is over the limit of %s: %w (split the signals into several runs)", boundedfile.Size(maxSignalsFile), boundedfile.ErrTooLarge)
+		}
+	} else if b, err = boundedfile.Read(name, maxSignalsFile); err != nil {
 		return nil, err
 	}
 	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '[' {
@@ -226,7 +243,7 @@ func signalFromFlags(originID, source, class, subj, state, severity, data string
 		problems = append(problems, fmt.Sprintf("--subject %q: want <service>/<resource>, e.g. vpn-acme/ic-paris-1", subj))
 	}
 	if strings.HasPrefix(data, "@") {
-		b, err := os.ReadFile(data[1:])
+		b, err := boundedfile.Read(data[1:], maxDataFile)
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("--data %s: %v", data, err))
 		}

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/anfed/anfed/internal/boundedfile"
 	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/peering"
@@ -27,6 +28,9 @@ type serverFlags struct {
 	fs                                        *flag.FlagSet
 }
 
+// maxPasswordFile bounds --password-file: a password is a line.
+const maxPasswordFile = 4 << 10
+
 // defaultServer is --server's default.
 const defaultServer = "nats://127.0.0.1:4222"
 
@@ -34,7 +38,7 @@ func addServerFlags(fs *flag.FlagSet) serverFlags {
 	return serverFlags{
 		url:          fs.String("server", defaultServer, "the node's client URL (default with --config: its nats.client.listen)"),
 		user:         fs.String("user", "", "a local user of the node (nats.users); default $ANFED_USER, or with --config the policy's first"),
-		passwordFile: fs.String("password-file", "", "a file holding that user's password (default $ANFED_PASSWORD, or with --config the policy's)"),
+		passwordFile: fs.String("password-file", "", "a file holding that user's password, a regular file of at most "+boundedfile.Size(maxPasswordFile)+" (default $ANFED_PASSWORD, or with --config the policy's)"),
 		password:     fs.String("password", "", "deprecated: shows in ps; use --password-file or $ANFED_PASSWORD"),
 		config:       fs.String("config", "", "the node's policy file: connect to its client listener as its user"),
 		asJSON:       fs.Bool("json", false, "print JSON, for scripts"),
@@ -53,7 +57,7 @@ func (s serverFlags) credentials() (url, user, password string, err error) {
 		fmt.Fprintln(s.fs.Output(), "warning: --password shows in ps and in shell history: use --password-file FILE or ANFED_PASSWORD")
 		password = *s.password
 	case *s.passwordFile != "":
-		b, err := os.ReadFile(*s.passwordFile)
+		b, err := boundedfile.Read(*s.passwordFile, maxPasswordFile)
 		if err != nil {
 			return "", "", "", fmt.Errorf("--password-file: %w", err)
 		}

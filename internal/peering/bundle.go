@@ -20,6 +20,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/anfed/anfed/internal/boundedfile"
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/origin"
 )
@@ -76,16 +77,12 @@ type wire struct {
 	Expires    string `yaml:"expires,omitempty"`
 }
 
-// Read reads and checks the bundle at path.
+// Read reads and checks the bundle at path, a regular file of at most
+// maxBundleSize (1 MiB).
 func Read(path string) (*Bundle, error) {
-	f, err := os.Open(path)
+	data, err := boundedfile.Read(path, maxBundleSize)
 	if err != nil {
-		return nil, fmt.Errorf("read peering bundle: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxBundleSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read peering bundle %s: %w", path, err)
+		return nil, fmt.Errorf("peering bundle %s: %w", path, err)
 	}
 	b, err := Parse(data)
 	if err != nil {

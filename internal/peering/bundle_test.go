@@ -118,7 +118,7 @@ func TestReadErrors(t *testing.T) {
 		{"expires not a time", edit(`expires: "2027-01-01T00:00:00Z"`, "expires: soon"), `expires "soon"`},
 		{"aliases", "format: &f anfed-peering/v1\nissuer: *f\n", "YAML aliases (*name) are not allowed"},
 		{"two documents", string(good) + "---\nformat: x\n", "more than one YAML document"},
-		{"too large", string(good) + "# " + strings.Repeat("x", 1<<20) + "\n", "larger than 1048576 bytes"},
+		{"too large", string(good) + "# " + strings.Repeat("x", 1<<20) + "\n", "over the limit of 1 MiB: file too large"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "b.yaml")
