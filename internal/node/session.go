@@ -10,11 +10,14 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
+	"golang.org/x/time/rate"
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/inbound"
 	"github.com/anfed/anfed/internal/link"
+	"github.com/anfed/anfed/internal/observe"
 	"github.com/anfed/anfed/internal/outbound"
+	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/session"
 	"github.com/anfed/anfed/schemas"
 )
@@ -22,6 +25,25 @@ import (
 // refreshWait bounds how long a refresh waits for the durable export's
 // unanswered signals before it reads the store.
 const refreshWait = 30 * time.Second
+
+// The bound on what a peer sends on its session subject, enforced where
+// the messages arrive, before they are decoded. A session sends a
+// handful of messages per refresh and a KEEPALIVE every third of the hold
+// time; a flood of them would walk the peer's conditions under the
+// table's lock (begin-of-rib, end-of-rib) or re-send our whole export
+// (REFRESH) again and again. Over the bound a message is dropped,
+// refused reject.SessionFlood.
+const (
+	// SessionRate and SessionBurst: the token bucket of a peer's
+	// session messages, of every type.
+	SessionRate  = 5 // per second
+	SessionBurst = 20
+	// RefreshAskEvery: at most one REFRESH ask from the peer per this
+	// long (burst refreshAskBurst); one asked while our refresh to it
+	// runs is coalesced into that refresh.
+	RefreshAskEvery = 5 * time.Second
+	refreshAskBurst = 2
+)
 
 // peerSession is one link's session at work: the machine, driven by the
 // link watcher's ticks and the peer's messages, and the refreshes it
@@ -42,6 +64,20 @@ type peerSession struct {
 	eor      int
 	eorAt    time.Time
 	eorSwept int
+	// The peer's refresh in progress (begun, its id): a begin-of-rib
+	// while one is in progress is coalesced into it (adopting the new
+	// id) and does not walk the table again; an End-of-RIB ends only the
+	// refresh of its id.
+	inRefresh bool
+	inID      string
+	// The bound on the peer's session messages: limit (all of them),
+	// asks (REFRESH); flooded counts the refused since the last log line
+	// at floodLogged; refused and coalesced count them all.
+	limit, asks *rate.Limiter
+	flooded     int
+	floodLogged time.Time
+	refused     int
+	coalesced   int
 }
 
 // SessionView is a peer's session as the peers view shows it.
@@ -57,6 +93,11 @@ type SessionView struct {
 	EndOfRIBs  int       `json:"end_of_ribs"`
 	EndOfRIBAt time.Time `json:"end_of_rib_at,omitzero"`
 	Swept      int       `json:"swept"`
+	// Refused counts the peer's session messages dropped over the
+	// session bound (reason session-flood); Coalesced its begin-of-ribs
+	// and REFRESH asks joined to a refresh already in progress.
+	Refused   int `json:"session_refused"`
+	Coalesced int `json:"session_coalesced"`
 }
 
 func version() string {
@@ -89,7 +130,9 @@ func (n *Node) newSession(p *config.Peer, nc *nats.Conn) *peerSession {
 		l.Keys = []string{k}
 	}
 	subj := link.SessionSubject(n.ID())
-	ps := &peerSession{peer: p.ID, m: session.New(l, time.Now())}
+	ps := &peerSession{peer: p.ID, m: session.New(l, time.Now()),
+		limit: rate.NewLimiter(SessionRate, SessionBurst),
+		asks:  rate.NewLimiter(rate.Every(RefreshAskEvery), refreshAskBurst)}
 	ps.send = func(m session.Message) {
 		if err := nc.Publish(subj, m.Encode()); err != nil {
 			n.log.Debug().Err(err).Str("peer", p.ID).Str("type", string(m.Type)).Msg("session: message not sent")
@@ -101,6 +144,10 @@ func (n *Node) newSession(p *config.Peer, nc *nats.Conn) *peerSession {
 // sessionMsg takes a session message from the peer, on the receiver's
 // subscription goroutine.
 func (n *Node) sessionMsg(ctx context.Context, ps *peerSession, rcv *inbound.Receiver, raw *nats.Msg) {
+	if !ps.limit.Allow() {
+		n.sessionFlood(ps, fmt.Sprintf("over the session rate of %d messages/s (burst %d)", SessionRate, SessionBurst))
+		return
+	}
 	m, err := session.Decode(raw.Data, ps.peer, n.ID())
 	if err != nil {
 		n.log.Warn().Err(err).Str("peer", ps.peer).Msg("session: unreadable message from the peer ignored")
@@ -108,9 +155,28 @@ func (n *Node) sessionMsg(ctx context.Context, ps *peerSession, rcv *inbound.Rec
 	}
 	switch m.Type {
 	case session.TypeBegin:
-		rcv.Sync(func() { n.table.BeginRefresh(ps.peer) })
+		ps.mu.Lock()
+		walk := !ps.inRefresh
+		ps.inRefresh, ps.inID = true, m.ID
+		if !walk {
+			ps.coalesced++
+		}
+		ps.mu.Unlock()
+		if walk {
+			rcv.Sync(func() { n.table.BeginRefresh(ps.peer) })
+		}
 		return
 	case session.TypeEndOfRIB:
+		ps.mu.Lock()
+		ends := ps.inRefresh && ps.inID == m.ID
+		if ends {
+			ps.inRefresh = false
+		}
+		ps.mu.Unlock()
+		if !ends {
+			n.sessionFlood(ps, "an End-of-RIB with no refresh of its id in progress")
+			return
+		}
 		rcv.Sync(func() {
 			swept := n.table.EndRefresh(ps.peer)
 			for _, c := range swept {
@@ -125,6 +191,10 @@ func (n *Node) sessionMsg(ctx context.Context, ps *peerSession, rcv *inbound.Rec
 		})
 		return
 	}
+	if m.Type == session.TypeRefresh && !ps.asks.Allow() {
+		n.sessionFlood(ps, fmt.Sprintf("a REFRESH ask over one per %s (burst %d)", RefreshAskEvery, refreshAskBurst))
+		return
+	}
 	ps.mu.Lock()
 	out, ev := ps.m.Receive(time.Now(), m)
 	st := ps.m.Status()
@@ -135,10 +205,34 @@ func (n *Node) sessionMsg(ctx context.Context, ps *peerSession, rcv *inbound.Rec
 	n.sessionEvent(ctx, ps, ev, st)
 }
 
+// sessionFlood drops a session message of the peer's over the bound:
+// counted per peer and reason, logged at most once a second with the
+// count, so a flood does not flood the log.
+func (n *Node) sessionFlood(ps *peerSession, detail string) {
+	n.obs.Rejected(observe.Rejection{Node: n.ID(), From: ps.peer, Reason: reject.SessionFlood, Detail: detail})
+	ps.mu.Lock()
+	ps.refused++
+	ps.flooded++
+	now := time.Now()
+	logIt := now.Sub(ps.floodLogged) >= time.Second
+	count := ps.flooded
+	if logIt {
+		ps.flooded, ps.floodLogged = 0, now
+	}
+	ps.mu.Unlock()
+	if logIt {
+		n.log.Warn().Str("peer", ps.peer).Str("reason", string(reject.SessionFlood)).Int("count", count).Str("last", detail).
+			Msg("session: messages from the peer over the session bound dropped")
+	}
+}
+
 // sessionEvent acts on what a step of the machine said.
 func (n *Node) sessionEvent(ctx context.Context, ps *peerSession, ev session.Event, st session.Status) {
 	switch ev {
 	case session.Up:
+		ps.mu.Lock()
+		ps.inRefresh = false // a new session: its first begin walks the table
+		ps.mu.Unlock()
 		neg := st.Negotiated
 		if !neg.PeerRefreshes {
 			// A peer that sends no End-of-RIB (a lossy export) re-states
@@ -152,6 +246,17 @@ func (n *Node) sessionEvent(ctx context.Context, ps *peerSession, ev session.Eve
 			Msg("session established: refreshing what we export to the peer")
 		n.refreshOut(ctx, ps)
 	case session.RefreshAsked:
+		ps.mu.Lock()
+		running := ps.running
+		if running {
+			// The refresh under way re-states everything after its
+			// begin-of-rib: the ask is answered by it, not queued.
+			ps.coalesced++
+		}
+		ps.mu.Unlock()
+		if running {
+			return
+		}
 		n.log.Info().Str("peer", ps.peer).Msg("session: the peer asked for a refresh")
 		n.refreshOut(ctx, ps)
 	case session.Down:
@@ -294,7 +399,7 @@ func (n *Node) Session(peer string) *SessionView {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	v := &SessionView{Status: ps.m.Status(), RefreshesSent: ps.refreshes, RefreshError: ps.lastErr,
-		EndOfRIBs: ps.eor, EndOfRIBAt: ps.eorAt, Swept: ps.eorSwept}
+		EndOfRIBs: ps.eor, EndOfRIBAt: ps.eorAt, Swept: ps.eorSwept, Refused: ps.refused, Coalesced: ps.coalesced}
 	if ps.refreshes > 0 {
 		l := ps.last
 		v.LastRefresh = &l

@@ -71,6 +71,12 @@ func TestRefreshScale(t *testing.T) {
 // op-a, up to 256 unanswered.
 func publishMany(t *testing.T, nc *nats.Conn, n int) {
 	t.Helper()
+	publishManyAs(t, nc, "op-a", n)
+}
+
+// publishManyAs is publishMany at the node origin runs on (nc).
+func publishManyAs(t *testing.T, nc *nats.Conn, origin string, n int) {
+	t.Helper()
 	answers := make(chan *nats.Msg, 1024)
 	inbox := nats.NewInbox()
 	sub, err := nc.ChanSubscribe(inbox+".*", answers)
@@ -88,7 +94,7 @@ func publishMany(t *testing.T, nc *nats.Conn, n int) {
 		for inflight >= 256 {
 			take()
 		}
-		ev := congestion("op-a", fmt.Sprintf("s-%d", i))
+		ev := congestion(origin, fmt.Sprintf("s-%d", i))
 		ev.Subject = fmt.Sprintf("vpn-acme/ic-%d", i)
 		require.NoError(t, nc.PublishRequest("an.pub", inbox+"."+strconv.Itoa(i), ev.Encode()))
 		inflight++

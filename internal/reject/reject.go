@@ -44,6 +44,11 @@ const (
 	// superseded while it was held. Answered accepted to the sender; only
 	// the latest held signal is delivered, at release.
 	Dampened Reason = "dampened"
+	// SessionFlood: a session message from a peer over its session rate
+	// (node.SessionRate, node.SessionBurst), a REFRESH ask over
+	// node.RefreshAskEvery, or an End-of-RIB with no refresh of its id in
+	// progress. Dropped, counted, logged at most once a second.
+	SessionFlood Reason = "session-flood"
 )
 
 // Error is a refusal with its reason and a human explanation that says what
