@@ -92,6 +92,13 @@ var (
 	Quick    = Options{Duration: 1500 * time.Millisecond, Size: 1024, Rate: 5000, Window: 1024, Quick: true}
 )
 
+// StageTime is one stage's time per signal (side/name: intake,
+// outbound or inbound, and the stage's name).
+type StageTime struct {
+	Stage           string  `json:"stage"`
+	MicrosPerSignal float64 `json:"us_per_signal"`
+}
+
 // Row is one measured path.
 type Row struct {
 	Name    string `json:"name"`
@@ -122,6 +129,9 @@ type Row struct {
 	// on something other than this process's CPU (a disk flush, a
 	// timer, other processes on the machine).
 	Cores float64 `json:"cores"`
+	// Stages is, for a layer row, the time of each stage of the node's
+	// stage lists per signal: one signal at a time, no NATS.
+	Stages []StageTime `json:"stages,omitempty"`
 
 	// Ceiling names the row this one is measured against; Ratio is this
 	// row's throughput over the ceiling's (empty, 0: this is a ceiling or

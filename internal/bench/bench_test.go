@@ -62,7 +62,7 @@ func TestWindowFor(t *testing.T) {
 	require.Equal(t, 32, windowFor(0, 1024))
 }
 
-func benchEnv(b *testing.B) *env {
+func benchEnv(b testing.TB) *env {
 	e, err := newEnv("2m", zerolog.Nop())
 	require.NoError(b, err)
 	b.Cleanup(e.close)

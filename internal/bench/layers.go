@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/inbound"
-	"github.com/anfed/anfed/internal/inbound/importpolicy"
 	"github.com/anfed/anfed/internal/inspect"
 	intakes "github.com/anfed/anfed/internal/intake" // bench has a row named intake
 	"github.com/anfed/anfed/internal/natsconf"
@@ -171,7 +171,7 @@ func layer(ctx context.Context, e *env, bp *barePair, tpl *template, name string
 		return *r, err
 	}
 	b, err := startStage(bIn, subject.LinkFrom(self), func(m *nats.Msg) {
-		subj, body, err := st.b(m)
+		subj, body, err := st.b(m, nil)
 		if err == nil {
 			err = bOut.Publish(subj, body)
 		}
@@ -184,7 +184,7 @@ func layer(ctx context.Context, e *env, bp *barePair, tpl *template, name string
 	}
 	defer b.stop()
 	a, err := startStage(aIn, subject.IntakePrefix, func(m *nats.Msg) {
-		out, err := st.a(m.Header, m.Data)
+		out, err := st.a(m.Header, m.Data, nil)
 		if err == nil {
 			err = aOut.PublishMsg(out)
 		}
@@ -202,8 +202,15 @@ func layer(ctx context.Context, e *env, bp *barePair, tpl *template, name string
 		tpl.stamp(buf)
 		return pc.Publish(subject.IntakePrefix, buf)
 	})
-	return finish(s, r, f, snap, err)
+	row, err := finish(s, r, f, snap, err)
+	if err == nil && sp.rate == 0 {
+		row.Stages, err = st.stageTimes(tpl, stageSignals)
+	}
+	return row, err
 }
+
+// stageSignals is how many signals stageTimes times each stage over.
+const stageSignals = 2000
 
 // keyOf is what a signal's subjects say of it.
 func keyOf(ev *signal.Event, class string) subject.Key {
@@ -211,77 +218,124 @@ func keyOf(ev *signal.Event, class string) subject.Key {
 }
 
 // layerStages is what the layer rows' two stages do to each signal: the
-// node's own functions, without the store (and without the signature
-// when signer and ver are nil). BenchmarkLayerStages runs them without
-// NATS.
+// node's own stage lists (intake's, the sender's towards op-b, the
+// receiver's checks at op-b), without the store (and without the
+// signature when unsigned). BenchmarkLayerStages runs them without NATS,
+// and stageTimes times each stage.
 type layerStages struct {
 	self, peer string // op-a, which sends, and op-b
-	insp       *inspect.Inspector
-	export     *exportpolicy.Policy // op-a's, for op-b
-	imp        *importpolicy.Policy // op-b's, for op-a
-	signer     *origin.Signer
-	ver        *origin.Verifier
+	intake     []intakes.Stage
+	export     []outbound.Stage
+	imp        []inbound.Stage // the receiver's Check stages
 }
 
 // newLayerStages applies the pair's policies ca (op-a's) and cb (op-b's),
 // with op-a's signing key and op-b's pin of it if signed.
 func newLayerStages(e *env, ca, cb *config.Config, signed bool) (*layerStages, error) {
-	st := &layerStages{
-		self: ca.Operator.ID, peer: cb.Operator.ID,
-		insp:   inspect.New(e.catalog, 0),
-		export: exportpolicy.ForConfig(ca, &ca.Peers[0]),
-		imp:    importpolicy.New(cb.Operator.ID, &cb.Peers[0]),
-	}
-	if !signed {
-		return st, nil
-	}
-	kp, err := e.key(st.self)
-	if err != nil {
-		return nil, err
-	}
-	if st.signer, err = origin.NewSigner(kp); err != nil {
-		return nil, err
-	}
-	st.ver, err = origin.NewVerifier(map[string]string{st.self: cb.Peers[0].SigningKey})
-	return st, err
-}
-
-// a is stage A: intake's checks, the signature, the export policy and the
-// link message, for a producer's message.
-func (st *layerStages) a(hdr nats.Header, body []byte) (*nats.Msg, error) {
-	ev, class, err := intakes.Check(st.insp, st.self, hdr, body)
-	if err == nil && st.signer != nil {
-		err = st.signer.Sign(ev)
-	}
-	if err == nil {
-		if d := st.export.Decide(ev, class); !d.Export {
-			err = errors.New("not exported: " + d.Rule)
+	st := &layerStages{self: ca.Operator.ID, peer: cb.Operator.ID}
+	insp := inspect.New(e.catalog, 0)
+	var (
+		signer *origin.Signer
+		ver    *origin.Verifier
+	)
+	if signed {
+		kp, err := e.key(st.self)
+		if err != nil {
+			return nil, err
+		}
+		if signer, err = origin.NewSigner(kp); err != nil {
+			return nil, err
+		}
+		if ver, err = origin.NewVerifier(map[string]string{st.self: cb.Peers[0].SigningKey}); err != nil {
+			return nil, err
 		}
 	}
-	if err != nil {
-		return nil, err
-	}
-	return outbound.Outgoing(st.self, keyOf(ev, class), ev)
-}
-
-// b is stage B: the receiver's decode, verification and checks of a link
-// message, and the subject and body the node would store.
-func (st *layerStages) b(m *nats.Msg) (subj string, body []byte, err error) {
-	ev, err := st.insp.Decode(m.Header, m.Data)
-	if err == nil && st.ver != nil {
-		if err = ev.Check(); err == nil {
-			err = st.ver.Verify(ev)
+	st.intake = intakes.StagesFor(insp, st.self, signer)
+	st.export = outbound.StagesFor(st.self, exportpolicy.ForConfig(ca, &ca.Peers[0]), nil, false, 0, nil)
+	for _, s := range inbound.StagesFor(cb.Operator.ID, &cb.Peers[0], insp, ver, cb.MayOriginate()) {
+		if s.Phase == inbound.Check && (signed || s.Name != inbound.StageSignature) {
+			st.imp = append(st.imp, s)
 		}
 	}
-	var class string
-	if err == nil {
-		class, err = inbound.CheckImport(st.insp, st.imp, st.self, m.Subject, ev)
+	return st, nil
+}
+
+// stageClock sums the time each stage took; nil: not timed.
+type stageClock map[string]time.Duration
+
+func (c stageClock) time(name string, run func() error) error {
+	if c == nil {
+		return run()
 	}
-	if err != nil {
+	t := time.Now()
+	err := run()
+	c[name] += time.Since(t)
+	return err
+}
+
+// a is stage A: intake's stages and the sender's towards op-b, for a
+// producer's message.
+func (st *layerStages) a(hdr nats.Header, body []byte, clock stageClock) (*nats.Msg, error) {
+	l := &intakes.Local{Header: hdr, Data: body}
+	for _, s := range st.intake {
+		if err := clock.time("intake/"+s.Name, func() error { return s.Run(l) }); err != nil {
+			return nil, err
+		}
+	}
+	c := &outbound.Copy{Ev: l.Ev, Key: keyOf(l.Ev, l.Class), Now: time.Now()}
+	for _, s := range st.export {
+		if err := clock.time("outbound/"+s.Name, func() error { return s.Run(c) }); err != nil {
+			if errors.Is(err, outbound.ErrNotSent) {
+				err = errors.New("not exported: " + c.Rule)
+			}
+			return nil, err
+		}
+	}
+	return c.Out, nil
+}
+
+// b is stage B: the receiver's checks of a link message, and the subject
+// and body the node would store.
+func (st *layerStages) b(m *nats.Msg, clock stageClock) (subj string, body []byte, err error) {
+	a := &inbound.Arrival{Subject: m.Subject, Header: m.Header, Data: m.Data, Now: time.Now()}
+	for _, s := range st.imp {
+		if err := clock.time("inbound/"+s.Name, func() error { return s.Run(a) }); err != nil {
+			return "", nil, err
+		}
+	}
+	if subj, err = subject.Signal(a.Key); err != nil {
 		return "", nil, err
 	}
-	if subj, err = subject.Signal(keyOf(ev, class)); err != nil {
-		return "", nil, err
+	return subj, a.Ev.Encode(), nil
+}
+
+// stageTimes times each stage of the layer, one signal at a time on one
+// goroutine and without NATS, over n signals of tpl.
+func (st *layerStages) stageTimes(tpl *template, n int) ([]StageTime, error) {
+	clock := stageClock{}
+	buf := bytes.Clone(tpl.body)
+	for range n {
+		tpl.stamp(buf)
+		m, err := st.a(nil, buf, clock)
+		if err != nil {
+			return nil, err
+		}
+		if _, _, err := st.b(m, clock); err != nil {
+			return nil, err
+		}
 	}
-	return subj, ev.Encode(), nil
+	var out []StageTime
+	add := func(side string, name string) {
+		out = append(out, StageTime{Stage: side + "/" + name, MicrosPerSignal: float64(clock[side+"/"+name].Nanoseconds()) / float64(n) / 1e3})
+	}
+	for _, s := range st.intake {
+		add("intake", s.Name)
+	}
+	for _, s := range st.export {
+		add("outbound", s.Name)
+	}
+	for _, s := range st.imp {
+		add("inbound", s.Name)
+	}
+	return out, nil
 }

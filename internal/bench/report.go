@@ -22,6 +22,16 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(w, "\n%s and %s are layers of the node's path, not modes a node has: every signal is signed (DESIGN invariant 2)\n"+
 			"and stored before it crosses; they run the node's checks, policies and signature on the ceiling's servers and link, with no store.\n",
 			RowLink, RowSigned)
+		for _, x := range r.Rows {
+			if len(x.Stages) == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "stages of %s, µs per signal (one at a time, no NATS):", x.Name)
+			for _, st := range x.Stages {
+				fmt.Fprintf(w, " %s %.2f", st.Stage, st.MicrosPerSignal)
+			}
+			fmt.Fprintln(w)
+		}
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

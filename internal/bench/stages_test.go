@@ -2,18 +2,20 @@ package bench
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 
 	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/signal"
 )
 
 // BenchmarkLayerStages is the product code of anfed-link's two stages
-// without NATS: stage A (intake.Check, the export policy's Decide,
-// link.Outgoing) and stage B (inspect.Decode, link.CheckImport, the
-// signal subject and Encode) of the 1 KiB fault, each alone and both.
+// without NATS: stage A (intake's stages, the sender's) and stage B (the
+// receiver's checks, the signal subject and Encode) of the 1 KiB fault,
+// each alone and both.
 func BenchmarkLayerStages(b *testing.B) {
 	e := benchEnv(b)
 	tpl, err := newTemplate(1024)
@@ -25,14 +27,14 @@ func BenchmarkLayerStages(b *testing.B) {
 	tpl.stamp(buf)
 
 	stageA := func() *nats.Msg {
-		m, err := st.a(nil, buf)
+		m, err := st.a(nil, buf, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
 		return m
 	}
 	stageB := func(m *nats.Msg) int {
-		subj, body, err := st.b(m)
+		subj, body, err := st.b(m, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -57,6 +59,33 @@ func BenchmarkLayerStages(b *testing.B) {
 			stageB(stageA())
 		}
 	})
+}
+
+// TestStageTimesNameEveryStage: the layer's per-stage times are the
+// node's own stage lists, in their order, each one timed.
+func TestStageTimesNameEveryStage(t *testing.T) {
+	e := benchEnv(t)
+	tpl, err := newTemplate(1024)
+	require.NoError(t, err)
+	ca, cb := e.pairConfigs(0)
+	for _, signed := range []bool{false, true} {
+		st, err := newLayerStages(e, ca, cb, signed)
+		require.NoError(t, err)
+		times, err := st.stageTimes(tpl, 50)
+		require.NoError(t, err)
+		var got []string
+		for _, x := range times {
+			got = append(got, x.Stage)
+			assert.Positive(t, x.MicrosPerSignal, x.Stage)
+		}
+		want := []string{"intake/schema", "intake/local", "intake/expiry", "intake/sign",
+			"outbound/peering", "outbound/export-policy", "outbound/buffer-age", "outbound/link-up", "outbound/redact", "outbound/export-tags", "outbound/link-message",
+			"inbound/decode", "inbound/attributes", "inbound/signature", "inbound/schema", "inbound/link-subject", "inbound/import-policy", "inbound/import-tags", "inbound/expiry"}
+		if !signed {
+			want = slices.DeleteFunc(want, func(s string) bool { return s == "inbound/signature" })
+		}
+		assert.Equal(t, want, got, "signed %v", signed)
+	}
 }
 
 // BenchmarkDecodeTemplate is signal.Decode of the 1 KiB fault.

@@ -17,10 +17,10 @@ import (
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/inbound"
-	"github.com/anfed/anfed/internal/inbound/importpolicy"
 	"github.com/anfed/anfed/internal/inspect"
 	"github.com/anfed/anfed/internal/natsconf"
 	"github.com/anfed/anfed/internal/origin"
+	"github.com/anfed/anfed/internal/outbound"
 	"github.com/anfed/anfed/internal/outbound/exportpolicy"
 	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/schemacheck"
@@ -272,65 +272,48 @@ func (e *Explainer) exportSide(ev *signal.Event, class string, p *config.Peer) (
 	if p.Export.Lossy() {
 		v.Delivery = config.DeliveryLossy
 	}
-	if p.ExpiredAt(e.now()) {
-		v.Rule = fmt.Sprintf("peers[%s].expires %s has passed: nothing is sent to %s", p.ID, p.Expires.UTC().Format(time.RFC3339), p.ID)
-		return v, nil
-	}
 	pol := exportpolicy.ForConfig(e.cfg, p)
-	d := pol.Decide(ev, class)
-	v.Rule = d.Rule
-	if !d.Export {
-		return v, nil
-	}
 	out := clone(ev)
-	if pol.Redacts() {
-		// The sender redacts with the whole policy; each pointer alone
-		// tells which fields this signal had.
-		if _, err := pol.Redact(out); err != nil {
-			v.Rule = "export.redact: " + err.Error() + ": not sent"
+	c := &outbound.Copy{Ev: out, Key: subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()}, Now: e.now()}
+	// The redacted copy is signed again by us; the explainer has no key
+	// and says so instead.
+	resign := func(*signal.Event) error { return nil }
+	var maxAge time.Duration
+	if !p.Export.Lossy() {
+		maxAge = time.Duration(p.Export.Buffer.MaxAge) // nothing waits for a lossy peer
+	}
+	for _, st := range outbound.StagesFor(self, pol, p.ExpiredAt, p.Export.Lossy(), maxAge, resign) {
+		if st.Moment {
+			if n := st.Note(); n != "" {
+				v.Notes = append(v.Notes, n)
+			}
+			continue
+		}
+		if err := st.Run(c); err != nil {
+			switch st.Name {
+			case outbound.StagePeering:
+				v.Rule = fmt.Sprintf("peers[%s].expires %s has passed: nothing is sent to %s", p.ID, p.Expires.UTC().Format(time.RFC3339), p.ID)
+			case outbound.StageExportPolicy:
+				v.Rule = c.Rule
+			default:
+				v.Rule = err.Error() + ": not sent"
+			}
 			return v, nil
 		}
-		for _, ptr := range p.Export.Redact {
-			one := exportpolicy.New(self, &config.Peer{ID: p.ID, Export: config.ExportPolicy{Redact: []string{ptr}}})
-			if changed, err := one.Redact(clone(ev)); err == nil && changed {
-				v.Redacted = append(v.Redacted, ptr)
-			}
-		}
-		if len(v.Redacted) > 0 {
-			v.Notes = append(v.Notes, fmt.Sprintf("the redacted copy is signed again by %s", self))
-			if _, err := e.insp.Check(out); err != nil {
-				v.Notes = append(v.Notes, fmt.Sprintf("%s will refuse the redacted copy: %v (redact only fields the class schema does not require)", p.ID, err))
-			}
+		switch st.Name {
+		case outbound.StageExportPolicy:
+			v.Rule = c.Rule
+		case outbound.StageRedact:
+			e.redacted(&v, ev, out, p)
+		case outbound.StageExportTags:
+			v.Tags = slices.Clone(out.Tags)
+		case outbound.StageLinkMessage:
+			v.Subject = c.Out.Subject
 		}
 	}
-	if pol.Retags() {
-		// export.tags: hop-by-hop claims on the peer's copy, not signed.
-		if err := pol.Retag(out); err != nil {
-			v.Rule = err.Error() + ": not sent"
-			return v, nil
-		}
-	}
-	v.Tags = slices.Clone(out.Tags)
-	out.Path = append(out.Path, self)
-	k := subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()}
-	var err error
-	if v.Subject, err = subject.Link(self, k); err != nil {
-		v.Rule = err.Error() + ": not sent"
-		return v, nil
-	}
-	if p.Export.Lossy() {
-		v.Notes = append(v.Notes, "lossy: sent once, fire and forget; lost if the link is down or the peer slow")
-	} else {
-		if r := p.Export.MaxRate; r > 0 {
-			b := p.Export.MaxBurst
-			if b <= 0 {
-				b = max(int(r), 1)
-			}
-			v.Pacing = fmt.Sprintf("export.max_rate %g/s, burst %d: it waits for its turn, never dropped", r, b)
-		}
-		if a := p.Export.Buffer.MaxAge; a > 0 {
-			v.Notes = append(v.Notes, fmt.Sprintf("export.buffer.max_age %s: dropped for %s if it waited longer", a, p.ID))
-		}
+	if r := p.Export.MaxRate; r > 0 && !p.Export.Lossy() {
+		pace := outbound.NewPace(r, p.Export.MaxBurst)
+		v.Pacing = fmt.Sprintf("export.max_rate %g/s, burst %d: it waits for its turn, never dropped", r, pace.Burst())
 	}
 	n := e.sendPermission(p, v.Subject)
 	v.NATS = &n
@@ -355,6 +338,24 @@ func (e *Explainer) exportSide(ev *signal.Event, class string, p *config.Peer) (
 		}
 	}
 	return v, out
+}
+
+// redacted says which of the policy's export.redact fields this signal
+// had: each pointer alone tells.
+func (e *Explainer) redacted(v *Verdict, ev, out *signal.Event, p *config.Peer) {
+	self := e.cfg.Operator.ID
+	for _, ptr := range p.Export.Redact {
+		one := exportpolicy.New(self, &config.Peer{ID: p.ID, Export: config.ExportPolicy{Redact: []string{ptr}}})
+		if changed, err := one.Redact(clone(ev)); err == nil && changed {
+			v.Redacted = append(v.Redacted, ptr)
+		}
+	}
+	if len(v.Redacted) > 0 {
+		v.Notes = append(v.Notes, fmt.Sprintf("the redacted copy is signed again by %s", self))
+		if _, err := e.insp.Check(out); err != nil {
+			v.Notes = append(v.Notes, fmt.Sprintf("%s will refuse the redacted copy: %v (redact only fields the class schema does not require)", p.ID, err))
+		}
+	}
 }
 
 // sendPermission says whether NATS lets a message on subj, which we send,
@@ -428,66 +429,94 @@ func permit(subj string, allow []string, by, what string) NATS {
 
 func ptr(b bool) *bool { return &b }
 
-// importSide follows the link receiver (inbound.Receiver.decide) for a
-// signal ev, whose path ends with p, as it arrives from p.
+// importSide traces the receiver's stages (inbound.StagesFor) for a
+// signal ev, whose path ends with p, as it arrives from p: it runs those
+// that depend on the signal and the policy, and names those that depend
+// on the moment.
 func (e *Explainer) importSide(ev *signal.Event, class string, p *config.Peer) *Import {
 	self := e.cfg.Operator.ID
 	k := subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()}
 	im := &Import{From: p.ID, Steps: []Step{}}
-	refuse := func(check string, err error) *Import {
-		im.Steps = append(im.Steps, Step{Check: check, Detail: err.Error()})
-		im.Reason = string(reject.ReasonOf(err))
-		im.Rule = err.Error()
-		return im
-	}
 	subj, err := subject.Link(p.ID, k)
 	if err != nil {
-		return refuse("subject", reject.Wrap(reject.BadAttribute, err))
+		err = reject.Wrap(reject.BadAttribute, err)
+		im.Steps = append(im.Steps, Step{Check: "subject", Detail: err.Error()})
+		im.Reason, im.Rule = string(reject.BadAttribute), err.Error()
+		return im
 	}
 	im.NATS = e.receivePermission(p, subj)
-	pass := func(check, detail string) {
-		im.Steps = append(im.Steps, Step{Check: check, OK: true, Detail: detail})
-	}
 	if im.NATS.Allowed != nil && !*im.NATS.Allowed {
 		im.Rule = "NATS: " + im.NATS.Detail
 		return im
 	}
-	if p.ExpiredAt(e.now()) {
-		return refuse("peering", reject.Errorf(reject.Revoked, "peers[%s].expires %s has passed", p.ID, p.Expires.UTC().Format(time.RFC3339)))
+	a := &inbound.Arrival{Subject: subj, Ev: ev, Now: e.now()}
+	for _, st := range inbound.StagesFor(self, p, e.insp, e.ver, e.cfg.MayOriginate()) {
+		if st.Moment {
+			if n := st.Note(); n != "" {
+				im.Notes = append(im.Notes, n)
+			}
+			continue
+		}
+		err := st.Run(a)
+		if err != nil && st.Name == inbound.StageSignature && reject.ReasonOf(err) != reject.UnknownOrigin && ev.DSSEMaterial == "" {
+			im.Steps = append(im.Steps, Step{Check: st.Name, OK: true,
+				Detail: fmt.Sprintf("a key is pinned for %s (the file is unsigned: %s's node signs at intake)", ev.Origin, ev.Origin)})
+			continue
+		}
+		if err != nil {
+			im.Steps = append(im.Steps, Step{Check: st.Name, Detail: err.Error()})
+			im.Reason = string(reject.ReasonOf(err))
+			im.Rule = err.Error()
+			return im
+		}
+		if d := e.passed(st.Name, a, p); d != "" {
+			im.Steps = append(im.Steps, Step{Check: st.Name, OK: true, Detail: d})
+		}
 	}
-	r, b := p.Import.MaxRate, p.Import.MaxBurst
-	if r <= 0 {
-		r = inbound.DefaultMaxRate
+	im.Accept = true
+	im.Rule = e.importRule(ev, class, p)
+	return im
+}
+
+// passed says why a stage let a signal through ("": nothing worth
+// saying).
+func (e *Explainer) passed(stage string, a *inbound.Arrival, p *config.Peer) string {
+	ev := a.Ev
+	switch stage {
+	case inbound.StagePeering:
+		if p.Expires != nil {
+			return "peers[" + p.ID + "].expires " + p.Expires.UTC().Format(time.RFC3339) + " is ahead"
+		}
+	case inbound.StageAttributes:
+		return "required attributes present"
+	case inbound.StageSignature:
+		return fmt.Sprintf("verifies against the key pinned for %s", ev.Origin)
+	case inbound.StageSchema:
+		return "data matches the " + a.Class + " schema"
+	case inbound.StageLinkSubject:
+		return fmt.Sprintf("%s names %s and describes the signal", a.Subject, p.ID)
+	case inbound.StageImportPolicy:
+		return e.importRule(ev, a.Class, p)
+	case inbound.StageImportTags:
+		if len(p.Import.Tags.Add) > 0 {
+			return fmt.Sprintf("import.tags.add %v: stored with tags %v", p.Import.Tags.Add, ev.Tags)
+		}
+	case inbound.StageExpiry:
+		if !ev.ExpiryTime.IsZero() {
+			return "expirytime " + ev.ExpiryTime.UTC().Format(time.RFC3339) + " is ahead"
+		}
 	}
-	if b <= 0 {
-		b = max(int(2*r), 1)
-	}
-	im.Notes = append(im.Notes, fmt.Sprintf("import.max_rate %g/s, burst %d: over it, refused rate-limited and resent by the sender", r, b))
-	if err := ev.Check(); err != nil {
-		return refuse("attributes", err)
-	}
-	pass("attributes", "required attributes present")
-	switch err := e.ver.Verify(ev); {
-	case err == nil:
-		pass("signature", fmt.Sprintf("verifies against the key pinned for %s", ev.Origin))
-	case reject.ReasonOf(err) == reject.UnknownOrigin:
-		return refuse("signature", err)
-	case ev.DSSEMaterial == "":
-		pass("signature", fmt.Sprintf("a key is pinned for %s (the file is unsigned: %s's node signs at intake)", ev.Origin, ev.Origin))
-	default:
-		return refuse("signature", err)
-	}
-	if _, err := e.insp.Check(ev); err != nil {
-		return refuse("schema", err)
-	}
-	pass("schema", "data matches the "+class+" schema")
-	ip := importpolicy.New(self, p).WithOrigins(e.cfg.MayOriginate())
-	if err := ip.Check(ev, class); err != nil {
-		return refuse("import policy", err)
-	}
+	return ""
+}
+
+// importRule says why the import policy lets ev through.
+func (e *Explainer) importRule(ev *signal.Event, class string, p *config.Peer) string {
 	rule := fmt.Sprintf("import.classes for %s allows %s", p.ID, class)
 	if ev.Origin != p.ID {
 		rule += fmt.Sprintf("; import.transit accepts %s's signal relayed by %s", ev.Origin, p.ID)
+	}
+	if e.cfg.MayOriginate()[ev.Origin] != nil {
+		rule += fmt.Sprintf("; may_originate lets %s originate %s on %s", ev.Origin, class, ev.Service())
 	}
 	if e.cfg.MayOriginate()[ev.Origin] != nil {
 		rule += fmt.Sprintf("; may_originate lets %s originate %s on %s", ev.Origin, class, ev.Service())
@@ -503,31 +532,7 @@ func (e *Explainer) importSide(ev *signal.Event, class string, p *config.Peer) *
 			rule += fmt.Sprintf("; import.filter %q is true", p.Import.Filter)
 		}
 	}
-	pass("import policy", rule)
-	if err := ip.Tag(ev); err != nil { // import.tags.add, as stored
-		return refuse("import tags", err)
-	}
-	if len(p.Import.Tags.Add) > 0 {
-		pass("import tags", fmt.Sprintf("import.tags.add %v: stored with tags %v", p.Import.Tags.Add, ev.Tags))
-	}
-	if err := inspect.LiveAt(ev, e.now()); err != nil {
-		return refuse("expiry", err)
-	}
-	if !ev.ExpiryTime.IsZero() {
-		pass("expiry", "expirytime "+ev.ExpiryTime.UTC().Format(time.RFC3339)+" is ahead")
-	}
-	if d := p.Import.Dampening; d != nil {
-		dd := d.WithDefaults()
-		im.Notes = append(im.Notes, fmt.Sprintf("import.dampening: a condition's penalty grows %g a state change, half-life %s; "+
-			"over %g it is held until under %g (at most %s), then its last state is delivered",
-			dd.Penalty, dd.HalfLife, dd.Suppress, dd.Reuse, dd.MaxSuppress))
-	}
-	if m := p.Import.MaxConditions; m != nil && m.Limit > 0 {
-		im.Notes = append(im.Notes, fmt.Sprintf("import.max_conditions.limit %d: past it a new condition is refused too-many-conditions, and %s told with an advisory", m.Limit, p.ID))
-	}
-	im.Accept = true
-	im.Rule = rule
-	return im
+	return rule
 }
 
 func clone(ev *signal.Event) *signal.Event {

@@ -11,6 +11,7 @@ package inbound
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"strconv"
@@ -49,6 +50,7 @@ type Receiver struct {
 	policy     *importpolicy.Policy
 	limiter    *rate.Limiter
 	log        zerolog.Logger
+	stages     []Stage // the checks, in order (stages.go)
 
 	// The link's order as checking sees it: the sender's store epoch and
 	// the last sequence decided, counting signals whose store write is
@@ -161,6 +163,28 @@ type ReceiverDeps struct {
 
 // NewReceiver returns the receiver of operator self for peer p.
 func NewReceiver(self string, p *config.Peer, deps ReceiverDeps, log zerolog.Logger) *Receiver {
+	rc := newReceiver(self, p, deps, log)
+	for range max(runtime.GOMAXPROCS(0), 1) {
+		rc.workers.Add(1)
+		go rc.check()
+	}
+	if rc.damp != nil {
+		rc.startDampening()
+	}
+	go rc.complete()
+	return rc
+}
+
+// StagesFor returns the stages of a receiver of operator self for peer p
+// that checks with insp and ver, for `policy explain` and `anfed bench`:
+// the receiver's own, of a receiver that runs no pipeline. Its Moment
+// stages have no state to run with; the others run as the receiver's.
+func StagesFor(self string, p *config.Peer, insp *inspect.Inspector, ver *origin.Verifier, origins map[string]*config.MayOriginate) []Stage {
+	return newReceiver(self, p, ReceiverDeps{Inspector: insp, Verifier: ver, Observer: observe.Multi{}, Origins: origins}, zerolog.Nop()).stages
+}
+
+// newReceiver is the receiver's state, its pipeline not started.
+func newReceiver(self string, p *config.Peer, deps ReceiverDeps, log zerolog.Logger) *Receiver {
 	r, b := p.Import.MaxRate, p.Import.MaxBurst
 	if r <= 0 {
 		r = DefaultMaxRate
@@ -185,15 +209,10 @@ func NewReceiver(self string, p *config.Peer, deps ReceiverDeps, log zerolog.Log
 	if m := p.Import.MaxConditions; m != nil && m.Limit > 0 {
 		rc.maxConds = &condLimit{limit: m.Limit, warn: m.WarnCount(), idle: time.Duration(m.Idle), pending: map[conditions.Key]pendingChange{}}
 	}
-	for range max(runtime.GOMAXPROCS(0), 1) {
-		rc.workers.Add(1)
-		go rc.check()
-	}
 	if d := p.Import.Dampening; d != nil && deps.Held != nil {
 		rc.damp = dampening.New(*d)
-		rc.startDampening()
 	}
-	go rc.complete()
+	rc.stages = rc.newStages()
 	return rc
 }
 
@@ -256,18 +275,17 @@ type job struct {
 // checks is a signal's checks that depend on it alone, made by a worker
 // while the pipeline still stores the signals before it.
 type checks struct {
-	m     *nats.Msg
-	ev    *signal.Event
-	class string
-	err   error
-	done  chan struct{}
+	a    Arrival
+	err  error
+	done chan struct{}
 }
 
 // check is a worker: it makes the checks of the signals handed to it.
 func (r *Receiver) check() {
 	defer r.workers.Done()
 	for c := range r.work {
-		c.ev, c.class, c.err = r.inspect(c.m)
+		c.a.Now = time.Now()
+		c.err = r.run(Check, &c.a)
 		close(c.done)
 	}
 }
@@ -339,9 +357,15 @@ func (r *Receiver) accept(m *nats.Msg) job {
 		return job{ans: signal.Answer{Status: signal.StatusRejected, Reason: string(reject.OutOfOrder),
 			Error: fmt.Sprintf("signal %d follows %d, but the last decided is %d: resend from there", seq, prev, r.last)}}
 	}
-	j, ok := r.admit()
-	if ok {
-		c := &checks{m: m, done: make(chan struct{})}
+	var j job
+	if err := r.run(Admit, &Arrival{Subject: m.Subject, Header: m.Header, Data: m.Data, Now: time.Now()}); err != nil {
+		// Answered, not dead-lettered: the sender keeps the signal, or
+		// the peering is over.
+		var e *reject.Error
+		errors.As(err, &e)
+		j.ans = signal.Answer{Status: signal.StatusRejected, Reason: string(e.Reason), Error: e.Detail}
+	} else {
+		c := &checks{a: Arrival{Subject: m.Subject, Header: m.Header, Data: m.Data}, done: make(chan struct{})}
 		r.work <- c
 		j.chk = c
 	}
@@ -442,96 +466,29 @@ func (r *Receiver) order(h nats.Header) (seq, prev uint64) {
 	return seq, prev
 }
 
-// admit decides, in link order, whether a signal is checked at all: the
-// peering is in force and the signal within the import rate.
-func (r *Receiver) admit() (job, bool) {
-	if r.cfg.ExpiredAt(time.Now()) {
-		r.Observer.Rejected(observe.Rejection{Node: r.self, From: r.peer, Reason: reject.Revoked, Detail: "the peering expired"})
-		r.log.Warn().Str("reason", string(reject.Revoked)).Time("expired", *r.cfg.Expires).Msg("link: signal from a peer whose peering expired refused")
-		return job{ans: signal.Answer{Status: signal.StatusRejected, Reason: string(reject.Revoked),
-			Error: fmt.Sprintf("the peering with %s expired at %s: ask for a new peering bundle", r.peer, r.cfg.Expires.UTC().Format(time.RFC3339))}}, false
-	}
-	if !r.limiter.Allow() {
-		// Not a dead letter: an anfed sender keeps the signal and resends
-		// it. Counted, so a flood shows per peer, and logged at most once
-		// a second with the count, so a flood does not flood the log.
-		r.Observer.Rejected(observe.Rejection{Node: r.self, From: r.peer, Reason: reject.RateLimited, Detail: "over the import rate limit"})
-		r.limited++
-		if now := time.Now(); now.Sub(r.limitedLogged) >= time.Second {
-			r.log.Warn().Str("reason", string(reject.RateLimited)).Int("count", r.limited).Float64("max_rate", float64(r.limiter.Limit())).
-				Msg("link: signals over the import rate limit refused")
-			r.limited, r.limitedLogged = 0, now
-		}
-		return job{ans: signal.Answer{Status: signal.StatusRejected, Reason: string(reject.RateLimited), Error: fmt.Sprintf("over the import rate limit of %g signals/s from %s: retry later", float64(r.limiter.Limit()), r.peer)}}, false
-	}
-	return job{}, true
-}
-
-// inspect makes the checks that depend on the signal alone; the workers
-// run it in parallel.
-func (r *Receiver) inspect(m *nats.Msg) (*signal.Event, string, error) {
-	ev, err := r.Inspector.Decode(m.Header, m.Data)
-	if err == nil {
-		err = ev.Check()
-	}
-	if err == nil {
-		// Before anything costly: is it really from its origin?
-		err = r.Verifier.Verify(ev)
-	}
-	var class string
-	if err == nil {
-		class, err = CheckImport(r.Inspector, r.policy, r.peer, m.Subject, ev)
-	}
-	return ev, class, err
-}
-
-// CheckImport makes the receiver's checks of a signal that arrived from
-// peer on link subject subj, once decoded and its signature verified,
-// that depend on the signal alone: valid against the catalog (the
-// inspector), the subject sent by the peer and describing the signal, the
-// import policy (loops, origin, path, classes, filters), import.tags.add
-// applied, and not expired. It returns the signal's class. What is left
-// for the receiver is the link's order, the rate limit, the replay guard,
-// import.max_conditions, dampening and the store.
-func CheckImport(insp *inspect.Inspector, policy *importpolicy.Policy, peer, subj string, ev *signal.Event) (string, error) {
-	class, err := insp.Check(ev)
-	if err == nil {
-		err = checkSubject(peer, subj, ev, class)
-	}
-	if err == nil {
-		err = policy.Check(ev, class)
-	}
-	if err == nil {
-		err = policy.Tag(ev) // import.tags.add: stored, and seen by our consumers
-	}
-	if err == nil {
-		err = insp.Live(ev)
-	}
-	return class, err
-}
-
-// settle finishes a job's checks, in link order: those that depend on the
-// signals before it (import.max_conditions, the replay guard).
+// settle finishes a job's checks, in link order: the settle stages,
+// which depend on the signals before it.
 func (r *Receiver) settle(j job) job {
-	ev, class, err := j.chk.ev, j.chk.class, j.chk.err
-	if err != nil {
-		j.refuse, j.ev = err, ev
+	a := &j.chk.a
+	if j.chk.err != nil {
+		j.refuse, j.ev = j.chk.err, a.Ev
 		return j
 	}
-	k := subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()}
-	subj, err := subject.Signal(k)
+	subj, err := subject.Signal(a.Key)
 	if err != nil {
-		j.refuse, j.ev = reject.Wrap(reject.BadAttribute, err), ev
+		j.refuse, j.ev = reject.Wrap(reject.BadAttribute, err), a.Ev
 		return j
 	}
-	refresh := j.m.Header.Get(link.HeaderRefresh) != ""
+	a.stored = subj
+	a.refresh = j.m.Header.Get(link.HeaderRefresh) != ""
+	ev, class := a.Ev, a.Class
 	t := r.conds.Load()
-	if refresh && t != nil && j.m.Header.Get(link.HeaderRefreshKeep) != "" {
+	if a.refresh && t != nil && j.m.Header.Get(link.HeaderRefreshKeep) != "" {
 		t.Touch(r.peer, class, ev) // kept; its signal comes in order
 		j.ans = signal.Answer{Status: signal.StatusDuplicate, Subject: subj}
 		return j
 	}
-	if refresh && t != nil {
+	if a.refresh && t != nil {
 		// A re-statement (refresh): what the table holds as it is needs
 		// no store write; what it does not hold goes the usual way, past
 		// the replay guard (we may have taken it before: it was withdrawn
@@ -545,30 +502,22 @@ func (r *Receiver) settle(j job) job {
 			return j
 		}
 	}
-	if !refresh && r.Replay.Seen(ev.Source, ev.ID) {
-		r.log.Info().Str("reason", string(reject.Duplicate)).Str("type", ev.Type).Str("subject", ev.Subject).Str("id", ev.ID).
-			Msg("link: signal already accepted (a resend or a replay): not stored again")
-		r.Observer.Rejected(observe.Rejection{Node: r.self, From: r.peer, Reason: reject.Duplicate, Detail: "already accepted: " + ev.Key(), Event: ev})
+	if err := r.run(Settle, a); err != nil {
+		j.idles = a.idles
+		j.refuse, j.ev = err, a.Ev
+		return j
+	}
+	switch {
+	case a.duplicate:
 		j.ans = signal.Answer{Status: signal.StatusDuplicate, Subject: subj}
-		return j
-	}
-	// A held signal neither reaches the table nor counts against
-	// import.max_conditions until it is released.
-	if r.damp != nil {
-		if h := r.dampen(ev, class, subj); h != nil {
-			j.hold = h
-			return j
+	case a.hold != nil:
+		j.hold = a.hold
+	default:
+		if t != nil && !a.refresh {
+			t.Touch(r.peer, class, ev) // stated, if a refresh is under way
 		}
+		j.put = &putJob{ev: ev, subj: subj, class: class, refresh: a.refresh}
 	}
-	if err := r.checkMaxConditions(ev, class); err != nil {
-		j.idles = r.maxConds.idleUntil.Load() != 0
-		j.refuse, j.ev = err, ev
-		return j
-	}
-	if t != nil && !refresh {
-		t.Touch(r.peer, class, ev) // stated, if a refresh is under way
-	}
-	j.put = &putJob{ev: ev, subj: subj, class: class, refresh: refresh}
 	return j
 }
 

@@ -22,7 +22,6 @@ import (
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/store"
 	"github.com/anfed/anfed/internal/subject"
-	"github.com/anfed/anfed/schemas"
 )
 
 // Storer keeps accepted signals and dead letters.
@@ -71,6 +70,7 @@ type Intake struct {
 	// seconds: a full store refuses every signal.
 	unavailLog zerolog.Logger
 	timeout    time.Duration
+	stages     []Stage
 }
 
 // Deps are what intake works with.
@@ -109,7 +109,8 @@ func New(d Deps) *Intake {
 	in := &Intake{self: d.Self, conn: d.Conn, insp: d.Inspector, signer: d.Signer, store: d.Store, obs: d.Observer, log: d.Log,
 		unavailLog: d.Log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
 		timeout:    5 * time.Second, pend: make(chan pending, MaxPending),
-		work: make(chan *slot, queue), ordered: make(chan *slot, queue), stored: make(chan struct{})}
+		work: make(chan *slot, queue), ordered: make(chan *slot, queue), stored: make(chan struct{}),
+		stages: StagesFor(d.Inspector, d.Self, d.Signer)}
 	for range max(runtime.GOMAXPROCS(0), 1) {
 		in.workers.Add(1)
 		go in.check()
@@ -234,46 +235,21 @@ func (in *Intake) put(ctx context.Context, sl *slot) (p pending, ans signal.Answ
 	return pending{fut: fut, ev: sl.ev, subj: sl.subj}, signal.Answer{}, true
 }
 
-// prepare checks and signs a signal and encodes it for the store; err
-// says why it is refused.
+// prepare runs intake's stages on a message and encodes the signal for
+// the store; err says why it is refused.
 func (in *Intake) prepare(m *nats.Msg) (ev *signal.Event, subj string, body []byte, err error) {
-	ev, class, err := Check(in.insp, in.self, m.Header, m.Data)
-	if err != nil {
-		return ev, "", nil, err
-	}
-	if in.signer != nil {
-		if err := in.signer.Sign(ev); err != nil {
-			return ev, "", nil, reject.Wrap(reject.Unavailable, err)
+	l := &Local{Header: m.Header, Data: m.Data}
+	for i := range in.stages {
+		if err := in.stages[i].Run(l); err != nil {
+			return l.Ev, "", nil, err
 		}
 	}
-	subj, err = subject.Signal(subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()})
+	ev = l.Ev
+	subj, err = subject.Signal(subject.Key{Origin: ev.Origin, Class: l.Class, Service: ev.Service(), Resource: ev.Resource()})
 	if err != nil {
 		return ev, "", nil, reject.Wrap(reject.BadAttribute, err)
 	}
 	return ev, subj, ev.Encode(), nil
-}
-
-// Check makes intake's checks of a local producer's message, for a node
-// of operator self: decoded and valid against the catalog (the inspector),
-// a signal of self's own, not signed and with no path yet, and not
-// expired. It fills in the class's dataschema when the producer left it
-// out, and returns the signal (when it decoded), its class, and why it is
-// refused. What is left for intake is the signature and the store.
-func Check(insp *inspect.Inspector, self string, hdr nats.Header, body []byte) (*signal.Event, string, error) {
-	ev, class, err := insp.Full(hdr, body)
-	if err == nil {
-		err = checkLocal(self, ev)
-	}
-	if err == nil {
-		err = insp.Live(ev)
-	}
-	if err != nil {
-		return ev, "", err
-	}
-	if ev.DataSchema == "" {
-		ev.DataSchema = schemas.SchemaURI(class)
-	}
-	return ev, class, nil
 }
 
 // checkLocal verifies what only a local producer's signal must satisfy.

@@ -94,11 +94,9 @@ func (s *LossySender) Run(ctx context.Context) error {
 			unsent, logged = 0, now
 		}
 	}
+	stages := (&stager{self: s.self, policy: s.policy, log: s.log, expired: s.Expired, linkUp: linkUp, dropDown: dropped}).stages()
 	forward := func(m *nats.Msg) {
 		s.taken.Add(1)
-		if s.Expired != nil && s.Expired(time.Now()) {
-			return
-		}
 		k, err := subject.ParseSignal(m.Subject)
 		if err != nil {
 			return
@@ -108,24 +106,11 @@ func (s *LossySender) Run(ctx context.Context) error {
 			s.log.Error().Err(err).Str("subject", m.Subject).Msg("link: stored signal does not decode; skipped")
 			return
 		}
-		if d := s.policy.Decide(ev, k.Class); !d.Export {
+		c := &Copy{Ev: ev, Key: k, Now: time.Now()}
+		if err := run(stages, c); err != nil {
 			return
 		}
-		if !linkUp() {
-			dropped()
-			return
-		}
-		if s.policy.Retags() {
-			if err := s.policy.Retag(ev); err != nil {
-				s.log.Error().Err(err).Str("id", ev.ID).Msg("link: signal not exported: its tags could not be set (export.tags)")
-				return
-			}
-		}
-		out, err := Outgoing(s.self, k, ev)
-		if err != nil {
-			s.log.Error().Err(err).Msg("link: stored signal has no link subject; skipped")
-			return
-		}
+		out := c.Out
 		out.Header.Set(link.HeaderSent, strconv.FormatInt(time.Now().UnixNano(), 10))
 		if err := s.nc.PublishMsg(out); err != nil {
 			s.droppedDown.Add(1)

@@ -164,7 +164,7 @@ func (s *Sender) Refresh(ctx context.Context, js jetstream.JetStream, id string,
 			if !s.policy.Decide(ev, k.Class).Export || !s.reshape(ev) {
 				return
 			}
-			out, err := Outgoing(s.self, k, ev)
+			out, err := outgoing(s.self, k, ev)
 			if err != nil {
 				return
 			}

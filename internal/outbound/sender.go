@@ -96,6 +96,8 @@ type Sender struct {
 	// lastDelivery is the consumer's delivery sequence of the last
 	// signal read in this Run; only the loop touches it.
 	lastDelivery uint64
+
+	stages []Stage // made by Run from the fields above
 }
 
 // ErrResume is Run's answer to a signal the consumer delivered and the
@@ -274,6 +276,8 @@ const pullExpiry = 5 * time.Second
 
 // Run forwards until ctx is done.
 func (s *Sender) Run(ctx context.Context) error {
+	s.stages = (&stager{self: s.self, policy: s.policy, log: s.log, expired: s.Expired, holdExpired: true,
+		maxAge: s.Buffer.MaxAge, dropOld: func() { s.noteDrop(true) }, resign: s.Resign}).stages()
 	s.lastDelivery = 0 // a resumed consumer numbers its deliveries afresh
 	// Short pulls: a consumer whose leader was lost with a cluster server
 	// is found silent (missed heartbeats) and pulled again within seconds,
@@ -737,77 +741,35 @@ func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (*entry, bool) {
 		_ = m.Term()
 		return nil, false
 	}
-	if d := s.policy.Decide(ev, k.Class); !d.Export {
-		s.log.Trace().Str("type", ev.Type).Str("subject", ev.Subject).Str("rule", d.Rule).Msg("link: not exported")
-		_ = m.Ack()
-		return nil, false
-	}
-	if s.tooOld(meta.Timestamp) {
-		_ = m.Ack()
-		s.noteDrop(true)
-		return nil, false
-	}
-	if !s.reshape(ev) {
-		_ = m.Ack()
+	c := &Copy{Ev: ev, Key: k, Stored: meta.Timestamp, Now: time.Now()}
+	if err := run(s.stages, c); err != nil {
+		if errors.Is(err, errNoLinkSubject) {
+			_ = m.Term()
+		} else {
+			_ = m.Ack() // decided here: not for this peer, or dropped at a bound
+		}
 		return nil, false
 	}
 	seq := meta.Sequence.Stream
-	out, err := Outgoing(s.self, k, ev)
-	if err != nil {
-		s.log.Error().Err(err).Msg("link: stored signal has no link subject; skipped")
-		_ = m.Term()
-		return nil, false
-	}
+	out := c.Out
 	out.Reply = replyPrefix + "." + strconv.FormatUint(seq, 10)
 	out.Header.Set(link.HeaderSeq, strconv.FormatUint(seq, 10))
 	out.Header.Set(link.HeaderEpoch, s.epoch)
 	return &entry{msg: m, seq: seq, stored: meta.Timestamp, out: out}, true
 }
 
-// reshape makes the peer's copy of a signal the export policy passes:
-// export.redact (signed again) and export.tags. false: it cannot be made,
-// and is not sent (logged).
+// reshape makes the peer's copy of a signal the export policy passes, as
+// the stages do (redact, export-tags): a refresh re-states signals with
+// it. false: it cannot be made, and is not sent (logged).
 func (s *Sender) reshape(ev *signal.Event) bool {
-	if s.policy.Redacts() {
-		// export.redact: the peer gets our signal without the fields,
-		// signed again by us, its origin. Never the full signal instead.
-		changed, err := s.policy.Redact(ev)
-		if err == nil && changed {
-			if s.Resign == nil {
-				err = errors.New("no signing key to sign the redacted copy")
-			} else {
-				err = s.Resign(ev)
-			}
+	c := &Copy{Ev: ev}
+	for _, st := range s.stages {
+		if st.Name != StageRedact && st.Name != StageExportTags {
+			continue
 		}
-		if err != nil {
-			s.log.Error().Err(err).Str("type", ev.Type).Str("subject", ev.Subject).Str("id", ev.ID).
-				Msg("link: signal not exported: it could not be redacted (export.redact)")
-			return false
-		}
-	}
-	if s.policy.Retags() {
-		// export.tags: hop-by-hop claims towards this peer, not signed.
-		if err := s.policy.Retag(ev); err != nil {
-			s.log.Error().Err(err).Str("type", ev.Type).Str("subject", ev.Subject).Str("id", ev.ID).
-				Msg("link: signal not exported: its tags could not be set (export.tags)")
+		if err := st.Run(c); err != nil {
 			return false
 		}
 	}
 	return true
-}
-
-// Outgoing is the link message that carries ev, one of self's signals
-// (its own or relayed) whose subject says k and that the export policy
-// lets through, to a peer: self added to its path, on self's link
-// subject. Both senders make theirs with it. It fails only for a key
-// over the subject bounds, which intake and the receivers refuse.
-func Outgoing(self string, k subject.Key, ev *signal.Event) (*nats.Msg, error) {
-	subj, err := subject.Link(self, k)
-	if err != nil {
-		return nil, err
-	}
-	ev.Path = append(ev.Path, self)
-	out := nats.NewMsg(subj)
-	out.Data = ev.Encode()
-	return out, nil
 }
