@@ -16,6 +16,7 @@ import (
 	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/peering"
+	"github.com/anfed/anfed/internal/subject"
 )
 
 // serverFlags name a running node and a local user of it. The password
@@ -124,7 +125,7 @@ func runConditions(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return flagExit(err)
 	}
 	body, _ := json.Marshal(f)
-	b, err := sf.request(ctx, node.APIConditions, body)
+	b, err := sf.request(ctx, subject.APIConditions, body)
 	if err != nil {
 		fmt.Fprintln(stderr, "anfed conditions:", err)
 		return exitFail
@@ -185,7 +186,7 @@ func runPeers(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
-	b, err := sf.request(ctx, node.APIPeers, nil)
+	b, err := sf.request(ctx, subject.APIPeers, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "anfed peers:", err)
 		return exitFail
@@ -252,7 +253,7 @@ func runPeerRefresh(ctx context.Context, args []string, stdout, stderr io.Writer
 		return exitUsage
 	}
 	body, _ := json.Marshal(node.RefreshRequest{Peer: rest[0], Inbound: *in, Outbound: *out})
-	b, err := sf.request(ctx, node.APIPeerRefresh, body)
+	b, err := sf.request(ctx, subject.APIPeerRefresh, body)
 	if err != nil {
 		fmt.Fprintln(stderr, "anfed peer refresh:", err)
 		return exitFail

@@ -53,7 +53,7 @@ func (f tailFilter) subject() string {
 		}
 		return s
 	}
-	return "an.sig." + tok(f.origin) + "." + tok(f.class) + ".>"
+	return subject.SignalPrefix + "." + tok(f.origin) + "." + tok(f.class) + ".>"
 }
 
 func (f tailFilter) match(ev *signal.Event) bool {

@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/anfed/anfed/internal/signal"
+	"github.com/anfed/anfed/internal/subject"
 	"github.com/anfed/anfed/schemas"
 )
 
@@ -27,7 +28,7 @@ type closedLoop struct {
 
 func startClosedLoop(ctx context.Context, p *producer, log zerolog.Logger) (*closedLoop, error) {
 	l := &closedLoop{p: p, log: log, ctx: ctx}
-	sub, err := p.nc.Subscribe("an.sig."+opA+".>", l.handle)
+	sub, err := p.nc.Subscribe(subject.SignalPrefix+"."+opA+".>", l.handle)
 	if err != nil {
 		return nil, err
 	}

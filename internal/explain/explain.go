@@ -311,9 +311,8 @@ func (e *Explainer) exportSide(ev *signal.Event, class string, p *config.Peer) (
 			v.Subject = c.Out.Subject
 		}
 	}
-	if r := p.Export.MaxRate; r > 0 && !p.Export.Lossy() {
-		pace := outbound.NewPace(r, p.Export.MaxBurst)
-		v.Pacing = fmt.Sprintf("export.max_rate %g/s, burst %d: it waits for its turn, never dropped", r, pace.Burst())
+	if pace := outbound.NewPace(p.Export); pace != nil && !p.Export.Lossy() {
+		v.Pacing = fmt.Sprintf("export.max_rate %g/s, burst %d: it waits for its turn, never dropped", float64(pace.Limit()), pace.Burst())
 	}
 	n := e.sendPermission(p, v.Subject)
 	v.NATS = &n

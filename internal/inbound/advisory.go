@@ -38,11 +38,6 @@ const advisoryEvery = time.Minute
 // maxAdvisoryBytes bounds what the receiving side reads of an advisory.
 const maxAdvisoryBytes = 4096
 
-// AdvisorySubject is where from's node sends advisories to its peer.
-func AdvisorySubject(from string) string {
-	return subject.LinkPrefix + "." + from + "." + from + ".advisory"
-}
-
 // Advisory is what a peer told us, as we report it.
 type Advisory struct {
 	From   string    `json:"from"`
@@ -115,7 +110,7 @@ func (r *Receiver) advise(kind, text string, limit, active int) {
 		Subject: kind, DataContentType: "application/json",
 		Data: advisoryData{Text: text, Limit: limit, Active: active},
 	})
-	if err := a.publish(AdvisorySubject(r.self), b); err != nil {
+	if err := a.publish(subject.Advisory(r.self), b); err != nil {
 		r.log.Warn().Err(err).Str("kind", kind).Msg("link: advisory to the peer not sent")
 		return
 	}

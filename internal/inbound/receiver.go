@@ -185,13 +185,7 @@ func StagesFor(self string, p *config.Peer, insp *inspect.Inspector, ver *origin
 
 // newReceiver is the receiver's state, its pipeline not started.
 func newReceiver(self string, p *config.Peer, deps ReceiverDeps, log zerolog.Logger) *Receiver {
-	r, b := p.Import.MaxRate, p.Import.MaxBurst
-	if r <= 0 {
-		r = DefaultMaxRate
-	}
-	if b <= 0 {
-		b = max(int(2*r), 1)
-	}
+	r, b := p.Import.RateLimit()
 	rc := &Receiver{
 		ReceiverDeps: deps,
 		self:         self,
@@ -201,8 +195,8 @@ func newReceiver(self string, p *config.Peer, deps ReceiverDeps, log zerolog.Log
 		cfg:          p,
 		log:          log.With().Str("peer", p.ID).Logger(),
 		jobs:         make(chan job, PipelineDepth),
-		advSubj:      AdvisorySubject(p.ID),
-		sessSubj:     link.SessionSubject(p.ID),
+		advSubj:      subject.Advisory(p.ID),
+		sessSubj:     subject.Session(p.ID),
 		finished:     make(chan struct{}),
 		work:         make(chan *checks, PipelineDepth),
 	}
@@ -243,9 +237,6 @@ func (r *Receiver) Close() {
 	close(r.jobs)
 	<-r.finished
 }
-
-// DefaultMaxRate is the import rate limit when the policy sets none.
-const DefaultMaxRate = 1000
 
 // Subject is what the receiver subscribes to in the peer's account.
 func (r *Receiver) Subject() string { return subject.LinkFrom(r.peer) }
@@ -318,7 +309,7 @@ func (r *Receiver) Handle(m *nats.Msg) {
 		return // closed: unanswered, the sender sends it again
 	}
 	r.resync()
-	if m.Subject == link.ProbeSubject(r.peer) {
+	if m.Subject == subject.Probe(r.peer) {
 		r.order(m.Header)
 		r.jobs <- job{m: m, probe: true, epoch: r.epoch, gen: r.gen}
 		return

@@ -6,7 +6,7 @@ import (
 	"github.com/anfed/anfed/internal/conditions"
 )
 
-// SetSession hands the peer's session messages (link.SessionSubject) to
+// SetSession hands the peer's session messages (subject.Session) to
 // f, on the subscription's goroutine, in link order with its signals. Set
 // it before the subscription starts.
 func (r *Receiver) SetSession(f func(m *nats.Msg)) { r.onSession = f }

@@ -6,10 +6,7 @@
 // (internal/outbound) and the receiver (internal/inbound) speak it.
 package link
 
-import (
-	"github.com/anfed/anfed/internal/reject"
-	"github.com/anfed/anfed/internal/subject"
-)
+import "github.com/anfed/anfed/internal/reject"
 
 // Hop headers of the link protocol. They order and correlate a link's
 // messages; they are not part of the signal.
@@ -35,13 +32,6 @@ const (
 	HeaderSent = "Anfed-Sent"
 )
 
-// DefaultWindow is how many signals a sender keeps in flight to a peer.
-const DefaultWindow = 512
-
-// ProbeSubject is where a sender asks the receiver whether it hears it;
-// it lies inside the narrowest permission a peer has on the link.
-func ProbeSubject(from string) string { return subject.LinkPrefix + "." + from + "." + from + ".probe" }
-
 // Retryable reports whether a refusal is about now, not about the signal:
 // the sender keeps the signal and sends it again.
 func Retryable(reason string) bool {
@@ -62,10 +52,3 @@ const HeaderRefresh = "Anfed-Refresh"
 // on its way to the receiver in order: it only keeps the condition the
 // receiver holds from the End-of-RIB's sweep, and is never stored.
 const HeaderRefreshKeep = "Anfed-Refresh-Keep"
-
-// SessionSubject is where from's node sends its session messages
-// (internal/session) to its peer; like the probe's, it lies inside the
-// narrowest permission a peer has on the link.
-func SessionSubject(from string) string {
-	return subject.LinkPrefix + "." + from + "." + from + ".session"
-}

@@ -96,10 +96,6 @@ func hashPassword(p string) string {
 	return string(h)
 }
 
-// AckPrefix is the inbox prefix a node uses for requests on a link: peer
-// acknowledgements come back under it.
-func AckPrefix(self string) string { return "an.ack." + self }
-
 // LeafPermissions are the permissions of the leaf user we issue to peer,
 // seen from the peer's side: what it may publish into our node and what it
 // may receive from it. sendTransit says whether we accept signals the peer
@@ -109,8 +105,8 @@ func LeafPermissions(self string, p *config.Peer) (pub, sub []string) {
 	if !p.Import.Transit {
 		own = subject.LinkPrefix + "." + p.ID + "." + p.ID + ".>"
 	}
-	pub = []string{own, AckPrefix(self) + ".>"}
-	sub = []string{subject.LinkFrom(self), AckPrefix(p.ID) + ".>"}
+	pub = []string{own, subject.Ack(self) + ".>"}
+	sub = []string{subject.LinkFrom(self), subject.Ack(p.ID) + ".>"}
 	return pub, sub
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/signal"
+	"github.com/anfed/anfed/internal/subject"
 )
 
 // TestMaxConditionsAdvisoryTimeline: op-b takes at most 3 active
@@ -104,7 +105,7 @@ func TestMaxConditionsAdvisoryTimeline(t *testing.T) {
 func TestAttackAdvisories(t *testing.T) {
 	e := newAtkEnv(t, nil)
 	rogue := e.startRogueB(t)
-	subj := inbound.AdvisorySubject("op-b")
+	subj := subject.Advisory("op-b")
 	mark := e.log.mark()
 	junk := [][]byte{nil, []byte("{"), []byte(`{"type":"net.anfed.advisory.v1"}`), []byte(strings.Repeat("x", 8000)),
 		[]byte(`{"type":"net.anfed.other.v1","subject":"max-conditions-limit"}`)}

@@ -248,7 +248,7 @@ func (e *atkEnv) stir(t *testing.T) string {
 	ans, err := signal.ParseAnswer(m.Data)
 	require.NoError(t, err)
 	require.Equal(t, string(reject.Malformed), ans.Reason)
-	_, err = e.local.Request(node.APIConditions, []byte(`{}`), 5*time.Second)
+	_, err = e.local.Request(subject.APIConditions, []byte(`{}`), 5*time.Second)
 	require.NoError(t, err)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -447,7 +447,7 @@ func (e *atkEnv) startRogueB(t *testing.T) *atkRogue {
 	require.NoError(t, sub.SetPendingLimits(-1, -1))
 	require.NoError(t, r.Conn.Flush())
 	waitFor(t, 10*time.Second, func() error {
-		m, err := r.Conn.Request(link.ProbeSubject("op-b"), nil, time.Second)
+		m, err := r.Conn.Request(subject.Probe("op-b"), nil, time.Second)
 		if err != nil {
 			return err
 		}
@@ -548,7 +548,7 @@ func (x *atkRogue) send(t *testing.T, subj string, body []byte) signal.Answer {
 // A's session messages to op-b, and answers to op-b's own requests.
 func atkAllowedForB(subj string) bool {
 	return strings.HasPrefix(subj, "an.link.op-a.op-a.fault.vpn-acme.") ||
-		subj == link.ProbeSubject("op-a") || subj == link.SessionSubject("op-a") ||
+		subj == subject.Probe("op-a") || subj == subject.Session("op-a") ||
 		strings.HasPrefix(subj, "an.ack.op-b.")
 }
 
@@ -1469,7 +1469,7 @@ func TestAttackPermissionViolation(t *testing.T) {
 		raw.write(t, "LS+ an.ack.op-b.>")
 		raw.sync(t)
 		waitFor(t, 5*time.Second, func() error {
-			raw.lmsg(t, link.ProbeSubject("op-b"), "an.ack.op-b.raw.1", nil)
+			raw.lmsg(t, subject.Probe("op-b"), "an.ack.op-b.raw.1", nil)
 			raw.sync(t)
 			if !slices.Contains(raw.delivered(), "an.ack.op-b.raw.1") {
 				s := raw.snapshot()

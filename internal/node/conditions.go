@@ -23,27 +23,6 @@ import (
 	"github.com/anfed/anfed/internal/subject"
 )
 
-// Condition-table subjects in the operations account.
-const (
-	// CondPrefix carries each change of the table:
-	// an.cond.<kind>.<origin>.<class>.<service>.<resource>, JSON body.
-	CondPrefix = "an.cond"
-	// APIConditions answers a JSON conditions.Filter with the table.
-	APIConditions = "an.api.conditions"
-	// APIPeers answers with each peer's link state and backlog.
-	APIPeers = "an.api.peers"
-	// APIPeerRefresh asks for a refresh with a peer: a JSON
-	// {"peer":"op-b","inbound":true,"outbound":false}; both directions
-	// when neither is set. It answers {"ok":true} or {"error":"..."}.
-	APIPeerRefresh = "an.api.peer.refresh"
-)
-
-// Defaults of a peer's graceful-restart timers.
-const (
-	DefaultGrace         = 30 * time.Second
-	DefaultWithdrawAfter = 5 * time.Minute
-)
-
 // Conditions returns the table's active (and, with IncludeStale, stale)
 // conditions, and those flap dampening suppressed: a held condition is
 // marked Suppressed, with its penalty and when it is to be released; one
@@ -106,7 +85,7 @@ func (n *Node) startConditions(ctx, rctx context.Context) error {
 		n.watchLinks(rctx)
 	}()
 	refresh := func(m *nats.Msg) { n.serveRefresh(rctx, m) }
-	for subj, h := range map[string]nats.MsgHandler{APIConditions: n.serveConditions, APIPeers: n.servePeers, APIPeerRefresh: refresh} {
+	for subj, h := range map[string]nats.MsgHandler{subject.APIConditions: n.serveConditions, subject.APIPeers: n.servePeers, subject.APIPeerRefresh: refresh} {
 		if err := n.subscribe(n.ops, subj, h); err != nil {
 			return err
 		}
@@ -165,13 +144,7 @@ func (n *Node) watchLinks(ctx context.Context) {
 				}
 				switch {
 				case up[p.ID] && !is:
-					grace, wd := time.Duration(p.Import.Grace), time.Duration(p.Import.WithdrawAfter)
-					if grace <= 0 {
-						grace = DefaultGrace
-					}
-					if wd <= 0 {
-						wd = DefaultWithdrawAfter
-					}
+					grace, wd := p.Import.Timers()
 					n.log.Warn().Str("peer", p.ID).Stringer("grace", grace).Msg("link down")
 					n.table.LinkDown(p.ID, now, grace, wd)
 				case !up[p.ID] && is:
@@ -261,7 +234,7 @@ func (n *Node) announce(c conditions.Change) {
 	}
 	cd := c.Condition
 	svc, res, _ := strings.Cut(cd.Subject, "/")
-	subj := CondPrefix + "." + string(c.Kind) + "." + cd.Origin + "." + cd.Class + "." + subject.Token(svc) + "." + subject.Token(res)
+	subj := subject.Cond(string(c.Kind), subject.Key{Origin: cd.Origin, Class: cd.Class, Service: svc, Resource: res})
 	if n.opsAcc != nil && !n.opsAcc.SubscriptionInterest(subj) {
 		return // nobody listens (core NATS would drop it): no encoding, no hop
 	}
@@ -352,7 +325,7 @@ func (n *Node) servePeers(m *nats.Msg) {
 	_ = m.Respond(b)
 }
 
-// RefreshRequest asks for a refresh with a peer (APIPeerRefresh).
+// RefreshRequest asks for a refresh with a peer (subject.APIPeerRefresh).
 type RefreshRequest struct {
 	Peer     string `json:"peer"`
 	Inbound  bool   `json:"inbound,omitempty"`

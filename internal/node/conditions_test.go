@@ -12,8 +12,8 @@ import (
 
 	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/config"
-	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/signal"
+	"github.com/anfed/anfed/internal/subject"
 )
 
 // The condition table follows the lifecycle of a peer's conditions, marks
@@ -62,7 +62,7 @@ func TestConditionTableGracefulRestart(t *testing.T) {
 	assert.Equal(t, "u2", c.ID)
 
 	// The API answers the same, to any NATS client.
-	m, err := cb.Request(node.APIConditions, []byte(`{"Peer":"op-a"}`), 2*time.Second)
+	m, err := cb.Request(subject.APIConditions, []byte(`{"Peer":"op-a"}`), 2*time.Second)
 	require.NoError(t, err)
 	var api []conditions.Condition
 	require.NoError(t, json.Unmarshal(m.Data, &api))

@@ -25,6 +25,7 @@ import (
 	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/store"
+	"github.com/anfed/anfed/internal/subject"
 )
 
 // flaps returns n signals of one condition (resource res) alternating
@@ -120,7 +121,7 @@ func TestDampeningTimeline(t *testing.T) {
 		assert.False(t, st.Suppressed)
 		assert.Equal(t, conditions.StatusActive, st.Status)
 
-		m, err := tl.conns["op-b"].Request(node.APIConditions, []byte(`{"Peer":"op-a","Service":"vpn-acme"}`), 5*time.Second)
+		m, err := tl.conns["op-b"].Request(subject.APIConditions, []byte(`{"Peer":"op-a","Service":"vpn-acme"}`), 5*time.Second)
 		require.NoError(t, err)
 		var api []conditions.Condition
 		require.NoError(t, json.Unmarshal(m.Data, &api))

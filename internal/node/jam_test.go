@@ -10,7 +10,6 @@ import (
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/natstest"
-	"github.com/anfed/anfed/internal/node"
 )
 
 // B relays (export.transit) to A, which does not accept transit from B:
@@ -77,5 +76,4 @@ func TestRelayDroppedByPermissionsDoesNotJamLink(t *testing.T) {
 		}
 		return nil
 	})
-	_ = node.APIPeers
 }

@@ -417,7 +417,7 @@ func (n *Node) subscribe(nc *nats.Conn, subj string, h nats.MsgHandler) error {
 
 func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 	acc := natsconf.PeerAccount(p.ID)
-	nc, err := n.connectOwn("link "+p.ID, acc, "anfed-node-"+p.ID, nats.CustomInboxPrefix(natsconf.AckPrefix(n.ID())))
+	nc, err := n.connectOwn("link "+p.ID, acc, "anfed-node-"+p.ID, nats.CustomInboxPrefix(subject.Ack(n.ID())))
 	if err != nil {
 		return err
 	}
@@ -467,7 +467,7 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 		MaxBytes: int64(p.Export.Buffer.MaxBytes),
 		MeanSize: n.store.MeanSize,
 	}
-	snd.Pace = outbound.NewPace(p.Export.MaxRate, p.Export.MaxBurst)
+	snd.Pace = outbound.NewPace(p.Export)
 	if n.signer != nil {
 		snd.Resign = n.signer.Sign // export.redact signs the redacted copy again
 	}

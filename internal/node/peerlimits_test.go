@@ -22,10 +22,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/config"
-	"github.com/anfed/anfed/internal/link"
 	"github.com/anfed/anfed/internal/natsconf"
 	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/subject"
 )
 
 // heapInUse is the process's live heap after a full collection.
@@ -90,7 +90,7 @@ func TestAttackSubscriptionFlood(t *testing.T) {
 	e.requireNATSLogged(t, mark, "maximum subscriptions exceeded", true)
 
 	// The connection still works, within its limit, and op-c is unaffected.
-	raw.lmsg(t, link.ProbeSubject("op-b"), "an.ack.op-b.flood.1", nil)
+	raw.lmsg(t, subject.Probe("op-b"), "an.ack.op-b.flood.1", nil)
 	waitFor(t, 5*time.Second, func() error {
 		if !slices.Contains(raw.delivered(), "an.ack.op-b.flood.1") {
 			return fmt.Errorf("no answer to a probe on a subscription held before the limit")

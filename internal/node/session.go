@@ -14,11 +14,11 @@ import (
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/inbound"
-	"github.com/anfed/anfed/internal/link"
 	"github.com/anfed/anfed/internal/observe"
 	"github.com/anfed/anfed/internal/outbound"
 	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/session"
+	"github.com/anfed/anfed/internal/subject"
 	"github.com/anfed/anfed/schemas"
 )
 
@@ -118,10 +118,7 @@ func (n *Node) newSession(p *config.Peer, nc *nats.Conn) *peerSession {
 	if p.SigningKey != "" {
 		peerKeys = []string{p.SigningKey}
 	}
-	grace := time.Duration(p.Import.Grace)
-	if grace <= 0 {
-		grace = DefaultGrace
-	}
+	grace, _ := p.Import.Timers()
 	l := session.Local{Self: n.ID(), Peer: p.ID, Version: version(), Restart: grace,
 		PeerKeys: peerKeys, Catalog: catalog,
 		Import: session.Import{Classes: p.Import.Classes, Transit: p.Import.Transit},
@@ -129,7 +126,7 @@ func (n *Node) newSession(p *config.Peer, nc *nats.Conn) *peerSession {
 	if k := n.SigningKey(); k != "" {
 		l.Keys = []string{k}
 	}
-	subj := link.SessionSubject(n.ID())
+	subj := subject.Session(n.ID())
 	ps := &peerSession{peer: p.ID, m: session.New(l, time.Now()),
 		limit: rate.NewLimiter(SessionRate, SessionBurst),
 		asks:  rate.NewLimiter(rate.Every(RefreshAskEvery), refreshAskBurst)}

@@ -18,6 +18,7 @@ import (
 	"github.com/anfed/anfed/internal/origin"
 	"github.com/anfed/anfed/internal/session"
 	"github.com/anfed/anfed/internal/signal"
+	"github.com/anfed/anfed/internal/subject"
 )
 
 // sessionLab is op-b, which stays up, and op-a, which dials it through a
@@ -229,7 +230,7 @@ func TestDriftLinkUpDoesNotFreshenUnstated(t *testing.T) {
 	require.NoError(t, err)
 	defer cb.Close()
 	changes := make(chan *nats.Msg, 256)
-	_, err = cb.ChanSubscribe(node.CondPrefix+".>", changes)
+	_, err = cb.ChanSubscribe(subject.CondPrefix+".>", changes)
 	require.NoError(t, err)
 	require.NoError(t, cb.Flush())
 
@@ -327,7 +328,7 @@ func TestPeerRefreshOnDemand(t *testing.T) {
 		}
 		c, err := nc.Connect()
 		require.NoError(t, err)
-		m, err := c.Request(node.APIPeerRefresh, []byte(`{"peer":"`+n+`",`+dir+`}`), 5*time.Second)
+		m, err := c.Request(subject.APIPeerRefresh, []byte(`{"peer":"`+n+`",`+dir+`}`), 5*time.Second)
 		c.Close()
 		require.NoError(t, err)
 		require.JSONEq(t, `{"ok":true}`, string(m.Data))
@@ -339,7 +340,7 @@ func TestPeerRefreshOnDemand(t *testing.T) {
 	c, err := l.nb.Connect()
 	require.NoError(t, err)
 	defer c.Close()
-	m, err := c.Request(node.APIPeerRefresh, []byte(`{"peer":"op-z"}`), 5*time.Second)
+	m, err := c.Request(subject.APIPeerRefresh, []byte(`{"peer":"op-z"}`), 5*time.Second)
 	require.NoError(t, err)
 	assert.Contains(t, string(m.Data), `no peer \"op-z\"`)
 }

@@ -7,10 +7,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/anfed/anfed/internal/link"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/session"
+	"github.com/anfed/anfed/internal/subject"
 	"github.com/anfed/anfed/schemas"
 )
 
@@ -41,7 +41,7 @@ func TestAttackSessionFlood(t *testing.T) {
 	}
 	open := session.Message{Type: session.TypeOpen, From: "op-b", To: "op-a", Version: "rogue", HoldSeconds: 90,
 		Catalog: catalog, Import: &session.Import{Classes: []string{"*"}}, Heard: true, Refreshes: true}
-	subj := link.SessionSubject("op-b")
+	subj := subject.Session("op-b")
 	waitFor(t, 15*time.Second, func() error {
 		// Again until A's link watcher has seen op-b's link up.
 		require.NoError(t, x.Conn.Publish(subj, open.Encode()))

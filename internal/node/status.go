@@ -7,7 +7,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/anfed/anfed/internal/inbound"
 	"github.com/anfed/anfed/internal/link"
 	"github.com/anfed/anfed/internal/natsconf"
 	"github.com/anfed/anfed/internal/subject"
@@ -38,7 +37,7 @@ func (n *Node) WatchExports(f func(Export)) (stop func(), err error) {
 			nc.Close()
 		}
 	}
-	probe, advisory, sess := link.ProbeSubject(n.ID()), inbound.AdvisorySubject(n.ID()), link.SessionSubject(n.ID())
+	probe, advisory, sess := subject.Probe(n.ID()), subject.Advisory(n.ID()), subject.Session(n.ID())
 	for _, p := range n.cfg.Peers {
 		peer := p.ID
 		nc, err := n.connect(natsconf.PeerAccount(peer), nats.Name("anfed-node-watch-"+peer))

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/anfed/anfed/internal/link"
+	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/store"
 )
 
@@ -111,7 +111,7 @@ func (x *Export) watch(ctx context.Context, stalled func()) {
 			continue
 		}
 		info := c.CachedInfo()
-		if info.NumPending > 0 && info.NumWaiting == 0 && info.NumAckPending < link.DefaultWindow &&
+		if info.NumPending > 0 && info.NumWaiting == 0 && info.NumAckPending < config.DefaultLinkWindow &&
 			info.Delivered.Stream == last && x.LinkUp() {
 			still++
 		} else {

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
 
+	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/link"
 	"github.com/anfed/anfed/internal/outbound/exportpolicy"
 	"github.com/anfed/anfed/internal/reject"
@@ -105,14 +106,12 @@ type Sender struct {
 // then Run again, so that nothing is skipped and order is kept.
 var ErrResume = errors.New("link: a stored signal was lost on its way to the sender")
 
-// NewPace returns the limiter of export.max_rate and max_burst, or nil
-// when rate is 0. The burst defaults to one second's worth.
-func NewPace(r float64, burst int) *rate.Limiter {
+// NewPace returns the limiter of a peer's export.max_rate and max_burst,
+// or nil when it is not paced.
+func NewPace(e config.ExportPolicy) *rate.Limiter {
+	r, burst := e.Pacing()
 	if r <= 0 {
 		return nil
-	}
-	if burst <= 0 {
-		burst = max(int(r), 1)
 	}
 	return rate.NewLimiter(rate.Limit(r), burst)
 }
@@ -214,7 +213,7 @@ func ConsumerConfig(peer string, filters []string) jetstream.ConsumerConfig {
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        time.Minute,
-		MaxAckPending:  link.DefaultWindow,
+		MaxAckPending:  config.DefaultLinkWindow,
 		MaxDeliver:     -1,
 	}
 }
@@ -225,7 +224,7 @@ func NewSender(self, peer, epoch string, cons jetstream.Consumer, nc *nats.Conn,
 	return &Sender{
 		self: self, peer: peer, epoch: epoch, cons: cons, nc: nc, policy: policy,
 		log:     log.With().Str("peer", peer).Logger(),
-		window:  link.DefaultWindow,
+		window:  config.DefaultLinkWindow,
 		timeout: 500 * time.Millisecond,
 		// Resending to a peer that is away costs little (no interest:
 		// the server drops it), and a short cap lets the backlog start
@@ -314,7 +313,7 @@ func (s *Sender) Run(ctx context.Context) error {
 	}()
 	defer func() { it.Stop(); <-feedDone }()
 
-	replyPrefix := "an.ack." + s.self + "." + nuid.Next()
+	replyPrefix := subject.Ack(s.self) + "." + nuid.Next()
 	replies := make(chan *nats.Msg, 4*s.window)
 	sub, err := s.nc.ChanSubscribe(replyPrefix+".*", replies)
 	if err != nil {
@@ -404,7 +403,7 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 			probeAt, probeDue = time.Time{}, time.Time{}
 			return
 		}
-		probe := nats.NewMsg(link.ProbeSubject(s.self))
+		probe := nats.NewMsg(subject.Probe(s.self))
 		probe.Reply = replyPrefix + ".probe"
 		probe.Header.Set(link.HeaderEpoch, s.epoch)
 		probeAt, probeDue = time.Now(), time.Time{}

@@ -11,10 +11,15 @@
 //	                                           store keeps and republishes them as an.sig
 //	an.held.<peer>.<hash>                      the latest signal of a condition that flap
 //	                                           dampening suppressed, one per condition
+//	an.cond.<kind>.<origin>.<class>.<service>.<resource> changes of the condition table
+//	an.api.conditions, an.api.peers            the node's request-reply API
 //
 // On a link (the per-peer account shared by the two ends of a leaf link):
 //
 //	an.link.<from>.<origin>.<class>.<service>.<resource>
+//	an.link.<from>.<from>.probe                a sender's probe
+//	an.link.<from>.<from>.advisory             advisories to the peer
+//	an.ack.<from>.>                            answers to from's requests
 //
 // so a NATS permission on "an.link.<peer>.>" alone says who may send, and
 // "an.link.<peer>.<peer>.>" that the peer may send only its own signals.
@@ -40,6 +45,19 @@ const (
 	LinkPrefix   = "an.link"
 	HeldPrefix   = "an.held"
 	Held         = "an.held.>"
+	// CondPrefix carries each change of the condition table:
+	// an.cond.<kind>.<origin>.<class>.<service>.<resource>, JSON body.
+	CondPrefix = "an.cond"
+	// APIConditions answers a JSON conditions.Filter with the table.
+	APIConditions = "an.api.conditions"
+	// APIPeers answers with each peer's link state and backlog.
+	APIPeers = "an.api.peers"
+	// APIPeerRefresh asks for a refresh with a peer: a JSON
+	// {"peer":"op-b","inbound":true,"outbound":false}; both directions
+	// when neither is set. It answers {"ok":true} or {"error":"..."}.
+	APIPeerRefresh = "an.api.peer.refresh"
+	// AckPrefix starts the inboxes of a node's requests on a link.
+	AckPrefix = "an.ack"
 )
 
 // Bounds of the subjects this package builds. nats-server closes a client
@@ -65,6 +83,28 @@ const (
 // ErrTooLong is returned by Signal and Link for a key whose subject would
 // be over the bounds.
 var ErrTooLong = errors.New("subject over its bound")
+
+// Cond is the subject of a change of kind to the condition k.
+func Cond(kind string, k Key) string {
+	return CondPrefix + "." + kind + "." + k.Origin + "." + k.Class + "." + Token(k.Service) + "." + Token(k.Resource)
+}
+
+// Ack is the inbox prefix a node uses for requests on a link: the peer
+// may publish only below it (an.ack.<self>.>).
+func Ack(self string) string { return AckPrefix + "." + self }
+
+// Probe is where a sender asks the receiver whether it hears it; it lies
+// inside the narrowest permission a peer has on the link.
+func Probe(from string) string { return LinkPrefix + "." + from + "." + from + ".probe" }
+
+// Session is where from's node sends its session messages
+// (internal/session) to its peer, inside the same permission as its
+// probes.
+func Session(from string) string { return LinkPrefix + "." + from + "." + from + ".session" }
+
+// Advisory is where from's node sends advisories to its peer, inside the
+// same permission as its probes.
+func Advisory(from string) string { return LinkPrefix + "." + from + "." + from + ".advisory" }
 
 // Key is what a subject says of a signal.
 type Key struct {

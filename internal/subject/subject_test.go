@@ -219,6 +219,13 @@ func TestFixedSubjects(t *testing.T) {
 	for _, s := range []string{subject.Intake, subject.Signals, subject.Store} {
 		assert.True(t, strings.HasSuffix(s, ".>"), s)
 	}
+	// Probes and advisories lie inside the narrowest permission a peer
+	// has on the link: its own signals, an.link.<peer>.<peer>.>.
+	assert.Equal(t, "an.link.op-b.op-b.probe", subject.Probe("op-b"))
+	assert.Equal(t, "an.link.op-b.op-b.advisory", subject.Advisory("op-b"))
+	assert.Equal(t, "an.ack.op-b", subject.Ack("op-b"))
+	assert.Equal(t, "an.cond.raised.op-a.fault.vpn%2E1.r%201",
+		subject.Cond("raised", subject.Key{Origin: "op-a", Class: "fault", Service: "vpn.1", Resource: "r 1"}), "condition tokens must not add tokens")
 }
 
 // checkToken asserts what makes a token safe in a NATS subject.
