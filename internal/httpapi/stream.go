@@ -12,10 +12,13 @@ import (
 
 // Reject is one refused signal, as the API reports it.
 type Reject struct {
-	Time   time.Time `json:"time"`
-	From   string    `json:"from"` // peer id or "local"
-	Reason string    `json:"reason"`
-	Detail string    `json:"detail"`
+	Time time.Time `json:"time"`
+	From string    `json:"from,omitempty"` // peer id or "local"; "" for a drop on the way out
+	// To is the peer one of our signals was on its way to when it was
+	// dropped at our end (buffer-age, buffer-bytes, undeliverable).
+	To     string `json:"to,omitempty"`
+	Reason string `json:"reason"`
+	Detail string `json:"detail"`
 	// Of the signal, when it could be decoded.
 	Type    string `json:"type,omitempty"`
 	Subject string `json:"subject,omitempty"`
@@ -41,8 +44,8 @@ func (r *rejectRing) Accepted(observe.Acceptance) {}
 func (r *rejectRing) Crossed(observe.Crossing)    {}
 
 func (r *rejectRing) Rejected(x observe.Rejection) {
-	rj := Reject{Time: time.Now().UTC(), From: x.From, Reason: string(x.Reason), Detail: x.Detail}
-	if rj.From == "" {
+	rj := Reject{Time: time.Now().UTC(), From: x.From, To: x.To, Reason: string(x.Reason), Detail: x.Detail}
+	if rj.From == "" && rj.To == "" {
 		rj.From = observe.Local
 	}
 	if ev := x.Event; ev != nil {

@@ -212,7 +212,10 @@ func (o *observer) Crossed(c observe.Crossing) {
 func (o *observer) Rejected(r observe.Rejection) {
 	m := (*Metrics)(o)
 	from := r.From
-	if from == "" {
+	switch {
+	case r.To != "":
+		from = r.To // a drop on the way to the peer counts against it
+	case from == "":
 		from = observe.Local
 	}
 	m.rejected.WithLabelValues(from, string(r.Reason)).Inc()

@@ -17,6 +17,7 @@ import (
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/store"
 )
@@ -103,9 +104,9 @@ func cutLink(t *testing.T, na, nb *node.Node, proxy *natstest.Proxy) {
 // edit, lets 3 signals cross, cuts the link, and publishes one more: the
 // first signal after the cut is sent and finds no route, so it is in
 // flight (the peer may have decided it) and never dropped.
-func cutWithOneInFlight(t *testing.T, edit func(*config.Buffer)) (na *node.Node, pa *nats.Conn, arr *arrivals, proxy *natstest.Proxy, inFlight []string) {
+func cutWithOneInFlight(t *testing.T, edit func(*config.Buffer), optsA ...node.Option) (na *node.Node, pa *nats.Conn, arr *arrivals, proxy *natstest.Proxy, inFlight []string) {
 	t.Helper()
-	na, nb, proxy := linkedEdit(t, func(c *config.Config) { edit(&c.Peers[0].Export.Buffer) })
+	na, nb, proxy := linkedWith(t, optsA, func(c *config.Config) { edit(&c.Peers[0].Export.Buffer) })
 	pa, err := na.Connect()
 	require.NoError(t, err)
 	t.Cleanup(pa.Close)
@@ -135,11 +136,13 @@ func untilOneCrosses(t *testing.T, pa *nats.Conn, arr *arrivals, prefix string) 
 }
 
 // A signal that waited for the peer longer than export.buffer.max_age is
-// not sent to it: counted, and the peer gets only the fresh ones. The
-// local store keeps everything.
+// not sent to it: counted, reported with its reason (buffer-age, to the
+// peer), and the peer gets only the fresh ones. The local store keeps
+// everything.
 func TestBufferMaxAgeDropsStaleSignalsForThatPeer(t *testing.T) {
 	const maxAge = 3 * time.Second
-	na, pa, arr, proxy, inFlight := cutWithOneInFlight(t, func(b *config.Buffer) { b.MaxAge = config.Duration(maxAge) })
+	ta := newTally()
+	na, pa, arr, proxy, inFlight := cutWithOneInFlight(t, func(b *config.Buffer) { b.MaxAge = config.Duration(maxAge) }, node.WithObserver(ta))
 	stale := publishN(t, pa, "stale", 30)
 	time.Sleep(maxAge + 500*time.Millisecond)
 	fresh := publishN(t, pa, "fresh", 10)
@@ -152,7 +155,9 @@ func TestBufferMaxAgeDropsStaleSignalsForThatPeer(t *testing.T) {
 	}
 	ps := peerState(t, na, "op-b")
 	assert.EqualValues(t, len(stale), ps.DroppedTooOld, "each stale signal counted")
+	assert.Equal(t, len(stale), ta.rejections("to:op-b", reject.BufferAge), "each stale signal reported with its reason")
 	assert.Zero(t, ps.DroppedOverBytes)
+	assert.Zero(t, ta.rejections("to:op-b", reject.BufferBytes))
 	assert.Zero(t, ps.Backlog)
 	// Dropped for the peer only: the store keeps every signal.
 	assert.EqualValues(t, 3+1+30+10, streamMsgs(t, na, store.SignalStream, "an.sig.>"))
@@ -160,10 +165,12 @@ func TestBufferMaxAgeDropsStaleSignalsForThatPeer(t *testing.T) {
 
 // When the signals waiting for the peer take more than
 // export.buffer.max_bytes, the oldest not yet sent are dropped until they
-// fit: the peer gets the newest, in order, and the drops are counted.
+// fit: the peer gets the newest, in order, and the drops are counted and
+// reported with their reason (buffer-bytes, to the peer).
 func TestBufferMaxBytesKeepsTheNewest(t *testing.T) {
 	const maxBytes = 16 << 10
-	na, pa, arr, proxy, inFlight := cutWithOneInFlight(t, func(b *config.Buffer) { b.MaxBytes = maxBytes })
+	ta := newTally()
+	na, pa, arr, proxy, inFlight := cutWithOneInFlight(t, func(b *config.Buffer) { b.MaxBytes = maxBytes }, node.WithObserver(ta))
 	batch := publishN(t, pa, "batch", 100)
 	// The bound is checked every second.
 	waitFor(t, 10*time.Second, func() error {
@@ -190,6 +197,7 @@ func TestBufferMaxBytesKeepsTheNewest(t *testing.T) {
 	assert.Greater(t, float64(kept+2)*mean, float64(maxBytes), "dropped no more than needed: kept %d of %.0f bytes", kept, mean)
 	t.Logf("max_bytes %d, mean signal %.0f bytes: kept the newest %d of 100, dropped %d", maxBytes, mean, kept, ps.DroppedOverBytes)
 	assert.Zero(t, peerState(t, na, "op-b").Backlog)
+	assert.EqualValues(t, peerState(t, na, "op-b").DroppedOverBytes, ta.rejections("to:op-b", reject.BufferBytes), "each drop reported with its reason")
 }
 
 // export.delivery: lossy: signals cross fire and forget. What is published

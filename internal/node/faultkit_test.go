@@ -30,6 +30,12 @@ func linked(t *testing.T, editB ...func(*config.Config)) (na, nb *node.Node, pro
 // linkedEdit is linked with editA applied to op-a's config.
 func linkedEdit(t *testing.T, editA func(*config.Config), editB ...func(*config.Config)) (na, nb *node.Node, proxy *natstest.Proxy) {
 	t.Helper()
+	return linkedWith(t, nil, editA, editB...)
+}
+
+// linkedWith is linkedEdit with options for op-a's node.
+func linkedWith(t *testing.T, optsA []node.Option, editA func(*config.Config), editB ...func(*config.Config)) (na, nb *node.Node, proxy *natstest.Proxy) {
+	t.Helper()
 	a := baseConfig(t, "op-a")
 	// These tests stream 2,000 signals/s: more than a store that flushes
 	// every write to this disk takes (see docs/durability.md). Link cuts
@@ -45,7 +51,7 @@ func linkedEdit(t *testing.T, editA func(*config.Config), editB ...func(*config.
 	if editA != nil {
 		editA(a)
 	}
-	na = startNode(t, a)
+	na = startNode(t, a, optsA...)
 	proxy = natstest.StartProxy(t, na.LeafURL()[len("nats-leaf://"):])
 	b := baseConfig(t, "op-b")
 	b.Storage.Sync = "2m"

@@ -461,6 +461,7 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 	}
 	snd := outbound.NewSender(n.ID(), p.ID, n.epoch, cons, nc, policy, n.log)
 	snd.Expired = p.ExpiredAt
+	snd.Observer = n.obs
 	snd.FirstSeq = n.store.FirstSeq
 	snd.Buffer = outbound.Buffer{
 		MaxAge:   time.Duration(p.Export.Buffer.MaxAge),

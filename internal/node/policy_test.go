@@ -36,8 +36,12 @@ func (t *tally) Crossed(c observe.Crossing) {
 	t.mu.Unlock()
 }
 func (t *tally) Rejected(r observe.Rejection) {
+	from := r.From
+	if r.To != "" {
+		from = "to:" + r.To // a drop at our end, on the way to the peer
+	}
 	t.mu.Lock()
-	t.rejected[r.From+"/"+string(r.Reason)]++
+	t.rejected[from+"/"+string(r.Reason)]++
 	t.mu.Unlock()
 }
 func (t *tally) rejections(from string, r reject.Reason) int {

@@ -30,8 +30,11 @@ type Crossing struct {
 
 // Rejection is a refused signal.
 type Rejection struct {
-	Node   string // where it was refused
-	From   string // peer id or Local
+	Node string // where it was refused
+	From string // peer id or Local; "" for a drop on the way out
+	// To is the peer a signal of ours was on its way to, for a drop at
+	// our end (reject.BufferAge, BufferBytes, Undeliverable).
+	To     string
 	Reason reject.Reason
 	Detail string
 	Event  *signal.Event // nil when the message could not be decoded

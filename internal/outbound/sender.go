@@ -8,6 +8,7 @@ package outbound
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/link"
+	"github.com/anfed/anfed/internal/observe"
 	"github.com/anfed/anfed/internal/outbound/exportpolicy"
 	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/signal"
@@ -75,6 +77,10 @@ type Sender struct {
 		at time.Time
 	}
 	droppedAge, droppedBytes atomic.Uint64
+
+	// Observer, when set before Run, is told of every signal dropped for
+	// this peer at our end, with its reason.
+	Observer observe.Observer
 
 	// Pace, when set before Run, paces the signals exported to this peer
 	// (export.max_rate): a signal waits for its token before it enters
@@ -162,14 +168,16 @@ type dropLog struct {
 	at         time.Time
 }
 
-func (s *Sender) noteDrop(age bool) {
+func (s *Sender) noteDrop(age bool, ev *signal.Event) {
 	d := &s.drops
 	if age {
 		s.droppedAge.Add(1)
 		d.age++
+		s.dropped(reject.BufferAge, fmt.Sprintf("waited for %s longer than its export.buffer.max_age %s", s.peer, s.Buffer.MaxAge), ev)
 	} else {
 		s.droppedBytes.Add(1)
 		d.bytes++
+		s.dropped(reject.BufferBytes, fmt.Sprintf("the signals waiting for %s passed its export.buffer.max_bytes %d: the oldest not yet sent are dropped", s.peer, s.Buffer.MaxBytes), ev)
 	}
 	if now := time.Now(); now.Sub(d.at) >= 5*time.Second {
 		s.log.Warn().Str("reason", "buffer-bound").Uint64("too_old", d.age).Uint64("over_bytes", d.bytes).
@@ -190,6 +198,13 @@ func (s *Sender) noteRateLimited(detail string) {
 		s.log.Warn().Str("reason", string(reject.RateLimited)).Uint64("count", r.n).Str("error", detail).
 			Msg("link: the peer refuses signals over its import rate limit (its import.max_rate): they wait here and are resent")
 		r.n, r.at = 0, now
+	}
+}
+
+// dropped reports a signal of ours the peer will not get, with its reason.
+func (s *Sender) dropped(reason reject.Reason, detail string, ev *signal.Event) {
+	if s.Observer != nil {
+		s.Observer.Rejected(observe.Rejection{Node: s.self, To: s.peer, Reason: reason, Detail: detail, Event: ev})
 	}
 }
 
@@ -276,7 +291,7 @@ const pullExpiry = 5 * time.Second
 // Run forwards until ctx is done.
 func (s *Sender) Run(ctx context.Context) error {
 	s.stages = (&stager{self: s.self, policy: s.policy, log: s.log, expired: s.Expired, holdExpired: true,
-		maxAge: s.Buffer.MaxAge, dropOld: func() { s.noteDrop(true) }, resign: s.Resign}).stages()
+		maxAge: s.Buffer.MaxAge, dropOld: func(ev *signal.Event) { s.noteDrop(true, ev) }, resign: s.Resign}).stages()
 	s.lastDelivery = 0 // a resumed consumer numbers its deliveries afresh
 	// Short pulls: a consumer whose leader was lost with a cluster server
 	// is found silent (missed heartbeats) and pulled again within seconds,
@@ -365,7 +380,7 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 	drop := func(e *entry, age bool) {
 		e.done, e.skipped, e.acked = true, true, true
 		_ = e.msg.Ack()
-		s.noteDrop(age)
+		s.noteDrop(age, nil)
 	}
 
 	prevOf := func(i int) uint64 {
@@ -446,6 +461,8 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 							"permissions forbid it, e.g. we relay (export.transit) and the peer does not accept transit " +
 							"(import.transit): align the two policies")
 					e.done, e.skipped = true, true
+					s.dropped(reject.Undeliverable, fmt.Sprintf("signal %s on %s: the link drops it while %s hears us (its NATS permissions forbid it): given up",
+						e.out.Header.Get(link.HeaderSeq), e.out.Subject, s.peer), nil)
 				}
 			}
 		}
@@ -725,7 +742,7 @@ func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (*entry, bool) {
 		// Over the byte bound: the oldest waiting go first.
 		s.trim--
 		_ = m.Ack()
-		s.noteDrop(false)
+		s.noteDrop(false, nil)
 		return nil, false
 	}
 	k, err := subject.ParseSignal(m.Subject())

@@ -69,7 +69,7 @@ type stager struct {
 	expired     func(now time.Time) bool
 	holdExpired bool
 	maxAge      time.Duration
-	dropOld     func() // counts a drop at the age bound
+	dropOld     func(ev *signal.Event) // counts a drop at the age bound
 	linkUp      func() bool
 	dropDown    func() // counts a drop while the link is down
 	resign      func(ev *signal.Event) error
@@ -97,7 +97,7 @@ func (st *stager) stages() []Stage {
 		}},
 		{Name: StageBufferAge, Moment: true, Run: func(c *Copy) error {
 			if st.maxAge > 0 && !c.Stored.IsZero() && c.Now.Sub(c.Stored) > st.maxAge {
-				st.dropOld()
+				st.dropOld(c.Ev)
 				return fmt.Errorf("waited longer than export.buffer.max_age %s", st.maxAge)
 			}
 			return nil
@@ -179,7 +179,7 @@ func run(stages []Stage, c *Copy) error {
 // p, resign signs a redacted copy again. Its Moment stages have no link
 // or store to look at and let every signal on.
 func StagesFor(self string, policy *exportpolicy.Policy, expired func(time.Time) bool, lossy bool, maxAge time.Duration, resign func(*signal.Event) error) []Stage {
-	st := &stager{self: self, policy: policy, log: zerolog.Nop(), expired: expired, resign: resign, maxAge: maxAge, dropOld: func() {}, dropDown: func() {}}
+	st := &stager{self: self, policy: policy, log: zerolog.Nop(), expired: expired, resign: resign, maxAge: maxAge, dropOld: func(*signal.Event) {}, dropDown: func() {}}
 	if lossy {
 		st.linkUp = func() bool { return true }
 	}

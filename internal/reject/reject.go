@@ -51,6 +51,20 @@ const (
 	SessionFlood Reason = "session-flood"
 )
 
+// Drops at our end: a signal of ours that a peer will not get, counted
+// against that peer (observe.Rejection.To).
+const (
+	// BufferAge: it waited for the peer longer than export.buffer.max_age.
+	BufferAge Reason = "buffer-age"
+	// BufferBytes: what waited for the peer passed export.buffer.max_bytes,
+	// and it was among the oldest not yet sent.
+	BufferBytes Reason = "buffer-bytes"
+	// Undeliverable: the link drops it while the peer hears us (NATS
+	// permissions derived from the peer's policy forbid it); the sender
+	// gave up on it.
+	Undeliverable Reason = "undeliverable"
+)
+
 // Error is a refusal with its reason and a human explanation that says what
 // was wrong and, where possible, how to fix it.
 type Error struct {
