@@ -151,19 +151,20 @@ func TestLoopingSignalIsDropped(t *testing.T) {
 	assert.Equal(t, 2, ta.rejections("op-b", reject.Loop))
 }
 
-// In a triangle where everyone relays everything, a signal never returns
-// to its origin and never crosses a link twice.
-func TestTransitTriangleHasNoLoop(t *testing.T) {
+// startTriangle starts op-a, op-b and op-c, each accepting the next and
+// dialling the previous, all relaying everything (edit changes a node's
+// policy), and waits for the links.
+func startTriangle(t *testing.T, edit func(c *config.Config)) (ids []string, nodes map[string]*node.Node, tallies map[string]*tally) {
+	t.Helper()
 	all := config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}, Transit: true, TransitFrom: config.Roles}
 	imp := config.ImportPolicy{Classes: []string{"*"}, Transit: true}
-	ids := []string{"op-a", "op-b", "op-c"}
+	ids = []string{"op-a", "op-b", "op-c"}
 	addr := map[string]string{}
 	for _, id := range ids {
 		addr[id] = natstest.FreeAddr(t)
 	}
-	// Each node accepts the next one and dials the previous one.
-	tallies := map[string]*tally{}
-	nodes := map[string]*node.Node{}
+	tallies = map[string]*tally{}
+	nodes = map[string]*node.Node{}
 	for i, id := range ids {
 		next, prev := ids[(i+1)%3], ids[(i+2)%3]
 		c := baseConfig(t, id)
@@ -171,6 +172,9 @@ func TestTransitTriangleHasNoLoop(t *testing.T) {
 		c.Peers = []config.Peer{
 			{ID: next, Accept: &config.Accept{User: next, Password: "secret-" + next}, Export: all, Import: imp, SigningKey: pub(t, next)},
 			{ID: prev, Dial: &config.Dial{URL: "nats-leaf://" + addr[prev], User: id, Password: "secret-" + id}, Export: all, Import: imp, SigningKey: pub(t, prev)},
+		}
+		if edit != nil {
+			edit(c)
 		}
 		tallies[id] = newTally()
 		nodes[id] = startNode(t, c, node.WithObserver(tallies[id]))
@@ -183,6 +187,51 @@ func TestTransitTriangleHasNoLoop(t *testing.T) {
 		}
 		return nil
 	})
+	return ids, nodes, tallies
+}
+
+// A signal the link drops while the peer hears us — op-b relays op-c's
+// signal to op-a, whose policy takes no transit from op-b, so the leaf
+// permissions op-a derives drop it — is given up by op-b's sender and
+// reported with its reason (undeliverable, to op-a); the link goes on.
+func TestGivenUpSignalIsReported(t *testing.T) {
+	_, nodes, tallies := startTriangle(t, func(c *config.Config) {
+		if c.Operator.ID == "op-a" {
+			c.Peers[0].Import.Transit = false // op-b, which dials op-a
+		}
+	})
+	pc, err := nodes["op-c"].Connect()
+	require.NoError(t, err)
+	defer pc.Close()
+	require.True(t, publish(t, pc, congestion("op-c", "relayed-1")).OK())
+	waitFor(t, 30*time.Second, func() error {
+		if n := tallies["op-b"].rejections("to:op-a", reject.Undeliverable); n != 1 {
+			return fmt.Errorf("op-b reported %d undeliverable signals to op-a", n)
+		}
+		return nil
+	})
+	waitFor(t, 10*time.Second, func() error {
+		if n, err := nodes["op-b"].Backlog(context.Background(), "op-a"); err != nil || n != 0 {
+			return fmt.Errorf("op-b->op-a backlog %d %v", n, err)
+		}
+		return nil
+	})
+	pb, err := nodes["op-b"].Connect()
+	require.NoError(t, err)
+	defer pb.Close()
+	require.True(t, publish(t, pb, congestion("op-b", "own-1")).OK(), "op-b's own signals still cross")
+	waitFor(t, 10*time.Second, func() error {
+		if n := nodes["op-a"].Table().Len("op-b"); n < 1 {
+			return fmt.Errorf("op-a holds %d of op-b's conditions", n)
+		}
+		return nil
+	})
+}
+
+// In a triangle where everyone relays everything, a signal never returns
+// to its origin and never crosses a link twice.
+func TestTransitTriangleHasNoLoop(t *testing.T) {
+	ids, nodes, tallies := startTriangle(t, nil)
 	pa, err := nodes["op-a"].Connect()
 	require.NoError(t, err)
 	defer pa.Close()
