@@ -52,7 +52,7 @@ func TestObserverCounts(t *testing.T) {
 	o.Crossed(observe.Crossing{From: "op-a", To: "op-b", Event: ev, Latency: 3 * time.Millisecond})
 	o.Crossed(observe.Crossing{From: "op-a", To: "op-b", Event: ev, Duplicate: true})
 	o.Rejected(observe.Rejection{From: "op-a", Reason: reject.NotImported})
-	o.Rejected(observe.Rejection{Reason: reject.SchemaInvalid}) // a local producer
+	o.Rejected(observe.Rejection{Reason: reject.SchemaInvalid})         // a local producer
 	o.Rejected(observe.Rejection{To: "op-c", Reason: reject.BufferAge}) // dropped at our end on its way to op-c
 	o.Accepted(observe.Acceptance{Event: &signal.Event{Source: "anfed://op-b/y", ID: "2"}})
 	o.Accepted(observe.Acceptance{Duplicate: true})

@@ -459,21 +459,24 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 	if err != nil {
 		return fmt.Errorf("export consumer for %s: %w", p.ID, err)
 	}
-	snd := outbound.NewSender(n.ID(), p.ID, n.epoch, cons, nc, policy, n.log)
-	snd.Expired = p.ExpiredAt
-	snd.Observer = n.obs
-	snd.FirstSeq = n.store.FirstSeq
-	snd.Buffer = outbound.Buffer{
-		MaxAge:   time.Duration(p.Export.Buffer.MaxAge),
-		MaxBytes: int64(p.Export.Buffer.MaxBytes),
-		MeanSize: n.store.MeanSize,
+	scfg := outbound.SenderConfig{
+		Self: n.ID(), Peer: p.ID, Epoch: n.epoch, Consumer: cons, Conn: nc, Policy: policy, Log: n.log,
+		Expired:  p.ExpiredAt,
+		Observer: n.obs,
+		FirstSeq: n.store.FirstSeq,
+		Buffer: outbound.Buffer{
+			MaxAge:   time.Duration(p.Export.Buffer.MaxAge),
+			MaxBytes: int64(p.Export.Buffer.MaxBytes),
+			MeanSize: n.store.MeanSize,
+		},
+		Pace: outbound.NewPace(p.Export),
+		// In-process deliveries are never lost; over a cluster they can be.
+		ResumeOnLoss: n.external(),
 	}
-	snd.Pace = outbound.NewPace(p.Export)
 	if n.signer != nil {
-		snd.Resign = n.signer.Sign // export.redact signs the redacted copy again
+		scfg.Resign = n.signer.Sign // export.redact signs the redacted copy again
 	}
-	// In-process deliveries are never lost; over a cluster they can be.
-	snd.ResumeOnLoss = n.external()
+	snd := outbound.NewSender(scfg)
 	n.senders[p.ID] = snd
 	n.runExport(rctx, &outbound.Export{Peer: p.ID, JS: js, Filters: policy.Subjects(), Send: snd.Run,
 		// On a cluster an unpaced consumer's pulls can be lost with a server.
@@ -500,9 +503,8 @@ func (n *Node) startLossy(ctx, rctx context.Context, p *config.Peer, xc, nc *nat
 	if err := outbound.DropConsumer(ctx, n.store.JetStream(), p.ID, n.log); err != nil {
 		return err
 	}
-	snd := outbound.NewLossySender(n.ID(), p.ID, xc, nc, exportpolicy.ForConfig(n.cfg, p), n.log)
-	snd.Expired = p.ExpiredAt
-	snd.LinkUp = func() bool { return n.LinkUp(p.ID) }
+	snd := outbound.NewLossySender(outbound.LossyConfig{Self: n.ID(), Peer: p.ID, Source: xc, Conn: nc, Policy: exportpolicy.ForConfig(n.cfg, p), Log: n.log,
+		Expired: p.ExpiredAt, LinkUp: func() bool { return n.LinkUp(p.ID) }})
 	n.lossy[p.ID] = snd
 	n.runExport(rctx, &outbound.Export{Peer: p.ID, JS: n.store.JetStream(), Lossy: true, Send: snd.Run})
 	return nil

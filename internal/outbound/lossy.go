@@ -32,21 +32,31 @@ type LossySender struct {
 	nc         *nats.Conn // peer account: the link
 	policy     *exportpolicy.Policy
 	log        zerolog.Logger
-
-	// LinkUp reports whether the peer's link is connected; set before
-	// Run. nil: always presumed up.
-	LinkUp func() bool
-	// Expired, as for Sender.
-	Expired func(now time.Time) bool
+	cfg        LossyConfig
 
 	sent, droppedDown, taken atomic.Uint64
 	subs                     []*nats.Subscription // one per subject of the export policy; Run's own
 }
 
-// NewLossySender returns the fire-and-forget sender of operator self to
-// peer: src reads stored signals, nc is the peer account's connection.
-func NewLossySender(self, peer string, src, nc *nats.Conn, policy *exportpolicy.Policy, log zerolog.Logger) *LossySender {
-	return &LossySender{self: self, peer: peer, src: src, nc: nc, policy: policy, log: log.With().Str("peer", peer).Str("delivery", "lossy").Logger()}
+// LossyConfig is what a lossy sender works with.
+type LossyConfig struct {
+	Self, Peer string
+	Source     *nats.Conn // operations account: reads the stored signals' republish
+	Conn       *nats.Conn // the peer account's connection: the link
+	Policy     *exportpolicy.Policy
+	Log        zerolog.Logger
+	// LinkUp reports whether the peer's link is connected. nil: always
+	// presumed up.
+	LinkUp func() bool
+	// Expired, as for SenderConfig.
+	Expired func(now time.Time) bool
+}
+
+// NewLossySender returns the fire-and-forget sender cfg describes; Run
+// runs it.
+func NewLossySender(cfg LossyConfig) *LossySender {
+	return &LossySender{self: cfg.Self, peer: cfg.Peer, src: cfg.Source, nc: cfg.Conn, policy: cfg.Policy, cfg: cfg,
+		log: cfg.Log.With().Str("peer", cfg.Peer).Str("delivery", "lossy").Logger()}
 }
 
 // Counts reports the signals published on the link and those dropped
@@ -78,8 +88,8 @@ func (s *LossySender) Run(ctx context.Context) error {
 	linkUp := func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		if now := time.Now(); s.LinkUp != nil && now.Sub(checked) >= 100*time.Millisecond {
-			up, checked = s.LinkUp(), now
+		if now := time.Now(); s.cfg.LinkUp != nil && now.Sub(checked) >= 100*time.Millisecond {
+			up, checked = s.cfg.LinkUp(), now
 		}
 		return up
 	}
@@ -94,7 +104,7 @@ func (s *LossySender) Run(ctx context.Context) error {
 			unsent, logged = 0, now
 		}
 	}
-	stages := (&stager{self: s.self, policy: s.policy, log: s.log, expired: s.Expired, linkUp: linkUp, dropDown: dropped}).stages()
+	stages := (&stager{self: s.self, policy: s.policy, log: s.log, expired: s.cfg.Expired, linkUp: linkUp, dropDown: dropped}).stages()
 	forward := func(m *nats.Msg) {
 		s.taken.Add(1)
 		k, err := subject.ParseSignal(m.Subject)

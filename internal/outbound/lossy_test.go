@@ -55,7 +55,7 @@ func TestLossySenderTakesOnlyItsPolicySubjects(t *testing.T) {
 	pol := exportpolicy.New("op-a", &config.Peer{ID: "op-b", Export: config.ExportPolicy{
 		Classes: []string{"congestion"}, Services: []string{"vpn-1"},
 	}})
-	snd := outbound.NewLossySender("op-a", "op-b", src, peerSide, pol, zerolog.Nop())
+	snd := outbound.NewLossySender(outbound.LossyConfig{Self: "op-a", Peer: "op-b", Source: src, Conn: peerSide, Policy: pol, Log: zerolog.Nop()})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- snd.Run(ctx) }()

@@ -57,17 +57,6 @@ type Sender struct {
 	gaps       [][2]uint64
 	discarded  atomic.Uint64
 
-	// FirstSeq reports the store's first sequence; set before Run. nil:
-	// discards are not counted.
-	FirstSeq func(ctx context.Context) (uint64, error)
-
-	// Expired reports whether the peering has ended: from then on nothing
-	// is sent (the signals wait in the store, within its bounds, for a
-	// renewed one). nil: the peering does not end.
-	Expired func(now time.Time) bool
-
-	// Buffer bounds what waits for this peer; set before Run.
-	Buffer Buffer
 	// trim is how many of the oldest signals not yet read to drop for
 	// the byte bound; only the loop touches it.
 	trim    uint64
@@ -78,33 +67,51 @@ type Sender struct {
 	}
 	droppedAge, droppedBytes atomic.Uint64
 
-	// Observer, when set before Run, is told of every signal dropped for
-	// this peer at our end, with its reason.
-	Observer observe.Observer
-
-	// Pace, when set before Run, paces the signals exported to this peer
-	// (export.max_rate): a signal waits for its token before it enters
-	// the window, so pacing delays signals and never drops one. Resends
-	// are not paced again.
-	Pace *rate.Limiter
-
-	// Resign signs a signal we originate again, after export.redact
-	// removed fields from its data; set before Run when the policy
-	// redacts.
-	Resign func(ev *signal.Event) error
-
-	// ResumeOnLoss, set before Run, makes Run return ErrResume when a
-	// delivery of the consumer never reached the sender (a jump in the
-	// consumer's delivery sequence: a cluster server was lost
-	// mid-delivery), before anything past it is sent; the caller resumes
-	// the consumer from its acknowledgement floor. Without it the lost
-	// signal comes back only after AckWait, behind later ones.
-	ResumeOnLoss bool
 	// lastDelivery is the consumer's delivery sequence of the last
 	// signal read in this Run; only the loop touches it.
 	lastDelivery uint64
 
-	stages []Stage // made by Run from the fields above
+	cfg    SenderConfig
+	stages []Stage
+}
+
+// SenderConfig is what a durable sender works with and how it is bound.
+type SenderConfig struct {
+	Self, Peer string
+	// Epoch names our store (its creation time).
+	Epoch    string
+	Consumer jetstream.Consumer // the peer's durable export consumer
+	Conn     *nats.Conn         // in the peer account
+	Policy   *exportpolicy.Policy
+	Log      zerolog.Logger
+
+	// FirstSeq reports the store's first sequence. nil: discards are not
+	// counted.
+	FirstSeq func(ctx context.Context) (uint64, error)
+	// Expired reports whether the peering has ended: from then on nothing
+	// is sent (the signals wait in the store, within its bounds, for a
+	// renewed one). nil: the peering does not end.
+	Expired func(now time.Time) bool
+	// Buffer bounds what waits for this peer.
+	Buffer Buffer
+	// Observer is told of every signal dropped for this peer at our end,
+	// with its reason. nil: not told.
+	Observer observe.Observer
+	// Pace paces the signals exported to this peer (export.max_rate;
+	// NewPace): a signal waits for its token before it enters the window,
+	// so pacing delays signals and never drops one. Resends are not paced
+	// again. nil: not paced.
+	Pace *rate.Limiter
+	// Resign signs a signal we originate again, after export.redact
+	// removed fields from its data; required when the policy redacts.
+	Resign func(ev *signal.Event) error
+	// ResumeOnLoss makes Run return ErrResume when a delivery of the
+	// consumer never reached the sender (a jump in the consumer's
+	// delivery sequence: a cluster server was lost mid-delivery), before
+	// anything past it is sent; the caller resumes the consumer from its
+	// acknowledgement floor. Without it the lost signal comes back only
+	// after AckWait, behind later ones.
+	ResumeOnLoss bool
 }
 
 // ErrResume is Run's answer to a signal the consumer delivered and the
@@ -134,10 +141,10 @@ func (s *Sender) paced(m jetstream.Msg) bool {
 // rate are fetched, well within the consumer's AckWait, so that no
 // signal waiting its turn is redelivered.
 func (s *Sender) pullBatch() int {
-	if s.Pace == nil {
+	if s.cfg.Pace == nil {
 		return s.window
 	}
-	return min(max(int(float64(s.Pace.Limit())*20), 1), s.window)
+	return min(max(int(float64(s.cfg.Pace.Limit())*20), 1), s.window)
 }
 
 // Buffer bounds the signals waiting for one peer (config.Buffer). A zero
@@ -159,7 +166,7 @@ func (s *Sender) Dropped() (age, bytes uint64) { return s.droppedAge.Load(), s.d
 
 // tooOld reports whether a signal stored at t is past the age bound.
 func (s *Sender) tooOld(t time.Time) bool {
-	return s.Buffer.MaxAge > 0 && !t.IsZero() && time.Since(t) > s.Buffer.MaxAge
+	return s.cfg.Buffer.MaxAge > 0 && !t.IsZero() && time.Since(t) > s.cfg.Buffer.MaxAge
 }
 
 // dropLog logs drops at a buffer bound at most every 5 s, with counts.
@@ -173,15 +180,15 @@ func (s *Sender) noteDrop(age bool, ev *signal.Event) {
 	if age {
 		s.droppedAge.Add(1)
 		d.age++
-		s.dropped(reject.BufferAge, fmt.Sprintf("waited for %s longer than its export.buffer.max_age %s", s.peer, s.Buffer.MaxAge), ev)
+		s.dropped(reject.BufferAge, fmt.Sprintf("waited for %s longer than its export.buffer.max_age %s", s.peer, s.cfg.Buffer.MaxAge), ev)
 	} else {
 		s.droppedBytes.Add(1)
 		d.bytes++
-		s.dropped(reject.BufferBytes, fmt.Sprintf("the signals waiting for %s passed its export.buffer.max_bytes %d: the oldest not yet sent are dropped", s.peer, s.Buffer.MaxBytes), ev)
+		s.dropped(reject.BufferBytes, fmt.Sprintf("the signals waiting for %s passed its export.buffer.max_bytes %d: the oldest not yet sent are dropped", s.peer, s.cfg.Buffer.MaxBytes), ev)
 	}
 	if now := time.Now(); now.Sub(d.at) >= 5*time.Second {
 		s.log.Warn().Str("reason", "buffer-bound").Uint64("too_old", d.age).Uint64("over_bytes", d.bytes).
-			Dur("max_age", s.Buffer.MaxAge).Int64("max_bytes", s.Buffer.MaxBytes).
+			Dur("max_age", s.cfg.Buffer.MaxAge).Int64("max_bytes", s.cfg.Buffer.MaxBytes).
 			Uint64("total_too_old", s.droppedAge.Load()).Uint64("total_over_bytes", s.droppedBytes.Load()).
 			Msg("link: signals waiting for this peer dropped at its buffer bound (export.buffer): the peer will not get them")
 		d.age, d.bytes, d.at = 0, 0, now
@@ -203,12 +210,12 @@ func (s *Sender) noteRateLimited(detail string) {
 
 // dropped reports a signal of ours the peer will not get, with its reason.
 func (s *Sender) dropped(reason reject.Reason, detail string, ev *signal.Event) {
-	if s.Observer != nil {
-		s.Observer.Rejected(observe.Rejection{Node: s.self, To: s.peer, Reason: reason, Detail: detail, Event: ev})
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.Rejected(observe.Rejection{Node: s.self, To: s.peer, Reason: reason, Detail: detail, Event: ev})
 	}
 }
 
-func (s *Sender) expired() bool { return s.Expired != nil && s.Expired(time.Now()) }
+func (s *Sender) expired() bool { return s.cfg.Expired != nil && s.cfg.Expired(time.Now()) }
 
 // Discarded is how many signals the store discarded at its bounds before
 // they could be sent to this peer.
@@ -233,12 +240,11 @@ func ConsumerConfig(peer string, filters []string) jetstream.ConsumerConfig {
 	}
 }
 
-// NewSender returns the sender of operator self to peer. epoch names our
-// store (its creation time).
-func NewSender(self, peer, epoch string, cons jetstream.Consumer, nc *nats.Conn, policy *exportpolicy.Policy, log zerolog.Logger) *Sender {
-	return &Sender{
-		self: self, peer: peer, epoch: epoch, cons: cons, nc: nc, policy: policy,
-		log:     log.With().Str("peer", peer).Logger(),
+// NewSender returns the durable sender that cfg describes; Run runs it.
+func NewSender(cfg SenderConfig) *Sender {
+	s := &Sender{
+		self: cfg.Self, peer: cfg.Peer, epoch: cfg.Epoch, cons: cfg.Consumer, nc: cfg.Conn, policy: cfg.Policy, cfg: cfg,
+		log:     cfg.Log.With().Str("peer", cfg.Peer).Logger(),
 		window:  config.DefaultLinkWindow,
 		timeout: 500 * time.Millisecond,
 		// Resending to a peer that is away costs little (no interest:
@@ -247,6 +253,9 @@ func NewSender(self, peer, epoch string, cons jetstream.Consumer, nc *nats.Conn,
 		minBackoff: 25 * time.Millisecond,
 		maxBackoff: 100 * time.Millisecond,
 	}
+	s.stages = (&stager{self: s.self, policy: s.policy, log: s.log, expired: cfg.Expired, holdExpired: true,
+		maxAge: cfg.Buffer.MaxAge, dropOld: func(ev *signal.Event) { s.noteDrop(true, ev) }, resign: cfg.Resign}).stages()
+	return s
 }
 
 // entry is one exported signal in flight.
@@ -290,8 +299,6 @@ const pullExpiry = 5 * time.Second
 
 // Run forwards until ctx is done.
 func (s *Sender) Run(ctx context.Context) error {
-	s.stages = (&stager{self: s.self, policy: s.policy, log: s.log, expired: s.Expired, holdExpired: true,
-		maxAge: s.Buffer.MaxAge, dropOld: func(ev *signal.Event) { s.noteDrop(true, ev) }, resign: s.Resign}).stages()
 	s.lastDelivery = 0 // a resumed consumer numbers its deliveries afresh
 	// Short pulls: a consumer whose leader was lost with a cluster server
 	// is found silent (missed heartbeats) and pulled again within seconds,
@@ -314,8 +321,8 @@ func (s *Sender) Run(ctx context.Context) error {
 				s.log.Warn().Err(err).Msg("link: export consumer")
 				continue
 			}
-			if s.Pace != nil && s.paced(m) {
-				if err := s.Pace.Wait(ctx); err != nil {
+			if s.cfg.Pace != nil && s.paced(m) {
+				if err := s.cfg.Pace.Wait(ctx); err != nil {
 					return // ctx done; the signal is redelivered after restart
 				}
 			}
@@ -371,7 +378,7 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 	defer gapTick.Stop()
 	defer progress.Stop()
 	defer bound.Stop()
-	if s.Buffer.MaxBytes <= 0 || s.Buffer.MeanSize == nil {
+	if s.cfg.Buffer.MaxBytes <= 0 || s.cfg.Buffer.MeanSize == nil {
 		bound.Stop()
 	}
 	// drop gives up an unsent signal of the window at a buffer bound.
@@ -655,7 +662,7 @@ func (s *Sender) countDiscards(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	first, err := s.FirstSeq(ctx)
+	first, err := s.cfg.FirstSeq(ctx)
 	if err != nil {
 		return // next time
 	}
@@ -681,12 +688,12 @@ func (s *Sender) overBytes(ctx context.Context) uint64 {
 	if err != nil {
 		return 0
 	}
-	mean, err := s.Buffer.MeanSize(ctx)
+	mean, err := s.cfg.Buffer.MeanSize(ctx)
 	if err != nil || mean <= 0 {
 		return 0
 	}
 	waiting := float64(info.NumPending) + float64(info.NumAckPending)
-	over := waiting*mean - float64(s.Buffer.MaxBytes)
+	over := waiting*mean - float64(s.cfg.Buffer.MaxBytes)
 	if over <= 0 {
 		return 0
 	}
@@ -706,7 +713,7 @@ func firstOpen(window []*entry) *entry {
 // lostBefore reports whether a delivery of the consumer before m never
 // reached the sender: lost on the way.
 func (s *Sender) lostBefore(m jetstream.Msg) bool {
-	if !s.ResumeOnLoss {
+	if !s.cfg.ResumeOnLoss {
 		return false
 	}
 	meta, err := m.Metadata()
@@ -729,7 +736,7 @@ func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (*entry, bool) {
 		_ = m.Term()
 		return nil, false
 	}
-	if seq := meta.Sequence.Stream; s.lastStream != 0 && seq > s.lastStream+1 && s.FirstSeq != nil {
+	if seq := meta.Sequence.Stream; s.lastStream != 0 && seq > s.lastStream+1 && s.cfg.FirstSeq != nil {
 		s.gaps = append(s.gaps, [2]uint64{s.lastStream, seq})
 		if len(s.gaps) >= maxGaps {
 			s.countDiscards(context.Background())
