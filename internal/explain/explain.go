@@ -478,7 +478,7 @@ func (e *Explainer) importSide(ev *signal.Event, class string, p *config.Peer) *
 }
 
 // passed says why a stage let a signal through ("": nothing worth
-// saying).
+// saying; the link subject, say, which explain builds from the signal).
 func (e *Explainer) passed(stage string, a *inbound.Arrival, p *config.Peer) string {
 	ev := a.Ev
 	switch stage {
@@ -492,8 +492,6 @@ func (e *Explainer) passed(stage string, a *inbound.Arrival, p *config.Peer) str
 		return fmt.Sprintf("verifies against the key pinned for %s", ev.Origin)
 	case inbound.StageSchema:
 		return "data matches the " + a.Class + " schema"
-	case inbound.StageLinkSubject:
-		return fmt.Sprintf("%s names %s and describes the signal", a.Subject, p.ID)
 	case inbound.StageImportPolicy:
 		return e.importRule(ev, a.Class, p)
 	case inbound.StageImportTags:
