@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/natsconf"
+	"github.com/anfed/anfed/internal/natstest"
 )
 
 const externalPolicy = `
@@ -61,12 +61,7 @@ func TestNatsconfCommand(t *testing.T) {
 	opts, err := server.ProcessConfigFile(own)
 	require.NoError(t, err)
 	opts.LeafNode.Port = -1
-	opts.NoSigs, opts.NoLog = true, true
-	srv, err := server.NewServer(opts)
-	require.NoError(t, err)
-	srv.Start()
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	require.True(t, srv.ReadyForConnections(10*time.Second))
+	srv := natstest.StartServer(t, opts)
 
 	cfg, err := config.Load(policy)
 	require.NoError(t, err)

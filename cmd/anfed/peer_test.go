@@ -133,13 +133,7 @@ func serveFrom(t *testing.T, path string) *server.Server {
 	require.NoError(t, err)
 	opts := &server.Options{}
 	require.NoError(t, opts.ProcessConfigString(natsconf.Generate(cfg, sec)))
-	opts.NoSigs, opts.NoLog = true, true
-	s, err := server.NewServer(opts)
-	require.NoError(t, err)
-	s.Start()
-	t.Cleanup(s.Shutdown)
-	require.True(t, s.ReadyForConnections(10*time.Second))
-	return s
+	return natstest.StartServer(t, opts)
 }
 
 func TestKeysInitRefusesOverwrite(t *testing.T) {

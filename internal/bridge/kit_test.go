@@ -28,7 +28,7 @@ import (
 	"github.com/anfed/anfed/internal/httpapi"
 	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/node"
-	"github.com/anfed/anfed/internal/origin"
+	"github.com/anfed/anfed/internal/nodetest"
 )
 
 func TestMain(m *testing.M) {
@@ -37,28 +37,12 @@ func TestMain(m *testing.M) {
 
 const token = "bridge-test-token-0123456789"
 
-var (
-	keysMu sync.Mutex
-	keys   = map[string]nkeys.KeyPair{}
-)
+// keys are the operators' signing keys, the same for the whole test binary.
+var keys nodetest.Keys
 
-func operatorKey(t testing.TB, id string) nkeys.KeyPair {
-	keysMu.Lock()
-	defer keysMu.Unlock()
-	if kp, ok := keys[id]; ok {
-		return kp
-	}
-	kp, err := origin.NewSigningKey()
-	require.NoError(t, err)
-	keys[id] = kp
-	return kp
-}
+func operatorKey(t testing.TB, id string) nkeys.KeyPair { return keys.Operator(t, id) }
 
-func pub(t testing.TB, id string) string {
-	p, err := operatorKey(t, id).PublicKey()
-	require.NoError(t, err)
-	return p
-}
+func pub(t testing.TB, id string) string { return keys.Public(t, id) }
 
 func writeFile(t *testing.T, name, content string) string {
 	f := filepath.Join(t.TempDir(), name)
@@ -67,12 +51,10 @@ func writeFile(t *testing.T, name, content string) string {
 }
 
 func baseConfig(t *testing.T, id string) *config.Config {
-	return &config.Config{
-		Operator: config.Operator{ID: id},
-		Storage: config.Storage{Dir: t.TempDir(), MaxAge: config.Duration(time.Hour), MaxBytes: config.ByteSize(64 << 20),
-			DuplicateWindow: config.Duration(2 * time.Minute), Sync: "2m"},
-		HTTP: config.HTTP{Listen: "127.0.0.1:0", TokenFile: writeFile(t, "ingest.token", token)},
-	}
+	c := nodetest.BaseConfig(t, id)
+	c.Storage.Sync = "2m"
+	c.HTTP = config.HTTP{Listen: "127.0.0.1:0", TokenFile: writeFile(t, "ingest.token", token)}
+	return c
 }
 
 // site is a started node with its HTTP server and bridges.

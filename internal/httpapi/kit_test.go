@@ -23,44 +23,22 @@ import (
 	"github.com/anfed/anfed/internal/httpapi"
 	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/node"
-	"github.com/anfed/anfed/internal/origin"
+	"github.com/anfed/anfed/internal/nodetest"
 	"github.com/anfed/anfed/internal/signal"
 )
 
-var (
-	keysMu sync.Mutex
-	keys   = map[string]nkeys.KeyPair{}
-)
+// keys are the operators' signing keys, the same for the whole test binary.
+var keys nodetest.Keys
 
-func operatorKey(t testing.TB, id string) nkeys.KeyPair {
-	keysMu.Lock()
-	defer keysMu.Unlock()
-	if kp, ok := keys[id]; ok {
-		return kp
-	}
-	kp, err := origin.NewSigningKey()
-	require.NoError(t, err)
-	keys[id] = kp
-	return kp
-}
+func operatorKey(t testing.TB, id string) nkeys.KeyPair { return keys.Operator(t, id) }
 
-func pub(t testing.TB, id string) string {
-	p, err := operatorKey(t, id).PublicKey()
-	require.NoError(t, err)
-	return p
-}
+func pub(t testing.TB, id string) string { return keys.Public(t, id) }
 
 func baseConfig(t testing.TB, id string) *config.Config {
-	return &config.Config{
-		Operator: config.Operator{ID: id, Name: "Operator " + strings.ToUpper(id[3:])},
-		Storage: config.Storage{
-			Dir:             t.TempDir(),
-			MaxAge:          config.Duration(time.Hour),
-			MaxBytes:        config.ByteSize(64 << 20),
-			DuplicateWindow: config.Duration(2 * time.Minute),
-			Sync:            "2m",
-		},
-	}
+	c := nodetest.BaseConfig(t, id)
+	c.Operator.Name = "Operator " + strings.ToUpper(id[3:])
+	c.Storage.Sync = "2m"
+	return c
 }
 
 // served is a started node and its HTTP server.

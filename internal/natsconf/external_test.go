@@ -15,6 +15,7 @@ import (
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/natsconf"
+	"github.com/anfed/anfed/internal/natstest"
 )
 
 // external makes cfg an external-mode policy with its seeds in a fresh
@@ -177,12 +178,7 @@ func TestExternalConfigServes(t *testing.T) {
 	opts, err := server.ProcessConfigFile(filepath.Join(dir, "n1.conf"))
 	require.NoError(t, err)
 	opts.LeafNode.Port = -1 // a free port, not the policy's
-	opts.NoSigs, opts.NoLog = true, true
-	srv, err := server.NewServer(opts)
-	require.NoError(t, err)
-	srv.Start()
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	require.True(t, srv.ReadyForConnections(10*time.Second))
+	srv := natstest.StartServer(t, opts)
 	url := srv.ClientURL()
 
 	as := func(acct string) (*nats.Conn, error) {

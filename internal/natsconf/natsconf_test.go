@@ -13,6 +13,7 @@ import (
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/natsconf"
+	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/subject"
 )
 
@@ -335,15 +336,7 @@ func TestSecrets(t *testing.T) {
 func TestGeneratedConfigServes(t *testing.T) {
 	cfg := onePeer(t)
 	opts, sec := parse(t, cfg)
-	opts.NoSigs, opts.NoLog = true, true
-	srv, err := server.NewServer(opts)
-	require.NoError(t, err)
-	srv.Start()
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	require.True(t, srv.ReadyForConnections(10*time.Second))
+	srv := natstest.StartServer(t, opts)
 	url := srv.ClientURL()
 	opsKey := sec[natsconf.OpsAccount]
 

@@ -67,13 +67,7 @@ func tlsOptions(t *testing.T, cfg *config.Config, now time.Time) *server.Options
 func serveGenerated(t *testing.T, cfg *config.Config) (*server.Server, *server.Options) {
 	t.Helper()
 	opts := tlsOptions(t, cfg, time.Now())
-	opts.NoSigs, opts.NoLog = true, true
-	s, err := server.NewServer(opts)
-	require.NoError(t, err)
-	s.Start()
-	t.Cleanup(s.Shutdown)
-	require.True(t, s.ReadyForConnections(10*time.Second))
-	return s, opts
+	return natstest.StartServer(t, opts), opts
 }
 
 func TestGenerateLeafListenerTLS(t *testing.T) {

@@ -521,12 +521,7 @@ func startOne(t *testing.T, cfg *config.Config, conf string) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "n.conf"), []byte(conf), 0o600))
 	opts, err := server.ProcessConfigFile(filepath.Join(dir, "n.conf"))
 	require.NoError(t, err)
-	opts.NoSigs, opts.NoLog = true, true
-	srv, err := server.NewServer(opts)
-	require.NoError(t, err)
-	srv.Start()
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	require.True(t, srv.ReadyForConnections(10*time.Second))
+	srv := natstest.StartServer(t, opts)
 	cfg.NATS.External.URLs = []string{srv.ClientURL()}
 }
 

@@ -1,7 +1,6 @@
 package node_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -17,55 +16,22 @@ import (
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/node"
-	"github.com/anfed/anfed/internal/origin"
+	"github.com/anfed/anfed/internal/nodetest"
 	"github.com/anfed/anfed/internal/signal"
-	"github.com/anfed/anfed/internal/subject"
 )
 
-var (
-	keysMu sync.Mutex
-	keys   = map[string]nkeys.KeyPair{}
-)
+// keys are the operators' signing keys, the same for the whole test binary.
+var keys nodetest.Keys
 
-// operatorKey is id's signing key, the same for the whole test binary.
-func operatorKey(t testing.TB, id string) nkeys.KeyPair {
-	keysMu.Lock()
-	defer keysMu.Unlock()
-	if kp, ok := keys[id]; ok {
-		return kp
-	}
-	kp, err := origin.NewSigningKey()
-	require.NoError(t, err)
-	keys[id] = kp
-	return kp
-}
+func operatorKey(t testing.TB, id string) nkeys.KeyPair { return keys.Operator(t, id) }
 
 // pub is id's public signing key.
-func pub(t testing.TB, id string) string {
-	p, err := operatorKey(t, id).PublicKey()
-	require.NoError(t, err)
-	return p
-}
+func pub(t testing.TB, id string) string { return keys.Public(t, id) }
 
 // signAs signs ev with id's key, as id's node would.
-func signAs(t testing.TB, id string, ev *signal.Event) {
-	s, err := origin.NewSigner(operatorKey(t, id))
-	require.NoError(t, err)
-	require.NoError(t, s.Sign(ev))
-}
+func signAs(t testing.TB, id string, ev *signal.Event) { keys.Sign(t, id, ev) }
 
-func baseConfig(t testing.TB, id string) *config.Config {
-	return &config.Config{
-		Operator: config.Operator{ID: id},
-		NATS:     config.NATS{Client: config.Listener{Listen: ""}},
-		Storage: config.Storage{
-			Dir:             t.TempDir(),
-			MaxAge:          config.Duration(time.Hour),
-			MaxBytes:        config.ByteSize(64 << 20),
-			DuplicateWindow: config.Duration(2 * time.Minute),
-		},
-	}
-}
+func baseConfig(t testing.TB, id string) *config.Config { return nodetest.BaseConfig(t, id) }
 
 // pair returns A (accepting B on its leaf listener) and B (dialling A).
 func pair(t *testing.T, exportAB, importBA []string, optsB ...node.Option) (*node.Node, *node.Node) {
@@ -108,23 +74,13 @@ func pairWith(t *testing.T, exportAB, importBA []string, edit func(*config.Confi
 
 func startNode(t *testing.T, cfg *config.Config, opts ...node.Option) *node.Node {
 	t.Helper()
-	opts = append([]node.Option{
-		node.WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(testLogLevel)),
-		node.WithSigningKey(operatorKey(t, cfg.Operator.ID)),
-	}, opts...)
-	n := node.New(cfg, opts...)
-	require.NoError(t, n.Start(context.Background()))
-	t.Cleanup(n.Stop)
-	return n
+	return nodetest.Start(t, &keys, cfg, append([]node.Option{node.WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(testLogLevel))}, opts...)...)
 }
 
 // startNodeB starts a node for a benchmark.
 func startNodeB(b *testing.B, cfg *config.Config) *node.Node {
 	b.Helper()
-	n := node.New(cfg, node.WithSigningKey(operatorKey(b, cfg.Operator.ID)))
-	require.NoError(b, n.Start(context.Background()))
-	b.Cleanup(n.Stop)
-	return n
+	return nodetest.Start(b, &keys, cfg)
 }
 
 func waitFor(t *testing.T, d time.Duration, f func() error) {
@@ -160,11 +116,7 @@ const faultData = `{"alarmType":"communicationsAlarm","perceivedSeverity":"MAJOR
 
 func publish(t *testing.T, nc *nats.Conn, ev *signal.Event) signal.Answer {
 	t.Helper()
-	m, err := nc.Request(subject.IntakePrefix, ev.Encode(), 5*time.Second)
-	require.NoError(t, err)
-	a, err := signal.ParseAnswer(m.Data)
-	require.NoError(t, err)
-	return a
+	return nodetest.Publish(t, nc, ev)
 }
 
 type collector struct {

@@ -26,11 +26,7 @@ import (
 // flat in the peers a signal is not exported to), and it forwards exactly
 // what Decide allows.
 func TestLossySenderTakesOnlyItsPolicySubjects(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{DontListen: true, NoSigs: true, NoLog: true})
-	require.NoError(t, err)
-	srv.Start()
-	t.Cleanup(srv.Shutdown)
-	require.True(t, srv.ReadyForConnections(5*time.Second))
+	srv := natstest.StartServer(t, &server.Options{DontListen: true})
 	conn := func() *nats.Conn {
 		nc, err := nats.Connect("", nats.InProcessServer(srv))
 		require.NoError(t, err)

@@ -1,0 +1,95 @@
+// Package nodetest is the node-level test kit: operators' signing keys, a
+// base policy, a started node, publishing as a local producer. The tests of
+// every package that runs nodes use it instead of keeping copies.
+package nodetest
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+	"github.com/stretchr/testify/require"
+
+	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/origin"
+	"github.com/anfed/anfed/internal/signal"
+	"github.com/anfed/anfed/internal/subject"
+)
+
+// Keys are operators' signing keys, made on first use: one Keys serves a
+// whole test binary, so that a peer's pinned key and its node's key agree.
+type Keys struct {
+	mu sync.Mutex
+	m  map[string]nkeys.KeyPair
+}
+
+// Operator is id's signing key.
+func (k *Keys) Operator(t testing.TB, id string) nkeys.KeyPair {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if kp, ok := k.m[id]; ok {
+		return kp
+	}
+	kp, err := origin.NewSigningKey()
+	require.NoError(t, err)
+	if k.m == nil {
+		k.m = map[string]nkeys.KeyPair{}
+	}
+	k.m[id] = kp
+	return kp
+}
+
+// Public is id's public signing key, as a peer pins it.
+func (k *Keys) Public(t testing.TB, id string) string {
+	p, err := k.Operator(t, id).PublicKey()
+	require.NoError(t, err)
+	return p
+}
+
+// Sign signs ev with id's key, as id's node would.
+func (k *Keys) Sign(t testing.TB, id string, ev *signal.Event) {
+	s, err := origin.NewSigner(k.Operator(t, id))
+	require.NoError(t, err)
+	require.NoError(t, s.Sign(ev))
+}
+
+// BaseConfig is operator id's policy with no peers: no client listener,
+// the store on a t.TempDir() bounded to an hour and 64 MiB.
+func BaseConfig(t testing.TB, id string) *config.Config {
+	return &config.Config{
+		Operator: config.Operator{ID: id},
+		NATS:     config.NATS{Client: config.Listener{Listen: ""}},
+		Storage: config.Storage{
+			Dir:             t.TempDir(),
+			MaxAge:          config.Duration(time.Hour),
+			MaxBytes:        config.ByteSize(64 << 20),
+			DuplicateWindow: config.Duration(2 * time.Minute),
+		},
+	}
+}
+
+// Start starts cfg's node with its operator's key from keys (and opts),
+// and stops it when the test ends.
+func Start(t testing.TB, keys *Keys, cfg *config.Config, opts ...node.Option) *node.Node {
+	t.Helper()
+	opts = append([]node.Option{node.WithSigningKey(keys.Operator(t, cfg.Operator.ID))}, opts...)
+	n := node.New(cfg, opts...)
+	require.NoError(t, n.Start(context.Background()))
+	t.Cleanup(n.Stop)
+	return n
+}
+
+// Publish publishes ev as a local producer on nc and returns the node's
+// answer.
+func Publish(t testing.TB, nc *nats.Conn, ev *signal.Event) signal.Answer {
+	t.Helper()
+	m, err := nc.Request(subject.IntakePrefix, ev.Encode(), 5*time.Second)
+	require.NoError(t, err)
+	a, err := signal.ParseAnswer(m.Data)
+	require.NoError(t, err)
+	return a
+}
