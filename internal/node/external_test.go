@@ -130,6 +130,13 @@ type producer struct {
 	retries  int
 }
 
+// retried is how many requests the producer sent again.
+func (p *producer) retried() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.retries
+}
+
 func produce(t *testing.T, nc *nats.Conn, origin string, nsrc int, every time.Duration, stop <-chan struct{}) (p *producer, wait func()) {
 	p = &producer{accepted: map[string]time.Time{}}
 	var wg sync.WaitGroup
@@ -366,7 +373,7 @@ func TestExternalCluster(t *testing.T) {
 		if atB.count() < 100 || atA.count() < 100 {
 			bl, err := na.Backlog(context.Background(), "op-b")
 			return fmt.Errorf("flowing: %d at op-b (op-a accepted %d, %d retries; backlog %d %v), %d at op-a (op-b accepted %d)",
-				atB.count(), len(pa.keys()), pa.retries, bl, err, atA.count(), len(pb.keys()))
+				atB.count(), len(pa.keys()), pa.retried(), bl, err, atA.count(), len(pb.keys()))
 		}
 		return nil
 	})
