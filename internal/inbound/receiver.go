@@ -52,14 +52,13 @@ type Receiver struct {
 	log        zerolog.Logger
 	stages     []Stage // the checks, in order (stages.go)
 
-	// The link's order as checking sees it: the sender's store epoch and
-	// the last sequence decided, counting signals whose store write is
-	// still in the pipeline. Only the subscription's goroutine touches
-	// them (and the rate-limit log sampling below); gen is the pipeline
-	// generation they belong to (see rollback).
-	epoch string
-	last  uint64
-	gen   uint64
+	// The link's order as checking sees it (internal/link): the sender's
+	// store epoch and the last sequence decided, counting signals whose
+	// store write is still in the pipeline. Only the subscription's
+	// goroutine touches it (and the rate-limit log sampling below); gen
+	// is the pipeline generation it belongs to (see rollback).
+	ord link.Order
+	gen uint64
 
 	// The pipeline: signals wait here, in link order, for their checks
 	// (made by the workers, in parallel) and then their store write and
@@ -310,12 +309,12 @@ func (r *Receiver) Handle(m *nats.Msg) {
 	}
 	r.resync()
 	if m.Subject == subject.Probe(r.peer) {
-		r.order(m.Header)
-		r.jobs <- job{m: m, probe: true, epoch: r.epoch, gen: r.gen}
+		r.ord.See(link.ReadHop(m.Header.Get))
+		r.jobs <- job{m: m, probe: true, epoch: r.ord.Epoch, gen: r.gen}
 		return
 	}
 	j := r.accept(m)
-	j.m, j.epoch, j.gen = m, r.epoch, r.gen
+	j.m, j.epoch, j.gen = m, r.ord.Epoch, r.gen
 	r.jobs <- j
 }
 
@@ -325,29 +324,22 @@ func (r *Receiver) resync() {
 	defer r.rb.Unlock()
 	if r.rb.gen != r.gen {
 		r.gen = r.rb.gen
-		if r.rb.epoch == r.epoch {
-			r.last = r.rb.last
-		}
+		r.ord.Rollback(r.rb.epoch, r.rb.last)
 	}
 }
 
 func (r *Receiver) accept(m *nats.Msg) job {
-	seq, prev := r.order(m.Header)
-	if seq != 0 && seq <= r.last {
-		// Decided already: a resend after a lost answer.
+	hop := link.ReadHop(m.Header.Get)
+	r.ord.See(hop)
+	switch v, err := r.ord.Decide(hop); v {
+	case link.Decided:
 		return job{ans: signal.Answer{Status: signal.StatusDuplicate}}
+	case link.OutOfOrder:
+		var e *reject.Error
+		errors.As(err, &e)
+		return job{ans: signal.Answer{Status: signal.StatusRejected, Reason: string(e.Reason), Error: e.Detail}}
 	}
-	if seq != 0 && r.last == 0 && prev != 0 && m.Header.Get(link.HeaderFront) == "" {
-		// We know nothing of this link yet (a restart): start from the
-		// sender's first unanswered signal, or a lost one before this
-		// would later look decided.
-		return job{ans: signal.Answer{Status: signal.StatusRejected, Reason: string(reject.OutOfOrder),
-			Error: fmt.Sprintf("signal %d: this receiver starts afresh; resend from your first unanswered signal", seq)}}
-	}
-	if seq != 0 && prev != 0 && r.last != 0 && prev != r.last {
-		return job{ans: signal.Answer{Status: signal.StatusRejected, Reason: string(reject.OutOfOrder),
-			Error: fmt.Sprintf("signal %d follows %d, but the last decided is %d: resend from there", seq, prev, r.last)}}
-	}
+	seq := hop.Seq
 	var j job
 	if err := r.run(Admit, &Arrival{Subject: m.Subject, Header: m.Header, Data: m.Data, Now: time.Now()}); err != nil {
 		// Answered, not dead-lettered: the sender keeps the signal, or
@@ -361,7 +353,7 @@ func (r *Receiver) accept(m *nats.Msg) job {
 		j.chk = c
 	}
 	if seq != 0 && !(j.chk == nil && j.ans.Status == signal.StatusRejected && link.Retryable(j.ans.Reason)) {
-		r.last = seq // decided, unless its store write fails (see complete)
+		r.ord.Taken(hop) // decided, unless its store write fails (see complete)
 	}
 	j.seq = seq
 	return j
@@ -441,20 +433,6 @@ func (r *Receiver) complete() {
 			_ = j.m.RespondMsg(a) // a lost answer makes the sender retry: a duplicate we drop
 		}
 	}
-}
-
-// order reads the link's hop headers; seq is 0 when they are absent (a
-// plain NATS client on the link makes no ordering claim).
-func (r *Receiver) order(h nats.Header) (seq, prev uint64) {
-	seq, err := strconv.ParseUint(h.Get(link.HeaderSeq), 10, 64)
-	if err != nil {
-		return 0, 0
-	}
-	prev, _ = strconv.ParseUint(h.Get(link.HeaderPrev), 10, 64)
-	if ep := h.Get(link.HeaderEpoch); ep != r.epoch {
-		r.epoch, r.last = ep, 0 // a new store at the sender
-	}
-	return seq, prev
 }
 
 // settle finishes a job's checks, in link order: the settle stages,
