@@ -13,9 +13,9 @@ type Hop struct {
 	// plain NATS client on the link, does not).
 	Ordered bool
 	Seq     uint64 // 0: no ordering claim
-	Prev  uint64
-	Epoch string
-	Front bool
+	Prev    uint64
+	Epoch   string
+	Front   bool
 }
 
 // ReadHop reads the hop headers through get (nats.Header.Get).
