@@ -18,7 +18,7 @@ import (
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/node"
-	"github.com/anfed/anfed/internal/origin"
+	"github.com/anfed/anfed/internal/nodetest"
 	"github.com/anfed/anfed/internal/signal"
 )
 
@@ -30,25 +30,9 @@ const user, password = "assurance", "assurance-pass-123"
 // and a local user; its intake checks every signal against the catalog.
 func startNode(t *testing.T) *node.Node {
 	t.Helper()
-	kp, err := origin.NewSigningKey()
-	require.NoError(t, err)
-	cfg := &config.Config{
-		Operator: config.Operator{ID: "op-a"},
-		NATS: config.NATS{
-			Client: config.Listener{Listen: "127.0.0.1:0"},
-			Users:  []config.User{{Name: user, Password: password}},
-		},
-		Storage: config.Storage{
-			Dir:             t.TempDir(),
-			MaxAge:          config.Duration(time.Hour),
-			MaxBytes:        config.ByteSize(64 << 20),
-			DuplicateWindow: config.Duration(10 * time.Minute),
-		},
-	}
-	n := node.New(cfg, node.WithSigningKey(kp), node.WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)))
-	require.NoError(t, n.Start(context.Background()))
-	t.Cleanup(n.Stop)
-	return n
+	cfg := nodetest.WithClient(nodetest.BaseConfig(t, "op-a"), user, password)
+	cfg.Storage.DuplicateWindow = config.Duration(10 * time.Minute)
+	return nodetest.Start(t, new(nodetest.Keys), cfg, node.WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)))
 }
 
 // stored reads every signal the node stored, in order.

@@ -15,10 +15,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/node"
-	"github.com/anfed/anfed/internal/origin"
+	"github.com/anfed/anfed/internal/nodetest"
 	"github.com/anfed/anfed/internal/signal"
 )
 
@@ -56,25 +55,8 @@ const user, password = "closed-loop", "loop-pass-123"
 // startNode starts an anfed node with a TCP client listener and a local user.
 func startNode(t *testing.T) *node.Node {
 	t.Helper()
-	kp, err := origin.NewSigningKey()
-	require.NoError(t, err)
-	cfg := &config.Config{
-		Operator: config.Operator{ID: "op-b"},
-		NATS: config.NATS{
-			Client: config.Listener{Listen: "127.0.0.1:0"},
-			Users:  []config.User{{Name: user, Password: password}},
-		},
-		Storage: config.Storage{
-			Dir:             t.TempDir(),
-			MaxAge:          config.Duration(time.Hour),
-			MaxBytes:        config.ByteSize(64 << 20),
-			DuplicateWindow: config.Duration(2 * time.Minute),
-		},
-	}
-	n := node.New(cfg, node.WithSigningKey(kp), node.WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)))
-	require.NoError(t, n.Start(context.Background()))
-	t.Cleanup(n.Stop)
-	return n
+	cfg := nodetest.WithClient(nodetest.BaseConfig(t, "op-b"), user, password)
+	return nodetest.Start(t, new(nodetest.Keys), cfg, node.WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)))
 }
 
 // publish sends a signal as a local producer would and requires it accepted.

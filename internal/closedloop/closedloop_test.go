@@ -19,10 +19,9 @@ import (
 
 	"github.com/anfed/anfed/internal/closedloop"
 	"github.com/anfed/anfed/internal/conditions"
-	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/node"
-	"github.com/anfed/anfed/internal/origin"
+	"github.com/anfed/anfed/internal/nodetest"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/store"
 	"github.com/anfed/anfed/internal/subject"
@@ -32,20 +31,7 @@ import (
 // returns an in-process connection to its operations account.
 func startNode(t *testing.T) *nats.Conn {
 	t.Helper()
-	kp, err := origin.NewSigningKey()
-	require.NoError(t, err)
-	cfg := &config.Config{
-		Operator: config.Operator{ID: "op-a"},
-		Storage: config.Storage{
-			Dir:             t.TempDir(),
-			MaxAge:          config.Duration(time.Hour),
-			MaxBytes:        config.ByteSize(64 << 20),
-			DuplicateWindow: config.Duration(2 * time.Minute),
-		},
-	}
-	n := node.New(cfg, node.WithSigningKey(kp), node.WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)))
-	require.NoError(t, n.Start(context.Background()))
-	t.Cleanup(n.Stop)
+	n := nodetest.Start(t, new(nodetest.Keys), nodetest.BaseConfig(t, "op-a"), node.WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)))
 	nc, err := n.Connect()
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)

@@ -72,6 +72,14 @@ func BaseConfig(t testing.TB, id string) *config.Config {
 	}
 }
 
+// WithClient gives cfg a client listener on a free loopback port and one
+// local user, as a process outside the node connects.
+func WithClient(cfg *config.Config, user, password string) *config.Config {
+	cfg.NATS.Client = config.Listener{Listen: "127.0.0.1:0"}
+	cfg.NATS.Users = append(cfg.NATS.Users, config.User{Name: user, Password: password})
+	return cfg
+}
+
 // Start starts cfg's node with its operator's key from keys (and opts),
 // and stops it when the test ends.
 func Start(t testing.TB, keys *Keys, cfg *config.Config, opts ...node.Option) *node.Node {
