@@ -537,15 +537,21 @@ func runPropFederation(t *testing.T, seed uint64, n int, data map[string]json.Ra
 	// Exporters never send towards an operator on the path or the origin,
 	// so no node ever refuses a loop; the only refusals the policies can
 	// cause are a class not imported, a transit origin not accepted, and a
-	// second copy of a signal already held.
+	// second copy of a signal already held. At the senders' end the only
+	// drop is a relayed signal the peer's NATS permissions drop (it takes
+	// no transit from us): given up as undeliverable; no buffer is bounded.
 	refusals := map[string]int{}
 	for _, id := range propIDs {
 		tl := tallies[id]
 		tl.mu.Lock()
 		for k, v := range tl.rejected {
 			from, reason, _ := strings.Cut(k, "/")
-			switch reject.Reason(reason) {
-			case reject.NotImported, reject.WrongOrigin, reject.Duplicate:
+			switch {
+			case strings.HasPrefix(from, "to:") && reject.Reason(reason) == reject.Undeliverable:
+				refusals["given up, "+reason] += v
+			case strings.HasPrefix(from, "to:"):
+				t.Errorf("seed %d: %s dropped %d signals on the way %s as %s", f.seed, id, v, from, reason)
+			case reject.Reason(reason) == reject.NotImported, reject.Reason(reason) == reject.WrongOrigin, reject.Reason(reason) == reject.Duplicate:
 				refusals[reason] += v
 			default:
 				t.Errorf("seed %d: %s refused %d signals from %s as %s", f.seed, id, v, from, reason)
