@@ -3,7 +3,8 @@
 // stages: peering, rate limit, decode, signature, schema, link subject,
 // import policy, expiry, replay guard, flap dampening,
 // import.max_conditions), the hold and release of what dampening
-// suppresses, the advisories it sends and takes, and the store write and
+// suppresses and of what is refused only for want of its origin's key
+// (keyheld.go), the advisories it sends and takes, and the store write and
 // answer. Every refusal of a peer's signal is made here, with a reason
 // from internal/reject. The pure deciders it runs live beside it:
 // importpolicy, replay, dampening.
@@ -105,6 +106,7 @@ type Receiver struct {
 	// is stored after the released one. The clock only asks for a look.
 	damp                      *dampening.Damper
 	dampened                  atomic.Uint64
+	keyHeldN                  keyHeldCounts
 	stopDamp, dampDone        chan struct{}
 	tickPending               atomic.Bool
 	suppressLog, untrackedLog logSampler
@@ -156,6 +158,9 @@ type ReceiverDeps struct {
 	Observer  observe.Observer
 	// Held keeps the signals flap dampening holds (import.dampening).
 	Held Holder
+	// KeyHeld keeps the signals refused only for want of their origin's
+	// key until the pins change (keyheld.go); nil: refused as such.
+	KeyHeld KeyHolder
 	// Origins is what each origin may originate (Config.MayOriginate).
 	Origins map[string]*config.MayOriginate
 }
@@ -171,6 +176,9 @@ func NewReceiver(self string, p *config.Peer, deps ReceiverDeps, log zerolog.Log
 		rc.startDampening()
 	}
 	go rc.complete()
+	if rc.KeyHeld != nil {
+		rc.jobs <- job{sync: rc.recheckKeyHeld} // before the link's first message
+	}
 	return rc
 }
 
@@ -252,12 +260,13 @@ type job struct {
 	ans   signal.Answer
 	idles bool // its refusal made the link idle (import.max_conditions.idle)
 
-	put    *putJob
-	hold   *holdJob // a signal of a suppressed condition (import.dampening)
-	refuse error
-	ev     *signal.Event // the refused signal, when it decoded
-	tick   bool          // not a link message: time to release what dampening holds
-	sync   func()        // not a link message: run in link order (Sync)
+	put     *putJob
+	hold    *holdJob // a signal of a suppressed condition (import.dampening)
+	keyHold error    // a signal refused only for want of its origin's key: held
+	refuse  error
+	ev      *signal.Event // the refused signal, when it decoded
+	tick    bool          // not a link message: time to release what dampening holds
+	sync    func()        // not a link message: run in link order (Sync)
 
 	chk *checks // being checked: put or refuse once done
 }
@@ -348,7 +357,7 @@ func (r *Receiver) accept(m *nats.Msg) job {
 		errors.As(err, &e)
 		j.ans = signal.Answer{Status: signal.StatusRejected, Reason: string(e.Reason), Error: e.Detail}
 	} else {
-		c := &checks{a: Arrival{Subject: m.Subject, Header: m.Header, Data: m.Data}, done: make(chan struct{})}
+		c := &checks{a: Arrival{Subject: m.Subject, Header: m.Header, Data: m.Data, mayHold: r.KeyHeld != nil}, done: make(chan struct{})}
 		r.work <- c
 		j.chk = c
 	}
@@ -403,6 +412,8 @@ func (r *Receiver) complete() {
 				ans = r.store(ctx, j.m, j.put)
 			case j.hold != nil:
 				ans = r.hold(ctx, j.m, j.hold)
+			case j.keyHold != nil:
+				ans = r.keyHold(ctx, j.m, j.ev, j.keyHold)
 			case j.refuse != nil:
 				ans = r.refuse(ctx, j.m, j.ev, j.refuse)
 			default:
@@ -441,6 +452,10 @@ func (r *Receiver) settle(j job) job {
 	a := &j.chk.a
 	if j.chk.err != nil {
 		j.refuse, j.ev = j.chk.err, a.Ev
+		return j
+	}
+	if a.unpinned != nil {
+		j.keyHold, j.ev = a.unpinned, a.Ev // settled when it is released
 		return j
 	}
 	subj, err := subject.Signal(a.Key)

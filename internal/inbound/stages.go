@@ -41,8 +41,14 @@ type Arrival struct {
 	Class string        // from the schema stage on
 	Key   subject.Key   // from the schema stage on: what its store subject says
 
-	stored  string // its store subject, from the settle phase on
-	refresh bool   // a refresh's re-statement (link.HeaderRefresh): past the replay guard
+	stored string // its store subject, from the settle phase on
+
+	// mayHold: a signal refused only for want of its origin's key is
+	// held (store.KeyHeldStream) rather than refused; unpinned is that
+	// refusal, the other checks passed.
+	mayHold  bool
+	unpinned error
+	refresh  bool // a refresh's re-statement (link.HeaderRefresh): past the replay guard
 
 	// Decided by a settle stage without a refusal: a replay, answered
 	// duplicate; a signal dampening holds.
@@ -138,6 +144,13 @@ func (r *Receiver) run(phase Phase, a *Arrival) error {
 			continue
 		}
 		if err := st.Run(a); err != nil {
+			if st.Name == StageSignature && a.mayHold && r.Verifier.Unpinned(a.Ev) {
+				a.unpinned = err // the other checks still run: held only if they pass
+				continue
+			}
+			if a.unpinned != nil {
+				return a.unpinned // refused for its signature first, as without the hold
+			}
 			return err
 		}
 		if a.decided() {

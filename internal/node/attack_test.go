@@ -49,6 +49,7 @@ import (
 	"github.com/anfed/anfed/internal/origin"
 	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/signal"
+	"github.com/anfed/anfed/internal/store"
 	"github.com/anfed/anfed/internal/subject"
 )
 
@@ -965,7 +966,11 @@ func TestAttackSignals(t *testing.T) {
 		reason reject.Reason
 		build  func(t *testing.T, id string) (subj string, body []byte)
 	}{
-		{"forged signature: a key that is not op-b's pinned key", reject.BadSignature, func(t *testing.T, id string) (string, []byte) {
+		// Signed by a key pinned for no one: it may be op-b's next key,
+		// so it is held (ANFED_KEYHELD) rather than dead-lettered, and
+		// checked again when the pins change
+		// (TestKeyChangeHeldThenReleasedInOrder).
+		{"forged signature: a key that is not op-b's pinned key", reject.KeyHeld, func(t *testing.T, id string) (string, []byte) {
 			ev := bSignal(id)
 			require.NoError(t, forger.Sign(ev))
 			return atkLinkSubject("op-b", ev, "congestion"), ev.Encode()
@@ -1062,6 +1067,7 @@ func TestAttackSignals(t *testing.T) {
 			id := fmt.Sprintf("b-bad-%d", i)
 			subj, body := at.build(t, id)
 			mark, before, dl := e.log.mark(), e.obs.rejections("op-b", at.reason), e.dlq.count(string(at.reason))
+			held := streamMsgs(t, e.a, store.KeyHeldStream, store.KeyHeldPrefix+".op-b")
 			ans := rogue.send(t, subj, body)
 			// 2. refused with a reason: the answer, the count per peer and
 			// reason, and the dead letter with the reason.
@@ -1072,6 +1078,13 @@ func TestAttackSignals(t *testing.T) {
 			waitFor(t, 5*time.Second, func() error {
 				if n := e.obs.rejections("op-b", at.reason); n != before+1 {
 					return fmt.Errorf("op-b/%s counted %d times, want %d", at.reason, n, before+1)
+				}
+				if at.reason == reject.KeyHeld {
+					// Held in place of a dead letter.
+					if n := streamMsgs(t, e.a, store.KeyHeldStream, store.KeyHeldPrefix+".op-b"); n != held+1 {
+						return fmt.Errorf("%d signals of op-b held for want of a key, want %d", n, held+1)
+					}
+					return nil
 				}
 				if e.dlq.count(string(at.reason)) != dl+1 {
 					return fmt.Errorf("no dead letter on an.dlq.op-b.%s", at.reason)

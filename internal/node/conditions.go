@@ -279,6 +279,10 @@ type PeerState struct {
 	// suppressed now; Dampened the peer's signals it held.
 	Suppressed int    `json:"suppressed"`
 	Dampened   uint64 `json:"dampened"`
+	// KeyHeld counts, since the start, the peer's signals held for want
+	// of their origin's signing key (key-held), refused at that hold's
+	// bound, and released or dead-lettered when checked again at start.
+	KeyHeld inbound.KeyHeldStats `json:"key_held"`
 	// Advisories counts the advisories the peer sent us (that it reached
 	// its maximum of active conditions from us, say), Advisory is the
 	// last of them, and AdvisoriesSent counts those we sent it.
@@ -306,6 +310,7 @@ func (n *Node) Peers(ctx context.Context) []PeerState {
 		}
 		if r := n.byPeer[p.ID]; r != nil {
 			ps.Suppressed, ps.Dampened = r.Dampening()
+			ps.KeyHeld = r.KeyHolds()
 			ps.Advisories, ps.Advisory, ps.AdvisoriesSent = r.Advisories()
 		}
 		ps.Session = n.Session(p.ID)

@@ -369,10 +369,11 @@ func restartablePair(t *testing.T, importB, exportA []string, optsA ...node.Opti
 
 // TestKeyChangeRefusedThenPinned: op-a changes its signing key before
 // op-b pinned the new one. The session closes with unknown-key at both
-// ends, and five faults op-a raises meanwhile are refused by op-b as
-// bad-signature. Once op-b pins the new key (and restarts with it), the
-// session is established again and its refresh brings all five: before
-// sessions none of the five ever arrived.
+// ends, and five faults op-a raises meanwhile are held by op-b (key-held).
+// Once op-b pins the new key (and restarts with it), they are released and
+// the session, established again, re-states them: before sessions none of
+// the five ever arrived (TestKeyChangeHeldThenReleasedInOrder checks the
+// order and the history).
 func TestKeyChangeRefusedThenPinned(t *testing.T) {
 	newKey, err := origin.NewSigningKey()
 	require.NoError(t, err)

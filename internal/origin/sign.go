@@ -209,19 +209,20 @@ func extValue(ev *signal.Event, name string) (string, bool) {
 
 // Verifier checks origin signatures against pinned keys.
 type Verifier struct {
-	keys map[string]nkeys.KeyPair // origin id -> public key
-	ids  map[string]string        // origin id -> key id
+	keys  map[string]nkeys.KeyPair // origin id -> public key
+	ids   map[string]string        // origin id -> key id
+	known map[string]bool          // the key ids pinned, for any origin
 }
 
 // NewVerifier pins keys: origin operator id -> public signing key (O...).
 func NewVerifier(keys map[string]string) (*Verifier, error) {
-	v := &Verifier{keys: map[string]nkeys.KeyPair{}, ids: map[string]string{}}
+	v := &Verifier{keys: map[string]nkeys.KeyPair{}, ids: map[string]string{}, known: map[string]bool{}}
 	for id, k := range keys {
 		kp, err := nkeys.FromPublicKey(k)
 		if err != nil || !nkeys.IsValidPublicOperatorKey(k) {
 			return nil, fmt.Errorf("signing key of %s: %q is not an operator public NKey (O...)", id, k)
 		}
-		v.keys[id], v.ids[id] = kp, k
+		v.keys[id], v.ids[id], v.known[k] = kp, k, true
 	}
 	return v, nil
 }
@@ -312,4 +313,34 @@ func short(k string) string {
 		return k[:6] + "…" + k[len(k)-4:]
 	}
 	return k
+}
+
+// Pinned returns the key pinned for origin ("" for none).
+func (v *Verifier) Pinned(origin string) string { return v.ids[origin] }
+
+// Unpinned reports whether ev fails verification only for want of its
+// key: its signature envelope is well formed and carries no signature by
+// the key pinned for its origin (or none is pinned), so pinning the key it
+// was signed with may make it verify. A signature by the pinned key that
+// does not verify is a forgery or a modification, not an unpinned key;
+// so is a signature by a key pinned for any origin (a signature lifted
+// from another operator's signal).
+func (v *Verifier) Unpinned(ev *signal.Event) bool {
+	if ev.DSSEMaterial == "" {
+		return false
+	}
+	raw, err := base64.StdEncoding.DecodeString(ev.DSSEMaterial)
+	if err != nil {
+		return false
+	}
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil || env.PayloadType != PayloadType || len(env.Signatures) == 0 {
+		return false
+	}
+	for _, s := range env.Signatures {
+		if s.KeyID == "" || v.known[s.KeyID] {
+			return false
+		}
+	}
+	return true
 }

@@ -261,3 +261,44 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// Unpinned tells a signature by a key pinned for no one (perhaps the
+// origin's next key) from a forgery: a signature by a pinned key that
+// does not verify, one lifted from another origin, or none at all.
+func TestUnpinned(t *testing.T) {
+	oldKP, oldPub := newKey(t)
+	newKP, _ := newKey(t)
+	_, otherPub := newKey(t)
+	signed := func(kp nkeys.KeyPair) *signal.Event {
+		s, err := origin.NewSigner(kp)
+		require.NoError(t, err)
+		ev := sample()
+		require.NoError(t, s.Sign(ev))
+		return ev
+	}
+	v, err := origin.NewVerifier(map[string]string{"op-a": oldPub, "op-c": otherPub})
+	require.NoError(t, err)
+	assert.Equal(t, oldPub, v.Pinned("op-a"))
+
+	byNew := signed(newKP)
+	require.Error(t, v.Verify(byNew))
+	assert.True(t, v.Unpinned(byNew), "signed by a key pinned for no one")
+
+	byOld := signed(oldKP)
+	require.NoError(t, v.Verify(byOld))
+	byOld.State = signal.Cleared // modified after signing
+	require.Error(t, v.Verify(byOld))
+	assert.False(t, v.Unpinned(byOld), "a pinned key's signature that does not verify is a forgery")
+
+	lifted := signed(oldKP)
+	lifted.Origin = "op-c" // op-a's signature on a signal claiming op-c
+	require.Error(t, v.Verify(lifted))
+	assert.False(t, v.Unpinned(lifted), "a key pinned for another origin")
+
+	none := sample()
+	assert.False(t, v.Unpinned(none), "no signature at all")
+
+	unknownOrigin := signed(newKP)
+	unknownOrigin.Origin = "op-z"
+	assert.True(t, v.Unpinned(unknownOrigin), "no key pinned for its origin")
+}

@@ -49,6 +49,12 @@ const (
 	// node.RefreshAskEvery, or an End-of-RIB with no refresh of its id in
 	// progress. Dropped, counted, logged at most once a second.
 	SessionFlood Reason = "session-flood"
+	// KeyHeld: a signal refused only because its origin's signing key is
+	// not pinned (yet), otherwise valid, is held (store.KeyHeldStream)
+	// and checked again when the pins change. Not retryable: the sender
+	// has handed it over; it is not accepted either (it may never verify),
+	// so the sender does not count it as delivered.
+	KeyHeld Reason = "key-held"
 )
 
 // Drops at our end: a signal of ours that a peer will not get, counted

@@ -21,11 +21,11 @@ const (
 // the streams always fit in what the operator gave, and a volume smaller
 // than that fills up as a full disk (answered unavailable, "store full").
 type Budget struct {
-	Total, Signals, DLQ, Held, KV, Probe int64
+	Total, Signals, DLQ, Held, KeyHeld, KV, Probe int64
 }
 
 // Split splits total: dead letters and held signals an eighth each (up to
-// 64 and 128 MiB), the key-value bucket a sixteenth (up to 1 MiB), the
+// 64 and 128 MiB; a quarter of the held share for KeyHeldStream), the key-value bucket a sixteenth (up to 1 MiB), the
 // probe a sixty-fourth (up to 64 KiB), and the rest, more than half, for
 // the signals.
 func Split(total int64) (Budget, error) {
@@ -34,6 +34,10 @@ func Split(total int64) (Budget, error) {
 			config.ByteSize(total), config.MinStorageBytes)
 	}
 	b := Budget{Total: total, DLQ: min(total/8, DLQMaxBytes), Held: min(total/8, HeldMaxBytes), KV: min(total/16, KVMaxBytes), Probe: min(total/64, ProbeMaxBytes)}
-	b.Signals = total - b.DLQ - b.Held - b.KV - b.Probe
+	// Signals held under an unpinned key (KeyHeldStream) take a quarter
+	// of the held share.
+	b.KeyHeld = b.Held / 4
+	b.Held -= b.KeyHeld
+	b.Signals = total - b.DLQ - b.Held - b.KeyHeld - b.KV - b.Probe
 	return b, nil
 }

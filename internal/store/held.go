@@ -22,8 +22,9 @@ import (
 // suppression lose nothing.
 const HeldStream = "ANFED_HELD"
 
-// HeldMaxBytes caps the held stream (an eighth of storage.max_bytes up to
-// this, see Split). At its bound, a signal that would be held
+// HeldMaxBytes caps the held share (an eighth of storage.max_bytes up to
+// this, see Split; three quarters of it for this stream, a quarter for
+// KeyHeldStream). At its bound, a signal that would be held
 // cannot be, and the receiver stores it as if its condition were not
 // suppressed: dampening gives way, nothing is lost.
 const HeldMaxBytes = 128 << 20

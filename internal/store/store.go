@@ -209,6 +209,9 @@ func Open(ctx context.Context, nc *nats.Conn, lim Limits) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := openKeyHeld(ctx, js, budget.KeyHeld); err != nil {
+		return nil, err
+	}
 	return &Store{js: js, held: held}, nil
 }
 
