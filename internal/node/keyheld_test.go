@@ -223,3 +223,44 @@ func TestAttackUnknownKeyFloodBounded(t *testing.T) {
 	assert.Len(t, storedFrom(t, nb, "op-c"), (total+49)/50, "op-c's signals stored all along")
 	assert.Empty(t, deadLettersFrom(t, nb, "op-c"))
 }
+
+// TestKeyHeldWrongPinDeadLettered: signals held under op-a's new key are
+// checked again when op-b's pin of op-a changes; pinned to yet another
+// key they do not verify, and are dead-lettered bad-signature with the
+// reason, not stored.
+func TestKeyHeldWrongPinDeadLettered(t *testing.T) {
+	newKey, err := origin.NewSigningKey()
+	require.NoError(t, err)
+	other, err := origin.NewSigningKey()
+	require.NoError(t, err)
+	otherPub, err := other.PublicKey()
+	require.NoError(t, err)
+
+	b, nb, na := restartablePair(t, []string{"*"}, []string{"fault"}, node.WithSigningKey(newKey))
+	pa, err := na.Connect()
+	require.NoError(t, err)
+	defer pa.Close()
+	for i := 1; i <= 2; i++ {
+		ev := faultEvent("op-a", fmt.Sprintf("w%d", i))
+		ev.Subject = fmt.Sprintf("vpn-acme/pe-%d", i)
+		require.True(t, publish(t, pa, ev).OK())
+	}
+	waitFor(t, 15*time.Second, func() error {
+		if h := peerState(t, nb, "op-a").KeyHeld.Held; h != 2 {
+			return fmt.Errorf("op-b held %d", h)
+		}
+		return nil
+	})
+	nb.Stop()
+	b.Peers[0].SigningKey = otherPub
+	nb = startNode(t, b)
+	waitFor(t, 20*time.Second, func() error {
+		if got := deadLettersFrom(t, nb, "op-a"); got["bad-signature"] != 2 {
+			return fmt.Errorf("op-b's dead letters from op-a: %v", got)
+		}
+		return nil
+	})
+	assert.Equal(t, uint64(2), peerState(t, nb, "op-a").KeyHeld.Refused)
+	assert.Empty(t, storedFrom(t, nb, "op-a"))
+	assert.Zero(t, nb.Table().Len("op-a"))
+}
