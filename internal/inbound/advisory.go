@@ -91,10 +91,6 @@ type advisories struct {
 	loggedAt   time.Time
 }
 
-// SetPublish lets the receiver send advisories to its peer, through
-// publish on the link's connection.
-func (r *Receiver) SetPublish(publish func(subj string, data []byte) error) { r.adv.publish = publish }
-
 // advise sends the peer an advisory of kind, unless one of the same kind
 // went less than a minute ago.
 func (r *Receiver) advise(kind, text string, limit, active int) {

@@ -74,7 +74,7 @@ func (r *Receiver) startDampening() {
 
 // releaseDue releases what is due, in the pipeline's end: between two
 // link messages, in link order.
-func (r *Receiver) releaseDue() {
+func (r *Receiver) releaseDue(ctx context.Context) {
 	r.tickPending.Store(false)
 	for _, rel := range r.damp.Due(time.Now()) {
 		j := &releaseJob{Release: rel}
@@ -83,7 +83,7 @@ func (r *Receiver) releaseDue() {
 			// one that crossed now.
 			j.refuse = r.checkMaxConditions(&signal.Event{Origin: rel.Key.Origin, Subject: rel.Key.Subject, State: rel.State}, rel.Key.Class)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		r.release(ctx, j)
 		cancel()
 	}

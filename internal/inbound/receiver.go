@@ -68,8 +68,9 @@ type Receiver struct {
 	finished chan struct{}
 	work     chan *checks
 	workers  sync.WaitGroup
-	closing  sync.RWMutex // Handle holds it to read; Close to close
+	closing  sync.RWMutex // Handle holds it to read; Stop to close
 	closed   bool
+	started  bool // Start ran; guarded by closing
 	// rollback is set by the pipeline when a store write failed: the
 	// signals checked after it are answered "not now", and checking
 	// starts again from the last signal really decided.
@@ -91,13 +92,14 @@ type Receiver struct {
 
 	// The peer's session messages (session.go) go to onSession.
 	sessSubj  string
-	onSession func(m *nats.Msg)
-	// OnChange hears of the table changes the receiver makes (SetOnChange).
-	OnChange func(conditions.Change)
+	onSession func(r *Receiver, m *nats.Msg)
+	// onChange hears of the table changes the receiver makes
+	// (ReceiverConfig.OnChange).
+	onChange func(conditions.Change)
 
 	// The maximum active conditions from the peer (import.max_conditions).
-	conds    atomic.Pointer[conditions.Table]
-	maxConds *condLimit // nil: no bound; the pipeline checks it, Handle reads its idle state
+	conds    *conditions.Table // nil: nothing counted
+	maxConds *condLimit        // nil: no bound; the pipeline checks it, Handle reads its idle state
 	warnings atomic.Uint64
 
 	// Flap dampening (import.dampening); nil: none. Only the pipeline's
@@ -141,10 +143,6 @@ type pendingChange struct {
 // forgotten as soon as the table holds its key; a clear only after this.
 const pendingTTL = 10 * time.Second
 
-// SetConditions gives the receiver the node's condition table, which
-// import.max_conditions counts. Until it is set nothing is counted.
-func (r *Receiver) SetConditions(t *conditions.Table) { r.conds.Store(t) }
-
 // ConditionWarnings is how many times the peer's active conditions
 // reached import.max_conditions.warn_at.
 func (r *Receiver) ConditionWarnings() uint64 { return r.warnings.Load() }
@@ -165,21 +163,63 @@ type ReceiverDeps struct {
 	Origins map[string]*config.MayOriginate
 }
 
-// NewReceiver returns the receiver of operator self for peer p.
-func NewReceiver(self string, p *config.Peer, deps ReceiverDeps, log zerolog.Logger) *Receiver {
-	rc := newReceiver(self, p, deps, log)
-	for range max(runtime.GOMAXPROCS(0), 1) {
-		rc.workers.Add(1)
-		go rc.check()
-	}
-	if rc.damp != nil {
-		rc.startDampening()
-	}
-	go rc.complete()
-	if rc.KeyHeld != nil {
-		rc.jobs <- job{sync: rc.recheckKeyHeld} // before the link's first message
-	}
+// ReceiverConfig is everything a receiver is made of; nothing is set on
+// it after NewReceiver.
+type ReceiverConfig struct {
+	Self string       // our operator
+	Peer *config.Peer // the peer whose link this receives
+	Deps ReceiverDeps // what a node's receivers share
+	Log  zerolog.Logger
+	// Publish sends advisories to the peer, on the link's connection;
+	// nil: none are sent.
+	Publish func(subj string, data []byte) error
+	// Conditions is the node's condition table, which
+	// import.max_conditions counts; nil: nothing is counted.
+	Conditions *conditions.Table
+	// OnChange hears of the changes of the condition table the receiver
+	// makes itself (a refresh's re-statements); the store's feed tells
+	// the rest.
+	OnChange func(conditions.Change)
+	// OnSession takes the peer's session messages (subject.Session), on
+	// the subscription's goroutine, in link order with its signals; r is
+	// this receiver (for Sync).
+	OnSession func(r *Receiver, m *nats.Msg)
+}
+
+// NewReceiver returns the receiver cfg describes, its pipeline not
+// started: Start starts it, Stop stops it.
+func NewReceiver(cfg ReceiverConfig) *Receiver {
+	rc := newReceiver(cfg.Self, cfg.Peer, cfg.Deps, cfg.Log)
+	rc.adv.publish = cfg.Publish
+	rc.conds = cfg.Conditions
+	rc.onChange = cfg.OnChange
+	rc.onSession = cfg.OnSession
 	return rc
+}
+
+// Start starts the pipeline: one checking worker per core, its end (store
+// write and answer) and the release clock of import.dampening. Call it
+// once, before the subscription hands Handle anything. The store writes
+// carry ctx's values; its cancellation does not stop the pipeline, Stop
+// does, once every signal handed over is answered.
+func (r *Receiver) Start(ctx context.Context) {
+	r.closing.Lock()
+	defer r.closing.Unlock()
+	if r.started || r.closed {
+		return
+	}
+	r.started = true
+	for range max(runtime.GOMAXPROCS(0), 1) {
+		r.workers.Add(1)
+		go r.check()
+	}
+	if r.damp != nil {
+		r.startDampening()
+	}
+	go r.complete(context.WithoutCancel(ctx))
+	if r.KeyHeld != nil {
+		r.jobs <- job{sync: r.recheckKeyHeld} // before the link's first message
+	}
 }
 
 // StagesFor returns the stages of a receiver of operator self for peer p
@@ -226,15 +266,19 @@ func newReceiver(self string, p *config.Peer, deps ReceiverDeps, log zerolog.Log
 // into the store before an earlier one.
 const PipelineDepth = 256
 
-// Close stops the pipeline once every signal handed to it is answered.
+// Stop stops the pipeline once every signal handed to it is answered.
 // Call it after the subscription is drained; what Handle gets after it is
-// left unanswered.
-func (r *Receiver) Close() {
+// left unanswered. A receiver never started has nothing to stop.
+func (r *Receiver) Stop() {
 	// A message still being handled (the subscription did not drain
 	// in time) is handed over first; later ones are left unanswered.
 	r.closing.Lock()
+	started := r.started && !r.closed
 	r.closed = true
 	r.closing.Unlock()
+	if !started {
+		return
+	}
 	if r.stopDamp != nil {
 		close(r.stopDamp)
 		<-r.dampDone
@@ -307,7 +351,7 @@ func (r *Receiver) Handle(m *nats.Msg) {
 	}
 	if m.Subject == r.sessSubj {
 		if f := r.onSession; f != nil {
-			f(m) // the session's: not a signal, not answered here
+			f(r, m) // the session's: not a signal, not answered here
 		}
 		return
 	}
@@ -372,8 +416,9 @@ func (r *Receiver) accept(m *nats.Msg) job {
 // time in link order, writes dead letters, and answers. When a store write
 // fails, that signal and every one checked after it are answered "not
 // now" (they are not stored: the sender resends them in order), and
-// checking is rolled back to the last signal decided.
-func (r *Receiver) complete() {
+// checking is rolled back to the last signal decided. Each write has ctx's
+// values and its own time limit.
+func (r *Receiver) complete(ctx context.Context) {
 	defer close(r.finished)
 	var (
 		gen     uint64 // the current generation; older jobs are void
@@ -382,7 +427,7 @@ func (r *Receiver) complete() {
 	)
 	for j := range r.jobs {
 		if j.tick {
-			r.releaseDue()
+			r.releaseDue(ctx)
 			continue
 		}
 		if j.sync != nil {
@@ -406,7 +451,7 @@ func (r *Receiver) complete() {
 		case j.probe:
 			ans = signal.Answer{Status: signal.StatusAlive, Last: decided}
 		default:
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			switch {
 			case j.put != nil:
 				ans = r.store(ctx, j.m, j.put)
@@ -466,7 +511,7 @@ func (r *Receiver) settle(j job) job {
 	a.stored = subj
 	a.refresh = j.m.Header.Get(link.HeaderRefresh) != ""
 	ev, class := a.Ev, a.Class
-	t := r.conds.Load()
+	t := r.conds
 	if a.refresh && t != nil && j.m.Header.Get(link.HeaderRefreshKeep) != "" {
 		t.Touch(r.peer, class, ev) // kept; its signal comes in order
 		j.ans = signal.Answer{Status: signal.StatusDuplicate, Subject: subj}
@@ -478,8 +523,8 @@ func (r *Receiver) settle(j job) job {
 		// the replay guard (we may have taken it before: it was withdrawn
 		// since) but not past dampening or import.max_conditions.
 		c, need := t.Restate(r.peer, class, ev)
-		if c.Kind != "" && r.OnChange != nil {
-			r.OnChange(c)
+		if c.Kind != "" && r.onChange != nil {
+			r.onChange(c)
 		}
 		if !need {
 			j.ans = signal.Answer{Status: signal.StatusDuplicate, Subject: subj}
@@ -534,7 +579,7 @@ func (r *Receiver) idling() bool {
 // Clears, and signals for a condition already held, always pass.
 func (r *Receiver) checkMaxConditions(ev *signal.Event, class string) error {
 	l := r.maxConds
-	t := r.conds.Load()
+	t := r.conds
 	if l == nil || t == nil {
 		return nil
 	}
@@ -619,9 +664,9 @@ func (r *Receiver) store(ctx context.Context, m *nats.Msg, p *putJob) signal.Ans
 	if dup && p.refresh {
 		// Stored before, no longer in the table (withdrawn while the
 		// link was down): the peer re-states it, the table takes it.
-		if t := r.conds.Load(); t != nil {
-			if c, err := t.Apply(r.peer, p.class, ev, 0); err == nil && c.Kind != "" && r.OnChange != nil {
-				r.OnChange(c)
+		if t := r.conds; t != nil {
+			if c, err := t.Apply(r.peer, p.class, ev, 0); err == nil && c.Kind != "" && r.onChange != nil {
+				r.onChange(c)
 			}
 		}
 	}

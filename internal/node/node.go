@@ -422,15 +422,18 @@ func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
 		return err
 	}
 	n.peers[p.ID] = nc
-	rcv := inbound.NewReceiver(n.ID(), p, n.deps, n.log)
-	n.receivers = append(n.receivers, rcv)
-	n.byPeer[p.ID] = rcv
-	rcv.SetPublish(nc.Publish) // advisories to the peer, on the link
-	rcv.SetConditions(n.table)
-	rcv.SetOnChange(n.announce)
 	ps := n.newSession(p, nc)
 	n.sessions[p.ID] = ps
-	rcv.SetSession(func(m *nats.Msg) { n.sessionMsg(rctx, ps, rcv, m) })
+	rcv := inbound.NewReceiver(inbound.ReceiverConfig{
+		Self: n.ID(), Peer: p, Deps: n.deps, Log: n.log,
+		Publish:    nc.Publish, // advisories to the peer, on the link
+		Conditions: n.table,
+		OnChange:   n.announce,
+		OnSession:  func(r *inbound.Receiver, m *nats.Msg) { n.sessionMsg(rctx, ps, r, m) },
+	})
+	n.receivers = append(n.receivers, rcv)
+	n.byPeer[p.ID] = rcv
+	rcv.Start(rctx)
 	if err := rcv.Restore(ctx); err != nil {
 		return err
 	}
@@ -603,7 +606,7 @@ func (n *Node) Stop() {
 	n.subs = nil
 	step("closing the links (what they handed to the store waits for its answer)")
 	for _, r := range n.receivers {
-		r.Close() // answers what the links handed over
+		r.Stop() // answers what the links handed over
 	}
 	n.receivers = nil // byPeer stays: the API may still read their counts
 	if n.intake != nil {
