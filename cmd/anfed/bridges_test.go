@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/nodetest"
 )
 
 // TestServeBridges runs anfed serve with a bridges section: the VES and
@@ -48,7 +49,7 @@ bridges:
 	require.NoError(t, os.WriteFile(p, []byte(cfg), 0o600))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr nodetest.Output
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"serve", "--config", p}, &stdout, &stderr) }()
 	base := "http://" + addr
@@ -91,7 +92,7 @@ bridges:
 	// A bad bridges section: serve refuses with the file and line.
 	bad := strings.Replace(cfg, "  tmf642: {}\n", "  tmf642:\n    upstream:\n      - url: oss.example.net\n", 1)
 	require.NoError(t, os.WriteFile(p, []byte(bad), 0o600))
-	var out, errOut syncBuffer
+	var out, errOut nodetest.Output
 	assert.Equal(t, exitFail, run(context.Background(), []string{"serve", "--config", p}, &out, &errOut))
 	assert.Contains(t, errOut.String(), p+":17:14:")
 	assert.Contains(t, errOut.String(), "bridges.tmf642.upstream[0].url: invalid URL")

@@ -15,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/anfed/anfed/internal/nodetest"
 )
 
 // The command examples of README.md and docs/*.md marked
@@ -74,7 +76,7 @@ func TestDocsOnExampleFederation(t *testing.T) {
 	background := regexp.MustCompile(`^(.*[^&])&\s*(#.*)?$`) // "cmd &", "cmd &  # comment"
 
 	var bg []*exec.Cmd
-	var bgOut []*syncBuffer
+	var bgOut []*nodetest.Output
 	t.Cleanup(func() {
 		for i, c := range bg {
 			_ = syscall.Kill(-c.Process.Pid, syscall.SIGTERM)
@@ -105,7 +107,7 @@ func TestDocsOnExampleFederation(t *testing.T) {
 		}
 		if m := background.FindStringSubmatch(line); m != nil {
 			bgLine := m[1]
-			var out syncBuffer
+			var out nodetest.Output
 			cmd := exec.Command(bash, "-c", "exec "+bgLine)
 			cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = root, env, &out, &out
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/nodetest"
 	"github.com/anfed/anfed/internal/signal"
 )
 
@@ -45,7 +46,7 @@ func TestFederationExampleRunsThreeProcesses(t *testing.T) {
 	code, stdout, stderr := anfedCmd(t, bin, "validate", filepath.Join(dir, "op-a.yaml"), filepath.Join(dir, "op-b.yaml"), filepath.Join(dir, "op-c.yaml"))
 	require.Equal(t, 0, code, "the example's policies validate:\n%s%s", stdout, stderr)
 
-	var out syncBuffer
+	var out nodetest.Output
 	cmd := exec.Command(bash, filepath.Join(dir, "run.sh"))
 	cmd.Env = append(os.Environ(), "ANFED="+bin)
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/nodetest"
 )
 
 // docCommand is one command of a guide, with how the reader runs it.
@@ -113,12 +114,12 @@ func TestGettingStarted(t *testing.T) {
 	type bg struct {
 		c    docCommand
 		cmd  *exec.Cmd
-		out  *syncBuffer
+		out  *nodetest.Output
 		done chan error
 	}
 	var serves, follows []*bg
 	start := func(c docCommand, line string) *bg {
-		b := &bg{c: c, out: &syncBuffer{}, done: make(chan error, 1)}
+		b := &bg{c: c, out: &nodetest.Output{}, done: make(chan error, 1)}
 		b.cmd = exec.Command(bash, "-c", "exec "+line)
 		b.cmd.Dir, b.cmd.Env, b.cmd.Stdout, b.cmd.Stderr = work, env, b.out, b.out
 		b.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/nodetest"
 )
 
 // TestServeHTTP runs anfed serve with an http section: readiness, the
@@ -31,7 +32,7 @@ func TestServeHTTP(t *testing.T) {
 	require.NoError(t, os.WriteFile(p, []byte(cfg), 0o600))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr nodetest.Output
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"serve", "--config", p}, &stdout, &stderr) }()
 	base := "http://" + addr

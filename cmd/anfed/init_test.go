@@ -20,6 +20,7 @@ import (
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/nodetest"
 )
 
 // initOperator runs anfed init for id in a temporary directory, on free
@@ -36,7 +37,7 @@ func initOperator(t *testing.T, id string) (dir, httpAddr, clientAddr, leafAddr 
 func serveInProcess(t *testing.T, policy string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	var out nodetest.Output
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"serve", "--config", policy}, &out, &out) }()
 	t.Cleanup(func() {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,25 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/nodetest"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func runCmd(args ...string) (code int, stdout, stderr string) {
 	var o, e bytes.Buffer
@@ -137,7 +119,7 @@ func TestServeRunsUntilCancelled(t *testing.T) {
 	cfg := fmt.Sprintf("operator:\n  id: op-a\nnats:\n  client:\n    listen: %s\n  users:\n    - name: loop\n      password: loop-pass-123\nstorage:\n  dir: ./data\n", natstest.FreeAddr(t))
 	require.NoError(t, os.WriteFile(p, []byte(cfg), 0o600))
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
+	var stdout, stderr nodetest.Output
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"serve", "--config", p}, &stdout, &stderr) }()
 	natstest.WaitFor(t, 15*time.Second, func() error {
@@ -174,7 +156,7 @@ func serveOpA(t *testing.T) (addr string, flags []string) {
 	cfg := fmt.Sprintf("operator:\n  id: op-a\nnats:\n  client:\n    listen: %s\n  users:\n    - name: loop\n      password: loop-pass-123\nstorage:\n  dir: ./data\nhttp:\n  listen: %s\n", addr, natstest.FreeAddr(t))
 	require.NoError(t, os.WriteFile(p, []byte(cfg), 0o600))
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
+	var stdout, stderr nodetest.Output
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"serve", "--config", p}, &stdout, &stderr) }()
 	t.Cleanup(func() { cancel(); <-done })

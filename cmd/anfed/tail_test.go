@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/nodetest"
 	"github.com/anfed/anfed/internal/origin"
 	"github.com/anfed/anfed/internal/signal"
 )
@@ -23,7 +24,7 @@ import (
 func startTail(t *testing.T, args ...string) (wait func() (code int, stdout string)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
+	var stdout, stderr nodetest.Output
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, append([]string{"tail"}, args...), &stdout, &stderr) }()
 	t.Cleanup(cancel)

@@ -21,28 +21,11 @@ import (
 	"github.com/anfed/anfed/internal/demo"
 	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/nodetest"
 	"github.com/anfed/anfed/internal/signal"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// syncBuffer is an io.Writer the test reads while run writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 const user, password = "closed-loop", "loop-pass-123"
 
@@ -146,24 +129,9 @@ func (w *mitigations) wait(t *testing.T, n int) []*signal.Event {
 }
 
 // startRun runs the controller until the returned stop is called.
-func startRun(t *testing.T, o options, out *syncBuffer) (stop func()) {
+func startRun(t *testing.T, o options, out *nodetest.Output) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, o, out) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				assert.NoError(t, err)
-			case <-time.After(15 * time.Second):
-				t.Error("run did not return")
-			}
-		})
-	}
-	t.Cleanup(stop)
+	stop = nodetest.Run(t, 15*time.Second, func(ctx context.Context) error { return run(ctx, o, out) })
 	natstest.WaitFor(t, 15*time.Second, func() error {
 		if !strings.Contains(out.String(), "active reroutes") {
 			return fmt.Errorf("controller not started: %s", out.String())
@@ -193,7 +161,7 @@ func TestControllerReroutesAcrossTheBorder(t *testing.T) {
 	seen := watchMitigations(t, ncA)
 
 	o := options{URL: b.ClientURL(), User: user, Password: password, Operator: "op-b", Durable: "ctl", Raise: 85, Clear: 70}
-	out := &syncBuffer{}
+	out := &nodetest.Output{}
 	stop := startRun(t, o, out)
 
 	// Under the raise bound, and congestion inside op-a's network: nothing.
@@ -246,7 +214,7 @@ func TestControllerReroutesAcrossTheBorder(t *testing.T) {
 	stop()
 	publishCongestion(t, ncA, "c4-cleared", "ic-milan-1", "interconnect", signal.Cleared, 30)
 	// Same durable: it resumes with what it missed.
-	out2 := &syncBuffer{}
+	out2 := &nodetest.Output{}
 	stop2 := startRun(t, o, out2)
 	assert.Contains(t, out2.String(), "1 active reroutes", "its state is read from the bus")
 	t.Cleanup(func() { t.Logf("restarted controller:\n%s", out2.String()) })
@@ -258,7 +226,7 @@ func TestControllerReroutesAcrossTheBorder(t *testing.T) {
 	// A new durable (a fresh deployment) reads the current state: nothing
 	// is active, every congestion is cleared or under the bound: silence.
 	o.Durable = "ctl-2"
-	out3 := &syncBuffer{}
+	out3 := &nodetest.Output{}
 	stop3 := startRun(t, o, out3)
 	time.Sleep(time.Second)
 	stop3()
@@ -346,7 +314,7 @@ func TestControllerUndoesRerouteWhenWithdrawn(t *testing.T) {
 	require.NoError(t, ncB.Flush())
 
 	o := options{URL: b.ClientURL(), User: user, Password: password, Operator: "op-b", Durable: "ctl", Raise: 85, Clear: 70}
-	out := &syncBuffer{}
+	out := &nodetest.Output{}
 	startRun(t, o, out)
 	publishCongestion(t, ncA, "w1-high", "ic-paris-1", "interconnect", signal.Raised, 95)
 	got := atB.wait(t, 1)

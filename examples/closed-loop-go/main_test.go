@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,28 +19,10 @@ import (
 	"github.com/anfed/anfed/internal/signal"
 )
 
-// syncBuffer is an io.Writer the test reads while run writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) lines() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Split(strings.TrimSpace(s.b.String()), "\n")
-}
-
-// signalLines are the lines that describe a signal, not comments.
-func (s *syncBuffer) signalLines() []string {
+// signalLines are the lines of o that describe a signal, not comments.
+func signalLines(o *nodetest.Output) []string {
 	var out []string
-	for _, l := range s.lines() {
+	for _, l := range o.Lines() {
 		if l != "" && !strings.HasPrefix(l, "#") {
 			out = append(out, l)
 		}
@@ -78,37 +58,21 @@ func publish(t *testing.T, nc *nats.Conn, id, class, res string, st signal.State
 	require.Equal(t, signal.StatusAccepted, a.Status, "%s: %s %s", id, a.Reason, a.Error)
 }
 
-func waitLines(t *testing.T, out *syncBuffer, n int) []string {
+func waitLines(t *testing.T, out *nodetest.Output, n int) []string {
 	t.Helper()
 	natstest.WaitFor(t, 15*time.Second, func() error {
-		if got := len(out.signalLines()); got < n {
-			return fmt.Errorf("%d of %d lines:\n%s", got, n, strings.Join(out.lines(), "\n"))
+		if got := len(signalLines(out)); got < n {
+			return fmt.Errorf("%d of %d lines:\n%s", got, n, strings.Join(out.Lines(), "\n"))
 		}
 		return nil
 	})
-	return out.signalLines()
+	return signalLines(out)
 }
 
 // startRun runs the example until the returned stop is called.
-func startRun(t *testing.T, c options, out *syncBuffer) (stop func()) {
+func startRun(t *testing.T, c options, out *nodetest.Output) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, c, out) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				assert.NoError(t, err)
-			case <-time.After(10 * time.Second):
-				t.Error("run did not return")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return nodetest.Run(t, 10*time.Second, func(ctx context.Context) error { return run(ctx, c, out) })
 }
 
 // The example, started late, prints the current state of the filtered
@@ -127,7 +91,7 @@ func TestExamplePrintsCurrentStateThenLive(t *testing.T) {
 	publish(t, prod, "c1-updated", "congestion", "ic-1", signal.Updated)
 
 	c := options{URL: n.ClientURL(), User: user, Password: password, Filter: "an.sig.*.congestion.>", Durable: "example"}
-	out := &syncBuffer{}
+	out := &nodetest.Output{}
 	stop := startRun(t, c, out)
 	waitLines(t, out, 2)
 	publish(t, prod, "c3-raised", "congestion", "ic-3", signal.Raised)
@@ -136,10 +100,10 @@ func TestExamplePrintsCurrentStateThenLive(t *testing.T) {
 	lines := waitLines(t, out, 4)
 	time.Sleep(300 * time.Millisecond) // nothing more comes
 	stop()
-	lines = out.signalLines()
-	t.Logf("output:\n%s", strings.Join(out.lines(), "\n"))
+	lines = signalLines(out)
+	t.Logf("output:\n%s", strings.Join(out.Lines(), "\n"))
 
-	assert.Contains(t, out.lines()[0], "current state of an.sig.*.congestion.>: 2 condition keys")
+	assert.Contains(t, out.Lines()[0], "current state of an.sig.*.congestion.>: 2 condition keys")
 	require.Len(t, lines, 4)
 	want := []struct{ kind, id, state string }{
 		{"current", "c2-cleared", "cleared (not active)"},
@@ -156,14 +120,14 @@ func TestExamplePrintsCurrentStateThenLive(t *testing.T) {
 	}
 
 	// Restarted, the durable loop resumes: nothing twice, only what is new.
-	out2 := &syncBuffer{}
+	out2 := &nodetest.Output{}
 	stop2 := startRun(t, c, out2)
 	publish(t, prod, "c4-raised", "congestion", "ic-4", signal.Raised)
 	lines2 := waitLines(t, out2, 1)
 	time.Sleep(300 * time.Millisecond)
 	stop2()
-	assert.Contains(t, out2.lines()[0], "resuming")
-	require.Len(t, out2.signalLines(), 1, strings.Join(out2.lines(), "\n"))
+	assert.Contains(t, out2.Lines()[0], "resuming")
+	require.Len(t, signalLines(out2), 1, strings.Join(out2.Lines(), "\n"))
 	assert.Contains(t, lines2[0], "id=c4-raised")
 	assert.True(t, strings.HasPrefix(lines2[0], "live "))
 }
@@ -177,10 +141,10 @@ func TestExampleSeesTheLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	defer prod.Close()
 	c := options{URL: n.ClientURL(), User: user, Password: password, Filter: "an.sig.*.congestion.>", Durable: "life"}
-	out := &syncBuffer{}
+	out := &nodetest.Output{}
 	startRun(t, c, out)
 	natstest.WaitFor(t, 10*time.Second, func() error {
-		if !strings.Contains(strings.Join(out.lines(), "\n"), "current state") {
+		if !strings.Contains(strings.Join(out.Lines(), "\n"), "current state") {
 			return fmt.Errorf("not started")
 		}
 		return nil

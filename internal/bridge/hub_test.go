@@ -19,6 +19,7 @@ import (
 	"github.com/anfed/anfed/internal/bridge"
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/nodetest"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/store"
 )
@@ -273,7 +274,7 @@ func TestTMF642HubDeadLetters(t *testing.T) {
 	assert.Equal(t, 3, posts, "max_attempts 3")
 	posts, _ = refuse.snapshot()
 	assert.Equal(t, 1, posts, "a 400 is not retried")
-	assert.Equal(t, 2.0, scrape(t, s.url)[`anfed_bridge_tmf642_deliveries_total{result="dead-letter"}`])
+	assert.Equal(t, 2.0, nodetest.Scrape(t, s.url)[`anfed_bridge_tmf642_deliveries_total{result="dead-letter"}`])
 }
 
 // Hub registrations: bad ones get a 4xx naming the field; a deleted one
@@ -307,7 +308,7 @@ func TestTMF642HubRegistrations(t *testing.T) {
 		}
 		return nil
 	})
-	assert.Equal(t, 1.0, scrape(t, s.url)[`anfed_bridge_tmf642_deliveries_total{result="filtered"}`])
+	assert.Equal(t, 1.0, nodetest.Scrape(t, s.url)[`anfed_bridge_tmf642_deliveries_total{result="filtered"}`])
 
 	del := func(id string) int {
 		req, _ := http.NewRequest(http.MethodDelete, s.url+bridge.TMF642Hub+"/"+id, nil)

@@ -13,6 +13,7 @@ import (
 	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/nodetest"
 )
 
 func tmfBridges() config.Bridges {
@@ -57,7 +58,7 @@ func TestTMF642ListenerCrossesToPeer(t *testing.T) {
 	assert.Equal(t, "cleared", ans.Signal.State)
 	condition(t, b, "op-a", "fault", subj, false)
 
-	m := scrape(t, a.url)
+	m := nodetest.Scrape(t, a.url)
 	assert.Equal(t, 3.0, m[`anfed_bridge_signals_total{bridge="tmf642",result="accepted"}`])
 	assert.Equal(t, 1.0, m[`anfed_bridge_signals_total{bridge="tmf642",result="duplicate"}`])
 }
@@ -96,14 +97,14 @@ func TestTMF642ListenerBadInput(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			key := `anfed_bridge_rejected_total{bridge="tmf642",reason="` + tc.reason + `"}`
-			before := scrape(t, a.url)[key]
+			before := nodetest.Scrape(t, a.url)[key]
 			code, body := post(t, a.url+tmfListener+tc.res, tc.authz, []byte(tc.body))
 			assert.Equal(t, tc.code, code, body)
 			var e struct{ Code, Reason, Message, Status string }
 			decode(t, body, &e)
 			assert.Contains(t, e.Message, tc.want)
 			assert.Equal(t, tc.reason, e.Reason)
-			assert.Equal(t, before+1, scrape(t, a.url)[key])
+			assert.Equal(t, before+1, nodetest.Scrape(t, a.url)[key])
 		})
 	}
 	assert.Empty(t, a.n.Conditions(conditionsFault()))
@@ -116,7 +117,7 @@ func TestTMF642ListenerBadInput(t *testing.T) {
 	decode(t, body, &ans)
 	assert.Equal(t, "ignored", ans.Status)
 	assert.Contains(t, ans.Reason, "no loops")
-	assert.Equal(t, 1.0, scrape(t, a.url)[`anfed_bridge_ignored_total{bridge="tmf642",reason="echo"}`])
+	assert.Equal(t, 1.0, nodetest.Scrape(t, a.url)[`anfed_bridge_ignored_total{bridge="tmf642",reason="echo"}`])
 	assert.Empty(t, a.n.Conditions(conditionsFault()))
 
 	code, body = post(t, a.url+tmfListener+"alarmCreateEvent", bearer, []byte(create))

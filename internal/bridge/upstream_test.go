@@ -14,6 +14,7 @@ import (
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/nodetest"
 )
 
 // fakeOSS is an upstream OSS's TMF642 hub on 127.0.0.1: it refuses the
@@ -93,7 +94,7 @@ func TestTMF642UpstreamHub(t *testing.T) {
 	assert.Equal(t, "perceivedSeverity=CRITICAL,MAJOR", query)
 	assert.Equal(t, 3, attempts, "two refusals, then registered")
 	assert.Equal(t, "Bearer oss-token-0123456789", auth[0])
-	assert.Equal(t, 1.0, scrape(t, a.url)[`anfed_bridge_tmf642_upstream_registered{url="`+oss.url+`"}`])
+	assert.Equal(t, 1.0, nodetest.Scrape(t, a.url)[`anfed_bridge_tmf642_upstream_registered{url="`+oss.url+`"}`])
 
 	// The OSS notifies the callback.
 	code, body := post(t, callback+"/listener/alarmCreateEvent", bearer, sample(t, "tmf642-alarm-create.json"))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/anfed/anfed/internal/bridge"
 	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/nodetest"
 	"github.com/anfed/anfed/internal/signal"
 )
 
@@ -69,7 +70,7 @@ func TestVESFaultCrossesToPeer(t *testing.T) {
 	condition(t, b, "op-a", "fault", subj, false)
 	condition(t, a, "op-a", "fault", subj, false)
 
-	m := scrape(t, a.url)
+	m := nodetest.Scrape(t, a.url)
 	assert.Equal(t, 2.0, m[`anfed_bridge_signals_total{bridge="ves",result="accepted"}`])
 	assert.Equal(t, 1.0, m[`anfed_bridge_signals_total{bridge="ves",result="duplicate"}`])
 }
@@ -121,7 +122,7 @@ func TestVESMeasurementThresholds(t *testing.T) {
 	decode(t, body, &ans)
 	assert.Equal(t, "ignored", ans.Results[0].Outcome)
 	assert.Contains(t, ans.Results[0].Reason, "within-threshold")
-	assert.Equal(t, 1.0, scrape(t, a.url)[`anfed_bridge_ignored_total{bridge="ves",reason="within-threshold"}`])
+	assert.Equal(t, 1.0, nodetest.Scrape(t, a.url)[`anfed_bridge_ignored_total{bridge="ves",reason="within-threshold"}`])
 }
 
 // A batch: the fault is stored, the heartbeat acknowledged and counted as
@@ -138,7 +139,7 @@ func TestVESBatch(t *testing.T) {
 	assert.Contains(t, ans.Results[1].Reason, "heartbeat")
 	c := condition(t, b, "op-a", "fault", "ves/par-pe-2/linkDown", true)
 	assert.Equal(t, 17, c.Severity)
-	assert.Equal(t, 1.0, scrape(t, a.url)[`anfed_bridge_ignored_total{bridge="ves",reason="domain-not-bridged"}`])
+	assert.Equal(t, 1.0, nodetest.Scrape(t, a.url)[`anfed_bridge_ignored_total{bridge="ves",reason="domain-not-bridged"}`])
 }
 
 // Bad requests get a 4xx naming what was wrong, are counted, and harm
@@ -168,7 +169,7 @@ func TestVESBadInput(t *testing.T) {
 		{"empty batch", bridge.VESBatchPath, bearer, `{"eventList": []}`, 400, "malformed", "empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := scrape(t, a.url)[`anfed_bridge_rejected_total{bridge="ves",reason="`+tc.reason+`"}`]
+			before := nodetest.Scrape(t, a.url)[`anfed_bridge_rejected_total{bridge="ves",reason="`+tc.reason+`"}`]
 			code, body := post(t, a.url+tc.path, tc.authz, []byte(tc.body))
 			assert.Equal(t, tc.code, code, body)
 			var e struct {
@@ -181,7 +182,7 @@ func TestVESBadInput(t *testing.T) {
 			}
 			decode(t, body, &e)
 			assert.Contains(t, e.RequestError.ServiceException.Text, tc.want)
-			assert.Equal(t, before+1, scrape(t, a.url)[`anfed_bridge_rejected_total{bridge="ves",reason="`+tc.reason+`"}`])
+			assert.Equal(t, before+1, nodetest.Scrape(t, a.url)[`anfed_bridge_rejected_total{bridge="ves",reason="`+tc.reason+`"}`])
 		})
 	}
 	// The batch's good first event was not stored.
@@ -207,7 +208,7 @@ func TestVESAttacks(t *testing.T) {
 	huge := `{"event": {"commonEventHeader": {"domain": "fault", "eventId": "` + strings.Repeat("x", 5<<20) + `"}}}`
 	code, body = post(t, a.url+bridge.VESPath, bearer, []byte(huge))
 	assert.Equal(t, 413, code, body)
-	assert.Equal(t, 1.0, scrape(t, a.url)[`anfed_bridge_rejected_total{bridge="ves",reason="malformed"}`])
+	assert.Equal(t, 1.0, nodetest.Scrape(t, a.url)[`anfed_bridge_rejected_total{bridge="ves",reason="malformed"}`])
 }
 
 // A KPI raised before a restart is cleared after it: the bridge reads

@@ -12,6 +12,7 @@ import (
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/httpapi"
 	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/nodetest"
 	"github.com/anfed/anfed/internal/signal"
 )
 
@@ -48,7 +49,7 @@ func TestAPIDampening(t *testing.T) {
 	assert.Equal(t, 1, peers[0].Suppressed)
 	assert.Equal(t, 0, peers[0].Conditions, "the table holds nothing active for it")
 	natstest.WaitFor(t, 5*time.Second, func() error {
-		m := scrape(t, b.url)
+		m := nodetest.Scrape(t, b.url)
 		if m[`anfed_peer_conditions_suppressed{peer="op-a"}`] != 1 || m[`anfed_peer_signals_dampened_total{peer="op-a"}`] < 1 {
 			return fmt.Errorf("metrics: suppressed %v, dampened %v", m[`anfed_peer_conditions_suppressed{peer="op-a"}`], m[`anfed_peer_signals_dampened_total{peer="op-a"}`])
 		}
@@ -64,7 +65,7 @@ func TestAPIDampening(t *testing.T) {
 		if len(cs) != 0 {
 			return fmt.Errorf("conditions: %+v", cs)
 		}
-		if m := scrape(t, b.url); m[`anfed_peer_conditions_suppressed{peer="op-a"}`] != 0 || m[`anfed_peer_signals_dampened_total{peer="op-a"}`] != 2 {
+		if m := nodetest.Scrape(t, b.url); m[`anfed_peer_conditions_suppressed{peer="op-a"}`] != 0 || m[`anfed_peer_signals_dampened_total{peer="op-a"}`] != 2 {
 			return fmt.Errorf("metrics: %v", m)
 		}
 		return nil

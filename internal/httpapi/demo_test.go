@@ -1,11 +1,8 @@
 package httpapi_test
 
 import (
-	"bufio"
 	"io"
 	"net/http"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,9 +13,11 @@ import (
 	"github.com/anfed/anfed/internal/demo"
 	"github.com/anfed/anfed/internal/httpapi"
 	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/nodetest"
 )
 
-// tryScrape is scrape that gives up quietly (the demo may be stopping).
+// tryScrape is nodetest.Scrape that gives up quietly (the demo may be
+// stopping).
 func tryScrape(base string) map[string]float64 {
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
@@ -28,20 +27,8 @@ func tryScrape(base string) map[string]float64 {
 	if resp.StatusCode != http.StatusOK {
 		return nil
 	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			out[line[:i]] = v
-		}
-	}
-	return out
+	m, _ := nodetest.ParseMetrics(resp.Body) // nil: unreadable, as stopping
+	return m
 }
 
 // TestMetricsDuringDemo runs the three-operator demo with each node's

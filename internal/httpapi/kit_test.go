@@ -1,14 +1,12 @@
 package httpapi_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -142,30 +140,6 @@ func publish(t *testing.T, s *served, ev *signal.Event) {
 	a, err := signal.ParseAnswer(m.Data)
 	require.NoError(t, err)
 	require.True(t, a.OK(), "%+v", a)
-}
-
-// scrape reads /metrics into series name{labels} -> value.
-func scrape(t *testing.T, base string) map[string]float64 {
-	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		require.NoError(t, err, line)
-		out[line[:i]] = v
-	}
-	require.NoError(t, sc.Err())
-	return out
 }
 
 func get(t *testing.T, url string) (int, string) {

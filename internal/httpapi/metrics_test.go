@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/nodetest"
 )
 
 // perPeerFamilies are the per-peer series that must move while signals
@@ -74,7 +75,7 @@ func TestMetricsMoveWhileSignalsCross(t *testing.T) {
 	a, b, proxy := pair(t)
 	ha, hb := history{}, history{}
 	scrapeBoth := func() (ma, mb map[string]float64) {
-		ma, mb = scrape(t, a.url), scrape(t, b.url)
+		ma, mb = nodetest.Scrape(t, a.url), nodetest.Scrape(t, b.url)
 		ha.add(ma)
 		hb.add(mb)
 		return ma, mb
