@@ -1,5 +1,6 @@
 // Package nodetest is the node-level test kit: operators' signing keys, a
-// base policy, a started node, publishing as a local producer. The tests of
+// base policy, a started node, publishing as a local producer, scraping
+// /metrics, and running a program under test with its output. The tests of
 // every package that runs nodes use it instead of keeping copies.
 package nodetest
 
