@@ -151,10 +151,13 @@ func (r *Receiver) hold(ctx context.Context, m *nats.Msg, h *holdJob) signal.Ans
 	ev, k := h.ev, h.key
 	id := ev.Source + " " + ev.ID
 	prev, ok, err := r.Held.HeldSignal(ctx, r.peer, k.Origin, k.Class, k.Subject)
+	again := false // the held signal once more: a resend, or a refresh re-stating it
 	if err == nil && ok {
 		if pev, err := signal.DecodeStructured(prev.Signal); err != nil || pev.Source+" "+pev.ID != id {
 			r.superseded(ctx, prev.Signal, fmt.Sprintf("%s %s from %s is suppressed by flap dampening (import.dampening): this signal was held, then superseded by %s before the condition was released",
 				k.Class, k.Subject, r.peer, ev.ID))
+		} else {
+			again = true
 		}
 	}
 	if err == nil {
@@ -172,7 +175,9 @@ func (r *Receiver) hold(ctx context.Context, m *nats.Msg, h *holdJob) signal.Ans
 		return ans
 	}
 	r.Replay.Record(ev.Source, ev.ID)
-	r.dampened.Add(1)
+	if !again {
+		r.dampened.Add(1) // counts signals held, not how often one arrived
+	}
 	return signal.Answer{Status: signal.StatusAccepted, Subject: h.subj}
 }
 
