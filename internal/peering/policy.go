@@ -55,7 +55,14 @@ func OpenPolicy(path string) (*Policy, error) {
 
 func parseDoc(path string, data []byte) (*yaml.Node, error) {
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	err := yaml.Unmarshal(data, &doc)
+	if err == nil {
+		// A node tree keeps what values refuse, such as a key defined
+		// twice: an edit would write that back, still broken.
+		var v any
+		err = yaml.Unmarshal(data, &v)
+	}
+	if err != nil {
 		// config.Parse says where, with the line.
 		if _, perr := config.Parse(path, data); perr != nil {
 			return nil, perr
