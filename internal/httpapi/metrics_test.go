@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -153,6 +154,12 @@ func TestMetricsMoveWhileSignalsCross(t *testing.T) {
 
 	// Restore it: the backlogs drain and the conditions are fresh again.
 	proxy.Restore()
+	// A cut shorter than the hold time keeps the session, so no refresh
+	// follows it; the one at establishment may come before the first
+	// scrape. Ask for one on demand, as an operator would.
+	natstest.WaitFor(t, 20*time.Second, func() error {
+		return a.n.RefreshPeer(context.Background(), "op-b", true, true) // once the session is back
+	})
 	natstest.WaitFor(t, 20*time.Second, func() error {
 		ma, mb := scrapeBoth()
 		for _, c := range []struct {
