@@ -24,6 +24,7 @@ var Classes = []string{
 	"capacity",
 	"intent-report",
 	"mitigation",
+	"action",
 }
 
 const (

@@ -82,6 +82,8 @@ var invalidExamples = map[string]struct {
 	"intent-report.invalid-2.json":         {"conditionMet is a string", "/expectations/1/result/conditionMet", "got string, want boolean"},
 	"mitigation.invalid.json":              {"respondsTo is empty", "/respondsTo", "must have at least 1 item, got 0"},
 	"mitigation.invalid-2.json":            {"unknown top-level property owner", "", `property "owner" not allowed`},
+	"action.invalid.json":                  {"phase is not a step of the lifecycle", "/phase", `value must be one of "proposed", "accepted"`},
+	"action.invalid-2.json":                {"a proposal without the duration it asks for", "", `missing property "duration"`},
 }
 
 func TestLoad(t *testing.T) {
