@@ -21,6 +21,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -597,6 +598,8 @@ func (l *loop) handle(m jetstream.Msg) {
 // delivers again after forgetting its ack in the kill.
 type helperLoop struct {
 	l      *closedloop.Loop
+	nc     *nats.Conn
+	logf   string // the loop's debug log, shown when a signal is missing
 	cancel context.CancelFunc
 	done   chan error
 	mu     sync.Mutex
@@ -615,8 +618,19 @@ func startHelperLoopAs(t *testing.T, url, user, pass, filter string) *helperLoop
 		nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
-	h := &helperLoop{calls: map[string]int{}, last: map[string]int{}, done: make(chan error, 1)}
-	h.l = closedloop.New(nc, closedloop.Options{Name: "helper-loop", Filter: filter, MaxInFlight: 1, AckWait: time.Second},
+	h := &helperLoop{nc: nc, calls: map[string]int{}, last: map[string]int{}, done: make(chan error, 1)}
+	h.logf = filepath.Join(t.TempDir(), "helper-loop.log")
+	lf, err := os.Create(h.logf)
+	require.NoError(t, err)
+	t.Cleanup(func() { lf.Close() })
+	log := zerolog.New(lf).Level(zerolog.TraceLevel).With().Timestamp().Logger()
+	// The loop's consumer exists once Started is called: signals stored
+	// before then are superseded ones it is right not to get (it starts
+	// with each condition's current state), so the test waits for it.
+	started := make(chan struct{})
+	var once sync.Once
+	h.l = closedloop.New(nc, closedloop.Options{Name: "helper-loop", Filter: filter, MaxInFlight: 1, AckWait: time.Second, Log: log,
+		Started: func() { once.Do(func() { close(started) }) }},
 		func(_ context.Context, ev *signal.Event, _ closedloop.Delivery) error {
 			seq, _ := strconv.Atoi(ev.Sequence)
 			h.mu.Lock()
@@ -640,6 +654,11 @@ func startHelperLoopAs(t *testing.T, url, user, pass, filter string) *helperLoop
 		h.done <- nil
 	}()
 	t.Cleanup(h.stop)
+	select {
+	case <-started:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the helper loop did not create its consumer within 20 s")
+	}
 	return h
 }
 
@@ -649,6 +668,63 @@ func (h *helperLoop) stop() {
 		<-h.done
 		h.cancel = nil
 	}
+}
+
+// explain logs the helper loop's consumer as the server sees it and the
+// end of the loop's debug log: what a missing signal needs explained.
+func (h *helperLoop) explain(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if js, err := jetstream.New(h.nc); err == nil {
+		if c, err := js.Consumer(ctx, "ANFED_SIGNALS", "helper-loop"); err == nil {
+			ci, _ := c.Info(ctx)
+			b, _ := json.Marshal(ci)
+			t.Logf("helper loop's consumer: %s", b)
+		} else {
+			t.Logf("helper loop's consumer: %v", err)
+		}
+		if s, err := js.Stream(ctx, "ANFED_SIGNALS"); err == nil {
+			b, _ := json.Marshal(s.CachedInfo().State)
+			t.Logf("ANFED_SIGNALS: %s", b)
+		}
+	}
+	// The log, runs of consecutive deliveries shown by their ends.
+	b, _ := os.ReadFile(h.logf)
+	var out []string
+	var prev struct {
+		Seq     uint64
+		Time    time.Time
+		Message string
+	}
+	var prevLine string
+	skipped := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var e struct {
+			Seq     uint64
+			Time    time.Time
+			Message string
+		}
+		_ = json.Unmarshal([]byte(line), &e)
+		run := e.Message == "closedloop: delivery" && prev.Message == e.Message && e.Seq == prev.Seq+1 && e.Time.Sub(prev.Time) < time.Second
+		if run {
+			skipped++
+		} else {
+			if skipped > 0 {
+				out = append(out, fmt.Sprintf("  … %d deliveries …", skipped-1), prevLine)
+			}
+			skipped = 0
+			out = append(out, line)
+		}
+		prev, prevLine = e, line
+	}
+	if skipped > 0 {
+		out = append(out, fmt.Sprintf("  … %d deliveries …", skipped-1), prevLine)
+	}
+	if len(out) > 400 {
+		out = out[len(out)-400:]
+	}
+	t.Logf("helper loop's log:\n%s", strings.Join(out, "\n"))
 }
 
 // missing counts keys the helper loop has not handled.
@@ -823,6 +899,9 @@ func runKill9(t *testing.T, bin, victim string) {
 	st := hl.l.Stats()
 	t.Logf("helper closed loop (internal/closedloop): %d distinct handled, lost %d, handled twice %d, acked again without the handler %d, order violations %d; %+v",
 		len(hl.calls), hLost, hTwice, st.AckedAgain, len(hl.order), st)
+	if hLost > 0 {
+		hl.explain(t)
+	}
 	assert.Zero(t, hLost, "helper loop: acknowledged signals lost")
 	assert.Zero(t, hTwice, "helper loop: duplicates delivered to the closed loop")
 	assert.Empty(t, hl.order, "helper loop: per-source order")

@@ -83,10 +83,14 @@
 // JetStream writes a file consumer's acks to disk a few times a second, not
 // one by one; after a kill -9 of the node it may deliver again signals that
 // were acked in the last moments before the kill. A Loop remembers the
-// stream sequences of the last HandledMemory (65,536) signals its handler
-// took, across Runs, and acks such a delivery again without calling the
-// handler (Stats.AckedAgain). A loop in another language does the same with
-// a bounded set of recently handled stream sequences, or source+id.
+// identities (source and id) of the last HandledMemory (65,536) signals its
+// handler took, across Runs, and acks such a delivery again without calling
+// the handler (Stats.AckedAgain). Identities, not stream sequences: a stream
+// that lost its last writes in a crash of the machine gives their
+// sequences to new signals (nats-server then warns "delivered sequence ...
+// past last stream sequence"), and a memory of sequences would ack those new
+// signals unhandled. A loop in another language does the same with a
+// bounded set of recently handled source+id.
 //
 // # Current
 //
@@ -111,6 +115,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -248,13 +253,14 @@ type Loop struct {
 	running                                                atomic.Bool
 	lastDelivery                                           atomic.Int64 // unix nanoseconds of the last delivery
 
-	// handled remembers the stream sequences of the last signals the
-	// handler took and the loop acked, across Runs: JetStream writes a
+	// handled remembers the identities (source+id hashes) of the last
+	// signals the handler took and the loop acked, across Runs: JetStream writes a
 	// consumer's acks to disk a few times a second, so after a kill -9 of
 	// the node it may deliver again signals acked just before. The loop
 	// acks those again without calling the handler: no duplicate reaches
 	// the closed loop.
-	handled seqMemory
+	handled idMemory
+	seed    maphash.Seed
 
 	// One Run's state.
 	ctx      context.Context
@@ -288,7 +294,7 @@ type keyState struct {
 // New returns a loop consuming through nc (a connection to the node's
 // operations account) with handler h.
 func New(nc *nats.Conn, opts Options, h Handler) *Loop {
-	return &Loop{nc: nc, opts: opts, h: h}
+	return &Loop{nc: nc, opts: opts, h: h, seed: maphash.MakeSeed()}
 }
 
 // Run runs a loop until ctx is done: see New and Loop.Run.
@@ -308,39 +314,39 @@ func (l *Loop) Stats() Stats {
 // HandledMemory is how many acked signals a loop remembers.
 const HandledMemory = 1 << 16
 
-// seqMemory is a bounded set of stream sequences: the newest
-// HandledMemory added.
-type seqMemory struct {
+// idMemory is a bounded set of signal identities (64-bit hashes of
+// source and id): the newest HandledMemory added.
+type idMemory struct {
 	mu   sync.Mutex
 	set  map[uint64]struct{}
 	ring []uint64
 	next int
 }
 
-func (m *seqMemory) add(seq uint64) {
+func (m *idMemory) add(id uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.set == nil {
 		m.set = make(map[uint64]struct{})
 		m.ring = make([]uint64, 0, HandledMemory)
 	}
-	if _, ok := m.set[seq]; ok {
+	if _, ok := m.set[id]; ok {
 		return
 	}
 	if len(m.ring) < HandledMemory {
-		m.ring = append(m.ring, seq)
+		m.ring = append(m.ring, id)
 	} else {
 		delete(m.set, m.ring[m.next])
-		m.ring[m.next] = seq
+		m.ring[m.next] = id
 		m.next = (m.next + 1) % HandledMemory
 	}
-	m.set[seq] = struct{}{}
+	m.set[id] = struct{}{}
 }
 
-func (m *seqMemory) has(seq uint64) bool {
+func (m *idMemory) has(id uint64) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	_, ok := m.set[seq]
+	_, ok := m.set[id]
 	return ok
 }
 
@@ -444,8 +450,11 @@ func (l *Loop) Run(ctx context.Context) error {
 	// The stall watch: after a node's kill -9 and restart, a pull can go
 	// quiet for good (seen once in TestKill9: 682 signals never delivered
 	// in 60 s while the consumer had them pending). When nothing was
-	// delivered for two checks in a row while the consumer has signals
-	// pending and the loop has room, pull afresh. Redelivery and order
+	// delivered for two checks in a row while the loop has room and the
+	// consumer has signals pending — or the server holds no pull request
+	// of ours while the stream has signals past the consumer's (seen in
+	// TestKill9 after a restart under load: no pull at the server,
+	// NumPending 0, 971 signals undelivered for 30 s) — pull afresh. Redelivery and order
 	// are JetStream's as before: what the old pull had buffered and not
 	// dispatched is unacked and comes again.
 	stallTick := time.NewTicker(StallCheck)
@@ -515,21 +524,47 @@ func (l *Loop) Run(ctx context.Context) error {
 var StallCheck = 2 * time.Second
 
 // stalled reports whether nothing was delivered for a StallCheck while
-// the loop has room and the consumer has signals pending.
+// the loop has room and the consumer has signals pending, or the server
+// holds no pull request of ours while the stream has signals past those
+// the consumer delivered.
 func (l *Loop) stalled(ctx context.Context, cons jetstream.Consumer) bool {
 	if time.Since(time.Unix(0, l.lastDelivery.Load())) < StallCheck {
 		return false
 	}
 	l.mu.Lock()
-	room := len(l.held) < l.opts.MaxInFlight
+	held := len(l.held)
 	l.mu.Unlock()
-	if !room {
+	if held >= l.opts.MaxInFlight {
+		l.log.Trace().Int("held", held).Msg("closedloop: quiet, no room")
 		return false
 	}
 	ictx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	info, err := cons.Info(ictx)
-	return err == nil && info.NumPending > 0
+	if err != nil {
+		l.log.Trace().Err(err).Int("held", held).Msg("closedloop: quiet, no consumer info")
+		return false
+	}
+	if info.NumPending > 0 {
+		l.log.Trace().Int("held", held).Uint64("pending", info.NumPending).Msg("closedloop: quiet with signals pending")
+		return true
+	}
+	if info.NumWaiting > 0 {
+		return false
+	}
+	// The server holds no pull request of ours: our pull is gone (a
+	// node restarted with leaf nodes dropped it, seen in TestKill9 under
+	// load, and nats.go noticed only at its missed heartbeat 30 s later).
+	// NumPending alone does not tell: after that restart it read 0 for a
+	// last-per-subject consumer with 971 signals to deliver. The stream's
+	// last sequence past what the consumer delivered does.
+	st, err := l.js.Stream(ictx, store.SignalStream)
+	if err != nil {
+		return false
+	}
+	last := st.CachedInfo().State.LastSeq
+	l.log.Trace().Int("held", held).Uint64("stream_last", last).Uint64("delivered", info.Delivered.Stream).Msg("closedloop: quiet with no pull at the server")
+	return last > info.Delivered.Stream
 }
 
 // forgetPulls waits, briefly, until the server dropped this run's pull
@@ -606,6 +641,7 @@ func (l *Loop) dispatch(m jetstream.Msg) {
 	l.lastDelivery.Store(time.Now().UnixNano())
 	it := &item{msg: m, subj: m.Subject(), seq: meta.Sequence.Stream, n: meta.NumDelivered}
 	it.current = it.seq <= l.boundary
+	l.log.Trace().Uint64("seq", it.seq).Uint64("delivered", it.n).Str("subject", it.subj).Msg("closedloop: delivery")
 	l.mu.Lock()
 	if l.closing || l.held == nil {
 		l.mu.Unlock()
@@ -616,6 +652,7 @@ func (l *Loop) dispatch(m jetstream.Msg) {
 		// Redelivered while we still hold it (an ack timer that ran out):
 		// the copy we hold will be decided.
 		l.mu.Unlock()
+		l.log.Trace().Uint64("seq", it.seq).Msg("closedloop: delivered again while held")
 		return
 	}
 	l.held[it.seq] = it
@@ -735,7 +772,8 @@ func (l *Loop) process(it *item) (outcome, time.Duration) {
 	if err != nil {
 		return l.deadLetter(it, ReasonMalformed, err.Error())
 	}
-	if l.handled.has(it.seq) {
+	id := l.identity(ev)
+	if l.handled.has(id) {
 		// Handled and acked already; the server forgot the ack.
 		if err := it.msg.Ack(); err != nil {
 			l.log.Warn().Err(err).Uint64("seq", it.seq).Msg("closedloop: ack")
@@ -758,7 +796,7 @@ func (l *Loop) process(it *item) (outcome, time.Duration) {
 	case err == nil:
 		// Remembered before the ack: whatever becomes of the ack, the
 		// handler has taken it.
-		l.handled.add(it.seq)
+		l.handled.add(id)
 		if err := it.msg.Ack(); err != nil {
 			l.log.Warn().Err(err).Uint64("seq", it.seq).Msg("closedloop: ack")
 			return done, 0
@@ -780,6 +818,17 @@ func (l *Loop) process(it *item) (outcome, time.Duration) {
 		l.log.Debug().Err(err).Uint64("seq", it.seq).Uint64("delivered", it.n).Stringer("retry_in", d).Msg("closedloop: handler failed")
 		return retry, d
 	}
+}
+
+// identity hashes a signal's source and id, what names it wherever it is
+// stored.
+func (l *Loop) identity(ev *signal.Event) uint64 {
+	var h maphash.Hash
+	h.SetSeed(l.seed)
+	h.WriteString(ev.Source)
+	h.WriteByte(0)
+	h.WriteString(ev.ID)
+	return h.Sum64()
 }
 
 // call runs the handler; a panic is a failure like an error.

@@ -666,3 +666,53 @@ func TestLifecycleReachesTheLoop(t *testing.T) {
 		return nil
 	})
 }
+
+// A stream that lost its last writes (a machine crash, not a process's)
+// gives their sequences to new signals. The loop remembers what it handled
+// by identity, so a new signal at a sequence it handled before reaches the
+// handler. Here the stream is recreated: every sequence is reused.
+func TestReusedSequencesReachTheHandler(t *testing.T) {
+	_, js := natstest.StartJetStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cfg := jetstream.StreamConfig{Name: store.SignalStream, Subjects: []string{subject.Signals}}
+	_, err := js.CreateStream(ctx, cfg)
+	require.NoError(t, err)
+	nc := js.Conn()
+	store5 := func(prefix string) {
+		for i := range 5 {
+			ev := congestion(fmt.Sprintf("%s-%d", prefix, i), fmt.Sprintf("ic-%d", i), signal.Raised)
+			ack, err := js.Publish(ctx, "an.sig.op-a.congestion.vpn-acme."+fmt.Sprintf("ic-%d", i), ev.Encode())
+			require.NoError(t, err)
+			require.EqualValues(t, i+1, ack.Sequence)
+		}
+	}
+	rec := &recorder{}
+	l := closedloop.New(nc, closedloop.Options{Name: "reused", Filter: "an.sig.*.congestion.>"},
+		func(_ context.Context, ev *signal.Event, d closedloop.Delivery) error {
+			rec.add(ev, d)
+			return nil
+		})
+	run := func() (stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- l.Run(ctx) }()
+		return func() { cancel(); require.NoError(t, <-done) }
+	}
+	store5("before")
+	stop := run()
+	rec.waitN(t, 5)
+	stop()
+
+	require.NoError(t, js.DeleteStream(ctx, store.SignalStream))
+	_, err = js.CreateStream(ctx, cfg)
+	require.NoError(t, err)
+	store5("after") // sequences 1 to 5 again, other signals
+
+	stop = run()
+	defer stop()
+	rec.waitN(t, 10)
+	assert.Zero(t, l.Stats().AckedAgain, "a new signal at a reused sequence was acked unhandled")
+	assert.ElementsMatch(t, []string{"before-0", "before-1", "before-2", "before-3", "before-4",
+		"after-0", "after-1", "after-2", "after-3", "after-4"}, rec.ids())
+}
