@@ -153,7 +153,12 @@ func run(ctx context.Context, c options, out io.Writer) error {
 		// A real loop acts here, then acknowledges; Nak (or NakWithDelay)
 		// asks for the signal again.
 		_ = m.Ack()
-	})
+	},
+		// A pull request lives 10 s, not nats.go's default 30 s: a server
+		// can drop a pull request (seen after a node's restart under load,
+		// closedloop's TestKill9), and nats.go notices only when the
+		// request's heartbeats stop, within the request's life.
+		jetstream.PullExpiry(10*time.Second))
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}

@@ -432,6 +432,9 @@ func (l *Loop) Run(ctx context.Context) error {
 		l.lastDelivery.Store(time.Now().UnixNano())
 		return cons.Consume(l.dispatch,
 			jetstream.PullMaxMessages(opts.MaxInFlight),
+			// Requests of 10 s, not 30: nats.go notices a request the
+			// server dropped when its heartbeats stop, within its life.
+			jetstream.PullExpiry(10*time.Second),
 			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 				l.log.Debug().Err(err).Msg("closedloop: consume")
 			}))
