@@ -103,6 +103,7 @@ func (c *Config) check(given func(path string) bool) (Errors, []*Error) {
 	ck.bridges(c)
 	ck.peers(c)
 	ck.origins(c)
+	ck.coordination(c)
 	return ck.errs, ck.warnings
 }
 

@@ -27,6 +27,10 @@ type Config struct {
 	HTTP HTTP `yaml:"http"`
 	// Bridges are the TMF642 and VES bridges (docs/bridges.md).
 	Bridges Bridges `yaml:"bridges"`
+	// Coordination is how we decide on actions other operators propose
+	// on resources we are affected by (docs/coordination.md). nil: the
+	// node takes no part; action signals cross like any class.
+	Coordination *Coordination `yaml:"coordination"`
 
 	// warnings are the non-fatal problems found by Parse, with their lines.
 	warnings []*Error

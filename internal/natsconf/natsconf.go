@@ -303,13 +303,17 @@ func dialing(cfg *config.Config, now time.Time) []*config.Peer {
 // store's input and the signals flap dampening holds (only the node
 // writes them), dead letters in the node's
 // and the peers' names (closed loops may write their own, an.dlq.loop-*),
-// and JetStream requests that would destroy the node's streams.
+// the coordination bucket, and JetStream requests that would destroy the
+// node's streams.
 func localDeny(cfg *config.Config) []string {
 	deny := []string{subject.Signals, subject.Store, subject.Held, subject.DLQPrefix + ".local.>"}
 	for _, p := range cfg.Peers {
 		deny = append(deny, subject.DLQPrefix+"."+p.ID+".>")
 	}
-	for _, stream := range []string{"ANFED_SIGNALS", "ANFED_DLQ", "ANFED_HELD"} {
+	// The coordination bucket (internal/coordination.Bucket): the leases
+	// we grant are ours to write, never a local producer's.
+	deny = append(deny, "$KV.ANFED_COORD.>", "$JS.API.CONSUMER.DELETE.ANFED_SIGNALS.anfed-coordination")
+	for _, stream := range []string{"ANFED_SIGNALS", "ANFED_DLQ", "ANFED_HELD", "KV_ANFED_COORD"} {
 		for _, op := range []string{"DELETE", "PURGE", "UPDATE", "MSG.DELETE"} {
 			deny = append(deny, "$JS.API.STREAM."+op+"."+stream)
 		}

@@ -159,7 +159,8 @@ func TestGenerateIsAcceptedByNATS(t *testing.T) {
 				assert.Equal(t, connTypes("STANDARD", "WEBSOCKET", "IN_PROCESS"), ou.AllowedConnectionTypes)
 				require.NotNil(t, ou.Permissions)
 				require.NotNil(t, ou.Permissions.Publish)
-				want := []string{subject.Signals, subject.Store, "an.dlq.local.>", "$JS.API.STREAM.DELETE.ANFED_SIGNALS", "$JS.API.STREAM.PURGE.ANFED_SIGNALS"}
+				want := []string{subject.Signals, subject.Store, "an.dlq.local.>", "$JS.API.STREAM.DELETE.ANFED_SIGNALS", "$JS.API.STREAM.PURGE.ANFED_SIGNALS",
+					"$KV.ANFED_COORD.>", "$JS.API.STREAM.PURGE.KV_ANFED_COORD"}
 				for _, p := range cfg.Peers {
 					want = append(want, "an.dlq."+p.ID+".>")
 				}

@@ -35,7 +35,7 @@ func TestStoreBoundDiscardsOldestAndCounts(t *testing.T) {
 
 func storeBound(t *testing.T, classes []string, faults bool) {
 	a := baseConfig(t, "op-a")
-	a.Storage.MaxBytes = config.MinStorageBytes // the signals get 688 KiB of it (store.Split)
+	a.Storage.MaxBytes = config.MinStorageBytes // the signals get 624 KiB of it (store.Split)
 	a.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
 	a.Peers = []config.Peer{{
 		ID: "op-b", Accept: &config.Accept{User: "op-b", Password: "secret-b-123"},
@@ -104,7 +104,7 @@ func storeBound(t *testing.T, classes []string, faults bool) {
 		return nil
 	})
 	assert.LessOrEqual(t, int(discarded)+got.n(), stored, "no signal counted twice, none counted that is still stored")
-	t.Logf("store bound 1 MiB (688 KiB for the signals): %d stored while the link was down (%d for op-b), %d discarded at the bound, %d delivered", stored, n, discarded, got.n())
+	t.Logf("store bound 1 MiB (624 KiB for the signals): %d stored while the link was down (%d for op-b), %d discarded at the bound, %d delivered", stored, n, discarded, got.n())
 	assert.Positive(t, discarded, "the bound was reached")
 	assert.Positive(t, got.n(), "the newest signals still arrive")
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/coordination"
 	"github.com/anfed/anfed/internal/inbound"
 	"github.com/anfed/anfed/internal/inbound/replay"
 	"github.com/anfed/anfed/internal/inspect"
@@ -90,6 +91,7 @@ type Node struct {
 	opsAcc    *server.Account
 	extra     []*nats.Conn
 	senders   map[string]*outbound.Sender
+	coord     *coordination.Coordinator
 	receivers []*inbound.Receiver
 	byPeer    map[string]*inbound.Receiver // set in Start, read-only after
 	sessions  map[string]*peerSession      // set in Start, read-only after
@@ -228,6 +230,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	if err := n.startConditions(ctx, rctx); err != nil {
 		return fmt.Errorf("condition table: %w", err)
+	}
+	if err := n.startCoordination(ctx); err != nil {
+		return fmt.Errorf("coordination: %w", err)
 	}
 	n.log.Info().Str("client", n.ClientURL()).Str("leaf", n.LeafURL()).Int("peers", len(n.cfg.Peers)).Msg("node started")
 	return nil
@@ -596,6 +601,10 @@ func (n *Node) Stop() {
 	defer n.stopMu.Unlock()
 	n.stopping.Store(true)
 	step := func(s string) { n.stopStep.Store(s) }
+	if n.coord != nil {
+		step("stopping coordination (a decision under way is finished)")
+		n.coord.Stop()
+	}
 	step("draining intake's and the links' subscriptions (messages they hold go unanswered; senders retry them)")
 	for _, s := range n.subs {
 		_ = s.Drain()

@@ -56,6 +56,14 @@ const (
 	// {"peer":"op-b","inbound":true,"outbound":false}; both directions
 	// when neither is set. It answers {"ok":true} or {"error":"..."}.
 	APIPeerRefresh = "an.api.peer.refresh"
+	// APIActions answers with the actions the node has seen and the
+	// leases that hold as it sees them (internal/coordination).
+	APIActions = "an.api.actions"
+	// APIActionDecide takes a person's decision on a proposal the
+	// node's coordination policy left to one: a JSON
+	// {"id":"...","accept":true,"reason":"...","by":"..."}; it answers
+	// the action's record or {"error":"..."}.
+	APIActionDecide = "an.api.action.decide"
 	// AckPrefix starts the inboxes of a node's requests on a link.
 	AckPrefix = "an.ack"
 )
