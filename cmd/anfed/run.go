@@ -18,6 +18,7 @@ import (
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/demo"
 	"github.com/anfed/anfed/internal/httpapi"
+	"github.com/anfed/anfed/internal/intent"
 	"github.com/anfed/anfed/internal/node"
 )
 
@@ -34,6 +35,7 @@ Usage:
   anfed peer invite|add|csr|pin|export|import|list   make peerings: issue and add bundles, pin keys, say what crosses
   anfed peers [--server URL --user U --password P]        peers of a running node: link, backlog
   anfed conditions [--peer P --class C --service S ...]   a running node's active conditions
+  anfed intents [list|show ID|create FILE|delete ID]      a running node's TMF921 intents (HTTP API)
   anfed tail [--origin O --class C --service GLOB --json]  follow a node's signals live (--rejects: refusals)
   anfed publish --file F | --origin O --class C ...       validate signals, then publish them to a node
   anfed bench [--quick] [--json] [--duration D] [--size BYTES]   anfed against raw NATS, JetStream, ed25519, a webhook
@@ -79,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runConditions(ctx, rest, stdout, stderr)
 	case "peers":
 		return runPeers(ctx, rest, stdout, stderr)
+	case "intents":
+		return runIntents(ctx, rest, stdout, stderr)
 	case "tail":
 		return runTail(ctx, rest, stdout, stderr)
 	case "publish":
@@ -236,6 +240,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitFail
 	}
 	var br *bridge.Bridges
+	var in *intent.Service
 	if hs != nil {
 		srv := hs
 		br, err = bridge.New(ctx, bridge.Deps{Node: n, Config: cfg.Bridges, HTTP: cfg.HTTP, Metrics: hs.Metrics().Registry(), Log: log,
@@ -246,14 +251,29 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return exitFail
 		}
 		br.Mount(hs)
+		peers := make([]string, 0, len(cfg.Peers))
+		for _, p := range cfg.Peers {
+			peers = append(peers, p.ID)
+		}
+		in, err = intent.New(ctx, intent.Deps{Node: n, Config: cfg.Intents, HTTP: cfg.HTTP, Metrics: hs.Metrics().Registry(), Log: log,
+			BaseURL: func() string { return "http://" + srv.Addr() }, Peers: peers})
+		if err != nil {
+			log.Error().Err(err).Msg("node did not start")
+			br.Stop()
+			n.Stop()
+			return exitFail
+		}
+		in.Mount(hs)
 		if hs, err = startHTTP(hs, n, cfg.HTTP.Listen, log); err != nil {
 			log.Error().Err(err).Msg("node did not start")
+			in.Stop()
 			br.Stop()
 			n.Stop()
 			return exitFail
 		}
 		if hs != nil {
 			br.Start()
+			in.Start()
 		}
 	}
 	code := exitOK
@@ -263,12 +283,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		log.Error().Err(n.Err()).Msg("stopping: the node failed")
 		code = exitFail
 	}
-	return stopServe(n, hs, br, *stopTimeout, log, code)
+	return stopServe(n, hs, br, in, *stopTimeout, log, code)
 }
 
 // stopServe stops what serve started, within bound: past it, it logs what
 // it abandoned and returns exitFail, whatever state the store is in.
-func stopServe(n *node.Node, hs *httpapi.Server, br *bridge.Bridges, bound time.Duration, log zerolog.Logger, code int) int {
+func stopServe(n *node.Node, hs *httpapi.Server, br *bridge.Bridges, in *intent.Service, bound time.Duration, log zerolog.Logger, code int) int {
 	log.Info().Stringer("bound", bound).Msg("stopping: draining intake and links")
 	ctx, cancel := context.WithTimeoutCause(context.Background(), bound, fmt.Errorf("--stop-timeout %v passed", bound))
 	defer cancel()
@@ -280,6 +300,7 @@ func stopServe(n *node.Node, hs *httpapi.Server, br *bridge.Bridges, bound time.
 		if br != nil {
 			br.Stop()
 		}
+		in.Stop()
 		done <- n.Shutdown(ctx)
 	}()
 	// Shutdown returns at the bound; the second more covers an HTTP

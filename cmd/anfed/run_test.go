@@ -282,7 +282,7 @@ func TestLogDurationsHaveUnits(t *testing.T) {
 func TestHelpExitsZero(t *testing.T) {
 	for _, c := range []string{"demo", "init", "serve", "validate", "policy check", "policy explain", "policy asyncapi", "natsconf",
 		"keys init", "keys show", "peer invite", "peer add", "peer csr", "peer pin", "peer export", "peer import", "peer list",
-		"conditions", "peers", "tail", "publish", "bench"} {
+		"conditions", "peers", "intents", "tail", "publish", "bench"} {
 		t.Run(c, func(t *testing.T) {
 			for _, h := range []string{"-h", "--help"} {
 				code, stdout, stderr := runCmd(append(strings.Fields(c), h)...)

@@ -65,22 +65,28 @@ func TestBridgesErrorsCarryLines(t *testing.T) {
 		"no http":           {"http:\n  listen: \"\"\n  token_file: b.token\nbridges:\n  ves: {}\n", "bridges.ves", "http.listen is empty", 9},
 	} {
 		t.Run(name, func(t *testing.T) {
-			file := filepath.Join(dir, "p.yaml")
-			_, err := Parse(file, []byte(httpBase+tc.yaml))
-			require.Error(t, err)
-			var found *Error
-			var es Errors
-			require.True(t, errors.As(err, &es) || errors.As(err, &found), err)
-			for _, e := range es {
-				if e.Path == tc.path {
-					found = e
-				}
-			}
-			require.NotNil(t, found, "no error at %s in %v", tc.path, err)
-			assert.Equal(t, file, found.File)
-			assert.Equal(t, tc.line, found.Line, err.Error())
-			assert.Contains(t, found.Msg, tc.msg)
-			assert.NotEmpty(t, found.Hint)
+			requireErrorAt(t, filepath.Join(dir, "p.yaml"), httpBase+tc.yaml, tc.path, tc.msg, tc.line)
 		})
 	}
+}
+
+// requireErrorAt parses yaml as file and requires an error at path, on
+// line, whose message holds msg, with a hint.
+func requireErrorAt(t *testing.T, file, yaml, path, msg string, line int) {
+	t.Helper()
+	_, err := Parse(file, []byte(yaml))
+	require.Error(t, err)
+	var found *Error
+	var es Errors
+	require.True(t, errors.As(err, &es) || errors.As(err, &found), err)
+	for _, e := range es {
+		if e.Path == path {
+			found = e
+		}
+	}
+	require.NotNil(t, found, "no error at %s in %v", path, err)
+	assert.Equal(t, file, found.File)
+	assert.Equal(t, line, found.Line, err.Error())
+	assert.Contains(t, found.Msg, msg)
+	assert.NotEmpty(t, found.Hint)
 }

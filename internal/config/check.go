@@ -101,6 +101,7 @@ func (c *Config) check(given func(path string) bool) (Errors, []*Error) {
 	ck.storage(c.Storage, c.NATS.External != nil)
 	ck.http(c)
 	ck.bridges(c)
+	ck.intents(c)
 	ck.peers(c)
 	ck.origins(c)
 	ck.coordination(c)
@@ -131,6 +132,9 @@ func (c *Config) resolvePaths(dir string) {
 	abs(&c.Operator.SigningKeyFile)
 	abs(&c.HTTP.TokenFile)
 	c.Bridges.resolvePaths(abs)
+	if c.Intents != nil {
+		abs(&c.Intents.TokenFile)
+	}
 	tls(c.NATS.Client.TLS)
 	if e := c.NATS.External; e != nil {
 		abs(&e.CredentialsDir)

@@ -115,6 +115,9 @@ func (c *Config) tokenFiles(f *fileChecker) {
 		}
 	}
 	secret("http.token_file", c.HTTP.TokenFile)
+	if c.Intents != nil {
+		secret("intents.token_file", c.Intents.TokenFile)
+	}
 	if t := c.Bridges.TMF642; t != nil {
 		secret("bridges.tmf642.token_file", t.TokenFile)
 		for i, u := range t.Upstream {

@@ -31,6 +31,9 @@ type Config struct {
 	// on resources we are affected by (docs/coordination.md). nil: the
 	// node takes no part; action signals cross like any class.
 	Coordination *Coordination `yaml:"coordination"`
+	// Intents is the TMF921 intent API and the intents we take on from
+	// peers (docs/intents.md); nil: off.
+	Intents *Intents `yaml:"intents"`
 
 	// warnings are the non-fatal problems found by Parse, with their lines.
 	warnings []*Error

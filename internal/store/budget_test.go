@@ -14,15 +14,15 @@ func TestSplit(t *testing.T) {
 		total                     int64
 		signals, dlq, held, kv, p int64
 	}{
-		{1 << 20, 1<<20 - 128<<10 - 128<<10 - 64<<10 - 64<<10 - 16<<10, 128 << 10, 128 << 10, 64 << 10, 16 << 10},
-		{256 << 20, 256<<20 - 32<<20 - 32<<20 - 1<<20 - 1<<20 - 64<<10, 32 << 20, 32 << 20, 1 << 20, 64 << 10},
-		{1 << 30, 1<<30 - 64<<20 - 128<<20 - 1<<20 - 1<<20 - 64<<10, 64 << 20, 128 << 20, 1 << 20, 64 << 10},
-		{10 << 30, 10<<30 - 64<<20 - 128<<20 - 1<<20 - 1<<20 - 64<<10, 64 << 20, 128 << 20, 1 << 20, 64 << 10},
+		{1 << 20, 1<<20 - 128<<10 - 128<<10 - 64<<10 - 64<<10 - 64<<10 - 16<<10, 128 << 10, 128 << 10, 64 << 10, 16 << 10},
+		{256 << 20, 256<<20 - 32<<20 - 32<<20 - 1<<20 - 1<<20 - 1<<20 - 64<<10, 32 << 20, 32 << 20, 1 << 20, 64 << 10},
+		{1 << 30, 1<<30 - 64<<20 - 128<<20 - 1<<20 - 1<<20 - 1<<20 - 64<<10, 64 << 20, 128 << 20, 1 << 20, 64 << 10},
+		{10 << 30, 10<<30 - 64<<20 - 128<<20 - 1<<20 - 1<<20 - 1<<20 - 64<<10, 64 << 20, 128 << 20, 1 << 20, 64 << 10},
 	} {
 		b, err := Split(tc.total)
 		require.NoError(t, err)
-		assert.Equal(t, Budget{Total: tc.total, Signals: tc.signals, DLQ: tc.dlq, Held: tc.held - tc.held/4, KeyHeld: tc.held / 4, KV: tc.kv, Coord: tc.kv, Probe: tc.p}, b)
-		assert.Equal(t, tc.total, b.Signals+b.DLQ+b.Held+b.KeyHeld+b.KV+b.Coord+b.Probe)
+		assert.Equal(t, Budget{Total: tc.total, Signals: tc.signals, DLQ: tc.dlq, Held: tc.held - tc.held/4, KeyHeld: tc.held / 4, KV: tc.kv, Coord: tc.kv, Intents: tc.kv, Probe: tc.p}, b)
+		assert.Equal(t, tc.total, b.Signals+b.DLQ+b.Held+b.KeyHeld+b.KV+b.Coord+b.Intents+b.Probe)
 		assert.Greater(t, b.Signals, tc.total/2)
 	}
 	_, err := Split(512 << 10)

@@ -1,0 +1,49 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestIntentsParse(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "i.token"), []byte("0123456789abcdef0123\n"), 0o600))
+	cfg, err := Parse(filepath.Join(dir, "p.yaml"), []byte(httpBase+`intents:
+  token_file: i.token
+  accept:
+    - services: [vpn-*]
+      bounds: {min_latency_ms: 10, max_availability_percent: 99.9}
+`))
+	require.NoError(t, err)
+	require.NotNil(t, cfg.Intents)
+	assert.Equal(t, filepath.Join(dir, "i.token"), cfg.Intents.TokenFile)
+	require.Len(t, cfg.Intents.Accept, 1)
+	assert.Equal(t, 10.0, *cfg.Intents.Accept[0].Bounds.MinLatencyMs)
+	assert.Nil(t, cfg.Intents.Accept[0].Bounds.MinJitterMs)
+}
+
+func TestIntentsErrorsCarryLines(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "b.token"), []byte("0123456789abcdef0123\n"), 0o600))
+	withToken := "http:\n  token_file: b.token\n"
+	for name, tc := range map[string]struct {
+		yaml, path, msg string
+		line            int
+	}{
+		"no token":     {"intents: {}\n", "intents.token_file", "required", 5},
+		"unknown key":  {withToken + "intents:\n  acept: []\n", "intents.acept", "unknown key", 8},
+		"unknown peer": {withToken + "intents:\n  accept:\n    - from: [op-z]\n      services: [vpn-*]\n", "intents.accept[0].from[0]", `unknown peer "op-z"`, 9},
+		"no services":  {withToken + "intents:\n  accept:\n    - bounds: {min_latency_ms: 5}\n", "intents.accept[0].services", "required", 9},
+		"bad glob":     {withToken + "intents:\n  accept:\n    - services: [\"[vpn\"]\n", "intents.accept[0].services[0]", "invalid pattern", 9},
+		"bad bound":    {withToken + "intents:\n  accept:\n    - services: [vpn-*]\n      bounds:\n        min_loss_percent: 150\n", "intents.accept[0].bounds.min_loss_percent", "out of range: 150", 11},
+		"no http":      {"http:\n  listen: \"\"\n  token_file: b.token\nintents: {}\n", "intents", "http.listen is empty", 8},
+	} {
+		t.Run(name, func(t *testing.T) {
+			requireErrorAt(t, filepath.Join(dir, "p.yaml"), httpBase+tc.yaml, tc.path, tc.msg, tc.line)
+		})
+	}
+}

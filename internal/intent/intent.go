@@ -1,0 +1,133 @@
+// Package intent is anfed's TMF921 Intent Management API subset (v5
+// resource model) and the intents' life across operators.
+//
+// An operator makes an intent for a service it shares with a partner
+// (POST /tmf-api/intentManagement/v5/intent): the expectations it asks of
+// the partner (latency, jitter, loss, availability, throughput, time
+// windows). The node stores it in the JetStream KV bucket ANFED_INTENTS
+// of its operations account and proposes it to the partner as a signed
+// `intent` signal; the partner's node accepts or rejects it by its own
+// policy (intents.accept) and answers with an `intent` signal of its own,
+// which sets the intent's lifecycleStatus at the owner and adds an
+// IntentReport. See docs/intents.md for the field mapping.
+package intent
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/anfed/anfed/internal/config"
+)
+
+// Node is what the intents need of the node.
+type Node interface {
+	ID() string
+	Connect(opts ...nats.Option) (*nats.Conn, error)
+}
+
+// Mux is where the API's routes are mounted (the node's HTTP server).
+type Mux interface {
+	Handle(pattern string, h http.Handler)
+}
+
+// Deps are what the intents work with.
+type Deps struct {
+	Node    Node
+	Config  *config.Intents
+	HTTP    config.HTTP // its token_file is the default credential
+	Metrics prometheus.Registerer
+	Log     zerolog.Logger
+	// BaseURL is the node's HTTP server's base URL ("http://127.0.0.1:8440"),
+	// read to make each intent's href.
+	BaseURL func() string
+	// Peers are the ids of the node's peers: an intent's partner is one.
+	Peers []string
+}
+
+// Service is one node's intents: the API and the federation.
+type Service struct {
+	d       Deps
+	self    string
+	log     zerolog.Logger
+	token   string
+	nc      *nats.Conn
+	store   *kvStore
+	metrics *prometheus.CounterVec
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New opens the intents of a started node, or returns nil when the
+// policy has no intents section. Mount its routes, then Start it once
+// the HTTP server listens.
+func New(ctx context.Context, d Deps) (*Service, error) {
+	if d.Config == nil {
+		return nil, nil
+	}
+	tf := d.Config.TokenFile
+	if tf == "" {
+		tf = d.HTTP.TokenFile
+	}
+	tok, err := config.ReadToken(tf)
+	if err != nil {
+		return nil, fmt.Errorf("intents.token_file: %w", err)
+	}
+	s := &Service{d: d, self: d.Node.ID(), log: d.Log.With().Str("component", "intents").Logger(), token: tok}
+	s.metrics = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "anfed", Subsystem: "intent", Name: "api_rejected_total",
+		Help: "Requests the TMF921 intent API refused, by reason (unauthorized, malformed, bad-field, not-found, conflict, unavailable)."}, []string{"reason"})
+	if d.Metrics != nil {
+		if err := d.Metrics.Register(s.metrics); err != nil {
+			return nil, fmt.Errorf("intent metrics: %w", err)
+		}
+	}
+	nc, err := d.Node.Connect(nats.Name("anfed-intents"))
+	if err != nil {
+		return nil, fmt.Errorf("intents: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("intents: %w", err)
+	}
+	st, err := openStore(ctx, js)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	s.nc, s.store = nc, st
+	return s, nil
+}
+
+// Start runs what the intents do in the background until Stop.
+func (s *Service) Start() {
+	if s == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	_ = ctx
+}
+
+// Stop stops the intents' background work and closes their connection.
+func (s *Service) Stop() {
+	if s == nil {
+		return
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	s.nc.Close()
+}
+
+// propose tells the partner of an owned intent's state; set by the
+// federation once it runs.
+func (s *Service) propose(ctx context.Context, rec *Record) error { return nil }

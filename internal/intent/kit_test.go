@@ -1,0 +1,177 @@
+package intent_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/httpapi"
+	"github.com/anfed/anfed/internal/intent"
+	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/nodetest"
+)
+
+const token = "intent-test-token-0123456789"
+
+// keys are the operators' signing keys, the same for the whole test binary.
+var keys nodetest.Keys
+
+func baseConfig(t *testing.T, id string) *config.Config {
+	c := nodetest.BaseConfig(t, id)
+	c.Storage.Sync = "2m"
+	f := filepath.Join(t.TempDir(), "http.token")
+	require.NoError(t, os.WriteFile(f, []byte(token+"\n"), 0o600))
+	c.HTTP = config.HTTP{Listen: "127.0.0.1:0", TokenFile: f}
+	c.Intents = &config.Intents{}
+	return c
+}
+
+// site is a started node with its HTTP server and intents, as `anfed
+// serve` runs them.
+type site struct {
+	cfg  *config.Config
+	n    *node.Node
+	hs   *httpapi.Server
+	in   *intent.Service
+	url  string // the intent API's base
+	once sync.Once
+}
+
+func start(t *testing.T, cfg *config.Config) *site {
+	t.Helper()
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	hs := httpapi.New(httpapi.Options{Listen: cfg.HTTP.Listen, TokenFile: cfg.HTTP.TokenFile, Log: log})
+	n := node.New(cfg, node.WithLogger(log.Level(zerolog.ErrorLevel)), node.WithSigningKey(keys.Operator(t, cfg.Operator.ID)), node.WithObserver(hs.Observer()))
+	require.NoError(t, n.Start(context.Background()))
+	var peers []string
+	for _, p := range cfg.Peers {
+		peers = append(peers, p.ID)
+	}
+	in, err := intent.New(context.Background(), intent.Deps{Node: n, Config: cfg.Intents, HTTP: cfg.HTTP, Metrics: hs.Metrics().Registry(), Log: log,
+		BaseURL: func() string { return "http://" + hs.Addr() }, Peers: peers})
+	if err != nil {
+		n.Stop()
+		require.NoError(t, err)
+	}
+	in.Mount(hs)
+	if err := hs.Start(n); err != nil {
+		in.Stop()
+		n.Stop()
+		require.NoError(t, err)
+	}
+	in.Start()
+	s := &site{cfg: cfg, n: n, hs: hs, in: in, url: "http://" + hs.Addr() + intent.BasePath}
+	t.Cleanup(s.stop)
+	return s
+}
+
+// stop stops the site as `anfed serve` does: HTTP, intents, node.
+func (s *site) stop() {
+	s.once.Do(func() {
+		s.hs.Stop()
+		s.in.Stop()
+		s.n.Stop()
+	})
+}
+
+// do sends a request with the test's token (authz "" for none) and
+// returns the status and body.
+func do(t *testing.T, method, url, authz, contentType string, body []byte) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	require.NoError(t, err)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if authz != "" {
+		req.Header.Set("Authorization", authz)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+const bearer = "Bearer " + token
+
+func sample(t *testing.T) []byte {
+	b, err := os.ReadFile(filepath.Join("testdata", "intent-vpn-acme.json"))
+	require.NoError(t, err)
+	return b
+}
+
+// edit returns the sample with f applied to its decoded form.
+func edit(t *testing.T, f func(m map[string]any)) []byte {
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(sample(t), &m))
+	f(m)
+	b, err := json.Marshal(m)
+	require.NoError(t, err)
+	return b
+}
+
+func ev(m map[string]any) map[string]any {
+	return m["expression"].(map[string]any)["expressionValue"].(map[string]any)
+}
+
+func exp(m map[string]any, i int) map[string]any {
+	return ev(m)["expectations"].([]any)[i].(map[string]any)
+}
+
+func decode[T any](t *testing.T, body string) T {
+	t.Helper()
+	var v T
+	require.NoError(t, json.Unmarshal([]byte(body), &v), body)
+	return v
+}
+
+// pair starts op-a, which accepts op-b's link, and op-b; both export and
+// import the intent classes; editA and editB edit their configs.
+func pair(t *testing.T, editA, editB func(*config.Config)) (a, b *site) {
+	t.Helper()
+	ca := baseConfig(t, "op-a")
+	ca.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
+	ca.Peers = []config.Peer{{
+		ID: "op-b", Accept: &config.Accept{User: "op-b", Password: "secret-b-123"},
+		Export:     config.ExportPolicy{Classes: []string{"intent"}, Services: []string{"*"}},
+		Import:     config.ImportPolicy{Classes: []string{"intent", "intent-report"}},
+		SigningKey: keys.Public(t, "op-b"),
+	}}
+	if editA != nil {
+		editA(ca)
+	}
+	a = start(t, ca)
+	cb := baseConfig(t, "op-b")
+	cb.Peers = []config.Peer{{
+		ID: "op-a", Dial: &config.Dial{URL: a.n.LeafURL(), User: "op-b", Password: "secret-b-123"},
+		Export:     config.ExportPolicy{Classes: []string{"intent", "intent-report"}, Services: []string{"*"}},
+		Import:     config.ImportPolicy{Classes: []string{"intent"}},
+		SigningKey: keys.Public(t, "op-a"),
+	}}
+	if editB != nil {
+		editB(cb)
+	}
+	b = start(t, cb)
+	natstest.WaitFor(t, 20*time.Second, func() error {
+		if !a.n.LinkUp("op-b") || !b.n.LinkUp("op-a") {
+			return fmt.Errorf("link not up")
+		}
+		return nil
+	})
+	return a, b
+}
