@@ -36,6 +36,8 @@ Usage:
   anfed peers [--server URL --user U --password P]        peers of a running node: link, backlog
   anfed conditions [--peer P --class C --service S ...]   a running node's active conditions
   anfed intents [list|show ID|create FILE|delete ID]      a running node's TMF921 intents (HTTP API)
+  anfed actions [--pending]            a running node's coordinated actions and the leases it sees
+  anfed action accept|decline ID [--reason R]   decide a proposal the coordination policy left to a person
   anfed tail [--origin O --class C --service GLOB --json]  follow a node's signals live (--rejects: refusals)
   anfed publish --file F | --origin O --class C ...       validate signals, then publish them to a node
   anfed bench [--quick] [--json] [--duration D] [--size BYTES]   anfed against raw NATS, JetStream, ed25519, a webhook
@@ -83,6 +85,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runPeers(ctx, rest, stdout, stderr)
 	case "intents":
 		return runIntents(ctx, rest, stdout, stderr)
+	case "actions":
+		return runActions(ctx, rest, stdout, stderr)
+	case "action":
+		return runAction(ctx, rest, stdout, stderr)
 	case "tail":
 		return runTail(ctx, rest, stdout, stderr)
 	case "publish":

@@ -78,6 +78,13 @@ func pair(t *testing.T) (a, b *served, proxy *natstest.Proxy) {
 // pairWith is pair with editB applied to B's config before it starts.
 func pairWith(t *testing.T, editB func(*config.Config)) (a, b *served, proxy *natstest.Proxy) {
 	t.Helper()
+	return pairEdits(t, "", nil, editB)
+}
+
+// pairEdits is pair with A's ingest token file, and editA and editB
+// applied to the configs before the nodes start.
+func pairEdits(t *testing.T, tokenA string, editA, editB func(*config.Config)) (a, b *served, proxy *natstest.Proxy) {
+	t.Helper()
 	ca := baseConfig(t, "op-a")
 	ca.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
 	ca.Peers = []config.Peer{{
@@ -86,7 +93,10 @@ func pairWith(t *testing.T, editB func(*config.Config)) (a, b *served, proxy *na
 		Import:     config.ImportPolicy{Classes: []string{"mitigation"}, Grace: config.Duration(time.Second), WithdrawAfter: config.Duration(time.Minute)},
 		SigningKey: pub(t, "op-b"),
 	}}
-	a = serve(t, ca, "")
+	if editA != nil {
+		editA(ca)
+	}
+	a = serve(t, ca, tokenA)
 	proxy = natstest.StartProxy(t, strings.TrimPrefix(a.n.LeafURL(), "nats-leaf://"))
 	cb := baseConfig(t, "op-b")
 	cb.Peers = []config.Peer{{

@@ -1,0 +1,93 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/coordination"
+	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/node"
+)
+
+// A person on op-a sees op-b's drain proposal pending in /v1/actions and
+// declines it with a POST; op-b hears the decline with its reason.
+func TestActionsAPI(t *testing.T) {
+	tok := writeToken(t, "tok-actions-0123456789")
+	withAction := func(c *config.Config) {
+		c.Peers[0].Import.Classes = append(c.Peers[0].Import.Classes, "action")
+	}
+	a, b, _ := pairEdits(t, tok, func(c *config.Config) {
+		withAction(c)
+		c.Coordination = &config.Coordination{RequireHuman: []config.CoordinationRule{{Kinds: []string{"drain"}}}}
+	}, func(c *config.Config) {
+		withAction(c)
+		c.Coordination = &config.Coordination{}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan *coordination.Action, 1)
+	go func() {
+		act, err := coordination.NewClient(b.nc, "op-b", "closed-loop").Propose(ctx, coordination.Proposal{ActionID: "b-drain-http", Kind: "drain",
+			Resources: []coordination.Resource{{ID: "ic-paris-1", Type: "interconnect"}}, Services: []string{"vpn-acme"}, Affected: []string{"op-a"},
+			Causes: []coordination.Cause{{Source: "anfed://op-a/assurance", ID: "c-1", Class: "congestion"}}, ExpectedEffect: "drain ic-paris-1", Duration: 10 * time.Minute})
+		assert.NoError(t, err)
+		done <- act
+	}()
+	natstest.WaitFor(t, 10*time.Second, func() error {
+		code, body := get(t, a.url+"/v1/actions")
+		if code != http.StatusOK || !strings.Contains(body, `"pending": true`) {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		return nil
+	})
+	var v node.ActionsView
+	_, body := get(t, a.url+"/v1/actions")
+	require.NoError(t, json.Unmarshal([]byte(body), &v))
+	require.Len(t, v.Actions, 1)
+	assert.Equal(t, "coordination.require_human[0]", v.Actions[0].PendingRule)
+
+	post := func(path, token, body string) (int, string) {
+		req, err := http.NewRequest(http.MethodPost, a.url+path, strings.NewReader(body))
+		require.NoError(t, err)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		b, _ := json.Marshal(m)
+		return resp.StatusCode, string(b)
+	}
+	code, _ := post("/v1/actions/b-drain-http/decline", "", "")
+	assert.Equal(t, http.StatusUnauthorized, code, "deciding takes the token")
+	code, _ = post("/v1/actions/b-drain-http/maybe", "tok-actions-0123456789", "")
+	assert.Equal(t, http.StatusNotFound, code)
+	code, resp := post("/v1/actions/b-drain-http/decline", "tok-actions-0123456789", `{"reason":"not during the freeze","by":"noc-alice"}`)
+	require.Equal(t, http.StatusOK, code, resp)
+	act := <-done
+	d := act.Decisions["op-a"]
+	assert.Equal(t, coordination.Declined, d.Phase)
+	assert.Equal(t, "not during the freeze", d.Reason)
+	assert.Equal(t, "noc-alice", d.DecidedBy)
+	code, resp = post("/v1/actions/b-drain-http/accept", "tok-actions-0123456789", "")
+	assert.Equal(t, http.StatusConflict, code, "decided already: %s", resp)
+	// op-b's view has the action and op-a's decline too
+	natstest.WaitFor(t, 10*time.Second, func() error {
+		code, body := get(t, b.url+"/v1/actions")
+		if code != http.StatusOK || !strings.Contains(body, "not during the freeze") {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		return nil
+	})
+}
