@@ -25,6 +25,7 @@ var Classes = []string{
 	"intent-report",
 	"mitigation",
 	"action",
+	"intent",
 }
 
 const (

@@ -163,7 +163,7 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) {
 	in.Owner, in.Role = s.self, RoleOwner
 	in.LifecycleStatus, in.StatusChangeDate, in.CreationDate, in.LastUpdate = Acknowledged, now, now, now
 	in.StatusReason = "stored; proposed to " + in.Expression.ExpressionValue.Partner + ", no answer yet"
-	rec := &Record{Intent: *in}
+	rec := &Record{Intent: *in, Revision: 1}
 	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
 	defer cancel()
 	switch err := s.store.create(ctx, rec); {
@@ -280,6 +280,7 @@ func (s *Service) patch(w http.ResponseWriter, r *http.Request) {
 			// What the partner took on changed: it decides again.
 			in.LifecycleStatus, in.StatusChangeDate, in.PartnerDecision = Acknowledged, now, nil
 			in.StatusReason = "changed; proposed again to " + in.Expression.ExpressionValue.Partner
+			rec.Revision++
 		}
 		rec.Intent, changed = in, ch
 		return true, nil

@@ -113,7 +113,34 @@ func (s *Service) Start() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	_ = ctx
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		s.run(ctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.reproposeAll(ctx)
+	}()
+}
+
+// reproposeAll proposes again, at start, each of our intents the partner
+// has not answered and each terminated one: a proposal stored before a
+// crash is a duplicate, one that was not is sent now.
+func (s *Service) reproposeAll(ctx context.Context) {
+	recs, err := s.store.all(ctx)
+	if err != nil {
+		s.log.Warn().Err(err).Msg("intents: reading the intents to propose again")
+		return
+	}
+	for _, rec := range recs {
+		if rec.Intent.Owner != s.self || (rec.Intent.LifecycleStatus != Acknowledged && rec.Intent.LifecycleStatus != Terminated) {
+			continue
+		}
+		if err := s.propose(ctx, rec); err != nil && ctx.Err() == nil {
+			s.log.Warn().Err(err).Str("intent", rec.Intent.ID).Msg("intents: proposing again at start")
+		}
+	}
 }
 
 // Stop stops the intents' background work and closes their connection.
@@ -127,7 +154,3 @@ func (s *Service) Stop() {
 	s.wg.Wait()
 	s.nc.Close()
 }
-
-// propose tells the partner of an owned intent's state; set by the
-// federation once it runs.
-func (s *Service) propose(ctx context.Context, rec *Record) error { return nil }

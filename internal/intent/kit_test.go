@@ -175,3 +175,9 @@ func pair(t *testing.T, editA, editB func(*config.Config)) (a, b *site) {
 	})
 	return a, b
 }
+
+func mustJSON(t *testing.T, v any) []byte {
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return b
+}

@@ -26,8 +26,11 @@ const maxReports = 32
 
 // Record is an intent as stored: the resource and its reports.
 type Record struct {
-	Intent  Intent   `json:"intent"`
-	Reports []Report `json:"reports,omitempty"`
+	Intent Intent `json:"intent"`
+	// Revision counts the owner's changes of what the partner takes on:
+	// an answer counts only for the revision it names.
+	Revision int      `json:"revision"`
+	Reports  []Report `json:"reports,omitempty"`
 }
 
 // Report is a TMF921 v5 IntentReport: what this node learnt of the

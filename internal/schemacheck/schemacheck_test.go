@@ -84,6 +84,8 @@ var invalidExamples = map[string]struct {
 	"mitigation.invalid-2.json":            {"unknown top-level property owner", "", `property "owner" not allowed`},
 	"action.invalid.json":                  {"phase is not a step of the lifecycle", "/phase", `value must be one of "proposed", "accepted"`},
 	"action.invalid-2.json":                {"a proposal without the duration it asks for", "", `missing property "duration"`},
+	"intent.invalid.json":                  {"a proposal without expectations", "", `missing property "expectations"`},
+	"intent.invalid-2.json":                {"a negative latency target", "/expectations/0/value", "must be >= 0"},
 }
 
 func TestLoad(t *testing.T) {
