@@ -24,10 +24,13 @@ type closedLoop struct {
 	ctx     context.Context
 	got     atomic.Int64
 	handled atomic.Int64
+	// firstCongestion has op-a's first raised congestion, for the
+	// coordination scenario.
+	firstCongestion chan *signal.Event
 }
 
 func startClosedLoop(ctx context.Context, p *producer, log zerolog.Logger) (*closedLoop, error) {
-	l := &closedLoop{p: p, log: log, ctx: ctx}
+	l := &closedLoop{p: p, log: log, ctx: ctx, firstCongestion: make(chan *signal.Event, 1)}
 	sub, err := p.nc.Subscribe(subject.SignalPrefix+"."+opA+".>", l.handle)
 	if err != nil {
 		return nil, err
@@ -48,6 +51,15 @@ func (l *closedLoop) handle(m *nats.Msg) {
 		return
 	}
 	class, _, _ := schemas.ClassOf(ev.Type)
+	if class == "action" {
+		return // coordination's steps: the scenario's business
+	}
+	if class == "congestion" && ev.State == signal.Raised {
+		select {
+		case l.firstCongestion <- ev:
+		default:
+		}
+	}
 	action, detail := "reroute", "shift vpn-acme traffic away from "+ev.Resource()
 	if class == "fault" {
 		action, detail = "failover", "fail vpn-acme over to the protection path of "+ev.Resource()

@@ -3,8 +3,13 @@
 // links on loopback. A synthetic assurance source in op-a raises and clears
 // congestion and faults on a service it shares with op-b; a closed loop in
 // op-b answers each with a mitigation back to op-a and warns op-c of the
-// SLA risk. Every border crossing is printed as it happens, and the run ends
-// with one summary line that counts what was lost.
+// SLA risk. op-a and op-c are also linked, for coordination only: on op-a's
+// first congestion op-b proposes a reroute of the interconnect, op-a's
+// policy accepts it and grants a lease, op-b reports it active, op-c's
+// conflicting proposal is declined naming op-b's lease, and op-b completes
+// the action. Every border crossing is printed as it happens, and the run
+// ends with one summary line that counts what was lost and what the
+// coordination decided.
 package demo
 
 import (
@@ -21,6 +26,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/coordination"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/observe"
 	"github.com/anfed/anfed/internal/origin"
@@ -52,10 +58,14 @@ type Summary struct {
 	Mitigations int // mitigations that reached op-a
 	Rejected    int // signals refused anywhere, with a reason
 	Lost        int // accepted signals the policy exports that never arrived
+	Proposals   int // actions proposed (op-b's reroute, op-c's conflicting one)
+	Accepted    int // proposals every affected operator accepted
+	Conflicts   int // proposals declined for another operator's lease
 }
 
 func (s Summary) String() string {
-	return fmt.Sprintf("summary: crossed=%d mitigations=%d rejected=%d lost=%d", s.Crossed, s.Mitigations, s.Rejected, s.Lost)
+	return fmt.Sprintf("summary: crossed=%d mitigations=%d rejected=%d lost=%d proposals=%d accepted=%d conflicts=%d",
+		s.Crossed, s.Mitigations, s.Rejected, s.Lost, s.Proposals, s.Accepted, s.Conflicts)
 }
 
 // The three operators and the shared service.
@@ -85,6 +95,10 @@ func Configs(dir string) (map[string]*config.Config, error) {
 		return nil, err
 	}
 	pwC, err := pw()
+	if err != nil {
+		return nil, err
+	}
+	pwAC, err := pw()
 	if err != nil {
 		return nil, err
 	}
@@ -126,25 +140,40 @@ func Configs(dir string) (map[string]*config.Config, error) {
 			}
 		}
 	}()
+	act := coordination.Class
 	a.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
 	a.Peers = []config.Peer{{
 		ID: opB, Accept: &config.Accept{User: opB, Password: pwB},
-		Export: config.ExportPolicy{Classes: []string{"congestion", "fault"}, Services: []string{sharedService}},
-		Import: config.ImportPolicy{Classes: []string{"mitigation"}},
+		Export: config.ExportPolicy{Classes: []string{"congestion", "fault", act}, Services: []string{sharedService}},
+		Import: config.ImportPolicy{Classes: []string{"mitigation", act}},
+	}, {
+		ID: opC, Accept: &config.Accept{User: opC, Password: pwAC},
+		Export: config.ExportPolicy{Classes: []string{act}, Services: []string{sharedService}},
+		Import: config.ImportPolicy{Classes: []string{act}},
 	}}
+	// op-a decides on actions on its interconnects: its peers' reroutes
+	// of vpn-acme for up to 10 minutes are accepted.
+	a.Coordination = &config.Coordination{AutoAccept: []config.CoordinationRule{{
+		From: []string{opB, opC}, Kinds: []string{"reroute"}, Services: []string{sharedService}, MaxDuration: config.Duration(10 * time.Minute)}}}
 	b.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
+	b.Coordination = &config.Coordination{}
 	b.Peers = []config.Peer{{
 		ID: opA, Dial: &config.Dial{User: opB, Password: pwB},
-		Export: config.ExportPolicy{Classes: []string{"mitigation"}, Services: []string{sharedService}},
-		Import: config.ImportPolicy{Classes: []string{"congestion", "fault"}},
+		Export: config.ExportPolicy{Classes: []string{"mitigation", act}, Services: []string{sharedService}},
+		Import: config.ImportPolicy{Classes: []string{"congestion", "fault", act}},
 	}, {
 		ID: opC, Accept: &config.Accept{User: opC, Password: pwC},
 		Export: config.ExportPolicy{Classes: []string{"sla-risk"}, Services: []string{transitService}},
 		Import: config.ImportPolicy{Classes: []string{"mitigation"}},
 	}}
+	c.Coordination = &config.Coordination{}
 	c.Peers = []config.Peer{{
 		ID: opB, Dial: &config.Dial{User: opC, Password: pwC},
 		Import: config.ImportPolicy{Classes: []string{"sla-risk"}},
+	}, {
+		ID: opA, Dial: &config.Dial{User: opC, Password: pwAC},
+		Export: config.ExportPolicy{Classes: []string{act}, Services: []string{sharedService}},
+		Import: config.ImportPolicy{Classes: []string{act}},
 	}}
 	return map[string]*config.Config{opA: a, opB: b, opC: c}, nil
 }
@@ -204,6 +233,7 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 		return Summary{}, err
 	}
 	cfgs[opC].Peers[0].Dial.URL = nodes[opB].LeafURL()
+	cfgs[opC].Peers[1].Dial.URL = nodes[opA].LeafURL()
 	if err := start(opC); err != nil {
 		return Summary{}, err
 	}
@@ -217,7 +247,7 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 		}
 		defer stop()
 	}
-	fmt.Fprintf(opts.Out, "anfed demo: %s <-> %s <-> %s on loopback leaf links; %s shares %s with %s\n", opA, opB, opC, opA, sharedService, opB)
+	fmt.Fprintf(opts.Out, "anfed demo: %s <-> %s <-> %s on loopback leaf links (and %s <-> %s for coordination); %s shares %s with %s\n", opA, opB, opC, opA, opC, opA, sharedService, opB)
 
 	runCtx, stop := context.WithCancel(ctx)
 	if opts.Duration > 0 {
@@ -246,6 +276,17 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
+	pc, err := newProducer(nodes[opC], "closed-loop", led, cfgs)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer pc.close()
+	coord := newScenario(pb, pc, led)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		coord.run(ctx, loopB.firstCongestion)
+	}()
 	src := newSource(pa, probe)
 	wg.Add(1)
 	go func() {
@@ -253,11 +294,13 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 		src.run(runCtx, opts.Interval)
 	}()
 	<-runCtx.Done()
+	coord.stopWaiting()
 	wg.Wait()
 	// Let the last signals and the answers to them cross, then count.
 	led.drain(10*time.Second, loopB.idle)
 	loopB.stop()
 	s := led.summary()
+	s.Proposals, s.Accepted, s.Conflicts = coord.counts()
 	fmt.Fprintln(opts.Out, s)
 	return s, nil
 }
@@ -265,7 +308,7 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 func waitLinks(ctx context.Context, nodes map[string]*node.Node) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if nodes[opA].LinkUp(opB) && nodes[opB].LinkUp(opA) && nodes[opB].LinkUp(opC) && nodes[opC].LinkUp(opB) {
+		if nodes[opA].LinkUp(opB) && nodes[opB].LinkUp(opA) && nodes[opB].LinkUp(opC) && nodes[opC].LinkUp(opB) && nodes[opA].LinkUp(opC) && nodes[opC].LinkUp(opA) {
 			return nil
 		}
 		if time.Now().After(deadline) {

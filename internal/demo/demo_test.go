@@ -25,7 +25,7 @@ func TestDemoCrossesAndLosesNothing(t *testing.T) {
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	last := lines[len(lines)-1]
-	assert.Regexp(t, regexp.MustCompile(`^summary: crossed=\d+ mitigations=\d+ rejected=\d+ lost=\d+$`), last)
+	assert.Regexp(t, regexp.MustCompile(`^summary: crossed=\d+ mitigations=\d+ rejected=\d+ lost=\d+ proposals=\d+ accepted=\d+ conflicts=\d+$`), last)
 	assert.Equal(t, s.String(), last)
 	assert.Equal(t, 1, strings.Count(out.String(), "summary:"), "exactly one summary line")
 	assert.Zero(t, s.Lost, out.String())
@@ -37,4 +37,13 @@ func TestDemoCrossesAndLosesNothing(t *testing.T) {
 	}
 	assert.NotContains(t, out.String(), "core-backbone", "a private service never crosses")
 	assert.GreaterOrEqual(t, s.Crossed, s.Mitigations)
+	// The coordinated action: op-b's reroute accepted and leased, op-c's
+	// conflicting one declined naming op-b's lease, the same every run.
+	assert.Equal(t, [3]int{2, 1, 1}, [3]int{s.Proposals, s.Accepted, s.Conflicts}, out.String())
+	assert.Regexp(t, `coordination: op-b proposed a reroute of ic-\S+; op-a accepted \(coordination.auto_accept\[0\]\)`, out.String())
+	assert.Regexp(t, `coordination: op-c proposed a conflicting reroute of (ic-\S+); op-a declined it: (ic-\S+) is leased to op-b \(action op-b-reroute-ic-\S+\) until`, out.String())
+	assert.Contains(t, out.String(), "coordination: op-b completed its reroute; op-a released the lease")
+	for _, want := range []string{"op-b -> op-a  action", "op-a -> op-b  action", "op-c -> op-a  action", "op-a -> op-c  action"} {
+		assert.Contains(t, out.String(), want)
+	}
 }

@@ -65,6 +65,13 @@ func (l *ledger) Rejected(r observe.Rejection) {
 	fmt.Fprintf(l.out, "%s  %s rejected a signal from %s: %s\n", time.Now().Format("15:04:05.000"), r.Node, r.From, r.Detail)
 }
 
+// say prints a line of its own among the crossings.
+func (l *ledger) say(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(l.out, format, args...)
+}
+
 // missing counts expected deliveries that have not happened.
 func (l *ledger) missing() int {
 	l.mu.Lock()
