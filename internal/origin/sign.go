@@ -8,6 +8,7 @@
 package origin
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -74,18 +75,20 @@ func (s *Signer) Sign(ev *signal.Event) error {
 	if ev.DataContentType == "" {
 		ev.DataContentType = signal.ContentType
 	}
-	var names []string
+	var nb [8]string // len(SignedAttrs): on the stack
+	names := nb[:0]
 	for _, a := range SignedAttrs {
-		if v, ok := extValue(ev, a); ok && v != "" {
+		if carried(ev, a) {
 			names = append(names, a)
 		}
 	}
 	ev.SignedExtAttrs = strings.Join(names, ",")
 	digest := Digest(ev, names)
-	sig := ed25519.Sign(s.key, pae(PayloadType, digest[:]))
+	var pb [paeSize]byte
+	sig := ed25519.Sign(s.key, appendPAE(pb[:0], PayloadType, digest[:]))
 	// The envelope as encoding/json marshals it, without reflection.
-	b := make([]byte, 0, 256)
-	b = append(b, `{"payload":"`...)
+	var eb [384]byte
+	b := append(eb[:0], `{"payload":"`...)
 	b = base64.StdEncoding.AppendEncode(b, digest[:])
 	b = append(b, `","payloadType":`...)
 	b = signal.AppendJSONString(b, PayloadType)
@@ -109,9 +112,12 @@ type envSig struct {
 	Sig   string `json:"sig"`
 }
 
-// pae is DSSE v1's pre-authentication encoding.
-func pae(typ string, body []byte) []byte {
-	b := make([]byte, 0, len("DSSEv1 ")+2*20+3+len(typ)+len(body))
+// paeSize fits the pre-authentication encoding of a 32-byte digest of
+// PayloadType, so that it is built on the stack.
+const paeSize = 128
+
+// appendPAE appends DSSE v1's pre-authentication encoding to b.
+func appendPAE(b []byte, typ string, body []byte) []byte {
 	b = append(b, "DSSEv1 "...)
 	b = strconv.AppendInt(b, int64(len(typ)), 10)
 	b = append(b, ' ')
@@ -125,16 +131,21 @@ func pae(typ string, body []byte) []byte {
 // Digest is the verifiability extension's verification material for ev
 // and the signed extension attributes names, in order.
 func Digest(ev *signal.Event, names []string) [32]byte {
-	h := make([]byte, 0, 32*(9+2*len(names)))
+	// The attributes' hashes, one after the other, then hashed: on the
+	// stack for up to 23 signed extension attributes.
+	var hb [32 * (9 + 2*23)]byte
+	h := hb[:0]
 	var buf [256]byte // most attributes fit: hashed without a copy on the heap
-	add := func(s string) {
-		var d [32]byte
-		if len(s) <= len(buf) {
-			d = sha256.Sum256(buf[:copy(buf[:], s)])
-		} else {
-			d = sha256.Sum256([]byte(s))
-		}
+	addB := func(b []byte) {
+		d := sha256.Sum256(b)
 		h = append(h, d[:]...)
+	}
+	add := func(s string) {
+		if len(s) <= len(buf) {
+			addB(buf[:copy(buf[:], s)])
+		} else {
+			addB([]byte(s))
+		}
 	}
 	add(ev.ID)
 	add(ev.Source)
@@ -146,16 +157,47 @@ func Digest(ev *signal.Event, names []string) [32]byte {
 	if ev.Time.IsZero() {
 		add("")
 	} else {
-		add(ev.Time.UTC().Format(time.RFC3339))
+		addB(ev.Time.UTC().AppendFormat(buf[:0], time.RFC3339))
 	}
 	sum := sha256.Sum256(ev.Data)
 	h = append(h, sum[:]...)
 	for _, n := range names {
-		v, _ := extValue(ev, n)
 		add(n)
-		add(v)
+		addB(appendExtValue(buf[:0], ev, n))
 	}
 	return sha256.Sum256(h)
+}
+
+// appendExtValue appends extValue(ev, name) to b, formatting the
+// timestamps and integers in place.
+func appendExtValue(b []byte, ev *signal.Event, name string) []byte {
+	switch name {
+	case signal.AttrExpiryTime:
+		if ev.ExpiryTime.IsZero() {
+			return b
+		}
+		return ev.ExpiryTime.UTC().AppendFormat(b, time.RFC3339Nano)
+	case signal.AttrSeverityNumber:
+		if ev.SeverityNumber == 0 {
+			return b
+		}
+		return strconv.AppendInt(b, int64(ev.SeverityNumber), 10)
+	}
+	v, _ := extValue(ev, name)
+	return append(b, v...)
+}
+
+// carried reports whether ev carries the extension attribute name:
+// extValue(ev, name) is not empty.
+func carried(ev *signal.Event, name string) bool {
+	switch name {
+	case signal.AttrExpiryTime:
+		return !ev.ExpiryTime.IsZero()
+	case signal.AttrSeverityNumber:
+		return ev.SeverityNumber != 0
+	}
+	v, _ := extValue(ev, name)
+	return v != ""
 }
 
 // extValue is the canonical string of an extension attribute: strings as
@@ -209,61 +251,171 @@ func extValue(ev *signal.Event, name string) (string, bool) {
 
 // Verifier checks origin signatures against pinned keys.
 type Verifier struct {
-	keys  map[string]nkeys.KeyPair // origin id -> public key
-	ids   map[string]string        // origin id -> key id
-	known map[string]bool          // the key ids pinned, for any origin
+	keys  map[string]ed25519.PublicKey // origin id -> public key
+	ids   map[string]string            // origin id -> key id
+	known map[string]bool              // the key ids pinned, for any origin
 }
 
 // NewVerifier pins keys: origin operator id -> public signing key (O...).
 func NewVerifier(keys map[string]string) (*Verifier, error) {
-	v := &Verifier{keys: map[string]nkeys.KeyPair{}, ids: map[string]string{}, known: map[string]bool{}}
+	v := &Verifier{keys: map[string]ed25519.PublicKey{}, ids: map[string]string{}, known: map[string]bool{}}
 	for id, k := range keys {
-		kp, err := nkeys.FromPublicKey(k)
-		if err != nil || !nkeys.IsValidPublicOperatorKey(k) {
+		raw, err := nkeys.Decode(nkeys.PrefixByteOperator, []byte(k))
+		if err != nil || !nkeys.IsValidPublicOperatorKey(k) || len(raw) != ed25519.PublicKeySize {
 			return nil, fmt.Errorf("signing key of %s: %q is not an operator public NKey (O...)", id, k)
 		}
-		v.keys[id], v.ids[id], v.known[k] = kp, k, true
+		v.keys[id], v.ids[id], v.known[k] = ed25519.PublicKey(raw), k, true
 	}
 	return v, nil
+}
+
+// envView is a DSSE envelope as Verify reads it: its strings as bytes,
+// in the envelope's own buffer or in fields encoding/json decoded.
+type envView struct {
+	payload, payloadType []byte
+	// The signatures: sigs, or only one when read in place (sigs nil).
+	sigs []sigView
+	one  sigView
+	n    int
+}
+
+// sig is the envelope's signature i, of n.
+func (e *envView) sig(i int) sigView {
+	if e.sigs == nil {
+		return e.one
+	}
+	return e.sigs[i]
+}
+
+type sigView struct{ keyID, sig []byte }
+
+// readEnvelope reads a DSSE JSON envelope. The envelope Sign writes is
+// read in place, without encoding/json (one signature, in one buffer:
+// one1 holds it); any other shape is read by encoding/json, the
+// reference, so the fast path may only ever say what encoding/json would
+// (FuzzReadEnvelope holds it to that).
+func readEnvelope(raw []byte) (envView, error) {
+	if e, ok := readSigned(raw); ok {
+		return e, nil
+	}
+	return readJSON(bytes.Clone(raw)) // a copy: raw may be on the caller's stack
+}
+
+// readJSON reads a DSSE JSON envelope with encoding/json.
+func readJSON(raw []byte) (envView, error) {
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return envView{}, err
+	}
+	e := envView{payload: []byte(env.Payload), payloadType: []byte(env.PayloadType), sigs: make([]sigView, len(env.Signatures)), n: len(env.Signatures)}
+	for i, s := range env.Signatures {
+		e.sigs[i] = sigView{keyID: []byte(s.KeyID), sig: []byte(s.Sig)}
+	}
+	return e, nil
+}
+
+// readSigned reads the envelope exactly as Sign writes it:
+// {"payload":"…","payloadType":"…","signatures":[{"keyid":"…","sig":"…"}]}
+// with printable ASCII strings and no escapes. ok is false for anything
+// else.
+func readSigned(raw []byte) (e envView, ok bool) {
+	rest := raw
+	var kid, sig []byte
+	if e.payload, rest, ok = jsonField(rest, `{"payload":"`); !ok {
+		return envView{}, false
+	}
+	if e.payloadType, rest, ok = jsonField(rest, `","payloadType":"`); !ok {
+		return envView{}, false
+	}
+	if kid, rest, ok = jsonField(rest, `","signatures":[{"keyid":"`); !ok {
+		return envView{}, false
+	}
+	if sig, rest, ok = jsonField(rest, `","sig":"`); !ok {
+		return envView{}, false
+	}
+	if string(rest) != `"}]}` {
+		return envView{}, false
+	}
+	e.one, e.n = sigView{keyID: kid, sig: sig}, 1
+	return e, true
+}
+
+// jsonField reads lit, then a string's plain content (up to its closing
+// quote, which it leaves in rest).
+func jsonField(b []byte, lit string) (val, rest []byte, ok bool) {
+	if len(b) < len(lit) || string(b[:len(lit)]) != lit {
+		return nil, nil, false
+	}
+	b = b[len(lit):]
+	n := plainLen(b)
+	return b[:n:n], b[n:], true
+}
+
+// plainLen is how many bytes of b are printable ASCII other than '"' and
+// '\\': a JSON string's content that needs no unescaping.
+func plainLen(b []byte) int {
+	for i, c := range b {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return i
+		}
+	}
+	return len(b)
+}
+
+// decodeB64 decodes base64 src into buf when it fits there (on the
+// caller's stack), else into a new slice: the same bytes and errors as
+// base64.StdEncoding.DecodeString.
+func decodeB64(buf []byte, src []byte) ([]byte, error) {
+	if base64.StdEncoding.DecodedLen(len(src)) <= len(buf) {
+		n, err := base64.StdEncoding.Decode(buf, src)
+		return buf[:n], err
+	}
+	return base64.StdEncoding.AppendDecode(nil, src)
 }
 
 // Verify checks that ev carries a valid signature of its origin over
 // everything the origin signed, and that the origin signed every attribute
 // of SignedAttrs the signal carries. It returns a *reject.Error.
 func (v *Verifier) Verify(ev *signal.Event) error {
-	kp, ok := v.keys[ev.Origin]
+	pub, ok := v.keys[ev.Origin]
 	if !ok {
 		return reject.Errorf(reject.UnknownOrigin, "no signing key is pinned for origin %s: add it to peers[].signing_key or origins[]", ev.Origin)
 	}
 	if ev.DSSEMaterial == "" {
 		return reject.Errorf(reject.BadSignature, "%s is missing: %s signs every signal it originates", signal.AttrDSSEMaterial, ev.Origin)
 	}
-	raw, err := base64.StdEncoding.DecodeString(ev.DSSEMaterial)
+	var rawBuf [384]byte
+	raw, err := decodeB64(rawBuf[:], []byte(ev.DSSEMaterial))
 	if err != nil {
 		return reject.Errorf(reject.BadSignature, "%s is not base64: %v", signal.AttrDSSEMaterial, err)
 	}
-	var env envelope
-	if err := json.Unmarshal(raw, &env); err != nil {
+	env, err := readEnvelope(raw)
+	if err != nil {
 		return reject.Errorf(reject.BadSignature, "%s is not a DSSE JSON envelope: %v", signal.AttrDSSEMaterial, err)
 	}
-	if env.PayloadType != PayloadType {
-		return reject.Errorf(reject.BadSignature, "DSSE payloadType %q: want %s", env.PayloadType, PayloadType)
+	if string(env.payloadType) != PayloadType {
+		return reject.Errorf(reject.BadSignature, "DSSE payloadType %q: want %s", string(env.payloadType), PayloadType)
 	}
-	payload, err := base64.StdEncoding.DecodeString(env.Payload)
+	var payloadBuf [48]byte
+	payload, err := decodeB64(payloadBuf[:], env.payload)
 	if err != nil || len(payload) != 32 {
 		return reject.Errorf(reject.BadSignature, "DSSE payload must be a base64 32-byte digest")
 	}
 	keyID := v.ids[ev.Origin]
+	var pb [paeSize]byte
+	msg := appendPAE(pb[:0], PayloadType, payload)
 	verified := false
-	for _, s := range env.Signatures {
-		if s.KeyID != keyID {
+	for i := range env.n {
+		s := env.sig(i)
+		if string(s.keyID) != keyID {
 			continue
 		}
-		sig, err := base64.StdEncoding.DecodeString(s.Sig)
+		var sigBuf [96]byte
+		sig, err := decodeB64(sigBuf[:], s.sig)
 		if err != nil {
 			continue
 		}
-		if kp.Verify(pae(env.PayloadType, payload), sig) == nil {
+		if ed25519.Verify(pub, msg, sig) {
 			verified = true
 			break
 		}
@@ -271,12 +423,13 @@ func (v *Verifier) Verify(ev *signal.Event) error {
 	if !verified {
 		return reject.Errorf(reject.BadSignature, "no signature by %s's pinned key %s verifies", ev.Origin, short(keyID))
 	}
-	names, err := signedNames(ev.SignedExtAttrs)
+	var nb [8]string // len(SignedAttrs): on the stack
+	names, err := signedNames(nb[:0], ev.SignedExtAttrs)
 	if err != nil {
 		return err
 	}
 	for _, a := range SignedAttrs {
-		if val, _ := extValue(ev, a); val != "" && !slices.Contains(names, a) {
+		if carried(ev, a) && !slices.Contains(names, a) {
 			return reject.Errorf(reject.BadSignature, "attribute %s is carried but not signed by %s", a, ev.Origin)
 		}
 	}
@@ -287,11 +440,14 @@ func (v *Verifier) Verify(ev *signal.Event) error {
 	return nil
 }
 
-func signedNames(list string) ([]string, error) {
+// signedNames appends the names of signedextattrs list to names.
+func signedNames(names []string, list string) ([]string, error) {
 	if list == "" {
-		return nil, nil
+		return names, nil
 	}
-	names := strings.Split(list, ",")
+	for n := range strings.SplitSeq(list, ",") {
+		names = append(names, n)
+	}
 	for i, n := range names {
 		switch {
 		case n == "" || slices.Contains(names[:i], n):
@@ -329,16 +485,18 @@ func (v *Verifier) Unpinned(ev *signal.Event) bool {
 	if ev.DSSEMaterial == "" {
 		return false
 	}
-	raw, err := base64.StdEncoding.DecodeString(ev.DSSEMaterial)
+	var rawBuf [384]byte
+	raw, err := decodeB64(rawBuf[:], []byte(ev.DSSEMaterial))
 	if err != nil {
 		return false
 	}
-	var env envelope
-	if err := json.Unmarshal(raw, &env); err != nil || env.PayloadType != PayloadType || len(env.Signatures) == 0 {
+	env, err := readEnvelope(raw)
+	if err != nil || string(env.payloadType) != PayloadType || env.n == 0 {
 		return false
 	}
-	for _, s := range env.Signatures {
-		if s.KeyID == "" || v.known[s.KeyID] {
+	for i := range env.n {
+		s := env.sig(i)
+		if len(s.keyID) == 0 || v.known[string(s.keyID)] {
 			return false
 		}
 	}
