@@ -45,3 +45,50 @@ func BenchmarkAnswerEncode(b *testing.B) {
 		_ = a.Encode()
 	}
 }
+
+// FuzzParseAnswer: ParseAnswer reads what encoding/json reads (the
+// answers Encode writes without encoding/json, the rest with it).
+func FuzzParseAnswer(f *testing.F) {
+	for _, a := range []signal.Answer{
+		{Status: signal.StatusAccepted, Subject: "an.sig.op-a.fault.vpn.r"},
+		{Status: signal.StatusRejected, Reason: "schema-invalid", Error: `data/x: want "a" <or> & b` + "\n"},
+		{Status: signal.StatusRejected, Reason: "out-of-order", Error: "plain"},
+		{Status: signal.StatusAlive, Last: 18446744073709551615},
+		{Status: signal.StatusAlive},
+		{Status: "other"},
+	} {
+		f.Add(a.Encode())
+	}
+	f.Add([]byte(`{"status":"alive","last":01}`))
+	f.Add([]byte(`{"status":"alive","last":18446744073709551616}`))
+	f.Add([]byte(`{"status":"alive","last":-1}`))
+	f.Add([]byte(`{"status":"alive"} `))
+	f.Add([]byte(`{"status":"alive","status":"rejected"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var want signal.Answer
+		wantErr := json.Unmarshal(b, &want)
+		got, err := signal.ParseAnswer(b)
+		if wantErr != nil {
+			assert.Error(t, err)
+			return
+		}
+		assert.Equal(t, want, got)
+	})
+}
+
+func BenchmarkParseAnswer(b *testing.B) {
+	for name, a := range map[string]signal.Answer{
+		"accepted": {Status: signal.StatusAccepted, Subject: "an.sig.op-a.fault.vpn-acme.ic-paris-1"},
+		"alive":    {Status: signal.StatusAlive, Last: 123456},
+	} {
+		enc := a.Encode()
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := signal.ParseAnswer(enc); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
