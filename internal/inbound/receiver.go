@@ -483,10 +483,7 @@ func (r *Receiver) complete(ctx context.Context) {
 			}
 		}
 		if j.m.Reply != "" {
-			a := nats.NewMsg(j.m.Reply)
-			a.Header.Set(signal.HeaderStatus, ans.Status)
-			a.Data = ans.Encode()
-			_ = j.m.RespondMsg(a) // a lost answer makes the sender retry: a duplicate we drop
+			_ = j.m.RespondMsg(signal.AnswerMsg(j.m.Reply, ans)) // a lost answer makes the sender retry: a duplicate we drop
 		}
 	}
 }

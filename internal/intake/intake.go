@@ -37,7 +37,7 @@ type pending struct {
 	fut   jetstream.PubAckFuture
 	ev    *signal.Event
 	subj  string
-	reply *nats.Msg // nil: no answer wanted
+	reply string // "": no answer wanted
 }
 
 // MaxPending bounds the signals handed to the store and not yet
@@ -93,7 +93,7 @@ const HeaderProbe = "Anfed-Probe"
 type slot struct {
 	probe bool
 	m     *nats.Msg
-	reply *nats.Msg
+	reply string // "": no answer wanted
 	ev    *signal.Event
 	subj  string
 	body  []byte
@@ -140,14 +140,12 @@ func (in *Intake) storeStage() {
 			in.answer(sl.reply, signal.Answer{Status: signal.StatusAlive})
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), in.timeout)
-		if p, ans, ok := in.put(ctx, sl); ok {
+		if p, ans, ok := in.put(sl); ok {
 			p.reply = sl.reply
 			in.pend <- p
 		} else {
 			in.answer(sl.reply, ans)
 		}
-		cancel()
 	}
 }
 
@@ -197,21 +195,16 @@ func (in *Intake) Handle(m *nats.Msg) {
 	if in.closed {
 		return
 	}
-	sl := &slot{m: m, done: make(chan struct{}), probe: m.Header.Get(HeaderProbe) != ""}
-	if m.Reply != "" {
-		sl.reply = nats.NewMsg(m.Reply)
-	}
+	sl := &slot{m: m, reply: m.Reply, done: make(chan struct{}), probe: m.Header.Get(HeaderProbe) != ""}
 	in.work <- sl
 	in.ordered <- sl
 }
 
-func (in *Intake) answer(reply *nats.Msg, ans signal.Answer) {
-	if reply == nil {
+func (in *Intake) answer(reply string, ans signal.Answer) {
+	if reply == "" {
 		return
 	}
-	reply.Header.Set(signal.HeaderStatus, ans.Status)
-	reply.Data = ans.Encode()
-	_ = in.conn.PublishMsg(reply) // the producer may be gone; its retry will be a duplicate
+	_ = in.conn.PublishMsg(signal.AnswerMsg(reply, ans)) // the producer may be gone; its retry will be a duplicate
 }
 
 func (in *Intake) unavailable(ev *signal.Event, err error) signal.Answer {
@@ -224,8 +217,10 @@ func (in *Intake) unavailable(ev *signal.Event, err error) signal.Answer {
 
 // put hands a checked signal to the store; ok is false when it was
 // refused, with the answer saying why.
-func (in *Intake) put(ctx context.Context, sl *slot) (p pending, ans signal.Answer, ok bool) {
+func (in *Intake) put(sl *slot) (p pending, ans signal.Answer, ok bool) {
 	if sl.err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), in.timeout)
+		defer cancel()
 		return p, in.refuse(ctx, sl.m, sl.ev, sl.err), false
 	}
 	fut, err := in.store.PutAsync(sl.subj, sl.ev.Key(), sl.body)

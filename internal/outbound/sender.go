@@ -403,14 +403,16 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 			return
 		}
 		e := window[i]
-		e.out.Header.Set(link.HeaderPrev, strconv.FormatUint(prevOf(i), 10))
+		now := time.Now()
+		h := e.out.Header
+		setHeader(h, link.HeaderPrev, strconv.FormatUint(prevOf(i), 10))
 		if e == firstOpen(window) {
-			e.out.Header.Set(link.HeaderFront, "1")
+			h[link.HeaderFront] = []string{"1"}
 		} else {
-			e.out.Header.Del(link.HeaderFront)
+			delete(h, link.HeaderFront)
 		}
-		e.out.Header.Set(link.HeaderSent, strconv.FormatInt(time.Now().UnixNano(), 10))
-		e.sentAt, e.answered, e.noRoute = time.Now(), false, false
+		setHeader(h, link.HeaderSent, strconv.FormatInt(now.UnixNano(), 10))
+		e.sentAt, e.answered, e.noRoute = now, false, false
 		if err := s.nc.PublishMsg(e.out); err != nil {
 			s.log.Debug().Err(err).Msg("link: publish") // the next probe finds it lost
 		}
@@ -775,10 +777,27 @@ func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (*entry, bool) {
 	}
 	seq := meta.Sequence.Stream
 	out := c.Out
-	out.Reply = replyPrefix + "." + strconv.FormatUint(seq, 10)
-	out.Header.Set(link.HeaderSeq, strconv.FormatUint(seq, 10))
-	out.Header.Set(link.HeaderEpoch, s.epoch)
+	reply := make([]byte, 0, len(replyPrefix)+1+20)
+	reply = strconv.AppendUint(append(append(reply, replyPrefix...), '.'), seq, 10)
+	out.Reply = string(reply)
+	// The link headers in one allocation; send sets Prev and Sent in
+	// place (PublishMsg encodes the headers before it returns).
+	vals := make([]string, 4)
+	vals[0], vals[1] = out.Reply[len(replyPrefix)+1:], s.epoch
+	out.Header[link.HeaderSeq] = vals[0:1:1]
+	out.Header[link.HeaderEpoch] = vals[1:2:2]
+	out.Header[link.HeaderPrev] = vals[2:3:3]
+	out.Header[link.HeaderSent] = vals[3:4:4]
 	return &entry{msg: m, seq: seq, stored: meta.Timestamp, out: out}, true
+}
+
+// setHeader sets h's single value of key in place when it has one.
+func setHeader(h nats.Header, key, v string) {
+	if vs := h[key]; len(vs) == 1 {
+		vs[0] = v
+		return
+	}
+	h[key] = []string{v}
 }
 
 // reshape makes the peer's copy of a signal the export policy passes, as

@@ -196,7 +196,7 @@ func outgoing(self string, k subject.Key, ev *signal.Event) (*nats.Msg, error) {
 		return nil, err
 	}
 	ev.Path = append(ev.Path, self)
-	out := nats.NewMsg(subj)
-	out.Data = ev.Encode()
+	// Room for the link's headers (Sender.prepare), set without growing.
+	out := &nats.Msg{Subject: subj, Header: make(nats.Header, 8), Data: ev.Encode()}
 	return out, nil
 }

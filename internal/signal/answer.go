@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/nats-io/nats.go"
 	"math"
 	"net/http"
 	"strconv"
@@ -37,6 +38,27 @@ const (
 
 // HeaderStatus carries Answer.Status.
 const HeaderStatus = "Anfed-Status"
+
+// AnswerMsg is the message that answers on reply: ans, its status also
+// in HeaderStatus. The header map of the usual statuses is made once and
+// shared (NATS only reads it; do not change it): answers are one per
+// signal.
+func AnswerMsg(reply string, ans Answer) *nats.Msg {
+	h, ok := statusHeaders[ans.Status]
+	if !ok {
+		h = nats.Header{HeaderStatus: []string{ans.Status}}
+	}
+	return &nats.Msg{Subject: reply, Header: h, Data: ans.Encode()}
+}
+
+// statusHeaders are the answers' headers by status; never written to.
+var statusHeaders = func() map[string]nats.Header {
+	m := map[string]nats.Header{}
+	for _, st := range []string{StatusAccepted, StatusDuplicate, StatusRejected, StatusAlive} {
+		m[st] = nats.Header{HeaderStatus: []string{st}}
+	}
+	return m
+}()
 
 // OK reports whether the signal is stored at the receiver.
 func (a Answer) OK() bool { return a.Status == StatusAccepted || a.Status == StatusDuplicate }
