@@ -91,6 +91,8 @@ type Store struct {
 	js    jetstream.JetStream
 	held  jetstream.Stream
 	fault atomic.Pointer[error]
+	// stall is PutAsync's publish option, made once.
+	stall jetstream.PublishOpt
 }
 
 // ErrFull is what writes fail with while the store is full (Fault).
@@ -212,7 +214,7 @@ func Open(ctx context.Context, nc *nats.Conn, lim Limits) (*Store, error) {
 	if err := openKeyHeld(ctx, js, budget.KeyHeld); err != nil {
 		return nil, err
 	}
-	return &Store{js: js, held: held}, nil
+	return &Store{js: js, held: held, stall: jetstream.WithStallWait(StallWait)}, nil
 }
 
 // JetStream returns the JetStream context the store writes through.
@@ -224,11 +226,11 @@ func (s *Store) Put(ctx context.Context, subj, key string, body []byte) (dup boo
 	if err := s.Fault(); err != nil {
 		return false, err
 	}
-	msg, err := input(subj, body)
+	msg, err := input(subj, key, body)
 	if err != nil {
 		return false, err
 	}
-	ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(key), jetstream.WithExpectStream(SignalStream))
+	ack, err := s.js.PublishMsg(ctx, msg)
 	if err != nil {
 		return false, fmt.Errorf("store %s: %w", subj, Classify(err))
 	}
@@ -241,24 +243,31 @@ func (s *Store) PutAsync(subj, key string, body []byte) (jetstream.PubAckFuture,
 	if err := s.Fault(); err != nil {
 		return nil, err
 	}
-	msg, err := input(subj, body)
+	msg, err := input(subj, key, body)
 	if err != nil {
 		return nil, err
 	}
 	// At the bound on unacknowledged writes, wait for room (up to
 	// StallWait) rather than fail at once: intake slows producers down
 	// before it answers "unavailable".
-	return s.js.PublishMsgAsync(msg, jetstream.WithMsgID(key), jetstream.WithExpectStream(SignalStream), jetstream.WithStallWait(StallWait))
+	return s.js.PublishMsgAsync(msg, s.stall)
 }
 
-// input is the message that stores a signal to be kept as subj: the
-// stream takes an.store.<...> and keeps it as an.sig.<...>.
-func input(subj string, body []byte) (*nats.Msg, error) {
+// input is the message that stores a signal to be kept as subj with
+// dedup key key: the stream takes an.store.<...> and keeps it as
+// an.sig.<...>. Its headers are what jetstream.WithMsgID and
+// WithExpectStream would set, set here in one go (no option values, no
+// map growth).
+func input(subj, key string, body []byte) (*nats.Msg, error) {
 	rest, ok := strings.CutPrefix(subj, subject.SignalPrefix+".")
 	if !ok {
 		return nil, fmt.Errorf("store %s: not a signal subject", subj)
 	}
-	return &nats.Msg{Subject: subject.StorePrefix + "." + rest, Data: body}, nil
+	vals := []string{key, SignalStream}
+	h := make(nats.Header, 2)
+	h[jetstream.MsgIDHeader] = vals[0:1:1]
+	h[jetstream.ExpectedStreamHeader] = vals[1:2:2]
+	return &nats.Msg{Subject: subject.StorePrefix + "." + rest, Header: h, Data: body}, nil
 }
 
 // Epoch names this store: the signal stream's creation time. A new store
