@@ -355,6 +355,13 @@ func (n *Node) connect(account string, opts ...nats.Option) (*nats.Conn, error) 
 		// The server is in this process: when it drops a connection
 		// (a kick), it takes it back at once.
 		nats.ReconnectWait(50 * time.Millisecond),
+		// No write deadline: the connection is a net.Pipe to the
+		// server's read loop in this process, where a deadline guards
+		// against nothing a remote peer could do, and costs a runtime
+		// timer and two allocations per flush (about nine flushes per
+		// signal on the cross path). The server closing the connection
+		// still ends a blocked write.
+		nats.FlusherTimeout(0),
 	}, opts...)
 	nc, err := nats.Connect("", opts...)
 	if err != nil {
