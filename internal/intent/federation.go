@@ -9,11 +9,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/anfed/anfed/internal/closedloop"
 	"github.com/anfed/anfed/internal/config"
-	"github.com/anfed/anfed/internal/intake"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/subject"
 	"github.com/anfed/anfed/schemas"
@@ -142,6 +139,11 @@ func (s *Service) decide(ctx context.Context, ev *signal.Event, w wire) error {
 		return err
 	case rec.Revision > w.Revision:
 		return nil // an older revision than the one we decided
+	case rec.Revision == w.Revision && rec.Intent.PartnerDecision != nil && rec.Intent.PartnerDecision.Decision == dec.Decision:
+		// Decided before (the proposal delivered again): answer again,
+		// a duplicate, and keep what the evaluation made of it since.
+		return s.publish(ctx, wire{IntentID: w.IntentID, Phase: dec.Decision, Owner: w.Owner, Partner: s.self, Service: w.Service,
+			Revision: w.Revision, Reason: rec.Intent.PartnerDecision.Reason, Rule: rec.Intent.PartnerDecision.Rule}, signal.Raised)
 	default:
 		in.CreationDate = rec.Intent.CreationDate
 	}
@@ -241,7 +243,7 @@ func (s *Service) answered(ctx context.Context, w wire) error {
 		if w.Phase == PhaseRejected {
 			status, reason = Rejected, w.Partner+" rejected it: "+w.Reason
 		}
-		if r.Intent.LifecycleStatus == status && r.Intent.PartnerDecision != nil {
+		if r.Intent.PartnerDecision != nil && r.Intent.PartnerDecision.Decision == w.Phase {
 			return false, nil // told again
 		}
 		r.Intent.LifecycleStatus, r.Intent.StatusChangeDate, r.Intent.LastUpdate = status, now, now
@@ -284,21 +286,11 @@ func (s *Service) propose(ctx context.Context, rec *Record) error {
 // duplicate.
 func (s *Service) publish(ctx context.Context, w wire, state signal.State) error {
 	data, _ := json.Marshal(w)
-	id := fmt.Sprintf("%s.%s.r%d.%s", w.Owner, w.IntentID, w.Revision, w.Phase)
 	sev, sevText := 9, "INFO"
 	if w.Phase == PhaseRejected {
 		sev, sevText = 13, "WARN"
 	}
-	ev := &signal.Event{ID: id, Source: "anfed://" + s.self + "/intents", Type: schemas.Type(Class), Subject: w.Service + "/" + w.IntentID,
-		Time: time.Now().UTC().Truncate(time.Millisecond), DataContentType: "application/json", Origin: s.self, State: state,
-		SeverityText: sevText, SeverityNumber: sev, CorrelationID: w.Owner + "." + w.IntentID, Data: data}
-	timeout := 10 * time.Second
-	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
-	}
-	a := intake.RequestAll(s.nc, []*nats.Msg{{Subject: intakeSubject, Data: ev.Encode()}}, timeout)[0]
-	if err := a.Err(); err != nil {
-		return fmt.Errorf("intent signal %s: %w", id, err)
-	}
-	return nil
+	return s.publishEvent(ctx, &signal.Event{ID: fmt.Sprintf("%s.%s.r%d.%s", w.Owner, w.IntentID, w.Revision, w.Phase), Source: "anfed://" + s.self + "/intents",
+		Type: schemas.Type(Class), Subject: w.Service + "/" + w.IntentID, State: state,
+		SeverityText: sevText, SeverityNumber: sev, CorrelationID: w.Owner + "." + w.IntentID, Data: data})
 }

@@ -9,7 +9,10 @@
 // `intent` signal; the partner's node accepts or rejects it by its own
 // policy (intents.accept) and answers with an `intent` signal of its own,
 // which sets the intent's lifecycleStatus at the owner and adds an
-// IntentReport. See docs/intents.md for the field mapping.
+// IntentReport. The partner then evaluates its own performance
+// deviations against what it accepted: sla-breach signals naming the
+// intent, and intent-report signals to the owner when the intent's
+// compliance changes. See docs/intents.md for the field mapping.
 package intent
 
 import (
@@ -113,10 +116,18 @@ func (s *Service) Start() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Add(2)
+	s.wg.Add(4)
 	go func() {
 		defer s.wg.Done()
 		s.run(ctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.runSLA(ctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.runReports(ctx)
 	}()
 	go func() {
 		defer s.wg.Done()

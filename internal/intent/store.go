@@ -29,8 +29,13 @@ type Record struct {
 	Intent Intent `json:"intent"`
 	// Revision counts the owner's changes of what the partner takes on:
 	// an answer counts only for the revision it names.
-	Revision int      `json:"revision"`
-	Reports  []Report `json:"reports,omitempty"`
+	Revision int `json:"revision"`
+	// Breaches and Observed are, for an intent we handle, the
+	// expectations our measurements do not meet and the last value
+	// measured of each, by expectation id.
+	Breaches map[string]Breach  `json:"breaches,omitempty"`
+	Observed map[string]float64 `json:"observed,omitempty"`
+	Reports  []Report           `json:"reports,omitempty"`
 }
 
 // Report is a TMF921 v5 IntentReport: what this node learnt of the
@@ -58,6 +63,9 @@ type ReportValues struct {
 	Reason          string    `json:"reason,omitempty"`
 	From            string    `json:"from"` // the operator whose signal it came from
 	Decision        *Decision `json:"decision,omitempty"`
+	// Expectations are a compliance report's, as the partner sent them
+	// (intent-report's expectations: target and result).
+	Expectations json.RawMessage `json:"expectations,omitempty"`
 }
 
 // keyOf is the KV key of the intent owner made with id: the owner's id
