@@ -35,6 +35,10 @@ const peerUsage = `Usage:
                        set what we send PEER, or take from it; without flags, print it
   anfed peer list --config FILE
                        the peers of the policy
+  anfed peer disable --config FILE PEER --reason TEXT / anfed peer enable --config FILE PEER
+                       hold the peering administratively down (PEER is told the reason, its link is
+                       held down, its conditions withdrawn), or bring it back; the running node
+                       reloads the policy (see anfed peer disable -h)
   anfed peer refresh PEER [--inbound|--outbound] (and the flags of anfed peers)
                        ask the running node for a refresh of its session with PEER: --inbound asks
                        PEER to re-state its conditions, --outbound re-states ours to PEER (both

@@ -212,10 +212,16 @@ func runPeers(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if s := p.Session; s != nil {
 			state, since, flaps = string(s.State), stamp(s.Since), s.Flaps
 		}
+		if p.Disabled != "" {
+			state = "admin-down"
+		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", p.ID, p.Name, p.Direction, link, state, since, flaps, p.Backlog, p.Conditions)
 	}
 	w.Flush()
 	for _, p := range ps {
+		if p.Disabled != "" {
+			fmt.Fprintf(stdout, "%s: disabled here (peers[].disabled): %s\n", p.ID, p.Disabled)
+		}
 		if s := p.Session; s != nil {
 			if s.LastDown != "" {
 				fmt.Fprintf(stdout, "%s: session last down at %s: %s\n", p.ID, stamp(s.LastDownAt), s.LastDown)

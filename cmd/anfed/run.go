@@ -6,9 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -27,12 +30,14 @@ const usage = `anfed — the federation bus for autonomous networks
 Usage:
   anfed demo [--duration 20s] [--http ADDR]   three operators in one process, signals crossing; dashboards on ADDR
   anfed init --id OP [--dir DIR]       a new operator: policy, signing key, CA, leaf certificate, ingest token
-  anfed serve --config FILE            run a node from its policy file
+  anfed serve --config FILE            run a node from its policy file (SIGHUP: reload it)
+  anfed reload --config FILE           check the policy file, then apply it to the running node
   anfed validate FILE...               check policy files (.yaml) and signal files (.json); same as policy check
   anfed policy check|explain|asyncapi  every problem with its line; who receives a signal and why; a peer's AsyncAPI document
   anfed natsconf --config FILE [-o|--out FILE]   the NATS configuration an existing cluster needs (nats.external)
   anfed keys init|show                 make or show this operator's signing key
   anfed peer invite|add|csr|pin|export|import|list   make peerings: issue and add bundles, pin keys, say what crosses
+  anfed peer disable|enable PEER --reason TEXT      hold a peering administratively down (the peer is told why), or bring it back
   anfed peers [--server URL --user U --password P]        peers of a running node: link, backlog
   anfed conditions [--peer P --class C --service S ...]   a running node's active conditions
   anfed intents [list|show ID|create FILE|delete ID]      a running node's TMF921 intents (HTTP API)
@@ -66,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runInit(rest, stdout, stderr)
 	case "serve":
 		return runServe(ctx, rest, stdout, stderr)
+	case "reload":
+		return runReload(ctx, rest, stdout, stderr)
 	case "validate":
 		return runPolicyCheck("validate", rest, stdout, stderr)
 	case "policy":
@@ -77,6 +84,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "peer":
 		if len(rest) > 0 && rest[0] == "refresh" {
 			return runPeerRefresh(ctx, rest[1:], stdout, stderr)
+		}
+		if len(rest) > 0 && (rest[0] == "disable" || rest[0] == "enable") {
+			return runPeerAdmin(ctx, rest[0], rest[1:], stdout, stderr)
 		}
 		return runPeer(rest, stdout, stderr)
 	case "conditions":
@@ -234,10 +244,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "anfed serve: cannot start:\n%v\n", err)
 		return exitFail
 	}
+	// SIGHUP reloads the policy file once the node runs (the node logs
+	// what it changed, or why it changed nothing); one before is kept.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	opts := []node.Option{node.WithLogger(log)}
 	var hs *httpapi.Server
 	if cfg.HTTP.Listen != "" {
-		hs = httpapi.New(httpapi.Options{Listen: cfg.HTTP.Listen, TokenFile: cfg.HTTP.TokenFile, Log: log})
+		hs = httpapi.New(httpapi.Options{Listen: cfg.HTTP.Listen, TokenFile: cfg.HTTP.TokenFile, AdminTokenFile: cfg.HTTP.AdminTokenFile, Log: log})
 		opts = append(opts, node.WithObserver(hs.Observer()))
 	}
 	n := node.New(cfg, opts...)
@@ -283,11 +298,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}
 	code := exitOK
-	select {
-	case <-ctx.Done():
-	case <-n.Failed():
-		log.Error().Err(n.Err()).Msg("stopping: the node failed")
-		code = exitFail
+	for code == exitOK {
+		select {
+		case <-ctx.Done():
+			return stopServe(n, hs, br, in, *stopTimeout, log, code)
+		case <-hup:
+			log.Info().Str("file", *file).Msg("SIGHUP: reloading the policy")
+			_, _ = n.ReloadFile(ctx, *file)
+		case <-n.Failed():
+			log.Error().Err(n.Err()).Msg("stopping: the node failed")
+			code = exitFail
+		}
 	}
 	return stopServe(n, hs, br, in, *stopTimeout, log, code)
 }

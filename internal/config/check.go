@@ -131,6 +131,7 @@ func (c *Config) resolvePaths(dir string) {
 	abs(&c.Storage.Dir)
 	abs(&c.Operator.SigningKeyFile)
 	abs(&c.HTTP.TokenFile)
+	abs(&c.HTTP.AdminTokenFile)
 	c.Bridges.resolvePaths(abs)
 	if c.Intents != nil {
 		abs(&c.Intents.TokenFile)
@@ -526,6 +527,18 @@ func (c *checker) peers(cfg *Config) {
 		}
 		if len(p.Import.Classes) == 0 {
 			c.warn(base+".import.classes", `list classes, or "*" for all`, "empty: nothing is accepted from %s", name)
+		}
+		if d := p.Disabled; d != nil {
+			switch {
+			case strings.TrimSpace(d.Reason) == "":
+				c.add(base+".disabled.reason", "say why, e.g. `anfed peer disable --reason \"maintenance of ic-paris-1 until 14:00 UTC\"`", "required: the peer is told why its peering is down")
+			case len(d.Reason) > MaxDisabledReason:
+				c.add(base+".disabled.reason", "shorten it: a ticket number or a URL says more", "%d bytes, over %d", len(d.Reason), MaxDisabledReason)
+			case strings.ContainsFunc(d.Reason, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+				c.add(base+".disabled.reason", "one line of text", "holds control characters")
+			default:
+				c.warn(base+".disabled", "`anfed peer enable` brings it back", "%s is administratively down: %s", name, d.Reason)
+			}
 		}
 		if p.ExpiredAt(c.now) {
 			c.warn(base+".expires", "issue new credentials with `anfed peer invite` and set a new expires, or remove the peer",

@@ -118,6 +118,7 @@ func (c *Config) tokenFiles(f *fileChecker) {
 	if c.Intents != nil {
 		secret("intents.token_file", c.Intents.TokenFile)
 	}
+	secret("http.admin_token_file", c.HTTP.AdminTokenFile)
 	if t := c.Bridges.TMF642; t != nil {
 		secret("bridges.tmf642.token_file", t.TokenFile)
 		for i, u := range t.Upstream {

@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net"
-	"path/filepath"
 	"strings"
 
 	"github.com/anfed/anfed/internal/boundedfile"
@@ -29,25 +28,25 @@ func (c *checker) http(cfg *Config) {
 				"%q is reachable from other machines: /metrics, the JSON API and the dashboard answer without a token", h.Listen)
 		}
 	}
-	if h.TokenFile == "" {
-		return
+	for _, f := range []struct{ key, file string }{{"http.token_file", h.TokenFile}, {"http.admin_token_file", h.AdminTokenFile}} {
+		if f.file == "" {
+			continue
+		}
+		if h.Listen == "" {
+			c.warn(f.key, `set http.listen, or remove `+f.key, "unused: http.listen is empty, so there is no HTTP server")
+		}
+		if _, err := ReadToken(relPath(cfg, f.file)); err != nil {
+			c.add(f.key, tokenHint, "%v", err)
+		}
 	}
-	if h.Listen == "" {
-		c.warn("http.token_file", `set http.listen, or remove http.token_file`, "unused: http.listen is empty, so there is no HTTP server")
+	if h.TokenFile != "" && h.AdminTokenFile != "" {
+		a, errA := ReadToken(relPath(cfg, h.TokenFile))
+		b, errB := ReadToken(relPath(cfg, h.AdminTokenFile))
+		if errA == nil && errB == nil && a == b {
+			c.add("http.admin_token_file", "make a token of its own: `openssl rand -base64 32 > admin.token`",
+				"holds the same token as http.token_file: producers, who hold the ingest's token, could reload the node or disable its peers")
+		}
 	}
-	if _, err := ReadToken(tokenPath(cfg)); err != nil {
-		c.add("http.token_file", tokenHint, "%v", err)
-	}
-}
-
-// tokenPath is http.token_file, relative to the policy file's directory
-// until Parse makes it absolute.
-func tokenPath(cfg *Config) string {
-	p := cfg.HTTP.TokenFile
-	if filepath.IsAbs(p) || cfg.File == "" {
-		return p
-	}
-	return filepath.Join(filepath.Dir(cfg.File), p)
 }
 
 // ReadToken reads a bearer token file: one token, surrounding white space

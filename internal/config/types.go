@@ -183,6 +183,12 @@ type HTTP struct {
 	// off; the read-only endpoints need no token. Relative to the policy
 	// file.
 	TokenFile string `yaml:"token_file"`
+	// AdminTokenFile holds the bearer token operators present to the
+	// node's administrative endpoints (POST /v1/reload, a peer's disable
+	// and enable, drain): a token apart from the ingest's, which
+	// producers hold. Without it those endpoints are off. Relative to the
+	// policy file.
+	AdminTokenFile string `yaml:"admin_token_file"`
 }
 
 // Peer is one neighbouring operator and the policy towards it.
@@ -209,6 +215,12 @@ type Peer struct {
 	// Expires, when set, ends the peering: after it the peer's credentials
 	// stop working and its link is cut.
 	Expires *time.Time `yaml:"expires"`
+	// Disabled, when set, holds the peering administratively down (like
+	// BGP's administrative shutdown, RFC 8203): the peer is told the
+	// reason, its link is held down and its conditions are withdrawn,
+	// while its configuration stays. `anfed peer disable|enable` set and
+	// clear it.
+	Disabled *Disabled `yaml:"disabled,omitempty"`
 	// Limits bound what the peer's leaf connections may take from our
 	// NATS server; the server enforces them. Zero fields take the defaults.
 	Limits Limits `yaml:"limits,omitempty"`
@@ -284,6 +296,17 @@ func (c *Config) MayOriginate() map[string]*MayOriginate {
 	}
 	return m
 }
+
+// Disabled is why a peering is held administratively down.
+type Disabled struct {
+	// Reason is sent to the peer and shown at both ends: at most
+	// MaxDisabledReason bytes of printable text.
+	Reason string `yaml:"reason"`
+}
+
+// MaxDisabledReason bounds a disabled peering's reason, as RFC 9003
+// bounds BGP's shutdown communication.
+const MaxDisabledReason = 255
 
 // ExpiredAt reports whether the peering has ended at now.
 func (p *Peer) ExpiredAt(now time.Time) bool { return p.Expires != nil && !now.Before(*p.Expires) }

@@ -110,19 +110,27 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, ans)
 }
 
-// authorized checks the bearer token, answering 401 or 403 when it fails.
+// authorized checks the ingest's bearer token, answering 401 or 403 when
+// it fails.
 func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
-	if s.token == "" {
-		problem(w, http.StatusForbidden, "the CloudEvents ingest is off on this node: set http.token_file in its policy file to a file holding a bearer token, and restart it")
+	return bearer(w, r, s.token, "the CloudEvents ingest", "http.token_file", "anfed ingest")
+}
+
+// bearer checks r's bearer token against token, the one in the policy's
+// key (what it opens: off without one), answering 401 or 403 when it
+// fails.
+func bearer(w http.ResponseWriter, r *http.Request, token, what, key, realm string) bool {
+	if token == "" {
+		problem(w, http.StatusForbidden, "%s is off on this node: set %s in its policy file to a file holding a bearer token, and restart it", what, key)
 		return false
 	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.token)) != 1 {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="anfed ingest"`)
+	if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+realm+`"`)
 		if !ok {
-			problem(w, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <the token in the node's http.token_file>")
+			problem(w, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <the token in the node's %s>", key)
 		} else {
-			problem(w, http.StatusUnauthorized, "wrong bearer token: send the token in the node's http.token_file")
+			problem(w, http.StatusUnauthorized, "wrong bearer token: send the token in the node's %s", key)
 		}
 		return false
 	}

@@ -34,7 +34,10 @@ type Options struct {
 	Listen string
 	// TokenFile holds the ingest's bearer token; "" turns the ingest off.
 	TokenFile string
-	Log       zerolog.Logger
+	// AdminTokenFile holds the administrative endpoints' bearer token
+	// (reload, a peer's disable and enable, drain); "" turns them off.
+	AdminTokenFile string
+	Log            zerolog.Logger
 	// Tick is how often the dashboard's state is refreshed (default 1s).
 	Tick time.Duration
 }
@@ -49,14 +52,15 @@ type Server struct {
 	rejects *rejectRing
 	hub     *hub
 
-	n         *node.Node
-	token     string
-	nc        *nats.Conn
-	ln        net.Listener
-	srv       *http.Server
-	stopWatch func()
-	cancel    context.CancelFunc
-	done      sync.WaitGroup
+	n          *node.Node
+	token      string
+	adminToken string
+	nc         *nats.Conn
+	ln         net.Listener
+	srv        *http.Server
+	stopWatch  func()
+	cancel     context.CancelFunc
+	done       sync.WaitGroup
 
 	// loopback: the server listens on loopback only, and answers only
 	// requests addressed to an IP address or localhost.
@@ -118,6 +122,13 @@ func (s *Server) Start(n *node.Node) error {
 			return fmt.Errorf("http.token_file: %w", err)
 		}
 		s.token = tok
+	}
+	if s.opts.AdminTokenFile != "" {
+		tok, err := config.ReadToken(s.opts.AdminTokenFile)
+		if err != nil {
+			return fmt.Errorf("http.admin_token_file: %w", err)
+		}
+		s.adminToken = tok
 	}
 	ln, err := net.Listen("tcp", s.opts.Listen)
 	if err != nil {
@@ -205,8 +216,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/events", s.ingest)
 	mux.HandleFunc("GET /v1/actions", s.actions)
 	mux.HandleFunc("POST /v1/actions/{id}/{verb}", s.decide)
+	mux.HandleFunc("POST /v1/reload", s.reload)
 	mux.HandleFunc("GET /v1/", func(w http.ResponseWriter, r *http.Request) {
-		problem(w, http.StatusNotFound, "no such endpoint %s: see docs/operations.md (GET /v1/peers, /v1/conditions, /v1/rejects, /v1/stream, /v1/actions; POST /v1/events, /v1/actions/{id}/accept|decline)", r.URL.Path)
+		problem(w, http.StatusNotFound, "no such endpoint %s: see docs/operations.md (GET /v1/peers, /v1/conditions, /v1/rejects, /v1/stream, /v1/actions; POST /v1/events, /v1/actions/{id}/accept|decline, /v1/reload)", r.URL.Path)
 	})
 	mux.Handle("GET /", dashboard())
 	for _, r := range s.routes {
@@ -294,6 +306,7 @@ func (s *Server) tick(ctx context.Context) {
 			return
 		case now := <-t.C:
 			s.mu.Lock()
+			s.followPeers(now)
 			for id, ls := range s.links {
 				if up := s.n.LinkUp(id); up != ls.up {
 					ls.up, ls.since = up, now
@@ -309,6 +322,23 @@ func (s *Server) tick(ctx context.Context) {
 			if s.hub.listeners() > 0 {
 				s.hub.state(s.state(ctx, false))
 			}
+		}
+	}
+}
+
+// followPeers tracks the peers a reload added and forgets those it
+// removed; s.mu is held.
+func (s *Server) followPeers(now time.Time) {
+	ids := map[string]bool{}
+	for _, p := range s.n.Config().Peers {
+		ids[p.ID] = true
+		if s.links[p.ID] == nil {
+			s.links[p.ID] = &linkState{up: s.n.LinkUp(p.ID), since: now, at: now, last: s.metrics.Counts(p.ID)}
+		}
+	}
+	for id := range s.links {
+		if !ids[id] {
+			delete(s.links, id)
 		}
 	}
 }

@@ -256,6 +256,8 @@ var (
 		"Conditions of the peer its last End-of-RIB withdrew (held here, no longer stated by the peer).", []string{"peer"}, nil)
 	descSlow = prometheus.NewDesc(Namespace+"_nats_slow_consumers_total",
 		"Slow consumers the embedded NATS server counted (clients that could not keep up and lost messages).", nil, nil)
+	descReloads = prometheus.NewDesc(Namespace+"_reloads_total",
+		"Policy reloads (SIGHUP, anfed reload, POST /v1/reload): ok, or failed (a bad file or a change a reload cannot make: nothing was changed).", []string{"result"}, nil)
 	descReady = prometheus.NewDesc(Namespace+"_ready",
 		"1 when the node is ready (see /readyz).", nil, nil)
 	descInfo = prometheus.NewDesc(Namespace+"_info",
@@ -263,7 +265,7 @@ var (
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLinkUp, descBacklog, descActive, descStale, descDropped, descSuppressed, descDampened, descAdvisories, descLimits, descSession, descFlaps, descRefreshes, descSwept, descSlow, descReady, descInfo} {
+	for _, d := range []*prometheus.Desc{descLinkUp, descBacklog, descActive, descStale, descDropped, descSuppressed, descDampened, descAdvisories, descLimits, descSession, descFlaps, descRefreshes, descSwept, descSlow, descReloads, descReady, descInfo} {
 		ch <- d
 	}
 }
@@ -278,6 +280,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ready = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, ready)
+	ok, failed, _ := n.Reloads()
+	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(ok), "ok")
+	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(failed), "failed")
 	if srv := n.Server(); srv != nil {
 		if vz, err := srv.Varz(nil); err == nil {
 			ch <- prometheus.MustNewConstMetric(descSlow, prometheus.CounterValue, float64(vz.SlowConsumers))

@@ -242,7 +242,7 @@ func render(cfg *config.Config, sec Secrets, now time.Time, external bool) strin
 		w.limits(p)
 		w.open("users: [")
 		w.nkeyUser(sec.Public(acc), types, nil, nil)
-		if p.Accept != nil && !p.ExpiredAt(now) {
+		if p.Accept != nil && !p.ExpiredAt(now) && p.Disabled == nil {
 			pub, sub := LeafPermissions(cfg.Operator.ID, p)
 			w.leafUser(LeafUser(cfg, p), p.Accept.Password, pub, sub)
 		}
@@ -275,6 +275,11 @@ func render(cfg *config.Config, sec Secrets, now time.Time, external bool) strin
 				// servers may advertise addresses of its own network,
 				// which are not ours to reach, nor a proxy's to bypass.
 				w.kv("ignore_discovered_servers", "true")
+				if p.Disabled != nil {
+					// Held down (peers[].disabled): nats-server toggles
+					// this remote alone on reload.
+					w.kv("disabled", "true")
+				}
 				if p.Dial.TLS != nil {
 					w.tls(p.Dial.TLS, false)
 				}

@@ -31,7 +31,7 @@ func (n *Node) Conditions(f conditions.Filter) []conditions.Condition {
 	cs := n.table.Snapshot(f)
 	now := time.Now()
 	added := false
-	for _, r := range n.byPeer {
+	for _, r := range n.receivers() {
 		for _, s := range r.Suppressed(now) {
 			if !f.Match(s.Key) {
 				continue
@@ -133,8 +133,8 @@ func (n *Node) watchLinks(ctx context.Context) {
 		case now := <-t.C:
 			leafs := n.leafsByPeer()
 			changed := map[string]bool{}
-			for i := range n.cfg.Peers {
-				p := &n.cfg.Peers[i]
+			for i := range n.config().Peers {
+				p := &n.config().Peers[i]
 				is := len(leafs[p.ID]) > 0
 				if !seen[p.ID] {
 					// At start a link that is not up yet counts as down
@@ -159,6 +159,7 @@ func (n *Node) watchLinks(ctx context.Context) {
 			n.tickSessions(ctx, now, up, changed)
 			n.refuseRogueHubs(leafs)
 			n.enforceExpiry(now, leafs, expiredLogged)
+			n.enforceDisabled(leafs)
 			for _, c := range n.table.Tick(now) {
 				n.announce(c)
 			}
@@ -171,8 +172,8 @@ func (n *Node) watchLinks(ctx context.Context) {
 // working at the next start, when the derived configuration no longer
 // holds them), and their signals are refused meanwhile (inbound.Receiver).
 func (n *Node) enforceExpiry(now time.Time, leafs map[string][]leafConn, logged map[string]bool) {
-	for i := range n.cfg.Peers {
-		p := &n.cfg.Peers[i]
+	for i := range n.config().Peers {
+		p := &n.config().Peers[i]
 		if !p.ExpiredAt(now) {
 			continue
 		}
@@ -180,6 +181,21 @@ func (n *Node) enforceExpiry(now time.Time, leafs map[string][]leafConn, logged 
 			logged[p.ID] = true
 			n.log.Warn().Str("peer", p.ID).Time("expired", *p.Expires).Str("reason", string(reject.Revoked)).
 				Msg("peering expired: link cut, signals refused; renew it with a new peering bundle")
+		}
+		for _, li := range leafs[p.ID] {
+			n.kick(li)
+		}
+	}
+}
+
+// enforceDisabled holds the links of peerings administratively down
+// (peers[].disabled) down: the NATS server has no credentials or remote
+// for them, and a connection that is there anyway (with nats.external, a
+// cluster whose configuration is not rewritten yet) is cut.
+func (n *Node) enforceDisabled(leafs map[string][]leafConn) {
+	for _, p := range n.config().Peers {
+		if p.Disabled == nil {
+			continue
 		}
 		for _, li := range leafs[p.ID] {
 			n.kick(li)
@@ -213,7 +229,7 @@ func (n *Node) leafsByPeer() map[string][]leafConn {
 // silently drop, rather than refuse, what the peer may not send. A dialling
 // peer is always the spoke.
 func (n *Node) refuseRogueHubs(leafs map[string][]leafConn) {
-	for _, p := range n.cfg.Peers {
+	for _, p := range n.config().Peers {
 		if p.Accept == nil {
 			continue
 		}
@@ -292,31 +308,43 @@ type PeerState struct {
 	// Session is the link's session: its state, since when, the last
 	// reason it went down, its flaps, what it negotiated, its refreshes.
 	Session *SessionView `json:"session,omitempty"`
+	// Disabled is why we hold the peering administratively down
+	// (peers[].disabled); "" while it is not.
+	Disabled string `json:"disabled,omitempty"`
 }
 
 // Peers reports each peer's link state, export backlog and conditions.
 func (n *Node) Peers(ctx context.Context) []PeerState {
-	out := make([]PeerState, 0, len(n.cfg.Peers))
-	for _, p := range n.cfg.Peers {
+	out := make([]PeerState, 0, len(n.config().Peers))
+	for _, p := range n.config().Peers {
 		dir := "accept"
 		if p.Dial != nil {
 			dir = "dial"
 		}
 		bl, _ := n.Backlog(ctx, p.ID)
 		ps := PeerState{ID: p.ID, Name: p.Name, Direction: dir, Up: n.LinkUp(p.ID), Backlog: bl, Conditions: n.table.Len(p.ID), Delivery: config.DeliveryDurable}
-		if s := n.senders[p.ID]; s != nil {
-			ps.Discarded = s.Discarded()
-			ps.DroppedTooOld, ps.DroppedOverBytes = s.Dropped()
+		var pp *peerPipes
+		if l := n.link(p.ID); l != nil {
+			n.mu.RLock()
+			pp = l.pipes
+			n.mu.RUnlock()
 		}
-		if r := n.byPeer[p.ID]; r != nil {
-			ps.Suppressed, ps.Dampened = r.Dampening()
-			ps.KeyHeld = r.KeyHolds()
-			ps.Advisories, ps.Advisory, ps.AdvisoriesSent = r.Advisories()
+		if pp != nil && pp.snd != nil {
+			ps.Discarded = pp.snd.Discarded()
+			ps.DroppedTooOld, ps.DroppedOverBytes = pp.snd.Dropped()
+		}
+		if pp != nil {
+			ps.Suppressed, ps.Dampened = pp.rcv.Dampening()
+			ps.KeyHeld = pp.rcv.KeyHolds()
+			ps.Advisories, ps.Advisory, ps.AdvisoriesSent = pp.rcv.Advisories()
 		}
 		ps.Session = n.Session(p.ID)
-		if s := n.lossy[p.ID]; s != nil {
+		if p.Disabled != nil {
+			ps.Disabled = p.Disabled.Reason
+		}
+		if pp != nil && pp.lossy != nil {
 			ps.Delivery = config.DeliveryLossy
-			_, ps.DroppedLinkDown = s.Counts()
+			_, ps.DroppedLinkDown = pp.lossy.Counts()
 		}
 		out = append(out, ps)
 	}

@@ -22,7 +22,7 @@ import (
 // the coordination bucket, the durable consumer of stored action
 // signals, and the API.
 func (n *Node) startCoordination(ctx context.Context) error {
-	if n.cfg.Coordination == nil {
+	if n.config().Coordination == nil {
 		return nil
 	}
 	nc, err := n.connectOwn("coordination", natsconf.OpsAccount, "anfed-node-coordination")
@@ -34,16 +34,16 @@ func (n *Node) startCoordination(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("coordination: %w", err)
 	}
-	budget, err := store.Split(int64(n.cfg.Storage.MaxBytes))
+	budget, err := store.Split(int64(n.config().Storage.MaxBytes))
 	if err != nil {
 		return err
 	}
-	pol := coordination.NewPolicy(*n.cfg.Coordination)
+	pol := coordination.NewPolicy(*n.config().Coordination)
 	// A record outlives its last write by a day, or by twice the longest
 	// lease and hold-down: long enough that no live lease and no
 	// hold-down is forgotten.
 	age := max(24*time.Hour, 2*(pol.LeaseMax()+pol.HoldDown()))
-	tb, err := coordination.OpenTable(ctx, js, n.ID(), age, budget.Coord, n.cfg.Storage.Replicas)
+	tb, err := coordination.OpenTable(ctx, js, n.ID(), age, budget.Coord, n.config().Storage.Replicas)
 	if err != nil {
 		return err
 	}

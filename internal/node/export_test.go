@@ -7,7 +7,12 @@ import "github.com/nats-io/nats.go"
 func (n *Node) StoreConn() *nats.Conn { return n.storeConn }
 
 // PeerConn is the connection of the link to peer.
-func (n *Node) PeerConn(peer string) *nats.Conn { return n.peers[peer] }
+func (n *Node) PeerConn(peer string) *nats.Conn {
+	if l := n.link(peer); l != nil {
+		return l.nc
+	}
+	return nil
+}
 
 // UnsubscribeIntake takes intake off its subjects, as if its
 // subscriptions were lost.

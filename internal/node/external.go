@@ -30,14 +30,14 @@ func WithNATSOptions(opts ...nats.Option) Option {
 
 // policyFile names the policy file in advice.
 func (n *Node) policyFile() string {
-	if n.cfg.File == "" {
+	if n.config().File == "" {
 		return "POLICY.yaml"
 	}
-	return n.cfg.File
+	return n.config().File
 }
 
 // external reports whether the node runs against an existing cluster.
-func (n *Node) external() bool { return n.cfg.NATS.External != nil }
+func (n *Node) external() bool { return n.config().NATS.External != nil }
 
 // leafConn is one leaf connection of a peer's account, on the server that
 // holds it.
@@ -56,7 +56,7 @@ type clusterLeafs struct {
 // dialOptions are the options of a TCP connection to the cluster as the
 // node's user of account.
 func (n *Node) dialOptions(account string) ([]nats.Option, error) {
-	e := n.cfg.NATS.External
+	e := n.config().NATS.External
 	opts := []nats.Option{
 		nats.Nkey(n.sec.Public(account), n.sec[account].Sign),
 		nats.MaxReconnects(-1),
@@ -85,13 +85,13 @@ func (n *Node) dial(account string, opts ...nats.Option) (*nats.Conn, error) {
 		return nil, err
 	}
 	opts = append(append(base, n.natsOpts...), opts...)
-	nc, err := nats.Connect(strings.Join(n.cfg.NATS.External.URLs, ","), opts...)
+	nc, err := nats.Connect(strings.Join(n.config().NATS.External.URLs, ","), opts...)
 	switch {
 	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrNkeysNotSupported):
 		return nil, fmt.Errorf("the cluster refused the node's user of account %s (%s): its servers do not carry the configuration `anfed natsconf --config %s` writes from this policy: write it, include it in every server's configuration and reload them",
 			account, n.sec.Public(account), n.policyFile())
 	case err != nil:
-		return nil, fmt.Errorf("connect to the cluster (%s) as the node's user of account %s: %w", strings.Join(n.cfg.NATS.External.URLs, ", "), account, err)
+		return nil, fmt.Errorf("connect to the cluster (%s) as the node's user of account %s: %w", strings.Join(n.config().NATS.External.URLs, ", "), account, err)
 	}
 	return nc, nil
 }
@@ -106,7 +106,7 @@ func (n *Node) checkCluster(ctx context.Context) error {
 	}
 	fix := fmt.Sprintf("run `anfed natsconf --config %s`, include its output in every server's configuration and reload the servers", n.policyFile())
 	sysPub, sysSub := natsconf.SysPermissions()
-	for _, acct := range natsconf.Accounts(n.cfg) {
+	for _, acct := range natsconf.Accounts(n.config()) {
 		nc := n.sys
 		if acct != natsconf.SysAccount {
 			var err error

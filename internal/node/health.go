@@ -43,7 +43,7 @@ func (n *Node) connectOwn(part, account, name string, opts ...nats.Option) (*nat
 		nats.Name(name),
 		nats.ClosedHandler(n.connClosed),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
-			if !n.stopping.Load() {
+			if !n.stopping.Load() && n.ownsConn(nc) {
 				n.log.Warn().Err(err).Str("conn", nc.Opts.Name).Msg("connection lost; reconnecting")
 			}
 		}),
@@ -64,7 +64,7 @@ func (n *Node) connectOwn(part, account, name string, opts ...nats.Option) (*nat
 // connClosed fails the node when one of its connections closes while it
 // is not stopping.
 func (n *Node) connClosed(nc *nats.Conn) {
-	if n.stopping.Load() {
+	if n.stopping.Load() || !n.ownsConn(nc) {
 		return
 	}
 	cause := nc.LastError()
@@ -72,6 +72,34 @@ func (n *Node) connClosed(nc *nats.Conn) {
 		cause = errors.New("closed")
 	}
 	n.fail(fmt.Errorf("connection %s closed by the server and not reopened (%w): the node cannot carry signals without it; restart it", nc.Opts.Name, cause))
+}
+
+// ownsConn tells whether nc is one of the node's connections still in
+// use (closeOwn gave those of a removed peer back).
+func (n *Node) ownsConn(nc *nats.Conn) bool {
+	n.health.mu.Lock()
+	defer n.health.mu.Unlock()
+	for _, c := range n.health.conns {
+		if c.nc == nc {
+			return true
+		}
+	}
+	return false
+}
+
+// closeOwn closes one of the node's connections that is no longer
+// needed (a removed peer's, a replaced export's): its close is not a
+// failure.
+func (n *Node) closeOwn(nc *nats.Conn) {
+	n.health.mu.Lock()
+	for i, c := range n.health.conns {
+		if c.nc == nc {
+			n.health.conns = append(n.health.conns[:i], n.health.conns[i+1:]...)
+			break
+		}
+	}
+	n.health.mu.Unlock()
+	nc.Close()
 }
 
 // fail records the node's first fatal error and closes Failed.

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/rs/zerolog"
 
+	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/natsconf"
 )
 
@@ -102,12 +103,26 @@ var (
 
 // leafPeers maps leaf connections and leaf users to peer ids.
 type leafPeers struct {
-	srv   func() *server.Server
-	users map[string]string // accept.user -> peer id
-
+	srv      func() *server.Server
 	mu       sync.Mutex
+	users    map[string]string // accept.user -> peer id
 	lids     map[uint64]string
 	refusals map[[2]string]uint64 // (peer, reason) -> count
+}
+
+// setUsers names the peers of cfg's leaf users (at start, and when a
+// reload changes them).
+func (p *leafPeers) setUsers(cfg *config.Config) {
+	users := map[string]string{}
+	for _, pr := range cfg.Peers {
+		if pr.Accept != nil {
+			users[pr.Accept.User] = pr.ID
+			users[natsconf.LeafUser(cfg, &pr)] = pr.ID
+		}
+	}
+	p.mu.Lock()
+	p.users = users
+	p.mu.Unlock()
 }
 
 // count counts a refusal of peer's ("" when unknown) for reason.
@@ -221,7 +236,10 @@ func (p *leafPeers) lookup(lid uint64) string {
 // about names the peer a server log line is about, if it can tell.
 func (p *leafPeers) about(msg string) string {
 	if m := userRE.FindStringSubmatch(msg); m != nil {
-		if peer, ok := p.users[m[1]]; ok {
+		p.mu.Lock()
+		peer, ok := p.users[m[1]]
+		p.mu.Unlock()
+		if ok {
 			return peer
 		}
 	}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 	"github.com/rs/zerolog"
 
@@ -32,7 +31,6 @@ import (
 	"github.com/anfed/anfed/internal/observe"
 	"github.com/anfed/anfed/internal/origin"
 	"github.com/anfed/anfed/internal/outbound"
-	"github.com/anfed/anfed/internal/outbound/exportpolicy"
 	"github.com/anfed/anfed/internal/schemacheck"
 	"github.com/anfed/anfed/internal/store"
 	"github.com/anfed/anfed/internal/subject"
@@ -58,7 +56,9 @@ func WithCatalog(c *schemacheck.Catalog) Option { return func(n *Node) { n.catal
 
 // Node is one operator's anfed node.
 type Node struct {
-	cfg     *config.Config
+	// cfg is the policy in force: Reload replaces it (never edits it).
+	cfg     atomic.Pointer[config.Config]
+	id      string
 	log     zerolog.Logger
 	obs     observe.Multi
 	catalog *schemacheck.Catalog
@@ -88,20 +88,25 @@ type Node struct {
 	storeConn, condConn *nats.Conn
 	// opsAcc tells whether anyone listens to a condition change before
 	// it is encoded and published.
-	opsAcc    *server.Account
-	extra     []*nats.Conn
-	senders   map[string]*outbound.Sender
-	coord     *coordination.Coordinator
-	receivers []*inbound.Receiver
-	byPeer    map[string]*inbound.Receiver // set in Start, read-only after
-	sessions  map[string]*peerSession      // set in Start, read-only after
-	lossy     map[string]*outbound.LossySender
-	epoch     string
-	peers     map[string]*nats.Conn
-	store     *store.Store
-	subs      []*nats.Subscription
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	opsAcc *server.Account
+	coord  *coordination.Coordinator
+	// extra are the node's other connections (coordination's).
+	extra []*nats.Conn
+	// mu guards links (Reload adds, rebuilds and removes them) and sec.
+	mu sync.RWMutex
+	// links are the peers' links by peer id: the link's connection and
+	// session, which live as long as the peering, and its pipelines
+	// (receiver, export), which a reload that changes the peer's policy
+	// rebuilds.
+	links map[string]*peerLink
+	// stopped keeps the links Stop took down, for the API's counts.
+	stopped map[string]*peerLink
+	epoch   string
+	store   *store.Store
+	reloads reloadState
+	subs    []*nats.Subscription
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 
 	stopping atomic.Bool
 	stopMu   sync.Mutex
@@ -119,8 +124,9 @@ type Node struct {
 
 // New returns a node for cfg; Start runs it.
 func New(cfg *config.Config, opts ...Option) *Node {
-	n := &Node{cfg: cfg, log: zerolog.Nop(), peers: map[string]*nats.Conn{}, senders: map[string]*outbound.Sender{}, lossy: map[string]*outbound.LossySender{}, byPeer: map[string]*inbound.Receiver{}, sessions: map[string]*peerSession{},
+	n := &Node{id: cfg.Operator.ID, log: zerolog.Nop(), links: map[string]*peerLink{},
 		health: connHealth{failed: make(chan struct{})}, storeKick: make(chan struct{}, 1)}
+	n.cfg.Store(cfg)
 	n.stopStep.Store("starting the stop")
 	for _, o := range opts {
 		o(n)
@@ -130,10 +136,13 @@ func New(cfg *config.Config, opts ...Option) *Node {
 }
 
 // ID is the node's operator id.
-func (n *Node) ID() string { return n.cfg.Operator.ID }
+func (n *Node) ID() string { return n.id }
 
-// Config returns the node's policy.
-func (n *Node) Config() *config.Config { return n.cfg }
+// Config returns the node's policy in force (Reload replaces it; it is
+// never edited in place).
+func (n *Node) Config() *config.Config { return n.cfg.Load() }
+
+func (n *Node) config() *config.Config { return n.cfg.Load() }
 
 // Server returns the embedded NATS server (nil before Start).
 func (n *Node) Server() *server.Server { return n.srv }
@@ -159,8 +168,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return err
 		}
 	} else {
-		if n.cfg.Storage.Dir != "" {
-			if n.lock, err = store.LockDir(n.cfg.Storage.Dir); err != nil {
+		if n.config().Storage.Dir != "" {
+			if n.lock, err = store.LockDir(n.config().Storage.Dir); err != nil {
 				return err
 			}
 		}
@@ -223,8 +232,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	n.table = conditions.New()
-	for i := range n.cfg.Peers {
-		if err := n.startPeer(ctx, rctx, &n.cfg.Peers[i]); err != nil {
+	for i := range n.config().Peers {
+		if err := n.startPeer(ctx, &n.config().Peers[i]); err != nil {
 			return err
 		}
 	}
@@ -234,20 +243,20 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.startCoordination(ctx); err != nil {
 		return fmt.Errorf("coordination: %w", err)
 	}
-	n.log.Info().Str("client", n.ClientURL()).Str("leaf", n.LeafURL()).Int("peers", len(n.cfg.Peers)).Msg("node started")
+	n.log.Info().Str("client", n.ClientURL()).Str("leaf", n.LeafURL()).Int("peers", len(n.config().Peers)).Msg("node started")
 	return nil
 }
 
 // loadKeys reads our signing key and pins the peers' and origins' keys.
 func (n *Node) loadKeys() error {
-	if n.signingKey == nil && n.cfg.Operator.SigningKeyFile != "" {
-		kp, err := origin.LoadSigningKey(n.cfg.Operator.SigningKeyFile)
+	if n.signingKey == nil && n.config().Operator.SigningKeyFile != "" {
+		kp, err := origin.LoadSigningKey(n.config().Operator.SigningKeyFile)
 		if err != nil {
 			return err
 		}
 		n.signingKey = kp
 	}
-	if n.signingKey == nil && len(n.cfg.Peers) > 0 {
+	if n.signingKey == nil && len(n.config().Peers) > 0 {
 		return errors.New("operator.signing_key_file is required: peers verify every signal against our signing key (create one with `anfed keys init`)")
 	}
 	if n.signingKey != nil {
@@ -257,11 +266,23 @@ func (n *Node) loadKeys() error {
 		}
 		n.signer = s
 	}
+	v, err := n.verifier(n.config())
+	if err != nil {
+		return err
+	}
+	n.deps.Verifier = v
+	n.deps.Origins = n.config().MayOriginate()
+	n.deps.Replay = replay.New(0)
+	return nil
+}
+
+// verifier checks signatures against the keys cfg pins.
+func (n *Node) verifier(cfg *config.Config) (*origin.Verifier, error) {
 	pinned := map[string]string{}
-	for _, o := range n.cfg.Origins {
+	for _, o := range cfg.Origins {
 		pinned[o.ID] = o.SigningKey
 	}
-	for _, p := range n.cfg.Peers {
+	for _, p := range cfg.Peers {
 		if p.SigningKey != "" {
 			pinned[p.ID] = p.SigningKey
 		}
@@ -271,14 +292,7 @@ func (n *Node) loadKeys() error {
 		// before the loop check refuses them with the right reason.
 		pinned[n.ID()] = n.signer.KeyID()
 	}
-	v, err := origin.NewVerifier(pinned)
-	if err != nil {
-		return err
-	}
-	n.deps.Verifier = v
-	n.deps.Origins = n.cfg.MayOriginate()
-	n.deps.Replay = replay.New(0)
-	return nil
+	return origin.NewVerifier(pinned)
 }
 
 // SigningKey is the operator's public signing key ("" without one).
@@ -290,34 +304,24 @@ func (n *Node) SigningKey() string {
 }
 
 func (n *Node) startServer() error {
-	sec, err := natsconf.NewSecrets(n.cfg)
+	sec, err := natsconf.NewSecrets(n.config())
 	if err != nil {
 		return err
 	}
 	n.sec = sec
-	opts := &server.Options{}
-	if err := opts.ProcessConfigString(natsconf.Generate(n.cfg, sec)); err != nil {
-		return fmt.Errorf("derived NATS configuration: %w", err)
-	}
-	opts.NoSigs = true
-	opts.DontListen = n.cfg.NATS.Client.Listen == ""
-	if err := natsconf.CheckServerVersion(server.VERSION); err != nil {
+	opts, err := n.serverOptions(n.config(), sec)
+	if err != nil {
 		return err
 	}
-	if err := natsconf.CheckSecurity(opts); err != nil {
-		return fmt.Errorf("derived NATS configuration: %w", err)
+	if err := natsconf.CheckServerVersion(server.VERSION); err != nil {
+		return err
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return fmt.Errorf("start NATS server: %w", err)
 	}
-	peers := &leafPeers{srv: func() *server.Server { return srv }, users: map[string]string{}, lids: map[uint64]string{}}
-	for _, p := range n.cfg.Peers {
-		if p.Accept != nil {
-			peers.users[p.Accept.User] = p.ID
-			peers.users[natsconf.LeafUser(n.cfg, &p)] = p.ID
-		}
-	}
+	peers := &leafPeers{srv: func() *server.Server { return srv }, lids: map[uint64]string{}}
+	peers.setUsers(n.config())
 	srv.SetLoggerV2(natsLogger{log: n.log.With().Str("component", "nats").Logger(), stopping: &n.stopping, peers: peers, storeFault: n.storeWriteFailed}, false, false, false)
 	n.srv, n.opts, n.natsPeers = srv, opts, peers
 	srv.Start()
@@ -327,11 +331,26 @@ func (n *Node) startServer() error {
 	return nil
 }
 
+// serverOptions are the embedded server's options derived from cfg,
+// with the node's users sec.
+func (n *Node) serverOptions(cfg *config.Config, sec natsconf.Secrets) (*server.Options, error) {
+	opts := &server.Options{}
+	if err := opts.ProcessConfigString(natsconf.Generate(cfg, sec)); err != nil {
+		return nil, fmt.Errorf("derived NATS configuration: %w", err)
+	}
+	opts.NoSigs = true
+	opts.DontListen = cfg.NATS.Client.Listen == ""
+	if err := natsconf.CheckSecurity(opts); err != nil {
+		return nil, fmt.Errorf("derived NATS configuration: %w", err)
+	}
+	return opts, nil
+}
+
 // startExternal readies the node to use an existing cluster: its stable
 // users from credentials_dir, and the system-account connection that
 // checks the cluster and watches the leaf links.
 func (n *Node) startExternal() error {
-	sec, err := natsconf.LoadSecrets(n.cfg)
+	sec, err := natsconf.LoadSecrets(n.config())
 	if err != nil {
 		return err
 	}
@@ -378,12 +397,12 @@ func (n *Node) Connect(opts ...nats.Option) (*nats.Conn, error) {
 
 func (n *Node) openStore(ctx context.Context) (*store.Store, error) {
 	lim := store.Limits{
-		MaxAge:          time.Duration(n.cfg.Storage.MaxAge),
-		MaxBytes:        int64(n.cfg.Storage.MaxBytes),
-		DuplicateWindow: time.Duration(n.cfg.Storage.DuplicateWindow),
-		Replicas:        n.cfg.Storage.Replicas,
+		MaxAge:          time.Duration(n.config().Storage.MaxAge),
+		MaxBytes:        int64(n.config().Storage.MaxBytes),
+		DuplicateWindow: time.Duration(n.config().Storage.DuplicateWindow),
+		Replicas:        n.config().Storage.Replicas,
 
-		DeadLettersPerReason: n.cfg.Storage.DeadLettersPerReason,
+		DeadLettersPerReason: n.config().Storage.DeadLettersPerReason,
 	}
 	if _, err := store.Split(lim.MaxBytes); err != nil {
 		return nil, err // no retry mends it
@@ -414,114 +433,11 @@ func (n *Node) openStore(ctx context.Context) (*store.Store, error) {
 }
 
 func (n *Node) subscribe(nc *nats.Conn, subj string, h nats.MsgHandler) error {
-	sub, err := nc.QueueSubscribe(subj, "anfed", h)
+	sub, err := n.subscribeTo(nc, subj, h)
 	if err != nil {
-		return fmt.Errorf("subscribe %s: %w", subj, err)
-	}
-	// Bounded: past these limits NATS drops messages and reports a slow
-	// consumer; producers that ask for an answer then time out and retry.
-	if err := sub.SetPendingLimits(65536, 256<<20); err != nil {
 		return err
 	}
 	n.subs = append(n.subs, sub)
-	return nil
-}
-
-func (n *Node) startPeer(ctx, rctx context.Context, p *config.Peer) error {
-	acc := natsconf.PeerAccount(p.ID)
-	nc, err := n.connectOwn("link "+p.ID, acc, "anfed-node-"+p.ID, nats.CustomInboxPrefix(subject.Ack(n.ID())))
-	if err != nil {
-		return err
-	}
-	n.peers[p.ID] = nc
-	ps := n.newSession(p, nc)
-	n.sessions[p.ID] = ps
-	rcv := inbound.NewReceiver(inbound.ReceiverConfig{
-		Self: n.ID(), Peer: p, Deps: n.deps, Log: n.log,
-		Publish:    nc.Publish, // advisories to the peer, on the link
-		Conditions: n.table,
-		OnChange:   n.announce,
-		OnSession:  func(r *inbound.Receiver, m *nats.Msg) { n.sessionMsg(rctx, ps, r, m) },
-	})
-	n.receivers = append(n.receivers, rcv)
-	n.byPeer[p.ID] = rcv
-	rcv.Start(rctx)
-	if err := rcv.Restore(ctx); err != nil {
-		return err
-	}
-	if err := n.subscribe(nc, rcv.Subject(), rcv.Handle); err != nil {
-		return err
-	}
-	// The export reads and acknowledges on a connection of its own.
-	xc, err := n.connectOwn("export "+p.ID, natsconf.OpsAccount, "anfed-node-export-"+p.ID)
-	if err != nil {
-		return err
-	}
-	n.extra = append(n.extra, xc)
-	if p.Export.Lossy() {
-		return n.startLossy(ctx, rctx, p, xc, nc)
-	}
-	policy := exportpolicy.ForConfig(n.cfg, p)
-	js := n.store.JetStream()
-	if err := outbound.EnsureConsumer(ctx, js, p.ID, policy.Subjects(), n.log); err != nil {
-		return fmt.Errorf("export consumer for %s: %w", p.ID, err)
-	}
-	xjs, err := jetstream.New(xc)
-	if err != nil {
-		return err
-	}
-	cons, err := xjs.Consumer(ctx, store.SignalStream, outbound.ConsumerName(p.ID))
-	if err != nil {
-		return fmt.Errorf("export consumer for %s: %w", p.ID, err)
-	}
-	scfg := outbound.SenderConfig{
-		Self: n.ID(), Peer: p.ID, Epoch: n.epoch, Consumer: cons, Conn: nc, Policy: policy, Log: n.log,
-		Expired:  p.ExpiredAt,
-		Observer: n.obs,
-		FirstSeq: n.store.FirstSeq,
-		Buffer: outbound.Buffer{
-			MaxAge:   time.Duration(p.Export.Buffer.MaxAge),
-			MaxBytes: int64(p.Export.Buffer.MaxBytes),
-			MeanSize: n.store.MeanSize,
-		},
-		Pace: outbound.NewPace(p.Export),
-		// In-process deliveries are never lost; over a cluster they can be.
-		ResumeOnLoss: n.external(),
-	}
-	if n.signer != nil {
-		scfg.Resign = n.signer.Sign // export.redact signs the redacted copy again
-	}
-	snd := outbound.NewSender(scfg)
-	n.senders[p.ID] = snd
-	n.runExport(rctx, &outbound.Export{Peer: p.ID, JS: js, Filters: policy.Subjects(), Send: snd.Run,
-		// On a cluster an unpaced consumer's pulls can be lost with a server.
-		Watch: n.external() && p.Export.MaxRate <= 0})
-	return nil
-}
-
-// runExport runs a peer's export until the node stops.
-func (n *Node) runExport(rctx context.Context, x *outbound.Export) {
-	x.LinkUp = func() bool { return n.LinkUp(x.Peer) }
-	x.Log = n.log
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		x.Run(rctx)
-	}()
-}
-
-// startLossy starts the fire-and-forget export to p (export.delivery:
-// lossy). A durable export consumer left from an earlier durable
-// configuration is removed: its backlog will never be sent, and saying so
-// is better than keeping it.
-func (n *Node) startLossy(ctx, rctx context.Context, p *config.Peer, xc, nc *nats.Conn) error {
-	if err := outbound.DropConsumer(ctx, n.store.JetStream(), p.ID, n.log); err != nil {
-		return err
-	}
-	snd := outbound.NewLossySender(outbound.LossyConfig{Self: n.ID(), Peer: p.ID, Source: xc, Conn: nc, Policy: exportpolicy.ForConfig(n.cfg, p), Log: n.log,
-		Expired: p.ExpiredAt, LinkUp: func() bool { return n.LinkUp(p.ID) }})
-	n.lossy[p.ID] = snd
-	n.runExport(rctx, &outbound.Export{Peer: p.ID, JS: n.store.JetStream(), Lossy: true, Send: snd.Run})
 	return nil
 }
 
@@ -539,7 +455,7 @@ func (n *Node) ClientURL() string {
 	if n.external() && n.ops != nil {
 		return n.ops.ConnectedUrlRedacted() // the cluster server the node uses now
 	}
-	if n.srv == nil || n.cfg.NATS.Client.Listen == "" {
+	if n.srv == nil || n.config().NATS.Client.Listen == "" {
 		return ""
 	}
 	return n.srv.ClientURL()
@@ -548,7 +464,7 @@ func (n *Node) ClientURL() string {
 // LeafURL is the URL peers dial ("" without a leaf-node listener, or with
 // nats.external: the cluster's servers listen).
 func (n *Node) LeafURL() string {
-	if n.srv == nil || n.cfg.NATS.LeafNodes == nil {
+	if n.srv == nil || n.config().NATS.LeafNodes == nil {
 		return ""
 	}
 	// The server writes a randomly chosen port back into its options
@@ -574,7 +490,7 @@ func (n *Node) Backlog(ctx context.Context, peer string) (uint64, error) {
 	if n.store == nil {
 		return 0, errors.New("node not started")
 	}
-	if n.lossy[peer] != nil {
+	if l := n.link(peer); l != nil && l.pipes != nil && l.pipes.lossy != nil {
 		return 0, nil // nothing waits for a lossy peer
 	}
 	return outbound.Backlog(ctx, n.store.JetStream(), peer)
@@ -613,18 +529,29 @@ func (n *Node) Stop() {
 		n.coord.Stop()
 	}
 	step("draining intake's and the links' subscriptions (messages they hold go unanswered; senders retry them)")
-	for _, s := range n.subs {
+	n.mu.Lock()
+	links := n.links
+	n.links, n.stopped = map[string]*peerLink{}, links
+	n.mu.Unlock()
+	subs := n.subs
+	for _, l := range links {
+		if l.pipes != nil && l.pipes.sub != nil {
+			subs = append(subs, l.pipes.sub)
+		}
+	}
+	for _, s := range subs {
 		_ = s.Drain()
 	}
-	for _, s := range n.subs {
+	for _, s := range subs {
 		waitDrained(s)
 	}
 	n.subs = nil
 	step("closing the links (what they handed to the store waits for its answer)")
-	for _, r := range n.receivers {
-		r.Stop() // answers what the links handed over
+	for _, l := range links {
+		if l.pipes != nil {
+			l.pipes.rcv.Stop() // answers what the links handed over
+		}
 	}
-	n.receivers = nil // byPeer stays: the API may still read their counts
 	if n.intake != nil {
 		step(fmt.Sprintf("waiting for the store to answer intake's last signals (%d unanswered: producers retry them with the same id)", n.intake.Unanswered()))
 		// Every signal intake took is answered before the server stops.
@@ -636,11 +563,16 @@ func (n *Node) Stop() {
 	if n.cancel != nil {
 		n.cancel()
 	}
+	for _, l := range links {
+		l.stop()
+	}
 	n.wg.Wait()
 	step("closing the node's connections")
-	for id, nc := range n.peers {
-		nc.Close()
-		delete(n.peers, id)
+	for _, l := range links {
+		l.nc.Close()
+		if l.pipes != nil {
+			l.pipes.xc.Close()
+		}
 	}
 	for _, nc := range append(n.extra, n.ops, n.storeConn, n.condConn) {
 		if nc != nil {

@@ -51,6 +51,10 @@ const (
 type peerSession struct {
 	peer string
 	send func(session.Message)
+	// gone is closed when the peering ends (removed by a reload, or the
+	// node stops): its refreshes stop.
+	gone     chan struct{}
+	goneOnce sync.Once
 
 	mu sync.Mutex
 	m  *session.Machine
@@ -110,6 +114,21 @@ func version() string {
 // newSession makes p's session; its messages go out on the link's
 // connection nc.
 func (n *Node) newSession(p *config.Peer, nc *nats.Conn) *peerSession {
+	l := n.sessionLocal(p)
+	subj := subject.Session(n.ID())
+	ps := &peerSession{peer: p.ID, m: session.New(l, time.Now()), gone: make(chan struct{}),
+		limit: rate.NewLimiter(SessionRate, SessionBurst),
+		asks:  rate.NewLimiter(rate.Every(RefreshAskEvery), refreshAskBurst)}
+	ps.send = func(m session.Message) {
+		if err := nc.Publish(subj, m.Encode()); err != nil {
+			n.log.Debug().Err(err).Str("peer", p.ID).Str("type", string(m.Type)).Msg("session: message not sent")
+		}
+	}
+	return ps
+}
+
+// sessionLocal is what our end of p's session states in its OPEN.
+func (n *Node) sessionLocal(p *config.Peer) session.Local {
 	var catalog []string
 	for _, c := range schemas.Classes {
 		catalog = append(catalog, schemas.Type(c))
@@ -126,16 +145,7 @@ func (n *Node) newSession(p *config.Peer, nc *nats.Conn) *peerSession {
 	if k := n.SigningKey(); k != "" {
 		l.Keys = []string{k}
 	}
-	subj := subject.Session(n.ID())
-	ps := &peerSession{peer: p.ID, m: session.New(l, time.Now()),
-		limit: rate.NewLimiter(SessionRate, SessionBurst),
-		asks:  rate.NewLimiter(rate.Every(RefreshAskEvery), refreshAskBurst)}
-	ps.send = func(m session.Message) {
-		if err := nc.Publish(subj, m.Encode()); err != nil {
-			n.log.Debug().Err(err).Str("peer", p.ID).Str("type", string(m.Type)).Msg("session: message not sent")
-		}
-	}
-	return ps
+	return l
 }
 
 // sessionMsg takes a session message from the peer, on the receiver's
@@ -200,6 +210,16 @@ func (n *Node) sessionMsg(ctx context.Context, ps *peerSession, rcv *inbound.Rec
 		ps.send(o)
 	}
 	n.sessionEvent(ctx, ps, ev, st)
+	if m.Type == session.TypeNotification && m.Reason == session.ReasonAdministrative && ev == session.Down {
+		// An administrative shutdown (the peer disabled or removed the
+		// peering, RFC 8203) is no failure to ride out: what the peer
+		// told us goes now, not after the grace time.
+		rcv.Sync(func() {
+			withdrawn := n.withdrawAll(ps.peer)
+			n.log.Warn().Str("peer", ps.peer).Str("text", m.Text).Int("withdrawn", withdrawn).
+				Msg("session: the peer shut the peering down administratively; its conditions are withdrawn")
+		})
+	}
 }
 
 // sessionFlood drops a session message of the peer's over the bound:
@@ -267,16 +287,18 @@ func (n *Node) sessionEvent(ctx context.Context, ps *peerSession, ev session.Eve
 // tickSessions drives every session with the link state and the time; the
 // link watcher calls it.
 func (n *Node) tickSessions(ctx context.Context, now time.Time, up map[string]bool, changed map[string]bool) {
-	for _, p := range n.cfg.Peers {
-		ps := n.sessions[p.ID]
-		if ps == nil {
-			continue
-		}
+	n.mu.RLock()
+	sessions := make([]*peerSession, 0, len(n.links))
+	for _, l := range n.links {
+		sessions = append(sessions, l.ps)
+	}
+	n.mu.RUnlock()
+	for _, ps := range sessions {
 		ps.mu.Lock()
 		var out []session.Message
 		var ev session.Event
-		if changed[p.ID] {
-			if up[p.ID] {
+		if changed[ps.peer] {
+			if up[ps.peer] {
 				out = ps.m.LinkUp(now)
 			} else {
 				ev = ps.m.LinkDown(now)
@@ -296,8 +318,7 @@ func (n *Node) tickSessions(ctx context.Context, now time.Time, up map[string]bo
 // refreshOut re-states what we export to the peer, then End-of-RIB; one
 // refresh at a time per peer, and one more if asked meanwhile.
 func (n *Node) refreshOut(ctx context.Context, ps *peerSession) {
-	snd := n.senders[ps.peer]
-	if snd == nil {
+	if n.sender(ps.peer) == nil {
 		return // a lossy export keeps no state to re-state
 	}
 	ps.mu.Lock()
@@ -311,10 +332,26 @@ func (n *Node) refreshOut(ctx context.Context, ps *peerSession) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
+		// The refresh belongs to the session, not to the caller (a
+		// receiver that a reload replaces, say): it ends with the
+		// peering or the node.
+		ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		go func() {
+			select {
+			case <-ps.gone:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
 		for {
-			n.refreshOnce(ctx, ps, snd)
+			// The sender of the moment: a reload may have made a new one
+			// for a new export policy.
+			if snd := n.sender(ps.peer); snd != nil {
+				n.refreshOnce(ctx, ps, snd)
+			}
 			ps.mu.Lock()
-			if !ps.again || n.stopping.Load() {
+			if !ps.again || n.stopping.Load() || ctx.Err() != nil {
 				ps.running, ps.again = false, false
 				ps.mu.Unlock()
 				return
@@ -361,10 +398,13 @@ func (n *Node) refreshOnce(ctx context.Context, ps *peerSession, snd *outbound.S
 // re-state its state to us, outbound re-states ours to it; both when
 // neither is set. The refresh runs until it ends or ctx is done.
 func (n *Node) RefreshPeer(ctx context.Context, peer string, inbound, outbound bool) error {
-	ps := n.sessions[peer]
-	if ps == nil {
+	n.mu.RLock()
+	l := n.links[peer]
+	n.mu.RUnlock()
+	if l == nil {
 		return fmt.Errorf("no peer %q: the policy's peers are listed by `anfed peers`", peer)
 	}
+	ps := l.ps
 	if !inbound && !outbound {
 		inbound, outbound = true, true
 	}
@@ -389,10 +429,11 @@ func (n *Node) RefreshPeer(ctx context.Context, peer string, inbound, outbound b
 
 // Session is the peer's session as the peers view shows it.
 func (n *Node) Session(peer string) *SessionView {
-	ps := n.sessions[peer]
-	if ps == nil {
+	l := n.link(peer)
+	if l == nil {
 		return nil
 	}
+	ps := l.ps
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	v := &SessionView{Status: ps.m.Status(), RefreshesSent: ps.refreshes, RefreshError: ps.lastErr,

@@ -38,7 +38,7 @@ func (n *Node) WatchExports(f func(Export)) (stop func(), err error) {
 		}
 	}
 	probe, advisory, sess := subject.Probe(n.ID()), subject.Advisory(n.ID()), subject.Session(n.ID())
-	for _, p := range n.cfg.Peers {
+	for _, p := range n.config().Peers {
 		peer := p.ID
 		nc, err := n.connect(natsconf.PeerAccount(peer), nats.Name("anfed-node-watch-"+peer))
 		if err != nil {
@@ -104,7 +104,7 @@ func (n *Node) Readiness() error {
 	if err := n.connsReadiness(); err != nil {
 		errs = append(errs, err)
 	}
-	if n.cfg == nil {
+	if n.config() == nil {
 		errs = append(errs, errors.New("config: not loaded"))
 	}
 	if n.store == nil {
@@ -113,8 +113,8 @@ func (n *Node) Readiness() error {
 	if n.table == nil {
 		errs = append(errs, errors.New("conditions: table not started"))
 	}
-	if n.cfg != nil {
-		if got, want := len(n.receivers), len(n.cfg.Peers); got != want {
+	if n.config() != nil {
+		if got, want := len(n.receivers()), len(n.config().Peers); got != want {
 			errs = append(errs, fmt.Errorf("links: %d of %d peers configured", got, want))
 		}
 	}

@@ -70,13 +70,13 @@ func (n *Node) watchStore(ctx context.Context) {
 		}
 		if n.store.Fault() == nil {
 			n.store.SetFault(*f)
-			n.log.Error().Err(*f).Str("dir", n.cfg.Storage.Dir).
+			n.log.Error().Err(*f).Str("dir", n.config().Storage.Dir).
 				Msg("store full: every signal is answered unavailable until the volume has room again; free space on it, the node resumes by itself")
 		}
 		if n.external() || time.Now().Before(next) {
 			continue // a cluster's servers are their operator's to mend
 		}
-		if free, err := freeBytes(n.cfg.Storage.Dir); err != nil || free < recoverFree {
+		if free, err := freeBytes(n.config().Storage.Dir); err != nil || free < recoverFree {
 			continue
 		}
 		if err := n.restartJetStream(ctx); err != nil {
@@ -127,7 +127,7 @@ func (n *Node) probeStore(ctx context.Context) error {
 // the probe write (at most one every probeEvery) did not get through.
 func (n *Node) storeReadiness() error {
 	if f := n.storeFault.Load(); f != nil {
-		return fmt.Errorf("store full (%s): %w", n.cfg.Storage.Dir, *f)
+		return fmt.Errorf("store full (%s): %w", n.config().Storage.Dir, *f)
 	}
 	if n.store == nil {
 		return nil // "store: not open" is said elsewhere

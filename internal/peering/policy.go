@@ -370,6 +370,35 @@ func (p *Policy) Pin(id, key string) (old string, err error) {
 	return old, nil
 }
 
+// SetDisabled holds peer id administratively down for reason
+// (peers[].disabled.reason), or brings it back with reason "". It returns
+// the reason the peer was disabled for before ("" if it was not).
+func (p *Policy) SetDisabled(id, reason string) (was string, err error) {
+	m := p.peer(id)
+	if m == nil {
+		return "", fmt.Errorf("no peer %s in %s", id, p.File)
+	}
+	if d := lookup(m, "disabled"); d != nil {
+		if r := lookup(d, "reason"); r != nil && r.Kind == yaml.ScalarNode {
+			was = r.Value
+		}
+	}
+	if reason == "" {
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if m.Content[i].Value == "disabled" {
+				m.Content = append(m.Content[:i], m.Content[i+2:]...)
+				break
+			}
+		}
+		return was, nil
+	}
+	d := mapping()
+	setKey(d, "reason", str(reason))
+	setKey(m, "disabled", d)
+	comment(m, "disabled", "Administratively down since "+time.Now().UTC().Format(time.RFC3339)+" (anfed peer disable); anfed peer enable brings it back.")
+	return was, nil
+}
+
 // SetList sets the list key of the section ("export" or "import") of
 // peer id to values, written as a flow list; the section is made if the
 // peer has none. The caller checks the result with Load or Save.

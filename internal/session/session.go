@@ -246,6 +246,16 @@ func New(l Local, now time.Time) *Machine {
 	return &Machine{l: l, st: Status{State: Idle, Since: now}}
 }
 
+// Update makes l what this end states and checks from now on (a reload
+// changed its policy): an established session stays up, and the next
+// OPEN carries it.
+func (m *Machine) Update(l Local) {
+	if l.Hold <= 0 {
+		l.Hold = DefaultHold
+	}
+	m.l = l
+}
+
 // Status is the session's state.
 func (m *Machine) Status() Status {
 	s := m.st
