@@ -117,7 +117,27 @@ func (c *Client) Propose(ctx context.Context, p Proposal) (*Action, error) {
 	}
 	a.ProposalID = ev.ID
 	err = c.await(ctx, a, ev, func(st Step) bool { return st.Phase == Accepted || st.Phase == Declined || st.Phase == Countered })
+	if err == nil && !a.Accepted() && a.anyAccepted() {
+		// Some accepted, some did not: the action will not run, so give
+		// back the leases it got rather than hold them to their end.
+		ev, rerr := c.event(a, Data{ActionID: a.ID, Phase: RolledBack, Proposer: c.self, Reason: "not every affected operator accepted"}, signal.Cleared, a.ProposalID)
+		if rerr == nil {
+			rerr = c.publish(ctx, ev)
+		}
+		if rerr != nil {
+			return a, fmt.Errorf("action %s: give back the leases of a partly accepted action: %w", a.ID, rerr)
+		}
+	}
 	return a, err
+}
+
+func (a *Action) anyAccepted() bool {
+	for _, d := range a.Decisions {
+		if d.Phase == Accepted {
+			return true
+		}
+	}
+	return false
 }
 
 // Start reports the action active (begun) to the affected operators.

@@ -81,6 +81,10 @@ func (c *Coordinator) Start(ctx context.Context) error {
 		AckWait:       30 * time.Second,
 		MaxAckPending: 1, // one step at a time, in store order
 		DeliverPolicy: jetstream.DeliverAllPolicy,
+		// A step that keeps failing (the bucket full or unreachable) is
+		// tried again after 1 s, 5 s, then every 30 s (retryDelay), and
+		// given up after 10 tries: it must not hold up every later step.
+		MaxDeliver: 10,
 	})
 	if err != nil {
 		return fmt.Errorf("coordination consumer: %w", err)
@@ -130,11 +134,27 @@ func (c *Coordinator) handleMsg(ctx context.Context, m jetstream.Msg) {
 		if ctx.Err() != nil {
 			return // stopping: it comes again at start
 		}
-		c.cfg.Log.Error().Err(err).Str("action", st.ActionID).Str("phase", string(st.Phase)).Msg("action step not handled; retried")
-		_ = m.NakWithDelay(time.Second)
+		c.cfg.Log.Error().Err(err).Str("action", st.ActionID).Str("phase", string(st.Phase)).Str("origin", st.Origin).
+			Msg("action step not handled; tried again later, given up after 10 tries")
+		n := uint64(1)
+		if meta, err := m.Metadata(); err == nil {
+			n = meta.NumDelivered
+		}
+		_ = m.NakWithDelay(retryDelay(n))
 		return
 	}
 	_ = m.Ack()
+}
+
+// retryDelay is the wait before the n+1th try of a failing step.
+func retryDelay(n uint64) time.Duration {
+	switch {
+	case n <= 1:
+		return time.Second
+	case n == 2:
+		return 5 * time.Second
+	}
+	return 30 * time.Second
 }
 
 // Handle takes one action step the node stored.

@@ -422,3 +422,36 @@ func TestCoordinationTableNotWritableByLocalUsers(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, a.Accepted(), "no forged lease stands in the way: %+v", a.Decisions)
 }
+
+// An action that one affected operator accepts and another declines does
+// not run, and the lease it got is given back at once, not held to its
+// end: op-a proposes on what op-b and op-c are affected by; op-b's policy
+// accepts, op-c's declines; op-b releases.
+func TestCoordinationPartlyAcceptedIsGivenBack(t *testing.T) {
+	s := startCoordStar(t, func(c *config.Config) {
+		switch c.Operator.ID {
+		case "op-b":
+			c.Coordination.AutoAccept = []config.CoordinationRule{{From: []string{"op-a"}}}
+		case "op-c":
+			c.Coordination.Default = config.CoordinationDecline
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p := reroute("a-both-1", "ic-both", time.Hour)
+	p.Affected = []string{"op-b", "op-c"}
+	a, err := s.clients["op-a"].Propose(ctx, p)
+	require.NoError(t, err)
+	require.False(t, a.Accepted())
+	assert.Equal(t, coordination.Accepted, a.Decisions["op-b"].Phase)
+	assert.Equal(t, coordination.Declined, a.Decisions["op-c"].Phase)
+	assert.Equal(t, "coordination.default", a.Decisions["op-c"].Rule)
+	waitFor(t, 10*time.Second, func() error {
+		for _, id := range []string{"op-a", "op-b"} {
+			if ls := leasesOn(t, s.nodes[id], "ic-both", time.Now()); len(ls) != 0 {
+				return fmt.Errorf("%s still sees %+v", id, ls)
+			}
+		}
+		return nil
+	})
+}
