@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/coordination"
 	"github.com/anfed/anfed/internal/natstest"
 )
 
@@ -75,43 +77,7 @@ func TestDashboardInChromium(t *testing.T) {
 	publish(t, b, event("op-b", "sla-risk", "transit-c/path-7", slaRiskData))
 	publish(t, c, event("op-c", "mitigation", "transit-c/path-7", mitigationData))
 
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1360, 1000))...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	// The first action starts the browser, which lives as long as ctx.
-	require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(1360, 1000), chromedp.Navigate(b.url+"/")))
-
-	// see waits until the text of the element at sel holds every want.
-	see := func(sel string, want ...string) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		var text string
-		for {
-			tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			act := chromedp.Text(chromedp.CSS(sel)) // the rendered text
-			if strings.HasPrefix(sel, "#map") {
-				act = chromedp.TextContent(chromedp.CSS(sel)) // an SVG has no innerText
-			}
-			got, err := chromedp.Run(tctx, act)
-			cancel()
-			if err == nil {
-				text = got
-			}
-			ok := err == nil
-			for _, w := range want {
-				ok = ok && strings.Contains(text, w)
-			}
-			if ok {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: want %q, page shows %q (err %v)", sel, want, text, err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
+	ctx, see := openPage(t, exe, b.url+"/")
 	see("h1", "op-b", "Operator B")
 	see("#live", "live")
 	see("#ready", "ready")
@@ -156,4 +122,87 @@ func TestDashboardInChromium(t *testing.T) {
 	see("#conditions tbody", "stale")
 	proxy.Restore()
 	see(`#map [data-peer="op-a"]`, "op-a", "link up")
+}
+
+// openPage opens url in headless Chromium for the rest of the test and
+// returns the page's context and see, which waits until the text of the
+// element at sel holds every want.
+func openPage(t *testing.T, exe, url string) (context.Context, func(sel string, want ...string)) {
+	t.Helper()
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1360, 1000))...)
+	t.Cleanup(cancelA)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	// The first action starts the browser, which lives as long as ctx.
+	require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(1360, 1000), chromedp.Navigate(url)))
+	// see waits until the text of the element at sel holds every want.
+	see := func(sel string, want ...string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		var text string
+		for {
+			tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			act := chromedp.Text(chromedp.CSS(sel)) // the rendered text
+			if strings.HasPrefix(sel, "#map") {
+				act = chromedp.TextContent(chromedp.CSS(sel)) // an SVG has no innerText
+			}
+			got, err := chromedp.Run(tctx, act)
+			cancel()
+			if err == nil {
+				text = got
+			}
+			ok := err == nil
+			for _, w := range want {
+				ok = ok && strings.Contains(text, w)
+			}
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: want %q, page shows %q (err %v)", sel, want, text, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return ctx, see
+}
+
+// TestDashboardDecidesPendingProposal: op-b's drain waits on op-a's
+// policy for a person; op-a's dashboard lists it with its buttons, and a
+// click with the token accepts it: op-b gets the lease, and the page
+// shows it.
+func TestDashboardDecidesPendingProposal(t *testing.T) {
+	exe := chromium(t)
+	tok := writeToken(t, "tok-dashboard-0123456789")
+	withAction := func(c *config.Config) { c.Peers[0].Import.Classes = append(c.Peers[0].Import.Classes, "action") }
+	a, b, _ := pairEdits(t, tok, func(c *config.Config) {
+		withAction(c)
+		c.Coordination = &config.Coordination{RequireHuman: []config.CoordinationRule{{Kinds: []string{"drain"}}}}
+	}, func(c *config.Config) {
+		withAction(c)
+		c.Coordination = &config.Coordination{}
+	})
+	ctx, see := openPage(t, exe, a.url+"/")
+	pctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan *coordination.Action, 1)
+	go func() {
+		act, err := coordination.NewClient(b.nc, "op-b", "closed-loop").Propose(pctx, coordination.Proposal{ActionID: "b-drain-web", Kind: "drain",
+			Resources: []coordination.Resource{{ID: "ic-paris-1", Type: "interconnect"}}, Services: []string{"vpn-acme"}, Affected: []string{"op-a"},
+			Causes: []coordination.Cause{{Source: "anfed://op-a/assurance", ID: "c-1"}}, ExpectedEffect: "drain ic-paris-1", Duration: 10 * time.Minute})
+		assert.NoError(t, err)
+		done <- act
+	}()
+	see("#actions tbody", "b-drain-web", "op-b", "drain", "ic-paris-1", "waiting for us (coordination.require_human[0])")
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS("#acttoken"), "tok-dashboard-0123456789"),
+		chromedp.SendKeys(chromedp.CSS("#actreason"), "fine in the window"),
+		chromedp.Click(chromedp.CSS(`button[data-action="b-drain-web"][data-verb="accept"]`))))
+	act := <-done
+	require.True(t, act.Accepted(), "%+v", act.Decisions)
+	assert.Equal(t, "dashboard", act.Decisions["op-a"].DecidedBy)
+	see("#actresult", "b-drain-web: accepted")
+	see("#leases tbody", "ic-paris-1", "op-a", "op-b", "b-drain-web")
+	see("#actions tbody", "b-drain-web", "op-a: accepted (human)")
 }

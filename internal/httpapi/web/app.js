@@ -101,6 +101,68 @@
     ], r === fresh ? "fresh" : "")));
   }
 
+  // Coordinated actions: read from /v1/actions with each state event (a
+  // node without a coordination: section answers 404 and the card stays
+  // hidden); pending proposals get accept and decline buttons.
+  let actionsBusy = false;
+  function decisions(a) {
+    const out = [];
+    for (const op of Object.keys(a.decisions || {}).sort()) {
+      const d = a.decisions[op];
+      let s = op + ": " + d.phase;
+      if (d.conflict) s += " (held by " + d.conflict.holder + " until " + hhmmss(d.conflict.until) + ")";
+      else if (d.rule) s += " (" + d.rule + ")";
+      out.push(s);
+    }
+    if (a.pending) out.push("waiting for us (" + a.pendingRule + ")");
+    return out.join(", ") || "-";
+  }
+  async function decide(id, verb) {
+    const res = $("actresult");
+    const body = JSON.stringify({ reason: $("actreason").value, by: "dashboard" });
+    try {
+      const r = await fetch("v1/actions/" + encodeURIComponent(id) + "/" + verb, {
+        method: "POST", headers: { "Authorization": "Bearer " + $("acttoken").value, "Content-Type": "application/json" }, body: body,
+      });
+      const j = await r.json().catch(() => ({}));
+      res.textContent = r.ok ? id + ": " + (verb === "accept" ? "accepted" : "declined") : id + ": " + (j.error || r.status);
+      res.className = r.ok ? "up" : "down";
+    } catch (e) {
+      res.textContent = id + ": " + e;
+      res.className = "down";
+    }
+    refreshActions();
+  }
+  async function refreshActions() {
+    if (actionsBusy) return;
+    actionsBusy = true;
+    try {
+      const r = await fetch("v1/actions");
+      if (!r.ok) { $("actions-card").hidden = true; return; }
+      const v = await r.json();
+      $("actions-card").hidden = false;
+      const acts = v.actions || [];
+      $("actcount").textContent = "(" + acts.length + ", " + acts.filter((a) => a.pending).length + " pending)";
+      fill($("actions").tBodies[0], acts.map((a) => {
+        const buttons = el("span");
+        if (a.pending) {
+          for (const verb of ["accept", "decline"]) {
+            const b = el("button", { type: "button", "data-action": a.actionId, "data-verb": verb }, verb);
+            b.addEventListener("click", () => decide(a.actionId, verb));
+            buttons.appendChild(b);
+          }
+        }
+        return row([a.actionId, a.proposer, a.kind || "", (a.resources || []).map((x) => x.id).join(", "),
+          a.phase, { text: decisions(a), cls: a.pending ? "stale" : "" }, buttons], a.pending ? "fresh" : "");
+      }));
+      fill($("leases").tBodies[0], (v.leases || []).map((l) => row([l.resource, l.grantor, l.holder, l.actionId, hhmmss(l.until)])));
+    } catch (e) {
+      // the next state event tries again
+    } finally {
+      actionsBusy = false;
+    }
+  }
+
   function onState(st) {
     $("operator").textContent = st.operator.name ? st.operator.id + " · " + st.operator.name : st.operator.id;
     const ready = $("ready");
@@ -110,6 +172,7 @@
     drawMap(st);
     drawPeers(st);
     drawConditions(st);
+    refreshActions();
   }
 
   function connect() {
