@@ -128,6 +128,14 @@ func runIntents(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		return pos[0], true
 	}
+	printOne := func(b []byte) error {
+		var in intent.Intent
+		if err := json.Unmarshal(b, &in); err != nil {
+			return err
+		}
+		printIntents(stdout, []intent.Intent{in})
+		return nil
+	}
 	switch verb {
 	case "list":
 		code, b, err := call(http.MethodGet, api, nil)
@@ -157,12 +165,10 @@ func runIntents(ctx context.Context, args []string, stdout, stderr io.Writer) in
 				return fail("%v", err)
 			}
 			return answer(code, b, http.StatusOK, func(b []byte) error {
-				var in intent.Intent
 				var rs []intent.Report
-				if err := json.Unmarshal(b, &in); err != nil {
+				if err := printOne(b); err != nil {
 					return err
 				}
-				printIntents(stdout, []intent.Intent{in})
 				if rcode == http.StatusOK && json.Unmarshal(rb, &rs) == nil {
 					for _, r := range rs {
 						v := r.Expression.ExpressionValue
@@ -186,14 +192,7 @@ func runIntents(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		if err != nil {
 			return fail("%v", err)
 		}
-		return answer(code, b, http.StatusCreated, func(b []byte) error {
-			var in intent.Intent
-			if err := json.Unmarshal(b, &in); err != nil {
-				return err
-			}
-			printIntents(stdout, []intent.Intent{in})
-			return nil
-		})
+		return answer(code, b, http.StatusCreated, printOne)
 	case "delete":
 		id, ok := one("intent id")
 		if !ok {
@@ -207,14 +206,7 @@ func runIntents(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			fmt.Fprintf(stdout, "intent %s removed\n", id)
 			return exitOK
 		}
-		return answer(code, b, http.StatusAccepted, func(b []byte) error {
-			var in intent.Intent
-			if err := json.Unmarshal(b, &in); err != nil {
-				return err
-			}
-			printIntents(stdout, []intent.Intent{in})
-			return nil
-		})
+		return answer(code, b, http.StatusAccepted, printOne)
 	}
 	fmt.Fprintf(stderr, "anfed intents: unknown verb %q: list, show ID, create FILE, delete ID\n", verb)
 	return exitUsage

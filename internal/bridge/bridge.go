@@ -291,8 +291,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// writeJSON answers v as JSON.
-func writeJSON(w http.ResponseWriter, code int, v any) {
+// WriteJSON answers v as JSON (indented), with code.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)

@@ -111,7 +111,7 @@ type tmfError struct {
 func (t *tmf642) fail(reason string) func(w http.ResponseWriter, code int, msg string) {
 	return func(w http.ResponseWriter, code int, msg string) {
 		t.b.metrics.rejected.WithLabelValues("tmf642", reason).Inc()
-		writeJSON(w, code, tmfError{Code: fmt.Sprint(code), Reason: reason, Message: msg, Status: fmt.Sprint(code)})
+		WriteJSON(w, code, tmfError{Code: fmt.Sprint(code), Reason: reason, Message: msg, Status: fmt.Sprint(code)})
 	}
 }
 
@@ -184,7 +184,7 @@ func (t *tmf642) listen(w http.ResponseWriter, r *http.Request, res string) {
 		// An OSS that is both our upstream and our hub's listener sends
 		// our own events back: taking them would loop.
 		t.b.metrics.ignored.WithLabelValues("tmf642", "echo").Inc()
-		writeJSON(w, http.StatusAccepted, TMFAnswer{Status: "ignored", Reason: err.Error()})
+		WriteJSON(w, http.StatusAccepted, TMFAnswer{Status: "ignored", Reason: err.Error()})
 		return
 	}
 	if err != nil {
@@ -201,7 +201,7 @@ func (t *tmf642) listen(w http.ResponseWriter, r *http.Request, res string) {
 		return
 	}
 	t.b.metrics.stored.WithLabelValues("tmf642", a.Status).Inc()
-	writeJSON(w, http.StatusAccepted, TMFAnswer{EventID: ev.ID, Status: a.Status,
+	WriteJSON(w, http.StatusAccepted, TMFAnswer{EventID: ev.ID, Status: a.Status,
 		Signal: SignalRef{ID: ev.ID, Subject: ev.Subject, Class: "fault", State: string(ev.State)}})
 }
 

@@ -355,7 +355,7 @@ func (t *tmf642) register(w http.ResponseWriter, r *http.Request) {
 	}
 	t.b.log.Info().Str("id", reg.ID).Str("callback", reg.Callback).Str("query", reg.Query).Msg("tmf642 hub: listener registered")
 	w.Header().Set("Location", TMF642Hub+"/"+reg.ID)
-	writeJSON(w, http.StatusCreated, reg)
+	WriteJSON(w, http.StatusCreated, reg)
 }
 
 func (t *tmf642) listRegistrations(w http.ResponseWriter, r *http.Request) {
@@ -369,7 +369,7 @@ func (t *tmf642) listRegistrations(w http.ResponseWriter, r *http.Request) {
 	}
 	t.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
-	writeJSON(w, http.StatusOK, out)
+	WriteJSON(w, http.StatusOK, out)
 }
 
 func (t *tmf642) getRegistration(w http.ResponseWriter, r *http.Request) {
@@ -383,7 +383,7 @@ func (t *tmf642) getRegistration(w http.ResponseWriter, r *http.Request) {
 		t.fail("not-found")(w, http.StatusNotFound, fmt.Sprintf("no hub registration %q", r.PathValue("id")))
 		return
 	}
-	writeJSON(w, http.StatusOK, reg.Registration)
+	WriteJSON(w, http.StatusOK, reg.Registration)
 }
 
 // unregister is DELETE /hub/{id}: the delivery stops and its consumer and

@@ -76,7 +76,7 @@ func (v *ves) fail(reason string) func(w http.ResponseWriter, code int, msg stri
 		if code == http.StatusUnauthorized {
 			id = "POL2000"
 		}
-		writeJSON(w, code, map[string]any{"requestError": map[string]any{"serviceException": map[string]any{"messageId": id, "text": msg}}})
+		WriteJSON(w, code, map[string]any{"requestError": map[string]any{"serviceException": map[string]any{"messageId": id, "text": msg}}})
 	}
 }
 
@@ -185,10 +185,10 @@ func (v *ves) serve(w http.ResponseWriter, r *http.Request, batch bool) {
 	}
 	if code != http.StatusAccepted {
 		text := "the node refused or could not store some events: see results; send the request again once fixed (stored events are kept once)"
-		writeJSON(w, code, map[string]any{"requestError": map[string]any{"serviceException": map[string]any{"messageId": "SVC0002", "text": text}}, "results": results})
+		WriteJSON(w, code, map[string]any{"requestError": map[string]any{"serviceException": map[string]any{"messageId": "SVC0002", "text": text}}, "results": results})
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"results": results})
+	WriteJSON(w, http.StatusAccepted, map[string]any{"results": results})
 }
 
 func errOr(err error, msg string) string {

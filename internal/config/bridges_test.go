@@ -11,8 +11,7 @@ import (
 )
 
 func TestBridgesParse(t *testing.T) {
-	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "b.token"), []byte("0123456789abcdef0123\n"), 0o600))
+	dir := tokenDir(t, "b.token")
 	yaml := httpBase + `http:
   listen: 127.0.0.1:0
   token_file: b.token
@@ -43,8 +42,7 @@ bridges:
 }
 
 func TestBridgesErrorsCarryLines(t *testing.T) {
-	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "b.token"), []byte("0123456789abcdef0123\n"), 0o600))
+	dir := tokenDir(t, "b.token")
 	withToken := "http:\n  token_file: b.token\n"
 	for name, tc := range map[string]struct {
 		yaml, path, msg string
@@ -89,4 +87,11 @@ func requireErrorAt(t *testing.T, file, yaml, path, msg string, line int) {
 	assert.Equal(t, line, found.Line, err.Error())
 	assert.Contains(t, found.Msg, msg)
 	assert.NotEmpty(t, found.Hint)
+}
+
+// tokenDir is a directory holding a token file of that name.
+func tokenDir(t *testing.T, name string) string {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte("0123456789abcdef0123\n"), 0o600))
+	return dir
 }

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -10,8 +9,7 @@ import (
 )
 
 func TestIntentsParse(t *testing.T) {
-	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "i.token"), []byte("0123456789abcdef0123\n"), 0o600))
+	dir := tokenDir(t, "i.token")
 	cfg, err := Parse(filepath.Join(dir, "p.yaml"), []byte(httpBase+`intents:
   token_file: i.token
   accept:
@@ -27,8 +25,7 @@ func TestIntentsParse(t *testing.T) {
 }
 
 func TestIntentsErrorsCarryLines(t *testing.T) {
-	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "b.token"), []byte("0123456789abcdef0123\n"), 0o600))
+	dir := tokenDir(t, "b.token")
 	withToken := "http:\n  token_file: b.token\n"
 	for name, tc := range map[string]struct {
 		yaml, path, msg string

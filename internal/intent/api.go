@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/anfed/anfed/internal/bridge"
 )
 
 // BasePath is the TMF921 v5 API's base on the node's HTTP server.
@@ -36,7 +37,7 @@ type tmfError struct {
 }
 
 // Mount adds the API's routes to mux.
-func (s *Service) Mount(mux Mux) {
+func (s *Service) Mount(mux bridge.Mux) {
 	if s == nil {
 		return
 	}
@@ -53,11 +54,11 @@ func (s *Service) Mount(mux Mux) {
 // fail answers a TMF630 error and counts it by reason.
 func (s *Service) fail(w http.ResponseWriter, code int, reason, format string, args ...any) {
 	s.metrics.WithLabelValues(reason).Inc()
-	writeJSON(w, code, tmfError{Code: strconv.Itoa(code), Reason: reason, Message: fmt.Sprintf(format, args...), Status: strconv.Itoa(code), Type: "Error"})
+	bridge.WriteJSON(w, code, tmfError{Code: strconv.Itoa(code), Reason: reason, Message: fmt.Sprintf(format, args...), Status: strconv.Itoa(code), Type: "Error"})
 }
 
 // authed checks the bearer token (intents.token_file, else
-// http.token_file) before h.
+// http.token_file) before h, and bounds h's work by apiTimeout.
 func (s *Service) authed(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -70,7 +71,9 @@ func (s *Service) authed(h http.HandlerFunc) http.Handler {
 			s.fail(w, http.StatusUnauthorized, "unauthorized", "%s: send Authorization: Bearer <the token in the node's intents.token_file, or http.token_file>", what)
 			return
 		}
-		h(w, r)
+		ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
+		defer cancel()
+		h(w, r.WithContext(ctx))
 	})
 }
 
@@ -82,6 +85,22 @@ func (s *Service) badRequest(w http.ResponseWriter, err error) {
 		return
 	}
 	s.fail(w, http.StatusBadRequest, "malformed", "%v", err)
+}
+
+// parseBody reads a request body of one of the media types and parses
+// it, answering 415, 413 or 400 when it cannot.
+func parseBody[T any](s *Service, w http.ResponseWriter, r *http.Request, parse func([]byte) (T, error), media ...string) (T, bool) {
+	var zero T
+	b, ok := s.readJSON(w, r, media...)
+	if !ok {
+		return zero, false
+	}
+	v, err := parse(b)
+	if err != nil {
+		s.badRequest(w, err)
+		return zero, false
+	}
+	return v, true
 }
 
 func (s *Service) readJSON(w http.ResponseWriter, r *http.Request, media ...string) ([]byte, bool) {
@@ -140,13 +159,8 @@ func newID() string {
 }
 
 func (s *Service) create(w http.ResponseWriter, r *http.Request) {
-	b, ok := s.readJSON(w, r, "application/json")
+	in, ok := parseBody(s, w, r, ParseCreate, "application/json")
 	if !ok {
-		return
-	}
-	in, err := ParseCreate(b)
-	if err != nil {
-		s.badRequest(w, err)
 		return
 	}
 	if p := in.Expression.ExpressionValue.Partner; p == s.self {
@@ -164,8 +178,7 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) {
 	in.LifecycleStatus, in.StatusChangeDate, in.CreationDate, in.LastUpdate = Acknowledged, now, now, now
 	in.StatusReason = "stored; proposed to " + in.Expression.ExpressionValue.Partner + ", no answer yet"
 	rec := &Record{Intent: *in, Revision: 1}
-	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
-	defer cancel()
+	ctx := r.Context()
 	switch err := s.store.create(ctx, rec); {
 	case errors.Is(err, errExists):
 		s.fail(w, http.StatusConflict, "conflict", "an intent with id %q exists: pick another id, or leave id out", in.ID)
@@ -178,7 +191,7 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn().Err(err).Str("intent", in.ID).Msg("intent stored, not proposed yet: the next change or restart proposes it")
 	}
 	w.Header().Set("Location", s.href(in.ID))
-	writeJSON(w, http.StatusCreated, s.view(rec))
+	bridge.WriteJSON(w, http.StatusCreated, s.view(rec))
 }
 
 func (s *Service) list(w http.ResponseWriter, r *http.Request) {
@@ -191,8 +204,7 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
-	defer cancel()
+	ctx := r.Context()
 	recs, err := s.store.all(ctx)
 	if err != nil {
 		s.fail(w, http.StatusServiceUnavailable, "unavailable", "%v", err)
@@ -210,7 +222,7 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Total-Count", strconv.Itoa(len(out)))
 	w.Header().Set("X-Result-Count", strconv.Itoa(len(out)))
-	writeJSON(w, http.StatusOK, out)
+	bridge.WriteJSON(w, http.StatusOK, out)
 }
 
 // lookup reads the record the request's {id} names, answering 404.
@@ -233,10 +245,9 @@ func (s *Service) lookup(ctx context.Context, w http.ResponseWriter, id string) 
 }
 
 func (s *Service) get(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
-	defer cancel()
+	ctx := r.Context()
 	if rec, _, ok := s.lookup(ctx, w, r.PathValue("id")); ok {
-		writeJSON(w, http.StatusOK, s.view(rec))
+		bridge.WriteJSON(w, http.StatusOK, s.view(rec))
 	}
 }
 
@@ -250,22 +261,17 @@ func (s *Service) owned(w http.ResponseWriter, rec *Record) bool {
 }
 
 func (s *Service) patch(w http.ResponseWriter, r *http.Request) {
-	b, ok := s.readJSON(w, r, "application/merge-patch+json", "application/json")
+	p, ok := parseBody(s, w, r, ParsePatch, "application/merge-patch+json", "application/json")
 	if !ok {
 		return
 	}
-	p, err := ParsePatch(b)
-	if err != nil {
-		s.badRequest(w, err)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
-	defer cancel()
+	ctx := r.Context()
 	rec, key, ok := s.lookup(ctx, w, r.PathValue("id"))
 	if !ok || !s.owned(w, rec) {
 		return
 	}
 	var changed bool
+	var err error
 	rec, err = s.store.update(ctx, key, func(rec *Record) (bool, error) {
 		if rec.Intent.LifecycleStatus == Terminated {
 			return false, errTerminated
@@ -302,7 +308,7 @@ func (s *Service) patch(w http.ResponseWriter, r *http.Request) {
 			s.log.Warn().Err(err).Str("intent", rec.Intent.ID).Msg("intent changed, not proposed yet")
 		}
 	}
-	writeJSON(w, http.StatusOK, s.view(rec))
+	bridge.WriteJSON(w, http.StatusOK, s.view(rec))
 }
 
 var errTerminated = errors.New("terminated")
@@ -310,8 +316,7 @@ var errTerminated = errors.New("terminated")
 // remove terminates an intent (202, the intent as it ends; the partner
 // is told), and removes a terminated one (204).
 func (s *Service) remove(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
-	defer cancel()
+	ctx := r.Context()
 	rec, key, ok := s.lookup(ctx, w, r.PathValue("id"))
 	if !ok {
 		return
@@ -340,12 +345,11 @@ func (s *Service) remove(w http.ResponseWriter, r *http.Request) {
 	if err := s.propose(ctx, rec); err != nil {
 		s.log.Warn().Err(err).Str("intent", rec.Intent.ID).Msg("intent terminated, the partner not told yet")
 	}
-	writeJSON(w, http.StatusAccepted, s.view(rec))
+	bridge.WriteJSON(w, http.StatusAccepted, s.view(rec))
 }
 
 func (s *Service) reports(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
-	defer cancel()
+	ctx := r.Context()
 	rec, _, ok := s.lookup(ctx, w, r.PathValue("id"))
 	if !ok {
 		return
@@ -354,19 +358,18 @@ func (s *Service) reports(w http.ResponseWriter, r *http.Request) {
 	for i := len(rec.Reports) - 1; i >= 0; i-- { // newest first
 		out = append(out, s.reportView(rec, rec.Reports[i]))
 	}
-	writeJSON(w, http.StatusOK, out)
+	bridge.WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Service) report(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
-	defer cancel()
+	ctx := r.Context()
 	rec, _, ok := s.lookup(ctx, w, r.PathValue("id"))
 	if !ok {
 		return
 	}
 	for _, rp := range rec.Reports {
 		if rp.ID == r.PathValue("report") {
-			writeJSON(w, http.StatusOK, s.reportView(rec, rp))
+			bridge.WriteJSON(w, http.StatusOK, s.reportView(rec, rp))
 			return
 		}
 	}
@@ -378,12 +381,4 @@ func (s *Service) reportView(rec *Record, rp Report) Report {
 	rp.Href = in.Href + "/intentReport/" + rp.ID
 	rp.Intent = EntityRef{ID: in.ID, Href: in.Href, Name: in.Name, ReferredType: "Intent"}
 	return rp
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
 }

@@ -18,7 +18,6 @@ package intent
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"sync"
 
 	"github.com/nats-io/nats.go"
@@ -26,23 +25,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/anfed/anfed/internal/bridge"
 	"github.com/anfed/anfed/internal/config"
 )
 
-// Node is what the intents need of the node.
-type Node interface {
-	ID() string
-	Connect(opts ...nats.Option) (*nats.Conn, error)
-}
-
-// Mux is where the API's routes are mounted (the node's HTTP server).
-type Mux interface {
-	Handle(pattern string, h http.Handler)
-}
-
 // Deps are what the intents work with.
 type Deps struct {
-	Node    Node
+	// Node is the started node; the intents need what the bridges need.
+	Node    bridge.Node
 	Config  *config.Intents
 	HTTP    config.HTTP // its token_file is the default credential
 	Metrics prometheus.Registerer
@@ -116,23 +106,13 @@ func (s *Service) Start() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Add(4)
-	go func() {
-		defer s.wg.Done()
-		s.run(ctx)
-	}()
-	go func() {
-		defer s.wg.Done()
-		s.runSLA(ctx)
-	}()
-	go func() {
-		defer s.wg.Done()
-		s.runReports(ctx)
-	}()
-	go func() {
-		defer s.wg.Done()
-		s.reproposeAll(ctx)
-	}()
+	for _, work := range []func(context.Context){s.run, s.runSLA, s.runReports, s.reproposeAll} {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			work(ctx)
+		}()
+	}
 }
 
 // reproposeAll proposes again, at start, each of our intents the partner

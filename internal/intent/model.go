@@ -167,12 +167,7 @@ type FieldError struct {
 	Msg   string
 }
 
-func (e *FieldError) Error() string {
-	if e.Field == "" {
-		return e.Msg
-	}
-	return e.Field + ": " + e.Msg
-}
+func (e *FieldError) Error() string { return strings.TrimPrefix(e.Field+": "+e.Msg, ": ") }
 
 func fieldErr(field, format string, args ...any) error {
 	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
