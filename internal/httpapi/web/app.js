@@ -105,6 +105,7 @@
   // node without a coordination: section answers 404 and the card stays
   // hidden); pending proposals get accept and decline buttons.
   let actionsBusy = false;
+  let lastActions = "";
   function decisions(a) {
     const out = [];
     for (const op of Object.keys(a.decisions || {}).sort()) {
@@ -139,8 +140,12 @@
     try {
       const r = await fetch("v1/actions");
       if (!r.ok) { $("actions-card").hidden = true; return; }
-      const v = await r.json();
+      const text = await r.text();
       $("actions-card").hidden = false;
+      // Redraw only on a change: the buttons stay put under the pointer.
+      if (text === lastActions) return;
+      lastActions = text;
+      const v = JSON.parse(text);
       const acts = v.actions || [];
       $("actcount").textContent = "(" + acts.length + ", " + acts.filter((a) => a.pending).length + " pending)";
       fill($("actions").tBodies[0], acts.map((a) => {
