@@ -94,6 +94,9 @@ func (b *Bucket) Holder(ctx context.Context, key string) (Record, error) {
 		return Record{}, fmt.Errorf("lease %s: unreadable record: %w", key, err)
 	}
 	r.Revision, r.Renewed = e.Revision(), e.Created()
+	if r.Term == 0 {
+		r.Term = r.Revision // not renewed yet: this is the taking write
+	}
 	return r, nil
 }
 
@@ -207,6 +210,14 @@ func (b *Bucket) take(ctx context.Context, key, holder string) *Term {
 	v, _ := json.Marshal(Record{Holder: holder, Since: sent.UTC()})
 	rev, err := b.kv.Create(rctx, key, v)
 	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			// A take of ours whose answer was lost may have landed: a
+			// record in our name that nobody renews. Nobody works under
+			// it; delete it so the key is free now, not at the TTL.
+			if r, gerr := b.Holder(rctx, key); gerr == nil && r.Holder == holder && r.Term == r.Revision {
+				_ = b.kv.Delete(rctx, key, jetstream.LastRevision(r.Revision))
+			}
+		}
 		return nil
 	}
 	t := &Term{Key: key, Holder: holder, Term: rev, Since: sent}
@@ -237,6 +248,10 @@ func (b *Bucket) serve(ctx context.Context, t *Term, work func(context.Context, 
 	every := b.ttl / 3
 	next := time.NewTimer(every)
 	defer next.Stop()
+	// firstTry is when the first renewal since the last one known to have
+	// landed was sent: a renewal whose answer was lost may have landed,
+	// and the record then counts from no earlier than that.
+	var firstTry time.Time
 	for {
 		deadline := time.NewTimer(time.Until(t.Until()))
 		select {
@@ -253,22 +268,38 @@ func (b *Bucket) serve(ctx context.Context, t *Term, work func(context.Context, 
 		}
 		deadline.Stop()
 		sent := time.Now()
-		rctx, rcancel := context.WithTimeout(ctx, max(time.Until(t.Until()), time.Millisecond))
+		if firstTry.IsZero() {
+			firstTry = sent
+		}
+		// One try waits at most a third of the TTL, so a lost answer
+		// leaves time for another.
+		rctx, rcancel := context.WithTimeout(ctx, max(min(time.Until(t.Until()), every), time.Millisecond))
 		rev, err := b.kv.Update(rctx, t.Key, record, t.revision())
 		rcancel()
 		switch {
 		case err == nil:
 			t.renewed(rev, sent, b.life())
+			firstTry = time.Time{}
 			next.Reset(every)
-		case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyNotFound):
-			// Someone else wrote the key, or it expired: the revision we
-			// hold is no more.
+		case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+			// Someone wrote the key since our last known write — or we
+			// did, with a renewal whose answer was lost. Only we write
+			// our term.
+			if r, gerr := b.Holder(ctx, t.Key); gerr == nil && r.Holder == t.Holder && r.Term == t.Term && r.Revision > t.revision() {
+				t.renewed(r.Revision, firstTry, b.life())
+				firstTry = time.Time{}
+				next.Reset(0)
+				continue
+			}
+			t.lose()
+			return "taken"
+		case errors.Is(err, jetstream.ErrKeyNotFound):
 			t.lose()
 			return "taken"
 		default:
-			// No answer (a server lost, a leader being elected): try
-			// again soon, until the deadline.
-			next.Reset(min(every, b.ttl/12))
+			// No answer (a server lost, a leader being elected, a slow
+			// cluster): try again soon, until the deadline.
+			next.Reset(b.ttl / 12)
 		}
 	}
 }
