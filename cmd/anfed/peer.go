@@ -517,7 +517,7 @@ func runPeerList(args []string, stdout, stderr io.Writer) int {
 		case p.Accept != nil:
 			link, where = "accept", p.Accept.User
 		case p.Dial != nil:
-			link, where = "dial", p.Dial.URL+" as "+p.Dial.User
+			link, where = "dial", strings.Join(p.Dial.Addresses(), ",")+" as "+p.Dial.User
 		}
 		key := "(not pinned)"
 		if k := p.SigningKey; len(k) > 12 {

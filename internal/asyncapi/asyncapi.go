@@ -177,8 +177,9 @@ func linkServer(cfg *config.Config, p *config.Peer) (server, security obj) {
 		server["description"] = fmt.Sprintf("%s's leaf-node listener; %s dials it (NATS leaf-node protocol) and is bound to the account PEER_%s", self, p.ID, p.ID)
 		security = obj{"type": "userPassword", "description": fmt.Sprintf("the user %q and password %s issued to %s (peers[].accept)", p.Accept.User, self, p.ID)}
 	case p.Dial != nil:
-		u, err := url.Parse(p.Dial.URL)
-		host := p.Dial.URL
+		first := p.Dial.Addresses()[0] // the first of dial.urls: one server object
+		u, err := url.Parse(first)
+		host := first
 		if err == nil {
 			host = u.Host
 		}

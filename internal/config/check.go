@@ -489,7 +489,16 @@ func (c *checker) peers(cfg *Config) {
 			c.certName(base, i, &p, cfg, certNames, localUsers)
 		}
 		if d := p.Dial; d != nil {
-			c.dialURL(base+".dial.url", d.URL)
+			if len(d.URLs) > 0 {
+				if d.URL != "" {
+					c.add(base+".dial.urls", "keep url for one address, or list them all under urls", "both url and urls are set")
+				}
+				for j, u := range d.URLs {
+					c.dialURL(fmt.Sprintf("%s.dial.urls[%d]", base, j), u)
+				}
+			} else {
+				c.dialURL(base+".dial.url", d.URL)
+			}
 			peer := p.ID
 			if peer == "" {
 				peer = "the peer"

@@ -343,6 +343,37 @@ peers:
 		line: 4, path: "peers[0].id", msg: "required", hint: "^[a-z][a-z0-9-]{0,31}$",
 	},
 	{
+		name: "dial url and urls both",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial:
+      url: "nats-leaf://b.example:7422"
+      urls: ["nats-leaf://b1.example:7422", "nats-leaf://b2.example:7422"]
+      user: u
+      password: p
+    signing_key: $B
+`),
+		line: 7, path: "peers[0].dial.urls", msg: "both url and urls are set", hint: "keep url for one address",
+	},
+	{
+		name: "dial urls entry without port",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial:
+      urls: ["nats-leaf://b1.example:7422", "nats-leaf://b2.example"]
+      user: u
+      password: p
+    signing_key: $B
+`),
+		line: 6, path: "peers[0].dial.urls[1]", msg: "needs host:port", hint: "",
+	},
+	{
 		name: "min severity out of range",
 		yaml: y(`
 operator: {id: op-a, signing_key_file: a.nk}

@@ -339,12 +339,24 @@ func (p *Peer) CertName() string {
 // issued to us.
 type Dial struct {
 	// URL is nats-leaf://host:port (or tls://host:port).
-	URL      string `yaml:"url"`
-	User     string `yaml:"user"`
-	Password string `yaml:"password"`
+	URL string `yaml:"url"`
+	// URLs, in place of URL: several addresses of the peer's leaf
+	// listeners (each server of its cluster); the link is made to one of
+	// them, and to another when that one is lost.
+	URLs     []string `yaml:"urls"`
+	User     string   `yaml:"user"`
+	Password string   `yaml:"password"`
 	// TLS for the link: CA verifies the peer's listener; Cert and Key are
 	// our client certificate for mutual TLS.
 	TLS *TLS `yaml:"tls"`
+}
+
+// Addresses is what the link dials: URLs, or URL.
+func (d *Dial) Addresses() []string {
+	if len(d.URLs) > 0 {
+		return d.URLs
+	}
+	return []string{d.URL}
 }
 
 // ExportPolicy decides which of our signals the peer receives.

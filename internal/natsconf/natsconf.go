@@ -269,7 +269,15 @@ func render(cfg *config.Config, sec Secrets, now time.Time, external bool) strin
 			w.open("remotes: [")
 			for _, p := range dials {
 				w.open("")
-				w.kv("url", q(RemoteURL(p.Dial)))
+				if len(p.Dial.URLs) > 0 {
+					var us []string
+					for _, u := range RemoteURLs(p.Dial) {
+						us = append(us, q(u))
+					}
+					w.kv("urls", "["+strings.Join(us, ", ")+"]")
+				} else {
+					w.kv("url", q(RemoteURL(p.Dial)))
+				}
 				w.kv("account", q(PeerAccount(p.ID)))
 				// Dial only the address the policy names: the peer's
 				// servers may advertise addresses of its own network,
@@ -326,11 +334,23 @@ func localDeny(cfg *config.Config) []string {
 	return deny
 }
 
+// RemoteURLs are the dial URLs (dial.urls, or dial.url) with the
+// credentials the peer issued to us.
+func RemoteURLs(d *config.Dial) []string {
+	var out []string
+	for _, a := range d.Addresses() {
+		out = append(out, remoteURL(d, a))
+	}
+	return out
+}
+
 // RemoteURL is the dial URL with the credentials the peer issued to us.
-func RemoteURL(d *config.Dial) string {
-	u, err := url.Parse(d.URL)
+func RemoteURL(d *config.Dial) string { return remoteURL(d, d.URL) }
+
+func remoteURL(d *config.Dial, raw string) string {
+	u, err := url.Parse(raw)
 	if err != nil {
-		return d.URL // config validation rejects this earlier
+		return raw // config validation rejects this earlier
 	}
 	if d.User != "" {
 		u.User = url.UserPassword(d.User, d.Password)

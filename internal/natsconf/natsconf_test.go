@@ -1,6 +1,7 @@
 package natsconf_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -468,5 +469,26 @@ func TestFiltersDoNotWidenPermissions(t *testing.T) {
 		wpub, wsub := natsconf.LeafPermissions("op-a", wide)
 		assert.Equal(t, pub, wpub)
 		assert.Equal(t, sub, wsub)
+	}
+}
+
+// A peer dialled at several addresses (dial.urls): one remote with every
+// URL, each with the credentials the peer issued to us.
+func TestDialURLs(t *testing.T) {
+	c := baseConfig(t)
+	c.Peers = []config.Peer{{
+		ID:   "op-e",
+		Dial: &config.Dial{URLs: []string{"nats-leaf://e1.example:7422", "nats-leaf://e2.example:7422", "nats-leaf://e3.example:7422"}, User: "op-a", Password: "plain-pass-123"},
+	}}
+	opts, _ := parse(t, c)
+	r := findRemote(opts, natsconf.PeerAccount("op-e"))
+	require.NotNil(t, r)
+	require.Len(t, r.URLs, 3)
+	for i, u := range r.URLs {
+		assert.Equal(t, fmt.Sprintf("e%d.example:7422", i+1), u.Host)
+		require.NotNil(t, u.User)
+		assert.Equal(t, "op-a", u.User.Username())
+		pw, _ := u.User.Password()
+		assert.Equal(t, "plain-pass-123", pw)
 	}
 }
