@@ -113,6 +113,32 @@ func (t *Table) put(ctx context.Context, key string, rev uint64, v any) (newRev 
 	return 0, false, fmt.Errorf("coordination %s: %w", key, err)
 }
 
+// swap changes the record at key with f, a compare and swap retried
+// until it holds: f gets the record as it is (rev 0: none) and returns
+// the record to write, or nil to leave it as it is. It returns the
+// revision written (0: nothing written).
+func swap[T any](ctx context.Context, t *Table, key string, f func(cur *T, rev uint64) (*T, error)) (uint64, error) {
+	for {
+		var cur T
+		rev, err := t.get(ctx, key, &cur)
+		if err != nil {
+			return 0, err
+		}
+		next, err := f(&cur, rev)
+		if err != nil || next == nil {
+			return 0, err
+		}
+		newRev, ok, err := t.put(ctx, key, rev, next)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			return newRev, nil
+		}
+		// another writer got there first: look again
+	}
+}
+
 // Grant is a request for a lease on resources.
 type Grant struct {
 	ActionID, Holder, Kind string
@@ -164,19 +190,16 @@ func (t *Table) Grant(ctx context.Context, g Grant, now time.Time) ([]LeaseRecor
 	}
 	for _, r := range resources {
 		key := leaseKey(r)
-		for {
-			var cur LeaseRecord
-			rev, err := t.get(ctx, key, &cur)
-			if err != nil {
-				undo()
-				return nil, nil, err
-			}
-			var prev *LeaseRecord
+		var refusal *Refusal
+		var rec LeaseRecord
+		var prev *LeaseRecord
+		rev, err := swap(ctx, t, key, func(cur *LeaseRecord, rev uint64) (*LeaseRecord, error) {
+			prev = nil
 			if rev != 0 {
-				prev = &cur
+				prev = cur
 				if cur.Held(now) && cur.ActionID != g.ActionID {
-					undo()
-					return nil, &Refusal{Resource: r, Conflict: &Conflict{Holder: cur.Holder, ActionID: cur.ActionID, Until: cur.Until}}, nil
+					refusal = &Refusal{Resource: r, Conflict: &Conflict{Holder: cur.Holder, ActionID: cur.ActionID, Until: cur.Until}}
+					return nil, nil
 				}
 				if g.Reverses != "" && cur.ActionID == g.Reverses {
 					since := cur.Granted
@@ -186,28 +209,24 @@ func (t *Table) Grant(ctx context.Context, g Grant, now time.Time) ([]LeaseRecor
 						since = cur.Until
 					}
 					if until := since.Add(g.HoldDown); now.Before(until) {
-						undo()
-						return nil, &Refusal{Resource: r, Dampened: true, Since: since, Until: until}, nil
+						refusal = &Refusal{Resource: r, Dampened: true, Since: since, Until: until}
+						return nil, nil
 					}
 				}
 			}
-			rec := LeaseRecord{Grantor: t.self, Resource: r, Holder: g.Holder, ActionID: g.ActionID, Kind: g.Kind, Granted: now, Until: g.Until}
+			rec = LeaseRecord{Grantor: t.self, Resource: r, Holder: g.Holder, ActionID: g.ActionID, Kind: g.Kind, Granted: now, Until: g.Until}
 			if prev != nil && prev.ActionID == g.ActionID && prev.Held(now) {
 				rec.Granted = prev.Granted // a renewal keeps when it began
 			}
-			newRev, ok, err := t.put(ctx, key, rev, rec)
-			if err != nil {
-				undo()
-				return nil, nil, err
-			}
-			if !ok {
-				continue // another decision wrote it first: look again
-			}
-			rec.Revision = newRev
-			done = append(done, taken{key: key, rev: newRev, prev: prev})
-			out = append(out, rec)
-			break
+			return &rec, nil
+		})
+		if err != nil || refusal != nil {
+			undo()
+			return nil, refusal, err
 		}
+		rec.Revision = rev
+		done = append(done, taken{key: key, rev: rev, prev: prev})
+		out = append(out, rec)
 	}
 	return out, nil, nil
 }
@@ -218,29 +237,24 @@ func (t *Table) Grant(ctx context.Context, g Grant, now time.Time) ([]LeaseRecor
 func (t *Table) End(ctx context.Context, actionID string, resources []string, why Phase, now time.Time) ([]LeaseRecord, error) {
 	var out []LeaseRecord
 	for _, r := range resources {
-		key := leaseKey(r)
-		for {
-			var cur LeaseRecord
-			rev, err := t.get(ctx, key, &cur)
-			if err != nil {
-				return out, err
-			}
+		var ended LeaseRecord
+		rev, err := swap(ctx, t, leaseKey(r), func(cur *LeaseRecord, rev uint64) (*LeaseRecord, error) {
 			if rev == 0 || cur.ActionID != actionID || !cur.Ended.IsZero() {
-				break
+				return nil, nil // not this action's, or ended already
 			}
 			cur.Ended, cur.EndReason = now, why
 			if why == Expired {
 				cur.Ended = cur.Until
 			}
-			newRev, ok, err := t.put(ctx, key, rev, cur)
-			if err != nil {
-				return out, err
-			}
-			if ok {
-				cur.Revision = newRev
-				out = append(out, cur)
-				break
-			}
+			ended = *cur
+			return cur, nil
+		})
+		if err != nil {
+			return out, err
+		}
+		if rev != 0 {
+			ended.Revision = rev
+			out = append(out, ended)
 		}
 	}
 	return out, nil
@@ -274,21 +288,13 @@ func (t *Table) Leases(ctx context.Context) (ours, views []LeaseRecord, err erro
 // so decisions applied in any order leave every node with the grantor's
 // latest word.
 func (t *Table) View(ctx context.Context, l LeaseRecord) (bool, error) {
-	key := viewKey(l.Grantor, l.Resource)
-	for {
-		var cur LeaseRecord
-		rev, err := t.get(ctx, key, &cur)
-		if err != nil {
-			return false, err
-		}
+	rev, err := swap(ctx, t, viewKey(l.Grantor, l.Resource), func(cur *LeaseRecord, rev uint64) (*LeaseRecord, error) {
 		if rev != 0 && cur.Revision >= l.Revision {
-			return false, nil
+			return nil, nil // we hold the grantor's later word
 		}
-		_, ok, err := t.put(ctx, key, rev, l)
-		if err != nil || ok {
-			return ok, err
-		}
-	}
+		return &l, nil
+	})
+	return rev != 0, err
 }
 
 // Record is what a node knows of one action.
@@ -329,24 +335,16 @@ func (t *Table) Action(ctx context.Context, id string) (Record, bool, error) {
 // UpdateAction changes action id's record with f, a compare and swap
 // retried until it holds. f returns false to leave the record as it is.
 func (t *Table) UpdateAction(ctx context.Context, id string, f func(r *Record) bool) (Record, error) {
-	key := actionKey(id)
-	for {
-		var r Record
-		rev, err := t.get(ctx, key, &r)
-		if err != nil {
-			return r, err
+	var out Record
+	_, err := swap(ctx, t, actionKey(id), func(r *Record, _ uint64) (*Record, error) {
+		if !f(r) {
+			out = *r
+			return nil, nil
 		}
-		if !f(&r) {
-			return r, nil
-		}
-		_, ok, err := t.put(ctx, key, rev, r)
-		if err != nil {
-			return r, err
-		}
-		if ok {
-			return r, nil
-		}
-	}
+		out = *r
+		return r, nil
+	})
+	return out, err
 }
 
 // Actions lists every action the table holds.

@@ -22,26 +22,10 @@ import (
 // declines it with a POST; op-b hears the decline with its reason.
 func TestActionsAPI(t *testing.T) {
 	tok := writeToken(t, "tok-actions-0123456789")
-	withAction := func(c *config.Config) {
-		c.Peers[0].Import.Classes = append(c.Peers[0].Import.Classes, "action")
-	}
-	a, b, _ := pairEdits(t, tok, func(c *config.Config) {
-		withAction(c)
-		c.Coordination = &config.Coordination{RequireHuman: []config.CoordinationRule{{Kinds: []string{"drain"}}}}
-	}, func(c *config.Config) {
-		withAction(c)
-		c.Coordination = &config.Coordination{}
-	})
+	a, b := drainPair(t, tok)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	done := make(chan *coordination.Action, 1)
-	go func() {
-		act, err := coordination.NewClient(b.nc, "op-b", "closed-loop").Propose(ctx, coordination.Proposal{ActionID: "b-drain-http", Kind: "drain",
-			Resources: []coordination.Resource{{ID: "ic-paris-1", Type: "interconnect"}}, Services: []string{"vpn-acme"}, Affected: []string{"op-a"},
-			Causes: []coordination.Cause{{Source: "anfed://op-a/assurance", ID: "c-1", Class: "congestion"}}, ExpectedEffect: "drain ic-paris-1", Duration: 10 * time.Minute})
-		assert.NoError(t, err)
-		done <- act
-	}()
+	done := proposeDrain(t, ctx, b, "b-drain-http")
 	natstest.WaitFor(t, 10*time.Second, func() error {
 		code, body := get(t, a.url+"/v1/actions")
 		if code != http.StatusOK || !strings.Contains(body, `"pending": true`) {
@@ -90,4 +74,33 @@ func TestActionsAPI(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// drainPair is pair with actions crossing both ways: op-a (with the
+// ingest token in tokenA) leaves drains to a person, op-b proposes.
+func drainPair(t *testing.T, tokenA string) (a, b *served) {
+	t.Helper()
+	withAction := func(c *config.Config) { c.Peers[0].Import.Classes = append(c.Peers[0].Import.Classes, "action") }
+	a, b, _ = pairEdits(t, tokenA, func(c *config.Config) {
+		withAction(c)
+		c.Coordination = &config.Coordination{RequireHuman: []config.CoordinationRule{{Kinds: []string{"drain"}}}}
+	}, func(c *config.Config) {
+		withAction(c)
+		c.Coordination = &config.Coordination{}
+	})
+	return a, b
+}
+
+// proposeDrain has op-b propose drain id of ic-paris-1 to op-a and
+// returns where the action arrives once op-a decided.
+func proposeDrain(t *testing.T, ctx context.Context, b *served, id string) <-chan *coordination.Action {
+	done := make(chan *coordination.Action, 1)
+	go func() {
+		act, err := coordination.NewClient(b.nc, "op-b", "closed-loop").Propose(ctx, coordination.Proposal{ActionID: id, Kind: "drain",
+			Resources: []coordination.Resource{{ID: "ic-paris-1", Type: "interconnect"}}, Services: []string{"vpn-acme"}, Affected: []string{"op-a"},
+			Causes: []coordination.Cause{{Source: "anfed://op-a/assurance", ID: "c-1", Class: "congestion"}}, ExpectedEffect: "drain ic-paris-1", Duration: 10 * time.Minute})
+		assert.NoError(t, err)
+		done <- act
+	}()
+	return done
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/config"
-	"github.com/anfed/anfed/internal/coordination"
 	"github.com/anfed/anfed/internal/natstest"
 )
 
@@ -175,25 +174,11 @@ func openPage(t *testing.T, exe, url string) (context.Context, func(sel string, 
 func TestDashboardDecidesPendingProposal(t *testing.T) {
 	exe := chromium(t)
 	tok := writeToken(t, "tok-dashboard-0123456789")
-	withAction := func(c *config.Config) { c.Peers[0].Import.Classes = append(c.Peers[0].Import.Classes, "action") }
-	a, b, _ := pairEdits(t, tok, func(c *config.Config) {
-		withAction(c)
-		c.Coordination = &config.Coordination{RequireHuman: []config.CoordinationRule{{Kinds: []string{"drain"}}}}
-	}, func(c *config.Config) {
-		withAction(c)
-		c.Coordination = &config.Coordination{}
-	})
+	a, b := drainPair(t, tok)
 	ctx, see := openPage(t, exe, a.url+"/")
 	pctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	done := make(chan *coordination.Action, 1)
-	go func() {
-		act, err := coordination.NewClient(b.nc, "op-b", "closed-loop").Propose(pctx, coordination.Proposal{ActionID: "b-drain-web", Kind: "drain",
-			Resources: []coordination.Resource{{ID: "ic-paris-1", Type: "interconnect"}}, Services: []string{"vpn-acme"}, Affected: []string{"op-a"},
-			Causes: []coordination.Cause{{Source: "anfed://op-a/assurance", ID: "c-1"}}, ExpectedEffect: "drain ic-paris-1", Duration: 10 * time.Minute})
-		assert.NoError(t, err)
-		done <- act
-	}()
+	done := proposeDrain(t, pctx, b, "b-drain-web")
 	see("#actions tbody", "b-drain-web", "op-b", "drain", "ic-paris-1", "waiting for us (coordination.require_human[0])")
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.CSS("#acttoken"), "tok-dashboard-0123456789"),
