@@ -237,3 +237,42 @@ func adminArgs(af adminFlags) []string {
 	}
 	return out
 }
+
+const drainUsage = `Usage:
+  anfed drain --config FILE --for 10m [--url URL] [--token-file FILE]
+
+Tells the running node's peers that it restarts and is back within the
+given time (a graceful-shutdown notice over each session, POST /v1/drain):
+they keep its conditions, marked planned-down, until then, instead of
+letting them go stale after their grace time. Restart the node within it.
+SIGTERM to anfed serve sends the same notice (--restart-within).
+`
+
+func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("drain", stderr)
+	setUsage(fs, drainUsage)
+	af := addAdminFlags(fs)
+	within := fs.Duration("for", 0, "how long until the node is back, e.g. 10m (at most "+node.MaxPlannedRestart.String()+")")
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	if *within <= 0 {
+		fmt.Fprintln(stderr, "anfed drain: --for DURATION is required: how long until the node is back, e.g. --for 10m")
+		return exitUsage
+	}
+	code, b, err := af.post(ctx, "/v1/drain", map[string]string{"for": within.String()})
+	if err != nil {
+		fmt.Fprintln(stderr, "anfed drain:", err)
+		return exitFail
+	}
+	var ans struct {
+		Told  int       `json:"told"`
+		Until time.Time `json:"until"`
+	}
+	if code != http.StatusOK || json.Unmarshal(b, &ans) != nil {
+		fmt.Fprintln(stderr, "anfed drain:", answerError(code, b))
+		return exitFail
+	}
+	fmt.Fprintf(stdout, "%d peers told: planned restart, back by %s; restart the node now\n", ans.Told, ans.Until.Format(time.RFC3339))
+	return exitOK
+}

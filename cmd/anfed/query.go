@@ -14,6 +14,7 @@ import (
 
 	"github.com/anfed/anfed/internal/boundedfile"
 	"github.com/anfed/anfed/internal/conditions"
+	"github.com/anfed/anfed/internal/metrics"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/peering"
 	"github.com/anfed/anfed/internal/subject"
@@ -215,12 +216,18 @@ func runPeers(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if p.Disabled != "" {
 			state = "admin-down"
 		}
+		if s := p.Session; s != nil && s.PlannedDown(time.Now()) {
+			state = metrics.PlannedDown
+		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", p.ID, p.Name, p.Direction, link, state, since, flaps, p.Backlog, p.Conditions)
 	}
 	w.Flush()
 	for _, p := range ps {
 		if p.Disabled != "" {
 			fmt.Fprintf(stdout, "%s: disabled here (peers[].disabled): %s\n", p.ID, p.Disabled)
+		}
+		if s := p.Session; s != nil && s.PlannedDown(time.Now()) {
+			fmt.Fprintf(stdout, "%s: planned restart, due back by %s (%s): its conditions are kept until then\n", p.ID, stamp(s.PlannedUntil), s.PlannedText)
 		}
 		if s := p.Session; s != nil {
 			if s.LastDown != "" {

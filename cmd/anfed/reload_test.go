@@ -41,7 +41,7 @@ func TestReloadEntryPoints(t *testing.T) {
 	write := func(body string) { require.NoError(t, os.WriteFile(p, []byte(body), 0o600)) }
 	write(policy("loop"))
 	var stdout, stderr nodetest.Output
-	nodetest.Run(t, 20*time.Second, func(ctx context.Context) error {
+	stop := nodetest.Run(t, 20*time.Second, func(ctx context.Context) error {
 		if code := run(ctx, []string{"serve", "--config", p}, &stdout, &stderr); code != exitOK {
 			return fmt.Errorf("serve exited %d", code)
 		}
@@ -114,6 +114,21 @@ func TestReloadEntryPoints(t *testing.T) {
 	m := nodetest.Scrape(t, "http://"+httpAddr)
 	assert.Equal(t, 3.0, m[`anfed_reloads_total{result="ok"}`])
 	assert.Equal(t, 1.0, m[`anfed_reloads_total{result="failed"}`])
+
+	// anfed drain: the notice (no peers here to tell:
+	// node/TestPlannedRestartKeepsConditions has them).
+	code, out, errOut = runCmd("drain", "--config", p, "--for", "10m")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, "0 peers told: planned restart, back by")
+	code, _, errOut = runCmd("drain", "--config", p)
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, "--for DURATION is required")
+	code, _, errOut = runCmd("drain", "--config", p, "--for", "2h")
+	assert.Equal(t, exitFail, code)
+	assert.Contains(t, errOut, "want a duration from 1s to 1h0m0s")
+	// SIGTERM (the context's end) announces the planned restart.
+	stop()
+	assert.Contains(t, stderr.String(), "planned restart announced to the peers")
 }
 
 // TestPeerDisableEnableCommand: anfed peer disable sets

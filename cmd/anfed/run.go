@@ -32,6 +32,7 @@ Usage:
   anfed init --id OP [--dir DIR]       a new operator: policy, signing key, CA, leaf certificate, ingest token
   anfed serve --config FILE            run a node from its policy file (SIGHUP: reload it)
   anfed reload --config FILE           check the policy file, then apply it to the running node
+  anfed drain --config FILE --for 10m  tell the peers the node restarts and is back within 10m
   anfed validate FILE...               check policy files (.yaml) and signal files (.json); same as policy check
   anfed policy check|explain|asyncapi  every problem with its line; who receives a signal and why; a peer's AsyncAPI document
   anfed natsconf --config FILE [-o|--out FILE]   the NATS configuration an existing cluster needs (nats.external)
@@ -73,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runServe(ctx, rest, stdout, stderr)
 	case "reload":
 		return runReload(ctx, rest, stdout, stderr)
+	case "drain":
+		return runDrain(ctx, rest, stdout, stderr)
 	case "validate":
 		return runPolicyCheck("validate", rest, stdout, stderr)
 	case "policy":
@@ -219,6 +222,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs := newFlagSet("serve", stderr)
 	file := fs.String("config", "", "the node's policy file (YAML)")
 	stopTimeout := fs.Duration("stop-timeout", node.DefaultStopTimeout, "on SIGTERM, drain for at most this long, then give the rest up and exit 1")
+	restartWithin := fs.Duration("restart-within", node.DefaultRestartWithin, "on SIGTERM, tell the peers the node is back within this long (a planned restart): they keep its conditions until then; 0: tell them nothing (a stop for good)")
 	lf := addLogFlags(fs, "info")
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
@@ -301,6 +305,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	for code == exitOK {
 		select {
 		case <-ctx.Done():
+			// A stop we were asked for: the peers are told when we are
+			// back (unless drained already for longer).
+			n.Drain(context.Background(), *restartWithin)
 			return stopServe(n, hs, br, in, *stopTimeout, log, code)
 		case <-hup:
 			log.Info().Str("file", *file).Msg("SIGHUP: reloading the policy")

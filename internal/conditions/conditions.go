@@ -74,6 +74,11 @@ type Condition struct {
 	SuppressedAt time.Time    `json:"suppressed_at,omitzero"`
 	ReuseAt      time.Time    `json:"reuse_at,omitzero"`
 	Held         signal.State `json:"held,omitempty"`
+
+	// PlannedUntil, filled by the node's view: the peer that told us the
+	// condition left with a graceful-shutdown notice; the condition is
+	// kept until then, when the peer is expected back.
+	PlannedUntil time.Time `json:"planned_until,omitzero"`
 }
 
 // ChangeKind says how the table changed.

@@ -2,8 +2,11 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"time"
+
+	"github.com/anfed/anfed/internal/node"
 )
 
 // adminTimeout bounds an administrative request's work; the client going
@@ -42,4 +45,28 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// drain announces a planned restart to the node's peers (POST /v1/drain,
+// body {"for": "10m"}): they keep its conditions until then.
+func (s *Server) drain(w http.ResponseWriter, r *http.Request) {
+	if !s.admin(w, r) {
+		return
+	}
+	var req struct {
+		For string `json:"for"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10)).Decode(&req); err != nil {
+		problem(w, http.StatusBadRequest, `want a JSON body {"for": "10m"}: how long until the node is back: %v`, err)
+		return
+	}
+	d, err := time.ParseDuration(req.For)
+	if err != nil || d <= 0 || d > node.MaxPlannedRestart {
+		problem(w, http.StatusBadRequest, "for %q: want a duration from 1s to %s, e.g. \"10m\"", req.For, node.MaxPlannedRestart)
+		return
+	}
+	ctx, cancel := adminContext(r)
+	defer cancel()
+	told := s.n.Drain(ctx, d)
+	writeJSON(w, http.StatusOK, map[string]any{"told": told, "within": d.String(), "until": time.Now().Add(d).UTC()})
 }

@@ -224,6 +224,10 @@ func (o *observer) Rejected(r observe.Rejection) {
 	m.mu.Unlock()
 }
 
+// PlannedDown is the session state the metrics and the peers view show
+// for a peer away on a planned restart it announced, until it is due back.
+const PlannedDown = "planned-down"
+
 // collector reads the node's state at scrape time.
 type collector struct{ n *node.Node }
 
@@ -247,7 +251,9 @@ var (
 	descLimits = prometheus.NewDesc(Namespace+"_peer_limit_refusals_total",
 		"What the embedded NATS server refused the peer's leaf connections from its limits (peers[].limits), as logged: max-connections, max-subscriptions (logged at most every 2 s), max-payload. Peer \"\": not attributable.", []string{"peer", "reason"}, nil)
 	descSession = prometheus.NewDesc(Namespace+"_peer_session_state",
-		"1 for the state the link's session is in (idle, open-sent, established), 0 for the others.", []string{"peer", "state"}, nil)
+		"1 for the state the link's session is in (idle, open-sent, established, planned-down: the peer announced a planned restart and is not due back yet), 0 for the others.", []string{"peer", "state"}, nil)
+	descDowns = prometheus.NewDesc(Namespace+"_peer_session_downs_total",
+		"Times the link's established session went down, by cause: planned (a graceful-shutdown notice, ours or the peer's), administrative (disabled or removed), failed (link cut, hold timer, mismatch, an unannounced restart).", []string{"peer", "cause"}, nil)
 	descFlaps = prometheus.NewDesc(Namespace+"_peer_session_flaps_total",
 		"Times the link's established session went down (link cut, hold timer, NOTIFICATION, peer restart).", []string{"peer"}, nil)
 	descRefreshes = prometheus.NewDesc(Namespace+"_peer_refreshes_total",
@@ -265,7 +271,7 @@ var (
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLinkUp, descBacklog, descActive, descStale, descDropped, descSuppressed, descDampened, descAdvisories, descLimits, descSession, descFlaps, descRefreshes, descSwept, descSlow, descReloads, descReady, descInfo} {
+	for _, d := range []*prometheus.Desc{descLinkUp, descBacklog, descActive, descStale, descDropped, descSuppressed, descDampened, descAdvisories, descLimits, descSession, descDowns, descFlaps, descRefreshes, descSwept, descSlow, descReloads, descReady, descInfo} {
 		ch <- d
 	}
 }
@@ -325,12 +331,19 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descDampened, prometheus.CounterValue, float64(ps.Dampened), ps.ID)
 		ch <- prometheus.MustNewConstMetric(descAdvisories, prometheus.CounterValue, float64(ps.Advisories), ps.ID)
 		if s := ps.Session; s != nil {
-			for _, st := range []session.State{session.Idle, session.OpenSent, session.Established} {
+			state := string(s.State)
+			if s.PlannedDown(time.Now()) {
+				state = PlannedDown
+			}
+			for _, st := range []string{string(session.Idle), string(session.OpenSent), string(session.Established), PlannedDown} {
 				v := 0.0
-				if s.State == st {
+				if state == st {
 					v = 1
 				}
-				ch <- prometheus.MustNewConstMetric(descSession, prometheus.GaugeValue, v, ps.ID, string(st))
+				ch <- prometheus.MustNewConstMetric(descSession, prometheus.GaugeValue, v, ps.ID, st)
+			}
+			for _, cause := range []string{node.CausePlanned, node.CauseAdministrative, node.CauseFailed} {
+				ch <- prometheus.MustNewConstMetric(descDowns, prometheus.CounterValue, float64(s.Downs[cause]), ps.ID, cause)
 			}
 			ch <- prometheus.MustNewConstMetric(descFlaps, prometheus.CounterValue, float64(s.Flaps), ps.ID)
 			ch <- prometheus.MustNewConstMetric(descRefreshes, prometheus.CounterValue, float64(s.RefreshesSent), ps.ID, "sent")

@@ -18,6 +18,7 @@ import (
 	"github.com/anfed/anfed/internal/natsconf"
 	"github.com/anfed/anfed/internal/observe"
 	"github.com/anfed/anfed/internal/reject"
+	"github.com/anfed/anfed/internal/session"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/store"
 	"github.com/anfed/anfed/internal/subject"
@@ -47,6 +48,13 @@ func (n *Node) Conditions(f conditions.Filter) []conditions.Condition {
 	}
 	if added {
 		slices.SortFunc(cs, func(a, b conditions.Condition) int { return conditions.CompareKeys(a.Key, b.Key) })
+	}
+	if planned := n.plannedPeers(now); len(planned) > 0 {
+		for i := range cs {
+			if until, ok := planned[cs[i].Peer]; ok {
+				cs[i].PlannedUntil = until.UTC()
+			}
+		}
 	}
 	return cs
 }
@@ -145,7 +153,14 @@ func (n *Node) watchLinks(ctx context.Context) {
 				switch {
 				case up[p.ID] && !is:
 					grace, wd := p.Import.Timers()
-					n.log.Warn().Str("peer", p.ID).Stringer("grace", grace).Msg("link down")
+					if until := n.plannedPeers(now)[p.ID]; until.Sub(now) > grace {
+						// The peer announced a planned restart: its
+						// conditions are kept until it is due back.
+						grace = until.Sub(now)
+						n.log.Info().Str("peer", p.ID).Time("planned_until", until).Msg("link down: a planned restart, the peer's conditions are kept until it is due back")
+					} else {
+						n.log.Warn().Str("peer", p.ID).Stringer("grace", grace).Msg("link down")
+					}
 					n.table.LinkDown(p.ID, now, grace, wd)
 				case !up[p.ID] && is:
 					n.log.Info().Str("peer", p.ID).Msg("link up: the session opens, the peer's refresh re-states its conditions")
@@ -186,6 +201,30 @@ func (n *Node) enforceExpiry(now time.Time, leafs map[string][]leafConn, logged 
 			n.kick(li)
 		}
 	}
+}
+
+// plannedPeers are the peers whose session is down after their
+// graceful-shutdown notice, with when each is due back.
+func (n *Node) plannedPeers(now time.Time) map[string]time.Time {
+	n.mu.RLock()
+	links := make([]*peerLink, 0, len(n.links))
+	for _, l := range n.links {
+		links = append(links, l)
+	}
+	n.mu.RUnlock()
+	var out map[string]time.Time
+	for _, l := range links {
+		l.ps.mu.Lock()
+		until, state := l.ps.plannedUntil, l.ps.m.Status().State
+		l.ps.mu.Unlock()
+		if state != session.Established && now.Before(until) {
+			if out == nil {
+				out = map[string]time.Time{}
+			}
+			out[l.p.ID] = until
+		}
+	}
+	return out
 }
 
 // enforceDisabled holds the links of peerings administratively down

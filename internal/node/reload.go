@@ -528,12 +528,15 @@ func (n *Node) adminDown(id, reason string) {
 // NOTIFICATION carrying why, and waits until it has left.
 func (n *Node) notifyDown(l *peerLink, why string) {
 	l.ps.mu.Lock()
-	out, _ := l.ps.m.Close(time.Now(), session.ReasonAdministrative, why)
+	l.ps.cause = CauseAdministrative
+	out, ev := l.ps.m.Close(time.Now(), session.ReasonAdministrative, why)
+	st := l.ps.m.Status()
 	l.ps.mu.Unlock()
 	for _, o := range out {
 		l.ps.send(o)
 	}
 	_ = l.nc.FlushTimeout(time.Second)
+	n.sessionEvent(context.Background(), l.ps, ev, st)
 }
 
 // withdrawAll withdraws every condition peer told us, tells local

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -82,7 +83,32 @@ type peerSession struct {
 	floodLogged time.Time
 	refused     int
 	coalesced   int
+	// plannedUntil: the peer said it restarts and is back by then (a
+	// graceful-shutdown notice); its conditions are kept, marked, until
+	// then. plannedText is what it said. Cleared when the session is up.
+	plannedUntil time.Time
+	plannedText  string
+	// quietUntil: we announced a planned restart (Drain): the session
+	// neither opens nor answers OPENs until then, or until the node stops.
+	quietUntil time.Time
+	// cause is why the session is going down (planned, administrative),
+	// set before the machine's step; downs counts the downs by cause.
+	cause string
+	downs map[string]int
 }
+
+// Causes of a session's going down, as counted (SessionView.Downs,
+// anfed_peer_session_downs_total).
+const (
+	CausePlanned        = "planned"
+	CauseAdministrative = "administrative"
+	CauseFailed         = "failed"
+)
+
+// MaxPlannedRestart bounds how long a peer's graceful-shutdown notice
+// keeps its conditions: a peer cannot keep them for good by announcing a
+// restart that never comes.
+const MaxPlannedRestart = time.Hour
 
 // SessionView is a peer's session as the peers view shows it.
 type SessionView struct {
@@ -102,6 +128,21 @@ type SessionView struct {
 	// and REFRESH asks joined to a refresh already in progress.
 	Refused   int `json:"session_refused"`
 	Coalesced int `json:"session_coalesced"`
+	// PlannedUntil: the peer announced a planned restart and is expected
+	// back by then; its conditions are kept until then (planned-down).
+	PlannedUntil time.Time `json:"planned_until,omitzero"`
+	PlannedText  string    `json:"planned_text,omitempty"`
+	// Downs counts the established session's downs by cause: planned
+	// (the peer's or our graceful-shutdown notice), administrative
+	// (disabled or removed), failed (everything else: link cut, hold
+	// timer, a mismatch, a peer that restarted unannounced).
+	Downs map[string]int `json:"downs,omitempty"`
+}
+
+// PlannedDown tells a session the peer left with a graceful-shutdown
+// notice whose time has not passed.
+func (v *SessionView) PlannedDown(now time.Time) bool {
+	return v.State != session.Established && now.Before(v.PlannedUntil)
 }
 
 func version() string {
@@ -198,6 +239,20 @@ func (n *Node) sessionMsg(ctx context.Context, ps *peerSession, rcv *inbound.Rec
 		})
 		return
 	}
+	if m.Type == session.TypeOpen && ps.quiet(time.Now()) {
+		return // we announced a planned restart: no session until we are back
+	}
+	if m.Type == session.TypeNotification {
+		ps.mu.Lock()
+		switch m.Reason {
+		case session.ReasonPlanned:
+			within := min(time.Duration(m.RestartSeconds)*time.Second, MaxPlannedRestart)
+			ps.plannedUntil, ps.plannedText, ps.cause = time.Now().Add(within), m.Text, CausePlanned
+		case session.ReasonAdministrative:
+			ps.cause = CauseAdministrative
+		}
+		ps.mu.Unlock()
+	}
 	if m.Type == session.TypeRefresh && !ps.asks.Allow() {
 		n.sessionFlood(ps, fmt.Sprintf("a REFRESH ask over one per %s (burst %d)", RefreshAskEvery, refreshAskBurst))
 		return
@@ -220,6 +275,14 @@ func (n *Node) sessionMsg(ctx context.Context, ps *peerSession, rcv *inbound.Rec
 				Msg("session: the peer shut the peering down administratively; its conditions are withdrawn")
 		})
 	}
+}
+
+// quiet tells whether we announced a planned restart to the peer that
+// has not run out.
+func (ps *peerSession) quiet(now time.Time) bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return now.Before(ps.quietUntil)
 }
 
 // sessionFlood drops a session message of the peer's over the bound:
@@ -249,6 +312,10 @@ func (n *Node) sessionEvent(ctx context.Context, ps *peerSession, ev session.Eve
 	case session.Up:
 		ps.mu.Lock()
 		ps.inRefresh = false // a new session: its first begin walks the table
+		if !ps.plannedUntil.IsZero() {
+			n.log.Info().Str("peer", ps.peer).Time("planned_until", ps.plannedUntil).Msg("session: the peer is back from its planned restart")
+		}
+		ps.plannedUntil, ps.plannedText = time.Time{}, ""
 		ps.mu.Unlock()
 		neg := st.Negotiated
 		if !neg.PeerRefreshes {
@@ -277,7 +344,27 @@ func (n *Node) sessionEvent(ctx context.Context, ps *peerSession, ev session.Eve
 		n.log.Info().Str("peer", ps.peer).Msg("session: the peer asked for a refresh")
 		n.refreshOut(ctx, ps)
 	case session.Down:
-		n.log.Warn().Str("peer", ps.peer).Str("reason", st.LastDown).Int("flaps", st.Flaps).Msg("session down")
+		ps.mu.Lock()
+		cause := ps.cause
+		if cause == "" {
+			cause = CauseFailed
+		}
+		if ps.downs == nil {
+			ps.downs = map[string]int{}
+		}
+		ps.downs[cause]++
+		until := ps.plannedUntil
+		ps.mu.Unlock()
+		ev := n.log.Warn()
+		if cause == CausePlanned && !until.IsZero() {
+			ev = n.log.Info().Time("planned_until", until)
+		}
+		ev.Str("peer", ps.peer).Str("reason", st.LastDown).Str("cause", cause).Int("flaps", st.Flaps).Msg("session down")
+	}
+	if ev != session.None {
+		ps.mu.Lock()
+		ps.cause = ""
+		ps.mu.Unlock()
 	}
 	if ev == session.None && st.State == session.Idle && st.LastDown != "" && st.LastDownAt.After(time.Now().Add(-time.Second)) {
 		n.log.Warn().Str("peer", ps.peer).Str("reason", st.LastDown).Msg("session not established")
@@ -294,6 +381,9 @@ func (n *Node) tickSessions(ctx context.Context, now time.Time, up map[string]bo
 	}
 	n.mu.RUnlock()
 	for _, ps := range sessions {
+		if ps.quiet(now) && up[ps.peer] {
+			continue // we announced a planned restart
+		}
 		ps.mu.Lock()
 		var out []session.Message
 		var ev session.Event
@@ -437,7 +527,11 @@ func (n *Node) Session(peer string) *SessionView {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	v := &SessionView{Status: ps.m.Status(), RefreshesSent: ps.refreshes, RefreshError: ps.lastErr,
-		EndOfRIBs: ps.eor, EndOfRIBAt: ps.eorAt, Swept: ps.eorSwept, Refused: ps.refused, Coalesced: ps.coalesced}
+		EndOfRIBs: ps.eor, EndOfRIBAt: ps.eorAt, Swept: ps.eorSwept, Refused: ps.refused, Coalesced: ps.coalesced,
+		PlannedUntil: ps.plannedUntil, PlannedText: ps.plannedText}
+	if len(ps.downs) > 0 {
+		v.Downs = maps.Clone(ps.downs)
+	}
 	if ps.refreshes > 0 {
 		l := ps.last
 		v.LastRefresh = &l

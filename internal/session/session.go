@@ -154,6 +154,9 @@ const (
 	ReasonPeerRestarted  = "peer-restarted"
 	ReasonBadMessage     = "bad-message"
 	ReasonAdministrative = "administrative"
+	// ReasonPlanned: a graceful-shutdown notice; the NOTIFICATION's
+	// RestartSeconds says within how long the sender is back.
+	ReasonPlanned = "planned-restart"
 )
 
 // Defaults of the timers.
