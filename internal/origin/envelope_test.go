@@ -10,8 +10,8 @@ import (
 	"github.com/anfed/anfed/internal/signal"
 )
 
-// Sign writes the DSSE envelope byte for byte as encoding/json would.
-func TestSignEnvelopeIsJSONMarshal(t *testing.T) {
+// signedEnvelope is the DSSE envelope Sign writes for a small signal.
+func signedEnvelope(t testing.TB) []byte {
 	kp, err := NewSigningKey()
 	require.NoError(t, err)
 	s, err := NewSigner(kp)
@@ -21,6 +21,12 @@ func TestSignEnvelopeIsJSONMarshal(t *testing.T) {
 	require.NoError(t, s.Sign(ev))
 	raw, err := base64.StdEncoding.DecodeString(ev.DSSEMaterial)
 	require.NoError(t, err)
+	return raw
+}
+
+// Sign writes the DSSE envelope byte for byte as encoding/json would.
+func TestSignEnvelopeIsJSONMarshal(t *testing.T) {
+	raw := signedEnvelope(t)
 	var env envelope
 	require.NoError(t, json.Unmarshal(raw, &env))
 	want, err := json.Marshal(env)
@@ -51,16 +57,7 @@ func BenchmarkSignVerify(b *testing.B) {
 // what encoding/json, the reference, reads from the same bytes; whatever
 // it does not read goes to encoding/json (readEnvelope).
 func FuzzReadEnvelope(f *testing.F) {
-	kp, err := NewSigningKey()
-	require.NoError(f, err)
-	s, err := NewSigner(kp)
-	require.NoError(f, err)
-	ev := &signal.Event{ID: "1", Source: "anfed://op-a/x", Type: "net.anfed.fault.v1", Subject: "vpn/r",
-		Origin: "op-a", State: signal.Raised, Data: json.RawMessage(`{"a":1}`)}
-	require.NoError(f, s.Sign(ev))
-	raw, err := base64.StdEncoding.DecodeString(ev.DSSEMaterial)
-	require.NoError(f, err)
-	f.Add(raw)
+	f.Add(signedEnvelope(f))
 	f.Add([]byte(`{"payload":"a\u0041","payloadType":"t","signatures":[{"keyid":"k","sig":"s"}]}`))
 	f.Add([]byte(`{"payload":"a","payloadType":"t","signatures":[{"keyid":"k","sig":"s"}]} `))
 	f.Add([]byte(`{"payload":"a","payloadType":"t","signatures":[{"keyid":"k","sig":"s"},{"keyid":"k","sig":"t"}]}`))
