@@ -234,6 +234,25 @@ func (t *Table) EndRefresh(peer string) []Change {
 	return out
 }
 
+// WithdrawKey withdraws the live (active or stale) condition k (Withdraw,
+// also sent to subscribers): the node's import policy no longer passes
+// it. ok is false when the table holds no such live condition.
+func (t *Table) WithdrawKey(k Key) (c Change, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.peers[k.Peer]
+	if p == nil {
+		return Change{}, false
+	}
+	e := p.m[ckey{origin: t.intern(k.Origin), class: t.intern(k.Class), subject: k.Subject}]
+	if e == nil || !e.isLive() {
+		return Change{}, false
+	}
+	c = t.withdraw(e)
+	t.broadcast(c)
+	return c, true
+}
+
 // withdraw removes a live entry: its Change says withdrawn.
 func (t *Table) withdraw(e *entry) Change {
 	t.unlive(e)

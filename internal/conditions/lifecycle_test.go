@@ -360,3 +360,39 @@ func TestRefresh(t *testing.T) {
 	assert.Equal(t, map[string]string{"b s/1": "e1", "b s/2": "e2", "b s/3": "e3b", "c s/1": "c1"}, got,
 		"the re-stated signal to store is applied by the caller; another peer is untouched")
 }
+
+// TestWithdrawKey: one live condition is withdrawn (the import policy no
+// longer passes it); a cleared one, an unknown one and another peer's
+// are not.
+func TestWithdrawKey(t *testing.T) {
+	clk := newClock()
+	tbl := New(WithClock(clk.Now), WithTombstoneTTL(time.Minute))
+	runSteps(t, tbl, clk, []step{
+		{ev: sig("b", "s/1", "e1", signal.Raised), seq: 1, wantKind: Upsert},
+		{ev: sig("b", "s/2", "e2", signal.Raised), seq: 2, wantKind: Upsert},
+		{ev: sig("b", "s/2", "e2c", signal.Cleared), seq: 3, wantKind: Clear},
+		{peer: "c", ev: sig("c", "s/1", "c1", signal.Raised), seq: 4, wantKind: Upsert},
+	})
+	for _, tc := range []struct {
+		name string
+		k    Key
+		want string
+	}{
+		{"live", Key{Peer: "b", Origin: "b", Class: "congestion", Subject: "s/1"}, "withdraw b s/1"},
+		{"again", Key{Peer: "b", Origin: "b", Class: "congestion", Subject: "s/1"}, ""},
+		{"cleared", Key{Peer: "b", Origin: "b", Class: "congestion", Subject: "s/2"}, ""},
+		{"other class", Key{Peer: "b", Origin: "b", Class: "fault", Subject: "s/1"}, ""},
+		{"no peer", Key{Peer: "z", Origin: "z", Class: "congestion", Subject: "s/1"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, ok := tbl.WithdrawKey(tc.k)
+			assert.Equal(t, tc.want != "", ok)
+			if ok {
+				assert.Equal(t, []string{tc.want}, kinds([]Change{c}))
+				assert.Equal(t, StatusWithdrawn, c.Condition.Status)
+			}
+		})
+	}
+	assert.Equal(t, 0, tbl.Len("b"))
+	assert.Equal(t, 1, tbl.Len("c"), "another peer's condition of the same subject is untouched")
+}

@@ -780,6 +780,9 @@ func (c *checker) exportRate(base string, e ExportPolicy) {
 
 // importLimits checks a peer's maximum active conditions.
 func (c *checker) importLimits(base string, im ImportPolicy) {
+	if r := im.AdjRibIn; r != nil && r.Limit <= 0 {
+		c.add(base+".adj_rib_in.limit", "the most conditions whose refused signal is kept for a wider import policy, e.g. limit: 1024; leave adj_rib_in out for the default", "must be greater than zero")
+	}
 	m := im.MaxConditions
 	if m == nil {
 		return

@@ -17,7 +17,19 @@ const (
 	// DefaultLinkWindow is how many signals a sender keeps in flight to a
 	// peer, and its export consumer's MaxAckPending.
 	DefaultLinkWindow = 512
+	// DefaultAdjRibInLimit is import.adj_rib_in.limit: the most
+	// conditions of a peer whose signal refused by import policy is
+	// kept for a later, wider policy.
+	DefaultAdjRibInLimit = 1024
 )
+
+// RibInLimit is import.adj_rib_in.limit, the default applied.
+func (p ImportPolicy) RibInLimit() int {
+	if p.AdjRibIn == nil || p.AdjRibIn.Limit <= 0 {
+		return DefaultAdjRibInLimit
+	}
+	return p.AdjRibIn.Limit
+}
 
 // RateLimit is the import rate limit in signals per second and its burst,
 // defaults applied.

@@ -508,6 +508,20 @@ type ImportPolicy struct {
 	// BGP's route flap dampening (RFC 2439). nil: no dampening; an empty
 	// block ({}) uses RFC 2439's usual values.
 	Dampening *Dampening `yaml:"dampening"`
+	// AdjRibIn bounds what the node keeps of the peer's signals that
+	// this import policy refuses (its Adj-RIB-In, BGP's soft
+	// reconfiguration inbound): the latest per condition, for at most
+	// Limit conditions, admitted without asking the peer when the
+	// policy widens. nil: DefaultAdjRibInLimit.
+	AdjRibIn *AdjRibIn `yaml:"adj_rib_in"`
+}
+
+// AdjRibIn is import.adj_rib_in.
+type AdjRibIn struct {
+	// Limit is the most conditions of the peer whose refused signal is
+	// kept (> 0); past it a refused signal of a new condition is not
+	// kept, and counted (adj_rib_in.over_bound, reason adj-rib-in-full).
+	Limit int `yaml:"limit"`
 }
 
 // Dampening is flap dampening per condition (RFC 2439): each state change

@@ -48,10 +48,11 @@ type Storer interface {
 type Receiver struct {
 	ReceiverDeps
 	self, peer string
-	policy     *importpolicy.Policy
-	limiter    *rate.Limiter
-	log        zerolog.Logger
-	stages     []Stage // the checks, in order (stages.go)
+	// policy is the import policy; Reimport replaces it.
+	policy  atomic.Pointer[importpolicy.Policy]
+	limiter *rate.Limiter
+	log     zerolog.Logger
+	stages  []Stage // the checks, in order (stages.go)
 
 	// The link's order as checking sees it (internal/link): the sender's
 	// store epoch and the last sequence decided, counting signals whose
@@ -112,6 +113,9 @@ type Receiver struct {
 	stopDamp, dampDone        chan struct{}
 	tickPending               atomic.Bool
 	suppressLog, untrackedLog logSampler
+
+	// The peer's Adj-RIB-In (ribin.go); nil: none kept.
+	ribin *ribIn
 }
 
 // condLimit is import.max_conditions at work. The table is fed from the
@@ -159,6 +163,9 @@ type ReceiverDeps struct {
 	// KeyHeld keeps the signals refused only for want of their origin's
 	// key until the pins change (keyheld.go); nil: refused as such.
 	KeyHeld KeyHolder
+	// RibInStore keeps the peer's signals that import policy refused,
+	// its Adj-RIB-In (ribin.go); nil: none kept.
+	RibInStore RibInKeeper
 	// Origins is what each origin may originate (Config.MayOriginate).
 	Origins map[string]*config.MayOriginate
 }
@@ -220,6 +227,11 @@ func (r *Receiver) Start(ctx context.Context) {
 	if r.KeyHeld != nil {
 		r.jobs <- job{sync: r.recheckKeyHeld} // before the link's first message
 	}
+	if r.ribin != nil {
+		// What this start's policy passes of what the peer sent and an
+		// earlier policy refused is admitted now, without asking it.
+		r.jobs <- job{sync: func() { r.loadRibIn(); r.reimport(false) }}
+	}
 }
 
 // StagesFor returns the stages of a receiver of operator self for peer p
@@ -237,7 +249,6 @@ func newReceiver(self string, p *config.Peer, deps ReceiverDeps, log zerolog.Log
 		ReceiverDeps: deps,
 		self:         self,
 		peer:         p.ID,
-		policy:       importpolicy.New(self, p).WithOrigins(deps.Origins),
 		limiter:      rate.NewLimiter(rate.Limit(r), b),
 		cfg:          p,
 		log:          log.With().Str("peer", p.ID).Logger(),
@@ -252,6 +263,10 @@ func newReceiver(self string, p *config.Peer, deps ReceiverDeps, log zerolog.Log
 	}
 	if d := p.Import.Dampening; d != nil && deps.Held != nil {
 		rc.damp = dampening.New(*d)
+	}
+	rc.policy.Store(importpolicy.New(self, p).WithOrigins(deps.Origins))
+	if deps.RibInStore != nil {
+		rc.ribin = &ribIn{limit: p.Import.RibInLimit(), keys: map[string]struct{}{}}
 	}
 	rc.stages = rc.newStages()
 	return rc
@@ -308,6 +323,7 @@ type job struct {
 	hold    *holdJob // a signal of a suppressed condition (import.dampening)
 	keyHold error    // a signal refused only for want of its origin's key: held
 	refuse  error
+	keep    string        // refused by import policy: kept in the Adj-RIB-In, of this class
 	ev      *signal.Event // the refused signal, when it decoded
 	tick    bool          // not a link message: time to release what dampening holds
 	sync    func()        // not a link message: run in link order (Sync)
@@ -454,13 +470,20 @@ func (r *Receiver) complete(ctx context.Context) {
 			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			switch {
 			case j.put != nil:
-				ans = r.store(ctx, j.m, j.put)
+				if ans = r.store(ctx, j.m, j.put); ans.Status != signal.StatusRejected {
+					r.forgetRefused(ctx, j.put.ev, j.put.class)
+				}
 			case j.hold != nil:
-				ans = r.hold(ctx, j.m, j.hold)
+				if ans = r.hold(ctx, j.m, j.hold); ans.Status != signal.StatusRejected {
+					r.forgetRefused(ctx, j.hold.ev, j.hold.key.Class)
+				}
 			case j.keyHold != nil:
 				ans = r.keyHold(ctx, j.m, j.ev, j.keyHold)
 			case j.refuse != nil:
 				ans = r.refuse(ctx, j.m, j.ev, j.refuse)
+				if j.keep != "" {
+					r.keepRefused(ctx, j.m, j.ev, j.keep) // answered as before: refused
+				}
 			default:
 				ans = j.ans
 			}
@@ -494,6 +517,9 @@ func (r *Receiver) settle(j job) job {
 	a := &j.chk.a
 	if j.chk.err != nil {
 		j.refuse, j.ev = j.chk.err, a.Ev
+		if r.ribin != nil && keepable(a.refusedAt, j.chk.err) {
+			j.keep = a.Class
+		}
 		return j
 	}
 	if a.unpinned != nil {

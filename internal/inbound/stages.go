@@ -49,6 +49,9 @@ type Arrival struct {
 	mayHold  bool
 	unpinned error
 	refresh  bool // a refresh's re-statement (link.HeaderRefresh): past the replay guard
+	again    bool // admitted from the Adj-RIB-In (Reimport): past the replay guard
+	// refusedAt names the stage that refused it.
+	refusedAt string
 
 	// Decided by a settle stage without a refusal: a replay, answered
 	// duplicate; a signal dampening holds.
@@ -109,9 +112,9 @@ func (r *Receiver) newStages() []Stage {
 		{Name: StageSignature, Phase: Check, Run: func(a *Arrival) error { return r.Verifier.Verify(a.Ev) }},
 		{Name: StageSchema, Phase: Check, Run: r.checkSchema},
 		{Name: StageLinkSubject, Phase: Check, Run: func(a *Arrival) error { return checkSubject(r.peer, a.Subject, a.Ev, a.Class) }},
-		{Name: StageImportPolicy, Phase: Check, Run: func(a *Arrival) error { return r.policy.Check(a.Ev, a.Class) }},
+		{Name: StageImportPolicy, Phase: Check, Run: func(a *Arrival) error { return r.policy.Load().Check(a.Ev, a.Class) }},
 		// import.tags.add: stored, and seen by our consumers.
-		{Name: StageImportTags, Phase: Check, Run: func(a *Arrival) error { return r.policy.Tag(a.Ev) }},
+		{Name: StageImportTags, Phase: Check, Run: func(a *Arrival) error { return r.policy.Load().Tag(a.Ev) }},
 		{Name: StageExpiry, Phase: Check, Run: func(a *Arrival) error { return inspect.LiveAt(a.Ev, a.Now) }},
 		{Name: StageReplay, Phase: Settle, Run: r.checkReplay, Moment: true, Note: func() string { return "" }},
 		// A held signal neither reaches the table nor counts against
@@ -149,8 +152,10 @@ func (r *Receiver) run(phase Phase, a *Arrival) error {
 				continue
 			}
 			if a.unpinned != nil {
+				a.refusedAt = StageSignature
 				return a.unpinned // refused for its signature first, as without the hold
 			}
+			a.refusedAt = st.Name
 			return err
 		}
 		if a.decided() {
@@ -208,7 +213,7 @@ func (r *Receiver) checkSchema(a *Arrival) (err error) {
 // checkReplay answers a signal accepted before duplicate.
 func (r *Receiver) checkReplay(a *Arrival) error {
 	ev := a.Ev
-	if a.refresh || !r.Replay.Seen(ev.Source, ev.ID) {
+	if a.refresh || a.again || !r.Replay.Seen(ev.Source, ev.ID) {
 		return nil
 	}
 	r.log.Info().Str("reason", string(reject.Duplicate)).Str("type", ev.Type).Str("subject", ev.Subject).Str("id", ev.ID).

@@ -246,6 +246,10 @@ var (
 		"Conditions of the peer that flap dampening suppressed now (import.dampening): their signals are held.", []string{"peer"}, nil)
 	descDampened = prometheus.NewDesc(Namespace+"_peer_signals_dampened_total",
 		"Signals of the peer held by flap dampening (answered accepted; only the latest of each suppressed condition is delivered, at release).", []string{"peer"}, nil)
+	descRibIn = prometheus.NewDesc(Namespace+"_peer_adj_rib_in",
+		"Conditions of the peer whose latest signal, refused by import policy, is kept for a wider policy (its Adj-RIB-In; at most import.adj_rib_in.limit).", []string{"peer"}, nil)
+	descRibInOver = prometheus.NewDesc(Namespace+"_peer_adj_rib_in_over_bound_total",
+		"Signals of the peer refused by import policy and not kept in its Adj-RIB-In (reason adj-rib-in-full: past import.adj_rib_in.limit or the stream's share of storage.max_bytes).", []string{"peer"}, nil)
 	descAdvisories = prometheus.NewDesc(Namespace+"_peer_advisories_total",
 		"Advisories the peer sent us over the link (e.g. that it reached its maximum of active conditions from us).", []string{"peer"}, nil)
 	descLimits = prometheus.NewDesc(Namespace+"_peer_limit_refusals_total",
@@ -271,7 +275,7 @@ var (
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLinkUp, descBacklog, descActive, descStale, descDropped, descSuppressed, descDampened, descAdvisories, descLimits, descSession, descDowns, descFlaps, descRefreshes, descSwept, descSlow, descReloads, descReady, descInfo} {
+	for _, d := range []*prometheus.Desc{descLinkUp, descBacklog, descActive, descStale, descDropped, descSuppressed, descDampened, descRibIn, descRibInOver, descAdvisories, descLimits, descSession, descDowns, descFlaps, descRefreshes, descSwept, descSlow, descReloads, descReady, descInfo} {
 		ch <- d
 	}
 }
@@ -330,6 +334,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSuppressed, prometheus.GaugeValue, float64(ps.Suppressed), ps.ID)
 		ch <- prometheus.MustNewConstMetric(descDampened, prometheus.CounterValue, float64(ps.Dampened), ps.ID)
 		ch <- prometheus.MustNewConstMetric(descAdvisories, prometheus.CounterValue, float64(ps.Advisories), ps.ID)
+		ch <- prometheus.MustNewConstMetric(descRibIn, prometheus.GaugeValue, float64(ps.AdjRibIn.Held), ps.ID)
+		ch <- prometheus.MustNewConstMetric(descRibInOver, prometheus.CounterValue, float64(ps.AdjRibIn.OverBound), ps.ID)
 		if s := ps.Session; s != nil {
 			state := string(s.State)
 			if s.PlannedDown(time.Now()) {

@@ -313,20 +313,20 @@ func dialing(cfg *config.Config, now time.Time) []*config.Peer {
 }
 
 // localDeny is what local users may not publish: accepted signals, the
-// store's input and the signals flap dampening holds (only the node
-// writes them), dead letters in the node's
-// and the peers' names (closed loops may write their own, an.dlq.loop-*),
+// store's input, the signals flap dampening holds, those held for want of
+// a key and the peers' Adj-RIB-In (only the node writes them), dead
+// letters in the node's and the peers' names (closed loops may write their own, an.dlq.loop-*),
 // the coordination bucket, and JetStream requests that would destroy the
 // node's streams.
 func localDeny(cfg *config.Config) []string {
-	deny := []string{subject.Signals, subject.Store, subject.Held, subject.DLQPrefix + ".local.>"}
+	deny := []string{subject.Signals, subject.Store, subject.Held, subject.KeyHeld, subject.RibIn, subject.DLQPrefix + ".local.>"}
 	for _, p := range cfg.Peers {
 		deny = append(deny, subject.DLQPrefix+"."+p.ID+".>")
 	}
 	// The coordination bucket (internal/coordination.Bucket): the leases
 	// we grant are ours to write, never a local producer's.
 	deny = append(deny, "$KV.ANFED_COORD.>", "$JS.API.CONSUMER.DELETE.ANFED_SIGNALS.anfed-coordination")
-	for _, stream := range []string{"ANFED_SIGNALS", "ANFED_DLQ", "ANFED_HELD", "KV_ANFED_COORD"} {
+	for _, stream := range []string{"ANFED_SIGNALS", "ANFED_DLQ", "ANFED_HELD", "KV_ANFED_COORD", "ANFED_KEYHELD", "ANFED_RIBIN"} {
 		for _, op := range []string{"DELETE", "PURGE", "UPDATE", "MSG.DELETE"} {
 			deny = append(deny, "$JS.API.STREAM."+op+"."+stream)
 		}

@@ -338,6 +338,11 @@ type PeerState struct {
 	// of their origin's signing key (key-held), refused at that hold's
 	// bound, and released or dead-lettered when checked again at start.
 	KeyHeld inbound.KeyHeldStats `json:"key_held"`
+	// AdjRibIn counts what is kept of the peer's signals that import
+	// policy refused (its Adj-RIB-In): held now and its limit, kept,
+	// not kept past the limit, admitted and withdrawn when the policy
+	// changed.
+	AdjRibIn inbound.RibInStats `json:"adj_rib_in"`
 	// Advisories counts the advisories the peer sent us (that it reached
 	// its maximum of active conditions from us, say), Advisory is the
 	// last of them, and AdvisoriesSent counts those we sent it.
@@ -375,6 +380,7 @@ func (n *Node) Peers(ctx context.Context) []PeerState {
 		if pp != nil {
 			ps.Suppressed, ps.Dampened = pp.rcv.Dampening()
 			ps.KeyHeld = pp.rcv.KeyHolds()
+			ps.AdjRibIn = pp.rcv.RibIn()
 			ps.Advisories, ps.Advisory, ps.AdvisoriesSent = pp.rcv.Advisories()
 		}
 		ps.Session = n.Session(p.ID)

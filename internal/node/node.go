@@ -221,7 +221,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		in.Run()
 	}()
 	n.intake = in
-	n.deps.Inspector, n.deps.Store, n.deps.Observer, n.deps.Held, n.deps.KeyHeld = insp, n.store, n.obs, n.store, n.store
+	n.deps.Inspector, n.deps.Store, n.deps.Observer, n.deps.Held, n.deps.KeyHeld, n.deps.RibInStore = insp, n.store, n.obs, n.store, n.store, n.store
 	for _, s := range []string{subject.IntakePrefix, subject.Intake} {
 		if err := n.subscribe(n.ops, s, in.Handle); err != nil {
 			return err

@@ -538,3 +538,28 @@ func (n *Node) Session(peer string) *SessionView {
 	}
 	return v
 }
+
+// ReapplyImport applies peer's import policy again, imp from now on (nil:
+// the current one), to what the peer sent, without asking it (soft
+// reconfiguration inbound): the signals it sent that the policy refused
+// and now passes are admitted from its Adj-RIB-In, and, with a new imp,
+// the conditions held from it that imp refuses are withdrawn and kept.
+// imp replaces the running receiver's import decision (classes, transit,
+// tags, filter) only, not the policy in force (Config): a reload that
+// makes the peer's pipelines anew starts from the policy it loads (and
+// its new receiver admits from the Adj-RIB-In what that passes). It
+// returns once done, or when ctx ends.
+func (n *Node) ReapplyImport(ctx context.Context, peer string, imp *config.ImportPolicy) (inbound.ReimportStats, error) {
+	var r *inbound.Receiver
+	if l := n.link(peer); l != nil {
+		n.mu.RLock()
+		if l.pipes != nil {
+			r = l.pipes.rcv
+		}
+		n.mu.RUnlock()
+	}
+	if r == nil {
+		return inbound.ReimportStats{}, fmt.Errorf("no peer %q with its pipelines running: the policy's peers are listed by `anfed peers`", peer)
+	}
+	return r.Reimport(ctx, imp)
+}

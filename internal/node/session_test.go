@@ -420,9 +420,9 @@ func TestKeyChangeRefusedThenPinned(t *testing.T) {
 // TestImportLoosenedRevealsAtRefresh: op-b imports only congestion from
 // op-a, so op-a's fault pe-1 is refused (not-imported). op-b loosens its
 // import policy to faults and restarts: the session's refresh brings pe-1,
-// active at op-a all along (before sessions op-b never learned it). This
-// asks the peer (refresh), it is not soft reconfiguration from a kept
-// Adj-RIB-In.
+// active at op-a all along (before sessions op-b never learned it). The
+// session's refresh and op-b's Adj-RIB-In (TestSoftReconfigurationAtRestart)
+// both bring it now; either is enough.
 func TestImportLoosenedRevealsAtRefresh(t *testing.T) {
 	b, nb, na := restartablePair(t, []string{"congestion"}, []string{"fault", "congestion"})
 	pa, err := na.Connect()

@@ -27,13 +27,15 @@ const (
 // the streams always fit in what the operator gave, and a volume smaller
 // than that fills up as a full disk (answered unavailable, "store full").
 type Budget struct {
-	Total, Signals, DLQ, Held, KeyHeld, KV, Coord, Intents, Probe int64
+	Total, Signals, DLQ, Held, KeyHeld, RibIn, KV, Coord, Intents, Probe int64
 }
 
 // Split splits total: dead letters and held signals an eighth each (up to
-// 64 and 128 MiB; a quarter of the held share for KeyHeldStream), the key-value bucket, the coordination bucket and the intents' bucket a sixteenth each (up to 1 MiB), the
-// probe a sixty-fourth (up to 64 KiB), and the rest, more than half, for
-// the signals.
+// 64 and 128 MiB; a quarter of the held share for KeyHeldStream and a
+// quarter for RibInStream), the key-value bucket, the coordination bucket
+// and the intents' bucket a sixteenth each (up to 1 MiB), the probe a
+// sixty-fourth (up to 64 KiB), and the rest, more than half, for the
+// signals.
 func Split(total int64) (Budget, error) {
 	if total < int64(config.MinStorageBytes) {
 		return Budget{}, fmt.Errorf("storage.max_bytes %s is less than the minimum, %s (signals, dead letters, held signals and the node's own state share it): raise storage.max_bytes in the policy file",
@@ -41,9 +43,11 @@ func Split(total int64) (Budget, error) {
 	}
 	b := Budget{Total: total, DLQ: min(total/8, DLQMaxBytes), Held: min(total/8, HeldMaxBytes), KV: min(total/16, KVMaxBytes), Coord: min(total/16, CoordMaxBytes), Intents: min(total/16, IntentsMaxBytes), Probe: min(total/64, ProbeMaxBytes)}
 	// Signals held under an unpinned key (KeyHeldStream) take a quarter
-	// of the held share.
+	// of the held share, and so does what peers sent that import policy
+	// refused (RibInStream, their Adj-RIB-In).
 	b.KeyHeld = b.Held / 4
-	b.Held -= b.KeyHeld
-	b.Signals = total - b.DLQ - b.Held - b.KeyHeld - b.KV - b.Coord - b.Intents - b.Probe
+	b.RibIn = b.Held / 4
+	b.Held -= b.KeyHeld + b.RibIn
+	b.Signals = total - b.DLQ - b.Held - b.KeyHeld - b.RibIn - b.KV - b.Coord - b.Intents - b.Probe
 	return b, nil
 }

@@ -21,8 +21,8 @@ func TestSplit(t *testing.T) {
 	} {
 		b, err := Split(tc.total)
 		require.NoError(t, err)
-		assert.Equal(t, Budget{Total: tc.total, Signals: tc.signals, DLQ: tc.dlq, Held: tc.held - tc.held/4, KeyHeld: tc.held / 4, KV: tc.kv, Coord: tc.kv, Intents: tc.kv, Probe: tc.p}, b)
-		assert.Equal(t, tc.total, b.Signals+b.DLQ+b.Held+b.KeyHeld+b.KV+b.Coord+b.Intents+b.Probe)
+		assert.Equal(t, Budget{Total: tc.total, Signals: tc.signals, DLQ: tc.dlq, Held: tc.held - 2*(tc.held/4), KeyHeld: tc.held / 4, RibIn: tc.held / 4, KV: tc.kv, Coord: tc.kv, Intents: tc.kv, Probe: tc.p}, b)
+		assert.Equal(t, tc.total, b.Signals+b.DLQ+b.Held+b.KeyHeld+b.RibIn+b.KV+b.Coord+b.Intents+b.Probe)
 		assert.Greater(t, b.Signals, tc.total/2)
 	}
 	_, err := Split(512 << 10)

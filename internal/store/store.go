@@ -214,6 +214,9 @@ func Open(ctx context.Context, nc *nats.Conn, lim Limits) (*Store, error) {
 	if err := openKeyHeld(ctx, js, budget.KeyHeld); err != nil {
 		return nil, err
 	}
+	if err := openRibIn(ctx, js, budget.RibIn); err != nil {
+		return nil, err
+	}
 	return &Store{js: js, held: held, stall: jetstream.WithStallWait(StallWait)}, nil
 }
 

@@ -45,6 +45,13 @@ const (
 	LinkPrefix   = "an.link"
 	HeldPrefix   = "an.held"
 	Held         = "an.held.>"
+	// KeyHeld: the signals held for want of their origin's key,
+	// an.keyheld.<peer> (store.KeyHeldStream).
+	KeyHeld = "an.keyheld.>"
+	// RibInPrefix and RibIn: a peer's signals kept before import policy
+	// (its Adj-RIB-In): an.ribin.<peer>.<condition hash>.
+	RibInPrefix = "an.ribin"
+	RibIn       = "an.ribin.>"
 	// CondPrefix carries each change of the condition table:
 	// an.cond.<kind>.<origin>.<class>.<service>.<resource>, JSON body.
 	CondPrefix = "an.cond"
