@@ -243,6 +243,9 @@ func (r *Receiver) reimport(narrow bool) (st ReimportStats) {
 // admitKept admits the kept refused signals the policy passes now. It
 // reports false when the store failed: the rest stay kept.
 func (r *Receiver) admitKept(ctx context.Context, st *ReimportStats) bool {
+	if len(r.ribin.keys) == 0 {
+		return true // nothing kept: no store round trip (every start)
+	}
 	kept, err := r.RibInStore.RibInBy(ctx, r.peer)
 	if err != nil {
 		r.log.Error().Err(err).Msg("link: the peer's Adj-RIB-In not read: applied again at the next start or policy change")
