@@ -315,9 +315,9 @@ func dialing(cfg *config.Config, now time.Time) []*config.Peer {
 // localDeny is what local users may not publish: accepted signals, the
 // store's input, the signals flap dampening holds, those held for want of
 // a key and the peers' Adj-RIB-In (only the node writes them), dead
-// letters in the node's and the peers' names (closed loops may write their own, an.dlq.loop-*),
-// the coordination bucket, and JetStream requests that would destroy the
-// node's streams.
+// letters in the node's and the peers' names (closed loops may write
+// their own, an.dlq.loop-*), the coordination bucket, and JetStream
+// requests that would destroy the node's streams.
 func localDeny(cfg *config.Config) []string {
 	deny := []string{subject.Signals, subject.Store, subject.Held, subject.KeyHeld, subject.RibIn, subject.DLQPrefix + ".local.>"}
 	for _, p := range cfg.Peers {
