@@ -158,9 +158,18 @@ func TestSoftReconfigurationAtRestart(t *testing.T) {
 		return nil
 	})
 	assert.False(t, nb.LinkUp("op-a"), "op-a is down: nothing was asked of it")
-	st := ribInPeer(t, nb)
-	assert.Equal(t, uint64(2), st.Admitted)
-	assert.Zero(t, st.Held)
+	// The table takes an admitted signal from the store before the
+	// receiver has removed it from the Adj-RIB-In.
+	waitFor(t, 10*time.Second, func() error {
+		if st := ribInPeer(t, nb); st.Admitted != 2 || st.Held != 0 {
+			return fmt.Errorf("op-b's Adj-RIB-In: %+v", st)
+		}
+		return nil
+	})
+	nc, err := nb.Connect()
+	require.NoError(t, err)
+	defer nc.Close()
+	assert.Empty(t, ribInKeys(t, nc, "op-a"))
 }
 
 // TestAttackAdjRibInFlood: op-a floods op-b with faults of distinct
