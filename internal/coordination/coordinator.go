@@ -110,9 +110,9 @@ func (c *Coordinator) Stop() {
 	if c.cancel == nil {
 		return
 	}
+	c.cancel() // a step under way stops waiting for intake
 	c.cc.Stop()
 	<-c.cc.Closed()
-	c.cancel()
 	c.wg.Wait()
 	c.cancel = nil
 }
@@ -132,7 +132,8 @@ func (c *Coordinator) handleMsg(ctx context.Context, m jetstream.Msg) {
 	}
 	if err := c.Handle(ctx, st); err != nil {
 		if ctx.Err() != nil {
-			return // stopping: it comes again at start
+			_ = m.Nak() // stopping: it comes again at the next start
+			return
 		}
 		c.cfg.Log.Error().Err(err).Str("action", st.ActionID).Str("phase", string(st.Phase)).Str("origin", st.Origin).
 			Msg("action step not handled; tried again later, given up after 10 tries")

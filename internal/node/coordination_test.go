@@ -14,6 +14,7 @@ import (
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/coordination"
+	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/nodetest"
 )
@@ -454,4 +455,42 @@ func TestCoordinationPartlyAcceptedIsGivenBack(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// The lease table is durable: op-a, the grantor, restarts, and op-b's
+// lease still holds there — op-c's proposal is declined naming it.
+func TestCoordinationLeaseSurvivesGrantorRestart(t *testing.T) {
+	addr := natstest.FreeAddr(t)
+	s := startCoordStar(t, func(c *config.Config) {
+		if c.Operator.ID == "op-a" {
+			c.NATS.LeafNodes.Listen = addr
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	a, err := s.clients["op-b"].Propose(ctx, reroute("b-durable-1", "ic-durable", time.Hour))
+	require.NoError(t, err)
+	require.True(t, a.Accepted())
+	cfg := s.nodes["op-a"].Config()
+	s.nodes["op-a"].Stop()
+	na := startNode(t, cfg)
+	// Generous: on a loaded machine the dialling peers' leaf reconnects
+	// back off (1.6 s quiet, 31 s seen with the suite running beside it).
+	waitFor(t, 60*time.Second, func() error {
+		for _, id := range []string{"op-b", "op-c"} {
+			if !na.LinkUp(id) || !s.nodes[id].LinkUp("op-a") {
+				return fmt.Errorf("%s link not up again", id)
+			}
+		}
+		return nil
+	})
+	ls := leasesOn(t, na, "ic-durable", time.Now())
+	require.Len(t, ls, 1)
+	assert.Equal(t, "op-b", ls[0].Holder)
+	r, err := s.clients["op-c"].Propose(ctx, reroute("c-durable-1", "ic-durable", time.Minute))
+	require.NoError(t, err)
+	d := r.Decisions["op-a"]
+	require.Equal(t, coordination.Declined, d.Phase, "%+v", d)
+	require.NotNil(t, d.Conflict)
+	assert.Equal(t, "op-b", d.Conflict.Holder)
 }
