@@ -162,6 +162,7 @@ func (n *Node) watchLinks(ctx context.Context) {
 						n.log.Warn().Str("peer", p.ID).Stringer("grace", grace).Msg("link down")
 					}
 					n.table.LinkDown(p.ID, now, grace, wd)
+					n.dialCredentialsDue(p.ID)
 				case !up[p.ID] && is:
 					n.log.Info().Str("peer", p.ID).Msg("link up: the session opens, the peer's refresh re-states its conditions")
 					n.table.LinkUp(p.ID)

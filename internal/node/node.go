@@ -104,9 +104,12 @@ type Node struct {
 	epoch   string
 	store   *store.Store
 	reloads reloadState
-	subs    []*nats.Subscription
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	// liveDial: dialled peers whose new credentials wait for their live
+	// link's next connection, with the dial the server still has.
+	liveDial map[string]*config.Dial
+	subs     []*nats.Subscription
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 
 	stopping atomic.Bool
 	stopMu   sync.Mutex

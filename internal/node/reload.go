@@ -371,6 +371,26 @@ func (n *Node) apply(ctx context.Context, old, cfg *config.Config, d policyDiff)
 	}
 	n.deps.Origins = cfg.MayOriginate()
 	sec := n.sec
+	// A dialled peer's new credentials (dial.user, dial.password) wait
+	// for its live link's next connection: nats-server names a remote by
+	// its URLs with their credentials (server/opts.go:
+	// RemoteLeafOpts.name), so a reload with them would remove the remote
+	// and cut the link. The peer took the link with the old ones and does
+	// not check them again.
+	for _, id := range slices.Sorted(maps.Keys(d.changed)) {
+		p, _ := cfg.Peer(id)
+		op, _ := old.Peer(id)
+		if op.Dial != nil && p.Dial != nil && credentialsOnly(op.Dial, p.Dial) && n.LinkUp(id) {
+			if n.liveDial == nil {
+				n.liveDial = map[string]*config.Dial{}
+			}
+			if n.liveDial[id] == nil {
+				n.liveDial[id] = op.Dial
+			}
+		} else {
+			delete(n.liveDial, id)
+		}
+	}
 	n.mu.Unlock()
 	n.cfg.Store(cfg)
 	if !n.external() {
@@ -426,11 +446,60 @@ func (n *Node) apply(ctx context.Context, old, cfg *config.Config, d policyDiff)
 // ReloadOptions, configureAccounts(true), leafNodeOption.Apply); the
 // node's own connections keep their users (sec), so none is dropped.
 func (n *Node) reloadServer(cfg *config.Config, sec natsconf.Secrets) error {
+	n.mu.RLock()
+	if len(n.liveDial) > 0 {
+		// The server keeps the credentials of live links (see apply).
+		c := *cfg
+		c.Peers = slices.Clone(cfg.Peers)
+		for i := range c.Peers {
+			if d := n.liveDial[c.Peers[i].ID]; d != nil {
+				c.Peers[i].Dial = d
+			}
+		}
+		cfg = &c
+	}
+	n.mu.RUnlock()
 	opts, err := n.serverOptions(cfg, sec)
 	if err != nil {
 		return err
 	}
 	return n.srv.ReloadOptions(opts)
+}
+
+// credentialsOnly tells two dials that differ in the user and password
+// alone.
+func credentialsOnly(a, b *config.Dial) bool {
+	x, y := *a, *b
+	x.User, x.Password, y.User, y.Password = "", "", "", ""
+	return reflect.DeepEqual(x, y)
+}
+
+// dialCredentialsDue gives the NATS server a dialled peer's new
+// credentials once its link is down (apply kept the old ones while it
+// was up): the next connection uses them.
+func (n *Node) dialCredentialsDue(peer string) {
+	n.mu.Lock()
+	_, due := n.liveDial[peer]
+	delete(n.liveDial, peer)
+	sec := n.sec
+	n.mu.Unlock()
+	if !due || n.external() {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.reloads.run.Lock()
+		defer n.reloads.run.Unlock()
+		if n.stopping.Load() {
+			return
+		}
+		if err := n.reloadServer(n.config(), sec); err != nil {
+			n.log.Error().Err(err).Str("peer", peer).Msg("the peer's new dial credentials were not given to the NATS server: reload again")
+			return
+		}
+		n.log.Info().Str("peer", peer).Msg("link down: its next connection uses the new dial credentials")
+	}()
 }
 
 // renewPeer makes p's pipelines anew from its new policy, over the same
