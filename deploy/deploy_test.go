@@ -594,9 +594,16 @@ func mountOf(mounts map[string]string, p string) (volume, mountPath string) {
 // nats-server, and its leaf listener (TLS) replaces the chart's.
 func TestKubernetes(t *testing.T) {
 	docs := k8sDocs(t)
-	for _, k := range []string{"Namespace/anfed", "Deployment/anfed", "Service/anfed", "Service/anfed-leafnodes", "ConfigMap/anfed-policy"} {
+	for _, k := range []string{"Namespace/anfed", "Deployment/anfed", "PodDisruptionBudget/anfed", "Service/anfed", "Service/anfed-leafnodes", "ConfigMap/anfed-policy"} {
 		require.Contains(t, docs, k)
 	}
+	// No single process on the path: two or more, never all evicted at
+	// once, and no Recreate (which stops every process before starting
+	// one): the links' leases keep one holder per link.
+	assert.GreaterOrEqual(t, at(docs["Deployment/anfed"], "spec", "replicas").(int), 2, "replicas")
+	assert.NotEqual(t, "Recreate", str(at(docs["Deployment/anfed"], "spec", "strategy", "type")))
+	assert.Equal(t, 1, at(docs["PodDisruptionBudget/anfed"], "spec", "minAvailable"))
+	assert.Equal(t, at(docs["Deployment/anfed"], "spec", "selector", "matchLabels"), at(docs["PodDisruptionBudget/anfed"], "spec", "selector", "matchLabels"))
 	values := readYAML(t, "kubernetes/nats-values.yaml")
 
 	// The policy, from the ConfigMap as rendered.

@@ -203,7 +203,7 @@ func runPeers(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitOK
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "PEER\tNAME\tDIRECTION\tLINK\tSESSION\tSINCE\tFLAPS\tBACKLOG\tCONDITIONS")
+	fmt.Fprintln(w, "PEER\tNAME\tDIRECTION\tLINK\tHOLDER\tSESSION\tSINCE\tFLAPS\tBACKLOG\tCONDITIONS")
 	for _, p := range ps {
 		link := "down"
 		if p.Up {
@@ -219,10 +219,17 @@ func runPeers(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if s := p.Session; s != nil && s.PlannedDown(time.Now()) {
 			state = metrics.PlannedDown
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", p.ID, p.Name, p.Direction, link, state, since, flaps, p.Backlog, p.Conditions)
+		holder := p.Holder
+		if holder == "" {
+			holder = "none" // between two holders
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", p.ID, p.Name, p.Direction, link, holder, state, since, flaps, p.Backlog, p.Conditions)
 	}
 	w.Flush()
 	for _, p := range ps {
+		if !p.HeldHere && p.Holder != "" {
+			fmt.Fprintf(stdout, "%s: answered by %s; the link's session and counts are its holder's, %s\n", p.ID, p.Answered, p.Holder)
+		}
 		if p.Disabled != "" {
 			fmt.Fprintf(stdout, "%s: disabled here (peers[].disabled): %s\n", p.ID, p.Disabled)
 		}

@@ -212,6 +212,7 @@ func TestConditionsAndPeersCommands(t *testing.T) {
 	assert.Equal(t, exitOK, code)
 	assert.Contains(t, out, "PEER")
 	assert.Contains(t, out, "SESSION")
+	assert.Contains(t, out, "HOLDER")
 	// A refresh of a peer the policy does not have is refused by the node.
 	code, _, errs := runCmd(append([]string{"peer", "refresh", "op-z", "--inbound"}, flags...)...)
 	assert.Equal(t, exitFail, code)

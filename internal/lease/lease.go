@@ -236,6 +236,7 @@ func (b *Bucket) serve(ctx context.Context, t *Term, work func(context.Context, 
 	defer func() {
 		cancel()
 		<-done
+		t.lose() // nothing more is sent under this term
 		if reason != "taken" && reason != "expired" {
 			// Gone from the bucket at once: a standby takes it now, not
 			// at the TTL. Only our own revision is deleted.

@@ -234,6 +234,8 @@ type collector struct{ n *node.Node }
 var (
 	descLinkUp = prometheus.NewDesc(Namespace+"_peer_link_up",
 		"1 while the leaf link with the peer is connected.", []string{"peer"}, nil)
+	descHeld = prometheus.NewDesc(Namespace+"_peer_link_held",
+		"1 while this process does the link's work (with nats.external: holds the link's lease); instance is this process's name, holder the lease holder's.", []string{"peer", "instance", "holder"}, nil)
 	descBacklog = prometheus.NewDesc(Namespace+"_peer_backlog",
 		"Stored signals still to be decided for the peer: not yet sent, or sent and not yet answered.", []string{"peer"}, nil)
 	descActive = prometheus.NewDesc(Namespace+"_peer_conditions_active",
@@ -275,7 +277,7 @@ var (
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLinkUp, descBacklog, descActive, descStale, descDropped, descSuppressed, descDampened, descRibIn, descRibInOver, descAdvisories, descLimits, descSession, descDowns, descFlaps, descRefreshes, descSwept, descSlow, descReloads, descReady, descInfo} {
+	for _, d := range []*prometheus.Desc{descLinkUp, descHeld, descBacklog, descActive, descStale, descDropped, descSuppressed, descDampened, descRibIn, descRibInOver, descAdvisories, descLimits, descSession, descDowns, descFlaps, descRefreshes, descSwept, descSlow, descReloads, descReady, descInfo} {
 		ch <- d
 	}
 }
@@ -330,6 +332,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			up = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descLinkUp, prometheus.GaugeValue, up, ps.ID)
+		held := 0.0
+		if ps.HeldHere {
+			held = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descHeld, prometheus.GaugeValue, held, ps.ID, ps.Answered, ps.Holder)
 		ch <- prometheus.MustNewConstMetric(descBacklog, prometheus.GaugeValue, float64(ps.Backlog), ps.ID)
 		ch <- prometheus.MustNewConstMetric(descSuppressed, prometheus.GaugeValue, float64(ps.Suppressed), ps.ID)
 		ch <- prometheus.MustNewConstMetric(descDampened, prometheus.CounterValue, float64(ps.Dampened), ps.ID)

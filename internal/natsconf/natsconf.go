@@ -326,7 +326,11 @@ func localDeny(cfg *config.Config) []string {
 	// The coordination bucket (internal/coordination.Bucket): the leases
 	// we grant are ours to write, never a local producer's.
 	deny = append(deny, "$KV.ANFED_COORD.>", "$JS.API.CONSUMER.DELETE.ANFED_SIGNALS.anfed-coordination")
-	for _, stream := range []string{"ANFED_SIGNALS", "ANFED_DLQ", "ANFED_HELD", "KV_ANFED_COORD", "ANFED_KEYHELD", "ANFED_RIBIN"} {
+	// The links' leases (node.LeaseBucket, a KV bucket's stream
+	// KV_ANFED_LEASES): a local user that wrote one could end a link's
+	// work in the process holding it.
+	deny = append(deny, "$KV.ANFED_LEASES.>")
+	for _, stream := range []string{"ANFED_SIGNALS", "ANFED_DLQ", "ANFED_HELD", "KV_ANFED_COORD", "ANFED_KEYHELD", "ANFED_RIBIN", "KV_ANFED_LEASES"} {
 		for _, op := range []string{"DELETE", "PURGE", "UPDATE", "MSG.DELETE"} {
 			deny = append(deny, "$JS.API.STREAM."+op+"."+stream)
 		}

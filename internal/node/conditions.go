@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -93,10 +94,21 @@ func (n *Node) startConditions(ctx, rctx context.Context) error {
 		n.watchLinks(rctx)
 	}()
 	refresh := func(m *nats.Msg) { n.serveRefresh(rctx, m) }
-	for subj, h := range map[string]nats.MsgHandler{subject.APIConditions: n.serveConditions, subject.APIPeers: n.servePeers, subject.APIPeerRefresh: refresh} {
+	for subj, h := range map[string]nats.MsgHandler{subject.APIConditions: n.serveConditions, subject.APIPeers: n.servePeers} {
 		if err := n.subscribe(n.ops, subj, h); err != nil {
 			return err
 		}
+	}
+	if !n.external() {
+		return n.subscribe(n.ops, subject.APIPeerRefresh, refresh)
+	}
+	// Every process hears these; the link's holder answers.
+	for subj, h := range map[string]nats.MsgHandler{subject.APIPeerRefresh: refresh, subject.APIPeerState: n.servePeerState} {
+		sub, err := n.ops.Subscribe(subj, h)
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", subj, err)
+		}
+		n.subs = append(n.subs, sub)
 	}
 	return nil
 }
@@ -117,6 +129,13 @@ func (n *Node) applySignal(m jetstream.Msg) {
 	peer := observe.Local
 	if len(ev.Path) > 0 {
 		peer = ev.Path[len(ev.Path)-1]
+		if n.external() {
+			// Whichever process stored it, every process's replay guard
+			// knows it: a link's new holder answers the peer's resends
+			// of what the last holder accepted as duplicates, without a
+			// store write each (the guard is rebuilt from the stream).
+			n.receiverDeps().Replay.Record(ev.Source, ev.ID)
+		}
 	}
 	c, err := n.table.Apply(peer, k.Class, ev, meta.Sequence.Stream)
 	if err != nil {
@@ -289,6 +308,9 @@ func (n *Node) announce(c conditions.Change) {
 		return
 	}
 	cd := c.Condition
+	if !n.announcesFor(cd.Peer) {
+		return // another process of the operator announces it
+	}
 	svc, res, _ := strings.Cut(cd.Subject, "/")
 	subj := subject.Cond(string(c.Kind), subject.Key{Origin: cd.Origin, Class: cd.Class, Service: svc, Resource: res})
 	if n.opsAcc != nil && !n.opsAcc.SubscriptionInterest(subj) {
@@ -356,45 +378,72 @@ type PeerState struct {
 	// Disabled is why we hold the peering administratively down
 	// (peers[].disabled); "" while it is not.
 	Disabled string `json:"disabled,omitempty"`
+	// Holder is the process working the link (the node's instance
+	// name): with nats.external, the holder of the link's lease ("" while
+	// none holds it), in its term Term. HeldHere says it is the process
+	// that answered; a process that does not work the link gives the
+	// holder's session and counts (asked on an.api.peer.state).
+	Holder   string `json:"holder"`
+	Term     uint64 `json:"term,omitempty"`
+	HeldHere bool   `json:"held_here"`
+	// Answered names the process that answered.
+	Answered string `json:"answered_by"`
 }
 
 // Peers reports each peer's link state, export backlog and conditions.
 func (n *Node) Peers(ctx context.Context) []PeerState {
-	out := make([]PeerState, 0, len(n.config().Peers))
-	for _, p := range n.config().Peers {
-		dir := "accept"
-		if p.Dial != nil {
-			dir = "dial"
-		}
-		bl, _ := n.Backlog(ctx, p.ID)
-		ps := PeerState{ID: p.ID, Name: p.Name, Direction: dir, Up: n.LinkUp(p.ID), Backlog: bl, Conditions: n.table.Len(p.ID), Delivery: config.DeliveryDurable}
-		var pp *peerPipes
-		if l := n.link(p.ID); l != nil {
-			n.mu.RLock()
-			pp = l.pipes
-			n.mu.RUnlock()
-		}
-		if pp != nil && pp.snd != nil {
-			ps.Discarded = pp.snd.Discarded()
-			ps.DroppedTooOld, ps.DroppedOverBytes = pp.snd.Dropped()
-		}
-		if pp != nil {
-			ps.Suppressed, ps.Dampened = pp.rcv.Dampening()
-			ps.KeyHeld = pp.rcv.KeyHolds()
-			ps.AdjRibIn = pp.rcv.RibIn()
-			ps.Advisories, ps.Advisory, ps.AdvisoriesSent = pp.rcv.Advisories()
-		}
-		ps.Session = n.Session(p.ID)
-		if p.Disabled != nil {
-			ps.Disabled = p.Disabled.Reason
-		}
-		if pp != nil && pp.lossy != nil {
-			ps.Delivery = config.DeliveryLossy
-			_, ps.DroppedLinkDown = pp.lossy.Counts()
-		}
-		out = append(out, ps)
+	cfg := n.config()
+	out := make([]PeerState, 0, len(cfg.Peers))
+	for i := range cfg.Peers {
+		out = append(out, n.peerState(ctx, &cfg.Peers[i], true))
 	}
 	return out
+}
+
+// peerState is what this process says of p; with ask, the process working
+// p's link is asked for what only it knows (the session, the link's
+// counts) when it is another.
+func (n *Node) peerState(ctx context.Context, p *config.Peer, ask bool) PeerState {
+	dir := "accept"
+	if p.Dial != nil {
+		dir = "dial"
+	}
+	bl, _ := n.Backlog(ctx, p.ID)
+	ps := PeerState{ID: p.ID, Name: p.Name, Direction: dir, Up: n.LinkUp(p.ID), Backlog: bl, Conditions: n.table.Len(p.ID), Delivery: config.DeliveryDurable,
+		Answered: n.instance}
+	ps.Holder, ps.Term, _ = n.LinkHolder(ctx, p.ID)
+	ps.HeldHere = n.heldHere(p.ID) || !n.external()
+	if ask && !ps.HeldHere && ps.Holder != "" && ps.Holder != n.instance {
+		if hs, ok := n.askHolder(ctx, p.ID); ok {
+			hs.Answered, hs.HeldHere = n.instance, false
+			return hs
+		}
+	}
+	var pp *peerPipes
+	if l := n.link(p.ID); l != nil {
+		n.mu.RLock()
+		pp = l.pipes
+		n.mu.RUnlock()
+	}
+	if pp != nil && pp.snd != nil {
+		ps.Discarded = pp.snd.Discarded()
+		ps.DroppedTooOld, ps.DroppedOverBytes = pp.snd.Dropped()
+	}
+	if pp != nil {
+		ps.Suppressed, ps.Dampened = pp.rcv.Dampening()
+		ps.KeyHeld = pp.rcv.KeyHolds()
+		ps.AdjRibIn = pp.rcv.RibIn()
+		ps.Advisories, ps.Advisory, ps.AdvisoriesSent = pp.rcv.Advisories()
+	}
+	ps.Session = n.Session(p.ID)
+	if p.Disabled != nil {
+		ps.Disabled = p.Disabled.Reason
+	}
+	if pp != nil && pp.lossy != nil {
+		ps.Delivery = config.DeliveryLossy
+		_, ps.DroppedLinkDown = pp.lossy.Counts()
+	}
+	return ps
 }
 
 func (n *Node) servePeers(m *nats.Msg) {
@@ -418,6 +467,9 @@ func (n *Node) serveRefresh(ctx context.Context, m *nats.Msg) {
 		err = fmt.Errorf(`want a JSON request: {"peer":"op-b","inbound":true,"outbound":false}: %w`, err)
 	} else {
 		err = n.RefreshPeer(ctx, req.Peer, req.Inbound, req.Outbound)
+	}
+	if errors.Is(err, errNotHeldHere) {
+		return // the link's holder answers
 	}
 	if err != nil {
 		b, _ := json.Marshal(map[string]string{"error": err.Error()})

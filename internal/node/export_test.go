@@ -21,3 +21,24 @@ func (n *Node) UnsubscribeIntake() {
 		_ = s.Unsubscribe()
 	}
 }
+
+// Crash ends the node as kill -9 would, as far as the cluster and the
+// peers can tell: every connection closes at once, nothing is drained,
+// answered or handed back (a link's lease is left to run out). The rest
+// of the node then winds down in this process, sending nothing.
+func (n *Node) Crash() {
+	n.stopping.Store(true)
+	n.health.mu.Lock()
+	conns := make([]*nats.Conn, 0, len(n.health.conns)+1)
+	for _, c := range n.health.conns {
+		conns = append(conns, c.nc)
+	}
+	n.health.mu.Unlock()
+	if n.sys != nil {
+		conns = append(conns, n.sys)
+	}
+	for _, nc := range conns {
+		nc.Close()
+	}
+	n.Stop()
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/anfed/anfed/internal/inbound/replay"
 	"github.com/anfed/anfed/internal/inspect"
 	"github.com/anfed/anfed/internal/intake"
+	"github.com/anfed/anfed/internal/lease"
 	"github.com/anfed/anfed/internal/natsconf"
 	"github.com/anfed/anfed/internal/observe"
 	"github.com/anfed/anfed/internal/origin"
@@ -101,9 +102,17 @@ type Node struct {
 	links map[string]*peerLink
 	// stopped keeps the links Stop took down, for the API's counts.
 	stopped map[string]*peerLink
-	epoch   string
-	store   *store.Store
-	reloads reloadState
+	// With nats.external: the links' leases (links.go), this process's
+	// name among the operator's, and whether it announces our own
+	// conditions' changes.
+	leases      *lease.Bucket
+	leaseTTL    time.Duration
+	leaseEvents func(lease.Event)
+	instance    string
+	announcer   atomic.Bool
+	epoch       string
+	store       *store.Store
+	reloads     reloadState
 	// liveDial: dialled peers whose new credentials wait for their live
 	// link's next connection, with the dial the server still has.
 	liveDial map[string]*config.Dial
@@ -133,6 +142,9 @@ func New(cfg *config.Config, opts ...Option) *Node {
 	n.stopStep.Store("starting the stop")
 	for _, o := range opts {
 		o(n)
+	}
+	if n.instance == "" {
+		n.instance = defaultInstance()
 	}
 	n.log = n.log.With().Str("node", cfg.Operator.ID).Logger()
 	return n
@@ -235,8 +247,21 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	n.table = conditions.New()
+	if n.external() {
+		if err := n.openLeases(ctx); err != nil {
+			return err
+		}
+		n.holdAnnouncer(rctx)
+	}
 	for i := range n.config().Peers {
-		if err := n.startPeer(ctx, &n.config().Peers[i]); err != nil {
+		p := &n.config().Peers[i]
+		if n.external() {
+			// Whichever process of the operator holds the peer's lease
+			// works the link; this one waits its turn.
+			n.holdLink(rctx, p.ID)
+			continue
+		}
+		if err := n.startPeer(ctx, p, nil); err != nil {
 			return err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/inbound"
+	"github.com/anfed/anfed/internal/lease"
 	"github.com/anfed/anfed/internal/natsconf"
 	"github.com/anfed/anfed/internal/outbound"
 	"github.com/anfed/anfed/internal/outbound/exportpolicy"
@@ -29,6 +30,10 @@ type peerLink struct {
 	ps *peerSession
 	// pipes are replaced under Node.mu.
 	pipes *peerPipes
+	// held says whether this process may still send on the link: its
+	// lease's validity with nats.external (links.go), nil (always) on
+	// the embedded server.
+	held func() bool
 }
 
 // peerPipes are a peer's pipelines, made from one version of its policy.
@@ -100,14 +105,18 @@ func (n *Node) receiverDeps() inbound.ReceiverDeps {
 }
 
 // startPeer opens p's link: its connection, its session and its
-// pipelines.
-func (n *Node) startPeer(ctx context.Context, p *config.Peer) error {
+// pipelines; under t, the link's lease, with nats.external (nil: none).
+func (n *Node) startPeer(ctx context.Context, p *config.Peer, t *lease.Term) error {
 	acc := natsconf.PeerAccount(p.ID)
 	nc, err := n.connectOwn("link "+p.ID, acc, "anfed-node-"+p.ID, nats.CustomInboxPrefix(subject.Ack(n.ID())))
 	if err != nil {
 		return err
 	}
 	l := &peerLink{p: p, nc: nc, ps: n.newSession(p, nc)}
+	if t != nil {
+		l.held = t.Valid
+		l.ps.send = fenced(t.Valid, l.ps.send)
+	}
 	n.mu.Lock()
 	n.links[p.ID] = l
 	n.mu.Unlock()
@@ -118,6 +127,9 @@ func (n *Node) startPeer(ctx context.Context, p *config.Peer) error {
 	n.mu.Lock()
 	l.pipes = pp
 	n.mu.Unlock()
+	if t != nil {
+		n.linkUpNow(l.ps)
+	}
 	return nil
 }
 
@@ -158,8 +170,8 @@ func (n *Node) startPipes(ctx context.Context, l *peerLink, p *config.Peer) (pp 
 		// configuration is removed: its backlog will never be sent, and
 		// saying so is better than keeping it.
 		pp.lossy = outbound.NewLossySender(outbound.LossyConfig{Self: n.ID(), Peer: p.ID, Source: pp.xc, Conn: l.nc, Policy: exportpolicy.ForConfig(cfg, p), Log: n.log,
-			Expired: p.ExpiredAt, LinkUp: func() bool { return n.LinkUp(p.ID) }})
-		n.runExport(pctx, pp, &outbound.Export{Peer: p.ID, JS: n.store.JetStream(), Lossy: true, Send: pp.lossy.Run})
+			Expired: p.ExpiredAt, LinkUp: func() bool { return n.LinkUp(p.ID) }, Held: l.held})
+		n.runExport(pctx, pp, &outbound.Export{Peer: p.ID, JS: n.store.JetStream(), Lossy: true, Send: pp.lossy.Run, Held: l.held})
 		return pp, nil
 	}
 	policy := exportpolicy.ForConfig(cfg, p)
@@ -188,12 +200,13 @@ func (n *Node) startPipes(ctx context.Context, l *peerLink, p *config.Peer) (pp 
 		Pace: outbound.NewPace(p.Export),
 		// In-process deliveries are never lost; over a cluster they can be.
 		ResumeOnLoss: n.external(),
+		Held:         l.held,
 	}
 	if n.signer != nil {
 		scfg.Resign = n.signer.Sign // export.redact signs the redacted copy again
 	}
 	pp.snd = outbound.NewSender(scfg)
-	n.runExport(pctx, pp, &outbound.Export{Peer: p.ID, JS: js, Filters: policy.Subjects(), Send: pp.snd.Run,
+	n.runExport(pctx, pp, &outbound.Export{Peer: p.ID, JS: js, Filters: policy.Subjects(), Send: pp.snd.Run, Held: l.held,
 		// On a cluster an unpaced consumer's pulls can be lost with a server.
 		Watch: n.external() && p.Export.MaxRate <= 0})
 	return pp, nil

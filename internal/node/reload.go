@@ -419,7 +419,7 @@ func (n *Node) apply(ctx context.Context, old, cfg *config.Config, d policyDiff)
 	var errs []error
 	for _, id := range d.added {
 		p, _ := cfg.Peer(id)
-		if err := n.startPeer(ctx, p); err != nil {
+		if err := n.startPeer(ctx, p, nil); err != nil { // not with nats.external: diffPolicies refuses added peers
 			errs = append(errs, fmt.Errorf("peer %s: %w", id, err))
 		}
 	}

@@ -491,6 +491,9 @@ func (n *Node) RefreshPeer(ctx context.Context, peer string, inbound, outbound b
 	n.mu.RLock()
 	l := n.links[peer]
 	n.mu.RUnlock()
+	if _, ok := n.config().Peer(peer); ok && l == nil && n.external() {
+		return fmt.Errorf("%w: %s", errNotHeldHere, peer)
+	}
 	if l == nil {
 		return fmt.Errorf("no peer %q: the policy's peers are listed by `anfed peers`", peer)
 	}

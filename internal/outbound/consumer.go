@@ -34,7 +34,13 @@ type Export struct {
 	Log    zerolog.Logger
 	// Send is the sender's Run.
 	Send func(context.Context) error
+	// Held, as for SenderConfig: once it says no, the export neither
+	// sends nor resumes the consumer (the link's new holder owns it).
+	// nil: always held.
+	Held func() bool
 }
+
+func (x *Export) held() bool { return x.Held == nil || x.Held() }
 
 // Run runs the peer's sender until rctx is done. When the sender finds a
 // delivery lost (ErrResume: a cluster server was lost mid-delivery) or
@@ -72,6 +78,9 @@ func (x *Export) Run(rctx context.Context) {
 			}
 		}
 		for rctx.Err() == nil {
+			if !x.held() {
+				return // the consumer is the new holder's to resume
+			}
 			ctx, cancel := context.WithTimeout(rctx, 10*time.Second)
 			err := EnsureConsumer(ctx, x.JS, x.Peer, x.Filters, x.Log)
 			cancel()

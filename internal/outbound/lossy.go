@@ -48,8 +48,9 @@ type LossyConfig struct {
 	// LinkUp reports whether the peer's link is connected. nil: always
 	// presumed up.
 	LinkUp func() bool
-	// Expired, as for SenderConfig.
+	// Expired and Held, as for SenderConfig.
 	Expired func(now time.Time) bool
+	Held    func() bool
 }
 
 // NewLossySender returns the fire-and-forget sender cfg describes; Run
@@ -121,6 +122,9 @@ func (s *LossySender) Run(ctx context.Context) error {
 			return
 		}
 		out := c.Out
+		if s.cfg.Held != nil && !s.cfg.Held() {
+			return // another process holds the link now
+		}
 		out.Header.Set(link.HeaderSent, strconv.FormatInt(time.Now().UnixNano(), 10))
 		if err := s.nc.PublishMsg(out); err != nil {
 			s.droppedDown.Add(1)

@@ -94,7 +94,7 @@ func (s *Sender) Refresh(ctx context.Context, js jetstream.JetStream, id string,
 			if err == nil && ans.Status == signal.StatusRejected && link.Retryable(ans.Reason) {
 				time.Sleep(20 * time.Millisecond) // not now: the peer's rate limit, say
 				st.Resent++
-				_ = s.nc.PublishMsg(out)
+				_ = s.publish(out)
 				return
 			}
 			delete(pending, a.Subject)
@@ -123,7 +123,7 @@ func (s *Sender) Refresh(ctx context.Context, js jetstream.JetStream, id string,
 					if time.Since(lastAns) >= refreshTimeout {
 						for _, out := range pending {
 							st.Resent++
-							_ = s.nc.PublishMsg(out)
+							_ = s.publish(out)
 						}
 						lastAns = time.Now()
 					}
@@ -180,7 +180,7 @@ func (s *Sender) Refresh(ctx context.Context, js jetstream.JetStream, id string,
 			pending[out.Reply] = out
 			full := len(pending) >= s.window
 			mu.Unlock()
-			if err := s.nc.PublishMsg(out); err != nil {
+			if err := s.publish(out); err != nil {
 				sendErr = err
 				return
 			}

@@ -112,6 +112,22 @@ type SenderConfig struct {
 	// acknowledgement floor. Without it the lost signal comes back only
 	// after AckWait, behind later ones.
 	ResumeOnLoss bool
+	// Held reports whether this process may still send on the link: with
+	// several processes of one operator, only the holder of the link's
+	// lease does, and a holder whose lease ran out sends nothing more
+	// (checked before every message). nil: always.
+	Held func() bool
+}
+
+// ErrNotHeld is what a publish answers once the link's lease is lost.
+var ErrNotHeld = errors.New("link: this process no longer holds the link's lease")
+
+// publish puts m on the link, unless this process no longer holds it.
+func (s *Sender) publish(m *nats.Msg) error {
+	if s.cfg.Held != nil && !s.cfg.Held() {
+		return ErrNotHeld
+	}
+	return s.nc.PublishMsg(m)
 }
 
 // ErrResume is Run's answer to a signal the consumer delivered and the
@@ -413,7 +429,7 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 		}
 		setHeader(h, link.HeaderSent, strconv.FormatInt(now.UnixNano(), 10))
 		e.sentAt, e.answered, e.noRoute = now, false, false
-		if err := s.nc.PublishMsg(e.out); err != nil {
+		if err := s.publish(e.out); err != nil {
 			s.log.Debug().Err(err).Msg("link: publish") // the next probe finds it lost
 		}
 	}
@@ -431,7 +447,7 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 		probe.Reply = replyPrefix + ".probe"
 		probe.Header.Set(link.HeaderEpoch, s.epoch)
 		probeAt, probeDue = time.Now(), time.Time{}
-		if err := s.nc.PublishMsg(probe); err != nil {
+		if err := s.publish(probe); err != nil {
 			s.log.Debug().Err(err).Msg("link: probe")
 		}
 	}

@@ -63,6 +63,10 @@ const (
 	// {"peer":"op-b","inbound":true,"outbound":false}; both directions
 	// when neither is set. It answers {"ok":true} or {"error":"..."}.
 	APIPeerRefresh = "an.api.peer.refresh"
+	// APIPeerState asks, with a peer's id, the process of the operator
+	// that works the peer's link for its view of it (nats.external: the
+	// other processes fill their peers view from it).
+	APIPeerState = "an.api.peer.state"
 	// APIActions answers with the actions the node has seen and the
 	// leases that hold as it sees them (internal/coordination).
 	APIActions = "an.api.actions"
