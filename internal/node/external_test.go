@@ -269,18 +269,10 @@ func streamLeader(t *testing.T, js jetstream.JetStream, name string) string {
 	return st.CachedInfo().Cluster.Leader
 }
 
-// TestExternalCluster runs op-a's node against a real three-server NATS
-// cluster (routes, JetStream R3, configured from `anfed natsconf`'s
-// output), linked over a real leaf link to op-b's embedded-mode node.
-// Signals stream both ways — op-a's producer to op-b's closed loop, op-b's
-// producer to op-a's closed loop — while the server that all op-a's
-// connections use, and that leads op-a's signal stream, is shut down. Each
-// closed loop must get every accepted signal once, in per-source order,
-// and the link must carry new signals again.
-func TestExternalCluster(t *testing.T) {
-	testLogLevel = zerolog.WarnLevel
-	defer func() { testLogLevel = zerolog.ErrorLevel }()
-	// op-b: an embedded node that accepts op-a.
+// clusterAndPeer starts op-b, an embedded node that accepts op-a, and
+// returns it with op-a's policy beside a cluster (externalConfig) whose
+// every server dials op-b; everything exported and imported both ways.
+func clusterAndPeer(t *testing.T) (*node.Node, *config.Config) {
 	b := baseConfig(t, "op-b")
 	b.Storage.Sync = "2m"
 	b.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
@@ -292,14 +284,27 @@ func TestExternalCluster(t *testing.T) {
 		Limits: config.Limits{MaxConnections: 3},
 	}}
 	nb := startNode(t, b)
-
-	// op-a: beside a cluster whose every server dials op-b.
 	a := externalConfig(t)
 	a.Peers = []config.Peer{{
 		ID: "op-b", Dial: &config.Dial{URL: nb.LeafURL(), User: "op-a", Password: "secret-a-123"},
 		Export: config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}},
 		Import: config.ImportPolicy{Classes: []string{"*"}, MaxRate: 100000}, SigningKey: pub(t, "op-b"),
 	}}
+	return nb, a
+}
+
+// TestExternalCluster runs op-a's node against a real three-server NATS
+// cluster (routes, JetStream R3, configured from `anfed natsconf`'s
+// output), linked over a real leaf link to op-b's embedded-mode node.
+// Signals stream both ways — op-a's producer to op-b's closed loop, op-b's
+// producer to op-a's closed loop — while the server that all op-a's
+// connections use, and that leads op-a's signal stream, is shut down. Each
+// closed loop must get every accepted signal once, in per-source order,
+// and the link must carry new signals again.
+func TestExternalCluster(t *testing.T) {
+	testLogLevel = zerolog.WarnLevel
+	defer func() { testLogLevel = zerolog.ErrorLevel }()
+	nb, a := clusterAndPeer(t)
 	cl := startCluster(t, a, nil)
 	start := time.Now()
 	// Every connection of the node goes to the first server: the one the

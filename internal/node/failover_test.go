@@ -26,7 +26,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/conditions"
-	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/lease"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/store"
@@ -172,23 +171,7 @@ func TestLinkFailover(t *testing.T) {
 	testLogLevel = zerolog.WarnLevel
 	defer func() { testLogLevel = zerolog.ErrorLevel }()
 
-	b := baseConfig(t, "op-b")
-	b.Storage.Sync = "2m"
-	b.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
-	b.Peers = []config.Peer{{
-		ID: "op-a", Accept: &config.Accept{User: "op-a", Password: "secret-a-123"},
-		Export: config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}},
-		Import: config.ImportPolicy{Classes: []string{"*"}, MaxRate: 100000}, SigningKey: pub(t, "op-a"),
-		Limits: config.Limits{MaxConnections: 3}, // each of op-a's servers dials us
-	}}
-	nb := startNode(t, b)
-
-	a := externalConfig(t)
-	a.Peers = []config.Peer{{
-		ID: "op-b", Dial: &config.Dial{URL: nb.LeafURL(), User: "op-a", Password: "secret-a-123"},
-		Export: config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}},
-		Import: config.ImportPolicy{Classes: []string{"*"}, MaxRate: 100000}, SigningKey: pub(t, "op-b"),
-	}}
+	nb, a := clusterAndPeer(t)
 	startCluster(t, a, nil)
 	tl := newTenureLog()
 	procs := map[string]*node.Node{}
