@@ -87,4 +87,16 @@ func TestActionCommands(t *testing.T) {
 	code, _, errs = runCmd(append([]string{"action", "decline", "b-drain-cli"}, flags...)...)
 	assert.Equal(t, exitFail, code)
 	assert.Contains(t, errs, "no decision of ours is pending")
+
+	// the action's trace on op-a: op-b's proposal, through op-b, and op-a's decision
+	code, out, errs = runCmd(append([]string{"trace", "b-drain-cli"}, flags...)...)
+	require.Equal(t, exitOK, code, errs)
+	assert.Regexp(t, `(?m)^\+0\s+op-b\s+op-b\s+action\s+raised\s+vpn-acme/ic-paris-1\s`, out)
+	assert.Regexp(t, `(?m)^\+0\s+op-a\s+local\s+action\s+raised\s+vpn-acme/ic-paris-1\s`, out)
+	assert.Contains(t, out, "2 signal(s) in the chain")
+	code, _, errs = runCmd(append([]string{"trace", "no-such-id"}, flags...)...)
+	assert.Equal(t, exitFail, code)
+	assert.Contains(t, errs, "no stored signal has that id")
+	code, _, _ = runCmd("trace")
+	assert.Equal(t, exitUsage, code)
 }

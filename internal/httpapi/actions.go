@@ -8,6 +8,7 @@ import (
 
 	"github.com/anfed/anfed/internal/coordination"
 	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/trace"
 )
 
 // actions answers GET /v1/actions: the actions the node has seen, its
@@ -64,5 +65,19 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusBadRequest, "%v", err)
 	default:
 		writeJSON(w, http.StatusOK, rec)
+	}
+}
+
+// traceOf answers GET /v1/trace/{id}: the causation chain of a signal (or
+// of a correlation id, an action's) from what the node stored.
+func (s *Server) traceOf(w http.ResponseWriter, r *http.Request) {
+	tr, err := s.n.Trace(r.Context(), r.PathValue("id"))
+	switch {
+	case errors.Is(err, trace.ErrNotFound):
+		problem(w, http.StatusNotFound, "%v", err)
+	case err != nil:
+		problem(w, http.StatusServiceUnavailable, "read the store: %v", err)
+	default:
+		writeJSON(w, http.StatusOK, tr)
 	}
 }

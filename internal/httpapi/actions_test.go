@@ -66,6 +66,14 @@ func TestActionsAPI(t *testing.T) {
 	assert.Equal(t, "noc-alice", d.DecidedBy)
 	code, resp = post("/v1/actions/b-drain-http/accept", "tok-actions-0123456789", "")
 	assert.Equal(t, http.StatusConflict, code, "decided already: %s", resp)
+	// the action's trace: op-b's proposal and op-a's decline
+	code, body = get(t, a.url+"/v1/trace/b-drain-http")
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Contains(t, body, `"class": "action"`)
+	assert.Contains(t, body, `"origin": "op-b"`)
+	assert.Contains(t, body, `"origin": "op-a"`)
+	code, _ = get(t, a.url+"/v1/trace/no-such-signal")
+	assert.Equal(t, http.StatusNotFound, code)
 	// op-b's view has the action and op-a's decline too
 	natstest.WaitFor(t, 10*time.Second, func() error {
 		code, body := get(t, b.url+"/v1/actions")

@@ -94,7 +94,7 @@ func (n *Node) startConditions(ctx, rctx context.Context) error {
 		n.watchLinks(rctx)
 	}()
 	refresh := func(m *nats.Msg) { n.serveRefresh(rctx, m) }
-	for subj, h := range map[string]nats.MsgHandler{subject.APIConditions: n.serveConditions, subject.APIPeers: n.servePeers} {
+	for subj, h := range map[string]nats.MsgHandler{subject.APIConditions: n.serveConditions, subject.APIPeers: n.servePeers, subject.APITrace: n.serveTrace} {
 		if err := n.subscribe(n.ops, subj, h); err != nil {
 			return err
 		}

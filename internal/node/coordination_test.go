@@ -17,6 +17,7 @@ import (
 	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/nodetest"
+	"github.com/anfed/anfed/internal/trace"
 )
 
 // coordStar is op-a, whose interconnects op-b and op-c both act on, and
@@ -493,4 +494,51 @@ func TestCoordinationLeaseSurvivesGrantorRestart(t *testing.T) {
 	require.Equal(t, coordination.Declined, d.Phase, "%+v", d)
 	require.NotNil(t, d.Conflict)
 	assert.Equal(t, "op-b", d.Conflict.Holder)
+}
+
+// The propagation trace on real nodes: op-a's congestion crosses to op-b,
+// op-b proposes a reroute for it, op-a accepts. op-b's trace of the
+// congestion shows the chain across both operators — the congestion
+// (op-a's, through op-a), op-b's proposal, op-a's decision — and op-a's
+// trace of the action's id goes back to the congestion.
+func TestTraceAcrossOperators(t *testing.T) {
+	s := startCoordStar(t, func(c *config.Config) {
+		c.Peers[0].Export.Classes = append(c.Peers[0].Export.Classes, "congestion")
+		c.Peers[0].Import.Classes = append(c.Peers[0].Import.Classes, "congestion")
+	})
+	cong := congestion("op-a", "cong-trace-1")
+	require.True(t, publish(t, s.conns["op-a"], cong).OK())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	waitFor(t, 10*time.Second, func() error {
+		_, err := s.nodes["op-b"].Trace(ctx, "cong-trace-1")
+		return err
+	})
+	p := reroute("b-trace-1", "ic-paris-1", time.Minute)
+	p.Causes = []coordination.Cause{{Source: cong.Source, ID: cong.ID, Class: "congestion"}}
+	a, err := s.clients["op-b"].Propose(ctx, p)
+	require.NoError(t, err)
+	require.True(t, a.Accepted())
+
+	type hop struct {
+		origin, class, via string
+		depth              int
+	}
+	hops := func(n *node.Node, id string) []hop {
+		tr, err := n.Trace(ctx, id)
+		require.NoError(t, err)
+		var out []hop
+		for _, h := range tr.Hops {
+			via := "local"
+			if len(h.Path) > 0 {
+				via = h.Path[len(h.Path)-1]
+			}
+			out = append(out, hop{h.Origin, h.Class, via, h.Depth})
+		}
+		return out
+	}
+	assert.Equal(t, []hop{{"op-a", "congestion", "op-a", 0}, {"op-b", "action", "local", 1}, {"op-a", "action", "op-a", 2}}, hops(s.nodes["op-b"], "cong-trace-1"))
+	assert.Equal(t, []hop{{"op-a", "congestion", "local", -1}, {"op-b", "action", "op-b", 0}, {"op-a", "action", "local", 0}}, hops(s.nodes["op-a"], "b-trace-1"))
+	_, err = s.nodes["op-c"].Trace(ctx, "cong-trace-1")
+	assert.ErrorIs(t, err, trace.ErrNotFound, "op-c never stored it")
 }

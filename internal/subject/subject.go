@@ -75,6 +75,9 @@ const (
 	// {"id":"...","accept":true,"reason":"...","by":"..."}; it answers
 	// the action's record or {"error":"..."}.
 	APIActionDecide = "an.api.action.decide"
+	// APITrace answers a signal's (or a correlation's) id with its
+	// causation chain from what the node stored (internal/trace).
+	APITrace = "an.api.trace"
 	// AckPrefix starts the inboxes of a node's requests on a link.
 	AckPrefix = "an.ack"
 )
