@@ -10,8 +10,10 @@ import (
 	"strings"
 
 	"github.com/anfed/anfed/internal/asyncapi"
+	"github.com/anfed/anfed/internal/boundedfile"
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/explain"
+	"github.com/anfed/anfed/internal/intent"
 	"github.com/anfed/anfed/internal/schemacheck"
 )
 
@@ -20,7 +22,7 @@ const policyUsage = `anfed policy: check, explain and describe policy files
   anfed policy check [--json] FILE...
       every problem of each policy file (.yaml) or signal file (.json), with
       file, line and hint, and the warnings; exit status 1 on any problem
-  anfed policy explain --config FILE [--from PEER] [--peer-config FILE]... [--json] SIGNAL.json...
+  anfed policy explain --config FILE [--from PEER] [--peer-config FILE]... [--intents FILE] [--json] SIGNAL.json...
       for each peer: would it receive the signal, and which rule decided
   anfed policy asyncapi --config FILE --peer ID [-o|--out FILE]
       an AsyncAPI 3.0.0 document of what the peer can subscribe to on its link
@@ -175,6 +177,7 @@ func runPolicyExplain(args []string, stdout, stderr io.Writer) int {
 	var peerFiles stringList
 	fset.Var(&peerFiles, "peer-config", "a peer's policy file (repeatable): its NATS permissions and import side are explained too")
 	asJSON := fset.Bool("json", false, "print JSON, for scripts")
+	intentsFile := fset.String("intents", "", "the node's intents as `anfed intents --json` prints them: export.intent_classes is judged by those it accepted, and the verdict names the intent")
 	if err := fset.Parse(args); err != nil {
 		return flagExit(err)
 	}
@@ -204,6 +207,19 @@ func runPolicyExplain(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		opts = append(opts, explain.WithPeerConfig(pc))
+	}
+	if *intentsFile != "" {
+		b, err := boundedfile.Read(*intentsFile, 16<<20)
+		if err != nil {
+			fmt.Fprintln(stderr, "anfed policy explain: --intents:", err)
+			return exitFail
+		}
+		var ins []intent.Intent
+		if err := json.Unmarshal(b, &ins); err != nil {
+			fmt.Fprintf(stderr, "anfed policy explain: --intents %s: want the JSON list `anfed intents --json` prints: %v\n", *intentsFile, err)
+			return exitUsage
+		}
+		opts = append(opts, explain.WithIntents(intent.ViewOf(ins)))
 	}
 	ex, err := explain.New(cfg, cat, opts...)
 	if err != nil {

@@ -262,6 +262,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		hs = httpapi.New(httpapi.Options{Listen: cfg.HTTP.Listen, TokenFile: cfg.HTTP.TokenFile, AdminTokenFile: cfg.HTTP.AdminTokenFile, Log: log})
 		opts = append(opts, node.WithObserver(hs.Observer()))
 	}
+	var view *intent.View
+	if cfg.Intents != nil {
+		view = intent.NewView()
+		opts = append(opts, node.WithIntents(view))
+	}
 	n := node.New(cfg, opts...)
 	if err := n.Start(ctx); err != nil {
 		log.Error().Err(err).Msg("node did not start")
@@ -284,7 +289,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			peers = append(peers, p.ID)
 		}
 		in, err = intent.New(ctx, intent.Deps{Node: n, Config: cfg.Intents, HTTP: cfg.HTTP, Metrics: hs.Metrics().Registry(), Log: log,
-			BaseURL: func() string { return "http://" + srv.Addr() }, Peers: peers})
+			BaseURL: func() string { return "http://" + srv.Addr() }, Peers: peers,
+			View: view, Refresh: func(ctx context.Context, peer string) error { return n.RefreshPeer(ctx, peer, false, true) }})
 		if err != nil {
 			log.Error().Err(err).Msg("node did not start")
 			br.Stop()

@@ -618,6 +618,13 @@ func (c *checker) export(base string, e ExportPolicy, st Storage) {
 	}
 	c.exportRate(base, e)
 	c.redact(base, e)
+	c.classes(base+".intent_classes", e.IntentClasses)
+	for i, class := range e.IntentClasses {
+		if class != "*" && !slices.Contains(e.Classes, "*") && !slices.Contains(e.Classes, class) {
+			c.add(fmt.Sprintf("%s.intent_classes[%d]", base, i), "an intent never widens the export policy: add "+class+" to export.classes too, or remove it here",
+				"%s is not in export.classes", class)
+		}
+	}
 	if e.MinSeverity < 0 || e.MinSeverity > 24 || e.MinSeverity == 0 && c.given(base+".min_severity") {
 		c.add(base+".min_severity", "a severity number from 1 to 24 (INFO 9, WARN 13, ERROR 17, FATAL 21), or leave it out to export every severity",
 			"%d is not a severity number", e.MinSeverity)

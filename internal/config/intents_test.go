@@ -2,6 +2,7 @@ package config
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -43,4 +44,22 @@ func TestIntentsErrorsCarryLines(t *testing.T) {
 			requireErrorAt(t, filepath.Join(dir, "p.yaml"), httpBase+tc.yaml, tc.path, tc.msg, tc.line)
 		})
 	}
+}
+
+// export.intent_classes only narrows: a class it lists that
+// export.classes does not is an error at its line.
+func TestIntentClassesNeverWiden(t *testing.T) {
+	src := strings.Replace(acceptingYAML, `export: {classes: ["*"], services: ["*"]}`, `export: {classes: [congestion], services: ["*"], intent_classes: [performance-deviation]}`, 1)
+	_, err := Parse("op-a.yaml", []byte(keys(y(src))))
+	var errs Errors
+	require.ErrorAs(t, err, &errs)
+	require.Len(t, errs, 1, "%v", err)
+	assert.Equal(t, "peers[0].export.intent_classes[0]", errs[0].Path)
+	assert.Equal(t, 11, errs[0].Line)
+	assert.Equal(t, "performance-deviation is not in export.classes", errs[0].Msg)
+	assert.Contains(t, errs[0].Hint, "an intent never widens the export policy")
+	src = strings.Replace(acceptingYAML, `export: {classes: ["*"], services: ["*"]}`, `export: {classes: ["*"], services: ["*"], intent_classes: [performance-deviation]}`, 1)
+	cfg, err := Parse("op-a.yaml", []byte(keys(y(src))))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"performance-deviation"}, cfg.Peers[0].Export.IntentClasses)
 }

@@ -364,6 +364,11 @@ func (d *Dial) Addresses() []string {
 type ExportPolicy struct {
 	Classes  []string `yaml:"classes"`
 	Services []string `yaml:"services"` // path.Match globs on the service token
+	// IntentClasses are classes of Classes that go to the peer only for
+	// a service the peer owns an intent for that we accepted, while it
+	// is in force (docs/intents.md): an intent narrows them to its
+	// service and lifetime; it never widens Classes or Services.
+	IntentClasses []string `yaml:"intent_classes,omitempty"`
 	// Transit allows relaying signals whose origin is another operator.
 	Transit bool `yaml:"transit"`
 	// TransitFrom lists whose relayed signals may go to this peer, by the

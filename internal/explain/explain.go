@@ -35,6 +35,16 @@ type Explainer struct {
 	ver   *origin.Verifier
 	peers map[string]*config.Config // the peers' own policies, when known
 	now   func() time.Time
+	// intents are the peers' intents we accepted, for
+	// export.intent_classes; nil: none known.
+	intents exportpolicy.Intents
+}
+
+// WithIntents gives the intents we accepted (`anfed intents --json` of
+// this node): a signal of an export.intent_classes class is then judged
+// by them, and the verdict names the intent.
+func WithIntents(v exportpolicy.Intents) Option {
+	return func(e *Explainer) { e.intents = v }
 }
 
 // Option configures an Explainer.
@@ -272,7 +282,7 @@ func (e *Explainer) exportSide(ev *signal.Event, class string, p *config.Peer) (
 	if p.Export.Lossy() {
 		v.Delivery = config.DeliveryLossy
 	}
-	pol := exportpolicy.ForConfig(e.cfg, p)
+	pol := exportpolicy.ForConfig(e.cfg, p, exportpolicy.WithIntents(e.intents))
 	out := clone(ev)
 	c := &outbound.Copy{Ev: out, Key: subject.Key{Origin: ev.Origin, Class: class, Service: ev.Service(), Resource: ev.Resource()}, Now: e.now()}
 	// The redacted copy is signed again by us; the explainer has no key

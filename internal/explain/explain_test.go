@@ -408,3 +408,37 @@ peers:
 	assert.False(t, r.Import.Accept)
 	assert.Equal(t, "op-c does not send it: export.classes does not list congestion", r.Import.Rule)
 }
+
+// intents is the intents we accepted, by owner and service.
+type intents map[[2]string]string
+
+func (m intents) Accepted(owner, service string) (string, bool) {
+	id, ok := m[[2]string{owner, service}]
+	return id, ok
+}
+
+// TestExportIntentClasses: a class of export.intent_classes goes to a
+// peer only for a service of an intent it owns that we accepted, and the
+// verdict names the intent; other classes are not affected.
+func TestExportIntentClasses(t *testing.T) {
+	f := newFixture(t, explain.WithIntents(intents{{"op-b", "vpn-acme"}: "acme-vpn-1"}))
+	f.cfg.Peers[0].Export.IntentClasses = []string{"congestion"}
+	for _, tt := range []struct {
+		ev    *signal.Event
+		class string
+		send  bool
+		rule  string
+	}{
+		{ev("op-a", "congestion", "vpn-acme/ic-1", 13, signal.Raised, congestionData), "congestion", true,
+			"export.classes and export.services allow it; export.intent_classes: intent op-b.acme-vpn-1 for vpn-acme, accepted"},
+		{ev("op-a", "congestion", "vpn-other/ic-1", 13, signal.Raised, congestionData), "congestion", false,
+			"export.intent_classes lists congestion: op-b owns no intent for vpn-other that we accepted and that is in force"},
+		{ev("op-a", "fault", "vpn-other/ic-1", 17, signal.Raised, faultData), "fault", true, "export.classes and export.services allow it"},
+	} {
+		r, err := f.ex.Explain(tt.ev, tt.class, "")
+		require.NoError(t, err)
+		v := verdict(t, r, "op-b")
+		assert.Equal(t, tt.send, v.Receive, tt.ev.Subject)
+		assert.Equal(t, tt.rule, v.Rule)
+	}
+}

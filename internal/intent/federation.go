@@ -106,7 +106,7 @@ func (s *Service) decide(ctx context.Context, ev *signal.Event, w wire) error {
 			return err
 		}
 		if rec.Intent.LifecycleStatus != Terminated {
-			if _, err := s.store.update(ctx, key, func(r *Record) (bool, error) {
+			if rec, err = s.store.update(ctx, key, func(r *Record) (bool, error) {
 				r.Intent.LifecycleStatus, r.Intent.StatusChangeDate, r.Intent.LastUpdate = Terminated, now, now
 				r.Intent.StatusReason = "terminated by its owner " + w.Owner
 				r.Reports = append(r.Reports, s.newReport(r, Terminated, w.Owner, w.Reason, nil, now))
@@ -114,6 +114,7 @@ func (s *Service) decide(ctx context.Context, ev *signal.Event, w wire) error {
 			}); err != nil {
 				return err
 			}
+			s.inView(ctx, rec.Intent)
 		}
 		return s.publish(ctx, wire{IntentID: w.IntentID, Phase: PhaseTerminated, Owner: w.Owner, Partner: s.self, Service: w.Service,
 			Revision: rec.Revision, Reason: "the owner terminated it"}, signal.Cleared)
@@ -156,6 +157,7 @@ func (s *Service) decide(ctx context.Context, ev *signal.Event, w wire) error {
 	if err := s.store.put(ctx, rec); err != nil {
 		return err
 	}
+	defer s.inView(ctx, in) // once the owner has our answer
 	s.log.Info().Str("owner", w.Owner).Str("intent", w.IntentID).Int("revision", w.Revision).Str("decision", dec.Decision).Str("rule", dec.Rule).Str("reason", dec.Reason).Msg("intents: decided a peer's intent")
 	return s.publish(ctx, wire{IntentID: w.IntentID, Phase: dec.Decision, Owner: w.Owner, Partner: s.self, Service: w.Service,
 		Revision: w.Revision, Reason: dec.Reason, Rule: dec.Rule}, signal.Raised)

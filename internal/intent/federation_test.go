@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/anfed/anfed/internal/intent"
 	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/nodetest"
+	"github.com/anfed/anfed/internal/outbound"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/store"
 )
@@ -292,6 +294,61 @@ func TestIntentSLAEvaluation(t *testing.T) {
 		}
 		if _, ok := breach(b, "op-b", subj); ok {
 			return fmt.Errorf("op-b still holds its sla-breach on %s", subj)
+		}
+		return nil
+	})
+}
+
+// pdOf is the performance-deviation conditions of origin s holds, by
+// service.
+func pdOf(s *site, origin string) map[string]bool {
+	out := map[string]bool{}
+	for _, c := range s.n.Conditions(conditions.Filter{Origin: origin, Class: "performance-deviation"}) {
+		svc, _, _ := strings.Cut(c.Subject, "/")
+		out[svc] = true
+	}
+	return out
+}
+
+// TestIntentScopedExport: op-b exports performance deviations to op-a
+// only under export.intent_classes: none crosses before op-a's intent;
+// once op-b accepts op-a's vpn-acme intent, op-b re-states its state and
+// vpn-acme's deviation reaches op-a (vpn-zeta's, for which there is no
+// intent, never does); when op-a terminates the intent, op-b re-states
+// again and op-a withdraws it. The export policy's rule names the intent.
+func TestIntentScopedExport(t *testing.T) {
+	a, b := pair(t, func(c *config.Config) {
+		c.Peers[0].Import.Classes = append(c.Peers[0].Import.Classes, "performance-deviation")
+	}, func(c *config.Config) {
+		c.Peers[0].Export.Classes = append(c.Peers[0].Export.Classes, "performance-deviation")
+		c.Peers[0].Export.IntentClasses = []string{"performance-deviation"}
+		c.Intents.Accept = []config.IntentAccept{{Services: []string{"vpn-*"}}}
+	})
+	nc, err := b.n.Connect()
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	require.True(t, nodetest.Publish(t, nc, latency(1, 48.2, signal.Raised)).OK())
+	zeta := latency(2, 48.2, signal.Raised)
+	zeta.Subject = "vpn-zeta/ic-lyon-2"
+	require.True(t, nodetest.Publish(t, nc, zeta).OK())
+	settled(t, b, outbound.ConsumerName("op-a"))
+	assert.Empty(t, pdOf(a, "op-b"), "no intent yet: no performance deviation crosses")
+
+	create(t, a, edit(t, func(m map[string]any) { m["id"] = "acme-vpn-1" }))
+	waitStatus(t, a, "acme-vpn-1", intent.InProgress)
+	natstest.WaitFor(t, 20*time.Second, func() error {
+		if got := pdOf(a, "op-b"); !got["vpn-acme"] || got["vpn-zeta"] {
+			return fmt.Errorf("op-a holds op-b's deviations for %v, want vpn-acme only", got)
+		}
+		return nil
+	})
+
+	code, body := do(t, http.MethodDelete, a.url+"/intent/acme-vpn-1", bearer, "", nil)
+	require.Equal(t, http.StatusAccepted, code, body)
+	waitStatus(t, b, "op-a.acme-vpn-1", intent.Terminated)
+	natstest.WaitFor(t, 20*time.Second, func() error {
+		if got := pdOf(a, "op-b"); len(got) != 0 {
+			return fmt.Errorf("op-a still holds op-b's deviations for %v", got)
 		}
 		return nil
 	})

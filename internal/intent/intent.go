@@ -42,6 +42,15 @@ type Deps struct {
 	BaseURL func() string
 	// Peers are the ids of the node's peers: an intent's partner is one.
 	Peers []string
+	// View, when set, is kept with the intents we accepted and are in
+	// force: the node's senders read it (node.WithIntents,
+	// export.intent_classes).
+	View *View
+	// Refresh, when set, re-states our state to a peer through the
+	// export policy (node.RefreshPeer): called when an intent of that
+	// peer comes into force or ends, so what export.intent_classes now
+	// passes or no longer passes reaches it.
+	Refresh func(ctx context.Context, peer string) error
 }
 
 // Service is one node's intents: the API and the federation.
@@ -106,12 +115,50 @@ func (s *Service) Start() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	for _, work := range []func(context.Context){s.run, s.runSLA, s.runReports, s.reproposeAll} {
+	for _, work := range []func(context.Context){s.run, s.runSLA, s.runReports, s.reproposeAll, s.fillView} {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			work(ctx)
 		}()
+	}
+}
+
+// fillView puts in the view, at start, the intents we accepted.
+func (s *Service) fillView(ctx context.Context) {
+	if s.d.View == nil {
+		return
+	}
+	recs, err := s.store.all(ctx)
+	if err != nil {
+		s.log.Warn().Err(err).Msg("intents: reading the intents we accepted")
+		return
+	}
+	owners := map[string]bool{}
+	for _, rec := range recs {
+		if s.d.View.set(rec.Intent) {
+			owners[rec.Intent.Owner] = true
+		}
+	}
+	for o := range owners {
+		s.refresh(ctx, o)
+	}
+}
+
+// inView updates the view with a handled intent and, when that changed
+// what the owner may receive, re-states our state to it.
+func (s *Service) inView(ctx context.Context, in Intent) {
+	if s.d.View.set(in) {
+		s.refresh(ctx, in.Owner)
+	}
+}
+
+func (s *Service) refresh(ctx context.Context, peer string) {
+	if s.d.Refresh == nil {
+		return
+	}
+	if err := s.d.Refresh(ctx, peer); err != nil && ctx.Err() == nil {
+		s.log.Warn().Err(err).Str("peer", peer).Msg("intents: re-stating our state to an intent's owner; the next refresh does it")
 	}
 }
 

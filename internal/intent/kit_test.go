@@ -54,14 +54,17 @@ func start(t *testing.T, cfg *config.Config) *site {
 	t.Helper()
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 	hs := httpapi.New(httpapi.Options{Listen: cfg.HTTP.Listen, TokenFile: cfg.HTTP.TokenFile, Log: log})
-	n := node.New(cfg, node.WithLogger(log.Level(zerolog.ErrorLevel)), node.WithSigningKey(keys.Operator(t, cfg.Operator.ID)), node.WithObserver(hs.Observer()))
+	view := intent.NewView()
+	n := node.New(cfg, node.WithLogger(log.Level(zerolog.ErrorLevel)), node.WithSigningKey(keys.Operator(t, cfg.Operator.ID)), node.WithObserver(hs.Observer()),
+		node.WithIntents(view))
 	require.NoError(t, n.Start(context.Background()))
 	var peers []string
 	for _, p := range cfg.Peers {
 		peers = append(peers, p.ID)
 	}
 	in, err := intent.New(context.Background(), intent.Deps{Node: n, Config: cfg.Intents, HTTP: cfg.HTTP, Metrics: hs.Metrics().Registry(), Log: log,
-		BaseURL: func() string { return "http://" + hs.Addr() }, Peers: peers})
+		BaseURL: func() string { return "http://" + hs.Addr() }, Peers: peers,
+		View: view, Refresh: func(ctx context.Context, peer string) error { return n.RefreshPeer(ctx, peer, false, true) }})
 	if err != nil {
 		n.Stop()
 		require.NoError(t, err)

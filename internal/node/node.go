@@ -32,6 +32,7 @@ import (
 	"github.com/anfed/anfed/internal/observe"
 	"github.com/anfed/anfed/internal/origin"
 	"github.com/anfed/anfed/internal/outbound"
+	"github.com/anfed/anfed/internal/outbound/exportpolicy"
 	"github.com/anfed/anfed/internal/schemacheck"
 	"github.com/anfed/anfed/internal/store"
 	"github.com/anfed/anfed/internal/subject"
@@ -55,6 +56,10 @@ func WithSigningKey(kp nkeys.KeyPair) Option { return func(n *Node) { n.signingK
 // WithCatalog shares a compiled signal catalog between nodes.
 func WithCatalog(c *schemacheck.Catalog) Option { return func(n *Node) { n.catalog = c } }
 
+// WithIntents gives the senders the intents we accepted, which
+// export.intent_classes reads (internal/intent keeps them).
+func WithIntents(v exportpolicy.Intents) Option { return func(n *Node) { n.intents = v } }
+
 // Node is one operator's anfed node.
 type Node struct {
 	// cfg is the policy in force: Reload replaces it (never edits it).
@@ -63,6 +68,7 @@ type Node struct {
 	log     zerolog.Logger
 	obs     observe.Multi
 	catalog *schemacheck.Catalog
+	intents exportpolicy.Intents // nil: export.intent_classes sends nothing
 
 	intake     *intake.Intake
 	table      *conditions.Table

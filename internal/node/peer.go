@@ -169,12 +169,12 @@ func (n *Node) startPipes(ctx context.Context, l *peerLink, p *config.Peer) (pp 
 		// A durable export consumer left from an earlier durable
 		// configuration is removed: its backlog will never be sent, and
 		// saying so is better than keeping it.
-		pp.lossy = outbound.NewLossySender(outbound.LossyConfig{Self: n.ID(), Peer: p.ID, Source: pp.xc, Conn: l.nc, Policy: exportpolicy.ForConfig(cfg, p), Log: n.log,
+		pp.lossy = outbound.NewLossySender(outbound.LossyConfig{Self: n.ID(), Peer: p.ID, Source: pp.xc, Conn: l.nc, Policy: exportpolicy.ForConfig(cfg, p, exportpolicy.WithIntents(n.intents)), Log: n.log,
 			Expired: p.ExpiredAt, LinkUp: func() bool { return n.LinkUp(p.ID) }, Held: l.held})
 		n.runExport(pctx, pp, &outbound.Export{Peer: p.ID, JS: n.store.JetStream(), Lossy: true, Send: pp.lossy.Run, Held: l.held})
 		return pp, nil
 	}
-	policy := exportpolicy.ForConfig(cfg, p)
+	policy := exportpolicy.ForConfig(cfg, p, exportpolicy.WithIntents(n.intents))
 	js := n.store.JetStream()
 	if err := outbound.EnsureConsumer(ctx, js, p.ID, policy.Subjects(), n.log); err != nil {
 		return pp, fmt.Errorf("export consumer for %s: %w", p.ID, err)

@@ -37,7 +37,23 @@ type Policy struct {
 	tags        config.ExportTags
 	filter      *filter.Filter // export.filter; nil: none
 	filterErr   error          // export.filter does not compile: nothing is exported
+	// intentClasses go to the peer only for a service of an intent it
+	// owns that we accepted (export.intent_classes), as intents says.
+	intentClasses []string
+	intents       Intents
 }
+
+// Intents tells which intents a peer owns that we accepted and that are
+// in force (internal/intent keeps them).
+type Intents interface {
+	// Accepted is the id of an intent owner owns for service that we
+	// accepted and that is in force; ok false: none.
+	Accepted(owner, service string) (id string, ok bool)
+}
+
+// WithIntents gives the intents export.intent_classes reads; without it
+// those classes go nowhere.
+func WithIntents(v Intents) Option { return func(p *Policy) { p.intents = v } }
 
 // Option adds to a policy what the peer's own entry does not tell.
 type Option func(*Policy)
@@ -51,17 +67,18 @@ func WithRoles(roles map[string]string) Option { return func(p *Policy) { p.role
 // New returns the export policy of operator self towards peer p.
 func New(self string, p *config.Peer, opts ...Option) *Policy {
 	pol := &Policy{
-		self:        self,
-		peer:        p.ID,
-		role:        p.RoleOf(),
-		classes:     p.Export.Classes,
-		services:    p.Export.Services,
-		transit:     p.Export.Transit,
-		transitFrom: p.Export.TransitFrom,
-		explicit:    len(p.Export.TransitFrom) > 0,
-		redact:      pointers(p.Export.Redact),
-		minSev:      p.Export.MinSeverity,
-		tags:        p.Export.Tags,
+		self:          self,
+		peer:          p.ID,
+		role:          p.RoleOf(),
+		classes:       p.Export.Classes,
+		services:      p.Export.Services,
+		transit:       p.Export.Transit,
+		transitFrom:   p.Export.TransitFrom,
+		explicit:      len(p.Export.TransitFrom) > 0,
+		redact:        pointers(p.Export.Redact),
+		intentClasses: p.Export.IntentClasses,
+		minSev:        p.Export.MinSeverity,
+		tags:          p.Export.Tags,
 	}
 	if !pol.explicit {
 		// Valley-free (RFC 9234, Gao-Rexford): what we learned from a
@@ -85,8 +102,8 @@ func New(self string, p *config.Peer, opts ...Option) *Policy {
 
 // ForConfig returns the export policy of cfg's operator towards p, one of
 // cfg's peers, with the roles of all cfg's peers.
-func ForConfig(cfg *config.Config, p *config.Peer) *Policy {
-	return New(cfg.Operator.ID, p, WithRoles(cfg.PeerRoles()))
+func ForConfig(cfg *config.Config, p *config.Peer, opts ...Option) *Policy {
+	return New(cfg.Operator.ID, p, append([]Option{WithRoles(cfg.PeerRoles())}, opts...)...)
 }
 
 // learnedFrom is the neighbour a relayed signal came from (the last hop
@@ -266,15 +283,27 @@ func (p *Policy) Decide(ev *signal.Event, class string) Decision {
 			return Decision{false, fmt.Sprintf("export.filter %q is false", p.filter)}
 		}
 	}
+	intent := ""
+	if len(p.intentClasses) > 0 && allowClass(p.intentClasses, class) {
+		var id string
+		ok := false
+		if p.intents != nil {
+			id, ok = p.intents.Accepted(p.peer, ev.Service())
+		}
+		if !ok {
+			return Decision{false, fmt.Sprintf("export.intent_classes lists %s: %s owns no intent for %s that we accepted and that is in force", class, p.peer, ev.Service())}
+		}
+		intent = fmt.Sprintf("; export.intent_classes: intent %s.%s for %s, accepted", p.peer, id, ev.Service())
+	}
 	if relayed {
 		from, role := p.learnedFrom(ev)
 		why := "roles"
 		if p.explicit {
 			why = fmt.Sprintf("export.transit_from %v", p.transitFrom)
 		}
-		return Decision{true, fmt.Sprintf("export.transit relays it by %s (learned from %s, a %s, and %s is a %s); export.classes and export.services allow it", why, from, role, p.peer, p.role)}
+		return Decision{true, fmt.Sprintf("export.transit relays it by %s (learned from %s, a %s, and %s is a %s); export.classes and export.services allow it%s", why, from, role, p.peer, p.role, intent)}
 	}
-	return Decision{true, "export.classes and export.services allow it"}
+	return Decision{true, "export.classes and export.services allow it" + intent}
 }
 
 // MayExport is Decide on what a stored signal's subject tells (origin,
