@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,9 +25,9 @@ import (
 	"github.com/anfed/anfed/internal/store"
 )
 
-// waitStatus waits until s's intent id has lifecycleStatus want, and
-// returns it.
-func waitStatus(t *testing.T, s *site, id, want string) intent.Intent {
+// waitStatus waits until s's intent id has one of the lifecycleStatus
+// values want, and returns it.
+func waitStatus(t *testing.T, s *site, id string, want ...string) intent.Intent {
 	t.Helper()
 	var in intent.Intent
 	natstest.WaitFor(t, 30*time.Second, func() error {
@@ -35,7 +36,7 @@ func waitStatus(t *testing.T, s *site, id, want string) intent.Intent {
 			return fmt.Errorf("GET %s: %d %s", id, code, body)
 		}
 		in = decode[intent.Intent](t, body)
-		if in.LifecycleStatus != want {
+		if !slices.Contains(want, in.LifecycleStatus) {
 			return fmt.Errorf("%s on %s is %s (%s), want %s", id, s.n.ID(), in.LifecycleStatus, in.StatusReason, want)
 		}
 		return nil
@@ -335,7 +336,9 @@ func TestIntentScopedExport(t *testing.T) {
 	assert.Empty(t, pdOf(a, "op-b"), "no intent yet: no performance deviation crosses")
 
 	create(t, a, edit(t, func(m map[string]any) { m["id"] = "acme-vpn-1" }))
-	waitStatus(t, a, "acme-vpn-1", intent.InProgress)
+	// Accepted: op-b's evaluation may already have judged the stored
+	// 48.2 ms deviation against the 20 ms target and reported it.
+	waitStatus(t, a, "acme-vpn-1", intent.InProgress, intent.NotCompliant)
 	natstest.WaitFor(t, 20*time.Second, func() error {
 		if got := pdOf(a, "op-b"); !got["vpn-acme"] || got["vpn-zeta"] {
 			return fmt.Errorf("op-a holds op-b's deviations for %v, want vpn-acme only", got)
