@@ -151,9 +151,9 @@ func TestKeysInitRefusesOverwrite(t *testing.T) {
 	code, _, stderr = runCmd("keys", "init")
 	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, stderr, "want --dir DIR")
-	code, _, stderr = runCmd("keys", "rotate")
+	code, _, stderr = runCmd("keys", "renew")
 	assert.Equal(t, exitUsage, code)
-	assert.Contains(t, stderr, `unknown command "rotate"`)
+	assert.Contains(t, stderr, `unknown command "renew"`)
 }
 
 func TestKeysShowWithoutKey(t *testing.T) {

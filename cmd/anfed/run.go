@@ -84,7 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "natsconf":
 		return runNatsconf(rest, stdout, stderr)
 	case "keys":
-		return runKeys(rest, stdout, stderr)
+		return runKeys(ctx, rest, stdout, stderr)
 	case "peer":
 		if len(rest) > 0 && rest[0] == "refresh" {
 			return runPeerRefresh(ctx, rest[1:], stdout, stderr)

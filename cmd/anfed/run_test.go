@@ -150,10 +150,16 @@ func TestDemoCommand(t *testing.T) {
 // local user until the test ends, and returns the flags that name it.
 func serveOpA(t *testing.T) (addr string, flags []string) {
 	t.Helper()
-	dir := t.TempDir()
+	return serveOpAWith(t, t.TempDir(), "")
+}
+
+// serveOpAWith is serveOpA with its files in dir and operator adding
+// keys to the policy's operator section ("  key: value\n" lines).
+func serveOpAWith(t *testing.T, dir, operator string) (addr string, flags []string) {
+	t.Helper()
 	p := filepath.Join(dir, "op-a.yaml")
 	addr = natstest.FreeAddr(t)
-	cfg := fmt.Sprintf("operator:\n  id: op-a\nnats:\n  client:\n    listen: %s\n  users:\n    - name: loop\n      password: loop-pass-123\nstorage:\n  dir: ./data\nhttp:\n  listen: %s\n", addr, natstest.FreeAddr(t))
+	cfg := fmt.Sprintf("operator:\n  id: op-a\n"+operator+"nats:\n  client:\n    listen: %s\n  users:\n    - name: loop\n      password: loop-pass-123\nstorage:\n  dir: ./data\nhttp:\n  listen: %s\n", addr, natstest.FreeAddr(t))
 	require.NoError(t, os.WriteFile(p, []byte(cfg), 0o600))
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr nodetest.Output

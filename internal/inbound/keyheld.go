@@ -59,11 +59,20 @@ func (r *Receiver) keyHold(ctx context.Context, m *nats.Msg, ev *signal.Event, w
 			why, store.KeyHeldPerPeer, r.peer, err))
 	}
 	r.keyHeldN.held.Add(1)
-	detail := fmt.Sprintf("%s; held until the pins change (peers[].signing_key, origins[]): checked again at the next start", why)
+	detail := fmt.Sprintf("%s; held until the pins change (a key rotation its origin announces, or peers[].signing_key, origins[] and a start): checked again then", why)
 	r.Observer.Rejected(observe.Rejection{Node: r.self, From: r.peer, Reason: reject.KeyHeld, Detail: detail, Event: ev})
 	r.log.Warn().Str("reason", string(reject.KeyHeld)).Str("origin", ev.Origin).Str("type", ev.Type).Str("subject", ev.Subject).Str("id", ev.ID).
 		Str("error", why.Error()).Msg("link: signal under a key not pinned held until the pins change")
 	return signal.Answer{Status: signal.StatusRejected, Reason: string(reject.KeyHeld), Error: detail}
+}
+
+// RecheckKeyHeld checks the peer's key-held signals again, in the
+// pipeline's end in link order with its signals: the pins changed (a key
+// rotation accepted while the node runs).
+func (r *Receiver) RecheckKeyHeld() {
+	if r.KeyHeld != nil {
+		r.Sync(r.recheckKeyHeld)
+	}
 }
 
 // recheckKeyHeld checks again, in the order they came, the peer's signals
@@ -108,7 +117,7 @@ func (r *Receiver) recheckKeyHeld() {
 			ans = j.ans // a duplicate
 		}
 		if ans.Status == signal.StatusRejected && ans.Reason == string(reject.Unavailable) {
-			r.log.Error().Str("error", ans.Error).Msg("link: a signal held for want of a key not stored: the rest stay held until the next start")
+			r.log.Error().Str("error", ans.Error).Msg("link: a signal held for want of a key not stored: the rest stay held until the pins change again or the next start")
 			return
 		}
 		if ans.Status != signal.StatusRejected {
@@ -121,6 +130,6 @@ func (r *Receiver) recheckKeyHeld() {
 	if len(held) > 0 {
 		st := r.KeyHolds()
 		r.log.Info().Int("held", len(held)).Uint64("released", st.Released).Uint64("refused", st.Refused).Int("kept", kept).
-			Msg("link: signals held for want of a key checked again with this start's pins")
+			Msg("link: signals held for want of a key checked again with the pins now in force")
 	}
 }

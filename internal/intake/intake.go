@@ -101,15 +101,17 @@ type slot struct {
 	done  chan struct{}
 }
 
-// queue bounds the messages between Handle and the store stage.
-const queue = 256
+// Queue bounds the messages between Handle and the store stage: at most
+// this many are checked and signed, on the workers in parallel, ahead of
+// their turn to be stored in arrival order.
+const Queue = 256
 
 // New returns an intake; Run must run for producers to get answers.
 func New(d Deps) *Intake {
 	in := &Intake{self: d.Self, conn: d.Conn, insp: d.Inspector, signer: d.Signer, store: d.Store, obs: d.Observer, log: d.Log,
 		unavailLog: d.Log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
 		timeout:    5 * time.Second, pend: make(chan pending, MaxPending),
-		work: make(chan *slot, queue), ordered: make(chan *slot, queue), stored: make(chan struct{}),
+		work: make(chan *slot, Queue), ordered: make(chan *slot, Queue), stored: make(chan struct{}),
 		stages: StagesFor(d.Inspector, d.Self, d.Signer)}
 	for range max(runtime.GOMAXPROCS(0), 1) {
 		in.workers.Add(1)

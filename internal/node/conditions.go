@@ -94,7 +94,9 @@ func (n *Node) startConditions(ctx, rctx context.Context) error {
 		n.watchLinks(rctx)
 	}()
 	refresh := func(m *nats.Msg) { n.serveRefresh(rctx, m) }
-	for subj, h := range map[string]nats.MsgHandler{subject.APIConditions: n.serveConditions, subject.APIPeers: n.servePeers, subject.APITrace: n.serveTrace} {
+	rotate := func(m *nats.Msg) { n.serveRotate(rctx, m) }
+	for subj, h := range map[string]nats.MsgHandler{subject.APIConditions: n.serveConditions, subject.APIPeers: n.servePeers, subject.APITrace: n.serveTrace,
+		subject.APIKeysRotate: rotate, subject.APIKeys: n.serveKeys} {
 		if err := n.subscribe(n.ops, subj, h); err != nil {
 			return err
 		}
@@ -192,6 +194,7 @@ func (n *Node) watchLinks(ctx context.Context) {
 				up[p.ID] = is
 			}
 			n.tickSessions(ctx, now, up, changed)
+			n.tickKeys(ctx, now)
 			n.refuseRogueHubs(leafs)
 			n.enforceExpiry(now, leafs, expiredLogged)
 			n.enforceDisabled(leafs)
@@ -388,6 +391,9 @@ type PeerState struct {
 	HeldHere bool   `json:"held_here"`
 	// Answered names the process that answered.
 	Answered string `json:"answered_by"`
+	// Keys are the peer's signing keys we pin now and its last key
+	// rotation (docs/sessions.md#key-rotation).
+	Keys PeerKeysView `json:"keys"`
 }
 
 // Peers reports each peer's link state, export backlog and conditions.
@@ -439,6 +445,7 @@ func (n *Node) peerState(ctx context.Context, p *config.Peer, ask bool) PeerStat
 	if p.Disabled != nil {
 		ps.Disabled = p.Disabled.Reason
 	}
+	ps.Keys = n.PeerKeys(p.ID)
 	if pp != nil && pp.lossy != nil {
 		ps.Delivery = config.DeliveryLossy
 		_, ps.DroppedLinkDown = pp.lossy.Counts()

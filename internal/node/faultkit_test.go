@@ -36,6 +36,12 @@ func linkedEdit(t *testing.T, editA func(*config.Config), editB ...func(*config.
 // linkedWith is linkedEdit with options for op-a's node.
 func linkedWith(t *testing.T, optsA []node.Option, editA func(*config.Config), editB ...func(*config.Config)) (na, nb *node.Node, proxy *natstest.Proxy) {
 	t.Helper()
+	return linkedOpts(t, optsA, nil, editA, editB...)
+}
+
+// linkedOpts is linkedWith with options for op-b's node too.
+func linkedOpts(t *testing.T, optsA, optsB []node.Option, editA func(*config.Config), editB ...func(*config.Config)) (na, nb *node.Node, proxy *natstest.Proxy) {
+	t.Helper()
 	a := baseConfig(t, "op-a")
 	// These tests stream 2,000 signals/s: more than a store that flushes
 	// every write to this disk takes (see docs/durability.md). Link cuts
@@ -62,7 +68,7 @@ func linkedWith(t *testing.T, optsA []node.Option, editA func(*config.Config), e
 	for _, e := range editB {
 		e(b)
 	}
-	nb = startNode(t, b)
+	nb = startNode(t, b, optsB...)
 	waitFor(t, 10*time.Second, func() error {
 		if !na.LinkUp("op-b") || !nb.LinkUp("op-a") {
 			return fmt.Errorf("link not up")

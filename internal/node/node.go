@@ -75,6 +75,7 @@ type Node struct {
 	intakeDone chan struct{}
 	signingKey nkeys.KeyPair
 	signer     *origin.Signer
+	keys       keyRing // key rotations: ours and our peers' (rotation.go)
 	deps       inbound.ReceiverDeps
 
 	sec  natsconf.Secrets
@@ -220,6 +221,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.store, err = n.openStore(ctx); err != nil {
 		return err
 	}
+	if err := n.restoreKeys(ctx); err != nil {
+		return err
+	}
 	rctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.wg.Add(1)
@@ -299,6 +303,7 @@ func (n *Node) loadKeys() error {
 			return err
 		}
 		n.signer = s
+		n.keys.cur = n.signingKey
 	}
 	v, err := n.verifier(n.config())
 	if err != nil {
@@ -326,7 +331,20 @@ func (n *Node) verifier(cfg *config.Config) (*origin.Verifier, error) {
 		// before the loop check refuses them with the right reason.
 		pinned[n.ID()] = n.signer.KeyID()
 	}
-	return origin.NewVerifier(pinned)
+	v, err := origin.NewVerifier(pinned)
+	if err != nil {
+		return nil, err
+	}
+	// The key rotations accepted since (rotation.go) hold on top of
+	// the policy's pins.
+	var peers []string
+	for _, p := range cfg.Peers {
+		if p.SigningKey != "" {
+			peers = append(peers, p.ID)
+		}
+	}
+	n.applyRotations(v, peers)
+	return v, nil
 }
 
 // SigningKey is the operator's public signing key ("" without one).

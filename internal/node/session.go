@@ -176,7 +176,7 @@ func (n *Node) sessionLocal(p *config.Peer) session.Local {
 	}
 	var peerKeys []string
 	if p.SigningKey != "" {
-		peerKeys = []string{p.SigningKey}
+		peerKeys = n.pins().Keys(p.ID) // the pin, and keys it rotated to
 	}
 	grace, _ := p.Import.Timers()
 	l := session.Local{Self: n.ID(), Peer: p.ID, Version: version(), Restart: grace,
@@ -202,6 +202,18 @@ func (n *Node) sessionMsg(ctx context.Context, ps *peerSession, rcv *inbound.Rec
 		return
 	}
 	switch m.Type {
+	case session.TypeKeyRotate, session.TypeKeySwitch, session.TypeKeyAccept, session.TypeKeyRefuse:
+		ps.mu.Lock()
+		_, _ = ps.m.Receive(time.Now(), m) // heard: the hold timer
+		established := ps.m.Status().State == session.Established
+		ps.mu.Unlock()
+		if !established {
+			// The peer announces again at the session's establishment.
+			n.log.Warn().Str("peer", ps.peer).Str("type", string(m.Type)).Msg("session: a key-rotation message outside an established session ignored")
+			return
+		}
+		n.rotationMsg(ctx, ps, m)
+		return
 	case session.TypeBegin:
 		ps.mu.Lock()
 		walk := !ps.inRefresh
@@ -328,6 +340,7 @@ func (n *Node) sessionEvent(ctx context.Context, ps *peerSession, ev session.Eve
 		n.log.Info().Str("peer", ps.peer).Str("peer_version", neg.Version).Stringer("hold", neg.Hold).
 			Strs("sendable", neg.Sendable).Strs("peer_accepts", neg.PeerImport.Classes).Int("flaps", st.Flaps).
 			Msg("session established: refreshing what we export to the peer")
+		n.announceRotation(ps, time.Now(), true)
 		n.refreshOut(ctx, ps)
 	case session.RefreshAsked:
 		ps.mu.Lock()

@@ -35,22 +35,8 @@ func TestAttackSessionFlood(t *testing.T) {
 	})
 
 	x := e.startRogueB(t)
-	var catalog []string
-	for _, c := range schemas.Classes {
-		catalog = append(catalog, schemas.Type(c))
-	}
-	open := session.Message{Type: session.TypeOpen, From: "op-b", To: "op-a", Version: "rogue", HoldSeconds: 90,
-		Catalog: catalog, Import: &session.Import{Classes: []string{"*"}}, Heard: true, Refreshes: true}
+	x.openSession(t, e)
 	subj := subject.Session("op-b")
-	waitFor(t, 15*time.Second, func() error {
-		// Again until A's link watcher has seen op-b's link up.
-		require.NoError(t, x.Conn.Publish(subj, open.Encode()))
-		time.Sleep(200 * time.Millisecond)
-		if s := e.a.Session("op-b"); s.State != session.Established {
-			return fmt.Errorf("A's session with op-b is %s", s.State)
-		}
-		return nil
-	})
 	// A's own refresh to op-b on Up.
 	waitFor(t, 10*time.Second, func() error {
 		if s := e.a.Session("op-b"); s.RefreshesSent < 1 {
@@ -113,4 +99,25 @@ func TestAttackSessionFlood(t *testing.T) {
 	require.Equal(t, after.Refused, e.obs.rejections("op-b", reject.SessionFlood), "the refusals are observed (metrics) per peer and reason")
 	require.Equal(t, heldC, e.a.Table().Len("op-c"), "op-c's conditions at A are untouched")
 	e.opCFlows(t)
+}
+
+// openSession establishes op-b's session with A as a peer's node would:
+// an OPEN that has heard A's, until A holds the session established.
+func (x *atkRogue) openSession(t *testing.T, e *atkEnv) {
+	t.Helper()
+	var catalog []string
+	for _, c := range schemas.Classes {
+		catalog = append(catalog, schemas.Type(c))
+	}
+	open := session.Message{Type: session.TypeOpen, From: "op-b", To: "op-a", Version: "rogue", HoldSeconds: 90,
+		Catalog: catalog, Import: &session.Import{Classes: []string{"*"}}, Heard: true, Refreshes: true}
+	waitFor(t, 15*time.Second, func() error {
+		// Again until A's link watcher has seen op-b's link up.
+		require.NoError(t, x.Conn.Publish(subject.Session("op-b"), open.Encode()))
+		time.Sleep(200 * time.Millisecond)
+		if s := e.a.Session("op-b"); s.State != session.Established {
+			return fmt.Errorf("A's session with op-b is %s", s.State)
+		}
+		return nil
+	})
 }

@@ -18,6 +18,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nkeys"
@@ -41,14 +43,30 @@ var SignedAttrs = []string{
 // coreAttrs may not appear in signedextattrs.
 var coreAttrs = []string{"id", "source", "specversion", "type", "datacontenttype", "dataschema", "subject", "time"}
 
-// Signer signs signals with one operator's key.
+// Signer signs signals with one operator's key: the one in force, which
+// a key rotation switches (Switch) while signals are being signed.
 type Signer struct {
+	cur      atomic.Pointer[signingKey]
+	switched atomic.Bool
+}
+
+type signingKey struct {
 	key   ed25519.PrivateKey
 	keyID string
 }
 
 // NewSigner returns a signer using kp; its key id is kp's public key.
 func NewSigner(kp nkeys.KeyPair) (*Signer, error) {
+	k, err := expand(kp)
+	if err != nil {
+		return nil, err
+	}
+	s := &Signer{}
+	s.cur.Store(k)
+	return s, nil
+}
+
+func expand(kp nkeys.KeyPair) (*signingKey, error) {
 	pub, err := kp.PublicKey()
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
@@ -62,11 +80,47 @@ func NewSigner(kp nkeys.KeyPair) (*Signer, error) {
 	if err != nil || len(raw) != ed25519.SeedSize {
 		return nil, fmt.Errorf("signing key: not an ed25519 seed")
 	}
-	return &Signer{key: ed25519.NewKeyFromSeed(raw), keyID: pub}, nil
+	return &signingKey{key: ed25519.NewKeyFromSeed(raw), keyID: pub}, nil
 }
 
-// KeyID is the signer's public key, as peers pin it.
-func (s *Signer) KeyID() string { return s.keyID }
+// Switch makes kp the key every later Sign uses (a key rotation's
+// switch); a Sign under way finishes with the key it started with.
+func (s *Signer) Switch(kp nkeys.KeyPair) error {
+	k, err := expand(kp)
+	if err != nil {
+		return err
+	}
+	s.cur.Store(k)
+	s.switched.Store(true)
+	return nil
+}
+
+// KeyID is the signer's public key in force, as peers pin it.
+func (s *Signer) KeyID() string { return s.cur.Load().keyID }
+
+// Stale reports whether ev carries no signature by the key in force: it
+// was signed before a Switch. Free until the signer first switched.
+func (s *Signer) Stale(ev *signal.Event) bool {
+	if !s.switched.Load() {
+		return false
+	}
+	var rawBuf [384]byte
+	raw, err := decodeB64(rawBuf[:], []byte(ev.DSSEMaterial))
+	if err != nil {
+		return true
+	}
+	env, err := readEnvelope(raw)
+	if err != nil {
+		return true
+	}
+	id := s.cur.Load().keyID
+	for i := range env.n {
+		if string(env.sig(i).keyID) == id {
+			return false
+		}
+	}
+	return true
+}
 
 // Sign sets signedextattrs and dssematerial on ev. It normalises an absent
 // datacontenttype to application/json first, since that is what the
@@ -84,8 +138,9 @@ func (s *Signer) Sign(ev *signal.Event) error {
 	}
 	ev.SignedExtAttrs = strings.Join(names, ",")
 	digest := Digest(ev, names)
+	k := s.cur.Load()
 	var pb [paeSize]byte
-	sig := ed25519.Sign(s.key, appendPAE(pb[:0], PayloadType, digest[:]))
+	sig := ed25519.Sign(k.key, appendPAE(pb[:0], PayloadType, digest[:]))
 	// The envelope as encoding/json marshals it, without reflection.
 	var eb [384]byte
 	b := append(eb[:0], `{"payload":"`...)
@@ -93,7 +148,7 @@ func (s *Signer) Sign(ev *signal.Event) error {
 	b = append(b, `","payloadType":`...)
 	b = signal.AppendJSONString(b, PayloadType)
 	b = append(b, `,"signatures":[{"keyid":`...)
-	b = signal.AppendJSONString(b, s.keyID)
+	b = signal.AppendJSONString(b, k.keyID)
 	b = append(b, `,"sig":"`...)
 	b = base64.StdEncoding.AppendEncode(b, sig)
 	b = append(b, `"}]}`...)
@@ -249,24 +304,140 @@ func extValue(ev *signal.Event, name string) (string, bool) {
 	return fmt.Sprint(v), true
 }
 
-// Verifier checks origin signatures against pinned keys.
+// Verifier checks origin signatures against pinned keys. An origin has
+// one key pinned, or two while a key rotation overlaps its old key with
+// the new one (Accept, Retire). Verify reads the pins without a lock: a
+// change replaces them whole.
 type Verifier struct {
-	keys  map[string]ed25519.PublicKey // origin id -> public key
-	ids   map[string]string            // origin id -> key id
-	known map[string]bool              // the key ids pinned, for any origin
+	mu sync.Mutex // writers of p
+	p  atomic.Pointer[pins]
+}
+
+type pins struct {
+	keys  map[string][]pinnedKey // origin id -> its keys, oldest first
+	known map[string]bool        // the key ids pinned, for any origin
+}
+
+type pinnedKey struct {
+	id  string
+	pub ed25519.PublicKey
 }
 
 // NewVerifier pins keys: origin operator id -> public signing key (O...).
 func NewVerifier(keys map[string]string) (*Verifier, error) {
-	v := &Verifier{keys: map[string]ed25519.PublicKey{}, ids: map[string]string{}, known: map[string]bool{}}
+	p := &pins{keys: map[string][]pinnedKey{}, known: map[string]bool{}}
 	for id, k := range keys {
-		raw, err := nkeys.Decode(nkeys.PrefixByteOperator, []byte(k))
-		if err != nil || !nkeys.IsValidPublicOperatorKey(k) || len(raw) != ed25519.PublicKeySize {
-			return nil, fmt.Errorf("signing key of %s: %q is not an operator public NKey (O...)", id, k)
+		pub, err := publicKey(id, k)
+		if err != nil {
+			return nil, err
 		}
-		v.keys[id], v.ids[id], v.known[k] = ed25519.PublicKey(raw), k, true
+		p.keys[id], p.known[k] = []pinnedKey{{id: k, pub: pub}}, true
 	}
+	v := &Verifier{}
+	v.p.Store(p)
 	return v, nil
+}
+
+func publicKey(origin, k string) (ed25519.PublicKey, error) {
+	raw, err := nkeys.Decode(nkeys.PrefixByteOperator, []byte(k))
+	if err != nil || !nkeys.IsValidPublicOperatorKey(k) || len(raw) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("signing key of %s: %q is not an operator public NKey (O...)", origin, k)
+	}
+	return ed25519.PublicKey(raw), nil
+}
+
+// change applies f to a copy of the pins and puts the copy in force.
+func (v *Verifier) change(f func(p *pins) error) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	old := v.p.Load()
+	p := &pins{keys: make(map[string][]pinnedKey, len(old.keys)), known: map[string]bool{}}
+	for o, ks := range old.keys {
+		p.keys[o] = slices.Clone(ks)
+	}
+	if err := f(p); err != nil {
+		return err
+	}
+	for _, ks := range p.keys {
+		for _, k := range ks {
+			p.known[k.id] = true
+		}
+	}
+	v.p.Store(p)
+	return nil
+}
+
+// Accept pins key for origin beside the keys pinned already (a key
+// rotation's overlap); pinned already, it changes nothing.
+func (v *Verifier) Accept(origin, key string) error {
+	pub, err := publicKey(origin, key)
+	if err != nil {
+		return err
+	}
+	return v.change(func(p *pins) error {
+		if slices.ContainsFunc(p.keys[origin], func(k pinnedKey) bool { return k.id == key }) {
+			return nil
+		}
+		p.keys[origin] = append(p.keys[origin], pinnedKey{id: key, pub: pub})
+		return nil
+	})
+}
+
+// Retire unpins key for origin (the end of a key rotation's overlap). An
+// origin's last key is never retired.
+func (v *Verifier) Retire(origin, key string) error {
+	return v.change(func(p *pins) error {
+		ks := p.keys[origin]
+		i := slices.IndexFunc(ks, func(k pinnedKey) bool { return k.id == key })
+		if i < 0 {
+			return nil
+		}
+		if len(ks) == 1 {
+			return fmt.Errorf("retire %s's key %s: it is the only key pinned for %s", origin, short(key), origin)
+		}
+		p.keys[origin] = slices.Delete(ks, i, i+1)
+		return nil
+	})
+}
+
+// Keys are the keys pinned for origin, oldest first (none: nil).
+func (v *Verifier) Keys(origin string) []string {
+	var out []string
+	for _, k := range v.p.Load().keys[origin] {
+		out = append(out, k.id)
+	}
+	return out
+}
+
+// Accepts reports whether key is pinned for origin.
+func (v *Verifier) Accepts(origin, key string) bool {
+	return slices.Contains(v.Keys(origin), key)
+}
+
+// VerifyBytes checks that sig is key's ed25519 signature of msg and that
+// key is pinned for origin: a key rotation's announcement, signed by the
+// key the announcing origin had pinned.
+func (v *Verifier) VerifyBytes(origin, key string, msg, sig []byte) error {
+	for _, k := range v.p.Load().keys[origin] {
+		if k.id == key {
+			if !ed25519.Verify(k.pub, msg, sig) {
+				return fmt.Errorf("the signature by %s's key %s does not verify", origin, short(key))
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%s is not a key pinned for %s (pinned: %s)", short(key), origin, shortAll(v.Keys(origin)))
+}
+
+func shortAll(ks []string) string {
+	if len(ks) == 0 {
+		return "none"
+	}
+	out := make([]string, len(ks))
+	for i, k := range ks {
+		out[i] = short(k)
+	}
+	return strings.Join(out, ", ")
 }
 
 // envView is a DSSE envelope as Verify reads it: its strings as bytes,
@@ -377,8 +548,8 @@ func decodeB64(buf []byte, src []byte) ([]byte, error) {
 // everything the origin signed, and that the origin signed every attribute
 // of SignedAttrs the signal carries. It returns a *reject.Error.
 func (v *Verifier) Verify(ev *signal.Event) error {
-	pub, ok := v.keys[ev.Origin]
-	if !ok {
+	keys := v.p.Load().keys[ev.Origin]
+	if len(keys) == 0 {
 		return reject.Errorf(reject.UnknownOrigin, "no signing key is pinned for origin %s: add it to peers[].signing_key or origins[]", ev.Origin)
 	}
 	if ev.DSSEMaterial == "" {
@@ -401,13 +572,16 @@ func (v *Verifier) Verify(ev *signal.Event) error {
 	if err != nil || len(payload) != 32 {
 		return reject.Errorf(reject.BadSignature, "DSSE payload must be a base64 32-byte digest")
 	}
-	keyID := v.ids[ev.Origin]
 	var pb [paeSize]byte
 	msg := appendPAE(pb[:0], PayloadType, payload)
 	verified := false
 	for i := range env.n {
 		s := env.sig(i)
-		if string(s.keyID) != keyID {
+		j := 0
+		for j < len(keys) && string(s.keyID) != keys[j].id {
+			j++
+		}
+		if j == len(keys) {
 			continue
 		}
 		var sigBuf [96]byte
@@ -415,13 +589,20 @@ func (v *Verifier) Verify(ev *signal.Event) error {
 		if err != nil {
 			continue
 		}
-		if ed25519.Verify(pub, msg, sig) {
+		if ed25519.Verify(keys[j].pub, msg, sig) {
 			verified = true
 			break
 		}
 	}
 	if !verified {
-		return reject.Errorf(reject.BadSignature, "no signature by %s's pinned key %s verifies", ev.Origin, short(keyID))
+		if len(keys) == 1 {
+			return reject.Errorf(reject.BadSignature, "no signature by %s's pinned key %s verifies", ev.Origin, short(keys[0].id))
+		}
+		ids := make([]string, len(keys))
+		for i, k := range keys {
+			ids[i] = k.id
+		}
+		return reject.Errorf(reject.BadSignature, "no signature by %s's pinned keys %s verifies", ev.Origin, shortAll(ids))
 	}
 	var nb [8]string // len(SignedAttrs): on the stack
 	names, err := signedNames(nb[:0], ev.SignedExtAttrs)
@@ -471,8 +652,10 @@ func short(k string) string {
 	return k
 }
 
-// Pinned returns the key pinned for origin ("" for none).
-func (v *Verifier) Pinned(origin string) string { return v.ids[origin] }
+// Pinned names the keys pinned for origin, comma-separated ("" for
+// none): what a signal held for want of a key records, to be checked
+// again once it changed.
+func (v *Verifier) Pinned(origin string) string { return strings.Join(v.Keys(origin), ",") }
 
 // Unpinned reports whether ev fails verification only for want of its
 // key: its signature envelope is well formed and carries no signature by
@@ -494,9 +677,10 @@ func (v *Verifier) Unpinned(ev *signal.Event) bool {
 	if err != nil || string(env.payloadType) != PayloadType || env.n == 0 {
 		return false
 	}
+	known := v.p.Load().known
 	for i := range env.n {
 		s := env.sig(i)
-		if len(s.keyID) == 0 || v.known[string(s.keyID)] {
+		if len(s.keyID) == 0 || known[string(s.keyID)] {
 			return false
 		}
 	}

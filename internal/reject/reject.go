@@ -55,6 +55,11 @@ const (
 	// has handed it over; it is not accepted either (it may never verify),
 	// so the sender does not count it as delivered.
 	KeyHeld Reason = "key-held"
+	// BadKeyRotation: a peer's key-rotation session message refused —
+	// not signed by a key pinned for it, for another origin than the
+	// peer, over the keys pinned at once, a switch to a rotation not
+	// accepted. Counted, logged, answered key-refuse; the pins stay.
+	BadKeyRotation Reason = "bad-key-rotation"
 )
 
 // Drops at our end: a signal of ours that a peer will not get, counted

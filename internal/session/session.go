@@ -38,6 +38,16 @@ const (
 	// TypeEndOfRIB ends a refresh: the receiver withdraws what the peer
 	// held and did not re-state since the begin of the same ID.
 	TypeEndOfRIB Type = "end-of-rib"
+	// Key rotation (rotation.go): the sender announces its new signing
+	// key, signed by the key the receiver pinned (key-rotate); the
+	// receiver pins both and confirms (key-accept) or says why not
+	// (key-refuse); the sender, signing with the new key since every
+	// peer confirmed it, says so (key-switch), and the receiver retires
+	// the old key after the overlap.
+	TypeKeyRotate Type = "key-rotate"
+	TypeKeyAccept Type = "key-accept"
+	TypeKeyRefuse Type = "key-refuse"
+	TypeKeySwitch Type = "key-switch"
 )
 
 // MaxBytes bounds what a receiving side reads of a session message.
@@ -83,6 +93,10 @@ type Message struct {
 	// conditions it re-stated.
 	ID    string `json:"id,omitempty"`
 	Count int    `json:"count,omitempty"`
+
+	// Key rotation: the rotation announced, accepted, refused (Reason,
+	// Text) or switched to.
+	Rotation *Rotation `json:"rotation,omitempty"`
 }
 
 // Encode is m on the wire.
@@ -103,6 +117,10 @@ func Decode(b []byte, peer, self string) (Message, error) {
 	}
 	switch m.Type {
 	case TypeOpen, TypeKeepalive, TypeNotification, TypeRefresh, TypeBegin, TypeEndOfRIB:
+	case TypeKeyRotate, TypeKeyAccept, TypeKeyRefuse, TypeKeySwitch:
+		if m.Rotation == nil {
+			return m, fmt.Errorf("%s message without its rotation", m.Type)
+		}
 	default:
 		return m, fmt.Errorf("session message of unknown type %q", clean(string(m.Type), 32))
 	}
@@ -257,6 +275,13 @@ func (m *Machine) Update(l Local) {
 		l.Hold = DefaultHold
 	}
 	m.l = l
+}
+
+// SetKeys changes the keys the OPEN states (ours: the key we sign with)
+// and those it checks the peer's OPEN against (the peer's pinned keys):
+// a key rotation changes them while the session runs.
+func (m *Machine) SetKeys(keys, peerKeys []string) {
+	m.l.Keys, m.l.PeerKeys = slices.Clone(keys), slices.Clone(peerKeys)
 }
 
 // Status is the session's state.

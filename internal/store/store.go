@@ -90,6 +90,7 @@ const (
 type Store struct {
 	js    jetstream.JetStream
 	held  jetstream.Stream
+	keys  jetstream.KeyValue
 	fault atomic.Pointer[error]
 	// stall is PutAsync's publish option, made once.
 	stall jetstream.PublishOpt
@@ -217,7 +218,11 @@ func Open(ctx context.Context, nc *nats.Conn, lim Limits) (*Store, error) {
 	if err := openRibIn(ctx, js, budget.RibIn); err != nil {
 		return nil, err
 	}
-	return &Store{js: js, held: held, stall: jetstream.WithStallWait(StallWait)}, nil
+	keys, err := openKeys(ctx, js, budget.Keys, lim.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{js: js, held: held, stall: jetstream.WithStallWait(StallWait), keys: keys}, nil
 }
 
 // JetStream returns the JetStream context the store writes through.

@@ -78,6 +78,12 @@ const (
 	// APITrace answers a signal's (or a correlation's) id with its
 	// causation chain from what the node stored (internal/trace).
 	APITrace = "an.api.trace"
+	// APIKeysRotate starts a rotation of the node's signing key: a JSON
+	// {"overlap":"24h"}. It answers the rotation or {"error":"..."}.
+	APIKeysRotate = "an.api.keys.rotate"
+	// APIKeys answers with the node's signing keys: ours, our rotation,
+	// each peer's pinned keys and its last rotation.
+	APIKeys = "an.api.keys"
 	// AckPrefix starts the inboxes of a node's requests on a link.
 	AckPrefix = "an.ack"
 )
