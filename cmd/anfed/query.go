@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/anfed/anfed/internal/boundedfile"
 	"github.com/anfed/anfed/internal/conditions"
+	"github.com/anfed/anfed/internal/expiry"
 	"github.com/anfed/anfed/internal/metrics"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/peering"
@@ -203,7 +206,7 @@ func runPeers(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitOK
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "PEER\tNAME\tDIRECTION\tLINK\tHOLDER\tSESSION\tSINCE\tFLAPS\tBACKLOG\tCONDITIONS")
+	fmt.Fprintln(w, "PEER\tNAME\tDIRECTION\tLINK\tHOLDER\tSESSION\tSINCE\tFLAPS\tBACKLOG\tCONDITIONS\tEXPIRES")
 	for _, p := range ps {
 		link := "down"
 		if p.Up {
@@ -223,7 +226,7 @@ func runPeers(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if holder == "" {
 			holder = "none" // between two holders
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", p.ID, p.Name, p.Direction, link, holder, state, since, flaps, p.Backlog, p.Conditions)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", p.ID, p.Name, p.Direction, link, holder, state, since, flaps, p.Backlog, p.Conditions, soonest(p.Expiry))
 	}
 	w.Flush()
 	for _, p := range ps {
@@ -248,8 +251,34 @@ func runPeers(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if p.Advisory != nil {
 			fmt.Fprintln(stdout, p.Advisory.String())
 		}
+		for _, e := range p.Expiry {
+			if e.Warning != "" {
+				fmt.Fprintf(stdout, "%s: %s: %s left, at %s\n", p.ID, e.Item.String(), left(e.SecondsLeft), stamp(e.NotAfter))
+			}
+		}
 	}
 	return exitOK
+}
+
+// soonest is the soonest end the peer's link depends on: how long it has
+// and what it is, "-" for none.
+func soonest(es []expiry.Status) string {
+	if len(es) == 0 {
+		return "-"
+	}
+	e := slices.MinFunc(es, func(a, b expiry.Status) int { return cmp.Compare(a.SecondsLeft, b.SecondsLeft) })
+	return left(e.SecondsLeft) + " (" + e.Name + ")"
+}
+
+// left says how long is left: days, hours, or "expired".
+func left(secs int64) string {
+	switch {
+	case secs <= 0:
+		return "expired"
+	case secs >= 86400:
+		return strconv.FormatInt(secs/86400, 10) + "d"
+	}
+	return strconv.FormatInt(max(secs/3600, 1), 10) + "h"
 }
 
 func list(xs []string) string {

@@ -50,10 +50,16 @@ type served struct {
 // serve starts cfg's node and its HTTP server on a free loopback port.
 func serve(t *testing.T, cfg *config.Config, tokenFile string) *served {
 	t.Helper()
+	return serveLog(t, cfg, tokenFile, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel))
+}
+
+// serveLog is serve with the node logging to log.
+func serveLog(t *testing.T, cfg *config.Config, tokenFile string, log zerolog.Logger) *served {
+	t.Helper()
 	hs := httpapi.New(httpapi.Options{Listen: "127.0.0.1:0", TokenFile: tokenFile, Tick: 200 * time.Millisecond,
 		Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
 	n := node.New(cfg,
-		node.WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel)),
+		node.WithLogger(log),
 		node.WithSigningKey(operatorKey(t, cfg.Operator.ID)),
 		node.WithObserver(hs.Observer()))
 	require.NoError(t, n.Start(context.Background()))

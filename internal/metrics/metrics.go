@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/anfed/anfed/internal/conditions"
+	"github.com/anfed/anfed/internal/expiry"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/observe"
 	"github.com/anfed/anfed/internal/session"
@@ -274,10 +275,14 @@ var (
 		"1 when the node is ready (see /readyz).", nil, nil)
 	descInfo = prometheus.NewDesc(Namespace+"_info",
 		"The node's operator id.", []string{"operator"}, nil)
+	descCertExpiry = prometheus.NewDesc(Namespace+"_certificate_expiry_seconds",
+		"Seconds until a leaf TLS certificate the policy names expires (negative: expired): cert listener or listener-ca (ours, peer \"\"), client or peer-ca (for the peer we dial).", []string{"cert", "peer"}, nil)
+	descPeeringExpiry = prometheus.NewDesc(Namespace+"_peer_expiry_seconds",
+		"Seconds until the peering ends (peers[].expires; negative: ended). Absent for a peering without an end.", []string{"peer"}, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLinkUp, descHeld, descBacklog, descActive, descStale, descDropped, descSuppressed, descDampened, descRibIn, descRibInOver, descAdvisories, descLimits, descSession, descDowns, descFlaps, descRefreshes, descSwept, descSlow, descReloads, descReady, descInfo} {
+	for _, d := range []*prometheus.Desc{descLinkUp, descHeld, descBacklog, descActive, descStale, descDropped, descSuppressed, descDampened, descRibIn, descRibInOver, descAdvisories, descLimits, descSession, descDowns, descFlaps, descRefreshes, descSwept, descSlow, descReloads, descReady, descInfo, descCertExpiry, descPeeringExpiry} {
 		ch <- d
 	}
 }
@@ -298,6 +303,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if srv := n.Server(); srv != nil {
 		if vz, err := srv.Varz(nil); err == nil {
 			ch <- prometheus.MustNewConstMetric(descSlow, prometheus.CounterValue, float64(vz.SlowConsumers))
+		}
+	}
+	for _, e := range n.Expiry() {
+		switch e.Kind {
+		case expiry.KindCertificate:
+			ch <- prometheus.MustNewConstMetric(descCertExpiry, prometheus.GaugeValue, float64(e.SecondsLeft), e.Name, e.Peer)
+		case expiry.KindPeering:
+			ch <- prometheus.MustNewConstMetric(descPeeringExpiry, prometheus.GaugeValue, float64(e.SecondsLeft), e.Peer)
 		}
 	}
 	for peer, byReason := range n.LimitRefusals() {

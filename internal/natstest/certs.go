@@ -33,6 +33,12 @@ type CA struct {
 // NewCA makes a CA named after the test.
 func NewCA(t testing.TB) *CA {
 	t.Helper()
+	return NewCAUntil(t, time.Now().Add(24*time.Hour))
+}
+
+// NewCAUntil is NewCA valid until notAfter.
+func NewCAUntil(t testing.TB, notAfter time.Time) *CA {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	now := time.Now()
@@ -40,7 +46,7 @@ func NewCA(t testing.TB) *CA {
 		SerialNumber:          serial(t),
 		Subject:               pkix.Name{CommonName: "anfed test CA " + t.Name()},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
+		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
@@ -60,6 +66,12 @@ func NewCA(t testing.TB) *CA {
 // name) as subject alternative names. It returns the PEM files.
 func (ca *CA) Issue(t testing.TB, name string, ips ...net.IP) (certFile, keyFile string) {
 	t.Helper()
+	return ca.IssueUntil(t, name, time.Now().Add(24*time.Hour), ips...)
+}
+
+// IssueUntil is Issue valid until notAfter.
+func (ca *CA) IssueUntil(t testing.TB, name string, notAfter time.Time, ips ...net.IP) (certFile, keyFile string) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	now := time.Now()
@@ -67,7 +79,7 @@ func (ca *CA) Issue(t testing.TB, name string, ips ...net.IP) (certFile, keyFile
 		SerialNumber: serial(t),
 		Subject:      pkix.Name{CommonName: name},
 		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		DNSNames:     []string{name},

@@ -15,6 +15,7 @@ import (
 
 	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/expiry"
 	"github.com/anfed/anfed/internal/inbound"
 	"github.com/anfed/anfed/internal/natsconf"
 	"github.com/anfed/anfed/internal/observe"
@@ -195,6 +196,7 @@ func (n *Node) watchLinks(ctx context.Context) {
 			}
 			n.tickSessions(ctx, now, up, changed)
 			n.tickKeys(ctx, now)
+			n.tickExpiry(now)
 			n.refuseRogueHubs(leafs)
 			n.enforceExpiry(now, leafs, expiredLogged)
 			n.enforceDisabled(leafs)
@@ -394,6 +396,9 @@ type PeerState struct {
 	// Keys are the peer's signing keys we pin now and its last key
 	// rotation (docs/sessions.md#key-rotation).
 	Keys PeerKeysView `json:"keys"`
+	// Expiry is what the link with the peer depends on that expires —
+	// the peering, the certificates — with the time each has left.
+	Expiry []expiry.Status `json:"expiry,omitempty"`
 }
 
 // Peers reports each peer's link state, export backlog and conditions.
@@ -446,6 +451,7 @@ func (n *Node) peerState(ctx context.Context, p *config.Peer, ask bool) PeerStat
 		ps.Disabled = p.Disabled.Reason
 	}
 	ps.Keys = n.PeerKeys(p.ID)
+	ps.Expiry = n.PeerExpiry(p.ID)
 	if pp != nil && pp.lossy != nil {
 		ps.Delivery = config.DeliveryLossy
 		_, ps.DroppedLinkDown = pp.lossy.Counts()

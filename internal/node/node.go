@@ -23,6 +23,7 @@ import (
 	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/coordination"
+	"github.com/anfed/anfed/internal/expiry"
 	"github.com/anfed/anfed/internal/inbound"
 	"github.com/anfed/anfed/internal/inbound/replay"
 	"github.com/anfed/anfed/internal/inspect"
@@ -75,7 +76,8 @@ type Node struct {
 	intakeDone chan struct{}
 	signingKey nkeys.KeyPair
 	signer     *origin.Signer
-	keys       keyRing // key rotations: ours and our peers' (rotation.go)
+	keys       keyRing                      // key rotations: ours and our peers' (rotation.go)
+	expiry     atomic.Pointer[expiry.Watch] // replaced by a reload
 	deps       inbound.ReceiverDeps
 
 	sec  natsconf.Secrets
@@ -185,6 +187,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.loadKeys(); err != nil {
 		return err
 	}
+	n.expiry.Store(n.watchExpiry())
+	n.tickExpiry(time.Now())
 	if n.external() {
 		if err := n.startExternal(); err != nil {
 			return err

@@ -437,6 +437,7 @@ func (n *Node) apply(ctx context.Context, old, cfg *config.Config, d policyDiff)
 			errs = append(errs, fmt.Errorf("peer %s: %w", id, err))
 		}
 	}
+	n.rewatchExpiry() // certificates and peerings' ends may have changed
 	return errors.Join(errs...)
 }
 

@@ -105,12 +105,13 @@ func storedEvents(t *testing.T, n *node.Node, org string) []*signal.Event {
 // its store).
 func TestKeyRotationUnderStream(t *testing.T) {
 	const overlap = 12 * time.Second
-	// Signals accepted at op-a before the rotation and after the switch:
-	// a second and two of the stream; under the race detector, which
-	// slows op-b's checks several times over, half a second and one.
-	before, after := uint64(1000), uint64(2000)
+	// ~1,000 signals/s; signals accepted at op-a before the rotation and
+	// after the switch: a second and two of the stream. The race
+	// detector slows intake and op-b's checks about tenfold (~100
+	// signals/s on two busy cores): there, 200/s, and half as many.
+	rate, before, after := 1000, uint64(1000), uint64(2000)
 	if raceDetector {
-		before, after = 500, 1000
+		rate, before, after = 200, 500, 1000
 	}
 	ref := &refusals{}
 	na, nb, _ := linkedOpts(t, nil, []node.Option{node.WithObserver(ref)}, nil)
@@ -123,7 +124,7 @@ func TestKeyRotationUnderStream(t *testing.T) {
 
 	stop := make(chan struct{})
 	started := time.Now()
-	done := stream(t, pa, 4, 1000, stop)
+	done := stream(t, pa, 4, rate, stop)
 	// op-a's store holds what its intake accepted: a second of stream.
 	waitStored(t, na, before)
 	asked := time.Now()

@@ -73,6 +73,16 @@
     return { text: text, cls: s.state === "established" ? "up" : "down" };
   }
 
+  // expires is the soonest end the peer's link depends on (its peering,
+  // a certificate) and how long it has: marked from 30 days before.
+  function expires(list) {
+    if (!list || !list.length) return "-";
+    const e = list.reduce((a, b) => (b.seconds_left < a.seconds_left ? b : a));
+    const d = e.seconds_left / 86400;
+    const left = e.seconds_left <= 0 ? "expired" : d >= 1 ? Math.floor(d) + "d" : Math.max(1, Math.floor(e.seconds_left / 3600)) + "h";
+    return { text: left + " (" + e.name + ")", cls: e.warning === "expired" || e.warning === "1d" ? "down" : e.warning ? "stale" : "" };
+  }
+
   function drawPeers(st) {
     fill($("peers").tBodies[0], (st.peers || []).map((p) => {
       const r = sum(p.counters && p.counters.rejected);
@@ -81,7 +91,7 @@
         { text: p.up ? "up" : "down", cls: p.up ? "up" : "down" },
         ago(p.since), session(p.session), rate(p.rate_in), rate(p.rate_out),
         p.counters ? p.counters.in : 0, p.counters ? p.counters.out : 0,
-        p.backlog, p.conditions, { text: p.stale, cls: p.stale ? "stale" : "" }, r,
+        p.backlog, p.conditions, { text: p.stale, cls: p.stale ? "stale" : "" }, r, expires(p.expiry),
       ]);
     }));
   }
