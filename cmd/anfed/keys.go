@@ -136,7 +136,7 @@ func publicKey(file string) (string, error) {
 func runKeysRotate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("keys rotate", stderr)
 	sf := addServerFlags(fs)
-	overlap := fs.Duration("overlap", node.DefaultOverlap, "how long peers keep taking the old key after the switch: at least export.buffer.max_age (signals signed before the switch may still be on their way)")
+	overlap := fs.Duration("overlap", node.DefaultOverlap, "how long peers keep taking the old key after the switch (the node signs again with the new key what it sends after the switch: only what was on the wire then needs the old key)")
 	wait := fs.Duration("wait", 0, "wait this long for the switch (every peer confirmed the new key); 0: do not wait")
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)

@@ -204,6 +204,7 @@ func (n *Node) startPipes(ctx context.Context, l *peerLink, p *config.Peer) (pp 
 	}
 	if n.signer != nil {
 		scfg.Resign = n.signer.Sign // export.redact signs the redacted copy again
+		scfg.Stale = n.signer.Stale // and a key rotation's switch what the old key signed
 	}
 	pp.snd = outbound.NewSender(scfg)
 	n.runExport(pctx, pp, &outbound.Export{Peer: p.ID, JS: js, Filters: policy.Subjects(), Send: pp.snd.Run, Held: l.held,

@@ -69,6 +69,9 @@ func TestSignerSwitchWhileSigning(t *testing.T) {
 	require.NoError(t, err)
 	vNew, err := origin.NewVerifier(map[string]string{"op-a": newPub})
 	require.NoError(t, err)
+	before := sample()
+	require.NoError(t, s.Sign(before))
+	assert.False(t, s.Stale(before), "signed by the key in force")
 	var wg sync.WaitGroup
 	errs := make(chan error, 400)
 	for range 4 {
@@ -98,4 +101,6 @@ func TestSignerSwitchWhileSigning(t *testing.T) {
 	require.NoError(t, s.Sign(ev))
 	assert.NoError(t, vNew.Verify(ev))
 	assert.Error(t, vOld.Verify(ev), "after the switch: the new key only")
+	assert.False(t, s.Stale(ev))
+	assert.True(t, s.Stale(before), "signed before the switch: the sender signs it again")
 }

@@ -105,6 +105,10 @@ type SenderConfig struct {
 	// Resign signs a signal we originate again, after export.redact
 	// removed fields from its data; required when the policy redacts.
 	Resign func(ev *signal.Event) error
+	// Stale reports whether a signal we originate carries no signature
+	// by the key we sign with now (it was signed before a key rotation's
+	// switch): it is signed again (Resign) on its way out. nil: never.
+	Stale func(ev *signal.Event) bool
 	// ResumeOnLoss makes Run return ErrResume when a delivery of the
 	// consumer never reached the sender (a jump in the consumer's
 	// delivery sequence: a cluster server was lost mid-delivery), before
@@ -270,7 +274,7 @@ func NewSender(cfg SenderConfig) *Sender {
 		maxBackoff: 100 * time.Millisecond,
 	}
 	s.stages = (&stager{self: s.self, policy: s.policy, log: s.log, expired: cfg.Expired, holdExpired: true,
-		maxAge: cfg.Buffer.MaxAge, dropOld: func(ev *signal.Event) { s.noteDrop(true, ev) }, resign: cfg.Resign}).stages()
+		maxAge: cfg.Buffer.MaxAge, dropOld: func(ev *signal.Event) { s.noteDrop(true, ev) }, resign: cfg.Resign, stale: cfg.Stale}).stages()
 	return s
 }
 

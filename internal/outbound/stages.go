@@ -73,6 +73,9 @@ type stager struct {
 	linkUp      func() bool
 	dropDown    func() // counts a drop while the link is down
 	resign      func(ev *signal.Event) error
+	// stale: a signal we originate signed by a key we no longer sign
+	// with (before our key rotation's switch); signed again on its way.
+	stale func(ev *signal.Event) bool
 }
 
 // stages are the senders' steps, in order; the durable and the lossy
@@ -143,23 +146,34 @@ func (st *stager) stages() []Stage {
 }
 
 // redact is export.redact: the peer gets our signal without the fields,
-// signed again by us, its origin. Never the full signal instead.
+// signed again by us, its origin. Never the full signal instead. A signal
+// of ours signed before our key rotation's switch is signed again with
+// the key in force, so the peer needs the old key only for what was on
+// the wire at the switch (a backlog, a refresh's re-statements of old
+// conditions, resends: all carry the new key).
 func (st *stager) redact(c *Copy) error {
-	if !st.policy.Redacts() {
-		return nil
+	var err error
+	resign := false
+	if st.policy.Redacts() {
+		resign, err = st.policy.Redact(c.Ev)
+		if err != nil {
+			err = fmt.Errorf("export.redact: %w", err)
+		}
 	}
-	changed, err := st.policy.Redact(c.Ev)
-	if err == nil && changed {
+	if err == nil && !resign && st.stale != nil && c.Ev.Origin == st.self && st.stale(c.Ev) {
+		resign = true
+	}
+	if err == nil && resign {
 		if st.resign == nil {
-			err = errors.New("no signing key to sign the redacted copy")
-		} else {
-			err = st.resign(c.Ev)
+			err = errors.New("export.redact: no signing key to sign the redacted copy")
+		} else if err = st.resign(c.Ev); err != nil {
+			err = fmt.Errorf("sign our signal again: %w", err)
 		}
 	}
 	if err != nil {
 		st.log.Error().Err(err).Str("type", c.Ev.Type).Str("subject", c.Ev.Subject).Str("id", c.Ev.ID).
-			Msg("link: signal not exported: it could not be redacted (export.redact)")
-		return fmt.Errorf("export.redact: %w", err)
+			Msg("link: signal not exported: it could not be redacted (export.redact) or signed again")
+		return err
 	}
 	return nil
 }
