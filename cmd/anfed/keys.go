@@ -242,7 +242,7 @@ func runKeysStatus(ctx context.Context, args []string, stdout, stderr io.Writer)
 		p := st.Peers[id]
 		line := fmt.Sprintf("%s: pinned %s", id, strings.Join(p.Pinned, ", "))
 		if r := p.Rotation; r != nil {
-			line += fmt.Sprintf("; rotated %s → %s at %s", short(r.Previous), short(r.Key), stamp(r.AcceptedAt))
+			line += fmt.Sprintf("; rotated %s → %s at %s", origin.ShortKey(r.Previous), origin.ShortKey(r.Key), stamp(r.AcceptedAt))
 			if !r.SwitchedAt.IsZero() {
 				line += fmt.Sprintf(", previous retired at %s", stamp(r.RetireAt()))
 			}
@@ -253,11 +253,4 @@ func runKeysStatus(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintln(stdout, line)
 	}
 	return exitOK
-}
-
-func short(k string) string {
-	if len(k) > 12 {
-		return k[:6] + "…" + k[len(k)-4:]
-	}
-	return k
 }

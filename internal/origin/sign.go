@@ -645,7 +645,11 @@ func signedNames(names []string, list string) ([]string, error) {
 	return names, nil
 }
 
-func short(k string) string {
+func short(k string) string { return ShortKey(k) }
+
+// ShortKey is a public key as logs and messages show it: its first six
+// and last four characters.
+func ShortKey(k string) string {
 	if len(k) > 12 {
 		return k[:6] + "…" + k[len(k)-4:]
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nkeys"
+
+	"github.com/anfed/anfed/internal/origin"
 )
 
 // Rotation is a signing-key rotation as its session messages carry it.
@@ -92,7 +94,7 @@ func (r Rotation) Check(t Type, peer, self string) error {
 	}
 	kp, _ := nkeys.FromPublicKey(r.Key) // valid: checked above
 	if err := verify(kp, r.Payload(t, peer, self), r.SigKey); err != nil {
-		return fmt.Errorf("the signature by the new key %s: %w", short(r.Key), err)
+		return fmt.Errorf("the signature by the new key %s: %w", origin.ShortKey(r.Key), err)
 	}
 	return nil
 }
@@ -115,11 +117,4 @@ func verify(kp nkeys.KeyPair, msg []byte, sig64 string) error {
 		return fmt.Errorf("does not verify")
 	}
 	return nil
-}
-
-func short(k string) string {
-	if len(k) > 12 {
-		return k[:6] + "…" + k[len(k)-4:]
-	}
-	return k
 }
