@@ -22,6 +22,8 @@ import (
 	"github.com/anfed/anfed/internal/signal"
 )
 
+var convergenceSeed = flag.Uint64("convergence-seed", 0, "seed of TestConvergence's random steps (0: from the clock)")
+
 var convergenceRounds = flag.Int("convergence-rounds", 3, "rounds of TestConvergence (each: random steps, then quiet, refresh and a check)")
 
 // spoke is an origin that dials the hub through a proxy and restarts
@@ -45,15 +47,22 @@ func (s *spoke) start(t *testing.T) {
 
 // TestConvergence is the convergence property (DESIGN.md invariant 6)
 // over three real nodes: op-a and op-c originate conditions and export
-// them to op-b, through proxies. Each round makes random steps — raise,
-// update, clear, restart with a random export policy, link cuts long
-// enough for the export buffer's max_age to drop what waited — then goes
-// quiet, asks each origin for a refresh, and checks that what op-b holds
-// from each peer equals what that peer's current export policy passes
-// from its current table: same conditions, same latest signal. The short
-// version runs 3 rounds; -convergence-rounds=N runs more.
+// them to op-b, through proxies. Each round makes 12 random steps —
+// raise, update, clear; an origin restarted with a random export policy,
+// or crashed as kill -9 would and started again; an export policy
+// reloaded at an origin, or op-b's import policy for an origin reloaded,
+// on the running nodes; link cuts long enough for the export buffer's
+// max_age to drop what waited — then goes quiet, asks each origin for a
+// refresh, and checks that what op-b holds from each peer equals what
+// that peer's current export policy and op-b's current import policy pass
+// from the peer's current table: same conditions, same latest signal. The
+// short version runs 3 rounds; -convergence-rounds=N runs more,
+// -convergence-seed=S repeats a run's random steps.
 func TestConvergence(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
+	seed := *convergenceSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
 
@@ -82,14 +91,37 @@ func TestConvergence(t *testing.T) {
 		spokes = append(spokes, s)
 	}
 	classSets := [][]string{{"fault", "congestion"}, {"fault"}, {"congestion"}, {}}
+	importSets := [][]string{{"*"}, {"fault"}, {"congestion"}, {"fault", "congestion"}}
+	// reloadHub gives op-b's import policy for peer id the classes cls,
+	// on the running node.
+	reloadHub := func(id string, cls []string) {
+		next := *hub
+		next.Peers = slices.Clone(hub.Peers)
+		for i := range next.Peers {
+			if next.Peers[i].ID == id {
+				next.Peers[i].Import.Classes = cls
+			}
+		}
+		_, err := nb.Reload(context.Background(), &next)
+		require.NoError(t, err)
+		hub = &next
+	}
 	steps, divergences := 0, 0
+	kinds := map[string]int{}
+	var log []string
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the last round's steps:\n  %s", strings.Join(log, "\n  "))
+		}
+	})
 	for round := range *convergenceRounds {
-		var log []string
+		log = nil
 		for range 12 {
 			s := spokes[rng.IntN(len(spokes))]
 			steps++
-			switch r := rng.IntN(10); {
-			case r < 6:
+			switch r := rng.IntN(20); {
+			case r < 10:
+				kinds["publish"]++
 				class := []string{"fault", "congestion"}[rng.IntN(2)]
 				res := fmt.Sprintf("r%d", rng.IntN(5))
 				st := []signal.State{signal.Raised, signal.Updated, signal.Cleared}[rng.IntN(3)]
@@ -101,14 +133,39 @@ func TestConvergence(t *testing.T) {
 				a := publish(t, s.nc, ev)
 				require.True(t, a.OK(), "%+v", a)
 				log = append(log, fmt.Sprintf("%s %s %s %s", s.id, st, class, res))
-			case r < 8:
+			case r < 12:
+				kinds["restart"]++
 				cls := classSets[rng.IntN(len(classSets))]
 				s.nc.Close()
 				s.n.Stop()
 				s.cfg.Peers[0].Export.Classes = cls
 				s.start(t)
 				log = append(log, fmt.Sprintf("%s restarts exporting %v", s.id, cls))
+			case r < 13:
+				// kill -9, as far as op-b and the store can tell: every
+				// connection gone at once, nothing answered or drained.
+				kinds["crash"]++
+				s.nc.Close()
+				s.n.Crash()
+				s.start(t)
+				log = append(log, fmt.Sprintf("%s crashes and restarts", s.id))
+			case r < 15:
+				kinds["export-reload"]++
+				cls := classSets[rng.IntN(len(classSets))]
+				next := *s.cfg
+				next.Peers = slices.Clone(s.cfg.Peers)
+				next.Peers[0].Export.Classes = cls
+				_, err := s.n.Reload(context.Background(), &next)
+				require.NoError(t, err)
+				s.cfg = &next
+				log = append(log, fmt.Sprintf("%s reloads exporting %v", s.id, cls))
+			case r < 17:
+				kinds["import-reload"]++
+				cls := importSets[rng.IntN(len(importSets))]
+				reloadHub(s.id, cls)
+				log = append(log, fmt.Sprintf("op-b reloads importing %v from %s", cls, s.id))
 			default:
+				kinds["cut"]++
 				s.proxy.Cut()
 				d := time.Duration(300+rng.IntN(700)) * time.Millisecond
 				log = append(log, fmt.Sprintf("%s cut %s", s.id, d))
@@ -137,7 +194,7 @@ func TestConvergence(t *testing.T) {
 			})
 		}
 		for _, s := range spokes {
-			want := reference(s)
+			want := reference(s, hub)
 			got := held(nb, s.id)
 			for end := time.Now().Add(5 * time.Second); !slices.Equal(got, want) && time.Now().Before(end); {
 				time.Sleep(50 * time.Millisecond)
@@ -150,15 +207,22 @@ func TestConvergence(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d rounds, %d random steps, %d divergences", *convergenceRounds, steps, divergences)
+	t.Logf("%d rounds, %d random steps %v, %d divergences", *convergenceRounds, steps, kinds, divergences)
 }
 
-// reference is what s's current export policy passes from its table:
-// class, subject and id of the latest signal of each active condition.
-func reference(s *spoke) []string {
+// reference is what s's current export policy and hub's current import
+// policy for s pass from s's table: class, subject and id of the latest
+// signal of each active condition.
+func reference(s *spoke, hub *config.Config) []string {
+	var imp []string
+	for _, p := range hub.Peers {
+		if p.ID == s.id {
+			imp = p.Import.Classes
+		}
+	}
 	var out []string
 	for _, c := range s.n.Conditions(conditions.Filter{Peer: "local"}) {
-		if slices.Contains(s.cfg.Peers[0].Export.Classes, c.Class) {
+		if slices.Contains(s.cfg.Peers[0].Export.Classes, c.Class) && (slices.Contains(imp, "*") || slices.Contains(imp, c.Class)) {
 			out = append(out, c.Class+" "+c.Subject+" "+c.ID)
 		}
 	}

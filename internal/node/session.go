@@ -83,6 +83,9 @@ type peerSession struct {
 	floodLogged time.Time
 	refused     int
 	coalesced   int
+	// askDeferred: a REFRESH ask over the bound waits for the bound to
+	// allow it (deferRefreshAsk); later ones are folded into it.
+	askDeferred bool
 	// plannedUntil: the peer said it restarts and is back by then (a
 	// graceful-shutdown notice); its conditions are kept, marked, until
 	// then. plannedText is what it said. Cleared when the session is up.
@@ -266,9 +269,40 @@ func (n *Node) sessionMsg(ctx context.Context, ps *peerSession, rcv *inbound.Rec
 		ps.mu.Unlock()
 	}
 	if m.Type == session.TypeRefresh && !ps.asks.Allow() {
-		n.sessionFlood(ps, fmt.Sprintf("a REFRESH ask over one per %s (burst %d)", RefreshAskEvery, refreshAskBurst))
+		n.sessionFlood(ps, fmt.Sprintf("a REFRESH ask over one per %s (burst %d): folded into one refresh when the bound allows", RefreshAskEvery, refreshAskBurst))
+		n.deferRefreshAsk(ctx, ps, rcv, m)
 		return
 	}
+	n.takeSessionMsg(ctx, ps, rcv, m)
+}
+
+// deferRefreshAsk keeps one REFRESH ask over the bound for the moment the
+// bound allows it, and folds every later one into it: an ask made for a
+// reason (the peer reloaded its import policy just after another ask) is
+// served late but never lost, and a flood of asks still costs at most one
+// refresh per RefreshAskEvery.
+func (n *Node) deferRefreshAsk(ctx context.Context, ps *peerSession, rcv *inbound.Receiver, m session.Message) {
+	ps.mu.Lock()
+	if ps.askDeferred {
+		ps.mu.Unlock()
+		return
+	}
+	ps.askDeferred = true
+	ps.mu.Unlock()
+	time.AfterFunc(ps.asks.Reserve().Delay(), func() {
+		ps.mu.Lock()
+		ps.askDeferred = false
+		ps.mu.Unlock()
+		if ctx.Err() != nil {
+			return
+		}
+		n.takeSessionMsg(ctx, ps, rcv, m)
+	})
+}
+
+// takeSessionMsg acts on a session message from the peer within the
+// session's bounds.
+func (n *Node) takeSessionMsg(ctx context.Context, ps *peerSession, rcv *inbound.Receiver, m session.Message) {
 	ps.mu.Lock()
 	out, ev := ps.m.Receive(time.Now(), m)
 	st := ps.m.Status()

@@ -345,6 +345,27 @@ func TestPeerRefreshOnDemand(t *testing.T) {
 	assert.Contains(t, string(m.Data), `no peer \"op-z\"`)
 }
 
+// TestRefreshAskOverBoundServedLater: op-b asks op-a for three refreshes
+// in a row (say two reloads of its import policy and an operator's
+// `anfed peer refresh`); the third is over op-a's bound on REFRESH asks
+// (two, then one per node.RefreshAskEvery). op-a folds it into one
+// refresh it sends when the bound allows, instead of dropping it: before,
+// op-b waited for that End-of-RIB for good (found by TestConvergence with
+// import-policy reloads).
+func TestRefreshAskOverBoundServedLater(t *testing.T) {
+	l := newSessionLab(t, nil, nil)
+	l.publish("congestion", "ic-1", "c1", signal.Raised)
+	l.waitHeld(map[string]string{"congestion vpn-acme/ic-1": "active"})
+	refused := l.na.Session("op-b").Refused
+	for range 3 {
+		eor := l.eors()
+		require.NoError(t, l.nb.RefreshPeer(context.Background(), "op-a", true, false))
+		l.refreshed(eor)
+	}
+	assert.Greater(t, l.na.Session("op-b").Refused, refused, "the premise: an ask was over the bound")
+	assert.Equal(t, map[string]string{"congestion vpn-acme/ic-1": "active"}, l.held())
+}
+
 // restartablePair starts op-b, accepting op-a on a fixed port (so op-b
 // can restart with a new policy, b, and op-a dial it again) and importing
 // importB, and op-a exporting exportA to it, started with optsA.
