@@ -85,7 +85,7 @@ type peerSession struct {
 	coalesced   int
 	// askDeferred: a REFRESH ask over the bound waits for the bound to
 	// allow it (deferRefreshAsk); later ones are folded into it.
-	askDeferred bool
+	askDeferred *session.Message
 	// plannedUntil: the peer said it restarts and is back by then (a
 	// graceful-shutdown notice); its conditions are kept, marked, until
 	// then. plannedText is what it said. Cleared when the session is up.
@@ -270,38 +270,44 @@ func (n *Node) sessionMsg(ctx context.Context, ps *peerSession, rcv *inbound.Rec
 	}
 	if m.Type == session.TypeRefresh && !ps.asks.Allow() {
 		n.sessionFlood(ps, fmt.Sprintf("a REFRESH ask over one per %s (burst %d): folded into one refresh when the bound allows", RefreshAskEvery, refreshAskBurst))
-		n.deferRefreshAsk(ctx, ps, rcv, m)
+		n.deferRefreshAsk(ps, m)
 		return
 	}
 	n.takeSessionMsg(ctx, ps, rcv, m)
 }
 
 // deferRefreshAsk keeps one REFRESH ask over the bound for the moment the
-// bound allows it, and folds every later one into it: an ask made for a
-// reason (the peer reloaded its import policy just after another ask) is
-// served late but never lost, and a flood of asks still costs at most one
-// refresh per RefreshAskEvery.
-func (n *Node) deferRefreshAsk(ctx context.Context, ps *peerSession, rcv *inbound.Receiver, m session.Message) {
+// bound allows it (tickSessions serves it), and folds every later one into
+// it: an ask made for a reason (the peer reloaded its import policy just
+// after another ask) is served late but never lost, and a flood of asks
+// still costs at most one refresh per RefreshAskEvery. It is kept by the
+// session, not by the receiver that heard it: a reload that replaces the
+// receiver does not lose it.
+func (n *Node) deferRefreshAsk(ps *peerSession, m session.Message) {
 	ps.mu.Lock()
-	if ps.askDeferred {
+	if ps.askDeferred == nil {
+		ps.askDeferred = &m
+	}
+	ps.mu.Unlock()
+}
+
+// serveDeferredAsk takes ps's deferred REFRESH ask if the bound allows it
+// now.
+func (n *Node) serveDeferredAsk(ctx context.Context, ps *peerSession) {
+	ps.mu.Lock()
+	m := ps.askDeferred
+	if m == nil || !ps.asks.Allow() {
 		ps.mu.Unlock()
 		return
 	}
-	ps.askDeferred = true
+	ps.askDeferred = nil
 	ps.mu.Unlock()
-	time.AfterFunc(ps.asks.Reserve().Delay(), func() {
-		ps.mu.Lock()
-		ps.askDeferred = false
-		ps.mu.Unlock()
-		if ctx.Err() != nil {
-			return
-		}
-		n.takeSessionMsg(ctx, ps, rcv, m)
-	})
+	n.takeSessionMsg(ctx, ps, nil, *m)
 }
 
 // takeSessionMsg acts on a session message from the peer within the
-// session's bounds.
+// session's bounds; rcv is the peer's receiver (nil for a deferred
+// REFRESH ask, which does not need it).
 func (n *Node) takeSessionMsg(ctx context.Context, ps *peerSession, rcv *inbound.Receiver, m session.Message) {
 	ps.mu.Lock()
 	out, ev := ps.m.Receive(time.Now(), m)
@@ -449,6 +455,7 @@ func (n *Node) tickSessions(ctx context.Context, now time.Time, up map[string]bo
 			ps.send(o)
 		}
 		n.sessionEvent(ctx, ps, ev, st)
+		n.serveDeferredAsk(ctx, ps)
 	}
 }
 
