@@ -527,6 +527,16 @@ func (n *Node) renewPeer(ctx context.Context, p *config.Peer, export, imports bo
 	n.mu.Lock()
 	l.pipes, l.p = pp, p
 	n.mu.Unlock()
+	if imports && pp.rcv != nil {
+		// Soft reconfiguration inbound: what we hold from the peer that
+		// the new import policy refuses is withdrawn now, and what it
+		// kept refused that the policy passes now is admitted, without
+		// the peer (whose session may not be up) — the refresh asked
+		// below brings what the peer held back for our old policy.
+		if _, err := pp.rcv.Reimport(ctx, &p.Import); err != nil {
+			n.log.Warn().Err(err).Str("peer", p.ID).Msg("reload: the new import policy not applied to what the peer sent; the next refresh does it")
+		}
+	}
 	l.ps.mu.Lock()
 	l.ps.m.Update(n.sessionLocal(p))
 	established := l.ps.m.Status().State == session.Established

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -364,6 +365,53 @@ func TestRefreshAskOverBoundServedLater(t *testing.T) {
 	}
 	assert.Greater(t, l.na.Session("op-b").Refused, refused, "the premise: an ask was over the bound")
 	assert.Equal(t, map[string]string{"congestion vpn-acme/ic-1": "active"}, l.held())
+}
+
+// TestImportTightenedByReloadWithdrawsAtOnce: op-b holds op-a's fault and
+// congestion; the link is cut (op-a's session down) and op-b reloads its
+// import policy to faults only. The congestion is withdrawn at once and
+// kept in the Adj-RIB-In, without op-a; loosened again, it is admitted
+// from there, still without op-a. Before, a reload only asked the peer
+// for a refresh, and only with the session up: the congestion stayed held
+// until the link came back (found by TestConvergence).
+func TestImportTightenedByReloadWithdrawsAtOnce(t *testing.T) {
+	var b *config.Config
+	l := newSessionLab(t, nil, func(c *config.Config) { b = c })
+	l.publish("fault", "pe-1", "f1", signal.Raised)
+	l.publish("congestion", "ic-1", "c1", signal.Raised)
+	both := map[string]string{"fault vpn-acme/pe-1": "active", "congestion vpn-acme/ic-1": "active"}
+	l.waitHeld(both)
+	l.proxy.Cut()
+	defer l.proxy.Restore()
+	waitFor(t, 10*time.Second, func() error {
+		if l.nb.LinkUp("op-a") {
+			return fmt.Errorf("link still up")
+		}
+		return nil
+	})
+	reload := func(classes ...string) {
+		next := *b
+		next.Peers = slices.Clone(b.Peers)
+		next.Peers[0].Import.Classes = classes
+		_, err := l.nb.Reload(context.Background(), &next)
+		require.NoError(t, err)
+		b = &next
+	}
+	reload("fault")
+	waitFor(t, 5*time.Second, func() error {
+		if _, ok := l.held()["congestion vpn-acme/ic-1"]; ok {
+			return fmt.Errorf("op-b still holds the congestion its import policy refuses: %v", l.held())
+		}
+		return nil
+	})
+	require.False(t, l.nb.LinkUp("op-a"), "the premise: withdrawn without the peer")
+	reload("*")
+	waitFor(t, 5*time.Second, func() error {
+		if _, ok := l.held()["congestion vpn-acme/ic-1"]; !ok {
+			return fmt.Errorf("the congestion not admitted from the Adj-RIB-In: %v", l.held())
+		}
+		return nil
+	})
 }
 
 // restartablePair starts op-b, accepting op-a on a fixed port (so op-b
