@@ -201,6 +201,7 @@ func (n *Node) startPipes(ctx context.Context, l *peerLink, p *config.Peer) (pp 
 		// In-process deliveries are never lost; over a cluster they can be.
 		ResumeOnLoss: n.external(),
 		Held:         l.held,
+		Diverged:     func() { n.refreshAfterDrop(l.ps) },
 	}
 	if n.signer != nil {
 		scfg.Resign = n.signer.Sign // export.redact signs the redacted copy again

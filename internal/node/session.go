@@ -86,6 +86,9 @@ type peerSession struct {
 	// askDeferred: a REFRESH ask over the bound waits for the bound to
 	// allow it (deferRefreshAsk); later ones are folded into it.
 	askDeferred *session.Message
+	// dropRefresh: a refresh after a drop at the buffer bound is due
+	// (refreshAfterDrop).
+	dropRefresh bool
 	// plannedUntil: the peer said it restarts and is back by then (a
 	// graceful-shutdown notice); its conditions are kept, marked, until
 	// then. plannedText is what it said. Cleared when the session is up.
@@ -457,6 +460,34 @@ func (n *Node) tickSessions(ctx context.Context, now time.Time, up map[string]bo
 		n.sessionEvent(ctx, ps, ev, st)
 		n.serveDeferredAsk(ctx, ps)
 	}
+}
+
+// DropRefreshDelay is how long after a drop at a peer's buffer bound
+// (export.buffer) the node refreshes the peer; drops meanwhile fold into
+// the same refresh.
+const DropRefreshDelay = time.Second
+
+// refreshAfterDrop refreshes the peer DropRefreshDelay after a signal for
+// it was dropped at its buffer bound. A refresh re-states what the peer
+// should hold; one that began before the drop's acknowledgement was
+// counted sends that condition keep-only, expecting the signal itself to
+// follow (TestConvergence found the peer without it for good).
+func (n *Node) refreshAfterDrop(ps *peerSession) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.dropRefresh {
+		return
+	}
+	ps.dropRefresh = true
+	time.AfterFunc(DropRefreshDelay, func() {
+		ps.mu.Lock()
+		ps.dropRefresh = false
+		established := ps.m.Status().State == session.Established
+		ps.mu.Unlock()
+		if established && !n.stopping.Load() {
+			n.refreshOut(context.Background(), ps)
+		}
+	})
 }
 
 // refreshOut re-states what we export to the peer, then End-of-RIB; one

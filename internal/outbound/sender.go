@@ -97,6 +97,10 @@ type SenderConfig struct {
 	// Observer is told of every signal dropped for this peer at our end,
 	// with its reason. nil: not told.
 	Observer observe.Observer
+	// Diverged is called after a signal was dropped at the buffer bound:
+	// the peer's view now lacks it (a clear, say), so the node refreshes
+	// the peer. nil: not called.
+	Diverged func()
 	// Pace paces the signals exported to this peer (export.max_rate;
 	// NewPace): a signal waits for its token before it enters the window,
 	// so pacing delays signals and never drops one. Resends are not paced
@@ -205,6 +209,9 @@ func (s *Sender) noteDrop(age bool, ev *signal.Event) {
 		s.droppedBytes.Add(1)
 		d.bytes++
 		s.dropped(reject.BufferBytes, fmt.Sprintf("the signals waiting for %s passed its export.buffer.max_bytes %d: the oldest not yet sent are dropped", s.peer, s.cfg.Buffer.MaxBytes), ev)
+	}
+	if s.cfg.Diverged != nil {
+		s.cfg.Diverged()
 	}
 	if now := time.Now(); now.Sub(d.at) >= 5*time.Second {
 		s.log.Warn().Str("reason", "buffer-bound").Uint64("too_old", d.age).Uint64("over_bytes", d.bytes).
