@@ -285,40 +285,14 @@ func NewSender(cfg SenderConfig) *Sender {
 	return s
 }
 
-// entry is one exported signal in flight.
+// entry is one exported signal in flight: what the window
+// (link.Window) keeps of it.
 type entry struct {
 	msg    jetstream.Msg
 	seq    uint64
 	stored time.Time
 	out    *nats.Msg
-	sentAt time.Time
-	done   bool
-	acked  bool
-	// skipped: given up as undeliverable; the peer never decided it, so
-	// it is no predecessor of the next signal.
-	skipped bool
-	// answered: the peer answered it (even "not now") since it was last
-	// sent: it reaches the peer.
-	answered bool
-	// noRoute: NATS answered "no responders" for it since it was last
-	// sent: nothing on the link took it.
-	noRoute bool
-	// lost counts probes that proved it lost (the peer, which answers
-	// probes in order, had not decided it and never answered it); unheard
-	// counts those of them in which NATS also found no route for it.
-	lost, unheard int
 }
-
-// Giving up: a signal the link drops while the peer hears us — NATS
-// permissions derived from the peer's policy (a relayed signal to a peer
-// that does not accept transit, say) drop what they forbid, silently —
-// would otherwise hold up the link for good. Two probes proving it lost
-// with no route, or five proving it lost, and the sender gives it up,
-// logs it, and goes on.
-const (
-	maxUnheard = 2
-	maxLost    = 5
-)
 
 // pullExpiry bounds each pull request of the export consumer; heartbeats
 // come every half of it.
@@ -375,31 +349,18 @@ func (s *Sender) Run(ctx context.Context) error {
 	return s.loop(ctx, in, replies, replyPrefix)
 }
 
-// loop is the sender's state machine. Signals go out as they come. The
-// peer answers each; a probe, which the peer answers in order after every
-// signal sent before it, is the sync point: when it comes back, what the
-// peer decided (up to the probe's Last) is done, and what was sent before
-// the probe but neither decided nor answered was lost and is resent, in
-// order. Probes go out when the peer falls silent, when NATS finds no route
-// (the link is down: nothing is resent until a probe is answered), and
-// after a "not now" answer. So a slow peer is never flooded with resends,
-// and a lost signal is resent only once its loss is proven.
+// loop feeds the sender's window (link.Window, the protocol's state
+// machine) with its events — a stored signal to send, the peer's answers,
+// the time — and does what it asks on the link and in the store (wire).
+// The timers and the byte bound's and discards' checks are the loop's.
 func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-chan *nats.Msg, replyPrefix string) error {
+	fx := &wire{s: s, replyPrefix: replyPrefix}
+	w := link.NewWindow[*entry](link.WindowConfig{Size: s.window, Timeout: s.timeout, MinBackoff: s.minBackoff, MaxBackoff: s.maxBackoff}, fx, time.Now())
 	var (
-		window  []*entry
-		bySeq   = map[uint64]*entry{}
-		decided uint64 // the last signal the peer decided, in order: the front's Prev
-		// down: the link is presumed down (no route, or a probe went
-		// unanswered): hold new signals until a probe is answered.
-		down      bool
-		probeAt   time.Time // when the probe in flight was sent; zero: none
-		probeDue  time.Time // when to send the next probe; zero: none planned
-		lastHeard = time.Now()
-		backoff   = s.minBackoff
-		tick      = time.NewTicker(25 * time.Millisecond)
-		progress  = time.NewTicker(15 * time.Second)
-		bound     = time.NewTicker(time.Second)
-		gapTick   = time.NewTicker(time.Second)
+		tick     = time.NewTicker(25 * time.Millisecond)
+		progress = time.NewTicker(15 * time.Second)
+		bound    = time.NewTicker(time.Second)
+		gapTick  = time.NewTicker(time.Second)
 	)
 	defer tick.Stop()
 	defer gapTick.Stop()
@@ -408,126 +369,16 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 	if s.cfg.Buffer.MaxBytes <= 0 || s.cfg.Buffer.MeanSize == nil {
 		bound.Stop()
 	}
-	// drop gives up an unsent signal of the window at a buffer bound.
-	// It was never sent, so the peer never decided it: it is no
-	// predecessor of the next.
-	drop := func(e *entry, age bool) {
-		e.done, e.skipped, e.acked = true, true, true
-		_ = e.msg.Ack()
-		s.noteDrop(age, nil)
-	}
-
-	prevOf := func(i int) uint64 {
-		for j := i - 1; j >= 0; j-- {
-			if !window[j].skipped {
-				return window[j].seq
-			}
-		}
-		return decided
-	}
-	send := func(i int) {
-		if s.expired() {
-			return
-		}
-		e := window[i]
-		now := time.Now()
-		h := e.out.Header
-		setHeader(h, link.HeaderPrev, strconv.FormatUint(prevOf(i), 10))
-		if e == firstOpen(window) {
-			h[link.HeaderFront] = []string{"1"}
-		} else {
-			delete(h, link.HeaderFront)
-		}
-		setHeader(h, link.HeaderSent, strconv.FormatInt(now.UnixNano(), 10))
-		e.sentAt, e.answered, e.noRoute = now, false, false
-		if err := s.publish(e.out); err != nil {
-			s.log.Debug().Err(err).Msg("link: publish") // the next probe finds it lost
-		}
-	}
-	planProbe := func(after time.Duration) {
-		if probeAt.IsZero() && (probeDue.IsZero() || time.Now().Add(after).Before(probeDue)) {
-			probeDue = time.Now().Add(after)
-		}
-	}
-	sendProbe := func() {
-		if s.expired() {
-			probeAt, probeDue = time.Time{}, time.Time{}
-			return
-		}
-		probe := nats.NewMsg(subject.Probe(s.self))
-		probe.Reply = replyPrefix + ".probe"
-		probe.Header.Set(link.HeaderEpoch, s.epoch)
-		probeAt, probeDue = time.Now(), time.Time{}
-		if err := s.publish(probe); err != nil {
-			s.log.Debug().Err(err).Msg("link: probe")
-		}
-	}
-	popDone := func() {
-		for len(window) > 0 && window[0].done {
-			e := window[0]
-			if !e.skipped {
-				decided = e.seq
-			}
-			if !e.acked {
-				_ = e.msg.Ack()
-			}
-			delete(bySeq, e.seq)
-			window[0] = nil
-			window = window[1:]
-		}
-	}
-	// synced handles a probe's answer: the peer has decided up to last.
-	synced := func(last uint64, sentBefore time.Time) {
-		for _, e := range window {
-			if e.done {
-				continue
-			}
-			if e.seq <= last && last != 0 {
-				e.done = true // decided; only its answer was lost
-				continue
-			}
-			if !e.sentAt.IsZero() && e.sentAt.Before(sentBefore) && !e.answered {
-				e.lost++
-				if e.noRoute {
-					e.unheard++
-				}
-				if e.unheard >= maxUnheard || e.lost >= maxLost {
-					s.log.Error().Str("seq", e.out.Header.Get(link.HeaderSeq)).Str("subject", e.out.Subject).
-						Msg("link: the link drops this signal while the peer hears us: given up. Most likely the peer's " +
-							"permissions forbid it, e.g. we relay (export.transit) and the peer does not accept transit " +
-							"(import.transit): align the two policies")
-					e.done, e.skipped = true, true
-					s.dropped(reject.Undeliverable, fmt.Sprintf("signal %s on %s: the link drops it while %s hears us (its NATS permissions forbid it): given up",
-						e.out.Header.Get(link.HeaderSeq), e.out.Subject, s.peer), nil)
-				}
-			}
-		}
-		popDone()
-		// Resend, in order, what the peer did not decide and was sent
-		// before the probe: lost, or answered "not now". (What was held
-		// unsent, always behind those, goes out next.)
-		resent := 0
-		for i, e := range window {
-			if !e.done && !e.sentAt.IsZero() && e.sentAt.Before(sentBefore) {
-				send(i)
-				resent++
-			}
-		}
-		if resent > 0 {
-			s.log.Debug().Int("resent", resent).Uint64("peer-last", last).Msg("link: resending")
-		}
-	}
-
 	for {
 		var inCh <-chan jetstream.Msg
-		if len(window) < s.window || s.trim > 0 {
+		if w.Room() || s.trim > 0 {
 			inCh = in
 		}
 		// The tick only matters with signals out or a probe planned; an
 		// idle sender does not wait on it, so it does not wake 40 times a
 		// second (since Go 1.23 an unwatched timer does not fire).
 		var tickC <-chan time.Time
-		if len(window) > 0 || !probeAt.IsZero() || !probeDue.IsZero() {
+		if w.Busy() {
 			tickC = tick.C
 		}
 		select {
@@ -542,135 +393,142 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 			if !ok {
 				continue // decided here: not for this peer, or dropped at a bound
 			}
-			window = append(window, e)
-			bySeq[e.seq] = e
-			if len(window) == 1 {
-				lastHeard = time.Now() // the silence clock starts with the first in flight
-			}
-			if !down {
-				send(len(window) - 1)
-			}
+			w.Add(time.Now(), e.seq, e)
 
 		case r := <-replies:
 			noRoute := r.Header.Get("Status") == "503"
 			if strings.HasSuffix(r.Subject, ".probe") {
-				if noRoute {
-					// The link is down: try again soon.
-					probeAt, down = time.Time{}, true
-					planProbe(backoff)
-					backoff = min(2*backoff, s.maxBackoff)
-					continue
+				var ans signal.Answer
+				alive := false
+				if !noRoute {
+					a, err := signal.ParseAnswer(r.Data)
+					ans, alive = a, err == nil && a.Status == signal.StatusAlive
 				}
-				ans, err := signal.ParseAnswer(r.Data)
-				if err != nil || ans.Status != signal.StatusAlive || probeAt.IsZero() {
-					continue
-				}
-				lastHeard = time.Now()
-				sentBefore := probeAt
-				probeAt = time.Time{}
-				if down {
-					s.log.Info().Int("unanswered", len(window)).Msg("link: peer answers again; resending")
-				}
-				down, backoff = false, s.minBackoff
-				synced(ans.Last, sentBefore)
-				// New signals held while down go out after the resends,
-				// unless they waited past the age bound.
-				for i, e := range window {
-					if !e.done && e.sentAt.IsZero() {
-						if s.tooOld(e.stored) {
-							drop(e, true)
-							continue
-						}
-						send(i)
-					}
-				}
-				popDone()
+				w.ProbeAnswer(time.Now(), noRoute, alive, ans.Last)
 				continue
 			}
 			seq, err := strconv.ParseUint(r.Subject[strings.LastIndexByte(r.Subject, '.')+1:], 10, 64)
-			e := bySeq[seq]
-			if err != nil || e == nil || e.done {
-				continue // an answer to a resend already answered
-			}
-			if noRoute {
-				// From NATS, not from the peer: nothing on the link took it.
-				e.noRoute = true
-				if !down {
-					s.log.Info().Int("unanswered", len(window)).Msg("link: no route to the peer; holding signals")
-				}
-				down = true
-				planProbe(backoff)
+			if err != nil {
 				continue
 			}
-			lastHeard = time.Now()
-			e.answered = true
-			ans, err := signal.ParseAnswer(r.Data)
-			switch {
-			case err != nil:
-				planProbe(backoff)
-			case ans.OK():
-				e.done = true
-			case link.Retryable(ans.Reason):
-				// Not now (out of order after a loss, store unavailable,
-				// over the rate): sync with a probe, then resend.
-				if ans.Reason == string(reject.RateLimited) {
-					s.noteRateLimited(ans.Error)
+			var ans signal.Answer
+			kind := link.AnswerNoRoute
+			if !noRoute {
+				kind = link.AnswerDone
+				a, err := signal.ParseAnswer(r.Data)
+				switch {
+				case err != nil:
+					kind = link.AnswerUnreadable
+				case a.OK():
+				case link.Retryable(a.Reason):
+					// Not now (out of order after a loss, store
+					// unavailable, over the rate): sync with a probe,
+					// then resend.
+					kind = link.AnswerNotNow
 				}
-				planProbe(backoff)
-				backoff = min(2*backoff, s.maxBackoff)
-			default:
-				// Refused for good: retrying cannot help. The peer counted
-				// it and kept it in its dead-letter stream.
-				s.log.Warn().Str("seq", e.out.Header.Get(link.HeaderSeq)).Str("reason", ans.Reason).Str("error", ans.Error).Msg("link: peer refused signal")
-				e.done = true
+				ans = a
 			}
-			if e.done {
-				popDone()
+			if !w.Answer(time.Now(), seq, kind) {
+				continue // an answer to a resend already answered
+			}
+			switch {
+			case kind == link.AnswerNotNow && ans.Reason == string(reject.RateLimited):
+				s.noteRateLimited(ans.Error)
+			case kind == link.AnswerDone && !ans.OK():
+				// Refused for good: retrying cannot help. The peer
+				// counted it and kept it in its dead-letter stream.
+				s.log.Warn().Uint64("seq", seq).Str("reason", ans.Reason).Str("error", ans.Error).Msg("link: peer refused signal")
 			}
 
 		case now := <-tickC:
-			switch {
-			case !probeAt.IsZero() && now.Sub(probeAt) > s.timeout:
-				// The probe went unanswered: the link is down.
-				probeAt = time.Time{}
-				if !down {
-					s.log.Info().Int("unanswered", len(window)).Msg("link: peer silent; holding signals")
-				}
-				down = true
-				planProbe(backoff)
-				backoff = min(2*backoff, s.maxBackoff)
-			case probeAt.IsZero() && !probeDue.IsZero() && !now.Before(probeDue):
-				sendProbe()
-			case probeAt.IsZero() && probeDue.IsZero() && firstOpen(window) != nil && now.Sub(lastHeard) > s.timeout:
-				// Silence while signals are out: ask the peer where it is.
-				sendProbe()
-			}
+			w.Tick(now)
 
 		case <-bound.C:
-			// The byte bound: waiting signals times the mean size.
-			n := s.overBytes(ctx)
-			// The oldest unsent first: those held in the window.
-			for _, e := range window {
-				if n == 0 {
-					break
-				}
-				if !e.done && e.sentAt.IsZero() {
-					drop(e, false)
-					n--
-				}
-			}
-			popDone()
-			s.trim = n // the rest from the store, as they are read
+			// The byte bound: waiting signals times the mean size; the
+			// oldest unsent first: those held in the window, then the
+			// rest from the store, as they are read.
+			s.trim = w.DropUnsent(s.overBytes(ctx))
 
 		case <-gapTick.C:
 			s.countDiscards(ctx)
 
 		case <-progress.C:
 			// Keep unanswered signals ours while the peer is away.
-			for _, e := range window {
-				_ = e.msg.InProgress()
-			}
+			w.Each(func(e *entry) { _ = e.msg.InProgress() })
 		}
+	}
+}
+
+// wire is what the sender's window asks for, done on the link and in the
+// store (link.Effects).
+type wire struct {
+	s           *Sender
+	replyPrefix string
+}
+
+func (x *wire) Send(e *entry, prev uint64, front bool, now time.Time) bool {
+	s := x.s
+	if s.expired() {
+		return false
+	}
+	h := e.out.Header
+	setHeader(h, link.HeaderPrev, strconv.FormatUint(prev, 10))
+	if front {
+		h[link.HeaderFront] = []string{"1"}
+	} else {
+		delete(h, link.HeaderFront)
+	}
+	setHeader(h, link.HeaderSent, strconv.FormatInt(now.UnixNano(), 10))
+	if err := s.publish(e.out); err != nil {
+		s.log.Debug().Err(err).Msg("link: publish") // the next probe finds it lost
+	}
+	return true
+}
+
+func (x *wire) Probe(time.Time) bool {
+	s := x.s
+	if s.expired() {
+		return false
+	}
+	probe := nats.NewMsg(subject.Probe(s.self))
+	probe.Reply = x.replyPrefix + ".probe"
+	probe.Header.Set(link.HeaderEpoch, s.epoch)
+	if err := s.publish(probe); err != nil {
+		s.log.Debug().Err(err).Msg("link: probe")
+	}
+	return true
+}
+
+func (x *wire) Ack(e *entry) { _ = e.msg.Ack() }
+
+func (x *wire) Drop(e *entry, age bool) {
+	_ = e.msg.Ack()
+	x.s.noteDrop(age, nil)
+}
+
+func (x *wire) TooOld(e *entry, _ time.Time) bool { return x.s.tooOld(e.stored) }
+
+func (x *wire) GiveUp(e *entry) {
+	s := x.s
+	s.log.Error().Str("seq", e.out.Header.Get(link.HeaderSeq)).Str("subject", e.out.Subject).
+		Msg("link: the link drops this signal while the peer hears us: given up. Most likely the peer's " +
+			"permissions forbid it, e.g. we relay (export.transit) and the peer does not accept transit " +
+			"(import.transit): align the two policies")
+	s.dropped(reject.Undeliverable, fmt.Sprintf("signal %s on %s: the link drops it while %s hears us (its NATS permissions forbid it): given up",
+		e.out.Header.Get(link.HeaderSeq), e.out.Subject, s.peer), nil)
+}
+
+func (x *wire) Note(n link.Note, count int) {
+	l := x.s.log
+	switch n {
+	case link.NoteNoRoute:
+		l.Info().Int("unanswered", count).Msg("link: no route to the peer; holding signals")
+	case link.NoteSilent:
+		l.Info().Int("unanswered", count).Msg("link: peer silent; holding signals")
+	case link.NoteBack:
+		l.Info().Int("unanswered", count).Msg("link: peer answers again; resending")
+	case link.NoteResent:
+		l.Debug().Int("resent", count).Msg("link: resending")
 	}
 }
 
@@ -727,16 +585,6 @@ func (s *Sender) overBytes(ctx context.Context) uint64 {
 		return 0
 	}
 	return uint64(over/mean) + 1
-}
-
-// firstOpen is the first signal of the window not yet decided.
-func firstOpen(window []*entry) *entry {
-	for _, e := range window {
-		if !e.done {
-			return e
-		}
-	}
-	return nil
 }
 
 // lostBefore reports whether a delivery of the consumer before m never
