@@ -2,8 +2,11 @@
 // headers that order and correlate a link's messages (sequence,
 // predecessor, epoch, front), the probe that syncs a sender with what its
 // peer decided, and which refusals are about now rather than about the
-// signal. It holds plain types and no NATS connection: the senders
-// (internal/outbound) and the receiver (internal/inbound) speak it.
+// signal; the sending end's window (Window: what is in flight, when to
+// probe, resend in order, hold or give up) and the receiving end's order
+// (Order). It holds plain types driven with the time and no NATS
+// connection: the senders (internal/outbound) and the receiver
+// (internal/inbound) speak it.
 package link
 
 import "github.com/anfed/anfed/internal/reject"
