@@ -27,9 +27,9 @@ import (
 // an operator can configure: every signal a node originates is signed
 // (DESIGN, invariant 2) and every signal it accepts is stored first, so
 // anfed has neither an unsigned nor a non-durable path. They compose the
-// node's own checks — intake.Check, the export policy's Decide,
-// outbound.Outgoing, inbound.CheckImport, the import policy, and for the signed
-// layer origin.Signer and origin.Verifier — with no store, over the
+// node's own stage lists — intake.StagesFor, outbound.StagesFor and
+// inbound.StagesFor, the lists the node runs, and for the signed layer
+// origin.Signer and origin.Verifier — with no store, over the
 // ceiling's topology: the two bare NATS servers natsconf derives from the
 // pair's policies, linked by the leaf connection the accepting side's
 // credentials authenticate and bind to the per-peer account. That is what

@@ -405,7 +405,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		return err
 	}
 	if opts.Lifecycle != nil {
-		subj := "an.cond.*." + strings.TrimPrefix(opts.Filter, "an.sig.")
+		subj := subject.CondPrefix + ".*." + strings.TrimPrefix(opts.Filter, subject.SignalPrefix+".")
 		sub, err := l.nc.Subscribe(subj, func(m *nats.Msg) {
 			var c conditions.Change
 			if json.Unmarshal(m.Data, &c) == nil && c.Kind != "" {

@@ -59,7 +59,7 @@ func (s *Sender) Refresh(ctx context.Context, js jetstream.JetStream, id string,
 	if err != nil {
 		return st, fmt.Errorf("refresh to %s: %w", s.peer, err)
 	}
-	replyPrefix := "an.ack." + s.self + "." + nuid.Next()
+	replyPrefix := subject.Ack(s.self) + "." + nuid.Next()
 	replies := make(chan *nats.Msg, 4*s.window)
 	sub, err := s.nc.ChanSubscribe(replyPrefix+".*", replies)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/anfed/anfed/internal/subject"
 )
 
 // KeyHeldStream keeps the signals a peer sent that were refused only
@@ -19,7 +21,7 @@ const KeyHeldStream = "ANFED_KEYHELD"
 
 // KeyHeldPrefix is the subject prefix of the key-held signals: one
 // subject per peer, an.keyheld.PEER.
-const KeyHeldPrefix = "an.keyheld"
+const KeyHeldPrefix = subject.KeyHeldPrefix
 
 // KeyHeldPerPeer bounds the signals held for one peer under an unpinned
 // key: past it a signal is refused as before (unknown-origin or

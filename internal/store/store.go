@@ -31,7 +31,7 @@ const (
 	// wrote (to ProbeSubject): a real write to the store, kept apart from
 	// the signals.
 	ProbeStream  = "ANFED_PROBE"
-	ProbeSubject = "an.probe"
+	ProbeSubject = subject.StoreProbe
 )
 
 // StallWait is how long PutAsync waits for room when 4,096 writes are

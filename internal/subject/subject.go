@@ -11,6 +11,9 @@
 //	                                           store keeps and republishes them as an.sig
 //	an.held.<peer>.<hash>                      the latest signal of a condition that flap
 //	                                           dampening suppressed, one per condition
+//	an.keyheld.<peer>                          signals held for want of their origin's key
+//	an.ribin.<peer>.<hash>                     a peer's signals import policy refused (Adj-RIB-In)
+//	an.probe                                   the readiness probe's write to the store
 //	an.cond.<kind>.<origin>.<class>.<service>.<resource> changes of the condition table
 //	an.api.conditions, an.api.peers            the node's request-reply API
 //
@@ -45,9 +48,13 @@ const (
 	LinkPrefix   = "an.link"
 	HeldPrefix   = "an.held"
 	Held         = "an.held.>"
-	// KeyHeld: the signals held for want of their origin's key,
-	// an.keyheld.<peer> (store.KeyHeldStream).
-	KeyHeld = "an.keyheld.>"
+	// KeyHeldPrefix and KeyHeld: the signals held for want of their
+	// origin's key, an.keyheld.<peer> (store.KeyHeldStream).
+	KeyHeldPrefix = "an.keyheld"
+	KeyHeld       = "an.keyheld.>"
+	// StoreProbe is where the node's readiness probe writes to the store
+	// (store.ProbeStream), apart from the signals.
+	StoreProbe = "an.probe"
 	// RibInPrefix and RibIn: a peer's signals kept before import policy
 	// (its Adj-RIB-In): an.ribin.<peer>.<condition hash>.
 	RibInPrefix = "an.ribin"
