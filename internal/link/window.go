@@ -8,7 +8,10 @@ import "time"
 // (Answer) or to a probe (ProbeAnswer), the time (Tick), a buffer bound
 // (DropUnsent) — each with the time it happens, and acts through its
 // Effects; it keeps no clock and no connection, so a test drives it with
-// a fake clock (TestWindow). T is what the sender keeps of a signal.
+// a fake clock (TestWindow). The times passed in must never go back (a
+// probe is the sync point for what was sent before it): the sender
+// passes time.Now() at each event. T is what the sender keeps of a
+// signal.
 //
 // The peer answers each signal; a probe, which the peer answers in order
 // after every signal sent before it, is the sync point: when it comes

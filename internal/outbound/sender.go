@@ -440,8 +440,10 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 				s.log.Warn().Uint64("seq", seq).Str("reason", ans.Reason).Str("error", ans.Error).Msg("link: peer refused signal")
 			}
 
-		case now := <-tickC:
-			w.Tick(now)
+		case <-tickC:
+			// The time now, not the tick's: a probe sent late must not
+			// look sent before the signals that went out ahead of it.
+			w.Tick(time.Now())
 
 		case <-bound.C:
 			// The byte bound: waiting signals times the mean size; the
