@@ -117,6 +117,13 @@ func TestWindow(t *testing.T) {
 				{511 * ms, tick, []string{"probe"}},
 				{520 * ms, alive(1), []string{"send 2 prev 1 front", "send 3 prev 2", "note resent 2"}},
 			}, room: true, busy: true, wantLen: 2},
+		{name: "a probe proves lost only what was sent before it",
+			steps: []step{
+				{0, add(1), []string{"send 1 prev 0 front"}},
+				{501 * ms, tick, []string{"probe"}},
+				{502 * ms, add(2), []string{"send 2 prev 1"}},
+				{503 * ms, alive(0), []string{"send 1 prev 0 front", "note resent 1"}},
+			}, room: true, busy: true, wantLen: 2},
 		{name: "decided with its answer lost: the probe's last says so",
 			steps: []step{
 				{0, add(1, 2), []string{"send 1 prev 0 front", "send 2 prev 1"}},
