@@ -355,7 +355,7 @@ func (s *Sender) Run(ctx context.Context) error {
 // The timers and the byte bound's and discards' checks are the loop's.
 func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-chan *nats.Msg, replyPrefix string) error {
 	fx := &wire{s: s, replyPrefix: replyPrefix}
-	w := link.NewWindow[*entry](link.WindowConfig{Size: s.window, Timeout: s.timeout, MinBackoff: s.minBackoff, MaxBackoff: s.maxBackoff}, fx, time.Now())
+	w := link.NewWindow[entry](link.WindowConfig{Size: s.window, Timeout: s.timeout, MinBackoff: s.minBackoff, MaxBackoff: s.maxBackoff}, fx, time.Now())
 	var (
 		tick     = time.NewTicker(25 * time.Millisecond)
 		progress = time.NewTicker(15 * time.Second)
@@ -456,7 +456,7 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 
 		case <-progress.C:
 			// Keep unanswered signals ours while the peer is away.
-			w.Each(func(e *entry) { _ = e.msg.InProgress() })
+			w.Each(func(e entry) { _ = e.msg.InProgress() })
 		}
 	}
 }
@@ -468,7 +468,7 @@ type wire struct {
 	replyPrefix string
 }
 
-func (x *wire) Send(e *entry, prev uint64, front bool, now time.Time) bool {
+func (x *wire) Send(e entry, prev uint64, front bool, now time.Time) bool {
 	s := x.s
 	if s.expired() {
 		return false
@@ -501,16 +501,16 @@ func (x *wire) Probe(time.Time) bool {
 	return true
 }
 
-func (x *wire) Ack(e *entry) { _ = e.msg.Ack() }
+func (x *wire) Ack(e entry) { _ = e.msg.Ack() }
 
-func (x *wire) Drop(e *entry, age bool) {
+func (x *wire) Drop(e entry, age bool) {
 	_ = e.msg.Ack()
 	x.s.noteDrop(age, nil)
 }
 
-func (x *wire) TooOld(e *entry, _ time.Time) bool { return x.s.tooOld(e.stored) }
+func (x *wire) TooOld(e entry, _ time.Time) bool { return x.s.tooOld(e.stored) }
 
-func (x *wire) GiveUp(e *entry) {
+func (x *wire) GiveUp(e entry) {
 	s := x.s
 	s.log.Error().Str("seq", e.out.Header.Get(link.HeaderSeq)).Str("subject", e.out.Subject).
 		Msg("link: the link drops this signal while the peer hears us: given up. Most likely the peer's " +
@@ -608,12 +608,12 @@ func (s *Sender) lostBefore(m jetstream.Msg) bool {
 
 // prepare turns a stored signal into a link message, or decides that it
 // is not for this peer (and acknowledges it).
-func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (*entry, bool) {
+func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (entry, bool) {
 	meta, err := m.Metadata()
 	if err != nil {
 		s.log.Error().Err(err).Msg("link: stored signal without metadata; skipped")
 		_ = m.Term()
-		return nil, false
+		return entry{}, false
 	}
 	if seq := meta.Sequence.Stream; s.lastStream != 0 && seq > s.lastStream+1 && s.cfg.FirstSeq != nil {
 		s.gaps = append(s.gaps, [2]uint64{s.lastStream, seq})
@@ -629,19 +629,19 @@ func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (*entry, bool) {
 		s.trim--
 		_ = m.Ack()
 		s.noteDrop(false, nil)
-		return nil, false
+		return entry{}, false
 	}
 	k, err := subject.ParseSignal(m.Subject())
 	if err != nil {
 		s.log.Error().Err(err).Msg("link: stored signal has a bad subject; skipped")
 		_ = m.Term()
-		return nil, false
+		return entry{}, false
 	}
 	ev, err := signal.DecodeStructured(m.Data())
 	if err != nil {
 		s.log.Error().Err(err).Str("subject", m.Subject()).Msg("link: stored signal does not decode; skipped")
 		_ = m.Term()
-		return nil, false
+		return entry{}, false
 	}
 	c := &Copy{Ev: ev, Key: k, Stored: meta.Timestamp, Now: time.Now()}
 	if err := run(s.stages, c); err != nil {
@@ -650,7 +650,7 @@ func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (*entry, bool) {
 		} else {
 			_ = m.Ack() // decided here: not for this peer, or dropped at a bound
 		}
-		return nil, false
+		return entry{}, false
 	}
 	seq := meta.Sequence.Stream
 	out := c.Out
@@ -665,7 +665,7 @@ func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (*entry, bool) {
 	out.Header[link.HeaderEpoch] = vals[1:2:2]
 	out.Header[link.HeaderPrev] = vals[2:3:3]
 	out.Header[link.HeaderSent] = vals[3:4:4]
-	return &entry{msg: m, seq: seq, stored: meta.Timestamp, out: out}, true
+	return entry{msg: m, seq: seq, stored: meta.Timestamp, out: out}, true
 }
 
 // setHeader sets h's single value of key in place when it has one.
