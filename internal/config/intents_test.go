@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -23,6 +24,24 @@ func TestIntentsParse(t *testing.T) {
 	require.Len(t, cfg.Intents.Accept, 1)
 	assert.Equal(t, 10.0, *cfg.Intents.Accept[0].Bounds.MinLatencyMs)
 	assert.Nil(t, cfg.Intents.Accept[0].Bounds.MinJitterMs)
+	assert.Equal(t, 0.1, cfg.Intents.RiskMargin(), "the default margin")
+	assert.Equal(t, 5*time.Minute, cfg.Intents.Every(), "the default report interval")
+
+	cfg, err = Parse(filepath.Join(dir, "p.yaml"), []byte(httpBase+`intents:
+  token_file: i.token
+  risk_margin_percent: 15
+  report_interval: 30s
+  propose:
+    - on: [sla-risk, notCompliant]
+      services: [vpn-*]
+      action: reroute
+      duration: 10m
+`))
+	require.NoError(t, err)
+	assert.Equal(t, 0.15, cfg.Intents.RiskMargin())
+	assert.Equal(t, 30*time.Second, cfg.Intents.Every())
+	require.Len(t, cfg.Intents.Propose, 1)
+	assert.Equal(t, IntentPropose{On: []string{"sla-risk", "notCompliant"}, Services: []string{"vpn-*"}, Action: "reroute", Duration: Duration(10 * time.Minute)}, cfg.Intents.Propose[0])
 }
 
 func TestIntentsErrorsCarryLines(t *testing.T) {
@@ -38,6 +57,13 @@ func TestIntentsErrorsCarryLines(t *testing.T) {
 		"no services":  {withToken + "intents:\n  accept:\n    - bounds: {min_latency_ms: 5}\n", "intents.accept[0].services", "required", 9},
 		"bad glob":     {withToken + "intents:\n  accept:\n    - services: [\"[vpn\"]\n", "intents.accept[0].services[0]", "invalid pattern", 9},
 		"bad bound":    {withToken + "intents:\n  accept:\n    - services: [vpn-*]\n      bounds:\n        min_loss_percent: 150\n", "intents.accept[0].bounds.min_loss_percent", "out of range: 150", 11},
+		"bad trigger":  {withToken + "intents:\n  propose:\n    - on: [notcompliant]\n      action: reroute\n", "intents.propose[0].on[0]", `unknown trigger "notcompliant"`, 9},
+		"no trigger":   {withToken + "intents:\n  propose:\n    - action: reroute\n", "intents.propose[0].on", "required", 9},
+		"no action":    {withToken + "intents:\n  propose:\n    - on: [sla-risk]\n", "intents.propose[0].action", "required", 9},
+		"bad action":   {withToken + "intents:\n  propose:\n    - on: [sla-risk]\n      action: Re-Route\n", "intents.propose[0].action", `invalid kind "Re-Route"`, 10},
+		"bad duration": {withToken + "intents:\n  propose:\n    - on: [sla-risk]\n      action: reroute\n      duration: -5m\n", "intents.propose[0].duration", "must not be negative", 11},
+		"bad margin":   {withToken + "intents:\n  risk_margin_percent: 150\n", "intents.risk_margin_percent", "out of range: 150", 8},
+		"short report": {withToken + "intents:\n  report_interval: 10ms\n", "intents.report_interval", "10ms is too short", 8},
 		"no http":      {"http:\n  listen: \"\"\n  token_file: b.token\nintents: {}\n", "intents", "http.listen is empty", 8},
 	} {
 		t.Run(name, func(t *testing.T) {

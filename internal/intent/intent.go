@@ -115,7 +115,9 @@ func (s *Service) Start() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	for _, work := range []func(context.Context){s.run, s.runSLA, s.runReports, s.reproposeAll, s.fillView} {
+	deviations := func(ctx context.Context) { s.runSLA(ctx, classDeviation, "intents-sla") }
+	congestions := func(ctx context.Context) { s.runSLA(ctx, classCongestion, "intents-risk") }
+	for _, work := range []func(context.Context){s.run, deviations, congestions, s.runReports, s.runPeriodic, s.reproposeAll, s.fillView} {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()

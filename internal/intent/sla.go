@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/anfed/anfed/internal/closedloop"
+	"github.com/anfed/anfed/internal/coordination"
 	"github.com/anfed/anfed/internal/intake"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/subject"
@@ -38,14 +39,32 @@ type perfDeviation struct {
 	ObservedValue float64 `json:"observedValue"`
 }
 
-// runSLA evaluates our own performance-deviation signals against the
-// intents we accepted, from a durable consumer.
-func (s *Service) runSLA(ctx context.Context) {
-	filter := subject.SignalPrefix + "." + s.self + ".performance-deviation.>"
-	loop := closedloop.New(s.nc, closedloop.Options{Name: "intents-sla", Filter: filter, MaxInFlight: 1, MaxDeliver: 20, Jitter: 0.5,
+// congestion is the part of a congestion the evaluation reads.
+type congestion struct {
+	Link struct {
+		ID   string `json:"id"`
+		Kind string `json:"kind"`
+	} `json:"link"`
+	PacketLossPercent float64 `json:"packetLossPercent"`
+	QueueDelayMs      float64 `json:"queueDelayMs"`
+}
+
+// Classes of our own signals the evaluation reads, each from its own
+// durable consumer.
+const (
+	classDeviation  = "performance-deviation"
+	classCongestion = "congestion"
+)
+
+// runSLA evaluates our own signals of class against the intents we
+// accepted, from a durable consumer (intents-sla for performance
+// deviations, intents-risk for congestions).
+func (s *Service) runSLA(ctx context.Context, class, name string) {
+	filter := subject.SignalPrefix + "." + s.self + "." + class + ".>"
+	loop := closedloop.New(s.nc, closedloop.Options{Name: name, Filter: filter, MaxInFlight: 1, MaxDeliver: 20, Jitter: 0.5,
 		BackOff: []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 15 * time.Second}, Log: s.log}, s.evaluate)
 	if err := loop.Run(ctx); err != nil && ctx.Err() == nil {
-		s.log.Error().Err(err).Msg("intents: SLA evaluation stopped")
+		s.log.Error().Err(err).Str("class", class).Msg("intents: SLA evaluation stopped")
 	}
 }
 
@@ -70,19 +89,60 @@ func met(x Expectation, v float64) bool {
 	}
 }
 
-// evaluate takes one of our performance deviations: for each accepted
-// intent of its service with an expectation on its KPI's metric, the
-// expectation's breach is raised, updated or cleared (an sla-breach
-// signal naming the intent), and on a change of the intent's compliance
-// an intent-report goes to its owner.
+// near reports whether v misses x's target or lies within margin (a
+// fraction of the target) of it.
+func near(x Expectation, v, margin float64) bool {
+	if Upper(x.Metric) {
+		return v >= x.Value*(1-margin)
+	}
+	return v <= x.Value*(1+margin)
+}
+
+// observation is one of our signals as the evaluation reads it.
+type observation struct {
+	ev    *signal.Event
+	class string
+	pd    perfDeviation
+	cg    congestion
+}
+
+// resource is what an action on the observation's cause would touch:
+// the signal's resource, typed by the congestion's link kind.
+func (o observation) resource() coordination.Resource {
+	r := coordination.Resource{ID: o.ev.Resource(), Type: "resource"}
+	if o.cg.Link.Kind != "" {
+		r.Type = o.cg.Link.Kind
+	}
+	if r.ID == "" {
+		r.ID = o.ev.Service()
+	}
+	return r
+}
+
+// evaluate takes one of our performance deviations or congestions: for
+// each accepted intent of its service, the expectations it bears on get
+// their breach (sla-breach) and risk (sla-risk) raised, updated or
+// cleared, each naming the intent; on a change of the intent's
+// compliance an intent-report goes to its owner; and intents.propose may
+// open a proposal (docs/intents.md#coordination).
 func (s *Service) evaluate(ctx context.Context, ev *signal.Event, _ closedloop.Delivery) error {
-	var pd perfDeviation
-	if ev.State != signal.Cleared {
-		if err := json.Unmarshal(ev.Data, &pd); err != nil {
-			return closedloop.Poison(fmt.Errorf("performance-deviation %s: %w", ev.ID, err))
+	class, _, _ := schemas.ClassOf(ev.Type)
+	ob := observation{ev: ev, class: class}
+	switch class {
+	case classDeviation:
+		if ev.State != signal.Cleared {
+			if err := json.Unmarshal(ev.Data, &ob.pd); err != nil {
+				return closedloop.Poison(fmt.Errorf("performance-deviation %s: %w", ev.ID, err))
+			}
+		} else if err := json.Unmarshal(ev.Data, &ob.pd); err != nil || ob.pd.KPI == "" {
+			return nil // a clear without its KPI says nothing we can match
 		}
-	} else if err := json.Unmarshal(ev.Data, &pd); err != nil || pd.KPI == "" {
-		return nil // a clear without its KPI says nothing we can match
+	case classCongestion:
+		if err := json.Unmarshal(ev.Data, &ob.cg); err != nil && ev.State != signal.Cleared {
+			return closedloop.Poison(fmt.Errorf("congestion %s: %w", ev.ID, err))
+		}
+	default:
+		return nil
 	}
 	recs, err := s.store.all(ctx)
 	if err != nil {
@@ -92,10 +152,10 @@ func (s *Service) evaluate(ctx context.Context, ev *signal.Event, _ closedloop.D
 	for _, rec := range recs {
 		in := rec.Intent
 		v := in.Expression.ExpressionValue
-		if in.Role != RoleHandler || v == nil || v.Service != service || !slices.Contains([]string{InProgress, Compliant, Degraded, NotCompliant}, in.LifecycleStatus) {
+		if in.Role != RoleHandler || v == nil || v.Service != service || !slices.Contains(inForce, in.LifecycleStatus) {
 			continue
 		}
-		if err := s.evaluateIntent(ctx, keyOf(in.Owner, in.ID), ev, pd); err != nil {
+		if err := s.evaluateIntent(ctx, keyOf(in.Owner, in.ID), ob); err != nil {
 			return err
 		}
 	}
@@ -107,53 +167,104 @@ type breachChange struct {
 	b      Breach
 	state  signal.State
 	ending time.Time
+	id     string // the sla-breach's event id
 }
 
-func (s *Service) evaluateIntent(ctx context.Context, key string, ev *signal.Event, pd perfDeviation) error {
+// predicted is what a congestion makes of x's metric: the last value
+// measured (the target when none) plus the congestion's queue delay
+// (latency) or loss (loss); false for the metrics it says nothing of.
+func predicted(x Expectation, observed map[string]float64, cg congestion) (float64, bool) {
+	base, ok := observed[x.ID]
+	switch x.Metric {
+	case "latency":
+		if !ok {
+			base = 0
+		}
+		return base + cg.QueueDelayMs, true
+	case "loss":
+		if !ok {
+			base = 0
+		}
+		return base + cg.PacketLossPercent, true
+	}
+	return 0, false
+}
+
+func (s *Service) evaluateIntent(ctx context.Context, key string, ob observation) error {
 	var changes []breachChange
+	var risks []riskChange
 	var report bool
+	var opened, ended *Proposal
+	ev := ob.ev
+	margin := s.d.Config.RiskMargin()
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	rec, err := s.store.update(ctx, key, func(r *Record) (bool, error) {
-		changes, report = nil, false
+		changes, risks, report, opened, ended = nil, nil, false, nil, nil
+		measured := false
 		if r.Breaches == nil {
 			r.Breaches = map[string]Breach{}
 		}
 		if r.Observed == nil {
 			r.Observed = map[string]float64{}
 		}
-		for _, x := range r.Intent.Expression.ExpressionValue.Expectations {
+		if r.Risks == nil {
+			r.Risks = map[string]Risk{}
+		}
+		in := r.Intent
+		cause := Cause{ID: ev.ID, Source: ev.Source, Class: ob.class, Resource: ob.resource()}
+		for _, x := range in.Expression.ExpressionValue.Expectations {
+			if ob.class == classCongestion {
+				v, ok := predicted(x, r.Observed, ob.cg)
+				if !ok {
+					continue
+				}
+				at := ev.State != signal.Cleared && margin >= 0 && near(x, v, margin)
+				if c := s.touchRisk(r, x, cause, at, v, "anfed-congestion", now); c != nil {
+					risks = append(risks, *c)
+				}
+				continue
+			}
+			pd := ob.pd
 			if x.Metric != metricOf(pd.KPI) || x.Unit != pd.Unit {
 				continue
 			}
 			b, breached := r.Breaches[x.ID]
 			ok := ev.State == signal.Cleared || met(x, pd.ObservedValue)
-			if ev.State != signal.Cleared {
-				r.Observed[x.ID] = pd.ObservedValue
+			if ev.State != signal.Cleared && (r.Observed[x.ID] != pd.ObservedValue || r.Intent.LifecycleStatus == InProgress) {
+				r.Observed[x.ID], measured = pd.ObservedValue, true
 			}
+			id := fmt.Sprintf("%s.%s.%s.breach.%d", in.Owner, in.ID, x.ID, now.UnixNano())
 			switch {
 			case !ok && !breached:
 				b = Breach{Since: ev.Time, Observed: pd.ObservedValue, KPI: pd.KPI}
 				r.Breaches[x.ID] = b
-				changes = append(changes, breachChange{x: x, b: b, state: signal.Raised})
+				changes = append(changes, breachChange{x: x, b: b, state: signal.Raised, id: id})
 			case !ok && b.Observed != pd.ObservedValue:
 				b.Observed = pd.ObservedValue
 				r.Breaches[x.ID] = b
-				changes = append(changes, breachChange{x: x, b: b, state: signal.Updated})
+				changes = append(changes, breachChange{x: x, b: b, state: signal.Updated, id: id})
 			case ok && breached:
 				delete(r.Breaches, x.ID)
-				changes = append(changes, breachChange{x: x, b: b, state: signal.Cleared, ending: ev.Time})
+				changes = append(changes, breachChange{x: x, b: b, state: signal.Cleared, ending: ev.Time, id: id})
+			}
+			// Met, but within the margin: at risk. Missed: the breach
+			// says more than a risk would.
+			at := ev.State != signal.Cleared && ok && margin >= 0 && near(x, pd.ObservedValue, margin)
+			if c := s.touchRisk(r, x, cause, at, pd.ObservedValue, "anfed-margin", now); c != nil {
+				risks = append(risks, *c)
 			}
 		}
-		if len(changes) == 0 {
+		status := compliance(r)
+		if len(changes) == 0 && len(risks) == 0 && !measured && status == r.Intent.LifecycleStatus {
 			return false, nil
 		}
-		status := compliance(r)
 		if status != r.Intent.LifecycleStatus {
 			report = true
 			r.Intent.LifecycleStatus, r.Intent.StatusChangeDate = status, now
 			r.Intent.StatusReason = s.self + "'s measurements: " + breachText(r)
 			r.Reports = append(r.Reports, s.newReport(r, status, s.self, r.Intent.StatusReason, nil, now))
 		}
+		opened, ended = s.proposal(r, changes, risks, report, ob, now)
 		r.Intent.LastUpdate = now
 		return true, nil
 	})
@@ -164,19 +275,34 @@ func (s *Service) evaluateIntent(ctx context.Context, key string, ev *signal.Eve
 		return err
 	}
 	for _, c := range changes {
-		if err := s.publishBreach(ctx, rec, c); err != nil {
+		if err := s.publishBreach(ctx, rec, c, ev.ID); err != nil {
 			return err
 		}
 	}
-	if report {
-		return s.publishReport(ctx, rec, now)
+	for _, c := range risks {
+		if err := s.publishRisk(ctx, rec, c, ev.ID); err != nil {
+			return err
+		}
 	}
-	return nil
+	// The owner hears of a change of compliance, and of a risk raised or
+	// cleared, at once; of the rest, at the next periodic report.
+	for _, c := range risks {
+		report = report || c.state != signal.Updated
+	}
+	if report {
+		if err := s.publishReport(ctx, rec, now); err != nil {
+			return err
+		}
+	}
+	return s.publishProposal(ctx, rec, opened, ended)
 }
 
 // compliance is an intent's lifecycle from its breaches: none compliant;
 // all within degradedMargin of their targets degraded; else not compliant.
 func compliance(r *Record) string {
+	if len(r.Breaches) == 0 && len(r.Observed) == 0 {
+		return r.Intent.LifecycleStatus // nothing measured yet: inProgress
+	}
 	if len(r.Breaches) == 0 {
 		return Compliant
 	}
@@ -208,7 +334,7 @@ func breachText(r *Record) string {
 // publishBreach raises, updates or clears the sla-breach of one
 // expectation of a handled intent: slaId <owner>.<intentId>, subject
 // <service>/<intentId>/<expectation id>.
-func (s *Service) publishBreach(ctx context.Context, rec *Record, c breachChange) error {
+func (s *Service) publishBreach(ctx context.Context, rec *Record, c breachChange, causation string) error {
 	in := rec.Intent
 	data := map[string]any{
 		"slaId": in.Owner + "." + in.ID, "metric": c.b.KPI,
@@ -221,10 +347,9 @@ func (s *Service) publishBreach(ctx context.Context, rec *Record, c breachChange
 		sev, text = 9, "INFO"
 	}
 	b, _ := json.Marshal(data)
-	id := fmt.Sprintf("%s.%s.%s.%s.%d", in.Owner, in.ID, c.x.ID, c.state, time.Now().UnixNano())
-	return s.publishEvent(ctx, &signal.Event{ID: id, Source: "anfed://" + s.self + "/intents", Type: schemas.Type("sla-breach"),
+	return s.publishEvent(ctx, &signal.Event{ID: c.id, Source: "anfed://" + s.self + "/intents", Type: schemas.Type("sla-breach"),
 		Subject: in.Expression.ExpressionValue.Service + "/" + in.ID + "/" + c.x.ID, State: c.state, SeverityText: text, SeverityNumber: sev,
-		CorrelationID: in.Owner + "." + in.ID, Data: b})
+		CorrelationID: in.Owner + "." + in.ID, CausationID: causation, Data: b})
 }
 
 // publishReport sends the intent's owner an intent-report of where the
@@ -270,6 +395,36 @@ func (s *Service) publishReport(ctx context.Context, rec *Record, now time.Time)
 	return s.publishEvent(ctx, &signal.Event{ID: fmt.Sprintf("%s.%s.report.%d", in.Owner, in.ID, now.UnixNano()), Source: "anfed://" + s.self + "/intents",
 		Type: schemas.Type("intent-report"), Subject: in.Expression.ExpressionValue.Service + "/" + in.ID, State: signal.Updated,
 		SeverityText: text, SeverityNumber: sev, CorrelationID: in.Owner + "." + in.ID, Data: b})
+}
+
+// runPeriodic reports each intent we handle and have measured to its
+// owner every intents.report_interval, whether it changed or not.
+func (s *Service) runPeriodic(ctx context.Context) {
+	t := time.NewTicker(s.d.Config.Every())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		recs, err := s.store.all(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn().Err(err).Msg("intents: reading the intents to report; the next interval tries again")
+			}
+			continue
+		}
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		for _, rec := range recs {
+			if rec.Intent.Role != RoleHandler || !slices.Contains([]string{Compliant, Degraded, NotCompliant}, rec.Intent.LifecycleStatus) {
+				continue
+			}
+			if err := s.publishReport(ctx, rec, now); err != nil && ctx.Err() == nil {
+				s.log.Warn().Err(err).Str("intent", rec.Intent.Owner+"."+rec.Intent.ID).Msg("intents: periodic report; the next interval sends one")
+			}
+		}
+	}
 }
 
 // runReports takes the intent reports our intents' partners send.

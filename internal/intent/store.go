@@ -35,6 +35,12 @@ type Record struct {
 	// measured of each, by expectation id.
 	Breaches map[string]Breach  `json:"breaches,omitempty"`
 	Observed map[string]float64 `json:"observed,omitempty"`
+	// Risks are, for an intent we handle, the expectations at risk of a
+	// breach, by expectation id.
+	Risks map[string]Risk `json:"risks,omitempty"`
+	// Proposal is the action an intent we handle opened when it was at
+	// risk (intents.propose), until it is compliant and out of risk.
+	Proposal *Proposal `json:"proposal,omitempty"`
 	Reports  []Report           `json:"reports,omitempty"`
 }
 
