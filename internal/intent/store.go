@@ -41,7 +41,7 @@ type Record struct {
 	// Proposal is the action an intent we handle opened when it was at
 	// risk (intents.propose), until it is compliant and out of risk.
 	Proposal *Proposal `json:"proposal,omitempty"`
-	Reports  []Report           `json:"reports,omitempty"`
+	Reports  []Report  `json:"reports,omitempty"`
 }
 
 // Report is a TMF921 v5 IntentReport: what this node learnt of the
