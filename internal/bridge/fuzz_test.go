@@ -97,7 +97,7 @@ func FuzzTMF642Mapping(f *testing.F) {
 			if _, _, err := insp.Full(nil, ev.Encode()); err != nil {
 				t.Fatalf("the bridge made a signal intake refuses: %v\n%s", err, ev.Encode())
 			}
-			if _, _, err := tmfNotification(ev); err != nil {
+			if _, err := tmfNotification(ev); err != nil {
 				t.Fatalf("a fault the bridge made does not map back to TMF642: %v", err)
 			}
 		}

@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/signal"
 )
@@ -42,14 +40,10 @@ type tmf642 struct {
 	auth    auth
 	service string
 
-	// hub (out)
-	kv       jetstream.KeyValue
-	js       jetstream.JetStream
+	// hub (out), and the upstream registrations
+	hub      *Hub
 	delivery config.TMF642Delivery
 	client   *http.Client
-	mu       sync.Mutex
-	ctx      context.Context // set by start; nil before
-	regs     map[string]*registration
 	wg       sync.WaitGroup
 }
 
@@ -58,7 +52,7 @@ func newTMF642(ctx context.Context, b *Bridges, c *config.TMF642Bridge) (*tmf642
 	if err != nil {
 		return nil, fmt.Errorf("bridges.tmf642: %w", err)
 	}
-	t := &tmf642{b: b, cfg: c, auth: a, service: c.Service, delivery: c.Delivery.WithDefaults(), regs: map[string]*registration{}}
+	t := &tmf642{b: b, cfg: c, auth: a, service: c.Service, delivery: c.Delivery.WithDefaults()}
 	if t.service == "" {
 		t.service = "tmf642"
 	}
@@ -79,14 +73,11 @@ func (t *tmf642) mount(mux Mux) {
 		}
 		t.fail("unknown-event")(w, http.StatusNotFound, fmt.Sprintf("listener/%s: this listener takes alarmCreateEvent, alarmAttributeValueChangeEvent, alarmStateChangeEvent and alarmDeleteEvent (TMF642 v4)", r.PathValue("event")))
 	}))
-	mux.Handle("POST "+TMF642Hub, http.HandlerFunc(t.register))
-	mux.Handle("GET "+TMF642Hub, http.HandlerFunc(t.listRegistrations))
-	mux.Handle("GET "+TMF642Hub+"/{id}", http.HandlerFunc(t.getRegistration))
-	mux.Handle("DELETE "+TMF642Hub+"/{id}", http.HandlerFunc(t.unregister))
+	t.hub.Mount(mux)
 }
 
 func (t *tmf642) start(ctx context.Context) {
-	t.startHub(ctx)
+	t.hub.Start(ctx)
 	for _, u := range t.cfg.Upstream {
 		t.wg.Add(1)
 		go func() {
@@ -97,6 +88,7 @@ func (t *tmf642) start(ctx context.Context) {
 }
 
 func (t *tmf642) stop() {
+	t.hub.Stop()
 	t.wg.Wait()
 }
 
