@@ -63,11 +63,17 @@ type Notification struct {
 // durable consumer, retried with backoff and dead-lettered after
 // Delivery.MaxAttempts (the TMF642 hub's delivery, and TMF921's).
 type HubOptions struct {
-	Name      string // the API's name: consumers are <Name>-hub-<id>, logs say "<Name> hub"
-	Bucket    string // the JetStream KV bucket of the registrations
+	Name   string // the API's name: consumers are <Name>-hub-<id>, logs say "<Name> hub"
+	Bucket string // the JetStream KV bucket of the registrations, made by OpenHub
+	// KV, when set, is a bucket the registrations share with others (no
+	// bucket is made), under keys Prefix<id>.
+	KV        jetstream.KeyValue
+	Prefix    string
 	Path      string // the hub's route (POST Path, GET/DELETE Path/{id})
 	Filter    string // the stored signals delivered
 	QueryKeys []string
+	// QueryExample is a query shown in errors (perceivedSeverity=CRITICAL,MAJOR).
+	QueryExample string
 	// Example is a registration body shown in errors.
 	Example string
 	// Resources says where events go, shown in errors ("{callback}/listener/alarmCreateEvent and its siblings").
@@ -104,9 +110,11 @@ func OpenHub(ctx context.Context, nc *nats.Conn, o HubOptions) (*Hub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s hub: %w", o.Name, err)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: o.Bucket, Description: "anfed " + o.Name + " hub registrations", Storage: jetstream.FileStorage, MaxBytes: store.KVMaxBytes})
-	if err != nil {
-		return nil, fmt.Errorf("%s hub: key-value bucket %s: %w", o.Name, o.Bucket, err)
+	kv := o.KV
+	if kv == nil {
+		if kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: o.Bucket, Description: "anfed " + o.Name + " hub registrations", Storage: jetstream.FileStorage, MaxBytes: store.KVMaxBytes}); err != nil {
+			return nil, fmt.Errorf("%s hub: key-value bucket %s: %w", o.Name, o.Bucket, err)
+		}
 	}
 	return &Hub{o: o, nc: nc, js: js, kv: kv, client: &http.Client{Timeout: time.Duration(o.Delivery.Timeout)}, regs: map[string]*registration{}}, nil
 }
@@ -126,7 +134,7 @@ func (h *Hub) parseQuery(q string) (url.Values, error) {
 	}
 	for k := range v {
 		if !slices.Contains(h.o.QueryKeys, k) {
-			return nil, fmt.Errorf("query %q: cannot filter on %q: filter on %s (values comma-separated, e.g. %s=A,B)", q, k, strings.Join(h.o.QueryKeys, ", "), h.o.QueryKeys[0])
+			return nil, fmt.Errorf("query %q: cannot filter on %q: filter on %s (values comma-separated, e.g. %s)", q, k, strings.Join(h.o.QueryKeys, ", "), h.o.QueryExample)
 		}
 	}
 	return v, nil
@@ -144,6 +152,9 @@ func (h *Hub) Start(ctx context.Context) {
 		return
 	}
 	for k := range keys.Keys() {
+		if !strings.HasPrefix(k, h.o.Prefix) {
+			continue
+		}
 		e, err := h.kv.Get(ctx, k)
 		if err != nil {
 			h.o.Log.Error().Err(err).Str("id", k).Msgf("%s hub: reading a registration", h.o.Name)
@@ -340,12 +351,12 @@ func (h *Hub) register(w http.ResponseWriter, r *http.Request) {
 	_, _ = rand.Read(idb[:])
 	reg := Registration{ID: hex.EncodeToString(idb[:]), Callback: req.Callback, Query: req.Query, Created: time.Now().UTC()}
 	val, _ := json.Marshal(reg)
-	if _, err := h.kv.Create(r.Context(), reg.ID, val); err != nil {
+	if _, err := h.kv.Create(r.Context(), h.o.Prefix+reg.ID, val); err != nil {
 		h.o.Fail("unavailable")(w, http.StatusServiceUnavailable, fmt.Sprintf("the registration could not be stored (%v): try again", err))
 		return
 	}
 	if err := h.run(reg); err != nil {
-		_ = h.kv.Delete(context.WithoutCancel(r.Context()), reg.ID)
+		_ = h.kv.Delete(context.WithoutCancel(r.Context()), h.o.Prefix+reg.ID)
 		h.o.Fail("unavailable")(w, http.StatusServiceUnavailable, fmt.Sprintf("the delivery could not start (%v): try again", err))
 		return
 	}
@@ -403,8 +414,8 @@ func (h *Hub) unregister(w http.ResponseWriter, r *http.Request) {
 	if err := h.js.DeleteConsumer(ctx, store.SignalStream, h.consumer(id)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		h.o.Log.Warn().Err(err).Str("id", id).Msgf("%s hub: deleting the delivery's consumer", h.o.Name)
 	}
-	if err := h.kv.Delete(ctx, id); err != nil {
-		h.o.Log.Warn().Err(err).Str("id", id).Msg("hub: deleting the registration")
+	if err := h.kv.Delete(ctx, h.o.Prefix+id); err != nil {
+		h.o.Log.Warn().Err(err).Str("id", id).Msgf("%s hub: deleting the registration", h.o.Name)
 	}
 	h.o.Log.Info().Str("id", id).Msgf("%s hub: listener unregistered", h.o.Name)
 	w.WriteHeader(http.StatusNoContent)

@@ -20,7 +20,7 @@ var faultFilter = subject.SignalPrefix + ".*.fault.>"
 var hubQueryKeys = []string{"eventType", "perceivedSeverity", "alarmType", "probableCause", "state", "alarmedObject.id", "alarmedObjectType", "sourceSystemId"}
 
 func (t *tmf642) openHub(ctx context.Context) error {
-	h, err := OpenHub(ctx, t.b.nc, HubOptions{Name: "tmf642", Bucket: HubBucket, Path: TMF642Hub, Filter: faultFilter, QueryKeys: hubQueryKeys,
+	h, err := OpenHub(ctx, t.b.nc, HubOptions{Name: "tmf642", Bucket: HubBucket, Path: TMF642Hub, Filter: faultFilter, QueryKeys: hubQueryKeys, QueryExample: "perceivedSeverity=CRITICAL,MAJOR",
 		Example:   `{"callback": "https://listener.example/tmf-api/alarmManagement/v4", "query": "perceivedSeverity=CRITICAL"}`,
 		Resources: "{callback}/listener/alarmCreateEvent and its siblings",
 		Notify:    tmfNotification, Delivery: t.delivery, Check: t.auth.check, Fail: t.fail, Delivered: t.b.metrics.delivered, Log: t.b.log})

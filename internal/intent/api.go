@@ -49,6 +49,7 @@ func (s *Service) Mount(mux bridge.Mux) {
 	mux.Handle("DELETE "+p+"/{id}", s.authed(s.remove))
 	mux.Handle("GET "+p+"/{id}/intentReport", s.authed(s.reports))
 	mux.Handle("GET "+p+"/{id}/intentReport/{report}", s.authed(s.report))
+	s.hub.Mount(mux)
 }
 
 // fail answers a TMF630 error and counts it by reason.
@@ -61,14 +62,7 @@ func (s *Service) fail(w http.ResponseWriter, code int, reason, format string, a
 // http.token_file) before h, and bounds h's work by apiTimeout.
 func (s *Service) authed(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.token)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="anfed intents"`)
-			what := "missing bearer token"
-			if ok {
-				what = "wrong bearer token"
-			}
-			s.fail(w, http.StatusUnauthorized, "unauthorized", "%s: send Authorization: Bearer <the token in the node's intents.token_file, or http.token_file>", what)
+		if !s.check(w, r, s.failer("unauthorized")) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
@@ -76,6 +70,8 @@ func (s *Service) authed(h http.HandlerFunc) http.Handler {
 		h(w, r.WithContext(ctx))
 	})
 }
+
+func subtleEqual(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
 
 // badRequest answers err, a FieldError or a decoding error, as 400.
 func (s *Service) badRequest(w http.ResponseWriter, err error) {

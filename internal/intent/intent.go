@@ -62,6 +62,9 @@ type Service struct {
 	nc      *nats.Conn
 	store   *kvStore
 	metrics *prometheus.CounterVec
+	// hub is the TMF921 hub; delivered counts its deliveries.
+	hub       *bridge.Hub
+	delivered *prometheus.CounterVec
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -85,9 +88,13 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	s := &Service{d: d, self: d.Node.ID(), log: d.Log.With().Str("component", "intents").Logger(), token: tok}
 	s.metrics = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "anfed", Subsystem: "intent", Name: "api_rejected_total",
 		Help: "Requests the TMF921 intent API refused, by reason (unauthorized, malformed, bad-field, not-found, conflict, unavailable)."}, []string{"reason"})
+	s.delivered = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "anfed", Subsystem: "intent", Name: "hub_deliveries_total",
+		Help: "Intent reports POSTed to TMF921 hub listeners as IntentReportCreateEvent, by result: ok, failed (retried later), dead-letter (gave up), filtered (not one of our intents, or the registration's query left it out)."}, []string{"result"})
 	if d.Metrics != nil {
-		if err := d.Metrics.Register(s.metrics); err != nil {
-			return nil, fmt.Errorf("intent metrics: %w", err)
+		for _, c := range []prometheus.Collector{s.metrics, s.delivered} {
+			if err := d.Metrics.Register(c); err != nil {
+				return nil, fmt.Errorf("intent metrics: %w", err)
+			}
 		}
 	}
 	nc, err := d.Node.Connect(nats.Name("anfed-intents"))
@@ -105,6 +112,12 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		return nil, err
 	}
 	s.nc, s.store = nc, st
+	hub, err := s.openHub(ctx, st)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	s.hub = hub
 	return s, nil
 }
 
@@ -117,7 +130,7 @@ func (s *Service) Start() {
 	s.cancel = cancel
 	deviations := func(ctx context.Context) { s.runSLA(ctx, classDeviation, "intents-sla") }
 	congestions := func(ctx context.Context) { s.runSLA(ctx, classCongestion, "intents-risk") }
-	for _, work := range []func(context.Context){s.run, deviations, congestions, s.runReports, s.runPeriodic, s.reproposeAll, s.fillView} {
+	for _, work := range []func(context.Context){s.run, deviations, congestions, s.runReports, s.runPeriodic, s.reproposeAll, s.fillView, s.hub.Start} {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -192,5 +205,6 @@ func (s *Service) Stop() {
 		s.cancel()
 	}
 	s.wg.Wait()
+	s.hub.Stop()
 	s.nc.Close()
 }

@@ -451,7 +451,7 @@ func (s *Service) reported(ctx context.Context, ev *signal.Event, _ closedloop.D
 	if err := json.Unmarshal(ev.Data, &r); err != nil {
 		return closedloop.Poison(fmt.Errorf("intent-report %s: %w", ev.ID, err))
 	}
-	status := map[string]string{"compliant": Compliant, "degraded": Degraded, "nonCompliant": NotCompliant}[r.Compliance]
+	status := reportedStatus[r.Compliance]
 	if status == "" {
 		return nil
 	}
@@ -467,6 +467,7 @@ func (s *Service) reported(ctx context.Context, ev *signal.Event, _ closedloop.D
 			return false, fmt.Errorf("intent %s: a report from %s before its answer; retried", r.IntentID, ev.Origin)
 		}
 		rep := s.newReport(rec, status, ev.Origin, "", nil, now)
+		rep.ID = reportID(ev) // the id the hub's notification names
 		rep.Expression.ExpressionValue.Expectations = r.Expect
 		rec.Reports = append(rec.Reports, rep)
 		if rec.Intent.LifecycleStatus != status {

@@ -174,7 +174,9 @@ func (s *kvStore) keys(ctx context.Context) ([]string, error) {
 	}
 	var out []string
 	for k := range l.Keys() {
-		out = append(out, k)
+		if !strings.HasPrefix(k, hubPrefix) { // the hub's registrations
+			out = append(out, k)
+		}
 	}
 	slices.Sort(out)
 	return out, nil
