@@ -1,6 +1,7 @@
 package intent_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -169,4 +170,61 @@ func TestIntentAPIBadInput(t *testing.T) {
 	assert.Empty(t, decode[[]intent.Intent](t, body))
 	code, body = do(t, http.MethodPost, a.url+"/intent", bearer, "application/json", sample(t))
 	require.Equal(t, http.StatusCreated, code, body)
+}
+
+// TestIntentAPIBadRequests: the requests around an intent that the API
+// refuses besides a broken POST body — a PATCH that changes the id or the
+// partner, breaks an expectation or names an unknown field, a PATCH of
+// another media type, unknown list filters, and ids, reports and
+// registrations that do not exist — each with its status and a TMF630
+// body saying what to fix; the intent is unchanged after.
+func TestIntentAPIBadRequests(t *testing.T) {
+	a := start(t, alone(t))
+	in := create(t, a, edit(t, func(m map[string]any) { m["id"] = "acme-vpn-1" }))
+	url := a.url + "/intent/acme-vpn-1"
+	expr := func(f func(m map[string]any)) string {
+		b := edit(t, func(m map[string]any) { f(m) })
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(b, &m))
+		return string(mustJSON(t, map[string]any{"expression": m["expression"]}))
+	}
+	for _, tc := range []struct {
+		name, method, url, ctype, body string
+		code                           int
+		want                           string
+	}{
+		{"patch the id", http.MethodPatch, url, "application/merge-patch+json", `{"id":"other"}`, 400, "id: an intent's id does not change"},
+		{"patch the partner", http.MethodPatch, url, "application/merge-patch+json", expr(func(m map[string]any) { ev(m)["partner"] = "op-c" }), 400,
+			`expression.expressionValue.partner: an intent's partner does not change: terminate it (DELETE) and make a new one for op-c`},
+		{"patch a negative target", http.MethodPatch, url, "application/merge-patch+json", expr(func(m map[string]any) { exp(m, 0)["value"] = -1 }), 400,
+			"expression.expressionValue.expectations[0].value: -1: a latency target cannot be negative"},
+		{"patch an unknown field", http.MethodPatch, url, "application/merge-patch+json", `{"nmae":"x"}`, 400, "nmae: unknown field"},
+		{"patch a read-only field", http.MethodPatch, url, "application/merge-patch+json", `{"creationDate":"2026-01-01T00:00:00Z"}`, 400, "creationDate: set by the node"},
+		{"patch as text", http.MethodPatch, url, "text/plain", `{"name":"x"}`, 415, `Content-Type "text/plain": send application/merge-patch+json or application/json`},
+		{"patch not JSON", http.MethodPatch, url, "application/merge-patch+json", `{"name":`, 400, "the JSON ends early"},
+		{"patch a missing intent", http.MethodPatch, a.url + "/intent/nope", "application/merge-patch+json", `{"name":"x"}`, 404, `no intent "nope" on this node`},
+		{"get a malformed id", http.MethodGet, a.url + "/intent/a..b", "", "", 404, `no intent "a..b": ids are letters, digits, - and _`},
+		{"list with an unknown filter", http.MethodGet, a.url + "/intent?status=compliant", "", "", 400, `unknown query parameter "status"`},
+		{"a missing report", http.MethodGet, url + "/intentReport/r1", "", "", 404, `intent acme-vpn-1 has no report "r1"`},
+		{"delete a missing intent", http.MethodDelete, a.url + "/intent/nope", "", "", 404, `no intent "nope" on this node`},
+		{"a missing registration", http.MethodGet, a.url + "/hub/0123456789abcdef", "", "", 404, `no hub registration "0123456789abcdef"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body []byte
+			if tc.body != "" {
+				body = []byte(tc.body)
+			}
+			code, out := do(t, tc.method, tc.url, bearer, tc.ctype, body)
+			require.Equal(t, tc.code, code, out)
+			e := decode[map[string]string](t, out)
+			assert.Contains(t, e["message"], tc.want)
+			assert.Equal(t, "Error", e["@type"])
+		})
+	}
+	code, body := do(t, http.MethodGet, url, bearer, "", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	got := decode[intent.Intent](t, body)
+	assert.Equal(t, in.Name, got.Name)
+	assert.Equal(t, in.LastUpdate, got.LastUpdate, "no refused request changed it")
+	assert.Equal(t, 20.0, got.Expression.ExpressionValue.Expectations[0].Value)
 }

@@ -451,14 +451,16 @@ type Patch struct {
 
 // ParsePatch reads a PATCH body.
 func ParsePatch(b []byte) (*Patch, error) {
+	// Before decodeStrict, which would call id an unknown field.
+	var raw map[string]json.RawMessage
+	if json.Unmarshal(b, &raw) == nil {
+		if _, ok := raw["id"]; ok {
+			return nil, fieldErr("id", "an intent's id does not change: leave it out")
+		}
+	}
 	var p Patch
 	if err := decodeStrict(b, &p); err != nil {
 		return nil, err
-	}
-	var raw map[string]json.RawMessage
-	_ = json.Unmarshal(b, &raw) // decodeStrict read it
-	if _, ok := raw["id"]; ok {
-		return nil, fieldErr("id", "an intent's id does not change: leave it out")
 	}
 	return &p, nil
 }
