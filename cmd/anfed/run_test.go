@@ -143,7 +143,7 @@ func TestDemoCommand(t *testing.T) {
 	code, stdout, stderr := runCmd("demo", "--duration", "2s", "--interval", "100ms")
 	assert.Equal(t, exitOK, code, stderr)
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	assert.Regexp(t, `^summary: crossed=[1-9]\d* mitigations=[1-9]\d* rejected=\d+ lost=0 proposals=2 accepted=1 conflicts=1$`, lines[len(lines)-1])
+	assert.Regexp(t, `^summary: crossed=[1-9]\d* mitigations=[1-9]\d* rejected=\d+ lost=0 proposals=2 accepted=1 conflicts=1 intents=1 reports=[3-9]\d*$`, lines[len(lines)-1])
 }
 
 // serveOpA runs `anfed serve` for a lone op-a with a client listener and a

@@ -7,9 +7,11 @@
 // first congestion op-b proposes a reroute of the interconnect, op-a's
 // policy accepts it and grants a lease, op-b reports it active, op-c's
 // conflicting proposal is declined naming op-b's lease, and op-b completes
-// the action. Every border crossing is printed as it happens, and the run
-// ends with one summary line that counts what was lost and what the
-// coordination decided.
+// the action. op-a also states a TMF921 intent for vpn-acme to op-b,
+// which op-b accepts and reports on as it measures the service's latency.
+// Every border crossing is printed as it happens, and the run ends with
+// one summary line that counts what was lost, what the coordination
+// decided, and the intent and its reports.
 package demo
 
 import (
@@ -27,6 +29,7 @@ import (
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/coordination"
+	"github.com/anfed/anfed/internal/intent"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/observe"
 	"github.com/anfed/anfed/internal/origin"
@@ -61,11 +64,13 @@ type Summary struct {
 	Proposals   int // actions proposed (op-b's reroute, op-c's conflicting one)
 	Accepted    int // proposals every affected operator accepted
 	Conflicts   int // proposals declined for another operator's lease
+	Intents     int // intents op-a stated to op-b
+	Reports     int // op-b's intent reports that reached op-a
 }
 
 func (s Summary) String() string {
-	return fmt.Sprintf("summary: crossed=%d mitigations=%d rejected=%d lost=%d proposals=%d accepted=%d conflicts=%d",
-		s.Crossed, s.Mitigations, s.Rejected, s.Lost, s.Proposals, s.Accepted, s.Conflicts)
+	return fmt.Sprintf("summary: crossed=%d mitigations=%d rejected=%d lost=%d proposals=%d accepted=%d conflicts=%d intents=%d reports=%d",
+		s.Crossed, s.Mitigations, s.Rejected, s.Lost, s.Proposals, s.Accepted, s.Conflicts, s.Intents, s.Reports)
 }
 
 // The three operators and the shared service.
@@ -141,11 +146,22 @@ func Configs(dir string) (map[string]*config.Config, error) {
 		}
 	}()
 	act := coordination.Class
+	// op-a states an intent for vpn-acme to op-b; op-b takes intents for
+	// it from op-a with latency targets of 5 ms or more.
+	for _, cfg := range []*config.Config{a, b} {
+		tok := filepath.Join(cfg.Storage.Dir, "intents.token")
+		if err := os.WriteFile(tok, []byte(rand.Text()+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+		cfg.Intents = &config.Intents{TokenFile: tok}
+	}
+	five := 5.0
+	b.Intents.Accept = []config.IntentAccept{{From: []string{opA}, Services: []string{sharedService}, Bounds: config.IntentBounds{MinLatencyMs: &five}}}
 	a.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
 	a.Peers = []config.Peer{{
 		ID: opB, Accept: &config.Accept{User: opB, Password: pwB},
-		Export: config.ExportPolicy{Classes: []string{"congestion", "fault", act}, Services: []string{sharedService}},
-		Import: config.ImportPolicy{Classes: []string{"mitigation", act}},
+		Export: config.ExportPolicy{Classes: []string{"congestion", "fault", act, intent.Class}, Services: []string{sharedService}},
+		Import: config.ImportPolicy{Classes: []string{"mitigation", act, intent.Class, "intent-report"}},
 	}, {
 		ID: opC, Accept: &config.Accept{User: opC, Password: pwAC},
 		Export: config.ExportPolicy{Classes: []string{act}, Services: []string{sharedService}},
@@ -159,8 +175,8 @@ func Configs(dir string) (map[string]*config.Config, error) {
 	b.Coordination = &config.Coordination{}
 	b.Peers = []config.Peer{{
 		ID: opA, Dial: &config.Dial{User: opB, Password: pwB},
-		Export: config.ExportPolicy{Classes: []string{"mitigation", act}, Services: []string{sharedService}},
-		Import: config.ImportPolicy{Classes: []string{"congestion", "fault", act}},
+		Export: config.ExportPolicy{Classes: []string{"mitigation", act, intent.Class, "intent-report"}, Services: []string{sharedService}},
+		Import: config.ImportPolicy{Classes: []string{"congestion", "fault", act, intent.Class}},
 	}, {
 		ID: opC, Accept: &config.Accept{User: opC, Password: pwC},
 		Export: config.ExportPolicy{Classes: []string{"sla-risk"}, Services: []string{transitService}},
@@ -281,6 +297,21 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 		return Summary{}, err
 	}
 	defer pc.close()
+	pbm, err := newProducer(nodes[opB], "assurance", led, cfgs)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer pbm.close()
+	its, err := startIntents(ctx, nodes, cfgs, pbm, led, opts.Log)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer its.stop()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		its.run(ctx)
+	}()
 	coord := newScenario(pb, pc, led)
 	wg.Add(1)
 	go func() {

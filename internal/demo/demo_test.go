@@ -25,7 +25,7 @@ func TestDemoCrossesAndLosesNothing(t *testing.T) {
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	last := lines[len(lines)-1]
-	assert.Regexp(t, regexp.MustCompile(`^summary: crossed=\d+ mitigations=\d+ rejected=\d+ lost=\d+ proposals=\d+ accepted=\d+ conflicts=\d+$`), last)
+	assert.Regexp(t, regexp.MustCompile(`^summary: crossed=\d+ mitigations=\d+ rejected=\d+ lost=\d+ proposals=\d+ accepted=\d+ conflicts=\d+ intents=\d+ reports=\d+$`), last)
 	assert.Equal(t, s.String(), last)
 	assert.Equal(t, 1, strings.Count(out.String(), "summary:"), "exactly one summary line")
 	assert.Zero(t, s.Lost, out.String())
@@ -43,6 +43,14 @@ func TestDemoCrossesAndLosesNothing(t *testing.T) {
 	assert.Regexp(t, `coordination: op-b proposed a reroute of ic-\S+; op-a accepted \(coordination.auto_accept\[0\]\)`, out.String())
 	assert.Regexp(t, `coordination: op-c proposed a conflicting reroute of (ic-\S+); op-a declined it: (ic-\S+) is leased to op-b \(action op-b-reroute-ic-\S+\) until`, out.String())
 	assert.Contains(t, out.String(), "coordination: op-b completed its reroute; op-a released the lease")
+	// The intent: op-a's crosses to op-b, op-b accepts it, and its reports
+	// of each change of compliance cross back.
+	assert.Equal(t, 1, s.Intents, out.String())
+	assert.GreaterOrEqual(t, s.Reports, 3, "compliant, degraded, compliant")
+	for _, want := range []string{"op-a -> op-b  intent", "op-b -> op-a  intent-report", "intents: op-b accepted acme-vpn (intents.accept[0])",
+		"its report reached op-a: acme-vpn is degraded", "its report reached op-a: acme-vpn is compliant"} {
+		assert.Contains(t, out.String(), want)
+	}
 	for _, want := range []string{"op-b -> op-a  action", "op-a -> op-b  action", "op-c -> op-a  action", "op-a -> op-c  action"} {
 		assert.Contains(t, out.String(), want)
 	}

@@ -22,6 +22,8 @@ type ledger struct {
 	crossed     int
 	mitigations int
 	rejected    int
+	intents     int
+	reports     int
 }
 
 func newLedger(out io.Writer) *ledger {
@@ -46,8 +48,13 @@ func (l *ledger) Crossed(c observe.Crossing) {
 	defer l.mu.Unlock()
 	l.received[c.To+" "+c.Event.Key()] = true
 	l.crossed++
-	if class == "mitigation" && c.To == opA {
+	switch {
+	case class == "mitigation" && c.To == opA:
 		l.mitigations++
+	case class == "intent" && c.To == opB:
+		l.intents++
+	case class == "intent-report" && c.To == opA:
+		l.reports++
 	}
 	note := ""
 	if c.Event.CausationID != "" {
@@ -110,5 +117,5 @@ func (l *ledger) summary() Summary {
 			lost++
 		}
 	}
-	return Summary{Crossed: l.crossed, Mitigations: l.mitigations, Rejected: l.rejected, Lost: lost}
+	return Summary{Crossed: l.crossed, Mitigations: l.mitigations, Rejected: l.rejected, Lost: lost, Intents: l.intents, Reports: l.reports}
 }

@@ -159,12 +159,31 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	out, err := s.Create(r.Context(), in)
+	var fe *FieldError
+	switch {
+	case errors.As(err, &fe):
+		s.badRequest(w, err)
+		return
+	case errors.Is(err, errExists):
+		s.fail(w, http.StatusConflict, "conflict", "an intent with id %q exists: pick another id, or leave id out", in.ID)
+		return
+	case err != nil:
+		s.fail(w, http.StatusServiceUnavailable, "unavailable", "%v", err)
+		return
+	}
+	w.Header().Set("Location", out.Href)
+	bridge.WriteJSON(w, http.StatusCreated, out)
+}
+
+// Create stores a new intent of ours, valid (ParseCreate), and proposes
+// it to its partner, as POST /intent does; it returns the intent as the
+// API shows it. A partner that is not one of our peers is a FieldError.
+func (s *Service) Create(ctx context.Context, in *Intent) (Intent, error) {
 	if p := in.Expression.ExpressionValue.Partner; p == s.self {
-		s.badRequest(w, fieldErr("expression.expressionValue.partner", "%q is this node's own operator: name the peer asked to take the intent on", p))
-		return
+		return Intent{}, fieldErr("expression.expressionValue.partner", "%q is this node's own operator: name the peer asked to take the intent on", p)
 	} else if !slices.Contains(s.d.Peers, p) {
-		s.badRequest(w, fieldErr("expression.expressionValue.partner", "%q is not a peer of this node: peers are %s", p, strings.Join(s.d.Peers, ", ")))
-		return
+		return Intent{}, fieldErr("expression.expressionValue.partner", "%q is not a peer of this node: peers are %s", p, strings.Join(s.d.Peers, ", "))
 	}
 	if in.ID == "" {
 		in.ID = newID()
@@ -174,20 +193,27 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) {
 	in.LifecycleStatus, in.StatusChangeDate, in.CreationDate, in.LastUpdate = Acknowledged, now, now, now
 	in.StatusReason = "stored; proposed to " + in.Expression.ExpressionValue.Partner + ", no answer yet"
 	rec := &Record{Intent: *in, Revision: 1}
-	ctx := r.Context()
-	switch err := s.store.create(ctx, rec); {
-	case errors.Is(err, errExists):
-		s.fail(w, http.StatusConflict, "conflict", "an intent with id %q exists: pick another id, or leave id out", in.ID)
-		return
-	case err != nil:
-		s.fail(w, http.StatusServiceUnavailable, "unavailable", "%v", err)
-		return
+	if err := s.store.create(ctx, rec); err != nil {
+		return Intent{}, err
 	}
 	if err := s.propose(ctx, rec); err != nil {
 		s.log.Warn().Err(err).Str("intent", in.ID).Msg("intent stored, not proposed yet: the next change or restart proposes it")
 	}
-	w.Header().Set("Location", s.href(in.ID))
-	bridge.WriteJSON(w, http.StatusCreated, s.view(rec))
+	return s.view(rec), nil
+}
+
+// List is every intent, ours and those we handle, oldest first, as the
+// API shows them.
+func (s *Service) List(ctx context.Context) ([]Intent, error) {
+	recs, err := s.store.all(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Intent, 0, len(recs))
+	for _, rec := range recs {
+		out = append(out, s.view(rec))
+	}
+	return out, nil
 }
 
 func (s *Service) list(w http.ResponseWriter, r *http.Request) {

@@ -274,7 +274,10 @@ func (s *Service) propose(ctx context.Context, rec *Record) error {
 	in := rec.Intent
 	v := in.Expression.ExpressionValue
 	w := wire{IntentID: in.ID, Phase: PhaseProposed, Owner: s.self, Partner: v.Partner, Service: v.Service, Name: in.Name, Version: in.Version,
-		Href: s.href(in.ID), Revision: rec.Revision, ValidFor: in.ValidFor, Expectations: v.Expectations, TimeWindows: v.TimeWindows}
+		Revision: rec.Revision, ValidFor: in.ValidFor, Expectations: v.Expectations, TimeWindows: v.TimeWindows}
+	if s.d.BaseURL != nil { // an absolute URL, or none
+		w.Href = s.href(in.ID)
+	}
 	state := signal.Raised
 	if in.LifecycleStatus == Terminated {
 		w = wire{IntentID: in.ID, Phase: PhaseTerminated, Owner: s.self, Partner: v.Partner, Service: v.Service, Revision: rec.Revision, Reason: "terminated by its owner"}
