@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,29 +11,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/anfed/anfed/internal/browsertest"
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/natstest"
 )
-
-// chromium finds the browser: $ANFED_CHROMIUM, else chromium on the PATH
-// (Debian's package installs /usr/bin/chromium). Without one the test is
-// skipped, unless ANFED_REQUIRE_BROWSER=1 (CI), where it fails.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, c := range []string{os.Getenv("ANFED_CHROMIUM"), "chromium", "chromium-browser", "/usr/bin/chromium"} {
-		if c == "" {
-			continue
-		}
-		if p, err := exec.LookPath(c); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("ANFED_REQUIRE_BROWSER") == "1" {
-		t.Fatal("no chromium found and ANFED_REQUIRE_BROWSER=1: install it (apt-get install -y chromium) or set ANFED_CHROMIUM")
-	}
-	t.Skip("no chromium found: install Debian's chromium package to run the dashboard test (CI sets ANFED_REQUIRE_BROWSER=1)")
-	return ""
-}
 
 // TestDashboardInChromium opens op-b's dashboard in headless Chromium and
 // checks what a person would see: the operator and its peer, the link's
@@ -43,7 +22,7 @@ func chromium(t *testing.T) string {
 // and a live reject. With ANFED_SCREENSHOT=FILE it saves a PNG of the page
 // (docs/dashboard.png is made so).
 func TestDashboardInChromium(t *testing.T) {
-	exe := chromium(t)
+	exe := browsertest.Chromium(t)
 	// op-a <-> op-b <-> op-c; the page is op-b's, in the middle.
 	a, b, proxy := pairWith(t, func(cb *config.Config) {
 		cb.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
@@ -76,7 +55,7 @@ func TestDashboardInChromium(t *testing.T) {
 	publish(t, b, event("op-b", "sla-risk", "transit-c/path-7", slaRiskData))
 	publish(t, c, event("op-c", "mitigation", "transit-c/path-7", mitigationData))
 
-	ctx, see := openPage(t, exe, b.url+"/")
+	ctx, see := browsertest.OpenPage(t, exe, b.url+"/")
 	see("h1", "op-b", "Operator B")
 	see("#live", "live")
 	see("#ready", "ready")
@@ -123,59 +102,15 @@ func TestDashboardInChromium(t *testing.T) {
 	see(`#map [data-peer="op-a"]`, "op-a", "link up")
 }
 
-// openPage opens url in headless Chromium for the rest of the test and
-// returns the page's context and see, which waits until the text of the
-// element at sel holds every want.
-func openPage(t *testing.T, exe, url string) (context.Context, func(sel string, want ...string)) {
-	t.Helper()
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1360, 1000))...)
-	t.Cleanup(cancelA)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(cancel)
-	// The first action starts the browser, which lives as long as ctx.
-	require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(1360, 1000), chromedp.Navigate(url)))
-	// see waits until the text of the element at sel holds every want.
-	see := func(sel string, want ...string) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		var text string
-		for {
-			tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			act := chromedp.Text(chromedp.CSS(sel)) // the rendered text
-			if strings.HasPrefix(sel, "#map") {
-				act = chromedp.TextContent(chromedp.CSS(sel)) // an SVG has no innerText
-			}
-			got, err := chromedp.Run(tctx, act)
-			cancel()
-			if err == nil {
-				text = got
-			}
-			ok := err == nil
-			for _, w := range want {
-				ok = ok && strings.Contains(text, w)
-			}
-			if ok {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: want %q, page shows %q (err %v)", sel, want, text, err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	return ctx, see
-}
-
 // TestDashboardDecidesPendingProposal: op-b's drain waits on op-a's
 // policy for a person; op-a's dashboard lists it with its buttons, and a
 // click with the token accepts it: op-b gets the lease, and the page
 // shows it.
 func TestDashboardDecidesPendingProposal(t *testing.T) {
-	exe := chromium(t)
+	exe := browsertest.Chromium(t)
 	tok := writeToken(t, "tok-dashboard-0123456789")
 	a, b := drainPair(t, tok)
-	ctx, see := openPage(t, exe, a.url+"/")
+	ctx, see := browsertest.OpenPage(t, exe, a.url+"/")
 	pctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	done := proposeDrain(t, pctx, b, "b-drain-web")

@@ -178,6 +178,64 @@
     }
   }
 
+  // Intents: read from the TMF921 API (internal/intent) with the token
+  // typed into the card, each state event. A node without an intents:
+  // section answers 404 and the card stays hidden; without the token the
+  // card asks for it. Each intent's lifecycle is its reports' statuses,
+  // oldest first, read again only when the intent changed.
+  const INTENTS = "tmf-api/intentManagement/v5/intent";
+  const LIFE = { compliant: "up", inProgress: "up", degraded: "stale", acknowledged: "stale", notCompliant: "down", rejected: "down", terminated: "muted" };
+  let intentsBusy = false;
+  const lifecycles = {}; // intent id -> {at: lastUpdate, chain: "a → b"}
+  function expectations(x) {
+    return ((x && x.expressionValue && x.expressionValue.expectations) || []).map((e) => e.metric + " " + e.comparator + " " + e.value + " " + e.unit).join(", ");
+  }
+  async function refreshIntents() {
+    if (intentsBusy) return;
+    intentsBusy = true;
+    try {
+      const tok = $("inttoken").value;
+      const headers = tok ? { "Authorization": "Bearer " + tok } : {};
+      const r = await fetch(INTENTS, { headers: headers });
+      if (r.status === 404) { $("intents-card").hidden = true; return; }
+      $("intents-card").hidden = false;
+      const res = $("intresult");
+      if (r.status === 401) {
+        res.textContent = tok ? "wrong token" : "type the intent API's bearer token to see the intents";
+        res.className = tok ? "down" : "muted";
+        fill($("intents").tBodies[0], []);
+        return;
+      }
+      if (!r.ok) { res.textContent = "intents: " + r.status; res.className = "down"; return; }
+      res.textContent = "";
+      const ins = await r.json();
+      $("intcount").textContent = "(" + ins.length + ")";
+      for (const i of ins.slice(0, 20)) {
+        const l = lifecycles[i.id];
+        if (l && l.at === i.lastUpdate) continue;
+        const rr = await fetch(INTENTS + "/" + encodeURIComponent(i.id) + "/intentReport", { headers: headers });
+        if (!rr.ok) continue;
+        const reps = await rr.json();
+        const chain = ["acknowledged"];
+        for (const rep of reps.slice().reverse()) {
+          if (rep.name !== chain[chain.length - 1]) chain.push(rep.name);
+        }
+        lifecycles[i.id] = { at: i.lastUpdate, chain: chain.slice(-6).join(" → "), n: reps.length };
+      }
+      fill($("intents").tBodies[0], ins.map((i) => {
+        const v = (i.expression && i.expression.expressionValue) || {};
+        const l = lifecycles[i.id] || { chain: "", n: 0 };
+        return row([i.id, i.role, i.owner + " → " + (v.partner || ""), v.service || "", expectations(i.expression),
+          { text: i.lifecycleStatus, cls: LIFE[i.lifecycleStatus] || "" }, hhmmss(i.statusChangeDate),
+          { text: i.statusReason || "", cls: "detail" }, { text: l.chain + (l.n ? " (" + l.n + " reports)" : ""), cls: "detail" }]);
+      }));
+    } catch (e) {
+      // the next state event tries again
+    } finally {
+      intentsBusy = false;
+    }
+  }
+
   function onState(st) {
     $("operator").textContent = st.operator.name ? st.operator.id + " · " + st.operator.name : st.operator.id;
     const ready = $("ready");
@@ -188,6 +246,7 @@
     drawPeers(st);
     drawConditions(st);
     refreshActions();
+    refreshIntents();
   }
 
   function connect() {
