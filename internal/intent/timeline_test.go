@@ -189,6 +189,19 @@ func TestIntentTimeline(t *testing.T) {
 		return nil
 	})
 
+	// From the intent: a trace of its correlation id on op-b starts
+	// from every signal naming it (the intent, its answer, the risk, the
+	// reports) and goes down to the proposal and op-a's decision.
+	tr, err := b.n.Trace(context.Background(), "op-a.acme-vpn-1")
+	require.NoError(t, err)
+	classes := map[string]bool{}
+	for _, h := range tr.Hops {
+		classes[h.Origin+" "+h.Class] = true
+	}
+	for _, want := range []string{"op-a intent", "op-b intent", "op-b sla-risk", "op-b intent-report", "op-b action", "op-a action"} {
+		assert.True(t, classes[want], "op-b's trace of the intent holds %s: %v", want, classes)
+	}
+
 	// t3: a breach on top: notCompliant at op-a, no second proposal.
 	require.True(t, nodetest.Publish(t, bnc, latency(2, 48.2, signal.Updated)).OK())
 	waitStatus(t, a, "acme-vpn-1", intent.NotCompliant)
