@@ -106,15 +106,20 @@ func (s *Service) decide(ctx context.Context, ev *signal.Event, w wire) error {
 			return err
 		}
 		if rec.Intent.LifecycleStatus != Terminated {
+			var ended endings
 			if rec, err = s.store.update(ctx, key, func(r *Record) (bool, error) {
 				r.Intent.LifecycleStatus, r.Intent.StatusChangeDate, r.Intent.LastUpdate = Terminated, now, now
 				r.Intent.StatusReason = "terminated by its owner " + w.Owner
 				r.Reports = append(r.Reports, s.newReport(r, Terminated, w.Owner, w.Reason, nil, now))
+				ended = s.endAll(r, now)
 				return true, nil
 			}); err != nil {
 				return err
 			}
 			s.inView(ctx, rec.Intent)
+			if err := s.publishEndings(ctx, rec, ended, ev.ID); err != nil {
+				return err
+			}
 		}
 		return s.publish(ctx, wire{IntentID: w.IntentID, Phase: PhaseTerminated, Owner: w.Owner, Partner: s.self, Service: w.Service,
 			Revision: rec.Revision, Reason: "the owner terminated it"}, signal.Cleared)

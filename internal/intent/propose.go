@@ -57,6 +57,9 @@ func (s *Service) proposal(r *Record, changes []breachChange, risks []riskChange
 		if slices.Contains(rule.On, "sla-risk") {
 			for _, c := range risks {
 				if c.state == signal.Raised {
+					// Under the risk: the signal that set it (a congestion
+					// predicting again on a new measurement, say).
+					under = c.r.Last
 					on, cause = "sla-risk", Cause{ID: c.id, Source: source, Class: "sla-risk", Resource: under.Resource}
 					break
 				}
@@ -112,11 +115,55 @@ func (s *Service) publishProposal(ctx context.Context, rec *Record, opened, ende
 		s.log.Info().Str("intent", in.Owner+"."+in.ID).Str("action", p.ActionID).Str("on", p.On).Str("rule", p.Rule).Msg("intents: opened a proposal")
 	}
 	if p := ended; p != nil {
-		d := coordination.Data{ActionID: p.ActionID, Phase: coordination.Completed, Proposer: s.self,
-			Reason: fmt.Sprintf("intent %s.%s is compliant and out of risk again", in.Owner, in.ID)}
+		why := fmt.Sprintf("intent %s.%s is compliant and out of risk again", in.Owner, in.ID)
+		if in.LifecycleStatus == Terminated {
+			why = fmt.Sprintf("intent %s.%s was terminated by its owner", in.Owner, in.ID)
+		}
+		d := coordination.Data{ActionID: p.ActionID, Phase: coordination.Completed, Proposer: s.self, Reason: why}
 		if err := step(p, coordination.Completed, d, signal.Cleared, p.eventID(s.self, coordination.Proposed)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// endings are what an intent's end clears: its breaches and risks, and
+// the proposal it opened.
+type endings struct {
+	breaches []breachChange
+	risks    []riskChange
+	proposal *Proposal
+}
+
+// endAll clears r's breaches, risks and proposal (the intent ended) and
+// returns what to tell.
+func (s *Service) endAll(r *Record, now time.Time) endings {
+	var e endings
+	for _, x := range r.Intent.Expression.ExpressionValue.Expectations {
+		if b, ok := r.Breaches[x.ID]; ok {
+			e.breaches = append(e.breaches, breachChange{x: x, b: b, state: signal.Cleared, ending: now, id: signalID(r.Intent, x, "breach", now)})
+		}
+		if rk, ok := r.Risks[x.ID]; ok {
+			e.risks = append(e.risks, riskChange{x: x, r: rk, state: signal.Cleared, id: signalID(r.Intent, x, "risk", now)})
+		}
+	}
+	e.proposal = r.Proposal
+	r.Breaches, r.Risks, r.Proposal = nil, nil, nil
+	return e
+}
+
+// publishEndings clears what an ended intent had raised, caused by the
+// signal that ended it.
+func (s *Service) publishEndings(ctx context.Context, rec *Record, e endings, causation string) error {
+	for _, c := range e.breaches {
+		if err := s.publishBreach(ctx, rec, c, causation); err != nil {
+			return err
+		}
+	}
+	for _, c := range e.risks {
+		if err := s.publishRisk(ctx, rec, c, causation); err != nil {
+			return err
+		}
+	}
+	return s.publishProposal(ctx, rec, nil, e.proposal)
 }

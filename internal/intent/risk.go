@@ -20,8 +20,10 @@ type Risk struct {
 	Predicted float64   `json:"predicted"`
 	Model     string    `json:"model"`
 	// Causes are the signals that hold the risk up, by class and
-	// resource: the risk clears when the last of them goes.
+	// resource: the risk clears when the last of them goes. Last is the
+	// one that set it last.
 	Causes map[string]Cause `json:"causes"`
+	Last   Cause            `json:"last"`
 }
 
 // Cause is one of our signals behind a risk or a proposal.
@@ -34,6 +36,20 @@ type Cause struct {
 
 func (c Cause) key() string { return c.Class + "/" + c.Resource.ID }
 
+// Congestion is one of our congestions on a handled intent's service,
+// held while it lasts, so that each new measurement predicts again.
+type Congestion struct {
+	Cause             Cause   `json:"cause"`
+	QueueDelayMs      float64 `json:"queueDelayMs"`
+	PacketLossPercent float64 `json:"packetLossPercent"`
+}
+
+// signalID is the id of the sla-breach or sla-risk (kind breach, risk)
+// of expectation x of in, changed at now.
+func signalID(in Intent, x Expectation, kind string, now time.Time) string {
+	return fmt.Sprintf("%s.%s.%s.%s.%d", in.Owner, in.ID, x.ID, kind, now.UnixNano())
+}
+
 type riskChange struct {
 	x     Expectation
 	r     Risk
@@ -41,36 +57,58 @@ type riskChange struct {
 	id    string // the sla-risk's event id
 }
 
-// touchRisk sets (at) or unsets the cause's part in x's risk and returns
-// the risk's change, or nil.
-func (s *Service) touchRisk(r *Record, x Expectation, c Cause, at bool, v float64, model string, now time.Time) *riskChange {
+// setRisk sets (at) or unsets cause c's part in x's risk, v predicted.
+func setRisk(r *Record, x Expectation, c Cause, at bool, v float64, model string, now time.Time) {
 	rk, had := r.Risks[x.ID]
-	id := fmt.Sprintf("%s.%s.%s.risk.%d", r.Intent.Owner, r.Intent.ID, x.ID, now.UnixNano())
 	if !at {
-		if _, ok := rk.Causes[c.key()]; !had || !ok {
-			return nil
+		if had {
+			delete(rk.Causes, c.key())
+			if len(rk.Causes) == 0 {
+				delete(r.Risks, x.ID)
+			}
 		}
-		delete(rk.Causes, c.key())
-		if len(rk.Causes) > 0 {
-			r.Risks[x.ID] = rk // still held up by another cause
-			return nil
-		}
-		delete(r.Risks, x.ID)
-		return &riskChange{x: x, r: rk, state: signal.Cleared, id: id}
+		return
 	}
 	if !had {
 		rk = Risk{Since: now, Causes: map[string]Cause{}}
 	}
-	changed := rk.Predicted != v || rk.Model != model
-	rk.Causes[c.key()], rk.Predicted, rk.Model = c, v, model
+	rk.Causes[c.key()], rk.Predicted, rk.Model, rk.Last = c, v, model, c
 	r.Risks[x.ID] = rk
-	switch {
-	case !had:
-		return &riskChange{x: x, r: rk, state: signal.Raised, id: id}
-	case changed:
-		return &riskChange{x: x, r: rk, state: signal.Updated, id: id}
+}
+
+// riskSnap is what a risk's change is judged by.
+type riskSnap struct {
+	predicted float64
+	model     string
+	last      Cause
+}
+
+func snapRisks(r *Record) map[string]riskSnap {
+	out := map[string]riskSnap{}
+	for id, rk := range r.Risks {
+		out[id] = riskSnap{rk.Predicted, rk.Model, rk.Last}
 	}
-	return nil
+	return out
+}
+
+// diffRisks is each expectation's risk raised, updated or cleared since
+// before.
+func diffRisks(r *Record, before map[string]riskSnap, now time.Time) []riskChange {
+	var out []riskChange
+	for _, x := range r.Intent.Expression.ExpressionValue.Expectations {
+		b, had := before[x.ID]
+		a, has := r.Risks[x.ID]
+		id := signalID(r.Intent, x, "risk", now)
+		switch {
+		case had && !has:
+			out = append(out, riskChange{x: x, r: Risk{Predicted: b.predicted, Model: b.model, Last: b.last}, state: signal.Cleared, id: id})
+		case !had && has:
+			out = append(out, riskChange{x: x, r: a, state: signal.Raised, id: id})
+		case has && (a.Predicted != b.predicted || a.Model != b.model):
+			out = append(out, riskChange{x: x, r: a, state: signal.Updated, id: id})
+		}
+	}
+	return out
 }
 
 // probability is how likely x's target is missed with v predicted: 0.9

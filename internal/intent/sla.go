@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -171,21 +172,14 @@ type breachChange struct {
 }
 
 // predicted is what a congestion makes of x's metric: the last value
-// measured (the target when none) plus the congestion's queue delay
-// (latency) or loss (loss); false for the metrics it says nothing of.
-func predicted(x Expectation, observed map[string]float64, cg congestion) (float64, bool) {
-	base, ok := observed[x.ID]
+// measured (0 when none) plus the congestion's queue delay (latency) or
+// loss (loss); false for the metrics it says nothing of.
+func predicted(x Expectation, observed map[string]float64, cg Congestion) (float64, bool) {
 	switch x.Metric {
 	case "latency":
-		if !ok {
-			base = 0
-		}
-		return base + cg.QueueDelayMs, true
+		return observed[x.ID] + cg.QueueDelayMs, true
 	case "loss":
-		if !ok {
-			base = 0
-		}
-		return base + cg.PacketLossPercent, true
+		return observed[x.ID] + cg.PacketLossPercent, true
 	}
 	return 0, false
 }
@@ -210,22 +204,26 @@ func (s *Service) evaluateIntent(ctx context.Context, key string, ob observation
 		if r.Risks == nil {
 			r.Risks = map[string]Risk{}
 		}
+		if r.Congestions == nil {
+			r.Congestions = map[string]Congestion{}
+		}
 		in := r.Intent
+		before := snapRisks(r)
 		cause := Cause{ID: ev.ID, Source: ev.Source, Class: ob.class, Resource: ob.resource()}
-		for _, x := range in.Expression.ExpressionValue.Expectations {
-			if ob.class == classCongestion {
-				v, ok := predicted(x, r.Observed, ob.cg)
-				if !ok {
-					continue
+		xs := in.Expression.ExpressionValue.Expectations
+		if ob.class == classCongestion {
+			if ev.State == signal.Cleared {
+				delete(r.Congestions, cause.key())
+				for _, x := range xs {
+					setRisk(r, x, cause, false, 0, "", now)
 				}
-				at := ev.State != signal.Cleared && margin >= 0 && near(x, v, margin)
-				if c := s.touchRisk(r, x, cause, at, v, "anfed-congestion", now); c != nil {
-					risks = append(risks, *c)
-				}
-				continue
+			} else {
+				r.Congestions[cause.key()] = Congestion{Cause: cause, QueueDelayMs: ob.cg.QueueDelayMs, PacketLossPercent: ob.cg.PacketLossPercent}
 			}
+		}
+		for _, x := range xs {
 			pd := ob.pd
-			if x.Metric != metricOf(pd.KPI) || x.Unit != pd.Unit {
+			if ob.class != classDeviation || x.Metric != metricOf(pd.KPI) || x.Unit != pd.Unit {
 				continue
 			}
 			b, breached := r.Breaches[x.ID]
@@ -233,7 +231,7 @@ func (s *Service) evaluateIntent(ctx context.Context, key string, ob observation
 			if ev.State != signal.Cleared && (r.Observed[x.ID] != pd.ObservedValue || r.Intent.LifecycleStatus == InProgress) {
 				r.Observed[x.ID], measured = pd.ObservedValue, true
 			}
-			id := fmt.Sprintf("%s.%s.%s.breach.%d", in.Owner, in.ID, x.ID, now.UnixNano())
+			id := signalID(in, x, "breach", now)
 			switch {
 			case !ok && !breached:
 				b = Breach{Since: ev.Time, Observed: pd.ObservedValue, KPI: pd.KPI}
@@ -250,12 +248,22 @@ func (s *Service) evaluateIntent(ctx context.Context, key string, ob observation
 			// Met, but within the margin: at risk. Missed: the breach
 			// says more than a risk would.
 			at := ev.State != signal.Cleared && ok && margin >= 0 && near(x, pd.ObservedValue, margin)
-			if c := s.touchRisk(r, x, cause, at, pd.ObservedValue, "anfed-margin", now); c != nil {
-				risks = append(risks, *c)
+			setRisk(r, x, cause, at, pd.ObservedValue, "anfed-margin", now)
+		}
+		// Each congestion held predicts again from what is measured now,
+		// whichever of the two came first.
+		keys := slices.Sorted(maps.Keys(r.Congestions))
+		for _, k := range keys {
+			cg := r.Congestions[k]
+			for _, x := range xs {
+				if v, ok := predicted(x, r.Observed, cg); ok {
+					setRisk(r, x, cg.Cause, margin >= 0 && near(x, v, margin), v, "anfed-congestion", now)
+				}
 			}
 		}
+		risks = diffRisks(r, before, now)
 		status := compliance(r)
-		if len(changes) == 0 && len(risks) == 0 && !measured && status == r.Intent.LifecycleStatus {
+		if len(changes) == 0 && len(risks) == 0 && !measured && ob.class != classCongestion && status == r.Intent.LifecycleStatus {
 			return false, nil
 		}
 		if status != r.Intent.LifecycleStatus {
@@ -280,7 +288,11 @@ func (s *Service) evaluateIntent(ctx context.Context, key string, ob observation
 		}
 	}
 	for _, c := range risks {
-		if err := s.publishRisk(ctx, rec, c, ev.ID); err != nil {
+		cause := ev.ID
+		if c.state != signal.Cleared {
+			cause = c.r.Last.ID // the signal that set it
+		}
+		if err := s.publishRisk(ctx, rec, c, cause); err != nil {
 			return err
 		}
 	}

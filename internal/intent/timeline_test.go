@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/coordination"
 	"github.com/anfed/anfed/internal/intent"
@@ -79,6 +81,26 @@ func actionsBy(t *testing.T, s *site, proposer string) []coordination.Record {
 	return out
 }
 
+// timelinePair is pair with what the timeline needs: op-b exports
+// sla-risk, sla-breach and action to op-a, which auto-accepts op-b's
+// reroutes of vpn-*; op-b accepts vpn-* intents, reports every second
+// and proposes a reroute on sla-risk or notCompliant.
+func timelinePair(t *testing.T) (a, b *site) {
+	t.Helper()
+	return pair(t, func(c *config.Config) {
+		c.Peers[0].Import.Classes = append(c.Peers[0].Import.Classes, "sla-risk", "sla-breach", "action")
+		c.Peers[0].Export.Classes = append(c.Peers[0].Export.Classes, "action")
+		c.Coordination = &config.Coordination{AutoAccept: []config.CoordinationRule{{From: []string{"op-b"}, Kinds: []string{"reroute"}, Services: []string{"vpn-*"}}}}
+	}, func(c *config.Config) {
+		c.Peers[0].Export.Classes = append(c.Peers[0].Export.Classes, "sla-risk", "sla-breach", "action")
+		c.Peers[0].Import.Classes = append(c.Peers[0].Import.Classes, "action")
+		c.Coordination = &config.Coordination{}
+		c.Intents.Accept = []config.IntentAccept{{Services: []string{"vpn-*"}}}
+		c.Intents.ReportInterval = config.Duration(time.Second)
+		c.Intents.Propose = []config.IntentPropose{{On: []string{"sla-risk", "notCompliant"}, Services: []string{"vpn-*"}, Action: "reroute", Duration: config.Duration(10 * time.Minute)}}
+	})
+}
+
 // TestIntentTimeline is the timeline over two real nodes on a real
 // leaf link: op-a's intent for vpn-acme (latency <= 20 ms) is accepted by
 // op-b; op-b measures 15 ms (compliant, reported to op-a); then op-b's
@@ -92,18 +114,7 @@ func actionsBy(t *testing.T, s *site, proposer string) []coordination.Record {
 // compliant and out of risk, op-b reports the action completed and op-a
 // releases its lease. Meanwhile op-b reports every second unasked.
 func TestIntentTimeline(t *testing.T) {
-	a, b := pair(t, func(c *config.Config) {
-		c.Peers[0].Import.Classes = append(c.Peers[0].Import.Classes, "sla-risk", "sla-breach", "action")
-		c.Peers[0].Export.Classes = append(c.Peers[0].Export.Classes, "action")
-		c.Coordination = &config.Coordination{AutoAccept: []config.CoordinationRule{{From: []string{"op-b"}, Kinds: []string{"reroute"}, Services: []string{"vpn-*"}}}}
-	}, func(c *config.Config) {
-		c.Peers[0].Export.Classes = append(c.Peers[0].Export.Classes, "sla-risk", "sla-breach", "action")
-		c.Peers[0].Import.Classes = append(c.Peers[0].Import.Classes, "action")
-		c.Coordination = &config.Coordination{}
-		c.Intents.Accept = []config.IntentAccept{{Services: []string{"vpn-*"}}}
-		c.Intents.ReportInterval = config.Duration(time.Second)
-		c.Intents.Propose = []config.IntentPropose{{On: []string{"sla-risk", "notCompliant"}, Services: []string{"vpn-*"}, Action: "reroute", Duration: config.Duration(10 * time.Minute)}}
-	})
+	a, b := timelinePair(t)
 	risks := live(t, a, "an.sig.op-b.sla-risk.>")
 	proposals := live(t, a, "an.sig.op-b.action.>")
 	bnc, err := b.n.Connect()
@@ -238,6 +249,62 @@ func TestIntentTimeline(t *testing.T) {
 	natstest.WaitFor(t, 20*time.Second, func() error {
 		if got := len(reportsOf(t, a, "acme-vpn-1")); got < n+2 {
 			return fmt.Errorf("%d reports at op-a, want at least %d", got, n+2)
+		}
+		return nil
+	})
+}
+
+// TestIntentTerminationEndsWhatItRaised: op-b's intent for op-a is
+// at risk (a congestion, then 48.2 ms measured, which the held congestion
+// predicts again: an sla-risk) and notCompliant (an sla-breach), and its
+// proposal to op-a is accepted; op-a terminates the
+// intent: op-b clears the breach and the risk (at op-b and at op-a) and
+// reports the action completed, so op-a releases the lease at once.
+func TestIntentTerminationEndsWhatItRaised(t *testing.T) {
+	a, b := timelinePair(t)
+	bnc, err := b.n.Connect()
+	require.NoError(t, err)
+	t.Cleanup(bnc.Close)
+	create(t, a, edit(t, func(m map[string]any) { m["id"] = "acme-vpn-1" }))
+	waitStatus(t, a, "acme-vpn-1", intent.InProgress)
+	// The congestion first, with nothing measured (12 ms predicted: no
+	// risk), then 48.2 ms measured: the congestion held predicts again,
+	// 60.2 ms, and the risk is raised.
+	require.True(t, nodetest.Publish(t, bnc, icCongestion(fmt.Sprintf("cong-%d", time.Now().UnixNano()), signal.Raised)).OK())
+	settled(t, b, "intents-risk")
+	require.True(t, nodetest.Publish(t, bnc, latency(1, 48.2, signal.Raised)).OK())
+	waitStatus(t, a, "acme-vpn-1", intent.NotCompliant)
+	held := func(s *site, class string) int {
+		n := 0
+		for _, c := range s.n.Conditions(conditions.Filter{Origin: "op-b", Class: class}) {
+			if strings.HasPrefix(c.Subject, "vpn-acme/acme-vpn-1/") {
+				n++
+			}
+		}
+		return n
+	}
+	natstest.WaitFor(t, 20*time.Second, func() error {
+		acts := actionsBy(t, a, "op-b")
+		if len(acts) != 1 || acts[0].Decisions["op-a"].Phase != coordination.Accepted {
+			return fmt.Errorf("op-a's actions by op-b: %+v", acts)
+		}
+		if held(a, "sla-breach") != 1 || held(a, "sla-risk") == 0 {
+			return fmt.Errorf("op-a holds %d breaches, %d risks of the intent", held(a, "sla-breach"), held(a, "sla-risk"))
+		}
+		return nil
+	})
+
+	code, body := do(t, http.MethodDelete, a.url+"/intent/acme-vpn-1", bearer, "", nil)
+	require.Equal(t, http.StatusAccepted, code, body)
+	natstest.WaitFor(t, 20*time.Second, func() error {
+		for _, s := range []*site{a, b} {
+			if n, m := held(s, "sla-breach"), held(s, "sla-risk"); n+m != 0 {
+				return fmt.Errorf("%s still holds %d breaches, %d risks of the terminated intent", s.n.ID(), n, m)
+			}
+		}
+		acts := actionsBy(t, a, "op-b")
+		if len(acts) != 1 || acts[0].Decisions["op-a"].Phase != coordination.Released {
+			return fmt.Errorf("op-a's actions by op-b: %+v", acts)
 		}
 		return nil
 	})
