@@ -130,7 +130,8 @@ func (s *Service) Start() {
 	s.cancel = cancel
 	deviations := func(ctx context.Context) { s.runSLA(ctx, classDeviation, "intents-sla") }
 	congestions := func(ctx context.Context) { s.runSLA(ctx, classCongestion, "intents-risk") }
-	for _, work := range []func(context.Context){s.run, deviations, congestions, s.runReports, s.runPeriodic, s.reproposeAll, s.fillView, s.hub.Start} {
+	faults := func(ctx context.Context) { s.runSLA(ctx, classFault, "intents-faults") }
+	for _, work := range []func(context.Context){s.run, deviations, congestions, faults, s.runReports, s.runPeriodic, s.reproposeAll, s.fillView, s.hub.Start} {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()

@@ -36,12 +36,14 @@ type Cause struct {
 
 func (c Cause) key() string { return c.Class + "/" + c.Resource.ID }
 
-// Congestion is one of our congestions on a handled intent's service,
-// held while it lasts, so that each new measurement predicts again.
-type Congestion struct {
+// Held is one of our congestions or faults on a handled intent's
+// service, kept while it lasts, so that each new measurement predicts
+// again from it.
+type Held struct {
 	Cause             Cause   `json:"cause"`
-	QueueDelayMs      float64 `json:"queueDelayMs"`
-	PacketLossPercent float64 `json:"packetLossPercent"`
+	QueueDelayMs      float64 `json:"queueDelayMs,omitempty"`
+	PacketLossPercent float64 `json:"packetLossPercent,omitempty"`
+	Severity          string  `json:"severity,omitempty"` // a fault's perceivedSeverity
 }
 
 // signalID is the id of the sla-breach or sla-risk (kind breach, risk)

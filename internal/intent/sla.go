@@ -55,11 +55,12 @@ type congestion struct {
 const (
 	classDeviation  = "performance-deviation"
 	classCongestion = "congestion"
+	classFault      = "fault"
 )
 
 // runSLA evaluates our own signals of class against the intents we
 // accepted, from a durable consumer (intents-sla for performance
-// deviations, intents-risk for congestions).
+// deviations, intents-risk for congestions, intents-faults for faults).
 func (s *Service) runSLA(ctx context.Context, class, name string) {
 	filter := subject.SignalPrefix + "." + s.self + "." + class + ".>"
 	loop := closedloop.New(s.nc, closedloop.Options{Name: name, Filter: filter, MaxInFlight: 1, MaxDeliver: 20, Jitter: 0.5,
@@ -91,8 +92,14 @@ func met(x Expectation, v float64) bool {
 }
 
 // near reports whether v misses x's target or lies within margin (a
-// fraction of the target) of it.
+// fraction of the target; for availability, of the unavailability it
+// allows) of it.
 func near(x Expectation, v, margin float64) bool {
+	if x.Metric == "availability" {
+		// Near 100 %, a margin of the target means nothing: take it of
+		// the unavailability allowed (99.95 %: 0.05 %, near below 99.955 %).
+		return 100-v >= (100-x.Value)*(1-margin)
+	}
 	if Upper(x.Metric) {
 		return v >= x.Value*(1-margin)
 	}
@@ -105,6 +112,17 @@ type observation struct {
 	class string
 	pd    perfDeviation
 	cg    congestion
+	fault fault
+}
+
+// fault is the part of a fault the evaluation reads.
+type fault struct {
+	PerceivedSeverity string `json:"perceivedSeverity"`
+	ServiceAffecting  *bool  `json:"serviceAffecting"`
+	AlarmedObject     struct {
+		ID   string `json:"id"`
+		Type string `json:"type"`
+	} `json:"alarmedObject"`
 }
 
 // resource is what an action on the observation's cause would touch:
@@ -113,6 +131,9 @@ func (o observation) resource() coordination.Resource {
 	r := coordination.Resource{ID: o.ev.Resource(), Type: "resource"}
 	if o.cg.Link.Kind != "" {
 		r.Type = o.cg.Link.Kind
+	}
+	if o.fault.AlarmedObject.Type != "" {
+		r.Type = o.fault.AlarmedObject.Type
 	}
 	if r.ID == "" {
 		r.ID = o.ev.Service()
@@ -141,6 +162,10 @@ func (s *Service) evaluate(ctx context.Context, ev *signal.Event, _ closedloop.D
 	case classCongestion:
 		if err := json.Unmarshal(ev.Data, &ob.cg); err != nil && ev.State != signal.Cleared {
 			return closedloop.Poison(fmt.Errorf("congestion %s: %w", ev.ID, err))
+		}
+	case classFault:
+		if err := json.Unmarshal(ev.Data, &ob.fault); err != nil && ev.State != signal.Cleared {
+			return closedloop.Poison(fmt.Errorf("fault %s: %w", ev.ID, err))
 		}
 	default:
 		return nil
@@ -171,17 +196,21 @@ type breachChange struct {
 	id     string // the sla-breach's event id
 }
 
-// predicted is what a congestion makes of x's metric: the last value
-// measured (0 when none) plus the congestion's queue delay (latency) or
-// loss (loss); false for the metrics it says nothing of.
-func predicted(x Expectation, observed map[string]float64, cg Congestion) (float64, bool) {
-	switch x.Metric {
-	case "latency":
-		return observed[x.ID] + cg.QueueDelayMs, true
-	case "loss":
-		return observed[x.ID] + cg.PacketLossPercent, true
+// predicted is what a held congestion or fault makes of x's metric, and
+// the model that says so: a congestion adds its queue delay to the last
+// latency measured (0 when none) and its loss to the last loss; a
+// critical or major fault that affects service puts availability at its
+// target. False for what it says nothing of.
+func predicted(x Expectation, observed map[string]float64, h Held) (float64, string, bool) {
+	switch {
+	case h.Cause.Class == classCongestion && x.Metric == "latency":
+		return observed[x.ID] + h.QueueDelayMs, "anfed-congestion", true
+	case h.Cause.Class == classCongestion && x.Metric == "loss":
+		return observed[x.ID] + h.PacketLossPercent, "anfed-congestion", true
+	case h.Cause.Class == classFault && x.Metric == "availability" && (h.Severity == "CRITICAL" || h.Severity == "MAJOR"):
+		return x.Value, "anfed-fault", true
 	}
-	return 0, false
+	return 0, "", false
 }
 
 func (s *Service) evaluateIntent(ctx context.Context, key string, ob observation) error {
@@ -204,21 +233,21 @@ func (s *Service) evaluateIntent(ctx context.Context, key string, ob observation
 		if r.Risks == nil {
 			r.Risks = map[string]Risk{}
 		}
-		if r.Congestions == nil {
-			r.Congestions = map[string]Congestion{}
+		if r.Held == nil {
+			r.Held = map[string]Held{}
 		}
 		in := r.Intent
 		before := snapRisks(r)
 		cause := Cause{ID: ev.ID, Source: ev.Source, Class: ob.class, Resource: ob.resource()}
 		xs := in.Expression.ExpressionValue.Expectations
-		if ob.class == classCongestion {
-			if ev.State == signal.Cleared {
-				delete(r.Congestions, cause.key())
+		if ob.class != classDeviation {
+			if ev.State == signal.Cleared || ob.fault.ServiceAffecting != nil && !*ob.fault.ServiceAffecting {
+				delete(r.Held, cause.key())
 				for _, x := range xs {
 					setRisk(r, x, cause, false, 0, "", now)
 				}
 			} else {
-				r.Congestions[cause.key()] = Congestion{Cause: cause, QueueDelayMs: ob.cg.QueueDelayMs, PacketLossPercent: ob.cg.PacketLossPercent}
+				r.Held[cause.key()] = Held{Cause: cause, QueueDelayMs: ob.cg.QueueDelayMs, PacketLossPercent: ob.cg.PacketLossPercent, Severity: ob.fault.PerceivedSeverity}
 			}
 		}
 		for _, x := range xs {
@@ -250,20 +279,18 @@ func (s *Service) evaluateIntent(ctx context.Context, key string, ob observation
 			at := ev.State != signal.Cleared && ok && margin >= 0 && near(x, pd.ObservedValue, margin)
 			setRisk(r, x, cause, at, pd.ObservedValue, "anfed-margin", now)
 		}
-		// Each congestion held predicts again from what is measured now,
-		// whichever of the two came first.
-		keys := slices.Sorted(maps.Keys(r.Congestions))
-		for _, k := range keys {
-			cg := r.Congestions[k]
+		// Each congestion and fault held predicts again from what is
+		// measured now, whichever came first.
+		for _, k := range slices.Sorted(maps.Keys(r.Held)) {
+			h := r.Held[k]
 			for _, x := range xs {
-				if v, ok := predicted(x, r.Observed, cg); ok {
-					setRisk(r, x, cg.Cause, margin >= 0 && near(x, v, margin), v, "anfed-congestion", now)
-				}
+				v, model, ok := predicted(x, r.Observed, h)
+				setRisk(r, x, h.Cause, ok && margin >= 0 && near(x, v, margin), v, model, now)
 			}
 		}
 		risks = diffRisks(r, before, now)
 		status := compliance(r)
-		if len(changes) == 0 && len(risks) == 0 && !measured && ob.class != classCongestion && status == r.Intent.LifecycleStatus {
+		if len(changes) == 0 && len(risks) == 0 && !measured && ob.class == classDeviation && status == r.Intent.LifecycleStatus {
 			return false, nil
 		}
 		if status != r.Intent.LifecycleStatus {

@@ -38,9 +38,9 @@ type Record struct {
 	// Risks are, for an intent we handle, the expectations at risk of a
 	// breach, by expectation id.
 	Risks map[string]Risk `json:"risks,omitempty"`
-	// Congestions are our congestions on the intent's service, by class
-	// and resource, while they last.
-	Congestions map[string]Congestion `json:"congestions,omitempty"`
+	// Held are our congestions and faults on the intent's service, by
+	// class and resource, while they last.
+	Held map[string]Held `json:"held,omitempty"`
 	// Proposal is the action an intent we handle opened when it was at
 	// risk (intents.propose), until it is compliant and out of risk.
 	Proposal *Proposal `json:"proposal,omitempty"`

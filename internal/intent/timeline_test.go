@@ -309,3 +309,73 @@ func TestIntentTerminationEndsWhatItRaised(t *testing.T) {
 		return nil
 	})
 }
+
+// lyonFault is op-b's own fault of its interconnect ic-lyon-1, which
+// carries vpn-acme.
+func lyonFault(id, severity string, state signal.State) *signal.Event {
+	return &signal.Event{ID: id, Source: "anfed://op-b/assurance", Type: "net.anfed.fault.v1", Subject: "vpn-acme/ic-lyon-1",
+		Time: time.Now().UTC().Truncate(time.Millisecond), DataContentType: "application/json", Origin: "op-b", State: state,
+		SeverityText: "ERROR", SeverityNumber: 17,
+		Data: json.RawMessage(`{"alarmType":"communicationsAlarm","perceivedSeverity":"` + severity + `","probableCause":"linkDown","specificProblem":"LOS on ic-lyon-1","alarmedObject":{"id":"ic-lyon-1","type":"interconnect"},"alarmRaisedTime":"2026-12-07T08:00:00Z","serviceAffecting":true}`)}
+}
+
+// riskOf is the sla-risk of op-b on subj that s holds, if any.
+func riskOf(s *site, subj string) (conditions.Condition, bool) {
+	for _, c := range s.n.Conditions(conditions.Filter{Origin: "op-b", Class: "sla-risk"}) {
+		if c.Subject == subj {
+			return c, true
+		}
+	}
+	return conditions.Condition{}, false
+}
+
+// TestIntentFaultPutsAvailabilityAtRisk: a MAJOR service-affecting fault
+// of op-b on vpn-acme raises an sla-risk on the intent's availability
+// expectation (and on no other), caused by the fault; its fall to MINOR
+// clears it; a CRITICAL one raises it again and the fault's clear clears
+// it.
+func TestIntentFaultPutsAvailabilityAtRisk(t *testing.T) {
+	a, b := pair(t, nil, func(c *config.Config) {
+		c.Intents.Accept = []config.IntentAccept{{Services: []string{"vpn-*"}}}
+	})
+	create(t, a, edit(t, func(m map[string]any) { m["id"] = "acme-vpn-1" }))
+	waitStatus(t, a, "acme-vpn-1", intent.InProgress)
+	bnc, err := b.n.Connect()
+	require.NoError(t, err)
+	t.Cleanup(bnc.Close)
+	const avail = "vpn-acme/acme-vpn-1/avail"
+	risks := live(t, b, "an.sig.op-b.sla-risk.>")
+	at := func(want bool) {
+		t.Helper()
+		natstest.WaitFor(t, 20*time.Second, func() error {
+			if _, ok := riskOf(b, avail); ok != want {
+				return fmt.Errorf("op-b holds an sla-risk on %s: %v, want %v", avail, ok, want)
+			}
+			return nil
+		})
+	}
+
+	major := lyonFault(fmt.Sprintf("fault-%d", time.Now().UnixNano()), "MAJOR", signal.Raised)
+	require.True(t, nodetest.Publish(t, bnc, major).OK())
+	at(true)
+	ev := next(t, risks, "sla-risk of the fault")
+	assert.Equal(t, avail, ev.Subject, "only availability is at risk")
+	assert.Equal(t, major.ID, ev.CausationID)
+	var d map[string]any
+	require.NoError(t, json.Unmarshal(ev.Data, &d))
+	assert.Equal(t, "anfed-fault", d["model"])
+	assert.Equal(t, "op-a.acme-vpn-1", d["slaId"])
+
+	require.True(t, nodetest.Publish(t, bnc, lyonFault(major.ID+"-minor", "MINOR", signal.Updated)).OK())
+	at(false)
+	require.True(t, nodetest.Publish(t, bnc, lyonFault(major.ID+"-critical", "CRITICAL", signal.Updated)).OK())
+	at(true)
+	clear := lyonFault(major.ID+"-clear", "CLEARED", signal.Cleared)
+	clear.Data = json.RawMessage(strings.Replace(string(clear.Data), `"serviceAffecting"`, `"alarmClearedTime":"2026-12-07T08:05:00Z","serviceAffecting"`, 1))
+	require.True(t, nodetest.Publish(t, bnc, clear).OK())
+	at(false)
+	settled(t, b, "intents-faults")
+	for _, c := range b.n.Conditions(conditions.Filter{Origin: "op-b", Class: "sla-risk"}) {
+		assert.NotEqual(t, "raised", string(c.State), "no risk left: %s", c.Subject)
+	}
+}
