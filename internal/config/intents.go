@@ -142,6 +142,12 @@ func (c *checker) intents(cfg *Config) {
 	if in.ReportInterval < 0 || (in.ReportInterval > 0 && in.ReportInterval < Duration(time.Second)) {
 		c.add("intents.report_interval", "a duration of at least 1s, such as 5m; 0 means the default, 5m", "%s is too short", time.Duration(in.ReportInterval))
 	}
+	exportsAction := slices.ContainsFunc(cfg.Peers, func(p Peer) bool {
+		return slices.Contains(p.Export.Classes, "action") || slices.Contains(p.Export.Classes, "*")
+	})
+	if len(in.Propose) > 0 && !exportsAction {
+		c.warn("intents.propose", "put action in export.classes (and import.classes) of the peers whose intents you handle; see docs/intents.md", "no peer's export policy passes action: the proposals reach no intent's owner")
+	}
 	for i, r := range in.Propose {
 		base := fmt.Sprintf("intents.propose[%d]", i)
 		if len(r.On) == 0 {

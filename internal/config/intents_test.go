@@ -89,3 +89,20 @@ func TestIntentClassesNeverWiden(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"performance-deviation"}, cfg.Peers[0].Export.IntentClasses)
 }
+
+// intents.propose with no peer exporting action: a warning, not an error.
+func TestIntentsProposeWarnsWithoutActionExport(t *testing.T) {
+	dir := tokenDir(t, "i.token")
+	_, errs, warnings := Check(filepath.Join(dir, "p.yaml"), []byte(httpBase+`intents:
+  token_file: i.token
+  propose:
+    - on: [sla-risk]
+      action: reroute
+`))
+	require.Empty(t, errs)
+	var msgs []string
+	for _, w := range warnings {
+		msgs = append(msgs, w.Path+": "+w.Msg)
+	}
+	assert.Contains(t, msgs, "intents.propose: no peer's export policy passes action: the proposals reach no intent's owner")
+}
