@@ -3,8 +3,10 @@ package intent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/anfed/anfed/internal/config"
@@ -27,6 +29,9 @@ type Proposal struct {
 	Resource coordination.Resource `json:"resource"`
 	Duration time.Duration         `json:"duration"`
 	Opened   time.Time             `json:"opened"`
+	// Sent: the proposal is stored at intake; until then each evaluation
+	// sends it again (the same event id: a duplicate if it was).
+	Sent bool `json:"sent"`
 }
 
 // eventID is the id of the proposal's step: the same step twice is a
@@ -42,8 +47,15 @@ func (s *Service) proposal(r *Record, changes []breachChange, risks []riskChange
 	if r.Proposal != nil {
 		if len(r.Breaches) == 0 && len(r.Risks) == 0 {
 			ended, r.Proposal = r.Proposal, nil
+			if !ended.Sent {
+				return ended, ended // propose, then complete
+			}
+			return nil, ended
 		}
-		return nil, ended
+		if !r.Proposal.Sent {
+			return r.Proposal, nil
+		}
+		return nil, nil
 	}
 	in := r.Intent
 	source := "anfed://" + s.self + "/intents"
@@ -80,15 +92,23 @@ func (s *Service) proposal(r *Record, changes []breachChange, risks []riskChange
 		if d == 0 {
 			d = config.DefaultProposeDuration
 		}
-		id := in.ID
-		if len(id) > 64 {
-			id = id[:64]
-		}
-		r.Proposal = &Proposal{ActionID: fmt.Sprintf("%s-%s-%s-%d", s.self, rule.Action, id, now.UnixMilli()), Kind: rule.Action,
+		r.Proposal = &Proposal{ActionID: actionID(s.self, rule.Action, in.ID, now), Kind: rule.Action,
 			Rule: fmt.Sprintf("intents.propose[%d]", i), On: on, Cause: cause, Under: under, Resource: under.Resource, Duration: time.Duration(d), Opened: now}
 		return r.Proposal, nil
 	}
 	return nil, nil
+}
+
+// actionID is a proposal's action id, within the action class's
+// pattern (^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$): an intent id's _ become
+// -, and a long one is cut, the time kept.
+func actionID(self, kind, intentID string, now time.Time) string {
+	id := strings.ReplaceAll(self+"-"+kind+"-"+intentID, "_", "-")
+	suffix := fmt.Sprintf("-%d", now.UnixMilli())
+	if len(id)+len(suffix) > 128 {
+		id = id[:128-len(suffix)]
+	}
+	return id + suffix
 }
 
 // publishProposal sends the proposal opened (to the intent's owner, its
@@ -110,6 +130,15 @@ func (s *Service) publishProposal(ctx context.Context, rec *Record, opened, ende
 			ExpectedEffect: fmt.Sprintf("intent %s.%s compliant and out of risk", in.Owner, in.ID),
 			Detail:         fmt.Sprintf("opened by %s of %s on %s of intent %s.%s", p.Rule, s.self, p.On, in.Owner, in.ID)}
 		if err := step(p, coordination.Proposed, d, signal.Raised, p.Cause.ID); err != nil {
+			return err
+		}
+		if _, err := s.store.update(ctx, keyOf(in.Owner, in.ID), func(r *Record) (bool, error) {
+			if r.Proposal == nil || r.Proposal.ActionID != p.ActionID || r.Proposal.Sent {
+				return false, nil
+			}
+			r.Proposal.Sent = true
+			return true, nil
+		}); err != nil && !errors.Is(err, errNotFound) {
 			return err
 		}
 		s.log.Info().Str("intent", in.Owner+"."+in.ID).Str("action", p.ActionID).Str("on", p.On).Str("rule", p.Rule).Msg("intents: opened a proposal")

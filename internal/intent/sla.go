@@ -290,7 +290,8 @@ func (s *Service) evaluateIntent(ctx context.Context, key string, ob observation
 		}
 		risks = diffRisks(r, before, now)
 		status := compliance(r)
-		if len(changes) == 0 && len(risks) == 0 && !measured && ob.class == classDeviation && status == r.Intent.LifecycleStatus {
+		unsent := r.Proposal != nil && !r.Proposal.Sent
+		if len(changes) == 0 && len(risks) == 0 && !measured && ob.class == classDeviation && status == r.Intent.LifecycleStatus && !unsent {
 			return false, nil
 		}
 		if status != r.Intent.LifecycleStatus {
