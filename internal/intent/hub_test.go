@@ -55,7 +55,8 @@ func (l *listener) events() ([]map[string]any, []string) {
 // op-b reports op-a's intent notCompliant — after its first refusal (503),
 // retried — and none for the compliant report before it; the event's
 // report is the one GET .../intentReport/{id} returns. Broken
-// registrations are refused naming the field.
+// registrations are refused naming the field; a restart keeps the
+// registration, a DELETE removes it.
 func TestIntentHubNotifies(t *testing.T) {
 	a, b := pair(t, nil, func(c *config.Config) {
 		c.Intents.Accept = []config.IntentAccept{{Services: []string{"vpn-*"}}}
@@ -121,6 +122,21 @@ func TestIntentHubNotifies(t *testing.T) {
 	assert.Equal(t, rep["id"], decode[intent.Report](t, body).ID, "the notified report is the one the API serves")
 	assert.Equal(t, 1, l.refused, "the first attempt was refused, then retried")
 
+	// A restart keeps the registration (in ANFED_INTENTS, beside the
+	// intents, never listed as one); DELETE removes it for good.
+	a.stop()
+	a = start(t, a.cfg)
+	hub = a.url + "/hub"
+	code, body = do(t, http.MethodGet, hub+"/"+reg["id"].(string), bearer, "", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	code, body = do(t, http.MethodGet, a.url+"/intent", bearer, "", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Len(t, decode[[]intent.Intent](t, body), 1, "acme-vpn-1 only")
 	code, body = do(t, http.MethodDelete, hub+"/"+reg["id"].(string), bearer, "", nil)
 	require.Equal(t, http.StatusNoContent, code, body)
+	a.stop()
+	a = start(t, a.cfg)
+	code, body = do(t, http.MethodGet, a.url+"/hub", bearer, "", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Empty(t, decode[[]map[string]any](t, body))
 }
