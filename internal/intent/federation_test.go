@@ -201,14 +201,19 @@ func latency(n int, ms float64, state signal.State) *signal.Event {
 		Origin: "op-b", State: state, SeverityText: "WARN", SeverityNumber: 13, Data: json.RawMessage(data)}
 }
 
-// breach is the sla-breach of origin on subj that s holds, if any.
-func breach(s *site, origin, subj string) (conditions.Condition, bool) {
-	for _, c := range s.n.Conditions(conditions.Filter{Origin: origin, Class: "sla-breach"}) {
+// held is the condition of origin's class on subj that s holds, if any.
+func held(s *site, origin, class, subj string) (conditions.Condition, bool) {
+	for _, c := range s.n.Conditions(conditions.Filter{Origin: origin, Class: class}) {
 		if c.Subject == subj {
 			return c, true
 		}
 	}
 	return conditions.Condition{}, false
+}
+
+// breach is the sla-breach of origin on subj that s holds, if any.
+func breach(s *site, origin, subj string) (conditions.Condition, bool) {
+	return held(s, origin, "sla-breach", subj)
 }
 
 // TestIntentSLAEvaluation: op-b, which accepted op-a's vpn-acme intent,

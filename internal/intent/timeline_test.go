@@ -274,7 +274,7 @@ func TestIntentTerminationEndsWhatItRaised(t *testing.T) {
 	settled(t, b, "intents-risk")
 	require.True(t, nodetest.Publish(t, bnc, latency(1, 48.2, signal.Raised)).OK())
 	waitStatus(t, a, "acme-vpn-1", intent.NotCompliant)
-	held := func(s *site, class string) int {
+	count := func(s *site, class string) int {
 		n := 0
 		for _, c := range s.n.Conditions(conditions.Filter{Origin: "op-b", Class: class}) {
 			if strings.HasPrefix(c.Subject, "vpn-acme/acme-vpn-1/") {
@@ -288,8 +288,8 @@ func TestIntentTerminationEndsWhatItRaised(t *testing.T) {
 		if len(acts) != 1 || acts[0].Decisions["op-a"].Phase != coordination.Accepted {
 			return fmt.Errorf("op-a's actions by op-b: %+v", acts)
 		}
-		if held(a, "sla-breach") != 1 || held(a, "sla-risk") == 0 {
-			return fmt.Errorf("op-a holds %d breaches, %d risks of the intent", held(a, "sla-breach"), held(a, "sla-risk"))
+		if count(a, "sla-breach") != 1 || count(a, "sla-risk") == 0 {
+			return fmt.Errorf("op-a holds %d breaches, %d risks of the intent", count(a, "sla-breach"), count(a, "sla-risk"))
 		}
 		return nil
 	})
@@ -298,7 +298,7 @@ func TestIntentTerminationEndsWhatItRaised(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, code, body)
 	natstest.WaitFor(t, 20*time.Second, func() error {
 		for _, s := range []*site{a, b} {
-			if n, m := held(s, "sla-breach"), held(s, "sla-risk"); n+m != 0 {
+			if n, m := count(s, "sla-breach"), count(s, "sla-risk"); n+m != 0 {
 				return fmt.Errorf("%s still holds %d breaches, %d risks of the terminated intent", s.n.ID(), n, m)
 			}
 		}
@@ -317,16 +317,6 @@ func lyonFault(id, severity string, state signal.State) *signal.Event {
 		Time: time.Now().UTC().Truncate(time.Millisecond), DataContentType: "application/json", Origin: "op-b", State: state,
 		SeverityText: "ERROR", SeverityNumber: 17,
 		Data: json.RawMessage(`{"alarmType":"communicationsAlarm","perceivedSeverity":"` + severity + `","probableCause":"linkDown","specificProblem":"LOS on ic-lyon-1","alarmedObject":{"id":"ic-lyon-1","type":"interconnect"},"alarmRaisedTime":"2026-12-07T08:00:00Z","serviceAffecting":true}`)}
-}
-
-// riskOf is the sla-risk of op-b on subj that s holds, if any.
-func riskOf(s *site, subj string) (conditions.Condition, bool) {
-	for _, c := range s.n.Conditions(conditions.Filter{Origin: "op-b", Class: "sla-risk"}) {
-		if c.Subject == subj {
-			return c, true
-		}
-	}
-	return conditions.Condition{}, false
 }
 
 // TestIntentFaultPutsAvailabilityAtRisk: a MAJOR service-affecting fault
@@ -348,7 +338,7 @@ func TestIntentFaultPutsAvailabilityAtRisk(t *testing.T) {
 	at := func(want bool) {
 		t.Helper()
 		natstest.WaitFor(t, 20*time.Second, func() error {
-			if _, ok := riskOf(b, avail); ok != want {
+			if _, ok := held(b, "op-b", "sla-risk", avail); ok != want {
 				return fmt.Errorf("op-b holds an sla-risk on %s: %v, want %v", avail, ok, want)
 			}
 			return nil
