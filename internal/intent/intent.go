@@ -128,10 +128,13 @@ func (s *Service) Start() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	// The hub's stored registrations first, as the TMF642 hub does: once
+	// Start returns, GET /hub shows them and their deliveries run.
+	s.hub.Start(ctx)
 	deviations := func(ctx context.Context) { s.runSLA(ctx, classDeviation, "intents-sla") }
 	congestions := func(ctx context.Context) { s.runSLA(ctx, classCongestion, "intents-risk") }
 	faults := func(ctx context.Context) { s.runSLA(ctx, classFault, "intents-faults") }
-	for _, work := range []func(context.Context){s.run, deviations, congestions, faults, s.runReports, s.runPeriodic, s.reproposeAll, s.fillView, s.hub.Start} {
+	for _, work := range []func(context.Context){s.run, deviations, congestions, faults, s.runReports, s.runPeriodic, s.reproposeAll, s.fillView} {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
