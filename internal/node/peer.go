@@ -46,6 +46,10 @@ type peerPipes struct {
 	// cancel ends the export; wg waits for it.
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// stopped is closed when the pipelines stop (stopPipes): a refresh
+	// running on their sender ends then and runs again on the new one.
+	stopped  chan struct{}
+	stopOnce sync.Once
 }
 
 // stop ends the link's pipelines and its session's work; its
@@ -70,12 +74,19 @@ func (n *Node) link(peer string) *peerLink {
 
 // sender is the peer's durable sender (nil: none, or lossy).
 func (n *Node) sender(peer string) *outbound.Sender {
+	snd, _ := n.senderOf(peer)
+	return snd
+}
+
+// senderOf is peer's durable sender now and a channel closed when its
+// pipelines stop (a reload replaces them); nil, nil: none.
+func (n *Node) senderOf(peer string) (*outbound.Sender, <-chan struct{}) {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
-	if l := n.links[peer]; l != nil && l.pipes != nil {
-		return l.pipes.snd
+	if l := n.links[peer]; l != nil && l.pipes != nil && l.pipes.snd != nil {
+		return l.pipes.snd, l.pipes.stopped
 	}
-	return nil
+	return nil, nil
 }
 
 // receivers are the links' receivers now (after Stop: those it
@@ -136,7 +147,7 @@ func (n *Node) startPeer(ctx context.Context, p *config.Peer, t *lease.Term) err
 // startPipes makes and starts p's receiver and export on the link l.
 func (n *Node) startPipes(ctx context.Context, l *peerLink, p *config.Peer) (pp *peerPipes, err error) {
 	pctx, cancel := context.WithCancel(context.Background())
-	pp = &peerPipes{cancel: cancel}
+	pp = &peerPipes{cancel: cancel, stopped: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.stopPipes(pp)
@@ -221,6 +232,7 @@ func (n *Node) startPipes(ctx context.Context, l *peerLink, p *config.Peer) (pp 
 // had in flight is sent again by the next export from the consumer's
 // acknowledgement floor.
 func (n *Node) stopPipes(pp *peerPipes) {
+	pp.stopOnce.Do(func() { close(pp.stopped) })
 	if pp.sub != nil {
 		_ = pp.sub.Drain()
 		waitDrained(pp.sub)

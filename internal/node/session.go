@@ -519,11 +519,38 @@ func (n *Node) refreshOut(ctx context.Context, ps *peerSession) {
 			case <-ctx.Done():
 			}
 		}()
+		replaced := false
 		for {
 			// The sender of the moment: a reload may have made a new one
-			// for a new export policy.
-			if snd := n.sender(ps.peer); snd != nil {
-				n.refreshOnce(ctx, ps, snd)
+			// for a new export policy. A reload that replaces it while it
+			// refreshes ends that refresh (it reads and waits for the old
+			// policy's subjects, which the new export consumer may never
+			// acknowledge: 30 s lost) and runs it again on the new one.
+			snd, stopped := n.senderOf(ps.peer)
+			for wait := 0; snd == nil && replaced && wait < 50 && ctx.Err() == nil; wait++ {
+				time.Sleep(100 * time.Millisecond) // the reload's new pipelines
+				snd, stopped = n.senderOf(ps.peer)
+			}
+			replaced = false
+			if snd != nil {
+				rctx, rcancel := context.WithCancel(ctx)
+				go func() {
+					select {
+					case <-stopped:
+						rcancel()
+					case <-rctx.Done():
+					}
+				}()
+				n.refreshOnce(rctx, ps, snd)
+				rcancel()
+				select {
+				case <-stopped:
+					replaced = true
+					ps.mu.Lock()
+					ps.again = true
+					ps.mu.Unlock()
+				default:
+				}
 			}
 			ps.mu.Lock()
 			if !ps.again || n.stopping.Load() || ctx.Err() != nil {
