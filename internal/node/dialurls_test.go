@@ -14,6 +14,7 @@ import (
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/nodetest"
 	"github.com/anfed/anfed/internal/signal"
 )
 
@@ -30,7 +31,7 @@ func TestPeerDialsEveryServer(t *testing.T) {
 		Export: config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}},
 		Import: config.ImportPolicy{Classes: []string{"*"}}, SigningKey: pub(t, "op-b"),
 	}}
-	cl := startCluster(t, a, func(i int, o *server.Options) {
+	cl := nodetest.StartCluster(t, a, func(i int, o *server.Options) {
 		// One host: each server's leaf listener on a port of its own.
 		host, port, err := net.SplitHostPort(leafs[i])
 		require.NoError(t, err)
@@ -53,7 +54,7 @@ func TestPeerDialsEveryServer(t *testing.T) {
 	nb := startNode(t, b)
 	// holding is the cluster server holding op-b's leaf connection.
 	holding := func() *server.Server {
-		for _, s := range cl.servers {
+		for _, s := range cl.Servers() {
 			if s.Running() && s.NumLeafNodes() > 0 {
 				return s
 			}

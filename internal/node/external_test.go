@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,92 +22,11 @@ import (
 	"github.com/anfed/anfed/internal/natsconf"
 	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/nodetest"
 	"github.com/anfed/anfed/internal/outbound"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/store"
 )
-
-// natsCluster is a real three-server NATS cluster on loopback, each
-// server configured by its own file that includes `anfed natsconf`'s
-// output and adds its name, client listener, JetStream directory and
-// routes (as docs/external-nats.md shows).
-type natsCluster struct {
-	names   []string
-	servers []*server.Server
-	files   []string
-}
-
-// startCluster writes cfg's seeds and the cluster's configuration with
-// natsconf (what `anfed natsconf` writes), starts three servers from it,
-// edit (if not nil) applied to each server's parsed options, and points
-// cfg at them.
-func startCluster(t *testing.T, cfg *config.Config, edit func(i int, o *server.Options)) *natsCluster {
-	t.Helper()
-	_, err := natsconf.EnsureSecrets(cfg)
-	require.NoError(t, err)
-	sec, err := natsconf.LoadSecrets(cfg)
-	require.NoError(t, err)
-	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "anfed.conf"), []byte(natsconf.External(cfg, sec, time.Now())), 0o600))
-	routes := make([]string, 3)
-	for i := range routes {
-		routes[i] = natstest.FreeAddr(t)
-	}
-	c := &natsCluster{}
-	for i := range 3 {
-		name := fmt.Sprintf("n%d", i+1)
-		var rs []string
-		for _, r := range routes {
-			rs = append(rs, fmt.Sprintf("%q", "nats-route://"+r))
-		}
-		conf := fmt.Sprintf("server_name: %s\nlisten: \"127.0.0.1:-1\"\ninclude \"anfed.conf\"\n"+
-			"jetstream { store_dir: %q, sync_interval: \"2m\" }\n"+
-			"cluster { name: %s, listen: %q, routes: [%s] }\n",
-			name, filepath.ToSlash(filepath.Join(dir, name)), "op-a-nats", routes[i], strings.Join(rs, ", "))
-		file := filepath.Join(dir, name+".conf")
-		require.NoError(t, os.WriteFile(file, []byte(conf), 0o600))
-		opts, err := server.ProcessConfigFile(file)
-		require.NoError(t, err, "nats-server's own parser on %s", file)
-		opts.NoSigs, opts.NoLog = true, true
-		if edit != nil {
-			edit(i, opts)
-		}
-		srv, err := server.NewServer(opts)
-		require.NoError(t, err)
-		srv.Start()
-		t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-		c.names, c.servers, c.files = append(c.names, name), append(c.servers, srv), append(c.files, file)
-	}
-	var urls []string
-	for _, s := range c.servers {
-		require.True(t, s.ReadyForConnections(20*time.Second))
-		urls = append(urls, s.ClientURL())
-	}
-	waitFor(t, 30*time.Second, func() error {
-		leader := false
-		for _, s := range c.servers {
-			if s.NumRoutes() < 2 {
-				return fmt.Errorf("%s has %d routes", s.Name(), s.NumRoutes())
-			}
-			leader = leader || s.JetStreamIsLeader()
-		}
-		if !leader {
-			return fmt.Errorf("no JetStream meta leader")
-		}
-		return nil
-	})
-	cfg.NATS.External.URLs = urls
-	return c
-}
-
-func (c *natsCluster) byName(name string) *server.Server {
-	for i, n := range c.names {
-		if n == name {
-			return c.servers[i]
-		}
-	}
-	return nil
-}
 
 // externalConfig is op-a beside a NATS cluster, with R3 streams.
 func externalConfig(t *testing.T) *config.Config {
@@ -194,6 +114,19 @@ func (p *producer) keys() map[string]time.Time {
 	return out
 }
 
+// rate is how many signals a second were accepted over the last d.
+func (p *producer) rate(d time.Duration) float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	from, n := time.Now().Add(-d), 0
+	for _, at := range p.accepted {
+		if at.After(from) {
+			n++
+		}
+	}
+	return float64(n) / d.Seconds()
+}
+
 // timedLedger is a ledger that also notes when each signal arrived.
 type timedLedger struct {
 	*ledger
@@ -208,6 +141,15 @@ func (l *timedLedger) add(data []byte) {
 	l.mu.Lock()
 	l.at = append(l.at, time.Now())
 	l.mu.Unlock()
+}
+
+// rate is how many signals a second arrived over the last d.
+func (l *timedLedger) rate(d time.Duration) float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	from := time.Now().Add(-d)
+	i, _ := slices.BinarySearchFunc(l.at, from, time.Time.Compare)
+	return float64(len(l.at)-i) / d.Seconds()
 }
 
 // gapAround is the longest time without a delivery around t: how long the
@@ -305,7 +247,7 @@ func TestExternalCluster(t *testing.T) {
 	testLogLevel = zerolog.WarnLevel
 	defer func() { testLogLevel = zerolog.ErrorLevel }()
 	nb, a := clusterAndPeer(t)
-	cl := startCluster(t, a, nil)
+	cl := nodetest.StartCluster(t, a, nil)
 	start := time.Now()
 	// Every connection of the node goes to the first server: the one the
 	// test shuts down.
@@ -332,7 +274,7 @@ func TestExternalCluster(t *testing.T) {
 	cancel()
 	require.NoError(t, err)
 	assert.Equal(t, 3, st.CachedInfo().Config.Replicas)
-	victim := cl.names[0]
+	victim := cl.Names[0]
 	for range 20 {
 		if streamLeader(t, js, store.SignalStream) == victim {
 			break
@@ -342,7 +284,7 @@ func TestExternalCluster(t *testing.T) {
 	}
 	leader := streamLeader(t, js, store.SignalStream)
 	meta := ""
-	for _, s := range cl.servers {
+	for _, s := range cl.Servers() {
 		if s.JetStreamIsLeader() {
 			meta = s.Name()
 		}
@@ -383,7 +325,7 @@ func TestExternalCluster(t *testing.T) {
 		return nil
 	})
 	killed := time.Now()
-	cl.byName(victim).Shutdown()
+	cl.ByName(victim).Shutdown()
 	t.Logf("shut down %s with %d signals at op-b's loop and %d at op-a's", victim, atB.count(), atA.count())
 
 	// Recovery: a signal accepted after the shutdown reaches each loop.
@@ -615,7 +557,7 @@ func TestExternalClusterAcceptsPeer(t *testing.T) {
 		Export: config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}},
 		Import: config.ImportPolicy{Classes: []string{"*"}}, SigningKey: pub(t, "op-b"),
 	}}
-	startCluster(t, a, func(i int, o *server.Options) {
+	nodetest.StartCluster(t, a, func(i int, o *server.Options) {
 		if i > 0 {
 			o.LeafNode.Port = -1 // one host: the others listen elsewhere; op-b dials the first
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/lease"
 	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/nodetest"
 	"github.com/anfed/anfed/internal/store"
 )
 
@@ -172,7 +173,7 @@ func TestLinkFailover(t *testing.T) {
 	defer func() { testLogLevel = zerolog.ErrorLevel }()
 
 	nb, a := clusterAndPeer(t)
-	startCluster(t, a, nil)
+	cl := nodetest.StartCluster(t, a, nil)
 	tl := newTenureLog()
 	procs := map[string]*node.Node{}
 	var seq int
@@ -298,11 +299,18 @@ func TestLinkFailover(t *testing.T) {
 			return fmt.Errorf("no signal accepted after the crash has crossed yet")
 		}
 	}
+	var serverDown string
 	type failover struct{ moved, ab, ba time.Duration }
 	var fos []failover
 	for i := range takeovers {
 		victim, _ := tl.holder()
 		require.NotEmpty(t, victim)
+		// The load as it stands: accepted in the last seconds, and what
+		// waits to cross each way.
+		blA, errA := procs[victim].Backlog(context.Background(), "op-b")
+		blB, errB := nb.Backlog(context.Background(), "op-a")
+		t.Logf("before takeover %d, over the last 3 s: accepted %.0f/s by op-a, %.0f/s by op-b; arrived %.0f/s at op-b's loop, %.0f/s at op-a's; backlog op-a→op-b %d %v, op-b→op-a %d %v",
+			i+1, pa.rate(3*time.Second), pb.rate(3*time.Second), atB.rate(3*time.Second), atA.rate(3*time.Second), blA, errA, blB, errB)
 		crashed := time.Now()
 		tl.crash(victim, crashed)
 		procs[victim].Crash()
@@ -316,15 +324,22 @@ func TestLinkFailover(t *testing.T) {
 			fo.moved = since.Sub(crashed)
 			return nil
 		})
-		waitFor(t, 30*time.Second, firstAfter(pa, atB, crashed))
+		waitFor(t, 60*time.Second, firstAfter(pa, atB, crashed))
 		fo.ab = time.Since(crashed)
-		waitFor(t, 30*time.Second, firstAfter(pb, atA, crashed))
+		waitFor(t, 60*time.Second, firstAfter(pb, atA, crashed))
 		fo.ba = time.Since(crashed)
 		fos = append(fos, fo)
 		h, _ := tl.holder()
 		t.Logf("takeover %d: %s crashed, %s took the link after %v; op-a→op-b flowing again after %v, op-b→op-a after %v",
 			i+1, victim, h, fo.moved.Round(time.Millisecond), fo.ab.Round(time.Millisecond), fo.ba.Round(time.Millisecond))
 		startProc() // a new process in place of the crashed one
+		if i == (takeovers-1)/2 {
+			serverDown = shutServer(t, cl, js, func(down time.Time) {
+				waitFor(t, 60*time.Second, firstAfter(pa, atB, down))
+				waitFor(t, 60*time.Second, firstAfter(pb, atA, down))
+			})
+			t.Logf("after takeover %d: %s", i+1, serverDown)
+		}
 	}
 	stopProducers.Do(func() { close(stop) })
 	waitA()
@@ -376,6 +391,27 @@ func TestLinkFailover(t *testing.T) {
 		flow[len(flow)/2].Round(time.Millisecond), flow[len(flow)-1].Round(time.Millisecond))
 	t.Logf("op-a→op-b %d signals (%d producer retries), op-b→op-a %d (%d retries): 0 lost, 0 twice, 0 out of order",
 		len(accA), pa.retried(), len(accB), pb.retried())
+	t.Logf("%s", serverDown)
 	t.Logf("op-b saw: link down %v, session flaps %d, conditions stale %d, withdrawn %d", linkDownAtB, flaps,
 		seenAtB.count(conditions.Stale), seenAtB.count(conditions.Withdraw))
+}
+
+// shutServer shuts down the server that leads the signal stream, waits
+// (flowing) until signals accepted after that cross both ways on the two
+// servers left, starts it again, and waits until they do with it back;
+// it says how long each took.
+func shutServer(t *testing.T, cl *nodetest.Cluster, js jetstream.JetStream, flowing func(since time.Time)) string {
+	name := streamLeader(t, js, store.SignalStream)
+	if cl.ByName(name) == nil {
+		name = cl.Names[0]
+	}
+	down := time.Now()
+	cl.ByName(name).Shutdown()
+	flowing(down)
+	again := time.Since(down)
+	cl.Restart(name)
+	back := time.Now()
+	flowing(back)
+	return fmt.Sprintf("NATS server %s (the signal stream's leader) shut down: both ways flowing again after %v; restarted after %v, flowing with it back after %v more",
+		name, again.Round(time.Millisecond), back.Sub(down).Round(time.Millisecond), time.Since(back).Round(time.Millisecond))
 }
