@@ -121,6 +121,23 @@ func TestEveryYAMLParses(t *testing.T) {
 
 var composeOps = []string{"a", "b", "c"}
 
+// composeReplicas is how many anfed processes each operator runs on its
+// cluster: op-a two (anfed-a, anfed-a-2), to show several processes of
+// one operator.
+var composeReplicas = map[string]int{"a": 2, "b": 1, "c": 1}
+
+// composeNodes are op's anfed processes: anfed-X, then anfed-X-2, ….
+func composeNodes(services map[string]composeService, op string) []composeService {
+	out := []composeService{services["anfed-"+op]}
+	for i := 2; ; i++ {
+		s, ok := services[fmt.Sprintf("anfed-%s-%d", op, i)]
+		if !ok {
+			return out
+		}
+		out = append(out, s)
+	}
+}
+
 // composeService is one service of the compose file.
 type composeService struct {
 	name string
@@ -199,12 +216,15 @@ func TestComposeFederation(t *testing.T) {
 	var want []string
 	for _, op := range composeOps {
 		want = append(want, "anfed-natsconf-"+op, "nats-"+op+"-1", "nats-"+op+"-2", "nats-"+op+"-3", "anfed-"+op)
+		for i := 2; i <= composeReplicas[op]; i++ {
+			want = append(want, fmt.Sprintf("anfed-%s-%d", op, i))
+		}
 	}
 	got := make([]string, 0, len(services))
 	for n := range services {
 		got = append(got, n)
 	}
-	assert.ElementsMatch(t, want, got, "per operator: natsconf, three NATS servers, the node")
+	assert.ElementsMatch(t, want, got, "per operator: natsconf, three NATS servers, the node (op-a: two processes)")
 
 	root := t.TempDir()
 	copyTree(t, root, "deploy/compose", "examples/federation/keys")
@@ -236,12 +256,13 @@ func TestComposeFederation(t *testing.T) {
 // nats-server read each server's configuration. It returns the policy.
 func checkComposeOperator(t *testing.T, dir string, services map[string]composeService, op string) *config.Config {
 	id := "op-" + op
-	natsconfSvc, node := services["anfed-natsconf-"+op], services["anfed-"+op]
+	natsconfSvc, nodes := services["anfed-natsconf-"+op], composeNodes(services, op)
+	require.Len(t, nodes, composeReplicas[op], "op-%s's anfed processes", op)
 
 	// The policy: mounted at the same place in the natsconf service and
-	// the node, which both name it.
+	// every process of the node, which all name it.
 	const policyPath = "/etc/anfed/anfed.yaml"
-	for _, s := range []composeService{natsconfSvc, node} {
+	for _, s := range append([]composeService{natsconfSvc}, nodes...) {
 		require.Equal(t, "./"+id+"/anfed.yaml", s.mounts()[policyPath], "%s mounts op-%s's policy at %s", s.name, op, policyPath)
 		assert.Contains(t, strings.Join(s.command(), " "), "--config "+policyPath, s.name)
 	}
@@ -252,6 +273,13 @@ func checkComposeOperator(t *testing.T, dir string, services map[string]composeS
 	ext := cfg.NATS.External
 	require.NotNil(t, ext, "external-NATS mode")
 	assert.Equal(t, 3, cfg.Storage.Replicas, "JetStream R3 over the three servers")
+	for _, node := range nodes[1:] {
+		// The same process again, on the same cluster: command, secrets,
+		// mounts, networks and start order as the first.
+		for _, k := range []string{"command", "secrets", "volumes", "networks", "depends_on", "restart", "stop_grace_period"} {
+			assert.Equal(t, nodes[0].raw[k], node.raw[k], "%s's %s as %s's", node.name, k, nodes[0].name)
+		}
+	}
 
 	// The node reaches each of its servers, and only its own.
 	var hosts []string
@@ -266,19 +294,25 @@ func checkComposeOperator(t *testing.T, dir string, services map[string]composeS
 	for _, h := range hosts {
 		assert.True(t, onNetwork(services[h], id), "%s is on network %s, with the node", h, id)
 	}
-	assert.True(t, onNetwork(node, id))
-	assert.False(t, onNetwork(node, "interconnect"), "the node is not on the operators' border network")
+	for _, node := range nodes {
+		assert.True(t, onNetwork(node, id), node.name)
+		assert.False(t, onNetwork(node, "interconnect"), "%s is not on the operators' border network", node.name)
+	}
 
 	// The seeds: written by the natsconf service, read by the node, in
 	// the same volume at credentials_dir.
 	credVol := natsconfSvc.mounts()[ext.CredentialsDir]
 	require.NotEmpty(t, credVol, "natsconf mounts a volume at credentials_dir %s", ext.CredentialsDir)
-	assert.Equal(t, credVol, node.mounts()[ext.CredentialsDir], "the node reads the seeds natsconf wrote")
+	for _, node := range nodes {
+		assert.Equal(t, credVol, node.mounts()[ext.CredentialsDir], "%s reads the seeds natsconf wrote", node.name)
+	}
 
 	// The signing key: a compose secret, at the path the policy names.
 	secret := strings.TrimPrefix(cfg.Operator.SigningKeyFile, "/run/secrets/")
 	require.NotEqual(t, cfg.Operator.SigningKeyFile, secret, "signing_key_file is a compose secret")
-	assert.Contains(t, list(node.raw["secrets"]), secret)
+	for _, node := range nodes {
+		assert.Contains(t, list(node.raw["secrets"]), secret, node.name)
+	}
 
 	// The generated part, where the servers include it: natsconf writes
 	// -o FILE in its volume; each server mounts that volume and includes
@@ -465,9 +499,19 @@ func checkPortsAndVolumes(t *testing.T, doc obj, services map[string]composeServ
 		}
 	}
 	for id, cfg := range cfgs {
-		node := services["anfed-"+strings.TrimPrefix(id, "op-")]
 		_, port, _ := net.SplitHostPort(cfg.HTTP.Listen)
-		assert.Contains(t, list(node.raw["ports"]), any("127.0.0.1:"+port+":"+port), "%s publishes its HTTP port", node.name)
+		for i, node := range composeNodes(services, strings.TrimPrefix(id, "op-")) {
+			if i == 0 {
+				assert.Contains(t, list(node.raw["ports"]), any("127.0.0.1:"+port+":"+port), "%s publishes its HTTP port", node.name)
+				continue
+			}
+			// Another port on the host (unique: checked above), the
+			// policy's in the container.
+			ports := list(node.raw["ports"])
+			if assert.Len(t, ports, 1, node.name) {
+				assert.True(t, strings.HasSuffix(str(ports[0]), ":"+port), "%s publishes its HTTP port %s: %s", node.name, port, ports[0])
+			}
+		}
 	}
 	declared := map[string]bool{}
 	for v := range at(doc, "volumes").(obj) {
