@@ -267,7 +267,8 @@ func (f *federation) start(id string) *proc {
 	f.mu.Lock()
 	f.procs[id] = p
 	f.mu.Unlock()
-	natstest.WaitFor(t, 20*time.Second, func() error {
+	// On a loaded machine a node against a NATS cluster can take a while.
+	natstest.WaitFor(t, 60*time.Second, func() error {
 		select {
 		case <-p.done:
 			t.Fatalf("%s exited at start: %s", id, cmd.ProcessState)
@@ -287,6 +288,16 @@ type proc struct {
 	id, log string
 	cmd     *exec.Cmd
 	done    chan struct{}
+}
+
+// exited reports whether p has ended.
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func (p *proc) kill() {
@@ -357,6 +368,10 @@ type producer struct {
 	other     map[string]int // answers other than accepted, by status/reason
 	acked     []string       // source+id, in the order answered
 	sentKeys  map[string]bool
+	// Sequential: each source waits for its signal's answer (waiting, by
+	// reply subject: stored or not) before its next one.
+	sequential bool
+	waiting    map[string]chan bool
 }
 
 const (
@@ -373,11 +388,25 @@ func startProducer(t *testing.T, url string, nsrc, rate int) *producer {
 // startProducerAs is startProducer for origin's node, as a local user,
 // with signals made by mk.
 func startProducerAs(t *testing.T, url, origin, user, pass string, mk func(origin string, s, i int) *signal.Event, nsrc, rate int) *producer {
+	return runProducer(t, url, origin, user, pass, mk, nsrc, rate, false)
+}
+
+// startProducerSeq is startProducerAs with each source waiting for its
+// signal's answer before the next, and sending the same signal again when
+// it is not stored (unanswered for 2 s, or answered other than accepted
+// or duplicate): the producer that keeps its order across several
+// processes of one operator.
+func startProducerSeq(t *testing.T, url, origin, user, pass string, mk func(origin string, s, i int) *signal.Event, nsrc, rate int) *producer {
+	return runProducer(t, url, origin, user, pass, mk, nsrc, rate, true)
+}
+
+func runProducer(t *testing.T, url, origin, user, pass string, mk func(origin string, s, i int) *signal.Event, nsrc, rate int, sequential bool) *producer {
 	nc, err := nats.Connect(url, nats.UserInfo(user, pass), nats.Name("test-producer-"+origin),
 		nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
-	p := &producer{origin: origin, signal: mk, nc: nc, stop: make(chan struct{}), inflight: map[string]time.Time{}, other: map[string]int{}, sentKeys: map[string]bool{}}
+	p := &producer{origin: origin, signal: mk, nc: nc, stop: make(chan struct{}), inflight: map[string]time.Time{}, other: map[string]int{}, sentKeys: map[string]bool{},
+		sequential: sequential, waiting: map[string]chan bool{}}
 	sub, err := nc.Subscribe("probe.answer.>", p.answer)
 	require.NoError(t, err)
 	require.NoError(t, sub.SetPendingLimits(-1, -1))
@@ -399,6 +428,12 @@ func startProducerAs(t *testing.T, url, origin, user, pass string, mk func(origi
 				}
 				ev := p.signal(p.origin, s, i)
 				reply := fmt.Sprintf("probe.answer.%d.%d", s, i)
+				answered := make(chan bool, 1)
+				if p.sequential {
+					p.mu.Lock()
+					p.waiting[reply] = answered
+					p.mu.Unlock()
+				}
 				// While op-a is down the client buffers; a full buffer
 				// fails the publish: that signal was never sent.
 				err := nc.PublishRequest("an.pub", reply, ev.Encode())
@@ -412,6 +447,18 @@ func startProducerAs(t *testing.T, url, origin, user, pass string, mk func(origi
 					i++
 				}
 				p.mu.Unlock()
+				if p.sequential && err == nil {
+					stored := false
+					select {
+					case <-p.stop:
+						return
+					case stored = <-answered:
+					case <-time.After(2 * time.Second):
+					}
+					if !stored {
+						i-- // the same signal again
+					}
+				}
 			}
 		}()
 	}
@@ -462,6 +509,10 @@ func (p *producer) answer(m *nats.Msg) {
 	defer p.mu.Unlock()
 	p.answered++
 	delete(p.inflight, m.Subject)
+	if ch, ok := p.waiting[m.Subject]; ok {
+		delete(p.waiting, m.Subject)
+		ch <- err == nil && (a.Status == signal.StatusAccepted || a.Status == signal.StatusDuplicate)
+	}
 	switch {
 	case m.Header.Get("Status") == "503":
 		p.other["no-responders"]++ // op-a's server is up, its intake not yet
