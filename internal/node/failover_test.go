@@ -405,13 +405,13 @@ func shutServer(t *testing.T, cl *nodetest.Cluster, js jetstream.JetStream, flow
 	if cl.ByName(name) == nil {
 		name = cl.Names[0]
 	}
+	cl.ByName(name).Shutdown() // returns once it is down: its clients cut off
 	down := time.Now()
-	cl.ByName(name).Shutdown()
 	flowing(down)
 	again := time.Since(down)
 	cl.Restart(name)
 	back := time.Now()
 	flowing(back)
-	return fmt.Sprintf("NATS server %s (the signal stream's leader) shut down: both ways flowing again after %v; restarted after %v, flowing with it back after %v more",
+	return fmt.Sprintf("NATS server %s (the signal stream's leader) shut down: both ways flowing again after %v; restarted (the cluster formed again with it) after %v, both ways flowing after that %v later",
 		name, again.Round(time.Millisecond), back.Sub(down).Round(time.Millisecond), time.Since(back).Round(time.Millisecond))
 }
