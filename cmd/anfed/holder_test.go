@@ -169,17 +169,23 @@ peers:
 		}
 		return ""
 	}
-	var first string
-	natstest.WaitFor(t, 60*time.Second, func() error {
-		h, err := holder()
-		if err != nil {
-			return err
-		}
-		if first = byPID(h); first == "" {
-			return fmt.Errorf("holder %q is none of the running processes", h)
-		}
-		return nil
-	})
+	// holding waits until the holder the processes name is a running
+	// process other than not, and returns it.
+	holding := func(not string) string {
+		var name string
+		natstest.WaitFor(t, 60*time.Second, func() error {
+			h, err := holder()
+			if err != nil {
+				return err
+			}
+			if name = byPID(h); name == "" || name == not {
+				return fmt.Errorf("the holder, %q, is none of the running processes but %q", h, not)
+			}
+			return nil
+		})
+		return name
+	}
+	holding("")
 
 	l := startLoop(t, f.clientURL["op-b"])
 	// Each source waits for its answer before its next signal: the
@@ -197,17 +203,7 @@ peers:
 	var kills []time.Time
 	var flowing []time.Duration
 	for i := range nkill {
-		var victim string
-		natstest.WaitFor(t, 30*time.Second, func() error {
-			h, err := holder()
-			if err != nil {
-				return err
-			}
-			if victim = byPID(h); victim == "" {
-				return fmt.Errorf("holder %q is none of the running processes", h)
-			}
-			return nil
-		})
+		victim := holding("")
 		pid := f.procs[victim].cmd.Process.Pid
 		f.procs[victim].kill9(t)
 		killed := time.Now()
@@ -223,18 +219,8 @@ peers:
 			return nil
 		})
 		flowing = append(flowing, time.Since(killed))
-		// The other process names itself the holder.
-		var to string
-		natstest.WaitFor(t, 60*time.Second, func() error {
-			h, err := holder()
-			if err != nil {
-				return err
-			}
-			if to = byPID(h); to == "" || to == victim {
-				return fmt.Errorf("the link has not moved from %s (pid %d) yet: holder %q", victim, pid, h)
-			}
-			return nil
-		})
+		// The processes name another holder, running.
+		to := holding(victim)
 		t.Logf("kill -9 %d: %s (pid %d) held the link, %s holds it now (by /v1/peers); signals acknowledged after the kill at op-b %v after it",
 			i+1, victim, pid, to, flowing[i].Round(time.Millisecond))
 		f.start(victim) // a new process in place of the killed one

@@ -465,12 +465,7 @@ func streamKeys(t *testing.T, js jetstream.JetStream, filter string) map[string]
 // the derived configuration of cfg) and points cfg at it.
 func startOne(t *testing.T, cfg *config.Config, conf string) {
 	t.Helper()
-	_, err := natsconf.EnsureSecrets(cfg)
-	require.NoError(t, err)
-	sec, err := natsconf.LoadSecrets(cfg)
-	require.NoError(t, err)
-	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "anfed.conf"), []byte(natsconf.External(cfg, sec, time.Now())), 0o600))
+	dir := nodetest.NATSConfDir(t, cfg)
 	conf = strings.ReplaceAll(conf, "$DIR", filepath.ToSlash(dir))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "n.conf"), []byte(conf), 0o600))
 	opts, err := server.ProcessConfigFile(filepath.Join(dir, "n.conf"))

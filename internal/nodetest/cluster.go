@@ -37,12 +37,7 @@ type Cluster struct {
 // cfg's nats.external.urls at them.
 func StartCluster(t testing.TB, cfg *config.Config, edit func(i int, o *server.Options)) *Cluster {
 	t.Helper()
-	_, err := natsconf.EnsureSecrets(cfg)
-	require.NoError(t, err)
-	sec, err := natsconf.LoadSecrets(cfg)
-	require.NoError(t, err)
-	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "anfed.conf"), []byte(natsconf.External(cfg, sec, time.Now())), 0o600))
+	dir := NATSConfDir(t, cfg)
 	routes := make([]string, 3)
 	for i := range routes {
 		routes[i] = natstest.FreeAddr(t)
@@ -79,6 +74,20 @@ func StartCluster(t testing.TB, cfg *config.Config, edit func(i int, o *server.O
 	natstest.WaitFor(t, 30*time.Second, c.formed)
 	cfg.NATS.External.URLs = urls
 	return c
+}
+
+// NATSConfDir writes cfg's seeds (creating those missing) and, in a new
+// directory, anfed.conf: what `anfed natsconf` writes for cfg, for a
+// server's configuration to include. It returns the directory.
+func NATSConfDir(t testing.TB, cfg *config.Config) string {
+	t.Helper()
+	_, err := natsconf.EnsureSecrets(cfg)
+	require.NoError(t, err)
+	sec, err := natsconf.LoadSecrets(cfg)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "anfed.conf"), []byte(natsconf.External(cfg, sec, time.Now())), 0o600))
+	return dir
 }
 
 func (c *Cluster) run(opts *server.Options) *server.Server {
