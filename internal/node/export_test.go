@@ -27,6 +27,14 @@ func (n *Node) UnsubscribeIntake() {
 // answered or handed back (a link's lease is left to run out). The rest
 // of the node then winds down in this process, sending nothing.
 func (n *Node) Crash() {
+	n.Cut()
+	n.Stop()
+}
+
+// Cut is Crash without the winding down (Stop, which may wait seconds for
+// writes whose connection it closed): what the cluster and the peers see
+// of a kill -9, done when it returns.
+func (n *Node) Cut() {
 	n.stopping.Store(true)
 	n.health.mu.Lock()
 	conns := make([]*nats.Conn, 0, len(n.health.conns)+1)
@@ -40,5 +48,4 @@ func (n *Node) Crash() {
 	for _, nc := range conns {
 		nc.Close()
 	}
-	n.Stop()
 }

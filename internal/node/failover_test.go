@@ -300,6 +300,8 @@ func TestLinkFailover(t *testing.T) {
 		}
 	}
 	var serverDown string
+	var winding sync.WaitGroup
+	defer winding.Wait()
 	type failover struct{ moved, ab, ba time.Duration }
 	var fos []failover
 	for i := range takeovers {
@@ -311,9 +313,14 @@ func TestLinkFailover(t *testing.T) {
 		blB, errB := nb.Backlog(context.Background(), "op-a")
 		t.Logf("before takeover %d, over the last 3 s: accepted %.0f/s by op-a, %.0f/s by op-b; arrived %.0f/s at op-b's loop, %.0f/s at op-a's; backlog op-a→op-b %d %v, op-b→op-a %d %v",
 			i+1, pa.rate(3*time.Second), pb.rate(3*time.Second), atB.rate(3*time.Second), atA.rate(3*time.Second), blA, errA, blB, errB)
+		// Cut off at once; the rest of the crashed process winds down
+		// beside the test (it may wait seconds for writes it had under
+		// way), as a killed process would not hold the test up.
+		procs[victim].Cut()
 		crashed := time.Now()
 		tl.crash(victim, crashed)
-		procs[victim].Crash()
+		winding.Add(1)
+		go func(n *node.Node) { defer winding.Done(); n.Stop() }(procs[victim])
 		delete(procs, victim)
 		var fo failover
 		waitFor(t, 30*time.Second, func() error {
