@@ -264,6 +264,30 @@ peers:
 		}
 	}
 	t.Logf("tenures: %v", spans)
+	// What op-b saw, from its log: its link never down (op-a's servers
+	// hold it, not op-a's processes), a session that opened again at
+	// each kill, none of op-a's conditions withdrawn at its End-of-RIB.
+	var linkDown, sessionDown, eors, withdrawn int
+	for _, line := range logLines(t, f.procs["op-b"].log) {
+		var e struct {
+			Message   string `json:"message"`
+			Withdrawn int    `json:"withdrawn"`
+		}
+		_ = json.Unmarshal(line, &e)
+		switch {
+		case strings.HasPrefix(e.Message, "link down"):
+			linkDown++
+		case e.Message == "session down":
+			sessionDown++
+		case strings.HasPrefix(e.Message, "session: End-of-RIB from the peer"):
+			eors++
+			withdrawn += e.Withdrawn
+		}
+	}
+	t.Logf("op-b saw: link down %d times, session down %d times, %d End-of-RIBs from op-a withdrawing %d conditions", linkDown, sessionDown, eors, withdrawn)
+	assert.GreaterOrEqual(t, eors, nkill, "op-b heard op-a's refresh end after each kill")
+	assert.Zero(t, linkDown, "op-b's link to op-a went down")
+	assert.Zero(t, withdrawn, "op-a's conditions withdrawn at op-b")
 	require.Len(t, moved, nkill)
 	slices.Sort(moved)
 	slices.Sort(flowing)
@@ -289,12 +313,8 @@ func (s leaseSpan) String() string {
 func leaseSpans(t *testing.T, logs []string, key string, killedAt map[int]time.Time) []leaseSpan {
 	var out []leaseSpan
 	for _, lf := range logs {
-		fh, err := os.Open(lf)
-		require.NoError(t, err)
 		var open *leaseSpan
-		sc := bufio.NewScanner(fh)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
+		for _, line := range logLines(t, lf) {
 			var e struct {
 				Lease    string    `json:"lease"`
 				Term     uint64    `json:"term"`
@@ -302,7 +322,7 @@ func leaseSpans(t *testing.T, logs []string, key string, killedAt map[int]time.T
 				Time     time.Time `json:"time"`
 				Message  string    `json:"message"`
 			}
-			if json.Unmarshal(sc.Bytes(), &e) != nil || e.Lease != key {
+			if json.Unmarshal(line, &e) != nil || e.Lease != key {
 				continue
 			}
 			switch {
@@ -314,7 +334,6 @@ func leaseSpans(t *testing.T, logs []string, key string, killedAt map[int]time.T
 				open = nil
 			}
 		}
-		fh.Close()
 		if open != nil {
 			open.end = time.Now()
 			if parts := strings.Split(open.instance, "/"); len(parts) == 3 {
@@ -325,6 +344,20 @@ func leaseSpans(t *testing.T, logs []string, key string, killedAt map[int]time.T
 			}
 			out = append(out, *open)
 		}
+	}
+	return out
+}
+
+// logLines is a process's log, a line each.
+func logLines(t *testing.T, file string) [][]byte {
+	fh, err := os.Open(file)
+	require.NoError(t, err)
+	defer fh.Close()
+	var out [][]byte
+	sc := bufio.NewScanner(fh)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		out = append(out, slices.Clone(sc.Bytes()))
 	}
 	return out
 }
