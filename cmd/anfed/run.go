@@ -45,6 +45,7 @@ Usage:
   anfed actions [--pending]            a running node's coordinated actions and the leases it sees
   anfed action accept|decline ID [--reason R]   decide a proposal the coordination policy left to a person
   anfed trace ID                       the causation chain of a signal (or an action) across operators, from what a node stored
+  anfed audit [--peer P --since T] [--verify]   what was sent to which peer and who decided on actions (JSON Lines); check the hash chains
   anfed tail [--origin O --class C --service GLOB --json]  follow a node's signals live (--rejects: refusals)
   anfed publish --file F | --origin O --class C ...       validate signals, then publish them to a node
   anfed bench [--quick] [--json] [--duration D] [--size BYTES]   anfed against raw NATS, JetStream, ed25519, a webhook
@@ -105,6 +106,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runAction(ctx, rest, stdout, stderr)
 	case "trace":
 		return runTrace(ctx, rest, stdout, stderr)
+	case "audit":
+		return runAudit(ctx, rest, stdout, stderr)
 	case "tail":
 		return runTail(ctx, rest, stdout, stderr)
 	case "publish":

@@ -105,6 +105,7 @@ func (c *Config) check(given func(path string) bool) (Errors, []*Error) {
 	ck.peers(c)
 	ck.origins(c)
 	ck.coordination(c)
+	ck.audit(c.Audit)
 	return ck.errs, ck.warnings
 }
 

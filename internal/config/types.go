@@ -34,6 +34,9 @@ type Config struct {
 	// Intents is the TMF921 intent API and the intents we take on from
 	// peers (docs/intents.md); nil: off.
 	Intents *Intents `yaml:"intents"`
+	// Audit is the audit trail of what was sent to whom and who decided
+	// on actions (docs/coordination.md#audit-trail); on by default.
+	Audit Audit `yaml:"audit"`
 
 	// warnings are the non-fatal problems found by Parse, with their lines.
 	warnings []*Error

@@ -37,6 +37,10 @@ type Config struct {
 	Now func() time.Time
 	// Sweep is how often expiry is looked for (250 ms when 0).
 	Sweep time.Duration
+	// Audit records each action step the coordinator handled, ours and
+	// our peers' (the audit trail: who proposed or decided, and why).
+	// nil: none.
+	Audit func(st Step)
 }
 
 // Consumer is the durable consumer's name on the store.
@@ -143,6 +147,9 @@ func (c *Coordinator) handleMsg(ctx context.Context, m jetstream.Msg) {
 		}
 		_ = m.NakWithDelay(retryDelay(n))
 		return
+	}
+	if c.cfg.Audit != nil {
+		c.cfg.Audit(st)
 	}
 	_ = m.Ack()
 }
@@ -264,7 +271,7 @@ func (c *Coordinator) decide(ctx context.Context, st Step, now time.Time) error 
 		c.cfg.Log.Info().Str("action", st.ActionID).Str("proposer", st.Proposer).Str("rule", v.Rule).Msg("proposal waits for a decision")
 		return err
 	}
-	return c.grant(ctx, st, v.Rule, "policy", v.Duration, now)
+	return c.grant(ctx, st, v.Rule, "policy", v.Reason, v.Duration, now)
 }
 
 // conflict reports, without taking anything, whether a grant of st now
@@ -286,7 +293,7 @@ func (c *Coordinator) conflict(ctx context.Context, st Step, now time.Time) (*Re
 
 // grant takes the lease for st and answers accepted, or declined with
 // what stood in the way.
-func (c *Coordinator) grant(ctx context.Context, st Step, rule, by string, d time.Duration, now time.Time) error {
+func (c *Coordinator) grant(ctx context.Context, st Step, rule, by, reason string, d time.Duration, now time.Time) error {
 	recs, ref, err := c.cfg.Table.Grant(ctx, Grant{ActionID: st.ActionID, Holder: st.Proposer, Kind: st.Kind, Resources: resourceIDs(st.Resources),
 		Until: now.Add(d), Reverses: st.Reverses, HoldDown: c.cfg.Policy.HoldDown()}, now)
 	if err != nil {
@@ -295,7 +302,7 @@ func (c *Coordinator) grant(ctx context.Context, st Step, rule, by string, d tim
 	if ref != nil {
 		return c.refuse(ctx, st, ref, now)
 	}
-	return c.answer(ctx, st, Data{Phase: Accepted, Rule: rule, DecidedBy: by, Lease: leaseOf(recs)}, now)
+	return c.answer(ctx, st, Data{Phase: Accepted, Rule: rule, DecidedBy: by, Reason: reason, Lease: leaseOf(recs)}, now)
 }
 
 func (c *Coordinator) refuse(ctx context.Context, st Step, ref *Refusal, now time.Time) error {
@@ -348,7 +355,7 @@ func (c *Coordinator) renew(ctx context.Context, st Step, now time.Time) error {
 		}
 		return c.answer(ctx, st, Data{Phase: Declined, Rule: "lease-ended", DecidedBy: "policy", Reason: ref}, now)
 	}
-	return c.grant(ctx, st, "renewal", "policy", min(d, c.cfg.Policy.LeaseMax()), now)
+	return c.grant(ctx, st, "renewal", "policy", "", min(d, c.cfg.Policy.LeaseMax()), now)
 }
 
 // heldBy says why st's action does not hold all its leases now ("": it does).
@@ -571,7 +578,7 @@ func (c *Coordinator) Decide(ctx context.Context, actionID string, r Ruling) (Re
 				return rec, err
 			}
 		}
-		err = c.grant(ctx, st, "human", by, min(d, c.cfg.Policy.LeaseMax()), now)
+		err = c.grant(ctx, st, "human", by, orDefault(r.Reason, "accepted by "+by), min(d, c.cfg.Policy.LeaseMax()), now)
 	case CounterOffer:
 		if r.Duration <= 0 {
 			return rec, errors.New("a counter names the duration it offers")

@@ -355,7 +355,7 @@ func (e *Explainer) redacted(v *Verdict, ev, out *signal.Event, p *config.Peer) 
 	self := e.cfg.Operator.ID
 	for _, ptr := range p.Export.Redact {
 		one := exportpolicy.New(self, &config.Peer{ID: p.ID, Export: config.ExportPolicy{Redact: []string{ptr}}})
-		if changed, err := one.Redact(clone(ev)); err == nil && changed {
+		if removed, err := one.Redact(clone(ev)); err == nil && len(removed) > 0 {
 			v.Redacted = append(v.Redacted, ptr)
 		}
 	}

@@ -217,10 +217,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/actions", s.actions)
 	mux.HandleFunc("POST /v1/actions/{id}/{verb}", s.decide)
 	mux.HandleFunc("GET /v1/trace/{id}", s.traceOf)
+	mux.HandleFunc("GET /v1/audit", s.auditTrail)
+	mux.HandleFunc("GET /v1/audit/verify", s.auditVerify)
 	mux.HandleFunc("POST /v1/reload", s.reload)
 	mux.HandleFunc("POST /v1/drain", s.drain)
 	mux.HandleFunc("GET /v1/", func(w http.ResponseWriter, r *http.Request) {
-		problem(w, http.StatusNotFound, "no such endpoint %s: see docs/operations.md (GET /v1/peers, /v1/conditions, /v1/rejects, /v1/stream, /v1/actions, /v1/trace/{id}; POST /v1/events, /v1/actions/{id}/accept|decline, /v1/reload, /v1/drain)", r.URL.Path)
+		problem(w, http.StatusNotFound, "no such endpoint %s: see docs/operations.md (GET /v1/peers, /v1/conditions, /v1/rejects, /v1/stream, /v1/actions, /v1/trace/{id}, /v1/audit, /v1/audit/verify; POST /v1/events, /v1/actions/{id}/accept|decline, /v1/reload, /v1/drain)", r.URL.Path)
 	})
 	mux.Handle("GET /", dashboard())
 	for _, r := range s.routes {

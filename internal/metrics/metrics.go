@@ -277,12 +277,16 @@ var (
 		"The node's operator id.", []string{"operator"}, nil)
 	descCertExpiry = prometheus.NewDesc(Namespace+"_certificate_expiry_seconds",
 		"Seconds until a leaf TLS certificate the policy names expires (negative: expired): cert listener or listener-ca (ours, peer \"\"), client or peer-ca (for the peer we dial).", []string{"cert", "peer"}, nil)
+	descAudit = prometheus.NewDesc(Namespace+"_audit_records_total",
+		"Audit trail records of this process (docs/coordination.md#audit-trail): written (stored), retried (writes tried again), failed (not stored after the retries: the chain shows the gap), dropped (never written: the queue stayed full).", []string{"result"}, nil)
+	descAuditQueued = prometheus.NewDesc(Namespace+"_audit_queued",
+		"Audit trail records waiting to be written.", nil, nil)
 	descPeeringExpiry = prometheus.NewDesc(Namespace+"_peer_expiry_seconds",
 		"Seconds until the peering ends (peers[].expires; negative: ended). Absent for a peering without an end.", []string{"peer"}, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLinkUp, descHeld, descBacklog, descActive, descStale, descDropped, descSuppressed, descDampened, descRibIn, descRibInOver, descAdvisories, descLimits, descSession, descDowns, descFlaps, descRefreshes, descSwept, descSlow, descReloads, descReady, descInfo, descCertExpiry, descPeeringExpiry} {
+	for _, d := range []*prometheus.Desc{descLinkUp, descHeld, descBacklog, descActive, descStale, descDropped, descSuppressed, descDampened, descRibIn, descRibInOver, descAdvisories, descLimits, descSession, descDowns, descFlaps, descRefreshes, descSwept, descSlow, descReloads, descReady, descInfo, descCertExpiry, descPeeringExpiry, descAudit, descAuditQueued} {
 		ch <- d
 	}
 }
@@ -312,6 +316,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		case expiry.KindPeering:
 			ch <- prometheus.MustNewConstMetric(descPeeringExpiry, prometheus.GaugeValue, float64(e.SecondsLeft), e.Peer)
 		}
+	}
+	if st, ok := n.AuditStats(); ok {
+		for result, v := range map[string]uint64{"written": st.Written, "retried": st.Retried, "failed": st.Failed, "dropped": st.Dropped} {
+			ch <- prometheus.MustNewConstMetric(descAudit, prometheus.CounterValue, float64(v), result)
+		}
+		ch <- prometheus.MustNewConstMetric(descAuditQueued, prometheus.GaugeValue, float64(st.Queued))
 	}
 	for peer, byReason := range n.LimitRefusals() {
 		for reason, v := range byReason {

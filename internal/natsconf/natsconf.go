@@ -314,12 +314,13 @@ func dialing(cfg *config.Config, now time.Time) []*config.Peer {
 
 // localDeny is what local users may not publish: accepted signals, the
 // store's input, the signals flap dampening holds, those held for want of
-// a key and the peers' Adj-RIB-In (only the node writes them), dead
+// a key, the peers' Adj-RIB-In and the audit trail (only the node writes
+// them), dead
 // letters in the node's and the peers' names (closed loops may write
 // their own, an.dlq.loop-*), the coordination bucket, and JetStream
 // requests that would destroy the node's streams.
 func localDeny(cfg *config.Config) []string {
-	deny := []string{subject.Signals, subject.Store, subject.Held, subject.KeyHeld, subject.RibIn, subject.DLQPrefix + ".local.>"}
+	deny := []string{subject.Signals, subject.Store, subject.Held, subject.KeyHeld, subject.RibIn, subject.Audit, subject.DLQPrefix + ".local.>"}
 	for _, p := range cfg.Peers {
 		deny = append(deny, subject.DLQPrefix+"."+p.ID+".>")
 	}
@@ -330,7 +331,7 @@ func localDeny(cfg *config.Config) []string {
 	// KV_ANFED_LEASES): a local user that wrote one could end a link's
 	// work in the process holding it.
 	deny = append(deny, "$KV.ANFED_LEASES.>")
-	for _, stream := range []string{"ANFED_SIGNALS", "ANFED_DLQ", "ANFED_HELD", "KV_ANFED_COORD", "ANFED_KEYHELD", "ANFED_RIBIN", "KV_ANFED_LEASES"} {
+	for _, stream := range []string{"ANFED_SIGNALS", "ANFED_DLQ", "ANFED_HELD", "KV_ANFED_COORD", "ANFED_KEYHELD", "ANFED_RIBIN", "KV_ANFED_LEASES", "ANFED_AUDIT"} {
 		for _, op := range []string{"DELETE", "PURGE", "UPDATE", "MSG.DELETE"} {
 			deny = append(deny, "$JS.API.STREAM."+op+"."+stream)
 		}

@@ -162,7 +162,8 @@ func TestGenerateIsAcceptedByNATS(t *testing.T) {
 				require.NotNil(t, ou.Permissions.Publish)
 				want := []string{subject.Signals, subject.Store, "an.dlq.local.>", "$JS.API.STREAM.DELETE.ANFED_SIGNALS", "$JS.API.STREAM.PURGE.ANFED_SIGNALS",
 					"$KV.ANFED_COORD.>", "$JS.API.STREAM.PURGE.KV_ANFED_COORD",
-					"$KV.ANFED_LEASES.>", "$JS.API.STREAM.DELETE.KV_ANFED_LEASES"}
+					"$KV.ANFED_LEASES.>", "$JS.API.STREAM.DELETE.KV_ANFED_LEASES",
+					subject.Audit, "$JS.API.STREAM.MSG.DELETE.ANFED_AUDIT", "$JS.API.STREAM.PURGE.ANFED_AUDIT"}
 				for _, p := range cfg.Peers {
 					want = append(want, "an.dlq."+p.ID+".>")
 				}

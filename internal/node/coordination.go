@@ -63,7 +63,7 @@ func (n *Node) startCoordination(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
 			return publish(ctx, ev)
-		}, Log: n.log})
+		}, Log: n.log, Audit: n.auditAction})
 	if err := c.Start(ctx); err != nil {
 		return err
 	}

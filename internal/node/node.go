@@ -17,9 +17,11 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 	"github.com/rs/zerolog"
 
+	"github.com/anfed/anfed/internal/audit"
 	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/coordination"
@@ -100,6 +102,10 @@ type Node struct {
 	// it is encoded and published.
 	opsAcc *server.Account
 	coord  *coordination.Coordinator
+	// audit writes this process's chain of the audit trail (nil:
+	// audit.off); auditJS reads the trail.
+	audit   *audit.Writer
+	auditJS jetstream.JetStream
 	// extra are the node's other connections (coordination's).
 	extra []*nats.Conn
 	// mu guards links (Reload adds, rebuilds and removes them) and sec.
@@ -226,6 +232,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	if err := n.restoreKeys(ctx); err != nil {
+		return err
+	}
+	if err := n.startAudit(ctx); err != nil {
 		return err
 	}
 	rctx, cancel := context.WithCancel(context.Background())
@@ -623,6 +632,8 @@ func (n *Node) Stop() {
 		l.stop()
 	}
 	n.wg.Wait()
+	step("writing the audit trail's last records")
+	n.stopAudit()
 	step("closing the node's connections")
 	for _, l := range links {
 		l.nc.Close()

@@ -180,8 +180,12 @@ func (n *Node) startPipes(ctx context.Context, l *peerLink, p *config.Peer) (pp 
 		// A durable export consumer left from an earlier durable
 		// configuration is removed: its backlog will never be sent, and
 		// saying so is better than keeping it.
-		pp.lossy = outbound.NewLossySender(outbound.LossyConfig{Self: n.ID(), Peer: p.ID, Source: pp.xc, Conn: l.nc, Policy: exportpolicy.ForConfig(cfg, p, exportpolicy.WithIntents(n.intents)), Log: n.log,
-			Expired: p.ExpiredAt, LinkUp: func() bool { return n.LinkUp(p.ID) }, Held: l.held})
+		lcfg := outbound.LossyConfig{Self: n.ID(), Peer: p.ID, Source: pp.xc, Conn: l.nc, Policy: exportpolicy.ForConfig(cfg, p, exportpolicy.WithIntents(n.intents)), Log: n.log,
+			Expired: p.ExpiredAt, LinkUp: func() bool { return n.LinkUp(p.ID) }, Held: l.held}
+		if a := n.auditor(); a != nil {
+			lcfg.Audit = a // never a nil *audit.Writer in the interface
+		}
+		pp.lossy = outbound.NewLossySender(lcfg)
 		n.runExport(pctx, pp, &outbound.Export{Peer: p.ID, JS: n.store.JetStream(), Lossy: true, Send: pp.lossy.Run, Held: l.held})
 		return pp, nil
 	}
@@ -213,6 +217,9 @@ func (n *Node) startPipes(ctx context.Context, l *peerLink, p *config.Peer) (pp 
 		ResumeOnLoss: n.external(),
 		Held:         l.held,
 		Diverged:     func() { n.refreshAfterDrop(l.ps) },
+	}
+	if a := n.auditor(); a != nil {
+		scfg.Audit = a // never a nil *audit.Writer in the interface
 	}
 	if n.signer != nil {
 		scfg.Resign = n.signer.Sign // export.redact signs the redacted copy again

@@ -51,6 +51,8 @@ type LossyConfig struct {
 	// Expired and Held, as for SenderConfig.
 	Expired func(now time.Time) bool
 	Held    func() bool
+	// Audit, as for SenderConfig: each copy published on the link.
+	Audit Auditor
 }
 
 // NewLossySender returns the fire-and-forget sender cfg describes; Run
@@ -130,6 +132,7 @@ func (s *LossySender) Run(ctx context.Context) error {
 			s.droppedDown.Add(1)
 			return
 		}
+		audit(s.cfg.Audit, s.peer, c)
 		s.sent.Add(1)
 	}
 	// Bounded: past these limits NATS drops, which is this mode's promise.

@@ -161,13 +161,19 @@ func (s *Sender) Refresh(ctx context.Context, js jetstream.JetStream, id string,
 			if err != nil || ev.State == signal.Cleared || !ev.ExpiryTime.IsZero() && !ev.ExpiryTime.After(now) {
 				return
 			}
-			if !s.policy.Decide(ev, k.Class).Export || !s.reshape(ev) {
+			d := s.policy.Decide(ev, k.Class)
+			if !d.Export {
+				return
+			}
+			c, ok := s.reshape(ev, d.Rule)
+			if !ok {
 				return
 			}
 			out, err := outgoing(s.self, k, ev)
 			if err != nil {
 				return
 			}
+			c.Out = out
 			n++
 			out.Reply = replyPrefix + "." + strconv.Itoa(n)
 			out.Header.Set(link.HeaderRefresh, id)
@@ -184,6 +190,7 @@ func (s *Sender) Refresh(ctx context.Context, js jetstream.JetStream, id string,
 				sendErr = err
 				return
 			}
+			audit(s.cfg.Audit, s.peer, c)
 			st.Sent++
 			if err := settle(full); err != nil {
 				sendErr = err

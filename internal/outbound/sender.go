@@ -125,6 +125,24 @@ type SenderConfig struct {
 	// lease does, and a holder whose lease ran out sends nothing more
 	// (checked before every message). nil: always.
 	Held func() bool
+	// Audit keeps the audit trail's record of each copy put on the link
+	// (at its first send; resends carry the same bytes). nil: none.
+	Audit Auditor
+}
+
+// Auditor keeps the audit trail's record of a signal copy put on a
+// peer's link: body is the link message's body as sent, which the
+// auditor must only read (internal/audit.Writer hashes it off the
+// link's path).
+type Auditor interface {
+	Sent(peer, id, source, typ, subj, rule string, redacted []string, body []byte)
+}
+
+// audit records c, whose link message went on the link.
+func audit(a Auditor, peer string, c *Copy) {
+	if a != nil {
+		a.Sent(peer, c.Ev.ID, c.Ev.Source, c.Ev.Type, c.Ev.Subject, c.Rule, c.Redacted, c.Out.Data)
+	}
 }
 
 // ErrNotHeld is what a publish answers once the link's lease is lost.
@@ -292,6 +310,10 @@ type entry struct {
 	seq    uint64
 	stored time.Time
 	out    *nats.Msg
+	// copy is what the stages made, for the audit trail's record at the
+	// first send that goes out (Copy.recorded; the window keeps entries
+	// by value). nil: no audit.
+	copy *Copy
 }
 
 // pullExpiry bounds each pull request of the export consumer; heartbeats
@@ -483,6 +505,9 @@ func (x *wire) Send(e entry, prev uint64, front bool, now time.Time) bool {
 	setHeader(h, link.HeaderSent, strconv.FormatInt(now.UnixNano(), 10))
 	if err := s.publish(e.out); err != nil {
 		s.log.Debug().Err(err).Msg("link: publish") // the next probe finds it lost
+	} else if e.copy != nil && !e.copy.recorded {
+		audit(s.cfg.Audit, s.peer, e.copy)
+		e.copy.recorded = true
 	}
 	return true
 }
@@ -665,7 +690,11 @@ func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (entry, bool) {
 	out.Header[link.HeaderEpoch] = vals[1:2:2]
 	out.Header[link.HeaderPrev] = vals[2:3:3]
 	out.Header[link.HeaderSent] = vals[3:4:4]
-	return entry{msg: m, seq: seq, stored: meta.Timestamp, out: out}, true
+	e := entry{msg: m, seq: seq, stored: meta.Timestamp, out: out}
+	if s.cfg.Audit != nil {
+		e.copy = c
+	}
+	return e, true
 }
 
 // setHeader sets h's single value of key in place when it has one.
@@ -677,18 +706,18 @@ func setHeader(h nats.Header, key, v string) {
 	h[key] = []string{v}
 }
 
-// reshape makes the peer's copy of a signal the export policy passes, as
-// the stages do (redact, export-tags): a refresh re-states signals with
-// it. false: it cannot be made, and is not sent (logged).
-func (s *Sender) reshape(ev *signal.Event) bool {
-	c := &Copy{Ev: ev}
+// reshape makes the peer's copy of a signal the export policy passes
+// by rule, as the stages do (redact, export-tags): a refresh re-states
+// signals with it. false: it cannot be made, and is not sent (logged).
+func (s *Sender) reshape(ev *signal.Event, rule string) (*Copy, bool) {
+	c := &Copy{Ev: ev, Rule: rule}
 	for _, st := range s.stages {
 		if st.Name != StageRedact && st.Name != StageExportTags {
 			continue
 		}
 		if err := st.Run(c); err != nil {
-			return false
+			return nil, false
 		}
 	}
-	return true
+	return c, true
 }

@@ -22,8 +22,12 @@ type Copy struct {
 	Now    time.Time
 	// Rule is the export policy's decision (exportpolicy.Decision.Rule).
 	Rule string
+	// Redacted: the export.redact fields the redact stage removed.
+	Redacted []string
 	// Out is the link message, from the link-message stage on.
 	Out *nats.Msg
+	// recorded: the audit trail has its record (Sender).
+	recorded bool
 }
 
 // Stage is one step of a signal towards a peer, by name. A stage that
@@ -155,7 +159,8 @@ func (st *stager) redact(c *Copy) error {
 	var err error
 	resign := false
 	if st.policy.Redacts() {
-		resign, err = st.policy.Redact(c.Ev)
+		c.Redacted, err = st.policy.Redact(c.Ev)
+		resign = len(c.Redacted) > 0
 		if err != nil {
 			err = fmt.Errorf("export.redact: %w", err)
 		}

@@ -91,6 +91,13 @@ const (
 	// APIKeys answers with the node's signing keys: ours, our rotation,
 	// each peer's pinned keys and its last rotation.
 	APIKeys = "an.api.keys"
+	// APIAudit answers a query of the audit trail (internal/audit):
+	// {"peer":"...","kind":"...","since":"RFC 3339","verify":true}.
+	APIAudit = "an.api.audit"
+	// AuditPrefix and Audit: the audit trail's records,
+	// an.audit.<chain>.<kind>.<peer> (internal/audit).
+	AuditPrefix = "an.audit"
+	Audit       = "an.audit.>"
 	// AckPrefix starts the inboxes of a node's requests on a link.
 	AckPrefix = "an.ack"
 )

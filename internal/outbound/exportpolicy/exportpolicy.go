@@ -33,6 +33,7 @@ type Policy struct {
 	explicit    bool              // transitFrom was written in the policy
 	roles       map[string]string // our peers' roles; unknown ones count as peers
 	redact      [][]string        // JSON pointers into data, as tokens below /data
+	redactNames []string          // the same pointers as export.redact writes them
 	minSev      int
 	tags        config.ExportTags
 	filter      *filter.Filter // export.filter; nil: none
@@ -75,7 +76,8 @@ func New(self string, p *config.Peer, opts ...Option) *Policy {
 		transit:       p.Export.Transit,
 		transitFrom:   p.Export.TransitFrom,
 		explicit:      len(p.Export.TransitFrom) > 0,
-		redact:        pointers(p.Export.Redact),
+		redactNames:   redactable(p.Export.Redact),
+		redact:        pointers(redactable(p.Export.Redact)),
 		intentClasses: p.Export.IntentClasses,
 		minSev:        p.Export.MinSeverity,
 		tags:          p.Export.Tags,
@@ -133,6 +135,18 @@ func (p *Policy) transitRule(ev *signal.Event) string {
 		from, role, p.peer, p.role)
 }
 
+// redactable is what of export.redact points below /data (config
+// checks that all of it does).
+func redactable(list []string) []string {
+	var out []string
+	for _, ptr := range list {
+		if rest, ok := strings.CutPrefix(ptr, "/data/"); ok && rest != "" {
+			out = append(out, ptr)
+		}
+	}
+	return out
+}
+
 // pointers parses export.redact (checked by config): "/data/a/b~1c" is
 // [a b/c].
 func pointers(list []string) [][]string {
@@ -155,40 +169,41 @@ func pointers(list []string) [][]string {
 // receives (export.redact).
 func (p *Policy) Redacts() bool { return len(p.redact) > 0 }
 
-// Redact removes the export.redact fields from ev's data and reports
-// whether it removed any. Only the origin may do this, and must sign the
-// result again: the origin's signature covers the data's bytes.
-func (p *Policy) Redact(ev *signal.Event) (bool, error) {
+// Redact removes the export.redact fields from ev's data and returns
+// those it removed (as export.redact names them; none: ev unchanged).
+// Only the origin may do this, and must sign the result again: the
+// origin's signature covers the data's bytes.
+func (p *Policy) Redact(ev *signal.Event) ([]string, error) {
 	if len(p.redact) == 0 {
-		return false, nil
+		return nil, nil
 	}
 	if ev.Origin != p.self {
-		return false, fmt.Errorf("redact %s: a signal of %s carries its origin's signature; only %s can redact it", ev.ID, ev.Origin, ev.Origin)
+		return nil, fmt.Errorf("redact %s: a signal of %s carries its origin's signature; only %s can redact it", ev.ID, ev.Origin, ev.Origin)
 	}
 	d := json.NewDecoder(bytes.NewReader(ev.Data))
 	d.UseNumber() // numbers keep their digits
 	var data any
 	if err := d.Decode(&data); err != nil {
-		return false, fmt.Errorf("redact %s: data: %w", ev.ID, err)
+		return nil, fmt.Errorf("redact %s: data: %w", ev.ID, err)
 	}
-	changed := false
-	for _, toks := range p.redact {
+	var removed []string
+	for i, toks := range p.redact {
 		var ok bool
 		if data, ok = remove(data, toks); ok {
-			changed = true
+			removed = append(removed, p.redactNames[i])
 		}
 	}
-	if !changed {
-		return false, nil
+	if len(removed) == 0 {
+		return nil, nil
 	}
 	var b bytes.Buffer
 	e := json.NewEncoder(&b)
 	e.SetEscapeHTML(false)
 	if err := e.Encode(data); err != nil {
-		return false, fmt.Errorf("redact %s: %w", ev.ID, err)
+		return nil, fmt.Errorf("redact %s: %w", ev.ID, err)
 	}
 	ev.Data = json.RawMessage(bytes.TrimRight(b.Bytes(), "\n"))
-	return true, nil
+	return removed, nil
 }
 
 // remove deletes the value at toks below v, if there is one.

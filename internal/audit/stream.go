@@ -1,0 +1,141 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/anfed/anfed/internal/subject"
+)
+
+// Stream keeps the records, in the operations account, on
+// an.audit.<chain>.<kind>.<peer>.
+const Stream = "ANFED_AUDIT"
+
+// DefaultMaxAge is how long records are kept without audit.max_age.
+const DefaultMaxAge = 90 * 24 * time.Hour
+
+// Subject is where a record is kept: its chain, kind and peer as tokens,
+// so that one wildcard picks a peer's records.
+func Subject(chain, kind, peer string) string {
+	return subject.AuditPrefix + "." + subject.Token(chain) + "." + subject.Token(kind) + "." + subject.Token(peer)
+}
+
+// Open creates or updates the stream: records older than maxAge expire,
+// and at maxBytes (its share of storage.max_bytes, store.Split) the
+// oldest go first, so the trail always holds the latest.
+func Open(ctx context.Context, js jetstream.JetStream, maxAge time.Duration, maxBytes int64, replicas int) error {
+	if maxAge <= 0 {
+		maxAge = DefaultMaxAge
+	}
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        Stream,
+		Description: "anfed audit trail: what was sent to which peer, and who decided on actions (hash chained)",
+		Subjects:    []string{subject.Audit},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      maxAge,
+		MaxBytes:    maxBytes,
+		// A record is written again after a write that failed or went
+		// unanswered, with the same id (chain.n): stored once.
+		Duplicates: 2 * time.Minute,
+		Replicas:   replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("create stream %s: %w", Stream, err)
+	}
+	return nil
+}
+
+// Filter picks records: by peer (our peer, or the operator whose action
+// step it is), kind, and time.
+type Filter struct {
+	Peer  string
+	Kind  string
+	Since time.Time
+}
+
+func (f Filter) subject() string {
+	kind, peer := "*", "*"
+	if f.Kind != "" {
+		kind = subject.Token(f.Kind)
+	}
+	if f.Peer != "" {
+		peer = subject.Token(f.Peer)
+	}
+	if kind == "*" && peer == "*" {
+		return subject.Audit
+	}
+	return subject.AuditPrefix + ".*." + kind + "." + peer
+}
+
+// Read returns the records f picks, in the order they were stored. A
+// stored message that is not a record (written by hand) is returned with
+// its sequence and an empty chain, so that Verify names it.
+func Read(ctx context.Context, js jetstream.JetStream, f Filter) ([]Stored, error) {
+	st, err := js.Stream(ctx, Stream)
+	if err != nil {
+		return nil, fmt.Errorf("audit: stream %s: %w", Stream, err)
+	}
+	out := []Stored{}
+	if st.CachedInfo().State.Msgs == 0 {
+		return out, nil
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.subject()}}
+	if !f.Since.IsZero() {
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &f.Since
+	}
+	cons, err := st.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("audit: read %s: %w", Stream, err)
+	}
+	// The consumer counts what the filter picks when it is made: read
+	// that many (records stored meanwhile wait for the next read).
+	want := cons.CachedInfo().NumPending
+	for uint64(len(out)) < want && ctx.Err() == nil {
+		batch, err := cons.Fetch(int(min(want-uint64(len(out)), 512)), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return nil, fmt.Errorf("audit: read %s: %w", Stream, err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			meta, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			r := Stored{Seq: meta.Sequence.Stream}
+			if err := json.Unmarshal(m.Data(), &r.Record); err != nil {
+				r.Record = Record{Chain: "(not a record)", Hash: "-"}
+			}
+			out = append(out, r)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return nil, fmt.Errorf("audit: read %s: %w", Stream, err)
+		}
+		if n == 0 {
+			break // expired meanwhile
+		}
+	}
+	return out, ctx.Err()
+}
+
+// ParseSince reads a query's since: a time in RFC 3339, or a duration
+// back from now ("24h"). "" is no bound.
+func ParseSince(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("since %q: want a time in RFC 3339 (2026-12-07T08:00:00Z) or a duration back from now (24h)", s)
+}

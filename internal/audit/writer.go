@@ -1,0 +1,219 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+	"github.com/rs/zerolog"
+)
+
+// Queue is how many records wait for the writer at most; QueueWait how
+// long Add waits for room when they are that many, before it gives the
+// record up (counted in Stats.Dropped and logged).
+const (
+	Queue     = 16384
+	QueueWait = 2 * time.Second
+)
+
+// Writer appends records to one chain of its own (one per process and
+// start: see docs/coordination.md#audit-trail). Add hands a record over
+// and returns: the writer numbers, chains and hashes it, and writes it
+// asynchronously, so the link never waits for the audit's store; a write
+// that fails is tried again (the same id: stored once), and one that
+// fails for good is counted and logged, never lost silently.
+type Writer struct {
+	js    jetstream.JetStream
+	self  string
+	chain string
+	log   zerolog.Logger
+
+	in     chan pending
+	acks   chan ack
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	closed atomic.Bool
+
+	head                              atomic.Uint64 // the last number given
+	written, failed, dropped, retried atomic.Uint64
+}
+
+// pending is a record and, for a sent copy, the bytes whose digest it
+// carries (hashed by the writer, off the link's path).
+type pending struct {
+	r    Record
+	body []byte
+}
+
+type ack struct {
+	f   jetstream.PubAckFuture
+	msg *nats.Msg
+	n   uint64
+}
+
+// NewWriter returns a writer of a new chain of self's records through js
+// (a connection of its own, to the operations account); Close ends it.
+func NewWriter(js jetstream.JetStream, self string, log zerolog.Logger) *Writer {
+	w := &Writer{js: js, self: self, chain: nuid.Next(), log: log.With().Str("component", "audit").Logger(),
+		in: make(chan pending, Queue), acks: make(chan ack, 4096), stop: make(chan struct{})}
+	w.wg.Add(2)
+	go func() { defer w.wg.Done(); w.run() }()
+	go func() { defer w.wg.Done(); w.confirm() }()
+	w.log.Info().Str("chain", w.chain).Msg("audit: a new chain of records begins")
+	return w
+}
+
+// Chain is the writer's chain.
+func (w *Writer) Chain() string { return w.chain }
+
+// Head is the number of the last record the writer took.
+func (w *Writer) Head() uint64 { return w.head.Load() }
+
+// Stats are the writer's counts.
+type Stats struct {
+	// Written: stored; Failed: given up after the retries; Dropped:
+	// never written, the queue was full (or the writer closed); Retried:
+	// writes tried again; Queued: waiting now.
+	Written, Failed, Dropped, Retried uint64
+	Queued                            int
+}
+
+// Stats reports the writer's counts.
+func (w *Writer) Stats() Stats {
+	return Stats{Written: w.written.Load(), Failed: w.failed.Load(), Dropped: w.dropped.Load(), Retried: w.retried.Load(), Queued: len(w.in)}
+}
+
+// Sent records a copy put on peer's link: body is the link message's
+// body as sent (the writer hashes it; the caller must not change it).
+func (w *Writer) Sent(peer, id, source, typ, subj, rule string, redacted []string, body []byte) {
+	w.add(pending{r: Record{Kind: KindSent, Peer: peer, Signal: id, Source: source, Type: typ, Subject: subj, Rule: rule, Redacted: redacted}, body: body})
+}
+
+// Action records an action step by operator by.
+func (w *Writer) Action(r Record) {
+	r.Kind = KindAction
+	w.add(pending{r: r})
+}
+
+func (w *Writer) add(p pending) {
+	if w.closed.Load() {
+		w.drop("the writer is closed")
+		return
+	}
+	p.r.Time = time.Now().UTC()
+	select {
+	case w.in <- p:
+		return
+	default:
+	}
+	t := time.NewTimer(QueueWait)
+	defer t.Stop()
+	select {
+	case w.in <- p:
+	case <-t.C:
+		w.drop(fmt.Sprintf("%d records wait for the store already", Queue))
+	case <-w.stop:
+		w.drop("the writer is closed")
+	}
+}
+
+func (w *Writer) drop(why string) {
+	w.dropped.Add(1)
+	w.log.Error().Str("why", why).Uint64("dropped", w.dropped.Load()).Msg("audit: a record was not written (anfed_audit_dropped_total)")
+}
+
+// run numbers, chains and writes the records in the order they came.
+func (w *Writer) run() {
+	defer close(w.acks)
+	var prev string
+	var n uint64
+	write := func(p pending) {
+		n++
+		r := p.r
+		r.Chain, r.N, r.Prev, r.Node = w.chain, n, prev, w.self
+		if p.body != nil {
+			r.Digest, r.Size = Digest(p.body), len(p.body)
+		}
+		r.Hash = r.Sum()
+		prev = r.Hash
+		w.head.Store(n)
+		b, _ := json.Marshal(r)
+		m := &nats.Msg{Subject: Subject(r.Chain, r.Kind, r.Peer), Data: b, Header: nats.Header{}}
+		m.Header.Set(jetstream.MsgIDHeader, r.Chain+"."+strconv.FormatUint(n, 10))
+		m.Header.Set(jetstream.ExpectedStreamHeader, Stream)
+		f, err := w.js.PublishMsgAsync(m)
+		if err != nil {
+			w.retry(m, n, err)
+			return
+		}
+		w.acks <- ack{f: f, msg: m, n: n}
+	}
+	for {
+		select {
+		case p := <-w.in:
+			write(p)
+		case <-w.stop:
+			for {
+				select {
+				case p := <-w.in:
+					write(p)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// confirm waits for each write's answer, in order, and writes again
+// what failed.
+func (w *Writer) confirm() {
+	for a := range w.acks {
+		select {
+		case <-a.f.Ok():
+			w.written.Add(1)
+		case err := <-a.f.Err():
+			w.retry(a.msg, a.n, err)
+		}
+	}
+}
+
+// retry writes m again, waiting for the answer, a few times; its id
+// makes a write that was stored after all count once.
+func (w *Writer) retry(m *nats.Msg, n uint64, err error) {
+	for i := 0; i < 3; i++ {
+		w.retried.Add(1)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err = w.js.PublishMsg(ctx, m)
+		cancel()
+		if err == nil {
+			w.written.Add(1)
+			return
+		}
+		time.Sleep(time.Duration(i+1) * 100 * time.Millisecond)
+	}
+	w.failed.Add(1)
+	w.log.Error().Err(err).Str("chain", w.chain).Uint64("n", n).Uint64("failed", w.failed.Load()).
+		Msg("audit: a record could not be stored (anfed_audit_write_failures_total): the chain shows the gap")
+}
+
+// Close writes what was handed over, waits for the answers, and ends the
+// writer. Records handed over later are counted as dropped.
+func (w *Writer) Close() {
+	if w.closed.Swap(true) {
+		return
+	}
+	close(w.stop)
+	w.wg.Wait()
+	for len(w.in) > 0 { // handed over as the writer closed
+		<-w.in
+		w.drop("the writer closed")
+	}
+}
