@@ -1,10 +1,12 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -74,9 +76,8 @@ func (f Filter) subject() string {
 	return subject.AuditPrefix + ".*." + kind + "." + peer
 }
 
-// Read returns the records f picks, in the order they were stored. A
-// stored message that is not a record (written by hand) is returned with
-// its sequence and an empty chain, so that Verify names it.
+// Read returns the records f picks, in the order they were stored, each
+// with the sequence of the message that holds it.
 func Read(ctx context.Context, js jetstream.JetStream, f Filter) ([]Stored, error) {
 	st, err := js.Stream(ctx, Stream)
 	if err != nil {
@@ -96,24 +97,25 @@ func Read(ctx context.Context, js jetstream.JetStream, f Filter) ([]Stored, erro
 	}
 	// The consumer counts what the filter picks when it is made: read
 	// that many (records stored meanwhile wait for the next read).
-	want := cons.CachedInfo().NumPending
-	for uint64(len(out)) < want && ctx.Err() == nil {
-		batch, err := cons.Fetch(int(min(want-uint64(len(out)), 512)), jetstream.FetchMaxWait(5*time.Second))
+	want, read := cons.CachedInfo().NumPending, uint64(0)
+	for read < want && ctx.Err() == nil {
+		batch, err := cons.Fetch(int(min(want-read, 512)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			return nil, fmt.Errorf("audit: read %s: %w", Stream, err)
 		}
 		n := 0
 		for m := range batch.Messages() {
 			n++
+			read++
 			meta, err := m.Metadata()
 			if err != nil {
 				continue
 			}
-			r := Stored{Seq: meta.Sequence.Stream}
-			if err := json.Unmarshal(m.Data(), &r.Record); err != nil {
-				r.Record = Record{Chain: "(not a record)", Hash: "-"}
+			from := len(out)
+			out = appendRecords(out, m.Data(), meta.Sequence.Stream)
+			if !f.Since.IsZero() { // a message holds records of a few moments before it was stored
+				out = append(out[:from], slices.DeleteFunc(out[from:], func(r Stored) bool { return r.Time.Before(f.Since) })...)
 			}
-			out = append(out, r)
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 			return nil, fmt.Errorf("audit: read %s: %w", Stream, err)
@@ -123,6 +125,24 @@ func Read(ctx context.Context, js jetstream.JetStream, f Filter) ([]Stored, erro
 		}
 	}
 	return out, ctx.Err()
+}
+
+// appendRecords appends the records of one stored message (JSON Lines:
+// the writer stores what waited together in one message per subject).
+// A line that is not a record (written by hand) is kept with an empty
+// chain, so that Verify names it.
+func appendRecords(out []Stored, body []byte, seq uint64) []Stored {
+	for _, line := range bytes.Split(body, []byte{'\n'}) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		r := Stored{Seq: seq}
+		if err := json.Unmarshal(line, &r.Record); err != nil || r.Chain == "" {
+			r.Record = Record{Chain: "(not a record)", N: 1, Hash: "-"}
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // ParseSince reads a query's since: a time in RFC 3339, or a duration

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -37,6 +38,7 @@ type Writer struct {
 
 	in     chan pending
 	acks   chan ack
+	room   chan struct{} // batches in flight; run's, read by confirm
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	closed atomic.Bool
@@ -52,17 +54,20 @@ type pending struct {
 	body []byte
 }
 
+// ack is a batch's write: its first record's number and how many.
 type ack struct {
-	f   jetstream.PubAckFuture
-	msg *nats.Msg
-	n   uint64
+	f       jetstream.PubAckFuture
+	err     error // the write failed before it went out
+	msg     *nats.Msg
+	n       uint64
+	records uint64
 }
 
 // NewWriter returns a writer of a new chain of self's records through js
 // (a connection of its own, to the operations account); Close ends it.
 func NewWriter(js jetstream.JetStream, self string, log zerolog.Logger) *Writer {
 	w := &Writer{js: js, self: self, chain: nuid.Next(), log: log.With().Str("component", "audit").Logger(),
-		in: make(chan pending, Queue), acks: make(chan ack, 4096), stop: make(chan struct{})}
+		in: make(chan pending, Queue), acks: make(chan ack, inFlight), stop: make(chan struct{}), room: make(chan struct{}, inFlight)}
 	w.wg.Add(2)
 	go func() { defer w.wg.Done(); w.run() }()
 	go func() { defer w.wg.Done(); w.confirm() }()
@@ -129,45 +134,92 @@ func (w *Writer) drop(why string) {
 	w.log.Error().Str("why", why).Uint64("dropped", w.dropped.Load()).Msg("audit: a record was not written (anfed_audit_dropped_total)")
 }
 
+// Batching: what waits when a write goes out is written together, one
+// message per subject (kind and peer) holding its records as JSON Lines,
+// with at most inFlight batches unanswered. At a low rate each record is
+// written at once; under load a stored message (a flushed write with
+// storage.sync always) carries many records.
+const (
+	maxBatch      = 256
+	maxBatchBytes = 256 << 10
+	inFlight      = 2
+)
+
 // run numbers, chains and writes the records in the order they came.
 func (w *Writer) run() {
 	defer close(w.acks)
 	var prev string
 	var n uint64
-	write := func(p pending) {
-		n++
-		r := p.r
-		r.Chain, r.N, r.Prev, r.Node = w.chain, n, prev, w.self
-		if p.body != nil {
-			r.Digest, r.Size = Digest(p.body), len(p.body)
+	room := w.room
+	write := func(batch []pending) {
+		type group struct {
+			subj  string
+			first uint64
+			body  []byte
 		}
-		r.Hash = r.Sum()
-		prev = r.Hash
+		var groups []*group
+		bySubj := map[string]*group{}
+		for _, p := range batch {
+			n++
+			r := p.r
+			r.Chain, r.N, r.Prev, r.Node = w.chain, n, prev, w.self
+			if p.body != nil {
+				r.Digest, r.Size = Digest(p.body), len(p.body)
+			}
+			r.Hash = r.Sum()
+			prev = r.Hash
+			subj := Subject(r.Chain, r.Kind, r.Peer)
+			g := bySubj[subj]
+			if g == nil {
+				g = &group{subj: subj, first: n}
+				bySubj[subj] = g
+				groups = append(groups, g)
+			}
+			b, _ := json.Marshal(r)
+			g.body = append(append(g.body, b...), '\n')
+		}
 		w.head.Store(n)
-		b, _ := json.Marshal(r)
-		m := &nats.Msg{Subject: Subject(r.Chain, r.Kind, r.Peer), Data: b, Header: nats.Header{}}
-		m.Header.Set(jetstream.MsgIDHeader, r.Chain+"."+strconv.FormatUint(n, 10))
-		m.Header.Set(jetstream.ExpectedStreamHeader, Stream)
-		f, err := w.js.PublishMsgAsync(m)
-		if err != nil {
-			w.retry(m, n, err)
-			return
+		for _, g := range groups {
+			m := &nats.Msg{Subject: g.subj, Data: g.body, Header: nats.Header{}}
+			m.Header.Set(jetstream.MsgIDHeader, w.chain+"."+strconv.FormatUint(g.first, 10))
+			m.Header.Set(jetstream.ExpectedStreamHeader, Stream)
+			records := uint64(bytes.Count(g.body, []byte{'\n'}))
+			room <- struct{}{} // released by confirm
+			f, err := w.js.PublishMsgAsync(m)
+			if err != nil {
+				w.acks <- ack{msg: m, n: g.first, records: records, err: err}
+				continue
+			}
+			w.acks <- ack{f: f, msg: m, n: g.first, records: records}
 		}
-		w.acks <- ack{f: f, msg: m, n: n}
+	}
+	batch := make([]pending, 0, maxBatch)
+	take := func() {
+		size := 0
+		for len(batch) < maxBatch && size < maxBatchBytes {
+			select {
+			case p := <-w.in:
+				batch = append(batch, p)
+				size += 512 + len(p.r.Reason)
+				continue
+			default:
+			}
+			break
+		}
 	}
 	for {
 		select {
 		case p := <-w.in:
-			write(p)
+			batch = append(batch[:0], p)
+			take()
+			write(batch)
 		case <-w.stop:
-			for {
-				select {
-				case p := <-w.in:
-					write(p)
-				default:
-					return
-				}
+			for len(w.in) > 0 {
+				batch = batch[:0]
+				take()
+				write(batch)
 			}
+			return
 		}
 	}
 }
@@ -176,32 +228,39 @@ func (w *Writer) run() {
 // what failed.
 func (w *Writer) confirm() {
 	for a := range w.acks {
-		select {
-		case <-a.f.Ok():
-			w.written.Add(1)
-		case err := <-a.f.Err():
-			w.retry(a.msg, a.n, err)
+		err := a.err
+		if a.f != nil {
+			select {
+			case <-a.f.Ok():
+			case err = <-a.f.Err():
+			}
 		}
+		if err == nil {
+			w.written.Add(a.records)
+		} else {
+			w.retry(a.msg, a.n, a.records, err)
+		}
+		<-w.room
 	}
 }
 
 // retry writes m again, waiting for the answer, a few times; its id
 // makes a write that was stored after all count once.
-func (w *Writer) retry(m *nats.Msg, n uint64, err error) {
+func (w *Writer) retry(m *nats.Msg, n, records uint64, err error) {
 	for i := 0; i < 3; i++ {
 		w.retried.Add(1)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_, err = w.js.PublishMsg(ctx, m)
 		cancel()
 		if err == nil {
-			w.written.Add(1)
+			w.written.Add(records)
 			return
 		}
 		time.Sleep(time.Duration(i+1) * 100 * time.Millisecond)
 	}
-	w.failed.Add(1)
-	w.log.Error().Err(err).Str("chain", w.chain).Uint64("n", n).Uint64("failed", w.failed.Load()).
-		Msg("audit: a record could not be stored (anfed_audit_write_failures_total): the chain shows the gap")
+	w.failed.Add(records)
+	w.log.Error().Err(err).Str("chain", w.chain).Uint64("n", n).Uint64("records", records).Uint64("failed", w.failed.Load()).
+		Msg("audit: records could not be stored (anfed_audit_records_total{result=\"failed\"}): the chain shows the gap")
 }
 
 // Close writes what was handed over, waits for the answers, and ends the

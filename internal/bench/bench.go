@@ -28,9 +28,12 @@ import (
 
 // Row names.
 const (
-	RowRawNATS    = "raw-nats-leaf"
-	RowCross      = "anfed-cross"
-	RowLossy      = "anfed-cross-lossy"
+	RowRawNATS = "raw-nats-leaf"
+	RowCross   = "anfed-cross"
+	RowLossy   = "anfed-cross-lossy"
+	// RowNoAudit is anfed-cross with the audit trail off (audit.off) at
+	// both nodes: anfed-cross less it is the trail's cost per signal.
+	RowNoAudit    = "anfed-cross-no-audit"
 	RowSignVerify = "sign+verify"
 	RowRawJS      = "raw-jetstream"
 	RowIntake     = "anfed-intake"
@@ -54,7 +57,7 @@ func Rows(rate int) []string {
 	if rate != ModestRate {
 		rows = append(rows, RowPaced(ModestRate))
 	}
-	return append(rows, RowLossy, RowRawSourcing, RowRawSourcingSigned, RowSignVerify, RowRawJS, RowIntake, RowWebhook)
+	return append(rows, RowNoAudit, RowLossy, RowRawSourcing, RowRawSourcingSigned, RowSignVerify, RowRawJS, RowIntake, RowWebhook)
 }
 
 // Options configure a run.
@@ -325,6 +328,16 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err == nil && o.Rate != ModestRate {
 		err = add(cross(ctx, e, p, tpl, RowPaced(ModestRate), o.spec(RowPaced(ModestRate), modest)))
 	}
+	p.stop()
+	if err != nil {
+		return rep, err
+	}
+	// 4a. The same with the audit trail off: what its records cost.
+	say("starting anfed nodes op-a and op-b, linked, audit.off")
+	if p, err = e.startPairEdit(ctx, 0, func(a, b *config.Config) { a.Audit.Off, b.Audit.Off = true, true }); err != nil {
+		return rep, err
+	}
+	err = add(cross(ctx, e, p, tpl, RowNoAudit, o.spec(RowNoAudit, sat)))
 	p.stop()
 	if err != nil {
 		return rep, err

@@ -188,8 +188,13 @@ func (e *env) startPair(ctx context.Context, extraPeers int) (*pair, error) {
 // startPairWith is startPair with op-a's export to op-b in delivery mode
 // ("": the default, durable).
 func (e *env) startPairWith(ctx context.Context, extraPeers int, delivery string) (*pair, error) {
+	return e.startPairEdit(ctx, extraPeers, func(ca, _ *config.Config) { ca.Peers[0].Export.Delivery = delivery })
+}
+
+// startPairEdit is startPair with edit applied to both configs.
+func (e *env) startPairEdit(ctx context.Context, extraPeers int, edit func(a, b *config.Config)) (*pair, error) {
 	ca, cb := e.pairConfigs(extraPeers)
-	ca.Peers[0].Export.Delivery = delivery
+	edit(ca, cb)
 	na, err := e.startNode(ctx, ca)
 	if err != nil {
 		return nil, err
