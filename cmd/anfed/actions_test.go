@@ -99,4 +99,26 @@ func TestActionCommands(t *testing.T) {
 	assert.Contains(t, errs, "no stored signal has that id")
 	code, _, _ = runCmd("trace")
 	assert.Equal(t, exitUsage, code)
+
+	// op-a's audit trail, as a local user reads it: the proposal and the
+	// accept, as JSON Lines; the chains verify; a bad --since is refused
+	natstest.WaitFor(t, 10*time.Second, func() error {
+		code, out, errs := runCmd(append([]string{"audit", "--kind", "action", "--since", "1h"}, flags...)...)
+		if code != exitOK {
+			return fmt.Errorf("%d %s", code, errs)
+		}
+		if !strings.Contains(out, `"action":"b-drain-cli","phase":"proposed"`) || !strings.Contains(out, `"phase":"accepted","decided_by":"noc-alice"`) {
+			return fmt.Errorf("no proposal or accept in %s", out)
+		}
+		return nil
+	})
+	code, out, errs = runCmd(append([]string{"audit", "--peer", "op-b", "--kind", "sent"}, flags...)...)
+	require.Equal(t, exitOK, code, errs)
+	assert.Contains(t, out, `"peer":"op-b","signal":"op-a/b-drain-cli/accepted`)
+	code, out, errs = runCmd(append([]string{"audit", "--verify"}, flags...)...)
+	require.Equal(t, exitOK, code, errs)
+	assert.Contains(t, out, "audit trail verified")
+	code, _, errs = runCmd(append([]string{"audit", "--since", "yesterday"}, flags...)...)
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errs, "RFC 3339")
 }

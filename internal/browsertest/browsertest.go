@@ -55,7 +55,7 @@ func OpenPage(t testing.TB, exe, url string) (context.Context, func(sel string, 
 		for {
 			tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			act := chromedp.Text(chromedp.CSS(sel)) // the rendered text
-			if strings.HasPrefix(sel, "#map") {
+			if strings.HasPrefix(sel, "#map") || strings.HasPrefix(sel, "#tracegraph") {
 				act = chromedp.TextContent(chromedp.CSS(sel)) // an SVG has no innerText
 			}
 			got, err := chromedp.Run(tctx, act)

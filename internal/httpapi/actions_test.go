@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/anfed/anfed/internal/audit"
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/coordination"
 	"github.com/anfed/anfed/internal/natstest"
@@ -82,6 +83,32 @@ func TestActionsAPI(t *testing.T) {
 		}
 		return nil
 	})
+	// op-a's audit trail: the proposal and noc-alice's decline, as JSON
+	// Lines; what op-a sent op-b (its decline) with its digest
+	natstest.WaitFor(t, 10*time.Second, func() error {
+		code, body := get(t, a.url+"/v1/audit?peer=op-a&kind=action")
+		if code != http.StatusOK || !strings.Contains(body, `"decided_by":"noc-alice"`) {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		lines := strings.Split(strings.TrimSpace(body), "\n")
+		var r audit.Record
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
+			return err
+		}
+		if r.Action != "b-drain-http" || r.Phase != "declined" || r.Reason != "not during the freeze" || r.Rule != "human" {
+			return fmt.Errorf("%+v", r)
+		}
+		return nil
+	})
+	code, body = get(t, a.url+"/v1/audit?peer=op-b&kind=sent")
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Contains(t, body, `"digest":"sha256:`)
+	code, body = get(t, a.url+"/v1/audit/verify")
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Contains(t, body, `"ok": true`)
+	code, body = get(t, a.url+"/v1/audit?since=yesterday")
+	assert.Equal(t, http.StatusBadRequest, code, body)
+	assert.Contains(t, body, "RFC 3339")
 }
 
 // drainPair is pair with actions crossing both ways: op-a (with the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,4 +126,24 @@ func TestDashboardDecidesPendingProposal(t *testing.T) {
 	see("#actresult", "b-drain-web: accepted")
 	see("#leases tbody", "ic-paris-1", "op-a", "op-b", "b-drain-web")
 	see("#actions tbody", "b-drain-web", "op-a: accepted (human)")
+
+	// The action's trace as a graph: op-b's proposal, through op-b, and
+	// op-a's accept, ours, an arrow from the one to the other.
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`a[data-trace="b-drain-web"]`))))
+	see("#traceinfo", "b-drain-web: 2 signal(s) in the chain")
+	see("#tracegraph", "op-b · action · raised", "via op-b", "op-a · action · raised", "ours")
+	edges, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#tracegraph path.cause")].map(e => e.dataset.from + " -> " + e.dataset.to)`))
+	require.NoError(t, err)
+	require.Len(t, edges, 1, "one arrow: %v", edges)
+	assert.Regexp(t, `^\S+ -> op-a/b-drain-web/accepted/\d+$`, edges[0])
+	xOf := func(id string) float64 {
+		x, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`+document.querySelector('#tracegraph g.hopbox[data-id="` + id + `"] rect').getAttribute("x")`))
+		require.NoError(t, err)
+		return x
+	}
+	from, to := xOf(strings.Fields(edges[0])[0]), xOf(strings.Fields(edges[0])[2])
+	assert.Less(t, from, to, "the cause is drawn left of what it caused")
+	// an id the node never stored
+	require.NoError(t, chromedp.Do(ctx, chromedp.SetValue(chromedp.CSS("#traceid"), "no-such-id"), chromedp.Click(chromedp.CSS("#tracego"))))
+	see("#traceinfo", "no-such-id: ", "no stored signal has that id")
 }

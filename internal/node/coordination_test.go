@@ -3,6 +3,8 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -106,6 +108,14 @@ func TestCoordinationRaceOneLeaseEverywhere(t *testing.T) {
 	runs := 100
 	if testing.Short() {
 		runs = 20
+	}
+	// ANFED_RACE_RUNS sets the runs: the issue asks for hundreds
+	// (docs/coordination.md#measured has a run of 300).
+	if v := os.Getenv("ANFED_RACE_RUNS"); v != "" {
+		n, err := strconv.Atoi(v)
+		require.NoError(t, err, "ANFED_RACE_RUNS=%q: want a number of runs", v)
+		require.Positive(t, n, "ANFED_RACE_RUNS")
+		runs = n
 	}
 	wins := map[string]int{}
 	start := time.Now()

@@ -214,6 +214,9 @@ func diffPolicies(old, new *config.Config, external bool) (policyDiff, error) {
 	if !reflect.DeepEqual(old.Intents, new.Intents) {
 		d.restart = append(d.restart, "intents")
 	}
+	if old.Audit != new.Audit {
+		d.restart = append(d.restart, "audit")
+	}
 	if old.Operator.Name != new.Operator.Name {
 		d.node = append(d.node, "operator.name")
 	}

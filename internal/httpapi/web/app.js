@@ -167,7 +167,9 @@
             buttons.appendChild(b);
           }
         }
-        return row([a.actionId, a.proposer, a.kind || "", (a.resources || []).map((x) => x.id).join(", "),
+        const link = el("a", { class: "trace", "data-trace": a.actionId, title: "show its trace" }, a.actionId);
+        link.addEventListener("click", () => showTrace(a.actionId));
+        return row([link, a.proposer, a.kind || "", (a.resources || []).map((x) => x.id).join(", "),
           a.phase, { text: decisions(a), cls: a.pending ? "stale" : "" }, buttons], a.pending ? "fresh" : "");
       }));
       fill($("leases").tBodies[0], (v.leases || []).map((l) => row([l.resource, l.grantor, l.holder, l.actionId, hhmmss(l.until)])));
@@ -235,6 +237,80 @@
       intentsBusy = false;
     }
   }
+
+  // The propagation trace as a graph: each signal a box (origin, class,
+  // state, id, the operators it came through), an arrow from its cause
+  // (causationid) to it; columns by causal level within the trace.
+  async function showTrace(id) {
+    id = (id || "").trim();
+    if (!id) return;
+    $("traceid").value = id;
+    const info = $("traceinfo"), svg = $("tracegraph");
+    try {
+      const r = await fetch("v1/trace/" + encodeURIComponent(id));
+      const j = await r.json().catch(() => ({}));
+      if (!r.ok) { info.textContent = id + ": " + (j.error || r.status); info.className = "down"; svg.replaceChildren(); return; }
+      drawTrace(j);
+      info.textContent = id + ": " + j.hops.length + " signal(s) in the chain, " + j.scanned + " stored signals read" + (j.partial ? " (the most recent; older ones not read)" : "");
+      info.className = "muted";
+    } catch (e) {
+      info.textContent = id + ": " + e;
+      info.className = "down";
+    }
+  }
+  function drawTrace(tr) {
+    const svg = $("tracegraph");
+    const hops = tr.hops || [];
+    const byID = {};
+    hops.forEach((h, i) => { (byID[h.id] = byID[h.id] || []).push(i); });
+    // level: 0 for a hop whose cause is not in the trace, else its
+    // cause's level + 1 (a cycle stops at the hops already placed).
+    const level = new Array(hops.length).fill(-1);
+    function place(i, seen) {
+      if (level[i] >= 0) return level[i];
+      if (seen.has(i)) return 0;
+      seen.add(i);
+      const causes = byID[hops[i].causationid] || [];
+      let l = 0;
+      for (const c of causes) if (c !== i) l = Math.max(l, place(c, seen) + 1);
+      level[i] = l;
+      return l;
+    }
+    hops.forEach((_, i) => place(i, new Set()));
+    const cols = [];
+    hops.forEach((h, i) => { (cols[level[i]] = cols[level[i]] || []).push(i); });
+    const BW = 190, BH = 62, GX = 60, GY = 18, M = 12;
+    const rows = Math.max(1, ...cols.map((c) => (c ? c.length : 0)));
+    const W = Math.max(640, M * 2 + cols.length * BW + (cols.length - 1) * GX), H = M * 2 + rows * BH + (rows - 1) * GY;
+    svg.setAttribute("viewBox", "0 0 " + W + " " + H);
+    const pos = [];
+    cols.forEach((col, l) => (col || []).forEach((i, k) => { pos[i] = { x: M + l * (BW + GX), y: M + k * (BH + GY) }; }));
+    const defs = el("svg:defs");
+    const marker = el("svg:marker", { id: "arrow", viewBox: "0 0 10 10", refX: "10", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto" });
+    marker.appendChild(el("svg:path", { d: "M0,0 L10,5 L0,10 z" }));
+    defs.appendChild(marker);
+    const edges = el("svg:g"), boxes = el("svg:g");
+    hops.forEach((h, i) => {
+      for (const c of byID[h.causationid] || []) {
+        if (c === i) continue;
+        const a = pos[c], b = pos[i];
+        edges.appendChild(el("svg:path", { class: "cause", "data-from": hops[c].id, "data-to": h.id,
+          d: "M" + (a.x + BW) + "," + (a.y + BH / 2) + " C" + (a.x + BW + GX / 2) + "," + (a.y + BH / 2) + " " + (b.x - GX / 2) + "," + (b.y + BH / 2) + " " + b.x + "," + (b.y + BH / 2) }));
+      }
+      const p = pos[i], g = el("svg:g", { class: "hopbox", "data-id": h.id });
+      const local = !h.path || !h.path.length;
+      g.appendChild(el("svg:rect", { x: p.x, y: p.y, width: BW, height: BH, rx: 6, class: "hop" + (h.depth === 0 ? " start" : "") + (local ? " local" : "") }));
+      g.appendChild(el("svg:text", { x: p.x + BW / 2, y: p.y + 18 }, h.origin + " · " + h.class + " · " + h.state));
+      g.appendChild(el("svg:text", { x: p.x + BW / 2, y: p.y + 35, class: "small" }, h.id.length > 30 ? h.id.slice(0, 29) + "…" : h.id));
+      g.appendChild(el("svg:text", { x: p.x + BW / 2, y: p.y + 52, class: "small" }, (local ? "ours" : "via " + h.path.join(" › ")) + " · " + hhmmss(h.stored)));
+      const title = el("svg:title", {}, h.subject + "\n" + h.id + (h.causationid ? "\ncaused by " + h.causationid : ""));
+      g.appendChild(title);
+      boxes.appendChild(g);
+    });
+    svg.replaceChildren(defs, edges, boxes);
+  }
+  $("tracego").addEventListener("click", () => showTrace($("traceid").value));
+  $("traceid").addEventListener("keydown", (e) => { if (e.key === "Enter") showTrace($("traceid").value); });
 
   function onState(st) {
     $("operator").textContent = st.operator.name ? st.operator.id + " · " + st.operator.name : st.operator.id;
