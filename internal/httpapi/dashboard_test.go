@@ -137,7 +137,7 @@ func TestDashboardDecidesPendingProposal(t *testing.T) {
 	require.Len(t, edges, 1, "one arrow: %v", edges)
 	assert.Regexp(t, `^\S+ -> op-a/b-drain-web/accepted/\d+$`, edges[0])
 	xOf := func(id string) float64 {
-		x, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`+document.querySelector('#tracegraph g.hopbox[data-id="` + id + `"] rect').getAttribute("x")`))
+		x, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`+document.querySelector('#tracegraph g.hopbox[data-id="`+id+`"] rect').getAttribute("x")`))
 		require.NoError(t, err)
 		return x
 	}
