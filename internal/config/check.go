@@ -106,6 +106,7 @@ func (c *Config) check(given func(path string) bool) (Errors, []*Error) {
 	ck.origins(c)
 	ck.coordination(c)
 	ck.audit(c.Audit)
+	ck.telemetry(c.Telemetry)
 	return ck.errs, ck.warnings
 }
 

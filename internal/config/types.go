@@ -37,6 +37,9 @@ type Config struct {
 	// Audit is the audit trail of what was sent to whom and who decided
 	// on actions (docs/coordination.md#audit-trail); on by default.
 	Audit Audit `yaml:"audit"`
+	// Telemetry exports OpenTelemetry spans (telemetry.otlp); off by
+	// default.
+	Telemetry Telemetry `yaml:"telemetry"`
 
 	// warnings are the non-fatal problems found by Parse, with their lines.
 	warnings []*Error

@@ -34,6 +34,7 @@ import (
 	"github.com/anfed/anfed/internal/natsconf"
 	"github.com/anfed/anfed/internal/observe"
 	"github.com/anfed/anfed/internal/origin"
+	"github.com/anfed/anfed/internal/otlp"
 	"github.com/anfed/anfed/internal/outbound"
 	"github.com/anfed/anfed/internal/outbound/exportpolicy"
 	"github.com/anfed/anfed/internal/schemacheck"
@@ -106,6 +107,9 @@ type Node struct {
 	// audit.off); auditJS reads the trail.
 	audit   *audit.Writer
 	auditJS jetstream.JetStream
+	// otlp exports spans (telemetry.otlp; nil: off). Made at the first
+	// Start and closed at Stop.
+	otlp *otlp.Exporter
 	// extra are the node's other connections (coordination's).
 	extra []*nats.Conn
 	// mu guards links (Reload adds, rebuilds and removes them) and sec.
@@ -250,6 +254,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			defer n.wg.Done()
 			n.watchLeafs(rctx)
 		}()
+	}
+	if ep := n.config().Telemetry.OTLPEndpoint(); ep != "" && n.otlp == nil {
+		// An observer like the others: the pipelines report, never wait.
+		n.otlp = otlp.New(ep, n.ID(), n.log)
+		n.obs = append(n.obs, n.otlp)
 	}
 	insp := inspect.New(n.catalog, 0)
 	in := intake.New(intake.Deps{Self: n.ID(), Conn: n.ops, Inspector: insp, Signer: n.signer, Store: n.store, Observer: n.obs, Log: n.log})
@@ -634,6 +643,10 @@ func (n *Node) Stop() {
 	n.wg.Wait()
 	step("writing the audit trail's last records")
 	n.stopAudit()
+	if n.otlp != nil {
+		step("sending the last spans to the OTLP collector")
+		n.otlp.Close()
+	}
 	step("closing the node's connections")
 	for _, l := range links {
 		l.nc.Close()

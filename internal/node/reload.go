@@ -217,6 +217,9 @@ func diffPolicies(old, new *config.Config, external bool) (policyDiff, error) {
 	if old.Audit != new.Audit {
 		d.restart = append(d.restart, "audit")
 	}
+	if old.Telemetry.OTLPEndpoint() != new.Telemetry.OTLPEndpoint() {
+		d.restart = append(d.restart, "telemetry")
+	}
 	if old.Operator.Name != new.Operator.Name {
 		d.node = append(d.node, "operator.name")
 	}
