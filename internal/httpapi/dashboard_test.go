@@ -106,7 +106,8 @@ func TestDashboardInChromium(t *testing.T) {
 // TestDashboardDecidesPendingProposal: op-b's drain waits on op-a's
 // policy for a person; op-a's dashboard lists it with its buttons, and a
 // click with the token accepts it: op-b gets the lease, and the page
-// shows it.
+// shows it, and the action's trace as a graph (ANFED_TRACE_SCREENSHOT=FILE
+// saves a PNG of it: docs/trace.png is made so).
 func TestDashboardDecidesPendingProposal(t *testing.T) {
 	exe := browsertest.Chromium(t)
 	tok := writeToken(t, "tok-dashboard-0123456789")
@@ -143,6 +144,14 @@ func TestDashboardDecidesPendingProposal(t *testing.T) {
 	}
 	from, to := xOf(strings.Fields(edges[0])[0]), xOf(strings.Fields(edges[0])[2])
 	assert.Less(t, from, to, "the cause is drawn left of what it caused")
+	h, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`document.querySelector("#tracegraph").getBoundingClientRect().height`))
+	require.NoError(t, err)
+	assert.Greater(t, h, 50.0, "the graph shows")
+	if f := os.Getenv("ANFED_TRACE_SCREENSHOT"); f != "" {
+		png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS("#trace-card")))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(f, png, 0o644))
+	}
 	// an id the node never stored
 	require.NoError(t, chromedp.Do(ctx, chromedp.SetValue(chromedp.CSS("#traceid"), "no-such-id"), chromedp.Click(chromedp.CSS("#tracego"))))
 	see("#traceinfo", "no-such-id: ", "no stored signal has that id")

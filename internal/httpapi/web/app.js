@@ -249,7 +249,7 @@
     try {
       const r = await fetch("v1/trace/" + encodeURIComponent(id));
       const j = await r.json().catch(() => ({}));
-      if (!r.ok) { info.textContent = id + ": " + (j.error || r.status); info.className = "down"; svg.replaceChildren(); return; }
+      if (!r.ok) { info.textContent = id + ": " + (j.error || r.status); info.className = "down"; svg.replaceChildren(); svg.setAttribute("hidden", ""); return; }
       drawTrace(j);
       info.textContent = id + ": " + j.hops.length + " signal(s) in the chain, " + j.scanned + " stored signals read" + (j.partial ? " (the most recent; older ones not read)" : "");
       info.className = "muted";
@@ -279,10 +279,12 @@
     hops.forEach((_, i) => place(i, new Set()));
     const cols = [];
     hops.forEach((h, i) => { (cols[level[i]] = cols[level[i]] || []).push(i); });
-    const BW = 190, BH = 62, GX = 60, GY = 18, M = 12;
+    const BW = 220, BH = 62, GX = 60, GY = 18, M = 12;
     const rows = Math.max(1, ...cols.map((c) => (c ? c.length : 0)));
     const W = Math.max(640, M * 2 + cols.length * BW + (cols.length - 1) * GX), H = M * 2 + rows * BH + (rows - 1) * GY;
     svg.setAttribute("viewBox", "0 0 " + W + " " + H);
+    svg.style.width = W + "px"; // at its own scale: the boxes' text as the page's
+    svg.style.maxWidth = "100%";
     const pos = [];
     cols.forEach((col, l) => (col || []).forEach((i, k) => { pos[i] = { x: M + l * (BW + GX), y: M + k * (BH + GY) }; }));
     const defs = el("svg:defs");
@@ -308,6 +310,7 @@
       boxes.appendChild(g);
     });
     svg.replaceChildren(defs, edges, boxes);
+    svg.removeAttribute("hidden"); // an SVG element has no hidden property
   }
   $("tracego").addEventListener("click", () => showTrace($("traceid").value));
   $("traceid").addEventListener("keydown", (e) => { if (e.key === "Enter") showTrace($("traceid").value); });
