@@ -116,6 +116,9 @@ type Step struct {
 	EventID string
 	Source  string
 	Subject string
+	// TraceParent, TraceState: the step's W3C trace context; our answer
+	// carries it on.
+	TraceParent, TraceState string
 	Data
 }
 
@@ -131,7 +134,7 @@ func ParseStep(ev *signal.Event) (Step, error) {
 	if err := json.Unmarshal(ev.Data, &d); err != nil {
 		return Step{}, fmt.Errorf("action data: %w", err)
 	}
-	st := Step{Origin: ev.Origin, EventID: ev.ID, Source: ev.Source, Subject: ev.Subject, Data: d}
+	st := Step{Origin: ev.Origin, EventID: ev.ID, Source: ev.Source, Subject: ev.Subject, TraceParent: ev.TraceParent, TraceState: ev.TraceState, Data: d}
 	switch {
 	case d.Phase.FromProposer() && ev.Origin != d.Proposer:
 		return st, fmt.Errorf("action %s: %s comes from its proposer %s, not from %s", d.ActionID, d.Phase, d.Proposer, ev.Origin)

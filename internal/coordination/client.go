@@ -51,6 +51,12 @@ type Proposal struct {
 	Duration       time.Duration
 	Reverses       string
 	Detail         string
+	// TraceParent and TraceState (W3C trace context), when set: the
+	// trace of what caused the action (the congestion's traceparent,
+	// say). The proposal and every step of the action, ours and the
+	// affected operators', carry it, so their nodes' spans join that
+	// trace (telemetry.otlp).
+	TraceParent, TraceState string
 }
 
 // Action is a proposal as the affected operators answered it.
@@ -64,6 +70,9 @@ type Action struct {
 	affected   []string
 	resources  []Resource
 	kind       string
+	// traceParent, traceState: the proposal's trace context, carried by
+	// every step.
+	traceParent, traceState string
 }
 
 // Accepted reports whether every affected operator accepted.
@@ -110,7 +119,7 @@ func (c *Client) Propose(ctx context.Context, p Proposal) (*Action, error) {
 		AffectedOperators: p.Affected, Causes: p.Causes, ExpectedEffect: p.ExpectedEffect, Duration: FormatDuration(p.Duration),
 		Reverses: p.Reverses, Detail: p.Detail}
 	a := &Action{ID: p.ActionID, Subject: p.Services[0] + "/" + p.Resources[0].ID, Decisions: map[string]Step{},
-		affected: p.Affected, resources: p.Resources, kind: p.Kind}
+		affected: p.Affected, resources: p.Resources, kind: p.Kind, traceParent: p.TraceParent, traceState: p.TraceState}
 	ev, err := c.event(a, d, signal.Raised, p.Causes[0].ID)
 	if err != nil {
 		return nil, err
@@ -191,7 +200,8 @@ func (c *Client) event(a *Action, d Data, state signal.State, cause string) (*si
 	}
 	return &signal.Event{ID: newID(a.ID + "-" + string(d.Phase)), Source: "anfed://" + c.self + "/" + c.producer, Type: schemas.Type(Class),
 		Subject: a.Subject, Time: time.Now().UTC(), DataContentType: signal.ContentType, Data: data,
-		Origin: c.self, State: state, CorrelationID: a.ID, CausationID: cause, SeverityText: "INFO", SeverityNumber: 9}, nil
+		Origin: c.self, State: state, CorrelationID: a.ID, CausationID: cause, SeverityText: "INFO", SeverityNumber: 9,
+		TraceParent: a.traceParent, TraceState: a.traceState}, nil
 }
 
 func (c *Client) publish(ctx context.Context, ev *signal.Event) error {

@@ -195,6 +195,7 @@ func (c *Coordinator) record(ctx context.Context, st Step, now time.Time) error 
 		if st.Phase == Proposed {
 			decisions, pending, rule := r.Decisions, r.Pending, r.PendingRule
 			r.Data, r.Subject, r.ProposalID = st.Data, st.Subject, st.EventID
+			r.TraceParent, r.TraceState = st.TraceParent, st.TraceState
 			r.Decisions, r.Pending, r.PendingRule = decisions, pending, rule
 		} else {
 			if r.ActionID == "" {
@@ -524,7 +525,7 @@ func (c *Coordinator) answer(ctx context.Context, st Step, d Data, now time.Time
 	ev := &signal.Event{ID: id, Source: "anfed://" + c.cfg.Self + "/coordination", Type: schemas.Type(Class), Subject: st.Subject,
 		Time: now.UTC(), DataContentType: signal.ContentType, DataSchema: schemas.SchemaURI(Class), Data: data,
 		Origin: c.cfg.Self, State: state, CorrelationID: st.ActionID, CausationID: st.EventID,
-		SeverityText: "INFO", SeverityNumber: 9}
+		SeverityText: "INFO", SeverityNumber: 9, TraceParent: st.TraceParent, TraceState: st.TraceState}
 	if err := c.cfg.Publish(ctx, ev); err != nil {
 		return fmt.Errorf("publish %s of action %s: %w", d.Phase, st.ActionID, err)
 	}
@@ -569,7 +570,7 @@ func (c *Coordinator) Decide(ctx context.Context, actionID string, r Ruling) (Re
 	if by == "" {
 		by = "human"
 	}
-	st := Step{Subject: rec.Subject, EventID: rec.ProposalID, Data: rec.Data}
+	st := Step{Subject: rec.Subject, EventID: rec.ProposalID, TraceParent: rec.TraceParent, TraceState: rec.TraceState, Data: rec.Data}
 	switch r.Outcome {
 	case Accept:
 		d := r.Duration

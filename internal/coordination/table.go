@@ -303,6 +303,10 @@ type Record struct {
 	// Subject and ProposalID are the proposal's subject and event id.
 	Subject    string `json:"subject,omitempty"`
 	ProposalID string `json:"proposalId,omitempty"`
+	// TraceParent and TraceState are the proposal's trace context: a
+	// person's decision carries it on.
+	TraceParent string `json:"traceparent,omitempty"`
+	TraceState  string `json:"tracestate,omitempty"`
 	// Decisions are the affected operators' latest, by operator.
 	Decisions map[string]Decision `json:"decisions,omitempty"`
 	// Pending: we are an affected operator and wait for a person or a
