@@ -59,17 +59,18 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *verify {
 		f = audit.Filter{} // every chain, whole
 	}
+	if !*verify {
+		enc := json.NewEncoder(stdout)
+		if err := audit.Each(rctx, js, f, func(r audit.Stored) error { return enc.Encode(r) }); err != nil {
+			fmt.Fprintln(stderr, "anfed audit:", err)
+			return exitFail
+		}
+		return exitOK
+	}
 	recs, err := audit.Read(rctx, js, f)
 	if err != nil {
 		fmt.Fprintln(stderr, "anfed audit:", err)
 		return exitFail
-	}
-	if !*verify {
-		enc := json.NewEncoder(stdout)
-		for _, r := range recs {
-			_ = enc.Encode(r)
-		}
-		return exitOK
 	}
 	rep := audit.Verify(recs, heads(ctx, nc))
 	if *sf.asJSON {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -79,13 +78,27 @@ func (f Filter) subject() string {
 // Read returns the records f picks, in the order they were stored, each
 // with the sequence of the message that holds it.
 func Read(ctx context.Context, js jetstream.JetStream, f Filter) ([]Stored, error) {
+	out := []Stored{}
+	err := Each(ctx, js, f, func(r Stored) error {
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Each calls fn with each record f picks, in the order they were stored,
+// reading the stream a batch at a time, so that an export of any size
+// streams out; an error from fn ends it.
+func Each(ctx context.Context, js jetstream.JetStream, f Filter, fn func(Stored) error) error {
 	st, err := js.Stream(ctx, Stream)
 	if err != nil {
-		return nil, fmt.Errorf("audit: stream %s: %w", Stream, err)
+		return fmt.Errorf("audit: stream %s: %w", Stream, err)
 	}
-	out := []Stored{}
 	if st.CachedInfo().State.Msgs == 0 {
-		return out, nil
+		return nil
 	}
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.subject()}}
 	if !f.Since.IsZero() {
@@ -93,15 +106,16 @@ func Read(ctx context.Context, js jetstream.JetStream, f Filter) ([]Stored, erro
 	}
 	cons, err := st.OrderedConsumer(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("audit: read %s: %w", Stream, err)
+		return fmt.Errorf("audit: read %s: %w", Stream, err)
 	}
 	// The consumer counts what the filter picks when it is made: read
 	// that many (records stored meanwhile wait for the next read).
 	want, read := cons.CachedInfo().NumPending, uint64(0)
+	var recs []Stored
 	for read < want && ctx.Err() == nil {
 		batch, err := cons.Fetch(int(min(want-read, 512)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			return nil, fmt.Errorf("audit: read %s: %w", Stream, err)
+			return fmt.Errorf("audit: read %s: %w", Stream, err)
 		}
 		n := 0
 		for m := range batch.Messages() {
@@ -111,20 +125,26 @@ func Read(ctx context.Context, js jetstream.JetStream, f Filter) ([]Stored, erro
 			if err != nil {
 				continue
 			}
-			from := len(out)
-			out = appendRecords(out, m.Data(), meta.Sequence.Stream)
-			if !f.Since.IsZero() { // a message holds records of a few moments before it was stored
-				out = append(out[:from], slices.DeleteFunc(out[from:], func(r Stored) bool { return r.Time.Before(f.Since) })...)
+			recs = appendRecords(recs[:0], m.Data(), meta.Sequence.Stream)
+			for _, r := range recs {
+				// A message holds records of a few moments before it
+				// was stored.
+				if !f.Since.IsZero() && r.Time.Before(f.Since) {
+					continue
+				}
+				if err := fn(r); err != nil {
+					return err
+				}
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return nil, fmt.Errorf("audit: read %s: %w", Stream, err)
+			return fmt.Errorf("audit: read %s: %w", Stream, err)
 		}
 		if n == 0 {
 			break // expired meanwhile
 		}
 	}
-	return out, ctx.Err()
+	return ctx.Err()
 }
 
 // appendRecords appends the records of one stored message (JSON Lines:

@@ -24,15 +24,24 @@ func (s *Server) auditTrail(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusBadRequest, "kind %q: want %s or %s", kind, audit.KindSent, audit.KindAction)
 		return
 	}
-	recs, err := s.n.Audit(r.Context(), audit.Filter{Peer: q.Get("peer"), Kind: kind, Since: since})
-	if err != nil {
-		problem(w, http.StatusServiceUnavailable, "read the audit trail: %v", err)
-		return
-	}
-	w.Header().Set("Content-Type", "application/jsonl")
+	// Streamed as it is read: the status goes with the first record, so
+	// a read that fails later ends the body early (and is logged).
 	enc := json.NewEncoder(w)
-	for _, rec := range recs {
-		_ = enc.Encode(rec)
+	started := false
+	err = s.n.EachAudit(r.Context(), audit.Filter{Peer: q.Get("peer"), Kind: kind, Since: since}, func(rec audit.Stored) error {
+		if !started {
+			w.Header().Set("Content-Type", "application/jsonl")
+			started = true
+		}
+		return enc.Encode(rec)
+	})
+	switch {
+	case err != nil && !started:
+		problem(w, http.StatusServiceUnavailable, "read the audit trail: %v", err)
+	case err != nil:
+		s.log.Warn().Err(err).Msg("GET /v1/audit: the read ended early")
+	case !started:
+		w.Header().Set("Content-Type", "application/jsonl")
 	}
 }
 

@@ -85,10 +85,20 @@ func (n *Node) AuditStats() (audit.Stats, bool) {
 
 // Audit reads the records f picks from the audit trail.
 func (n *Node) Audit(ctx context.Context, f audit.Filter) ([]audit.Stored, error) {
+	out := []audit.Stored{}
+	err := n.EachAudit(ctx, f, func(r audit.Stored) error {
+		out = append(out, r)
+		return nil
+	})
+	return out, err
+}
+
+// EachAudit calls fn with each record f picks, as the trail is read.
+func (n *Node) EachAudit(ctx context.Context, f audit.Filter, fn func(audit.Stored) error) error {
 	if n.auditJS == nil {
-		return nil, fmt.Errorf("node not started")
+		return fmt.Errorf("node not started")
 	}
-	return audit.Read(ctx, n.auditJS, f)
+	return audit.Each(ctx, n.auditJS, f, fn)
 }
 
 // AuditHeads are the chains this process writes and the number of their
