@@ -107,3 +107,42 @@ func TestPlannedRestartKeepsConditions(t *testing.T) {
 	assert.Equal(t, 5, count("withdraw"))
 	assert.Equal(t, 1, l.nb.Session("op-a").Downs[node.CauseFailed])
 }
+
+// TestDrainWithoutRestartReopens: op-a announces a planned restart
+// (back within 3 s) and does not restart; its link is cut and restored
+// meanwhile. The session stays down, op-b keeps op-a's conditions marked
+// planned; once the time is up the session opens again by itself and the
+// mark goes.
+func TestDrainWithoutRestartReopens(t *testing.T) {
+	l := newSessionLab(t, nil, func(c *config.Config) {
+		c.Peers[0].Import.Grace = config.Duration(500 * time.Millisecond)
+		c.Peers[0].Import.WithdrawAfter = config.Duration(500 * time.Millisecond)
+	})
+	l.publish("congestion", "ic-1", "c1", signal.Raised)
+	want := map[string]string{"congestion vpn-acme/ic-1": "active"}
+	l.waitHeld(want)
+	start := time.Now()
+	require.Equal(t, 1, l.na.Drain(context.Background(), 3*time.Second))
+	l.proxy.Cut()
+	waitFor(t, 10*time.Second, func() error {
+		if l.nb.LinkUp("op-a") || l.na.LinkUp("op-b") {
+			return fmt.Errorf("link still up")
+		}
+		return nil
+	})
+	l.proxy.Restore()
+	waitFor(t, 10*time.Second, func() error {
+		if !l.nb.LinkUp("op-a") || !l.na.LinkUp("op-b") {
+			return fmt.Errorf("link not back")
+		}
+		return nil
+	})
+	s := l.nb.Session("op-a")
+	require.Less(t, time.Since(start), 3*time.Second, "the premise: still within the announced time")
+	assert.True(t, s.PlannedDown(time.Now()), "op-b: %+v", s)
+	assert.Equal(t, want, l.held(), "kept through the cut")
+	l.established()
+	assert.GreaterOrEqual(t, time.Since(start), 3*time.Second, "the session stayed quiet until the announced time")
+	assert.True(t, l.nb.Session("op-a").PlannedUntil.IsZero(), "back: no longer planned")
+	assert.Equal(t, want, l.held())
+}

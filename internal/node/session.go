@@ -437,8 +437,11 @@ func (n *Node) tickSessions(ctx context.Context, now time.Time, up map[string]bo
 	}
 	n.mu.RUnlock()
 	for _, ps := range sessions {
-		if ps.quiet(now) && up[ps.peer] {
-			continue // we announced a planned restart
+		// After our planned-restart notice the session stays quiet: the
+		// link's comings and goings are taken, nothing is sent.
+		quiet := ps.quiet(now)
+		if quiet && !changed[ps.peer] {
+			continue
 		}
 		ps.mu.Lock()
 		var out []session.Message
@@ -454,6 +457,9 @@ func (n *Node) tickSessions(ctx context.Context, now time.Time, up map[string]bo
 		}
 		st := ps.m.Status()
 		ps.mu.Unlock()
+		if quiet {
+			out = nil
+		}
 		for _, o := range out {
 			ps.send(o)
 		}
