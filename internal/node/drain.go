@@ -3,9 +3,14 @@ package node
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/anfed/anfed/internal/link"
 	"github.com/anfed/anfed/internal/session"
+	"github.com/anfed/anfed/internal/subject"
 )
 
 // DefaultRestartWithin is how long `anfed serve` tells its peers, on
@@ -33,6 +38,7 @@ func (n *Node) Drain(ctx context.Context, within time.Duration) int {
 	}
 	n.mu.RUnlock()
 	told := 0
+	var crossed sync.WaitGroup
 	for _, l := range links {
 		ps := l.ps
 		ps.mu.Lock()
@@ -54,10 +60,26 @@ func (n *Node) Drain(ctx context.Context, within time.Duration) int {
 		for _, o := range out {
 			ps.send(o)
 		}
-		_ = l.nc.FlushTimeout(time.Second)
+		crossed.Add(1)
+		go func() {
+			defer crossed.Done()
+			n.crossed(l)
+		}()
 		n.sessionEvent(ctx, ps, ev, st)
 		told++
 	}
+	crossed.Wait() // a stop that follows does not overtake the notices
 	n.log.Info().Int("told", told).Stringer("within", within).Msg("planned restart announced to the peers: they keep our conditions until we are back")
 	return told
+}
+
+// crossed waits, a second at most, until what we sent on l's link has
+// reached the peer's node: the peer answers a probe sent after it, and
+// its receiver takes the link's messages in order.
+func (n *Node) crossed(l *peerLink) {
+	probe := nats.NewMsg(subject.Probe(n.ID()))
+	probe.Header.Set(link.HeaderEpoch, n.epoch)
+	if _, err := l.nc.RequestMsg(probe, time.Second); err != nil {
+		n.log.Debug().Err(err).Str("peer", l.p.ID).Msg("planned restart: the peer did not answer a probe after the notice")
+	}
 }
