@@ -15,6 +15,7 @@ import (
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/natsconf"
+	"github.com/anfed/anfed/internal/origin"
 	"github.com/anfed/anfed/internal/outbound"
 	"github.com/anfed/anfed/internal/session"
 	"github.com/anfed/anfed/internal/store"
@@ -102,7 +103,7 @@ func (n *Node) Reload(ctx context.Context, cfg *config.Config) (*ReloadResult, e
 		return res, err
 	}
 	old := n.config()
-	d, err := diffPolicies(old, cfg, n.external())
+	d, err := diffPolicies(old, cfg, n.external(), n.SigningKey())
 	res.Added, res.Removed, res.Changed, res.Node, res.Restart = d.added, d.removed, d.changed, d.node, d.restart
 	if err != nil {
 		err = fmt.Errorf("%w: nothing was changed", err)
@@ -146,6 +147,22 @@ func (n *Node) reloadDone(res *ReloadResult, err error) {
 	}
 }
 
+// keyInForce checks that file holds signs, the key the node signs with.
+func keyInForce(file, signs string) error {
+	const how = "a signing key changes with `anfed keys rotate`, announced to the peers, or at a restart; once a rotation switched, name the file it wrote"
+	if file == "" || signs == "" {
+		return errors.New(how)
+	}
+	kp, err := origin.LoadSigningKey(file)
+	if err != nil {
+		return fmt.Errorf("%w; %s", err, how)
+	}
+	if pub, _ := kp.PublicKey(); pub != signs {
+		return fmt.Errorf("%s holds %s, the node signs with %s: %s", file, origin.ShortKey(pub), origin.ShortKey(signs), how)
+	}
+	return nil
+}
+
 // policyDiff is what differs between two policies.
 type policyDiff struct {
 	added, removed []string
@@ -162,8 +179,9 @@ type policyDiff struct {
 	disable, enable []string
 }
 
-// diffPolicies diffs old and new, and refuses what a reload cannot change.
-func diffPolicies(old, new *config.Config, external bool) (policyDiff, error) {
+// diffPolicies diffs old and new, and refuses what a reload cannot change;
+// signs is the key the node signs with now.
+func diffPolicies(old, new *config.Config, external bool, signs string) (policyDiff, error) {
 	d := policyDiff{changed: map[string][]string{}, export: map[string]bool{}, imports: map[string]bool{}}
 	var refuse []string
 	cannot := func(what, why string) { refuse = append(refuse, what+" ("+why+")") }
@@ -171,7 +189,14 @@ func diffPolicies(old, new *config.Config, external bool) (policyDiff, error) {
 		cannot("operator.id", "it names the node's accounts, subjects and signatures")
 	}
 	if old.Operator.SigningKeyFile != new.Operator.SigningKeyFile {
-		cannot("operator.signing_key_file", "a signing key changes with `anfed keys rotate`, announced to the peers, or at a restart")
+		// After `anfed keys rotate` switched, the runbook names the new
+		// key's file here: the key in force, so nothing to change but the
+		// file the next start reads.
+		if err := keyInForce(new.Operator.SigningKeyFile, signs); err != nil {
+			cannot("operator.signing_key_file", err.Error())
+		} else {
+			d.node = append(d.node, "operator.signing_key_file")
+		}
 	}
 	if !reflect.DeepEqual(old.Storage, new.Storage) {
 		cannot("storage", "the store is open on it; restart the node")

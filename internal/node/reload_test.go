@@ -18,6 +18,7 @@ import (
 	"github.com/anfed/anfed/internal/conditions"
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/origin"
 	"github.com/anfed/anfed/internal/session"
 )
 
@@ -348,4 +349,39 @@ func TestPeerDisableEnable(t *testing.T) {
 	t.Logf("enabled: link, session and both refreshes done %s after the reload", time.Since(start))
 	assert.Zero(t, l.flaps("op-b"), "op-b's peering flapped")
 	l.waitHeld("op-b", "vpn-acme/ic-1", "vpn-acme/ic-2")
+}
+
+// TestReloadSigningKeyFileAfterRotation: after `anfed keys rotate`
+// switched, the runbook names the new key's file in
+// operator.signing_key_file; the reload takes it (nothing changes but the
+// file the next start reads). A file with another key is refused, naming
+// both keys. Before the fix every such reload was refused whole, so the
+// operator who followed the runbook could reload nothing until a restart.
+func TestReloadSigningKeyFileAfterRotation(t *testing.T) {
+	a := baseConfig(t, "op-a")
+	na := startNode(t, a)
+	r, err := na.RotateKey(context.Background(), 2*time.Second)
+	require.NoError(t, err)
+	require.False(t, na.KeyRotation().SwitchedAt.IsZero(), "no peers: switched at once")
+
+	next := *a
+	next.Operator.SigningKeyFile = r.KeyFile
+	res, err := na.Reload(context.Background(), &next)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"operator.signing_key_file"}, res.Node)
+	assert.Equal(t, r.Key, na.SigningKey())
+	assert.Equal(t, r.KeyFile, na.Config().Operator.SigningKeyFile)
+
+	other := filepath.Join(t.TempDir(), "other.nk")
+	kp, err := origin.NewSigningKey()
+	require.NoError(t, err)
+	require.NoError(t, origin.WriteSigningKey(other, kp))
+	bad := next
+	bad.Operator.SigningKeyFile = other
+	_, err = na.Reload(context.Background(), &bad)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "operator.signing_key_file")
+	assert.Contains(t, err.Error(), origin.ShortKey(r.Key), "names the key in force")
+	assert.Contains(t, err.Error(), "nothing was changed")
+	assert.Equal(t, r.KeyFile, na.Config().Operator.SigningKeyFile)
 }
