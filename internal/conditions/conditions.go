@@ -144,6 +144,9 @@ type Table struct {
 	subs    []*subscriber
 	dropped int
 	handles map[string]unique.Handle[string] // intern cache, bounded by maxHandles
+	// floors: per peer, the store sequence up to which its signals are
+	// refused (Cut): on their way when the peering went down.
+	floors map[string]uint64
 }
 
 // maxHandles bounds the intern cache: operators, classes and producers are
@@ -301,6 +304,9 @@ func (t *Table) Apply(peer, class string, ev *signal.Event, seq uint64) (Change,
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if seq != 0 && seq <= t.floors[peer] {
+		return Change{}, fmt.Errorf("apply %s/%s/%s/%s seq %d: %w (stored before the peering went down, at %d)", peer, ev.Origin, class, ev.Subject, seq, ErrStale, t.floors[peer])
+	}
 	now := nanos(t.clock())
 	k := ckey{origin: t.intern(ev.Origin), class: t.intern(class), subject: ev.Subject}
 	p := t.peers[peer]
@@ -422,6 +428,21 @@ func (t *Table) dropPeer(p *peerTable) {
 		t.refreshing.Add(-1)
 	}
 	delete(t.peers, p.name)
+}
+
+// Cut refuses, from now on, peer's signals stored up to upTo (a store
+// sequence) that reach Apply: the table is fed from the store behind the
+// receiver, so a signal stored before the peering went down
+// (administratively, or removed) can come after its withdrawal, and must
+// not bring a condition back. A re-statement (Apply with seq 0) is not
+// refused, nor what is stored after upTo.
+func (t *Table) Cut(peer string, upTo uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.floors == nil {
+		t.floors = map[string]uint64{}
+	}
+	t.floors[peer] = max(t.floors[peer], upTo)
 }
 
 // peer returns the peer's table, creating it.

@@ -396,3 +396,33 @@ func TestWithdrawKey(t *testing.T) {
 	assert.Equal(t, 0, tbl.Len("b"))
 	assert.Equal(t, 1, tbl.Len("c"), "another peer's condition of the same subject is untouched")
 }
+
+// TestCut: after Cut(b, 10), b's signals stored up to 10 that reach Apply
+// are refused as stale (on their way when the peering went down); later
+// ones, re-statements (seq 0) and other peers' are taken.
+func TestCut(t *testing.T) {
+	tbl := New(WithClock(newClock().Now))
+	_, err := tbl.Apply("b", "fault", sig("op-b", "svc/r1", "e1", signal.Raised), 4)
+	require.NoError(t, err)
+	tbl.Cut("b", 10)
+	tbl.Cut("b", 7) // a lower cut does not lower the floor
+	for _, tc := range []struct {
+		peer, subj string
+		seq        uint64
+		stale      bool
+	}{
+		{"b", "svc/r2", 9, true},
+		{"b", "svc/r3", 10, true},
+		{"b", "svc/r4", 11, false},
+		{"b", "svc/r5", 0, false},
+		{"c", "svc/r6", 5, false},
+	} {
+		_, err := tbl.Apply(tc.peer, "fault", sig("op-"+tc.peer, tc.subj, "id-"+tc.subj, signal.Raised), tc.seq)
+		if tc.stale {
+			assert.ErrorIs(t, err, ErrStale, "%s seq %d", tc.subj, tc.seq)
+		} else {
+			assert.NoError(t, err, "%s seq %d", tc.subj, tc.seq)
+		}
+	}
+	assert.Equal(t, 3, tbl.Len("b"), "r1 (applied before the cut), r4, r5")
+}

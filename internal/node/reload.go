@@ -375,6 +375,11 @@ func (n *Node) apply(ctx context.Context, old, cfg *config.Config, d policyDiff)
 	}
 	for _, id := range d.disable {
 		if l := n.link(id); l != nil {
+			// The pipelines stop before the notice: nothing of our export
+			// follows it on the link (the peer withdraws what we told it
+			// when it comes), and nothing the peer still sends is taken
+			// after we withdraw its conditions. Enabled, they start anew.
+			n.takePipes(l)
 			p, _ := cfg.Peer(id)
 			n.notifyDown(l, p.Disabled.Reason)
 		}
@@ -444,10 +449,21 @@ func (n *Node) apply(ctx context.Context, old, cfg *config.Config, d policyDiff)
 		p, _ := cfg.Peer(id)
 		n.adminDown(id, p.Disabled.Reason)
 	}
+	var errs []error
 	for _, id := range d.enable {
+		p, _ := cfg.Peer(id)
+		if l := n.link(id); l != nil && l.pipes == nil {
+			pp, err := n.startPipes(ctx, l, p)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("peer %s: %w", id, err))
+				continue
+			}
+			n.mu.Lock()
+			l.pipes = pp
+			n.mu.Unlock()
+		}
 		n.log.Info().Str("peer", id).Msg("peering enabled again: the link comes back, the session opens and both ends refresh")
 	}
-	var errs []error
 	for _, id := range d.added {
 		p, _ := cfg.Peer(id)
 		if err := n.startPeer(ctx, p, nil); err != nil { // not with nats.external: diffPolicies refuses added peers
@@ -596,10 +612,8 @@ func (n *Node) removePeer(ctx context.Context, id, why string) {
 	if l == nil {
 		return
 	}
+	n.takePipes(l) // before the notice, as for a disable (see apply)
 	n.notifyDown(l, why)
-	if l.pipes != nil {
-		n.stopPipes(l.pipes)
-	}
 	l.stop()
 	n.closeOwn(l.nc)
 	// What waited for the peer will never be sent.
@@ -613,30 +627,33 @@ func (n *Node) removePeer(ctx context.Context, id, why string) {
 // adminDown withdraws the conditions of a peering held administratively
 // down (RFC 8203), once its link is cut: told why (notifyDown) and its
 // link held down (the NATS server has no credentials or remote for it;
-// enforceDisabled cuts what comes anyway). Its link and pipelines stay,
-// idle, for when it is enabled again.
+// enforceDisabled cuts what comes anyway). Its pipelines stopped before
+// the notice (apply), so nothing the peer sent is taken afterwards; its
+// link stays, idle, for when it is enabled again.
 func (n *Node) adminDown(id, reason string) {
-	l := n.link(id)
-	if l == nil {
+	if n.link(id) == nil {
 		return
 	}
-	n.mu.RLock()
+	withdrawn := n.withdrawAll(id)
+	n.log.Warn().Str("peer", id).Str("reason", reason).Int("withdrawn", withdrawn).
+		Msg("peering administratively down: the peer was told why, its link is held down, its conditions withdrawn")
+}
+
+// takePipes stops l's pipelines and leaves it without: what its receiver
+// was handed is answered, nothing more is taken or sent.
+func (n *Node) takePipes(l *peerLink) {
+	n.mu.Lock()
 	pp := l.pipes
-	n.mu.RUnlock()
-	withdraw := func() {
-		withdrawn := n.withdrawAll(id)
-		n.log.Warn().Str("peer", id).Str("reason", reason).Int("withdrawn", withdrawn).
-			Msg("peering administratively down: the peer was told why, its link is held down, its conditions withdrawn")
+	l.pipes = nil
+	n.mu.Unlock()
+	if pp != nil {
+		n.stopPipes(pp)
 	}
-	if pp == nil {
-		withdraw()
-		return
-	}
-	pp.rcv.Sync(withdraw) // after what the link handed over before the cut
 }
 
 // notifyDown closes the link's session with an administrative
-// NOTIFICATION carrying why, and waits until it has left.
+// NOTIFICATION carrying why, and waits (a second at most) until it
+// reached the peer, so that the cut that follows does not overtake it.
 func (n *Node) notifyDown(l *peerLink, why string) {
 	l.ps.mu.Lock()
 	l.ps.cause = CauseAdministrative
@@ -646,13 +663,23 @@ func (n *Node) notifyDown(l *peerLink, why string) {
 	for _, o := range out {
 		l.ps.send(o)
 	}
-	_ = l.nc.FlushTimeout(time.Second)
+	n.crossed(l)
 	n.sessionEvent(context.Background(), l.ps, ev, st)
 }
 
 // withdrawAll withdraws every condition peer told us, tells local
-// consumers, and returns how many.
+// consumers, and returns how many; its signals stored so far that the
+// table has not taken yet are refused when they come (Table.Cut). Call it
+// once nothing more of peer's is stored: its pipelines stopped, or in the
+// receiver's order after the peer's administrative notice.
 func (n *Node) withdrawAll(peer string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	last, err := n.store.LastSeq(ctx)
+	cancel()
+	if err != nil {
+		n.log.Warn().Err(err).Str("peer", peer).Msg("withdraw: the store's last sequence is unknown: a signal of the peer's on its way may bring a condition back until its grace time")
+	}
+	n.table.Cut(peer, last)
 	n.table.BeginRefresh(peer)
 	withdrawn := n.table.EndRefresh(peer)
 	for _, c := range withdrawn {

@@ -20,6 +20,8 @@ import (
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/origin"
 	"github.com/anfed/anfed/internal/session"
+	"github.com/anfed/anfed/internal/signal"
+	"github.com/anfed/anfed/internal/subject"
 )
 
 // reloadLab is op-a, which reloads its policy while it runs, and its
@@ -384,4 +386,82 @@ func TestReloadSigningKeyFileAfterRotation(t *testing.T) {
 	assert.Contains(t, err.Error(), origin.ShortKey(r.Key), "names the key in force")
 	assert.Contains(t, err.Error(), "nothing was changed")
 	assert.Equal(t, r.KeyFile, na.Config().Operator.SigningKeyFile)
+}
+
+// stream publishes new conditions (class mk's, subject svc/ic-N) into n
+// from one source until stop is closed; it returns how many were
+// accepted.
+func streamConditions(t *testing.T, n *node.Node, mk func(origin, id string) *signal.Event, svc string, stop <-chan struct{}) func() int {
+	nc, err := n.Connect()
+	require.NoError(t, err)
+	accepted := make(chan int, 1)
+	go func() {
+		defer nc.Close()
+		ok := 0
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				accepted <- ok
+				return
+			default:
+			}
+			ev := mk(n.ID(), fmt.Sprintf("x%d", i))
+			ev.Subject = fmt.Sprintf("%s/ic-%d", svc, i)
+			ev.Sequence = fmt.Sprintf("%020d", i)
+			ev.Time = time.Now().UTC().Truncate(time.Millisecond)
+			m, err := nc.Request(subject.IntakePrefix, ev.Encode(), 5*time.Second)
+			if err == nil {
+				if a, err := signal.ParseAnswer(m.Data); err == nil && a.OK() {
+					ok++
+				}
+			}
+		}
+	}()
+	return func() int { return <-accepted }
+}
+
+// TestPeerDisableUnderTraffic: op-a disables op-c while both stream new
+// conditions to each other. What either sent before the cut must not be
+// taken after the withdraw: a second after op-c was told, neither end
+// holds any of the other's conditions (a condition taken after the
+// withdraw would stay for the 30 s grace). Before the fix, op-a's export
+// went on after its notice, and op-a's receiver took what op-c had sent
+// after op-a withdrew: conditions came back at both ends.
+func TestPeerDisableUnderTraffic(t *testing.T) {
+	l := newReloadLab(t)
+	pc := l.startDialled("op-c")
+	l.reload(func(c *config.Config) { c.Peers = append(c.Peers, pc) })
+	l.established("op-c")
+	stop := make(chan struct{})
+	fromA := streamConditions(t, l.na, congestion, "vpn-acme", stop)
+	fromC := streamConditions(t, l.peers["op-c"], faultEvent, "vpn-zeta", stop)
+	waitFor(t, 10*time.Second, func() error {
+		if len(l.held("op-c")) < 50 || len(l.na.Conditions(conditions.Filter{Peer: "op-c"})) < 50 {
+			return fmt.Errorf("the streams have not crossed yet")
+		}
+		return nil
+	})
+	const why = "maintenance under traffic"
+	l.reload(func(c *config.Config) { c.Peers[1].Disabled = &config.Disabled{Reason: why} })
+	waitFor(t, 10*time.Second, func() error {
+		if s := l.peers["op-c"].Session("op-a"); !strings.Contains(s.LastDown, why) {
+			return fmt.Errorf("op-c not told yet: %+v", s)
+		}
+		return nil
+	})
+	time.Sleep(time.Second)
+	close(stop)
+	t.Logf("accepted meanwhile: op-a %d, op-c %d", fromA(), fromC())
+	assert.Empty(t, l.held("op-c"), "op-c holds op-a's conditions after the administrative down")
+	assert.Empty(t, l.na.Conditions(conditions.Filter{Peer: "op-c", IncludeStale: true}), "op-a holds op-c's conditions after disabling it")
+
+	// Enabled again: both ends hold what the other streamed.
+	l.reload(func(c *config.Config) { c.Peers[1].Disabled = nil })
+	l.established("op-c")
+	waitFor(t, 20*time.Second, func() error {
+		if len(l.held("op-c")) == 0 || len(l.na.Conditions(conditions.Filter{Peer: "op-c"})) == 0 {
+			return fmt.Errorf("not refreshed yet")
+		}
+		return nil
+	})
 }

@@ -388,6 +388,16 @@ func (s *Store) MeanSize(ctx context.Context) (float64, error) {
 	return float64(state.Bytes) / float64(state.Msgs), nil
 }
 
+// LastSeq is the signal stream's last sequence: every signal stored so
+// far has it or a lower one.
+func (s *Store) LastSeq(ctx context.Context) (uint64, error) {
+	st, err := s.js.Stream(ctx, SignalStream)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", SignalStream, err)
+	}
+	return st.CachedInfo().State.LastSeq, nil
+}
+
 // FirstSeq is the signal stream's first sequence: every signal stored
 // before it was discarded at the store's bounds.
 func (s *Store) FirstSeq(ctx context.Context) (uint64, error) {
