@@ -1,6 +1,7 @@
 package natstest
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,6 +120,29 @@ func (ca *CA) ClientTLS(t testing.TB, certFile, keyFile string) *tls.Config {
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	return cfg
+}
+
+// ServedSerial is the serial of the certificate a TLS leaf listener at
+// addr, signed by ca, presents to a new connection (nats-server sends its
+// INFO in the clear, then upgrades to TLS): what a certificate rotation
+// changes.
+func (ca *CA) ServedSerial(t testing.TB, addr string) *big.Int {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(line, "INFO "), line)
+	cfg := ca.ClientTLS(t, "", "")
+	host, _, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+	cfg.ServerName = host
+	tc := tls.Client(c, cfg)
+	require.NoError(t, tc.Handshake())
+	return tc.ConnectionState().PeerCertificates[0].SerialNumber
 }
 
 func serial(t testing.TB) *big.Int {

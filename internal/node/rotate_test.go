@@ -1,14 +1,10 @@
 package node_test
 
 import (
-	"bufio"
 	"context"
-	"crypto/tls"
 	"fmt"
-	"math/big"
 	"net"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,26 +15,6 @@ import (
 	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/node"
 )
-
-// servedSerial is the serial of the certificate the leaf listener at addr
-// presents to a new connection (nats-server sends its INFO in the clear,
-// then upgrades to TLS).
-func servedSerial(t *testing.T, addr string, ca *natstest.CA) *big.Int {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	require.NoError(t, err)
-	defer c.Close()
-	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
-	br := bufio.NewReader(c)
-	line, err := br.ReadString('\n')
-	require.NoError(t, err)
-	require.True(t, strings.HasPrefix(line, "INFO "), line)
-	cfg := ca.ClientTLS(t, "", "")
-	cfg.ServerName = "127.0.0.1"
-	tc := tls.Client(c, cfg)
-	require.NoError(t, tc.Handshake())
-	return tc.ConnectionState().PeerCertificates[0].SerialNumber
-}
 
 // TestRotateLeafCertAndPassword: op-a rotates its leaf listener's
 // certificate (new files from the same CA) and the password it issued to
@@ -67,7 +43,7 @@ func TestRotateLeafCertAndPassword(t *testing.T) {
 	l.established("op-b")
 	l.raise("vpn-acme", "ic-1")
 	l.waitHeld("op-b", "vpn-acme/ic-1")
-	first := servedSerial(t, addr, ca)
+	first := ca.ServedSerial(t, addr)
 
 	// The certificate: new files, a reload.
 	cert2, key2 := ca.Issue(t, "leaf-2", net.ParseIP("127.0.0.1"))
@@ -77,7 +53,7 @@ func TestRotateLeafCertAndPassword(t *testing.T) {
 		c.NATS.LeafNodes = &ln
 	})
 	assert.Equal(t, []string{"nats.leafnodes.tls"}, res.Node)
-	second := servedSerial(t, addr, ca)
+	second := ca.ServedSerial(t, addr)
 	assert.NotEqual(t, first, second, "new connections get the new certificate")
 	l.raise("vpn-acme", "ic-2")
 	l.waitHeld("op-b", "vpn-acme/ic-1", "vpn-acme/ic-2")
