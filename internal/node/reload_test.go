@@ -388,16 +388,16 @@ func TestReloadSigningKeyFileAfterRotation(t *testing.T) {
 	assert.Equal(t, r.KeyFile, na.Config().Operator.SigningKeyFile)
 }
 
-// stream publishes new conditions (class mk's, subject svc/ic-N) into n
-// from one source until stop is closed; it returns how many were
-// accepted.
-func streamConditions(t *testing.T, n *node.Node, mk func(origin, id string) *signal.Event, svc string, stop <-chan struct{}) func() int {
+// streamConditions publishes new conditions (class mk's, subject
+// svc/ic-N) into n from one source until stop is closed; the function it
+// returns gives the ids accepted.
+func streamConditions(t *testing.T, n *node.Node, mk func(origin, id string) *signal.Event, svc string, stop <-chan struct{}) func() []string {
 	nc, err := n.Connect()
 	require.NoError(t, err)
-	accepted := make(chan int, 1)
+	accepted := make(chan []string, 1)
 	go func() {
 		defer nc.Close()
-		ok := 0
+		var ok []string
 		for i := 1; ; i++ {
 			select {
 			case <-stop:
@@ -412,12 +412,50 @@ func streamConditions(t *testing.T, n *node.Node, mk func(origin, id string) *si
 			m, err := nc.Request(subject.IntakePrefix, ev.Encode(), 5*time.Second)
 			if err == nil {
 				if a, err := signal.ParseAnswer(m.Data); err == nil && a.OK() {
-					ok++
+					ok = append(ok, ev.ID)
 				}
 			}
 		}
 	}()
-	return func() int { return <-accepted }
+	return func() []string { return <-accepted }
+}
+
+// TestExportReloadUnderStream: op-a changes its export filter towards
+// op-b ten times (a class the stream does not carry, in and out) while it
+// streams congestions to op-b: each reload makes op-b's export anew, and
+// every congestion op-a accepted reaches op-b's store once.
+func TestExportReloadUnderStream(t *testing.T) {
+	l := newReloadLab(t)
+	l.established("op-b")
+	stop := make(chan struct{})
+	fromA := streamConditions(t, l.na, congestion, "vpn-acme", stop)
+	for i := range 10 {
+		time.Sleep(200 * time.Millisecond)
+		l.reload(func(c *config.Config) {
+			c.Peers[0].Export.Filter = []string{"type <> 'net.anfed.fault.v1'", ""}[i%2]
+		})
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	want := fromA()
+	require.NotEmpty(t, want)
+	var got map[string]int
+	waitFor(t, 30*time.Second, func() error {
+		got = map[string]int{}
+		for _, ev := range storedEvents(t, l.peers["op-b"], "op-a") {
+			got[ev.ID]++
+		}
+		for _, id := range want {
+			if got[id] == 0 {
+				return fmt.Errorf("op-b has %d of the %d op-a accepted; %s missing", len(got), len(want), id)
+			}
+		}
+		return nil
+	})
+	for id, n := range got {
+		assert.Equal(t, 1, n, "%s stored %d times at op-b", id, n)
+	}
+	t.Logf("%d signals across 10 export reloads, all at op-b once", len(want))
 }
 
 // TestPeerDisableUnderTraffic: op-a disables op-c while both stream new
@@ -451,7 +489,7 @@ func TestPeerDisableUnderTraffic(t *testing.T) {
 	})
 	time.Sleep(time.Second)
 	close(stop)
-	t.Logf("accepted meanwhile: op-a %d, op-c %d", fromA(), fromC())
+	t.Logf("accepted meanwhile: op-a %d, op-c %d", len(fromA()), len(fromC()))
 	assert.Empty(t, l.held("op-c"), "op-c holds op-a's conditions after the administrative down")
 	assert.Empty(t, l.na.Conditions(conditions.Filter{Peer: "op-c", IncludeStale: true}), "op-a holds op-c's conditions after disabling it")
 
