@@ -99,6 +99,9 @@ type federation struct {
 	proxies   map[string]*natstest.Proxy
 	linkNames []string
 	httpAddr  map[string]string
+	// serveArgs are more flags of id's `anfed serve` (day in the life:
+	// --restart-within).
+	serveArgs map[string][]string
 }
 
 const (
@@ -255,7 +258,7 @@ func (f *federation) start(id string) *proc {
 	f.mu.Lock()
 	f.logs = append(f.logs, logPath)
 	f.mu.Unlock()
-	cmd := exec.Command(f.bin, "serve", "--config", f.configs[id])
+	cmd := exec.Command(f.bin, append([]string{"serve", "--config", f.configs[id]}, f.serveArgs[id]...)...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	require.NoError(t, cmd.Start())
 	p := &proc{id: id, cmd: cmd, log: logPath, done: make(chan struct{})}
@@ -367,6 +370,7 @@ type producer struct {
 	answered  int
 	other     map[string]int // answers other than accepted, by status/reason
 	acked     []string       // source+id, in the order answered
+	ackedAt   []time.Time    // when each of acked was answered
 	sentKeys  map[string]bool
 	// Sequential: each source waits for its signal's answer (waiting, by
 	// reply subject: stored or not) before its next one.
@@ -520,6 +524,7 @@ func (p *producer) answer(m *nats.Msg) {
 		p.other["unreadable"]++
 	case a.Status == signal.StatusAccepted:
 		p.acked = append(p.acked, fmt.Sprintf("%s s%d-%d", sourceOf(p.origin, s), s, i))
+		p.ackedAt = append(p.ackedAt, time.Now())
 	default:
 		p.other[a.Status+"/"+a.Reason]++
 	}
@@ -655,6 +660,7 @@ type helperLoop struct {
 	done   chan error
 	mu     sync.Mutex
 	calls  map[string]int // source+id -> handler calls
+	first  []string       // source+id, in the order first handled
 	last   map[string]int
 	order  []string
 }
@@ -687,6 +693,9 @@ func startHelperLoopAs(t *testing.T, url, user, pass, filter string) *helperLoop
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			h.calls[ev.Key()]++
+			if h.calls[ev.Key()] == 1 {
+				h.first = append(h.first, ev.Key())
+			}
 			if h.calls[ev.Key()] == 1 && seq <= h.last[ev.Source] {
 				h.order = append(h.order, fmt.Sprintf("%s: %d after %d", ev.Source, seq, h.last[ev.Source]))
 			}
