@@ -4,6 +4,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -24,6 +26,7 @@ import (
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/nodetest"
 	"github.com/anfed/anfed/internal/session"
+	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/schemas"
 )
 
@@ -677,11 +680,9 @@ func (d *day) check() {
 			}
 			lost++
 			if lost <= 5 {
-				// Stored at the node, or never arrived?
-				_, sid, _ := strings.Cut(k, " ")
-				tr, err := httpGet("http://" + d.f.httpAddr[id] + "/v1/trace/" + sid)
-				t.Logf("%s's closed loop never got %s (acknowledged %v into the run); %s's trace of %s: %s %v", id, k,
-					wantAt[k].Sub(d.began).Round(time.Millisecond), id, sid, tail(tr, 20), err)
+				// Stored at the node (the loop missed it), or never arrived?
+				t.Logf("%s's closed loop never got %s (acknowledged %v into the run); in %s's store: %s", id, k,
+					wantAt[k].Sub(d.began).Round(time.Millisecond), id, storedWhere(l, originOfKey(k), k))
 			}
 			for i, s := range d.steps {
 				if !wantAt[k].Before(s.start.Add(-dayMargin)) && !wantAt[k].After(s.end.Add(dayMargin)) {
@@ -750,5 +751,40 @@ func (d *day) check() {
 	assert.NotZero(t, total, "the traffic ran")
 	for _, id := range soakOps {
 		d.f.procs[id].term(t)
+	}
+}
+
+// storedWhere says whether the store behind loop l holds the signal key
+// of origin (its class's signals read from the start), and at which
+// stream sequence.
+func storedWhere(l *helperLoop, origin, key string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	js, err := jetstream.New(l.nc)
+	if err != nil {
+		return err.Error()
+	}
+	c, err := js.OrderedConsumer(ctx, "ANFED_SIGNALS", jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"an.sig." + origin + "." + classOf(key) + ".>"}})
+	if err != nil {
+		return err.Error()
+	}
+	for {
+		b, err := c.Fetch(500, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return err.Error()
+		}
+		n := 0
+		for m := range b.Messages() {
+			n++
+			ev, err := signal.DecodeStructured(m.Data())
+			if err == nil && ev.Key() == key {
+				meta, _ := m.Metadata()
+				return fmt.Sprintf("stored at sequence %d (%s): the loop missed it", meta.Sequence.Stream, meta.Timestamp.Format(time.RFC3339Nano))
+			}
+		}
+		if n == 0 {
+			return "not stored: it never arrived"
+		}
 	}
 }
