@@ -438,6 +438,7 @@ func TestExportReloadUnderStream(t *testing.T) {
 		return congestion(origin, id)
 	}
 	fromA := streamConditions(t, l.na, mixed, "vpn-acme", stop)
+	fromB := streamConditions(t, l.peers["op-b"], faultEvent, "vpn-zeta", stop) // the reloads renew op-a's receiver too
 	for i := range 10 {
 		time.Sleep(200 * time.Millisecond)
 		l.reload(func(c *config.Config) {
@@ -446,6 +447,7 @@ func TestExportReloadUnderStream(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond)
 	close(stop)
+	t.Logf("op-b streamed %d faults meanwhile", len(fromB()))
 	var want []string
 	for _, id := range fromA() {
 		var k int
