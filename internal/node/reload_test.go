@@ -438,8 +438,11 @@ func TestExportReloadUnderStream(t *testing.T) {
 		return congestion(origin, id)
 	}
 	fromA := streamConditions(t, l.na, mixed, "vpn-acme", stop)
-	fromB := streamConditions(t, l.peers["op-b"], faultEvent, "vpn-zeta", stop) // the reloads renew op-a's receiver too
-	for i := range 11 { // the last one tightens: what follows goes through the tightened export
+	// Each reload renews op-a's receiver too: op-b streams to it.
+	fromB := streamConditions(t, l.peers["op-b"], faultEvent, "vpn-zeta", stop)
+	// The last reload tightens: what follows goes through the tightened
+	// export.
+	for i := range 11 {
 		time.Sleep(200 * time.Millisecond)
 		l.reload(func(c *config.Config) {
 			c.Peers[0].Export.Filter = []string{"type <> 'net.anfed.fault.v1'", ""}[i%2]
