@@ -64,7 +64,7 @@ func (c *counter) Crossed(x observe.Crossing) {
 
 func (c *counter) Rejected(r observe.Rejection) {
 	c.mu.Lock()
-	c.refused[r.Node+"/"+string(r.Reason)]++
+	c.refused[r.Node+"/"+string(r.Reason)] += int(r.Signals())
 	c.mu.Unlock()
 }
 

@@ -68,7 +68,7 @@ func (l *ledger) Crossed(c observe.Crossing) {
 func (l *ledger) Rejected(r observe.Rejection) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.rejected++
+	l.rejected += int(r.Signals())
 	fmt.Fprintf(l.out, "%s  %s rejected a signal from %s: %s\n", time.Now().Format("15:04:05.000"), r.Node, r.From, r.Detail)
 }
 

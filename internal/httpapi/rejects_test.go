@@ -21,4 +21,8 @@ func TestRejectRingKeepsDropsOnTheWayOut(t *testing.T) {
 	assert.Equal(t, observe.Local, got[1].From)
 	assert.Empty(t, got[1].To)
 	assert.Equal(t, "op-a", got[2].From)
+
+	r.Rejected(observe.Rejection{To: "op-c", Reason: reject.DeliveryChanged, Count: 12, Detail: "d"})
+	assert.Equal(t, Reject{Time: r.recent(1)[0].Time, To: "op-c", Reason: "delivery-changed", Detail: "d", Count: 12}, r.recent(1)[0],
+		"a drop of several at once shows how many")
 }

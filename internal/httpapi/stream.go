@@ -15,10 +15,14 @@ type Reject struct {
 	Time time.Time `json:"time"`
 	From string    `json:"from,omitempty"` // peer id or "local"; "" for a drop on the way out
 	// To is the peer one of our signals was on its way to when it was
-	// dropped at our end (buffer-age, buffer-bytes, undeliverable).
+	// dropped at our end (buffer-age, buffer-bytes, undeliverable,
+	// store-bound, delivery-changed).
 	To     string `json:"to,omitempty"`
 	Reason string `json:"reason"`
 	Detail string `json:"detail"`
+	// Count is how many signals it stands for, when more than one (a drop
+	// of several at once: store-bound, delivery-changed).
+	Count uint64 `json:"count,omitempty"`
 	// Of the signal, when it could be decoded.
 	Type    string `json:"type,omitempty"`
 	Subject string `json:"subject,omitempty"`
@@ -45,6 +49,9 @@ func (r *rejectRing) Crossed(observe.Crossing)    {}
 
 func (r *rejectRing) Rejected(x observe.Rejection) {
 	rj := Reject{Time: time.Now().UTC(), From: x.From, To: x.To, Reason: string(x.Reason), Detail: x.Detail}
+	if n := x.Signals(); n > 1 {
+		rj.Count = n
+	}
 	if rj.From == "" && rj.To == "" {
 		rj.From = observe.Local
 	}

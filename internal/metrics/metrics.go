@@ -23,6 +23,7 @@ import (
 	"github.com/anfed/anfed/internal/expiry"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/observe"
+	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/session"
 )
 
@@ -219,9 +220,9 @@ func (o *observer) Rejected(r observe.Rejection) {
 	case from == "":
 		from = observe.Local
 	}
-	m.rejected.WithLabelValues(from, string(r.Reason)).Inc()
+	m.rejected.WithLabelValues(from, string(r.Reason)).Add(float64(r.Signals()))
 	m.mu.Lock()
-	m.peerLocked(from).Rejected[string(r.Reason)]++
+	m.peerLocked(from).Rejected[string(r.Reason)] += r.Signals()
 	m.mu.Unlock()
 }
 
@@ -244,7 +245,7 @@ var (
 	descStale = prometheus.NewDesc(Namespace+"_peer_conditions_stale",
 		"Conditions of the peer gone stale: its link has been down longer than its grace time.", []string{"peer"}, nil)
 	descDropped = prometheus.NewDesc(Namespace+"_peer_dropped_total",
-		"Signals that never reached the peer, by reason: store-bound (storage.max_age/max_bytes), too-old and over-bytes (export.buffer), link-down (lossy delivery).", []string{"peer", "reason"}, nil)
+		"Signals that never reached the peer, by reason: store-bound (storage.max_age/max_bytes), buffer-age and buffer-bytes (export.buffer), link-down (lossy delivery).", []string{"peer", "reason"}, nil)
 	descSuppressed = prometheus.NewDesc(Namespace+"_peer_conditions_suppressed",
 		"Conditions of the peer that flap dampening suppressed now (import.dampening): their signals are held.", []string{"peer"}, nil)
 	descDampened = prometheus.NewDesc(Namespace+"_peer_signals_dampened_total",
@@ -386,8 +387,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descRefreshes, prometheus.CounterValue, float64(s.EndOfRIBs), ps.ID, "received")
 			ch <- prometheus.MustNewConstMetric(descSwept, prometheus.GaugeValue, float64(s.Swept), ps.ID)
 		}
-		for reason, v := range map[string]uint64{"store-bound": ps.Discarded, "too-old": ps.DroppedTooOld, "over-bytes": ps.DroppedOverBytes, "link-down": ps.DroppedLinkDown} {
-			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(v), ps.ID, reason)
+		for reason, v := range map[reject.Reason]uint64{reject.StoreBound: ps.Discarded, reject.BufferAge: ps.DroppedTooOld, reject.BufferBytes: ps.DroppedOverBytes, "link-down": ps.DroppedLinkDown} {
+			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(v), ps.ID, string(reason))
 		}
 	}
 }

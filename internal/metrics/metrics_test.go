@@ -52,8 +52,9 @@ func TestObserverCounts(t *testing.T) {
 	o.Crossed(observe.Crossing{From: "op-a", To: "op-b", Event: ev, Latency: 3 * time.Millisecond})
 	o.Crossed(observe.Crossing{From: "op-a", To: "op-b", Event: ev, Duplicate: true})
 	o.Rejected(observe.Rejection{From: "op-a", Reason: reject.NotImported})
-	o.Rejected(observe.Rejection{Reason: reject.SchemaInvalid})         // a local producer
-	o.Rejected(observe.Rejection{To: "op-c", Reason: reject.BufferAge}) // dropped at our end on its way to op-c
+	o.Rejected(observe.Rejection{Reason: reject.SchemaInvalid})                         // a local producer
+	o.Rejected(observe.Rejection{To: "op-c", Reason: reject.BufferAge})                 // dropped at our end on its way to op-c
+	o.Rejected(observe.Rejection{To: "op-c", Reason: reject.DeliveryChanged, Count: 7}) // a backlog of 7 dropped at once
 	o.Accepted(observe.Acceptance{Event: &signal.Event{Source: "anfed://op-b/y", ID: "2"}})
 	o.Accepted(observe.Acceptance{Duplicate: true})
 
@@ -62,6 +63,8 @@ func TestObserverCounts(t *testing.T) {
 	assert.Equal(t, 1.0, value(t, m, "anfed_peer_rejected_total", "peer", "local", "reason", "schema-invalid"))
 	assert.Equal(t, 1.0, value(t, m, "anfed_peer_rejected_total", "peer", "op-c", "reason", "buffer-age"), "a drop on the way out counts against the peer")
 	assert.Equal(t, -1.0, value(t, m, "anfed_peer_rejected_total", "peer", "local", "reason", "buffer-age"), "not as a local producer's")
+	assert.Equal(t, 7.0, value(t, m, "anfed_peer_rejected_total", "peer", "op-c", "reason", "delivery-changed"), "a drop of several counts each signal")
+	assert.Equal(t, map[string]uint64{"buffer-age": 1, "delivery-changed": 7}, m.Counts("op-c").Rejected)
 	assert.Equal(t, 1.0, value(t, m, "anfed_local_signals_total", "result", "accepted"))
 	assert.Equal(t, 1.0, value(t, m, "anfed_local_signals_total", "result", "duplicate"))
 	assert.Equal(t, 1.0, value(t, m, "anfed_peer_import_latency_seconds", "peer", "op-a"))

@@ -11,6 +11,8 @@ import (
 
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/reject"
 )
 
 // At the store's bound the oldest signals are discarded, as the policy
@@ -41,7 +43,8 @@ func storeBound(t *testing.T, classes []string, faults bool) {
 		ID: "op-b", Accept: &config.Accept{User: "op-b", Password: "secret-b-123"},
 		Export: config.ExportPolicy{Classes: classes, Services: []string{"*"}}, SigningKey: pub(t, "op-b"),
 	}}
-	na := startNode(t, a)
+	ta := newTally()
+	na := startNode(t, a, node.WithObserver(ta))
 	proxy := natstest.StartProxy(t, na.LeafURL()[len("nats-leaf://"):])
 	b := baseConfig(t, "op-b")
 	b.Peers = []config.Peer{{
@@ -106,5 +109,13 @@ func storeBound(t *testing.T, classes []string, faults bool) {
 	assert.LessOrEqual(t, int(discarded)+got.n(), stored, "no signal counted twice, none counted that is still stored")
 	t.Logf("store bound 1 MiB (624 KiB for the signals): %d stored while the link was down (%d for op-b), %d discarded at the bound, %d delivered", stored, n, discarded, got.n())
 	assert.Positive(t, discarded, "the bound was reached")
+	// Each discard is reported against the peer with its reason (just
+	// after it is counted).
+	waitFor(t, 5*time.Second, func() error {
+		if n := ta.rejections("to:op-b", reject.StoreBound); uint64(n) != discarded {
+			return fmt.Errorf("%d store-bound rejections, %d discarded", n, discarded)
+		}
+		return nil
+	})
 	assert.Positive(t, got.n(), "the newest signals still arrive")
 }

@@ -6,6 +6,7 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -232,4 +233,39 @@ func TestLossyDeliveryLosesWhatTheCutTakesAndNothingWaits(t *testing.T) {
 	assert.Equal(t, config.DeliveryLossy, ps.Delivery)
 	assert.Zero(t, ps.Backlog, "nothing waits for a lossy peer")
 	assert.GreaterOrEqual(t, ps.DroppedLinkDown, uint64(len(lost)), "each signal dropped while down is counted")
+}
+
+// A peer's export.delivery turned lossy by a reload while signals wait
+// for it (the link cut): its durable backlog is dropped with its consumer,
+// never sent, and reported against the peer with its reason
+// (delivery-changed), as many signals as waited.
+func TestDeliveryChangedDropsTheBacklogWithItsReason(t *testing.T) {
+	ta := newTally()
+	na, nb, proxy := linkedWith(t, []node.Option{node.WithObserver(ta)}, nil)
+	pa, err := na.Connect()
+	require.NoError(t, err)
+	defer pa.Close()
+	arr := watchArrivals(t, nb)
+	arr.waitAll(t, publishN(t, pa, "before", 3))
+	cutLink(t, na, nb, proxy)
+	publishN(t, pa, "waiting", 20)
+	var waiting uint64
+	waitFor(t, 10*time.Second, func() error {
+		if waiting = peerState(t, na, "op-b").Backlog; waiting < 20 {
+			return fmt.Errorf("backlog %d, want 20 or more", waiting)
+		}
+		return nil
+	})
+	assert.Zero(t, ta.rejections("to:op-b", reject.DeliveryChanged), "nothing dropped while durable")
+
+	lossy := *na.Config()
+	lossy.Peers = slices.Clone(lossy.Peers)
+	lossy.Peers[0].Export.Delivery = config.DeliveryLossy
+	_, err = na.Reload(context.Background(), &lossy)
+	require.NoError(t, err)
+
+	ps := peerState(t, na, "op-b")
+	assert.Equal(t, config.DeliveryLossy, ps.Delivery)
+	assert.Zero(t, ps.Backlog, "nothing waits for a lossy peer")
+	assert.EqualValues(t, waiting, ta.rejections("to:op-b", reject.DeliveryChanged), "the whole backlog reported with its reason")
 }

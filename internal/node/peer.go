@@ -174,12 +174,13 @@ func (n *Node) startPipes(ctx context.Context, l *peerLink, p *config.Peer) (pp 
 	}
 	cfg := n.config()
 	if p.Export.Lossy() {
-		if err := outbound.DropConsumer(ctx, n.store.JetStream(), p.ID, n.log); err != nil {
-			return pp, err
-		}
 		// A durable export consumer left from an earlier durable
 		// configuration is removed: its backlog will never be sent, and
-		// saying so is better than keeping it.
+		// saying so (delivery-changed, against the peer) is better than
+		// keeping it.
+		if err := outbound.DropConsumer(ctx, n.store.JetStream(), n.ID(), p.ID, n.obs, n.log); err != nil {
+			return pp, err
+		}
 		lcfg := outbound.LossyConfig{Self: n.ID(), Peer: p.ID, Source: pp.xc, Conn: l.nc, Policy: exportpolicy.ForConfig(cfg, p, exportpolicy.WithIntents(n.intents)), Log: n.log,
 			Expired: p.ExpiredAt, LinkUp: func() bool { return n.LinkUp(p.ID) }, Held: l.held}
 		if a := n.auditor(); a != nil {

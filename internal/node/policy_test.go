@@ -41,7 +41,7 @@ func (t *tally) Rejected(r observe.Rejection) {
 		from = "to:" + r.To // a drop at our end, on the way to the peer
 	}
 	t.mu.Lock()
-	t.rejected[from+"/"+string(r.Reason)]++
+	t.rejected[from+"/"+string(r.Reason)] += int(r.Signals())
 	t.mu.Unlock()
 }
 func (t *tally) rejections(from string, r reject.Reason) int {

@@ -33,12 +33,20 @@ type Rejection struct {
 	Node string // where it was refused
 	From string // peer id or Local; "" for a drop on the way out
 	// To is the peer a signal of ours was on its way to, for a drop at
-	// our end (reject.BufferAge, BufferBytes, Undeliverable).
+	// our end (reject.BufferAge, BufferBytes, Undeliverable, StoreBound,
+	// DeliveryChanged).
 	To     string
 	Reason reject.Reason
 	Detail string
 	Event  *signal.Event // nil when the message could not be decoded
+	// Count is how many signals the rejection stands for, when it is more
+	// than one (a drop of several at once: StoreBound, DeliveryChanged;
+	// Event is nil then). 0 means one: see Signals.
+	Count uint64
 }
+
+// Signals is how many signals r stands for: Count, or 1 when it is 0.
+func (r Rejection) Signals() uint64 { return max(r.Count, 1) }
 
 // Observer receives pipeline events.
 type Observer interface {

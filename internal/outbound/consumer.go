@@ -11,6 +11,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/observe"
+	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/store"
 )
 
@@ -188,8 +190,10 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, peer string, fi
 
 // DropConsumer removes a durable export consumer left from an earlier
 // durable configuration of a peer now lossy: its backlog will never be
-// sent, and saying so is better than keeping it.
-func DropConsumer(ctx context.Context, js jetstream.JetStream, peer string, log zerolog.Logger) error {
+// sent, and saying so is better than keeping it. What waited in it
+// (unsent or unanswered) is reported to obs, against the peer, as one
+// rejection of that many signals (reject.DeliveryChanged).
+func DropConsumer(ctx context.Context, js jetstream.JetStream, self, peer string, obs observe.Observer, log zerolog.Logger) error {
 	c, err := js.Consumer(ctx, store.SignalStream, ConsumerName(peer))
 	if err != nil {
 		return nil
@@ -201,8 +205,12 @@ func DropConsumer(ctx context.Context, js jetstream.JetStream, peer string, log 
 	if err := js.DeleteConsumer(ctx, store.SignalStream, ConsumerName(peer)); err != nil {
 		return fmt.Errorf("export consumer for %s: %w", peer, err)
 	}
-	log.Warn().Str("peer", peer).Uint64("dropped", waiting).
+	log.Warn().Str("peer", peer).Str("reason", string(reject.DeliveryChanged)).Uint64("dropped", waiting).
 		Msg("export to this peer is now lossy: its durable backlog is dropped")
+	if waiting > 0 && obs != nil {
+		obs.Rejected(observe.Rejection{Node: self, To: peer, Reason: reject.DeliveryChanged, Count: waiting,
+			Detail: fmt.Sprintf("%d signals waited for %s when its export.delivery became lossy: its durable backlog is dropped, never sent", waiting, peer)})
+	}
 	return nil
 }
 

@@ -589,8 +589,12 @@ func (s *Sender) countDiscards(ctx context.Context) {
 	s.gaps = s.gaps[:0]
 	if n > 0 {
 		s.discarded.Add(n)
-		s.log.Warn().Uint64("discarded", n).Uint64("total", s.discarded.Load()).
+		s.log.Warn().Str("reason", string(reject.StoreBound)).Uint64("discarded", n).Uint64("total", s.discarded.Load()).
 			Msg("link: the store discarded signals at its bounds (storage.max_age / max_bytes) before they reached this peer")
+		if s.cfg.Observer != nil {
+			s.cfg.Observer.Rejected(observe.Rejection{Node: s.self, To: s.peer, Reason: reject.StoreBound, Count: n,
+				Detail: fmt.Sprintf("%d signals discarded by the store at its bounds (storage.max_age, max_bytes) before %s's export reached them", n, s.peer)})
+		}
 	}
 }
 

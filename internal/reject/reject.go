@@ -74,6 +74,16 @@ const (
 	// permissions derived from the peer's policy forbid it); the sender
 	// gave up on it.
 	Undeliverable Reason = "undeliverable"
+	// StoreBound: the store discarded it at its bounds
+	// (storage.max_age, max_bytes) before the peer's durable export
+	// reached it. Counted whether or not the peer's policy would have
+	// sent it: the store cannot tell any more.
+	StoreBound Reason = "store-bound"
+	// DeliveryChanged: it waited in the peer's durable export
+	// (unsent or unanswered) when the peer's export.delivery became
+	// lossy; that backlog is dropped with the durable consumer, never
+	// sent.
+	DeliveryChanged Reason = "delivery-changed"
 )
 
 // Error is a refusal with its reason and a human explanation that says what
