@@ -55,8 +55,11 @@ type Intake struct {
 	ordered chan *slot
 	workers sync.WaitGroup
 	stored  chan struct{} // closed when the store stage is done
-	closing sync.RWMutex  // Handle holds it to read; Close to close
-	closed  bool
+	// answered is closed when the answering loop is done: every
+	// signal handed to the store is answered.
+	answered chan struct{}
+	closing  sync.RWMutex // Handle holds it to read; Stop to close
+	closed   bool
 
 	pend   chan pending
 	conn   *nats.Conn
@@ -106,19 +109,25 @@ type slot struct {
 // their turn to be stored in arrival order.
 const Queue = 256
 
-// New returns an intake; Run must run for producers to get answers.
+// New returns an intake, not started: Start it before Handle gets
+// messages, and Stop it.
 func New(d Deps) *Intake {
-	in := &Intake{self: d.Self, conn: d.Conn, insp: d.Inspector, signer: d.Signer, store: d.Store, obs: d.Observer, log: d.Log,
+	return &Intake{self: d.Self, conn: d.Conn, insp: d.Inspector, signer: d.Signer, store: d.Store, obs: d.Observer, log: d.Log,
 		unavailLog: d.Log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
 		timeout:    5 * time.Second, pend: make(chan pending, MaxPending),
-		work: make(chan *slot, Queue), ordered: make(chan *slot, Queue), stored: make(chan struct{}),
+		work: make(chan *slot, Queue), ordered: make(chan *slot, Queue), stored: make(chan struct{}), answered: make(chan struct{}),
 		stages: StagesFor(d.Inspector, d.Self, d.Signer)}
+}
+
+// Start starts the workers (one per core), the store stage and the loop
+// that answers producers as the store acknowledges their signals.
+func (in *Intake) Start() {
 	for range max(runtime.GOMAXPROCS(0), 1) {
 		in.workers.Add(1)
 		go in.check()
 	}
 	go in.storeStage()
-	return in
+	go in.answer()
 }
 
 // check is a worker: decode, checks, signature, encoding.
@@ -139,21 +148,22 @@ func (in *Intake) storeStage() {
 	for sl := range in.ordered {
 		<-sl.done
 		if sl.probe {
-			in.answer(sl.reply, signal.Answer{Status: signal.StatusAlive})
+			in.reply(sl.reply, signal.Answer{Status: signal.StatusAlive})
 			continue
 		}
 		if p, ans, ok := in.put(sl); ok {
 			p.reply = sl.reply
 			in.pend <- p
 		} else {
-			in.answer(sl.reply, ans)
+			in.reply(sl.reply, ans)
 		}
 	}
 }
 
-// Run answers producers as the store acknowledges their signals, in the
-// order they came, until Close. Handle must not be called after Close.
-func (in *Intake) Run() {
+// answer answers producers as the store acknowledges their signals, in
+// the order they came, until Stop.
+func (in *Intake) answer() {
+	defer close(in.answered)
 	for p := range in.pend {
 		var ans signal.Answer
 		select {
@@ -169,13 +179,14 @@ func (in *Intake) Run() {
 			}
 			ans = in.unavailable(p.ev, err)
 		}
-		in.answer(p.reply, ans)
+		in.reply(p.reply, ans)
 	}
 }
 
-// Close ends Run once every signal handed over is answered; what Handle
-// gets after it is left unanswered (the producer's request times out).
-func (in *Intake) Close() {
+// Stop returns once every signal handed over is answered; what Handle
+// gets from then on is left unanswered (the producer's request times
+// out).
+func (in *Intake) Stop() {
 	in.closing.Lock()
 	in.closed = true
 	in.closing.Unlock()
@@ -184,6 +195,7 @@ func (in *Intake) Close() {
 	close(in.ordered)
 	<-in.stored
 	close(in.pend)
+	<-in.answered
 }
 
 // Unanswered is about how many signals intake holds without an answer
@@ -202,7 +214,7 @@ func (in *Intake) Handle(m *nats.Msg) {
 	in.ordered <- sl
 }
 
-func (in *Intake) answer(reply string, ans signal.Answer) {
+func (in *Intake) reply(reply string, ans signal.Answer) {
 	if reply == "" {
 		return
 	}

@@ -76,7 +76,6 @@ type Node struct {
 
 	intake     *intake.Intake
 	table      *conditions.Table
-	intakeDone chan struct{}
 	signingKey nkeys.KeyPair
 	signer     *origin.Signer
 	keys       keyRing                      // key rotations: ours and our peers' (rotation.go)
@@ -262,11 +261,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	insp := inspect.New(n.catalog, 0)
 	in := intake.New(intake.Deps{Self: n.ID(), Conn: n.ops, Inspector: insp, Signer: n.signer, Store: n.store, Observer: n.obs, Log: n.log})
-	n.intakeDone = make(chan struct{})
-	go func() {
-		defer close(n.intakeDone)
-		in.Run()
-	}()
+	in.Start()
 	n.intake = in
 	n.deps.Inspector, n.deps.Store, n.deps.Observer, n.deps.Held, n.deps.KeyHeld, n.deps.RibInStore = insp, n.store, n.obs, n.store, n.store, n.store
 	for _, s := range []string{subject.IntakePrefix, subject.Intake} {
@@ -629,8 +624,7 @@ func (n *Node) Stop() {
 	if n.intake != nil {
 		step(fmt.Sprintf("waiting for the store to answer intake's last signals (%d unanswered: producers retry them with the same id)", n.intake.Unanswered()))
 		// Every signal intake took is answered before the server stops.
-		n.intake.Close()
-		<-n.intakeDone
+		n.intake.Stop()
 		n.intake = nil
 	}
 	step("stopping the exports")
