@@ -98,9 +98,12 @@ type Hub struct {
 	kv     jetstream.KeyValue
 	client *http.Client
 	mu     sync.Mutex
-	ctx    context.Context // set by Start; nil before
-	regs   map[string]*registration
-	wg     sync.WaitGroup
+	// running is true from Start until its ctx ends or Stop: a
+	// registration's delivery starts only then, with a context of its
+	// own that end cancels.
+	running bool
+	regs    map[string]*registration
+	wg      sync.WaitGroup
 }
 
 // OpenHub opens the registrations' bucket on nc (the operations account).
@@ -144,8 +147,9 @@ func (h *Hub) parseQuery(q string) (url.Values, error) {
 // run until ctx ends (then Stop waits for them).
 func (h *Hub) Start(ctx context.Context) {
 	h.mu.Lock()
-	h.ctx = ctx
+	h.running = true
 	h.mu.Unlock()
+	context.AfterFunc(ctx, h.end)
 	keys, err := h.kv.ListKeys(ctx)
 	if err != nil {
 		h.o.Log.Error().Err(err).Msgf("%s hub: listing registrations", h.o.Name)
@@ -171,8 +175,22 @@ func (h *Hub) Start(ctx context.Context) {
 	}
 }
 
-// Stop waits for the deliveries, which end with Start's ctx.
-func (h *Hub) Stop() { h.wg.Wait() }
+// end ends the deliveries: those running and those registered later.
+func (h *Hub) end() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.running = false
+	for _, reg := range h.regs {
+		reg.cancel()
+	}
+}
+
+// Stop ends the deliveries (as the end of Start's ctx does) and waits
+// for them.
+func (h *Hub) Stop() {
+	h.end()
+	h.wg.Wait()
+}
 
 func (h *Hub) consumer(id string) string { return h.o.Name + "-hub-" + id }
 
@@ -184,7 +202,7 @@ func (h *Hub) run(r Registration) error {
 		return err
 	}
 	h.mu.Lock()
-	if h.ctx == nil || h.ctx.Err() != nil {
+	if !h.running {
 		h.mu.Unlock()
 		return errors.New("the hub is not running")
 	}
@@ -202,7 +220,7 @@ func (h *Hub) run(r Registration) error {
 	}, func(ctx context.Context, ev *signal.Event, dl closedloop.Delivery) error {
 		return h.deliver(ctx, reg, ev, dl)
 	})
-	ctx, cancel := context.WithCancel(h.ctx)
+	ctx, cancel := context.WithCancel(context.Background()) // end or unregister cancels it
 	reg.cancel = cancel
 	h.regs[r.ID] = reg
 	h.wg.Add(1)

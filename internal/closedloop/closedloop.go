@@ -262,8 +262,8 @@ type Loop struct {
 	handled idMemory
 	seed    maphash.Seed
 
-	// One Run's state.
-	ctx      context.Context
+	// One Run's state. Its context is passed down from Run to the
+	// deliveries (dispatch, the key workers, the handler), not kept.
 	js       jetstream.JetStream
 	log      zerolog.Logger
 	boundary uint64
@@ -423,14 +423,13 @@ func (l *Loop) Run(ctx context.Context) error {
 	if opts.Started != nil {
 		opts.Started()
 	}
-	l.ctx = ctx
 	l.closing = false
 	l.held = map[uint64]*item{}
 	l.keys = map[string]*keyState{}
 
 	consume := func() (jetstream.ConsumeContext, error) {
 		l.lastDelivery.Store(time.Now().UnixNano())
-		return cons.Consume(l.dispatch,
+		return cons.Consume(func(m jetstream.Msg) { l.dispatch(ctx, m) },
 			jetstream.PullMaxMessages(opts.MaxInFlight),
 			// Requests of 10 s, not 30: nats.go notices a request the
 			// server dropped when its heartbeats stop, within its life.
@@ -635,7 +634,7 @@ func (l *Loop) consumer(ctx context.Context) (jetstream.Consumer, error) {
 
 // dispatch runs on the consumer's delivery goroutine: it queues m behind
 // its key and starts the key's worker if it has none.
-func (l *Loop) dispatch(m jetstream.Msg) {
+func (l *Loop) dispatch(ctx context.Context, m jetstream.Msg) {
 	meta, err := m.Metadata()
 	if err != nil {
 		l.log.Warn().Err(err).Str("subject", m.Subject()).Msg("closedloop: not a JetStream delivery")
@@ -675,27 +674,27 @@ func (l *Loop) dispatch(m jetstream.Msg) {
 	} else {
 		k.queue = append(k.queue, it)
 	}
-	l.kick(it.subj, k)
+	l.kick(ctx, it.subj, k)
 	l.mu.Unlock()
 }
 
 // kick starts key's worker if it has work and may run. l.mu is held.
-func (l *Loop) kick(subj string, k *keyState) {
+func (l *Loop) kick(ctx context.Context, subj string, k *keyState) {
 	if l.closing || k.running || k.retry != 0 || len(k.queue) == 0 {
 		return
 	}
 	k.running = true
 	l.wg.Add(1)
-	go l.work(subj, k)
+	go l.work(ctx, subj, k)
 }
 
 // work handles subj's queue in order until it is empty, the key waits for
 // a redelivery, or the loop stops.
-func (l *Loop) work(subj string, k *keyState) {
+func (l *Loop) work(ctx context.Context, subj string, k *keyState) {
 	defer l.wg.Done()
 	for {
 		l.mu.Lock()
-		if l.closing || k.retry != 0 || len(k.queue) == 0 || l.ctx.Err() != nil {
+		if l.closing || k.retry != 0 || len(k.queue) == 0 || ctx.Err() != nil {
 			k.running = false
 			if len(k.queue) == 0 && k.retry == 0 && l.keys[subj] == k {
 				delete(l.keys, subj)
@@ -707,7 +706,7 @@ func (l *Loop) work(subj string, k *keyState) {
 		k.queue = k.queue[1:]
 		l.mu.Unlock()
 
-		out, delay := l.process(it)
+		out, delay := l.process(ctx, it)
 
 		l.mu.Lock()
 		if out == keep {
@@ -737,7 +736,7 @@ func (l *Loop) work(subj string, k *keyState) {
 					return
 				}
 				k.retry, k.timer = 0, nil
-				l.kick(subj, k)
+				l.kick(ctx, subj, k)
 				if !k.running && len(k.queue) == 0 && l.keys[subj] == k {
 					delete(l.keys, subj)
 				}
@@ -769,11 +768,11 @@ const (
 )
 
 // process decides one delivery.
-func (l *Loop) process(it *item) (outcome, time.Duration) {
+func (l *Loop) process(ctx context.Context, it *item) (outcome, time.Duration) {
 	o := l.opts
 	ev, err := signal.DecodeStructured(it.msg.Data())
 	if err != nil {
-		return l.deadLetter(it, ReasonMalformed, err.Error())
+		return l.deadLetter(ctx, it, ReasonMalformed, err.Error())
 	}
 	id := l.identity(ev)
 	if l.handled.has(id) {
@@ -788,13 +787,13 @@ func (l *Loop) process(it *item) (outcome, time.Duration) {
 	if it.n > uint64(o.MaxDeliver) {
 		// Its handler already failed MaxDeliver times (the dead letter
 		// could not be stored, or the process stopped before it was).
-		return l.deadLetter(it, ReasonMaxDeliver, fmt.Sprintf("delivered %d times, the handler failed each time", it.n))
+		return l.deadLetter(ctx, it, ReasonMaxDeliver, fmt.Sprintf("delivered %d times, the handler failed each time", it.n))
 	}
 	l.delivered.Add(1)
 	if it.current {
 		l.current.Add(1)
 	}
-	err = l.call(ev, Delivery{Seq: it.seq, NumDelivered: it.n, Current: it.current})
+	err = l.call(ctx, ev, Delivery{Seq: it.seq, NumDelivered: it.n, Current: it.current})
 	switch {
 	case err == nil:
 		// Remembered before the ack: whatever becomes of the ack, the
@@ -807,12 +806,12 @@ func (l *Loop) process(it *item) (outcome, time.Duration) {
 		l.acked.Add(1)
 		return done, 0
 	case IsPoison(err):
-		return l.deadLetter(it, ReasonPoison, err.Error())
-	case l.ctx.Err() != nil:
+		return l.deadLetter(ctx, it, ReasonPoison, err.Error())
+	case ctx.Err() != nil:
 		// Stopping: the next run gets it at once.
 		return keep, 0
 	case it.n >= uint64(o.MaxDeliver):
-		return l.deadLetter(it, ReasonMaxDeliver, err.Error())
+		return l.deadLetter(ctx, it, ReasonMaxDeliver, err.Error())
 	default:
 		d := o.BackOff[min(int(it.n)-1, len(o.BackOff)-1)]
 		if o.Jitter > 0 {
@@ -835,13 +834,13 @@ func (l *Loop) identity(ev *signal.Event) uint64 {
 }
 
 // call runs the handler; a panic is a failure like an error.
-func (l *Loop) call(ev *signal.Event, d Delivery) (err error) {
+func (l *Loop) call(ctx context.Context, ev *signal.Event, d Delivery) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("handler panic: %v", r)
 		}
 	}()
-	return l.h(l.ctx, ev, d)
+	return l.h(ctx, ev, d)
 }
 
 // nak asks for redelivery after delay (0: at once) and reports whether the
@@ -864,13 +863,13 @@ func (l *Loop) nak(it *item, delay time.Duration) bool {
 // deadLetter stores the original message on an.dlq.loop-<name>.<reason> and
 // then terminates it. When the dead letter cannot be stored, the signal is
 // to be retried after the longest backoff instead: it is never dropped.
-func (l *Loop) deadLetter(it *item, reason, detail string) (outcome, time.Duration) {
+func (l *Loop) deadLetter(ctx context.Context, it *item, reason, detail string) (outcome, time.Duration) {
 	dl := store.DeadLetterMsg(DLQFrom(l.opts.Name), reason, detail, it.msg.Headers(), it.msg.Data())
 	h := dl.Header
 	h.Set(HeaderSubject, it.subj)
 	h.Set(HeaderStreamSeq, strconv.FormatUint(it.seq, 10))
 	h.Set(HeaderDeliveries, strconv.FormatUint(it.n, 10))
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	_, err := l.js.PublishMsg(ctx, dl)
 	if err != nil {

@@ -21,7 +21,6 @@ type closedLoop struct {
 	p       *producer
 	sub     *nats.Subscription
 	log     zerolog.Logger
-	ctx     context.Context
 	got     atomic.Int64
 	handled atomic.Int64
 	// firstCongestion has op-a's first raised congestion, for the
@@ -30,8 +29,8 @@ type closedLoop struct {
 }
 
 func startClosedLoop(ctx context.Context, p *producer, log zerolog.Logger) (*closedLoop, error) {
-	l := &closedLoop{p: p, log: log, ctx: ctx, firstCongestion: make(chan *signal.Event, 1)}
-	sub, err := p.nc.Subscribe(subject.SignalPrefix+"."+opA+".>", l.handle)
+	l := &closedLoop{p: p, log: log, firstCongestion: make(chan *signal.Event, 1)}
+	sub, err := p.nc.Subscribe(subject.SignalPrefix+"."+opA+".>", func(m *nats.Msg) { l.handle(ctx, m) })
 	if err != nil {
 		return nil, err
 	}
@@ -39,7 +38,9 @@ func startClosedLoop(ctx context.Context, p *producer, log zerolog.Logger) (*clo
 	return l, p.nc.Flush()
 }
 
-func (l *closedLoop) handle(m *nats.Msg) {
+// handle answers one signal; ctx is the demo's (once it is done, a
+// publish that fails is the demo stopping, not an error).
+func (l *closedLoop) handle(ctx context.Context, m *nats.Msg) {
 	l.got.Add(1)
 	defer l.handled.Add(1)
 	ev, err := signal.DecodeStructured(m.Data)
@@ -77,7 +78,7 @@ func (l *closedLoop) handle(m *nats.Msg) {
 		return
 	}
 	mit.CausationID, mit.CorrelationID = ev.ID, ev.CorrelationID
-	l.publish(mit)
+	l.publish(ctx, mit)
 	if class == "congestion" && ev.State == signal.Raised {
 		risk, err := l.p.event("sla-risk", transitService, ev.Resource(), signal.Raised, "WARN", map[string]any{
 			"slaId":          "sla-" + opC + "-transit-gold",
@@ -94,16 +95,16 @@ func (l *closedLoop) handle(m *nats.Msg) {
 			return
 		}
 		risk.CausationID, risk.CorrelationID = ev.ID, ev.CorrelationID
-		l.publish(risk)
+		l.publish(ctx, risk)
 	}
 }
 
-func (l *closedLoop) publish(ev *signal.Event) {
+func (l *closedLoop) publish(ctx context.Context, ev *signal.Event) {
 	a, err := l.p.publish(ev)
 	if err == nil {
 		err = a.Err()
 	}
-	if err != nil && l.ctx.Err() == nil {
+	if err != nil && ctx.Err() == nil {
 		l.log.Error().Err(err).Str("type", ev.Type).Msg("closed loop: publish")
 	}
 }
