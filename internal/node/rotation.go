@@ -551,7 +551,7 @@ func (n *Node) setSessionKeys(v *origin.Verifier) {
 			theirs = v.Keys(p.ID)
 		}
 		ps.mu.Lock()
-		ps.m.SetKeys(ours, theirs)
+		ps.m.KeysRotated(ours, theirs)
 		ps.mu.Unlock()
 	}
 }

@@ -20,7 +20,7 @@ import (
 // marks the stream with a write error for good and answers none of its
 // later writes: producers would get no answer, and freeing space would
 // not help. The node hears of it from the server's log (storeWriteFailed),
-// refuses every write at once with "store full" (store.SetFault) instead
+// refuses every write at once with "store full" (store.VolumeFull) instead
 // of leaving each to time out, says so in Readiness, and, once the volume
 // has room again, restarts JetStream, which reopens the streams from their
 // files (as after a kill -9), and takes writes again.
@@ -69,7 +69,7 @@ func (n *Node) watchStore(ctx context.Context) {
 			continue
 		}
 		if n.store.Fault() == nil {
-			n.store.SetFault(*f)
+			n.store.VolumeFull(*f)
 			n.log.Error().Err(*f).Str("dir", n.config().Storage.Dir).
 				Msg("store full: every signal is answered unavailable until the volume has room again; free space on it, the node resumes by itself")
 		}
@@ -86,7 +86,7 @@ func (n *Node) watchStore(ctx context.Context) {
 			continue
 		}
 		n.storeFault.CompareAndSwap(f, nil)
-		n.store.SetFault(nil)
+		n.store.VolumeFreed()
 		backoff, next = time.Second, time.Time{}
 		n.log.Info().Msg("store writable again: the node takes signals")
 	}

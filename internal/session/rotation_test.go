@@ -78,10 +78,10 @@ func TestDecodeRotationMessage(t *testing.T) {
 	assert.Equal(t, "r1", m.Rotation.ID)
 }
 
-// TestSetKeys: the keys an OPEN states and checks change while the
+// TestKeysRotated: the keys an OPEN states and checks change while the
 // session runs (a rotation): the peer's OPEN with its new key is taken
 // once it is pinned.
-func TestSetKeys(t *testing.T) {
+func TestKeysRotated(t *testing.T) {
 	now := time.Unix(0, 0)
 	l := session.Local{Self: "op-b", Peer: "op-a", Catalog: []string{"net.anfed.fault.v1"}, PeerKeys: []string{"OLD"}}
 	m := session.New(l, now)
@@ -90,7 +90,7 @@ func TestSetKeys(t *testing.T) {
 	out, _ := m.Receive(now, open)
 	require.NotEmpty(t, out)
 	assert.Equal(t, session.TypeNotification, out[0].Type, "NEW not pinned")
-	m.SetKeys([]string{"MINE"}, []string{"OLD", "NEW"})
+	m.KeysRotated([]string{"MINE"}, []string{"OLD", "NEW"})
 	now = now.Add(2 * session.Retry)
 	m.Tick(now)
 	out, _ = m.Receive(now, open)

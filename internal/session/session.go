@@ -277,10 +277,12 @@ func (m *Machine) Update(l Local) {
 	m.l = l
 }
 
-// SetKeys changes the keys the OPEN states (ours: the key we sign with)
-// and those it checks the peer's OPEN against (the peer's pinned keys):
-// a key rotation changes them while the session runs.
-func (m *Machine) SetKeys(keys, peerKeys []string) {
+// KeysRotated tells the session that a key rotation changed, while it
+// runs, the keys its OPEN states (ours: the key we sign with) and those
+// it checks the peer's OPEN against (the peer's pinned keys). An event,
+// like LinkUp or Receive, not a setting: the keys at construction are
+// Local's.
+func (m *Machine) KeysRotated(keys, peerKeys []string) {
 	m.l.Keys, m.l.PeerKeys = slices.Clone(keys), slices.Clone(peerKeys)
 }
 

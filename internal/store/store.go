@@ -99,17 +99,18 @@ type Store struct {
 // ErrFull is what writes fail with while the store is full (Fault).
 var ErrFull = errors.New("store full")
 
-// SetFault makes every write fail at once with err (wrapping ErrFull)
-// until SetFault(nil): a store that cannot write (its volume full) would
-// otherwise leave each write to time out.
-func (s *Store) SetFault(err error) {
-	if err == nil {
-		s.fault.Store(nil)
-		return
-	}
+// VolumeFull tells the store that its volume is full (err says how it
+// was found): from then on every write fails at once with err (wrapping
+// ErrFull), until VolumeFreed, instead of each write timing out. An
+// event the node reports while the store runs, not a setting.
+func (s *Store) VolumeFull(err error) {
 	err = fmt.Errorf("%w: %w", ErrFull, err)
 	s.fault.Store(&err)
 }
+
+// VolumeFreed tells the store that its volume has room again: writes are
+// tried again.
+func (s *Store) VolumeFreed() { s.fault.Store(nil) }
 
 // Fault is why the store refuses writes now (nil: it takes them).
 func (s *Store) Fault() error {
