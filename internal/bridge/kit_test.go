@@ -9,12 +9,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nkeys"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -26,6 +24,7 @@ import (
 	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/nodetest"
+	"github.com/anfed/anfed/internal/servetest"
 )
 
 func TestMain(m *testing.M) {
@@ -36,8 +35,6 @@ const token = "bridge-test-token-0123456789"
 
 // keys are the operators' signing keys, the same for the whole test binary.
 var keys nodetest.Keys
-
-func operatorKey(t testing.TB, id string) nkeys.KeyPair { return keys.Operator(t, id) }
 
 func pub(t testing.TB, id string) string { return keys.Public(t, id) }
 
@@ -56,49 +53,27 @@ func baseConfig(t *testing.T, id string) *config.Config {
 
 // site is a started node with its HTTP server and bridges.
 type site struct {
-	t    *testing.T
-	cfg  *config.Config
-	n    *node.Node
-	hs   *httpapi.Server
-	br   *bridge.Bridges
-	url  string
-	once sync.Once
+	cfg *config.Config
+	n   *node.Node
+	hs  *httpapi.Server
+	url string
+	s   *servetest.Site
 }
 
 // start starts cfg's node, its HTTP server on cfg.HTTP.Listen and its
 // bridges, as `anfed serve` does.
 func start(t *testing.T, cfg *config.Config) *site {
 	t.Helper()
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	hs := httpapi.New(httpapi.Options{Listen: cfg.HTTP.Listen, TokenFile: cfg.HTTP.TokenFile, Log: log})
-	n := node.New(cfg, node.WithLogger(log.Level(zerolog.ErrorLevel)), node.WithSigningKey(operatorKey(t, cfg.Operator.ID)), node.WithObserver(hs.Observer()))
-	require.NoError(t, n.Start(context.Background()))
-	br, err := bridge.New(context.Background(), bridge.Deps{Node: n, Config: cfg.Bridges, HTTP: cfg.HTTP, Metrics: hs.Metrics().Registry(),
-		Log: log, BaseURL: func() string { return "http://" + hs.Addr() }})
-	if err != nil {
-		n.Stop()
-		require.NoError(t, err)
-	}
-	br.Mount(hs)
-	if err := hs.Start(n); err != nil {
-		br.Stop()
-		n.Stop()
-		require.NoError(t, err)
-	}
-	br.Start()
-	s := &site{t: t, cfg: cfg, n: n, hs: hs, br: br, url: "http://" + hs.Addr()}
-	t.Cleanup(s.stop)
-	return s
+	st := servetest.Start(t, &keys, cfg, servetest.Options{
+		Service: func(n *node.Node, hs *httpapi.Server, log zerolog.Logger) (servetest.Service, error) {
+			return bridge.New(context.Background(), bridge.Deps{Node: n, Config: cfg.Bridges, HTTP: cfg.HTTP, Metrics: hs.Metrics().Registry(),
+				Log: log, BaseURL: func() string { return "http://" + hs.Addr() }})
+		}})
+	return &site{cfg: cfg, n: st.Node, hs: st.HTTP, url: st.URL, s: st}
 }
 
 // stop stops the site as `anfed serve` does: HTTP, bridges, node.
-func (s *site) stop() {
-	s.once.Do(func() {
-		s.hs.Stop()
-		s.br.Stop()
-		s.n.Stop()
-	})
-}
+func (s *site) stop() { s.s.Stop() }
 
 // pair starts A, with bridges, and B, which dials A; A exports faults and
 // performance deviations to B, which imports them. editB edits B's config.

@@ -2,7 +2,6 @@ package closedloop_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -38,22 +37,18 @@ func startNode(t *testing.T) *nats.Conn {
 	return nc
 }
 
-// congestion is a congestion signal of op-a on vpn-acme/<res>.
+// congestion is a congestion signal of op-a on vpn-acme/<res>, now.
 func congestion(id, res string, st signal.State) *signal.Event {
-	return &signal.Event{
-		ID: id, Source: "anfed://op-a/assurance", Type: "net.anfed.congestion.v1",
-		Subject: "vpn-acme/" + res, Time: time.Now().UTC(),
-		DataContentType: "application/json", Origin: "op-a", State: st,
-		Data: json.RawMessage(`{"link":{"id":"` + res + `","kind":"interconnect","peer":"op-b"},"direction":"egress","utilisationPercent":97.5,"packetLossPercent":0.8,"queueDelayMs":14.2,"trafficClasses":["AF41","BE"]}`),
-	}
+	ev := nodetest.Congestion("op-a", id)
+	ev.Subject, ev.State, ev.Time = "vpn-acme/"+res, st, time.Now().UTC()
+	return ev
 }
 
+// fault is a raised fault of op-a on vpn-acme/<res>, now.
 func fault(id, res string) *signal.Event {
-	return &signal.Event{
-		ID: id, Source: "anfed://op-a/assurance", Type: "net.anfed.fault.v1",
-		Subject: "vpn-acme/" + res, Time: time.Now().UTC(), Origin: "op-a", State: signal.Raised,
-		Data: json.RawMessage(`{"alarmType":"communicationsAlarm","perceivedSeverity":"MAJOR","probableCause":"linkDown","specificProblem":"LOS","alarmedObject":{"id":"` + res + `","type":"interconnect"},"alarmRaisedTime":"2026-11-25T17:00:00Z"}`),
-	}
+	ev := nodetest.Fault("op-a", id)
+	ev.Subject, ev.Time = "vpn-acme/"+res, time.Now().UTC()
+	return ev
 }
 
 // publish stores ev through intake and fails the test unless accepted.
@@ -62,19 +57,13 @@ func publish(t *testing.T, nc *nats.Conn, ev *signal.Event) {
 	require.NoError(t, tryPublish(nc, ev))
 }
 
+// tryPublish is publish where the test may not stop (a goroutine).
 func tryPublish(nc *nats.Conn, ev *signal.Event) error {
-	m, err := nc.Request(subject.IntakePrefix, ev.Encode(), 5*time.Second)
-	if err != nil {
-		return err
+	a, err := nodetest.TryPublish(nc, ev)
+	if err == nil && a.Status != signal.StatusAccepted {
+		err = fmt.Errorf("%s: %s: %s %s", ev.ID, a.Status, a.Reason, a.Error)
 	}
-	a, err := signal.ParseAnswer(m.Data)
-	if err != nil {
-		return err
-	}
-	if a.Status != signal.StatusAccepted {
-		return fmt.Errorf("%s: %s: %s %s", ev.ID, a.Status, a.Reason, a.Error)
-	}
-	return nil
+	return err
 }
 
 // call is one handler call.

@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nkeys"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
@@ -22,13 +20,12 @@ import (
 	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/nodetest"
+	"github.com/anfed/anfed/internal/servetest"
 	"github.com/anfed/anfed/internal/signal"
 )
 
 // keys are the operators' signing keys, the same for the whole test binary.
 var keys nodetest.Keys
-
-func operatorKey(t testing.TB, id string) nkeys.KeyPair { return keys.Operator(t, id) }
 
 func pub(t testing.TB, id string) string { return keys.Public(t, id) }
 
@@ -56,20 +53,11 @@ func serve(t *testing.T, cfg *config.Config, tokenFile string) *served {
 // serveLog is serve with the node logging to log.
 func serveLog(t *testing.T, cfg *config.Config, tokenFile string, log zerolog.Logger) *served {
 	t.Helper()
-	hs := httpapi.New(httpapi.Options{Listen: "127.0.0.1:0", TokenFile: tokenFile, Tick: 200 * time.Millisecond,
-		Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
-	n := node.New(cfg,
-		node.WithLogger(log),
-		node.WithSigningKey(operatorKey(t, cfg.Operator.ID)),
-		node.WithObserver(hs.Observer()))
-	require.NoError(t, n.Start(context.Background()))
-	t.Cleanup(n.Stop)
-	require.NoError(t, hs.Start(n))
-	t.Cleanup(hs.Stop) // cleanups run last-in first-out: HTTP stops before the node
-	nc, err := n.Connect(nats.Timeout(10 * time.Second))
+	st := servetest.Start(t, &keys, cfg, servetest.Options{NodeLog: &log, TokenFile: tokenFile, Tick: 200 * time.Millisecond})
+	nc, err := st.Node.Connect(nats.Timeout(10 * time.Second))
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
-	return &served{n: n, hs: hs, nc: nc, url: "http://" + hs.Addr()}
+	return &served{n: st.Node, hs: st.HTTP, nc: nc, url: st.URL}
 }
 
 // pair starts A (accepting B) and B, whose link to A passes through a
@@ -151,10 +139,7 @@ func event(origin, class, subj, data string) *signal.Event {
 // publish sends ev to s's intake and requires it stored.
 func publish(t *testing.T, s *served, ev *signal.Event) {
 	t.Helper()
-	m, err := s.nc.Request("an.pub", ev.Encode(), 10*time.Second)
-	require.NoError(t, err)
-	a, err := signal.ParseAnswer(m.Data)
-	require.NoError(t, err)
+	a := nodetest.Publish(t, s.nc, ev)
 	require.True(t, a.OK(), "%+v", a)
 }
 

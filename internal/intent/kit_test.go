@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/nodetest"
+	"github.com/anfed/anfed/internal/servetest"
 )
 
 const token = "intent-test-token-0123456789"
@@ -42,53 +42,31 @@ func baseConfig(t *testing.T, id string) *config.Config {
 // site is a started node with its HTTP server and intents, as `anfed
 // serve` runs them.
 type site struct {
-	cfg  *config.Config
-	n    *node.Node
-	hs   *httpapi.Server
-	in   *intent.Service
-	url  string // the intent API's base
-	once sync.Once
+	cfg *config.Config
+	n   *node.Node
+	hs  *httpapi.Server
+	url string // the intent API's base
+	s   *servetest.Site
 }
 
 func start(t *testing.T, cfg *config.Config) *site {
 	t.Helper()
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	hs := httpapi.New(httpapi.Options{Listen: cfg.HTTP.Listen, TokenFile: cfg.HTTP.TokenFile, Log: log})
 	view := intent.NewView()
-	n := node.New(cfg, node.WithLogger(log.Level(zerolog.ErrorLevel)), node.WithSigningKey(keys.Operator(t, cfg.Operator.ID)), node.WithObserver(hs.Observer()),
-		node.WithIntents(view))
-	require.NoError(t, n.Start(context.Background()))
 	var peers []string
 	for _, p := range cfg.Peers {
 		peers = append(peers, p.ID)
 	}
-	in, err := intent.New(context.Background(), intent.Deps{Node: n, Config: cfg.Intents, HTTP: cfg.HTTP, Metrics: hs.Metrics().Registry(), Log: log,
-		BaseURL: func() string { return "http://" + hs.Addr() }, Peers: peers,
-		View: view, Refresh: func(ctx context.Context, peer string) error { return n.RefreshPeer(ctx, peer, false, true) }})
-	if err != nil {
-		n.Stop()
-		require.NoError(t, err)
-	}
-	in.Mount(hs)
-	if err := hs.Start(n); err != nil {
-		in.Stop()
-		n.Stop()
-		require.NoError(t, err)
-	}
-	in.Start()
-	s := &site{cfg: cfg, n: n, hs: hs, in: in, url: "http://" + hs.Addr() + intent.BasePath}
-	t.Cleanup(s.stop)
-	return s
+	st := servetest.Start(t, &keys, cfg, servetest.Options{Node: []node.Option{node.WithIntents(view)},
+		Service: func(n *node.Node, hs *httpapi.Server, log zerolog.Logger) (servetest.Service, error) {
+			return intent.New(context.Background(), intent.Deps{Node: n, Config: cfg.Intents, HTTP: cfg.HTTP, Metrics: hs.Metrics().Registry(), Log: log,
+				BaseURL: func() string { return "http://" + hs.Addr() }, Peers: peers,
+				View: view, Refresh: func(ctx context.Context, peer string) error { return n.RefreshPeer(ctx, peer, false, true) }})
+		}})
+	return &site{cfg: cfg, n: st.Node, hs: st.HTTP, url: st.URL + intent.BasePath, s: st}
 }
 
 // stop stops the site as `anfed serve` does: HTTP, intents, node.
-func (s *site) stop() {
-	s.once.Do(func() {
-		s.hs.Stop()
-		s.in.Stop()
-		s.n.Stop()
-	})
-}
+func (s *site) stop() { s.s.Stop() }
 
 // do sends a request with the test's token (authz "" for none) and
 // returns the status and body.

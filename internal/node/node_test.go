@@ -1,7 +1,6 @@
 package node_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -88,31 +87,9 @@ func waitFor(t *testing.T, d time.Duration, f func() error) {
 	natstest.WaitFor(t, d, f)
 }
 
-func congestion(origin, id string) *signal.Event {
-	return &signal.Event{
-		ID: id, Source: "anfed://" + origin + "/assurance", Type: "net.anfed.congestion.v1",
-		Subject: "vpn-acme/ic-paris-1", Time: time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC),
-		DataContentType: "application/json",
-		Origin:          origin, State: signal.Raised,
-		CorrelationID: "corr-1", CausationID: "cause-1",
-		ExpiryTime:   time.Now().Add(time.Hour).UTC().Truncate(time.Second),
-		SeverityText: "WARN", SeverityNumber: 13, Sequence: "00000000000000000001",
-		TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", TraceState: "anfed=1",
-		Extensions: map[string]any{"vendorx": "kept", "flag": true},
-		Data:       json.RawMessage(`{"link":{"id":"ic-paris-1","kind":"interconnect","peer":"op-b"},"direction":"egress","utilisationPercent":97.5,"packetLossPercent":0.8,"queueDelayMs":14.2,"trafficClasses":["AF41","BE"]}`),
-	}
-}
+func congestion(origin, id string) *signal.Event { return nodetest.Congestion(origin, id) }
 
-func faultEvent(origin, id string) *signal.Event {
-	return &signal.Event{
-		ID: id, Source: "anfed://" + origin + "/assurance", Type: "net.anfed.fault.v1",
-		Subject: "vpn-acme/ic-paris-1", Time: time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC),
-		Origin: origin, State: signal.Raised, SeverityText: "ERROR", SeverityNumber: 17,
-		Data: json.RawMessage(faultData),
-	}
-}
-
-const faultData = `{"alarmType":"communicationsAlarm","perceivedSeverity":"MAJOR","probableCause":"linkDown","specificProblem":"LOS on ic-paris-1","alarmedObject":{"id":"ic-paris-1","type":"interconnect"},"alarmRaisedTime":"2026-11-25T17:00:00Z"}`
+func faultEvent(origin, id string) *signal.Event { return nodetest.Fault(origin, id) }
 
 func publish(t *testing.T, nc *nats.Conn, ev *signal.Event) signal.Answer {
 	t.Helper()

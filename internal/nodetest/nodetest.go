@@ -6,6 +6,7 @@ package nodetest
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"testing"
 	"time"
@@ -96,9 +97,49 @@ func Start(t testing.TB, keys *Keys, cfg *config.Config, opts ...node.Option) *n
 // answer.
 func Publish(t testing.TB, nc *nats.Conn, ev *signal.Event) signal.Answer {
 	t.Helper()
-	m, err := nc.Request(subject.IntakePrefix, ev.Encode(), 5*time.Second)
-	require.NoError(t, err)
-	a, err := signal.ParseAnswer(m.Data)
+	a, err := TryPublish(nc, ev)
 	require.NoError(t, err)
 	return a
 }
+
+// TryPublish is Publish where a test may not stop (in a goroutine): a
+// request or answer that fails is returned, not fatal.
+func TryPublish(nc *nats.Conn, ev *signal.Event) (signal.Answer, error) {
+	m, err := nc.Request(subject.IntakePrefix, ev.Encode(), 10*time.Second)
+	if err != nil {
+		return signal.Answer{}, err
+	}
+	return signal.ParseAnswer(m.Data)
+}
+
+// Congestion is a raised congestion signal of origin on
+// vpn-acme/ic-paris-1 with every optional attribute set (correlation,
+// causation, an expiry an hour from now, severity, sequence, trace
+// context, extensions), so that a round trip shows what is lost.
+func Congestion(origin, id string) *signal.Event {
+	return &signal.Event{
+		ID: id, Source: "anfed://" + origin + "/assurance", Type: "net.anfed.congestion.v1",
+		Subject: "vpn-acme/ic-paris-1", Time: time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC),
+		DataContentType: "application/json",
+		Origin:          origin, State: signal.Raised,
+		CorrelationID: "corr-1", CausationID: "cause-1",
+		ExpiryTime:   time.Now().Add(time.Hour).UTC().Truncate(time.Second),
+		SeverityText: "WARN", SeverityNumber: 13, Sequence: "00000000000000000001",
+		TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", TraceState: "anfed=1",
+		Extensions: map[string]any{"vendorx": "kept", "flag": true},
+		Data:       json.RawMessage(`{"link":{"id":"ic-paris-1","kind":"interconnect","peer":"op-b"},"direction":"egress","utilisationPercent":97.5,"packetLossPercent":0.8,"queueDelayMs":14.2,"trafficClasses":["AF41","BE"]}`),
+	}
+}
+
+// Fault is a raised fault signal of origin on vpn-acme/ic-paris-1.
+func Fault(origin, id string) *signal.Event {
+	return &signal.Event{
+		ID: id, Source: "anfed://" + origin + "/assurance", Type: "net.anfed.fault.v1",
+		Subject: "vpn-acme/ic-paris-1", Time: time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC),
+		Origin: origin, State: signal.Raised, SeverityText: "ERROR", SeverityNumber: 17,
+		Data: json.RawMessage(faultData),
+	}
+}
+
+// faultData is Fault's data: a major loss of signal on ic-paris-1.
+const faultData = `{"alarmType":"communicationsAlarm","perceivedSeverity":"MAJOR","probableCause":"linkDown","specificProblem":"LOS on ic-paris-1","alarmedObject":{"id":"ic-paris-1","type":"interconnect"},"alarmRaisedTime":"2026-11-25T17:00:00Z"}`
