@@ -196,6 +196,7 @@ func (s *Service) Create(ctx context.Context, in *Intent) (Intent, error) {
 	if err := s.store.create(ctx, rec); err != nil {
 		return Intent{}, err
 	}
+	s.poke() // its validFor may end
 	if err := s.propose(ctx, rec); err != nil {
 		s.log.Warn().Err(err).Str("intent", in.ID).Msg("intent stored, not proposed yet: the next change or restart proposes it")
 	}
@@ -326,6 +327,7 @@ func (s *Service) patch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if changed {
+		s.poke() // its validFor may have changed
 		if err := s.propose(ctx, rec); err != nil {
 			s.log.Warn().Err(err).Str("intent", rec.Intent.ID).Msg("intent changed, not proposed yet")
 		}
@@ -354,18 +356,10 @@ func (s *Service) remove(w http.ResponseWriter, r *http.Request) {
 	if !s.owned(w, rec) {
 		return
 	}
-	rec, err := s.store.update(ctx, key, func(rec *Record) (bool, error) {
-		now := time.Now().UTC().Truncate(time.Millisecond)
-		rec.Intent.LifecycleStatus, rec.Intent.StatusChangeDate, rec.Intent.LastUpdate = Terminated, now, now
-		rec.Intent.StatusReason = "terminated by its owner; DELETE again to remove it"
-		return true, nil
-	})
+	rec, err := s.terminate(ctx, key, "terminated by its owner; DELETE again to remove it", false)
 	if err != nil {
 		s.fail(w, http.StatusServiceUnavailable, "unavailable", "%v", err)
 		return
-	}
-	if err := s.propose(ctx, rec); err != nil {
-		s.log.Warn().Err(err).Str("intent", rec.Intent.ID).Msg("intent terminated, the partner not told yet")
 	}
 	bridge.WriteJSON(w, http.StatusAccepted, s.view(rec))
 }

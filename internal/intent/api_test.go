@@ -137,9 +137,11 @@ func TestIntentAPIBadInput(t *testing.T) {
 		{"loss over 100", string(edit(t, func(m map[string]any) { exp(m, 2)["value"] = 101 })), `expectations[2].value: 101 %: at most 100`},
 		{"duplicate expectation", string(edit(t, func(m map[string]any) { exp(m, 1)["id"] = "lat" })), `expectations[1].id: "lat" is also expectations[0]`},
 		{"bad window", string(edit(t, func(m map[string]any) {
-			ev(m)["timeWindows"].([]any)[0].(map[string]any)["end"] = "06:00"
+			ev(m)["timeWindows"] = []any{map[string]any{"days": []any{"mon"}, "start": "07:00", "end": "06:00"}}
 		})), `timeWindows[0].end: 06:00 is not after start 07:00`},
-		{"bad day", string(edit(t, func(m map[string]any) { ev(m)["timeWindows"].([]any)[0].(map[string]any)["days"] = []any{"monday"} })), `timeWindows[0].days[0]: "monday": want one of mon`},
+		{"bad day", string(edit(t, func(m map[string]any) {
+			ev(m)["timeWindows"] = []any{map[string]any{"days": []any{"monday"}, "start": "07:00", "end": "19:00"}}
+		})), `timeWindows[0].days[0]: "monday": want one of mon`},
 		{"validFor backwards", string(edit(t, func(m map[string]any) { m["validFor"].(map[string]any)["endDateTime"] = "2026-01-01T00:00:00Z" })), `validFor.endDateTime: 2026-01-01T00:00:00Z is not after startDateTime`},
 		{"validFor not a date", string(edit(t, func(m map[string]any) { m["validFor"].(map[string]any)["endDateTime"] = "tomorrow" })), `not RFC 3339`},
 	} {

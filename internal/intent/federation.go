@@ -72,6 +72,9 @@ func (s *Service) handle(ctx context.Context, ev *signal.Event, _ closedloop.Del
 	}
 	switch w.Phase {
 	case PhaseProposed, PhaseTerminated:
+		if w.Phase == PhaseTerminated && w.Owner == s.self && w.Partner == ev.Origin {
+			return s.partnerEnded(ctx, w)
+		}
 		if w.Partner != s.self {
 			return nil // another operator's business
 		}
@@ -98,28 +101,12 @@ func (s *Service) decide(ctx context.Context, ev *signal.Event, w wire) error {
 	key := keyOf(w.Owner, w.IntentID)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	if w.Phase == PhaseTerminated {
-		rec, _, err := s.store.get(ctx, key)
+		rec, err := s.endHandled(ctx, key, w.Owner, "terminated by its owner "+w.Owner, ev.ID)
 		if errors.Is(err, errNotFound) {
 			return nil
 		}
 		if err != nil {
 			return err
-		}
-		if rec.Intent.LifecycleStatus != Terminated {
-			var ended endings
-			if rec, err = s.store.update(ctx, key, func(r *Record) (bool, error) {
-				r.Intent.LifecycleStatus, r.Intent.StatusChangeDate, r.Intent.LastUpdate = Terminated, now, now
-				r.Intent.StatusReason = "terminated by its owner " + w.Owner
-				r.Reports = append(r.Reports, s.newReport(r, Terminated, w.Owner, w.Reason, nil, now))
-				ended = s.endAll(r, now)
-				return true, nil
-			}); err != nil {
-				return err
-			}
-			s.inView(ctx, rec.Intent)
-			if err := s.publishEndings(ctx, rec, ended, ev.ID); err != nil {
-				return err
-			}
 		}
 		return s.publish(ctx, wire{IntentID: w.IntentID, Phase: PhaseTerminated, Owner: w.Owner, Partner: s.self, Service: w.Service,
 			Revision: rec.Revision, Reason: "the owner terminated it"}, signal.Cleared)
@@ -162,6 +149,8 @@ func (s *Service) decide(ctx context.Context, ev *signal.Event, w wire) error {
 	if err := s.store.put(ctx, rec); err != nil {
 		return err
 	}
+	// Its validFor may start or end: the timer reads it again.
+	s.poke()
 	defer s.inView(ctx, in) // once the owner has our answer
 	s.log.Info().Str("owner", w.Owner).Str("intent", w.IntentID).Int("revision", w.Revision).Str("decision", dec.Decision).Str("rule", dec.Rule).Str("reason", dec.Reason).Msg("intents: decided a peer's intent")
 	return s.publish(ctx, wire{IntentID: w.IntentID, Phase: dec.Decision, Owner: w.Owner, Partner: s.self, Service: w.Service,
@@ -303,4 +292,27 @@ func (s *Service) publish(ctx context.Context, w wire, state signal.State) error
 	return s.publishEvent(ctx, &signal.Event{ID: fmt.Sprintf("%s.%s.r%d.%s", w.Owner, w.IntentID, w.Revision, w.Phase), Source: "anfed://" + s.self + "/intents",
 		Type: schemas.Type(Class), Subject: w.Service + "/" + w.IntentID, State: state,
 		SeverityText: sevText, SeverityNumber: sev, CorrelationID: w.Owner + "." + w.IntentID, Data: data})
+}
+
+// partnerEnded keeps, at the owner, the partner's word that an intent of
+// ours ended on its side (our termination reached it, or its validFor
+// ended there) as an IntentReport, once.
+func (s *Service) partnerEnded(ctx context.Context, w wire) error {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	_, err := s.store.update(ctx, keyOf(s.self, w.IntentID), func(r *Record) (bool, error) {
+		if w.Revision != r.Revision {
+			return false, nil
+		}
+		for _, rp := range r.Reports {
+			if rp.Name == Terminated && rp.Expression.ExpressionValue.From == w.Partner {
+				return false, nil // told again
+			}
+		}
+		r.Reports = append(r.Reports, s.newReport(r, Terminated, w.Partner, w.Reason, nil, now))
+		return true, nil
+	})
+	if errors.Is(err, errNotFound) {
+		return nil // removed since
+	}
+	return err
 }

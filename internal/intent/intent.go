@@ -66,6 +66,9 @@ type Service struct {
 	hub       *bridge.Hub
 	delivered *prometheus.CounterVec
 
+	// wake tells the validity timer an intent was made, changed or decided.
+	wake chan struct{}
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -85,7 +88,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("intents.token_file: %w", err)
 	}
-	s := &Service{d: d, self: d.Node.ID(), log: d.Log.With().Str("component", "intents").Logger(), token: tok}
+	s := &Service{d: d, self: d.Node.ID(), log: d.Log.With().Str("component", "intents").Logger(), token: tok, wake: make(chan struct{}, 1)}
 	s.metrics = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "anfed", Subsystem: "intent", Name: "api_rejected_total",
 		Help: "Requests the TMF921 intent API refused, by reason (unauthorized, malformed, bad-field, not-found, conflict, unavailable)."}, []string{"reason"})
 	s.delivered = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "anfed", Subsystem: "intent", Name: "hub_deliveries_total",
@@ -134,7 +137,7 @@ func (s *Service) Start() {
 	deviations := func(ctx context.Context) { s.runSLA(ctx, classDeviation, "intents-sla") }
 	congestions := func(ctx context.Context) { s.runSLA(ctx, classCongestion, "intents-risk") }
 	faults := func(ctx context.Context) { s.runSLA(ctx, classFault, "intents-faults") }
-	for _, work := range []func(context.Context){s.run, deviations, congestions, faults, s.runReports, s.runPeriodic, s.reproposeAll, s.fillView} {
+	for _, work := range []func(context.Context){s.run, deviations, congestions, faults, s.runReports, s.runPeriodic, s.reproposeAll, s.fillView, s.runValidity} {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()

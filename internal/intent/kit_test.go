@@ -42,11 +42,12 @@ func baseConfig(t *testing.T, id string) *config.Config {
 // site is a started node with its HTTP server and intents, as `anfed
 // serve` runs them.
 type site struct {
-	cfg *config.Config
-	n   *node.Node
-	hs  *httpapi.Server
-	url string // the intent API's base
-	s   *servetest.Site
+	cfg  *config.Config
+	n    *node.Node
+	hs   *httpapi.Server
+	view *intent.View // the intents in force the senders read
+	url  string       // the intent API's base
+	s    *servetest.Site
 }
 
 func start(t *testing.T, cfg *config.Config) *site {
@@ -62,7 +63,7 @@ func start(t *testing.T, cfg *config.Config) *site {
 				BaseURL: func() string { return "http://" + hs.Addr() }, Peers: peers,
 				View: view, Refresh: func(ctx context.Context, peer string) error { return n.RefreshPeer(ctx, peer, false, true) }})
 		}})
-	return &site{cfg: cfg, n: st.Node, hs: st.HTTP, url: st.URL + intent.BasePath, s: st}
+	return &site{cfg: cfg, n: st.Node, hs: st.HTTP, view: view, url: st.URL + intent.BasePath, s: st}
 }
 
 // stop stops the site as `anfed serve` does: HTTP, intents, node.

@@ -146,7 +146,7 @@ func (s *Service) publishProposal(ctx context.Context, rec *Record, opened, ende
 	if p := ended; p != nil {
 		why := fmt.Sprintf("intent %s.%s is compliant and out of risk again", in.Owner, in.ID)
 		if in.LifecycleStatus == Terminated {
-			why = fmt.Sprintf("intent %s.%s was terminated by its owner", in.Owner, in.ID)
+			why = fmt.Sprintf("intent %s.%s ended: %s", in.Owner, in.ID, in.StatusReason)
 		}
 		d := coordination.Data{ActionID: p.ActionID, Phase: coordination.Completed, Proposer: s.self, Reason: why}
 		if err := step(p, coordination.Completed, d, signal.Cleared, p.eventID(s.self, coordination.Proposed)); err != nil {

@@ -175,10 +175,11 @@ func (s *Service) evaluate(ctx context.Context, ev *signal.Event, _ closedloop.D
 		return err
 	}
 	service := ev.Service()
+	now := time.Now()
 	for _, rec := range recs {
 		in := rec.Intent
 		v := in.Expression.ExpressionValue
-		if in.Role != RoleHandler || v == nil || v.Service != service || !slices.Contains(inForce, in.LifecycleStatus) {
+		if in.Role != RoleHandler || v == nil || v.Service != service || !inForceAt(in, now) {
 			continue
 		}
 		if err := s.evaluateIntent(ctx, keyOf(in.Owner, in.ID), ob); err != nil {
@@ -240,6 +241,9 @@ func (s *Service) evaluateIntent(ctx context.Context, key string, ob observation
 		before := snapRisks(r)
 		cause := Cause{ID: ev.ID, Source: ev.Source, Class: ob.class, Resource: ob.resource()}
 		xs := in.Expression.ExpressionValue.Expectations
+		// Only what was measured inside the time windows counts; a clear
+		// counts whenever it comes.
+		counts := ev.State == signal.Cleared || in.Expression.ExpressionValue.inWindow(ev.Time)
 		if ob.class != classDeviation {
 			if ev.State == signal.Cleared || ob.fault.ServiceAffecting != nil && !*ob.fault.ServiceAffecting {
 				delete(r.Held, cause.key())
@@ -252,7 +256,7 @@ func (s *Service) evaluateIntent(ctx context.Context, key string, ob observation
 		}
 		for _, x := range xs {
 			pd := ob.pd
-			if ob.class != classDeviation || x.Metric != metricOf(pd.KPI) || x.Unit != pd.Unit {
+			if ob.class != classDeviation || !counts || x.Metric != metricOf(pd.KPI) || x.Unit != pd.Unit {
 				continue
 			}
 			b, breached := r.Breaches[x.ID]
@@ -282,6 +286,9 @@ func (s *Service) evaluateIntent(ctx context.Context, key string, ob observation
 		// Each congestion and fault held predicts again from what is
 		// measured now, whichever came first.
 		for _, k := range slices.Sorted(maps.Keys(r.Held)) {
+			if !counts {
+				break // held, to predict from once a measurement counts
+			}
 			h := r.Held[k]
 			for _, x := range xs {
 				v, model, ok := predicted(x, r.Observed, h)
@@ -457,7 +464,7 @@ func (s *Service) runPeriodic(ctx context.Context) {
 		}
 		now := time.Now().UTC().Truncate(time.Millisecond)
 		for _, rec := range recs {
-			if rec.Intent.Role != RoleHandler || !slices.Contains([]string{Compliant, Degraded, NotCompliant}, rec.Intent.LifecycleStatus) {
+			if rec.Intent.Role != RoleHandler || !slices.Contains([]string{Compliant, Degraded, NotCompliant}, rec.Intent.LifecycleStatus) || !inForceAt(rec.Intent, now) {
 				continue
 			}
 			if err := s.publishReport(ctx, rec, now); err != nil && ctx.Err() == nil {

@@ -19,6 +19,7 @@ type viewKey struct{ owner, service string }
 
 type viewEntry struct {
 	id    string
+	from  *time.Time // validFor's start; nil: none
 	until *time.Time // validFor's end; nil: none
 }
 
@@ -37,7 +38,8 @@ func (v *View) Accepted(owner, service string) (string, bool) {
 	v.mu.RLock()
 	e, ok := v.m[viewKey{owner, service}]
 	v.mu.RUnlock()
-	if !ok || (e.until != nil && !time.Now().Before(*e.until)) {
+	now := time.Now()
+	if !ok || (e.from != nil && now.Before(*e.from)) || (e.until != nil && !now.Before(*e.until)) {
 		return "", false
 	}
 	return e.id, true
@@ -62,7 +64,7 @@ func (v *View) set(in Intent) bool {
 	}
 	e := viewEntry{id: in.ID}
 	if in.ValidFor != nil {
-		e.until = in.ValidFor.EndDateTime
+		e.from, e.until = in.ValidFor.StartDateTime, in.ValidFor.EndDateTime
 	}
 	v.m[k] = e
 	return !had || old.id != in.ID

@@ -1,0 +1,124 @@
+package intent_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/coordination"
+	"github.com/anfed/anfed/internal/intent"
+	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/nodetest"
+	"github.com/anfed/anfed/internal/signal"
+)
+
+// getIntent is s's intent id as its API shows it.
+func getIntent(t *testing.T, s *site, id string) intent.Intent {
+	t.Helper()
+	code, body := do(t, http.MethodGet, s.url+"/intent/"+id, bearer, "", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	return decode[intent.Intent](t, body)
+}
+
+// TestIntentValidForStartsAndEnds: op-a's vpn-acme intent with a
+// validFor a few seconds ahead is accepted by op-b but not in force
+// before its startDateTime (op-b's 48.2 ms is not evaluated, no
+// intent-scoped export); once in force the same measurement breaches
+// it, notCompliant at op-a, and opens a proposal op-a accepts. op-a is
+// then stopped; at the endDateTime op-b ends the intent by itself
+// (terminated, its breach cleared, the proposal completed, out of the
+// view); op-a, restarted after the end, ends its own copy from its
+// stored records, releases the lease and holds op-b's report of the end.
+func TestIntentValidForStartsAndEnds(t *testing.T) {
+	a, b := timelinePair(t)
+	leaf := strings.TrimPrefix(a.n.LeafURL(), "nats-leaf://")
+	bnc, err := b.n.Connect()
+	require.NoError(t, err)
+	t.Cleanup(bnc.Close)
+	const subj = "vpn-acme/acme-vpn-1/lat"
+	from := time.Now().UTC().Add(8 * time.Second).Truncate(time.Second)
+	end := from.Add(8 * time.Second)
+	create(t, a, edit(t, func(m map[string]any) {
+		m["id"] = "acme-vpn-1"
+		m["validFor"] = map[string]any{"startDateTime": from.Format(time.RFC3339), "endDateTime": end.Format(time.RFC3339)}
+	}))
+	waitStatus(t, a, "acme-vpn-1", intent.InProgress)
+
+	// Accepted, not in force yet: not evaluated, no intent-scoped export.
+	require.True(t, nodetest.Publish(t, bnc, latency(1, 48.2, signal.Raised)).OK())
+	settled(t, b, "intents-sla")
+	_, accepted := b.view.Accepted("op-a", "vpn-acme")
+	_, breached := breach(b, "op-b", subj)
+	in := getIntent(t, b, "op-a.acme-vpn-1")
+	require.True(t, time.Now().Before(from), "the machine took more than 8 s to get here: the check before the start proves nothing")
+	require.False(t, accepted, "in the view before its startDateTime")
+	require.False(t, breached, "evaluated before its startDateTime")
+	require.Equal(t, intent.InProgress, in.LifecycleStatus)
+
+	// In force: the same measurement breaches it, and opens a proposal.
+	natstest.WaitFor(t, 20*time.Second, func() error {
+		if _, ok := b.view.Accepted("op-a", "vpn-acme"); !ok {
+			return fmt.Errorf("not in op-b's view at %s (start %s)", time.Now().UTC().Format(time.RFC3339Nano), from)
+		}
+		return nil
+	})
+	require.True(t, nodetest.Publish(t, bnc, latency(2, 48.2, signal.Updated)).OK())
+	waitStatus(t, a, "acme-vpn-1", intent.NotCompliant)
+	natstest.WaitFor(t, 20*time.Second, func() error {
+		acts := actionsBy(t, a, "op-b")
+		if len(acts) != 1 || acts[0].Decisions["op-a"].Phase != coordination.Accepted {
+			return fmt.Errorf("op-a's actions by op-b: %+v", acts)
+		}
+		if _, ok := breach(a, "op-b", subj); !ok {
+			return fmt.Errorf("op-a holds no breach of %s", subj)
+		}
+		return nil
+	})
+	require.True(t, time.Now().Before(end), "the machine took more than 8 s from the start to the proposal: raise the test's validFor")
+
+	// op-a down; at the end op-b ends it by itself.
+	a.stop()
+	natstest.WaitFor(t, 30*time.Second, func() error {
+		in := getIntent(t, b, "op-a.acme-vpn-1")
+		if in.LifecycleStatus != intent.Terminated {
+			return fmt.Errorf("op-b's copy is %s (%s)", in.LifecycleStatus, in.StatusReason)
+		}
+		if _, ok := breach(b, "op-b", subj); ok {
+			return fmt.Errorf("op-b still holds its breach of %s", subj)
+		}
+		return nil
+	})
+	require.False(t, time.Now().Before(end), "ended before its endDateTime")
+	_, accepted = b.view.Accepted("op-a", "vpn-acme")
+	require.False(t, accepted, "still in op-b's view after its end")
+	require.Contains(t, getIntent(t, b, "op-a.acme-vpn-1").StatusReason, "validFor ended at "+end.Format(time.RFC3339))
+
+	// op-a back (same leaf port): its timer, rebuilt from the stored
+	// records, ends its own copy; op-b's clears and its end reach it.
+	cfg := a.cfg
+	cfg.NATS.LeafNodes = &config.Listener{Listen: leaf}
+	a = start(t, cfg)
+	got := waitStatus(t, a, "acme-vpn-1", intent.Terminated)
+	require.Contains(t, got.StatusReason, "validFor ended at "+end.Format(time.RFC3339))
+	natstest.WaitFor(t, 30*time.Second, func() error {
+		if _, ok := breach(a, "op-b", subj); ok {
+			return fmt.Errorf("op-a still holds op-b's breach of %s", subj)
+		}
+		acts := actionsBy(t, a, "op-b")
+		if len(acts) != 1 || acts[0].Decisions["op-a"].Phase != coordination.Released {
+			return fmt.Errorf("op-a's actions by op-b: %+v", acts)
+		}
+		for _, r := range reportsOf(t, a, "acme-vpn-1") {
+			v := r.Expression.ExpressionValue
+			if v.From == "op-b" && v.LifecycleStatus == intent.Terminated && strings.Contains(v.Reason, "validFor ended") {
+				return nil
+			}
+		}
+		return fmt.Errorf("op-a has no report of op-b ending the intent")
+	})
+}
