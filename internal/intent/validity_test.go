@@ -122,3 +122,63 @@ func TestIntentValidForStartsAndEnds(t *testing.T) {
 		return fmt.Errorf("op-a has no report of op-b ending the intent")
 	})
 }
+
+// TestIntentTimeWindows: op-a's intent holds on weekdays 07:00-19:00
+// UTC only; op-b's 48.2 ms measured on a Saturday, on a Monday at 06:59
+// and at 19:00 is not counted (no breach, still inProgress); the same
+// measured on the Monday at 10:00 breaches it, notCompliant at op-a;
+// 22 ms at 19:30 does not update the breach; the deviation's clear
+// clears it whenever it comes.
+func TestIntentTimeWindows(t *testing.T) {
+	a, b := pair(t, func(c *config.Config) {
+		c.Peers[0].Import.Classes = append(c.Peers[0].Import.Classes, "sla-breach")
+	}, func(c *config.Config) {
+		c.Peers[0].Export.Classes = append(c.Peers[0].Export.Classes, "sla-breach")
+		c.Intents.Accept = []config.IntentAccept{{Services: []string{"vpn-*"}}}
+	})
+	create(t, a, edit(t, func(m map[string]any) {
+		m["id"] = "acme-vpn-1"
+		ev(m)["timeWindows"] = []any{map[string]any{"days": []any{"mon", "tue", "wed", "thu", "fri"}, "start": "07:00", "end": "19:00"}}
+	}))
+	waitStatus(t, a, "acme-vpn-1", intent.InProgress)
+	nc, err := b.n.Connect()
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	const subj = "vpn-acme/acme-vpn-1/lat"
+	measured := func(n int, ms float64, state signal.State, at string) {
+		t.Helper()
+		e := latency(n, ms, state)
+		tm, err := time.Parse(time.RFC3339, at)
+		require.NoError(t, err)
+		e.Time = tm
+		require.True(t, nodetest.Publish(t, nc, e).OK())
+		settled(t, b, "intents-sla")
+	}
+	for i, at := range []string{"2026-12-05T10:00:00Z", "2026-12-07T06:59:00Z", "2026-12-07T19:00:00Z"} {
+		state := signal.Updated
+		if i == 0 {
+			state = signal.Raised
+		}
+		measured(i, 48.2, state, at)
+		_, breached := breach(b, "op-b", subj)
+		require.False(t, breached, "48.2 ms at %s, outside the window, breached the intent", at)
+		require.Equal(t, intent.InProgress, getIntent(t, b, "op-a.acme-vpn-1").LifecycleStatus, "after 48.2 ms at %s", at)
+	}
+	measured(3, 48.2, signal.Updated, "2026-12-07T10:00:00Z")
+	waitStatus(t, a, "acme-vpn-1", intent.NotCompliant)
+	_, ok := breach(b, "op-b", subj)
+	require.True(t, ok, "48.2 ms at 10:00 on a Monday did not breach the intent")
+	// 22 ms counted would make it degraded (within 20 % of 20 ms).
+	measured(4, 22, signal.Updated, "2026-12-07T19:30:00Z")
+	handled := getIntent(t, b, "op-a.acme-vpn-1")
+	require.Equal(t, intent.NotCompliant, handled.LifecycleStatus, "22 ms at 19:30, outside the window, was counted")
+	require.Equal(t, "op-b's measurements: lat 48.2 ms misses <= 20", handled.StatusReason)
+	measured(5, 22, signal.Cleared, "2026-12-07T20:00:00Z")
+	natstest.WaitFor(t, 20*time.Second, func() error {
+		if _, ok := breach(a, "op-b", subj); ok {
+			return fmt.Errorf("op-a still holds the breach after the deviation's clear")
+		}
+		return nil
+	})
+	waitStatus(t, a, "acme-vpn-1", intent.Compliant)
+}
