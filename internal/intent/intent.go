@@ -12,7 +12,9 @@
 // IntentReport. The partner then evaluates its own performance
 // deviations against what it accepted: sla-breach signals naming the
 // intent, and intent-report signals to the owner when the intent's
-// compliance changes. See docs/intents.md for the field mapping.
+// compliance changes. An intent is in force within its validFor only, and
+// ends by itself at both operators at its endDateTime. See
+// docs/intents.md for the field mapping.
 package intent
 
 import (
