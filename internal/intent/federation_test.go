@@ -216,6 +216,18 @@ func breach(s *site, origin, subj string) (conditions.Condition, bool) {
 	return held(s, origin, "sla-breach", subj)
 }
 
+// slaPair is pair where op-b accepts vpn-* intents and sends its
+// sla-breach signals to op-a.
+func slaPair(t *testing.T) (a, b *site) {
+	t.Helper()
+	return pair(t, func(c *config.Config) {
+		c.Peers[0].Import.Classes = append(c.Peers[0].Import.Classes, "sla-breach")
+	}, func(c *config.Config) {
+		c.Peers[0].Export.Classes = append(c.Peers[0].Export.Classes, "sla-breach")
+		c.Intents.Accept = []config.IntentAccept{{Services: []string{"vpn-*"}}}
+	})
+}
+
 // TestIntentSLAEvaluation: op-b, which accepted op-a's vpn-acme intent,
 // evaluates its own latency deviations against the intent's 20 ms
 // target: 48.2 ms raises an sla-breach naming the intent and reports
@@ -223,12 +235,7 @@ func breach(s *site, origin, subj string) (conditions.Condition, bool) {
 // degraded; the deviation's clear clears the breach and reports
 // compliant. op-a's lifecycle follows each report, with op-b's values.
 func TestIntentSLAEvaluation(t *testing.T) {
-	a, b := pair(t, func(c *config.Config) {
-		c.Peers[0].Import.Classes = append(c.Peers[0].Import.Classes, "sla-breach")
-	}, func(c *config.Config) {
-		c.Peers[0].Export.Classes = append(c.Peers[0].Export.Classes, "sla-breach")
-		c.Intents.Accept = []config.IntentAccept{{Services: []string{"vpn-*"}}}
-	})
+	a, b := slaPair(t)
 	create(t, a, edit(t, func(m map[string]any) { m["id"] = "acme-vpn-1" }))
 	waitStatus(t, a, "acme-vpn-1", intent.InProgress)
 	nc, err := b.n.Connect()

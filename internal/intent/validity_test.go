@@ -130,12 +130,7 @@ func TestIntentValidForStartsAndEnds(t *testing.T) {
 // 22 ms at 19:30 does not update the breach; the deviation's clear
 // clears it whenever it comes.
 func TestIntentTimeWindows(t *testing.T) {
-	a, b := pair(t, func(c *config.Config) {
-		c.Peers[0].Import.Classes = append(c.Peers[0].Import.Classes, "sla-breach")
-	}, func(c *config.Config) {
-		c.Peers[0].Export.Classes = append(c.Peers[0].Export.Classes, "sla-breach")
-		c.Intents.Accept = []config.IntentAccept{{Services: []string{"vpn-*"}}}
-	})
+	a, b := slaPair(t)
 	create(t, a, edit(t, func(m map[string]any) {
 		m["id"] = "acme-vpn-1"
 		ev(m)["timeWindows"] = []any{map[string]any{"days": []any{"mon", "tue", "wed", "thu", "fri"}, "start": "07:00", "end": "19:00"}}
