@@ -224,6 +224,9 @@ func (s *Service) evaluateIntent(ctx context.Context, key string, ob observation
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	rec, err := s.store.update(ctx, key, func(r *Record) (bool, error) {
 		changes, risks, report, opened, ended = nil, nil, false, nil, nil
+		if !inForceAt(r.Intent, now) {
+			return false, nil // terminated or ended since it was read
+		}
 		measured := false
 		if r.Breaches == nil {
 			r.Breaches = map[string]Breach{}
