@@ -176,6 +176,13 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, peer string, fi
 	start := info.AckFloor.Stream + 1
 	if info.NumAckPending == 0 && info.NumPending == 0 {
 		start = max(start, last+1)
+		// nats-server counts a consumer's pending messages
+		// asynchronously: a signal stored just now can be in the stream
+		// and not yet in NumPending. Resume after the last one delivered
+		// when the old filters match a later one.
+		if undelivered(ctx, st, info) {
+			start = info.Delivered.Stream + 1
+		}
 	}
 	log.Info().Str("peer", peer).Int("unanswered", info.NumAckPending).Uint64("waiting", info.NumPending).
 		Uint64("from", start).Bool("policy_changed", !same).Msg("export resumes from the first signal not decided")
@@ -184,8 +191,37 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, peer string, fi
 	}
 	cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 	cfg.OptStartSeq = start
-	_, err = js.CreateConsumer(ctx, store.SignalStream, cfg)
-	return err
+	// Made again at once under the deleted one's name, the server can
+	// answer 500 while the deleted consumer's last state write is still
+	// renaming its file ("rename .../o.dat.tmp ...: no such file or
+	// directory"): a few tries, then the error.
+	for try := 0; ; try++ {
+		_, err = js.CreateConsumer(ctx, store.SignalStream, cfg)
+		if err == nil || try == 4 || ctx.Err() != nil {
+			return err
+		}
+		log.Debug().Err(err).Str("peer", peer).Msg("export consumer not made yet: trying again")
+		time.Sleep(time.Duration(50<<try) * time.Millisecond)
+	}
+}
+
+// undelivered tells whether the stream holds a message the consumer's
+// filters match after the last one it delivered.
+func undelivered(ctx context.Context, st jetstream.Stream, info *jetstream.ConsumerInfo) bool {
+	filters := info.Config.FilterSubjects
+	if info.Config.FilterSubject != "" {
+		filters = append(filters, info.Config.FilterSubject)
+	}
+	for _, f := range filters {
+		m, err := st.GetLastMsgForSubject(ctx, f)
+		if err != nil {
+			continue // none stored
+		}
+		if m.Sequence > info.Delivered.Stream {
+			return true
+		}
+	}
+	return false
 }
 
 // DropConsumer removes a durable export consumer left from an earlier
