@@ -28,7 +28,7 @@ func TestBenchQuickReportsEveryRow(t *testing.T) {
 	var rep bench.Report
 	require.NoError(t, json.Unmarshal([]byte(stdout), &rep), stdout)
 	want := []string{bench.RowRawNATS, bench.RowLink, bench.RowSigned, bench.Paced(bench.RowSigned, bench.Quick.Rate),
-		bench.RowCross, bench.RowPaced(bench.Quick.Rate), bench.RowPaced(bench.ModestRate), bench.RowLossy,
+		bench.RowCross, bench.RowPaced(bench.Quick.Rate), bench.RowPaced(bench.ModestRate), bench.RowNoAudit, bench.RowLossy,
 		bench.RowRawSourcing, bench.RowRawSourcingSigned, bench.RowSignVerify, bench.RowRawJS, bench.RowIntake, bench.RowWebhook}
 	require.Equal(t, want, bench.Rows(bench.Quick.Rate))
 	var got []string
