@@ -1,11 +1,9 @@
 package bridge_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -79,51 +77,18 @@ func (s *site) stop() { s.s.Stop() }
 // performance deviations to B, which imports them. editB edits B's config.
 func pair(t *testing.T, bridgesA config.Bridges, editB func(*config.Config)) (a, b *site) {
 	t.Helper()
-	ca := baseConfig(t, "op-a")
-	ca.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
-	ca.Bridges = bridgesA
-	ca.Peers = []config.Peer{{
-		ID: "op-b", Accept: &config.Accept{User: "op-b", Password: "secret-b-123"},
-		Export:     config.ExportPolicy{Classes: []string{"fault", "performance-deviation"}, Services: []string{"*"}},
-		Import:     config.ImportPolicy{Classes: []string{"fault"}},
-		SigningKey: pub(t, "op-b"),
-	}}
-	a = start(t, ca)
-	cb := baseConfig(t, "op-b")
-	cb.Peers = []config.Peer{{
-		ID: "op-a", Dial: &config.Dial{URL: a.n.LeafURL(), User: "op-b", Password: "secret-b-123"},
-		Export:     config.ExportPolicy{Classes: []string{"fault"}, Services: []string{"*"}},
-		Import:     config.ImportPolicy{Classes: []string{"fault", "performance-deviation"}},
-		SigningKey: pub(t, "op-a"),
-	}}
-	if editB != nil {
-		editB(cb)
-	}
-	b = start(t, cb)
-	natstest.WaitFor(t, 20*time.Second, func() error {
-		if !a.n.LinkUp("op-b") || !b.n.LinkUp("op-a") {
-			return fmt.Errorf("link not up")
-		}
-		return nil
-	})
-	return a, b
+	return nodetest.Pair(t, &keys, baseConfig(t, "op-a"), baseConfig(t, "op-b"),
+		nodetest.Side{Export: []string{"fault", "performance-deviation"}, Import: []string{"fault"}},
+		nodetest.Side{Export: []string{"fault"}, Import: []string{"fault", "performance-deviation"}},
+		func(c *config.Config) { c.Bridges = bridgesA }, editB, func(c *config.Config) *site { return start(t, c) }, nodeOf)
 }
+
+func nodeOf(s *site) *node.Node { return s.n }
 
 // post sends body to url with the given Authorization header ("" none).
 func post(t *testing.T, url, authz string, body []byte) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/json")
-	if authz != "" {
-		req.Header.Set("Authorization", authz)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, string(b)
+	return servetest.Do(t, http.MethodPost, url, authz, "application/json", body)
 }
 
 func sample(t *testing.T, name string) []byte {

@@ -1,16 +1,11 @@
 package intent_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
@@ -18,7 +13,6 @@ import (
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/httpapi"
 	"github.com/anfed/anfed/internal/intent"
-	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/nodetest"
 	"github.com/anfed/anfed/internal/servetest"
@@ -73,20 +67,7 @@ func (s *site) stop() { s.s.Stop() }
 // returns the status and body.
 func do(t *testing.T, method, url, authz, contentType string, body []byte) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, bytes.NewReader(body))
-	require.NoError(t, err)
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	if authz != "" {
-		req.Header.Set("Authorization", authz)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, string(b)
+	return servetest.Do(t, method, url, authz, contentType, body)
 }
 
 const bearer = "Bearer " + token
@@ -126,36 +107,10 @@ func decode[T any](t *testing.T, body string) T {
 // import the intent classes; editA and editB edit their configs.
 func pair(t *testing.T, editA, editB func(*config.Config)) (a, b *site) {
 	t.Helper()
-	ca := baseConfig(t, "op-a")
-	ca.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
-	ca.Peers = []config.Peer{{
-		ID: "op-b", Accept: &config.Accept{User: "op-b", Password: "secret-b-123"},
-		Export:     config.ExportPolicy{Classes: []string{"intent"}, Services: []string{"*"}},
-		Import:     config.ImportPolicy{Classes: []string{"intent", "intent-report"}},
-		SigningKey: keys.Public(t, "op-b"),
-	}}
-	if editA != nil {
-		editA(ca)
-	}
-	a = start(t, ca)
-	cb := baseConfig(t, "op-b")
-	cb.Peers = []config.Peer{{
-		ID: "op-a", Dial: &config.Dial{URL: a.n.LeafURL(), User: "op-b", Password: "secret-b-123"},
-		Export:     config.ExportPolicy{Classes: []string{"intent", "intent-report"}, Services: []string{"*"}},
-		Import:     config.ImportPolicy{Classes: []string{"intent"}},
-		SigningKey: keys.Public(t, "op-a"),
-	}}
-	if editB != nil {
-		editB(cb)
-	}
-	b = start(t, cb)
-	natstest.WaitFor(t, 20*time.Second, func() error {
-		if !a.n.LinkUp("op-b") || !b.n.LinkUp("op-a") {
-			return fmt.Errorf("link not up")
-		}
-		return nil
-	})
-	return a, b
+	return nodetest.Pair(t, &keys, baseConfig(t, "op-a"), baseConfig(t, "op-b"),
+		nodetest.Side{Export: []string{"intent"}, Import: []string{"intent", "intent-report"}},
+		nodetest.Side{Export: []string{"intent", "intent-report"}, Import: []string{"intent"}},
+		editA, editB, func(c *config.Config) *site { return start(t, c) }, func(s *site) *node.Node { return s.n })
 }
 
 func mustJSON(t *testing.T, v any) []byte {
