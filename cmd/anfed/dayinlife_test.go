@@ -271,9 +271,9 @@ func newDay(t *testing.T, bin string) *day {
 	require.NoError(t, os.WriteFile(d.token, []byte("day-in-the-life-admin-token\n"), 0o600))
 	for _, id := range soakOps {
 		d.keys[id] = d.f.initKeys(id)
-		d.f.clientURL[id] = "nats://" + natstest.FreeAddr(t)
-		d.f.httpAddr[id] = natstest.FreeAddr(t)
-		d.leaf[id] = natstest.FreeAddr(t)
+		d.f.clientURL[id] = "nats://" + natstest.FreeRestartAddr(t)
+		d.f.httpAddr[id] = natstest.FreeRestartAddr(t)
+		d.leaf[id] = natstest.FreeRestartAddr(t)
 		d.f.configs[id] = filepath.Join(d.f.dir, id, id+".yaml")
 	}
 	d.cert, d.key = d.ca.Issue(t, "leaf-op-a-1", net.ParseIP("127.0.0.1"))

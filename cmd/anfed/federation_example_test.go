@@ -133,7 +133,7 @@ func copyFederationExample(t *testing.T) (string, map[string]string) {
 	roles := federationPorts
 	addr := map[string]string{}
 	for _, role := range roles {
-		addr[role] = natstest.FreeAddr(t)
+		addr[role] = natstest.FreeRestartAddr(t) // nodes restart on them
 	}
 	loopback := regexp.MustCompile(`127\.0\.0\.1:(\d+)`)
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {

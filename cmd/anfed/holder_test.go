@@ -48,7 +48,7 @@ func TestKill9Holder(t *testing.T) {
 	t.Cleanup(f.cleanup)
 	pubA, pubB := f.initKeys("op-a"), f.initKeys("op-b")
 
-	bClient, bLeaf := natstest.FreeAddr(t), natstest.FreeAddr(t)
+	bClient, bLeaf := natstest.FreeRestartAddr(t), natstest.FreeRestartAddr(t)
 	f.clientURL["op-b"] = "nats://" + bClient
 	f.write("op-b", fmt.Sprintf(`operator:
   id: op-b

@@ -129,7 +129,7 @@ func newFederation(t *testing.T, bin string) *federation {
 	if code, _, _ := anfedCmd(t, bin, "validate", probe); code == 0 {
 		storage += "  sync: 2m\n"
 	}
-	aClient, aLeaf, bClient := natstest.FreeAddr(t), natstest.FreeAddr(t), natstest.FreeAddr(t)
+	aClient, aLeaf, bClient := natstest.FreeRestartAddr(t), natstest.FreeRestartAddr(t), natstest.FreeRestartAddr(t)
 	f.clientURL["op-a"], f.clientURL["op-b"] = "nats://"+aClient, "nats://"+bClient
 	f.write("op-a", fmt.Sprintf(`operator:
   id: op-a

@@ -341,7 +341,7 @@ func newSoakFederation(t *testing.T, bin string) *federation {
 	}
 	client, leaf, http := map[string]string{}, map[string]string{}, map[string]string{}
 	for _, id := range soakOps {
-		client[id], leaf[id], http[id] = natstest.FreeAddr(t), natstest.FreeAddr(t), natstest.FreeAddr(t)
+		client[id], leaf[id], http[id] = natstest.FreeRestartAddr(t), natstest.FreeRestartAddr(t), natstest.FreeRestartAddr(t)
 		f.clientURL[id] = "nats://" + client[id]
 	}
 	f.httpAddr = http

@@ -11,8 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -211,4 +214,36 @@ func FreeAddr(t testing.TB) string {
 	require.NoError(t, err)
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// FreeRestartAddr is FreeAddr for a listener that a test closes and binds
+// again (a process restarted on its policy's ports): a port below the
+// kernel's ephemeral range, which other tests running beside this one
+// (go test runs packages in parallel) never get from a listen on port 0
+// while the listener is down. FreeAddr's ports come from that range: one
+// was taken by another package's server while the docs test restarted a
+// node, and the node's peer dialled the stranger ("attempted to connect
+// to wrong port").
+func FreeRestartAddr(t testing.TB) string {
+	t.Helper()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
+	}
+	const from = 10000
+	if low <= from+1000 {
+		return FreeAddr(t)
+	}
+	for range 100 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(from+rand.IntN(low-from)))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return addr
+		}
+	}
+	return FreeAddr(t)
 }
