@@ -183,6 +183,18 @@ func TestMetricsMoveWhileSignalsCross(t *testing.T) {
 		return nil
 	})
 
+	// The on-demand refresh may end after the backlogs drained (under
+	// -race on a busy machine, seconds after): scrape until every family
+	// moved, then check.
+	natstest.WaitFor(t, 20*time.Second, func() error {
+		scrapeBoth()
+		for _, f := range perPeerFamilies {
+			if !ha.moved(f, "op-b") || !hb.moved(f, "op-a") {
+				return fmt.Errorf("%s has not moved at both ends yet", f)
+			}
+		}
+		return nil
+	})
 	for _, f := range perPeerFamilies {
 		assert.True(t, ha.moved(f, "op-b"), "op-a's %s{peer=op-b} did not move", f)
 		assert.True(t, hb.moved(f, "op-a"), "op-b's %s{peer=op-a} did not move", f)

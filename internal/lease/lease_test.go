@@ -92,7 +92,10 @@ func hold(b *lease.Bucket, key, holder string, o lease.Options, work func(contex
 
 func TestHolderKeepsItAndStandbyWaits(t *testing.T) {
 	s, _ := natstest.StartJetStream(t)
-	const ttl = time.Second
+	// 3 s: a released key is taken within the standby's poll (TTL/12),
+	// which took 1.18 s under -race on a busy CI machine: against a 1 s
+	// TTL that could not tell a release from an expiry.
+	const ttl = 3 * time.Second
 	_, ba := process(t, s, ttl)
 	_, bb := process(t, s, ttl)
 	var ts tenures
@@ -105,8 +108,8 @@ func TestHolderKeepsItAndStandbyWaits(t *testing.T) {
 		return nil
 	})
 	stopB := hold(bb, "link-op-b", "b", lease.Options{}, ts.work("b"))
-	// Three TTLs: only renewals keep a's record alive.
-	time.Sleep(3 * ttl)
+	// Two TTLs: only renewals keep a's record alive.
+	time.Sleep(2 * ttl)
 	r, err := bb.Holder(t.Context(), "link-op-b")
 	require.NoError(t, err)
 	assert.Equal(t, "a", r.Holder, "the holder renews; the standby never takes it")
