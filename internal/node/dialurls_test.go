@@ -68,20 +68,15 @@ func TestPeerDialsEveryServer(t *testing.T) {
 		return nil
 	})
 
-	atA, atB := newTimedLedger(), newTimedLedger()
 	loop, err := nats.Connect(a.NATS.External.URLs[0]+","+a.NATS.External.URLs[1]+","+a.NATS.External.URLs[2],
 		nats.UserInfo("loop", "loop-pass-123"), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	require.NoError(t, err)
 	defer loop.Close()
-	_, err = loop.Subscribe("an.sig.op-b.>", func(m *nats.Msg) { atA.add(m.Data) })
-	require.NoError(t, err)
-	require.NoError(t, loop.Flush())
+	atA := follow(t, loop, "an.sig.op-b.>")
 	bc, err := nb.Connect()
 	require.NoError(t, err)
 	defer bc.Close()
-	_, err = bc.Subscribe("an.sig.op-a.>", func(m *nats.Msg) { atB.add(m.Data) })
-	require.NoError(t, err)
-	require.NoError(t, bc.Flush())
+	atB := follow(t, bc, "an.sig.op-a.>")
 
 	seq := 0
 	send := func(n int) {

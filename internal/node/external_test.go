@@ -136,6 +136,28 @@ type timedLedger struct {
 
 func newTimedLedger() *timedLedger { return &timedLedger{ledger: newLedger()} }
 
+// follow subscribes a new ledger to subj on nc, ready once it returns.
+func follow(t *testing.T, nc *nats.Conn, subj string) *timedLedger {
+	t.Helper()
+	l := newTimedLedger()
+	_, err := nc.Subscribe(subj, func(m *nats.Msg) { l.add(m.Data) })
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+	return l
+}
+
+// allArrived is nil once each loop's ledger holds every signal the other
+// side had accepted: op-b's loop (atB) op-a's (accA), op-a's (atA) op-b's.
+func allArrived(atA, atB *timedLedger, accA, accB map[string]time.Time) error {
+	if m := atB.missing(accA); len(m) > 0 {
+		return fmt.Errorf("%d of op-a's %d signals not at op-b's loop", len(m), len(accA))
+	}
+	if m := atA.missing(accB); len(m) > 0 {
+		return fmt.Errorf("%d of op-b's %d signals not at op-a's loop", len(m), len(accB))
+	}
+	return nil
+}
+
 func (l *timedLedger) add(data []byte) {
 	l.ledger.add(&nats.Msg{Data: data})
 	l.mu.Lock()
@@ -399,15 +421,7 @@ func TestExternalCluster(t *testing.T) {
 				k, accA[k].Format("15:04:05.000"), killed.Format("15:04:05.000"), inA[k], inB[k])
 		}
 	}()
-	waitFor(t, 40*time.Second, func() error {
-		if m := atB.missing(accA); len(m) > 0 {
-			return fmt.Errorf("%d of op-a's %d signals not at op-b's loop", len(m), len(accA))
-		}
-		if m := atA.missing(accB); len(m) > 0 {
-			return fmt.Errorf("%d of op-b's %d signals not at op-a's loop", len(m), len(accB))
-		}
-		return nil
-	})
+	waitFor(t, 40*time.Second, func() error { return allArrived(atA, atB, accA, accB) })
 	drained := time.Since(killed)
 	assert.Empty(t, atB.duplicates(), "delivered twice to op-b's loop")
 	assert.Empty(t, atA.duplicates(), "delivered twice to op-a's loop")
@@ -573,19 +587,14 @@ func TestExternalClusterAcceptsPeer(t *testing.T) {
 		return nil
 	})
 
-	atA, atB := newTimedLedger(), newTimedLedger()
 	ac, err := na.Connect()
 	require.NoError(t, err)
 	defer ac.Close()
-	_, err = ac.Subscribe("an.sig.op-b.>", func(m *nats.Msg) { atA.add(m.Data) })
-	require.NoError(t, err)
-	require.NoError(t, ac.Flush())
+	atA := follow(t, ac, "an.sig.op-b.>")
 	bc, err := nb.Connect()
 	require.NoError(t, err)
 	defer bc.Close()
-	_, err = bc.Subscribe("an.sig.op-a.>", func(m *nats.Msg) { atB.add(m.Data) })
-	require.NoError(t, err)
-	require.NoError(t, bc.Flush())
+	atB := follow(t, bc, "an.sig.op-a.>")
 
 	for i := 1; i <= 20; i++ {
 		for _, side := range []struct {

@@ -352,15 +352,7 @@ func TestLinkFailover(t *testing.T) {
 	waitA()
 	waitB()
 	accA, accB := pa.keys(), pb.keys()
-	waitFor(t, 60*time.Second, func() error {
-		if m := atB.missing(accA); len(m) > 0 {
-			return fmt.Errorf("%d of op-a's %d signals not at op-b's loop", len(m), len(accA))
-		}
-		if m := atA.missing(accB); len(m) > 0 {
-			return fmt.Errorf("%d of op-b's %d signals not at op-a's loop", len(m), len(accB))
-		}
-		return nil
-	})
+	waitFor(t, 60*time.Second, func() error { return allArrived(atA, atB, accA, accB) })
 	endWatch()
 
 	assert.Empty(t, atB.duplicates(), "delivered twice to op-b's loop")
