@@ -117,3 +117,45 @@ func TestStartRefusesTooSmallBudget(t *testing.T) {
 	assert.Contains(t, err.Error(), "storage.max_bytes 512KiB is less than the minimum, 1MiB")
 	assert.Contains(t, err.Error(), "raise storage.max_bytes")
 }
+
+// Kicks of the export connection while signals stream: a delivery the
+// consumer made while the connection was away is lost on the way, and the
+// export resumes from the first unanswered signal when the connection is
+// back, not after the consumer's one-minute ack wait. Every signal reaches
+// B well within that.
+func TestExportConnectionKickedMidStreamLosesNothing(t *testing.T) {
+	na, nb := pair(t, []string{"congestion"}, []string{"congestion"})
+	pa, err := na.Connect()
+	require.NoError(t, err)
+	defer pa.Close()
+	got := watchArrivals(t, nb)
+
+	const n = 150
+	published := make(chan []string, 1)
+	go func() { published <- publishN(t, pa, "kick", n) }()
+	for i := 0; i < 8; i++ {
+		time.Sleep(60 * time.Millisecond)
+		if id, ok := tryConnID(na, "anfed-node-export-op-b"); ok {
+			_ = na.Server().DisconnectClientByID(id)
+		}
+	}
+	ids := <-published
+	start := time.Now()
+	got.waitAll(t, ids)
+	t.Logf("all %d signals at B %v after the last publish", n, time.Since(start).Round(time.Millisecond))
+	assert.NoError(t, na.Err())
+}
+
+// tryConnID is connID for a connection that may be away (reconnecting).
+func tryConnID(n *node.Node, name string) (uint64, bool) {
+	cz, err := n.Server().Connz(&server.ConnzOptions{Limit: 1024})
+	if err != nil {
+		return 0, false
+	}
+	for _, c := range cz.Conns {
+		if c.Name == name {
+			return c.Cid, true
+		}
+	}
+	return 0, false
+}

@@ -214,10 +214,11 @@ func (n *Node) startPipes(ctx context.Context, l *peerLink, p *config.Peer) (pp 
 			MeanSize: n.store.MeanSize,
 		},
 		Pace: outbound.NewPace(p.Export),
-		// In-process deliveries are never lost; over a cluster they can be.
-		ResumeOnLoss: n.external(),
-		Held:         l.held,
-		Diverged:     func() { n.refreshAfterDrop(l.ps) },
+		// A kicked export connection loses what was delivered while it
+		// was away, in process too: resume when it is back.
+		Reconnects: func() uint64 { return pp.xc.Stats().Reconnects },
+		Held:       l.held,
+		Diverged:   func() { n.refreshAfterDrop(l.ps) },
 	}
 	if a := n.auditor(); a != nil {
 		scfg.Audit = a // never a nil *audit.Writer in the interface

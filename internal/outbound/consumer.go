@@ -69,8 +69,10 @@ func (x *Export) Run(rctx context.Context) {
 		}
 		if stalling {
 			x.Log.Warn().Str("peer", x.Peer).Msg("export: the consumer stopped delivering with signals waiting and the link up (its server was lost): resuming from the first unanswered")
+		} else if errors.Is(err, ErrReconnected) {
+			x.Log.Warn().Str("peer", x.Peer).Msg("export: the consumer's connection came back after a loss (what it delivered meanwhile may be lost): resuming from the first unanswered")
 		} else if errors.Is(err, ErrResume) {
-			x.Log.Warn().Str("peer", x.Peer).Msg("export: a signal was lost between the store and the sender (a server lost mid-delivery): resuming from the first unanswered")
+			x.Log.Warn().Str("peer", x.Peer).Msg("export: a signal was lost between the store and the sender (a server lost mid-delivery, the consumer's connection kicked): resuming from the first unanswered")
 		} else {
 			x.Log.Error().Err(err).Str("peer", x.Peer).Msg("export stopped; restarting in 1s")
 			select {

@@ -70,6 +70,9 @@ type Sender struct {
 	// lastDelivery is the consumer's delivery sequence of the last
 	// signal read in this Run; only the loop touches it.
 	lastDelivery uint64
+	// reconnects is the consumer connection's reconnection count when
+	// Run began (SenderConfig.Reconnects).
+	reconnects uint64
 
 	cfg    SenderConfig
 	stages []Stage
@@ -113,13 +116,14 @@ type SenderConfig struct {
 	// by the key we sign with now (it was signed before a key rotation's
 	// switch): it is signed again (Resign) on its way out. nil: never.
 	Stale func(ev *signal.Event) bool
-	// ResumeOnLoss makes Run return ErrResume when a delivery of the
-	// consumer never reached the sender (a jump in the consumer's
-	// delivery sequence: a cluster server was lost mid-delivery), before
-	// anything past it is sent; the caller resumes the consumer from its
-	// acknowledgement floor. Without it the lost signal comes back only
-	// after AckWait, behind later ones.
-	ResumeOnLoss bool
+	// Reconnects counts the reconnections of the connection the consumer
+	// delivers on (its Stats().Reconnects). A delivery made while it was
+	// away (the server kicked it, a broken pipe) is lost, and with no
+	// later delivery to show the jump it would come back only after
+	// AckWait: when the count moves, Run returns ErrReconnected and the
+	// caller resumes the consumer from its acknowledgement floor. nil:
+	// not watched.
+	Reconnects func() uint64
 	// Held reports whether this process may still send on the link: with
 	// several processes of one operator, only the holder of the link's
 	// lease does, and a holder whose lease ran out sends nothing more
@@ -160,6 +164,11 @@ func (s *Sender) publish(m *nats.Msg) error {
 // sender never got: resume the consumer from its acknowledgement floor,
 // then Run again, so that nothing is skipped and order is kept.
 var ErrResume = errors.New("link: a stored signal was lost on its way to the sender")
+
+// ErrReconnected is Run's answer when the connection the consumer
+// delivers on came back after a loss: what the consumer delivered
+// meanwhile may be lost, so the consumer resumes (errors.Is ErrResume).
+var ErrReconnected = fmt.Errorf("%w: the export consumer's connection was lost and came back", ErrResume)
 
 // NewPace returns the limiter of a peer's export.max_rate and max_burst,
 // or nil when it is not paced.
@@ -323,6 +332,9 @@ const pullExpiry = 5 * time.Second
 // Run forwards until ctx is done.
 func (s *Sender) Run(ctx context.Context) error {
 	s.lastDelivery = 0 // a resumed consumer numbers its deliveries afresh
+	if s.cfg.Reconnects != nil {
+		s.reconnects = s.cfg.Reconnects()
+	}
 	// Short pulls: a consumer whose leader was lost with a cluster server
 	// is found silent (missed heartbeats) and pulled again within seconds,
 	// not after the default 30 s.
@@ -331,6 +343,10 @@ func (s *Sender) Run(ctx context.Context) error {
 		return err
 	}
 	defer it.Stop()
+	// The feed stops with Run: a Run that returns ErrResume while the
+	// feed holds a delivery must not leave it waiting to hand it over.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	in := make(chan jetstream.Msg)
 	feedDone := make(chan struct{})
 	go func() {
@@ -356,7 +372,7 @@ func (s *Sender) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	defer func() { it.Stop(); <-feedDone }()
+	defer func() { stop(); it.Stop(); <-feedDone }()
 
 	replyPrefix := subject.Ack(s.self) + "." + nuid.Next()
 	replies := make(chan *nats.Msg, 4*s.window)
@@ -474,6 +490,9 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 			s.trim = w.DropUnsent(s.overBytes(ctx))
 
 		case <-gapTick.C:
+			if s.cfg.Reconnects != nil && s.cfg.Reconnects() != s.reconnects {
+				return ErrReconnected // unacknowledged signals are redelivered after the resume
+			}
 			s.countDiscards(ctx)
 
 		case <-progress.C:
@@ -619,11 +638,11 @@ func (s *Sender) overBytes(ctx context.Context) uint64 {
 }
 
 // lostBefore reports whether a delivery of the consumer before m never
-// reached the sender: lost on the way.
+// reached the sender: lost on the way (a cluster server lost
+// mid-delivery, the consumer's connection kicked). Run then stops before
+// anything past it is sent: sent after its successors, the lost signal
+// would look to the peer like a resend it had already decided.
 func (s *Sender) lostBefore(m jetstream.Msg) bool {
-	if !s.cfg.ResumeOnLoss {
-		return false
-	}
 	meta, err := m.Metadata()
 	if err != nil {
 		return false
