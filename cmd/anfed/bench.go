@@ -21,6 +21,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	syncPolicy := fs.String("sync", "always", "storage.sync of the nodes and of raw JetStream: always, or an interval such as 2m")
 	rate := fs.Int("rate", bench.Defaults.Rate, "signals/s of the paced latency row")
 	window := fs.Int("window", bench.Defaults.Window, "signals unfinished at once in the saturated rows")
+	burst := fs.Int("burst", -1, "signals the burst rows publish at once (default 100000, 10000 with --quick; 0: no burst rows)")
 	scale := fs.Bool("scale", false, "add the scaling runs: peers 1→64, active conditions 1k→1M, payload 256 B (asked; the smallest valid signal, 505 B, is sent) →16 KB")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of one row (--profile-row) to this file")
 	profileRow := fs.String("profile-row", bench.RowCross, "the row --cpuprofile profiles, e.g. "+bench.RowLink+" or "+bench.RowSigned)
@@ -46,6 +47,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		o.Duration = *dur
 	}
 	o.Size, o.Sync, o.Rate, o.Window, o.Scale = *size, *syncPolicy, *rate, *window, *scale
+	if *burst >= 0 {
+		o.Burst = *burst
+	}
 	o.Progress, o.Log, o.ProfileRow = stderr, log, *profileRow
 	if err := bench.CheckProfileRow(o.ProfileRow, o.Rate); err != nil {
 		fmt.Fprintln(stderr, "anfed bench: --profile-row:", err)

@@ -21,15 +21,15 @@ func TestBenchQuickReportsEveryRow(t *testing.T) {
 		t.Skip("runs every benchmark row for 0.3 s")
 	}
 	prof := filepath.Join(t.TempDir(), "link.pprof")
-	code, stdout, stderr := runCmd("bench", "--quick", "--json", "--duration", "300ms", "--cpuprofile", prof, "--profile-row", bench.RowLink)
+	code, stdout, stderr := runCmd("bench", "--quick", "--json", "--duration", "300ms", "--burst", "2000", "--cpuprofile", prof, "--profile-row", bench.RowLink)
 	require.Equal(t, exitOK, code, "stderr:\n%s", stderr)
 	assert.Contains(t, stderr, "bench: "+bench.RowCross, "progress goes to stderr")
 
 	var rep bench.Report
 	require.NoError(t, json.Unmarshal([]byte(stdout), &rep), stdout)
 	want := []string{bench.RowRawNATS, bench.RowLink, bench.RowSigned, bench.Paced(bench.RowSigned, bench.Quick.Rate),
-		bench.RowCross, bench.RowPaced(bench.Quick.Rate), bench.RowPaced(bench.ModestRate), bench.RowNoAudit, bench.RowLossy,
-		bench.RowRawSourcing, bench.RowRawSourcingSigned, bench.RowSignVerify, bench.RowRawJS, bench.RowIntake, bench.RowWebhook}
+		bench.RowCross, bench.RowPaced(bench.Quick.Rate), bench.RowPaced(bench.ModestRate), bench.Burst(bench.RowCross), bench.RowNoAudit, bench.RowLossy,
+		bench.RowRawSourcing, bench.RowRawSourcingSigned, bench.Burst(bench.RowRawSourcingSigned), bench.RowSignVerify, bench.RowRawJS, bench.RowIntake, bench.RowWebhook}
 	require.Equal(t, want, bench.Rows(bench.Quick.Rate))
 	var got []string
 	for _, r := range rep.Rows {
@@ -65,8 +65,8 @@ func TestBenchQuickReportsEveryRow(t *testing.T) {
 	require.Greater(t, len(b), 2)
 	assert.Equal(t, []byte{0x1f, 0x8b}, b[:2], "a pprof profile (gzip)")
 
-	require.Len(t, rep.Targets, 12)
-	for _, tg := range rep.Targets[:10] {
+	require.Len(t, rep.Targets, 14)
+	for _, tg := range rep.Targets[:12] {
 		assert.True(t, tg.Measure, tg.Name)
 		assert.Positive(t, tg.Measured, tg.Name)
 	}
@@ -79,7 +79,11 @@ func TestBenchQuickReportsEveryRow(t *testing.T) {
 		assert.Contains(t, rep.Targets[7+i].Name, n)
 		assert.Contains(t, rep.Targets[7+i].Name, "sync always", "the ceiling's ratios name their sync")
 	}
-	for _, tg := range rep.Targets[10:] {
+	assert.Contains(t, rep.Targets[10].Name, "burst of 2000 signals")
+	assert.Equal(t, bench.Burst(bench.RowRawSourcingSigned), rep.Row(bench.Burst(bench.RowCross)).Ceiling)
+	assert.Positive(t, rep.Row(bench.Burst(bench.RowCross)).DrainMs)
+	assert.Contains(t, rep.Targets[11].Name, "sustains 5000 signals/s, sync always")
+	for _, tg := range rep.Targets[12:] {
 		assert.False(t, tg.Measure, "%s needs --scale", tg.Name)
 	}
 

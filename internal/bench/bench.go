@@ -57,8 +57,16 @@ func Rows(rate int) []string {
 	if rate != ModestRate {
 		rows = append(rows, RowPaced(ModestRate))
 	}
-	return append(rows, RowNoAudit, RowLossy, RowRawSourcing, RowRawSourcingSigned, RowSignVerify, RowRawJS, RowIntake, RowWebhook)
+	return append(rows, Burst(RowCross), RowNoAudit, RowLossy, RowRawSourcing, RowRawSourcingSigned, Burst(RowRawSourcingSigned), RowSignVerify, RowRawJS, RowIntake, RowWebhook)
 }
+
+// Burst is the name of row's burst: Options.Burst signals published at
+// once, drained.
+func Burst(row string) string { return row + "-burst" }
+
+// burst is the spec of a burst row: n signals, all unfinished at once,
+// no warm-up (the probe alone, so that interest has crossed the link).
+func burst(n int) spec { return spec{count: n, window: n} }
 
 // Options configure a run.
 type Options struct {
@@ -73,6 +81,9 @@ type Options struct {
 	Rate int
 	// Window bounds the signals unfinished at once in the saturated rows.
 	Window int
+	// Burst is how many signals the burst rows publish at once (0: no
+	// burst rows): anfed-cross and its ceiling each drain the same burst.
+	Burst int
 	// Scale adds the scaling runs (peers, conditions, payload size).
 	Scale bool
 	// Quick shortens the scaling runs' steps.
@@ -91,8 +102,8 @@ type Options struct {
 
 // Defaults of a run; Quick is what `anfed bench --quick` uses.
 var (
-	Defaults = Options{Duration: 5 * time.Second, Size: 1024, Rate: 5000, Window: 1024}
-	Quick    = Options{Duration: 1500 * time.Millisecond, Size: 1024, Rate: 5000, Window: 1024, Quick: true}
+	Defaults = Options{Duration: 5 * time.Second, Size: 1024, Rate: 5000, Window: 1024, Burst: 100_000}
+	Quick    = Options{Duration: 1500 * time.Millisecond, Size: 1024, Rate: 5000, Window: 1024, Burst: 10_000, Quick: true}
 )
 
 // StageTime is one stage's time per signal (side/name: intake,
@@ -127,6 +138,9 @@ type Row struct {
 	P999            float64 `json:"p999_us"`
 	CPUPerSignal    float64 `json:"cpu_us_per_signal"`
 	AllocsPerSignal float64 `json:"allocs_per_signal"`
+	// DrainMs is, for a burst row, the time from the first publish to
+	// the last arrival, in milliseconds.
+	DrainMs float64 `json:"drain_ms,omitempty"`
 	// Cores is the CPU the process used while the row ran, in cores
 	// (CPU time over wall time): well under GOMAXPROCS, the row waited
 	// on something other than this process's CPU (a disk flush, a
@@ -328,6 +342,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err == nil && o.Rate != ModestRate {
 		err = add(cross(ctx, e, p, tpl, RowPaced(ModestRate), o.spec(RowPaced(ModestRate), modest)))
 	}
+	if err == nil && o.Burst > 0 {
+		say("%s: %d signals at once", Burst(RowCross), o.Burst)
+		err = add(cross(ctx, e, p, tpl, Burst(RowCross), o.spec(Burst(RowCross), burst(o.Burst))))
+	}
 	p.stop()
 	if err != nil {
 		return rep, err
@@ -404,6 +422,7 @@ func (r *Report) order(rate int) {
 	ratio(RowLink, RowRawNATS)
 	ratio(RowSigned, RowSignVerify)
 	ratio(RowCross, RowRawSourcingSigned)
+	ratio(Burst(RowCross), Burst(RowRawSourcingSigned))
 	ratio(RowLossy, RowRawNATS)
 	ratio(RowIntake, RowRawJS)
 }

@@ -54,6 +54,9 @@ const (
 	ceilingThroughput = 0.8  // anfed-cross ÷ raw-sourcing-signed, at least
 	ceilingCPU        = 1.5  // anfed-cross ÷ raw-sourcing-signed CPU per signal, at most
 	ceilingAllocs     = 150. // anfed-cross allocations per signal, at most
+	ceilingDrain      = 1.25 // anfed-cross-burst ÷ raw-sourcing-signed-burst drain time, at most
+	sustainRate       = 5000 // anfed-cross signals/s with sync always, at least
+	ceilingP99        = 5000 // anfed-cross p99 µs at the paced rate with a sync interval, at most
 )
 
 // sigHeader carries the by-hand signature, base64 (NATS headers are text).
@@ -207,7 +210,14 @@ func runCeiling(ctx context.Context, e *env, tpl *template, o *Options, sat spec
 	if err := add(rawSourcing(ctx, bp, tpl, RowRawSourcing, nil, o.spec(RowRawSourcing, sat))); err != nil {
 		return err
 	}
-	return add(rawSourcing(ctx, bp, tpl, RowRawSourcingSigned, &keys, o.spec(RowRawSourcingSigned, sat)))
+	if err := add(rawSourcing(ctx, bp, tpl, RowRawSourcingSigned, &keys, o.spec(RowRawSourcingSigned, sat))); err != nil {
+		return err
+	}
+	if o.Burst <= 0 {
+		return nil
+	}
+	say("%s: %d signals at once", Burst(RowRawSourcingSigned), o.Burst)
+	return add(rawSourcing(ctx, bp, tpl, Burst(RowRawSourcingSigned), &keys, o.spec(Burst(RowRawSourcingSigned), burst(o.Burst))))
 }
 
 // ceilingTargets are the durable path against the by-hand ceiling, in the
@@ -219,7 +229,7 @@ func ceilingTargets(r *Report, o Options) []Target {
 	}
 	tp, cpu := x.PerSec/c.PerSec, x.CPUPerSignal/c.CPUPerSignal
 	sync := ", sync " + o.Sync
-	return []Target{
+	ts := []Target{
 		{Name: "durable path (anfed-cross) vs " + RowRawSourcingSigned + sync, Want: "≥ 0.80", Unit: "ratio", Measured: tp, Met: tp >= ceilingThroughput, Measure: true,
 			Note: fmt.Sprintf("%.0f ÷ %.0f signals/s", x.PerSec, c.PerSec)},
 		{Name: "CPU per signal, anfed-cross ÷ " + RowRawSourcingSigned + sync, Want: "≤ 1.5", Unit: "×", Measured: cpu, Met: cpu <= ceilingCPU, Measure: true,
@@ -227,4 +237,27 @@ func ceilingTargets(r *Report, o Options) []Target {
 		{Name: "allocations per signal, anfed-cross" + sync, Want: "≤ 150", Unit: "allocs", Measured: x.AllocsPerSignal, Met: x.AllocsPerSignal <= ceilingAllocs, Measure: true,
 			Note: fmt.Sprintf("%s: %.1f", RowRawSourcingSigned, c.AllocsPerSignal)},
 	}
+	if xb, cb := r.Row(Burst(RowCross)), r.Row(Burst(RowRawSourcingSigned)); xb != nil && cb != nil && cb.DrainMs > 0 {
+		d := xb.DrainMs / cb.DrainMs
+		// A lost signal fails the row (finish), so a burst row here lost none.
+		ts = append(ts, Target{Name: fmt.Sprintf("burst of %d signals at once, drain time anfed-cross ÷ %s%s, 0 lost", xb.Signals, RowRawSourcingSigned, sync),
+			Want: "≤ 1.25", Unit: "×", Measured: d, Met: d <= ceilingDrain && xb.Lost == 0, Measure: true,
+			Note: fmt.Sprintf("%.0f ÷ %.0f ms, %d lost", xb.DrainMs, cb.DrainMs, xb.Lost)})
+	}
+	// The product path's rate targets: with every write flushed, the
+	// saturated row's throughput; with a flush interval, the tail of the
+	// row paced at the rate.
+	if o.Sync == "always" {
+		ts = append(ts, Target{Name: fmt.Sprintf("durable path (anfed-cross) sustains %d signals/s%s", sustainRate, sync), Want: fmt.Sprintf("≥ %d", sustainRate),
+			Unit: "signals/s", Measured: x.PerSec, Met: x.PerSec >= sustainRate, Measure: true, Note: "the saturated row"})
+	} else if pr := r.Row(Paced(RowCross, o.Rate)); pr != nil {
+		sustained := pr.PerSec >= 0.95*float64(o.Rate)
+		note := fmt.Sprintf("sustained %.0f signals/s", pr.PerSec)
+		if !sustained {
+			note += ": the rate was not sustained"
+		}
+		ts = append(ts, Target{Name: fmt.Sprintf("durable path (anfed-cross) p99 at %d signals/s%s", o.Rate, sync), Want: fmt.Sprintf("≤ %d", ceilingP99),
+			Unit: "µs", Measured: pr.P99, Met: sustained && pr.P99 <= ceilingP99, Measure: true, Note: note})
+	}
+	return ts
 }

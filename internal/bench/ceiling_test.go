@@ -63,7 +63,7 @@ func TestCeilingTargets(t *testing.T) {
 		{Name: RowRawSourcingSigned, PerSec: 2000, CPUPerSignal: 300, AllocsPerSignal: 60},
 	}}
 	ts := ceilingTargets(rep, Options{Sync: "always"})
-	require.Len(t, ts, 3)
+	require.Len(t, ts, 4)
 	assert.InDelta(t, 0.8, ts[0].Measured, 1e-9)
 	assert.True(t, ts[0].Met)
 	assert.InDelta(t, 2.0, ts[1].Measured, 1e-9)
@@ -71,5 +71,24 @@ func TestCeilingTargets(t *testing.T) {
 	assert.InDelta(t, 480, ts[2].Measured, 1e-9)
 	assert.False(t, ts[2].Met)
 	assert.Contains(t, ts[0].Name, "sync always")
+	assert.InDelta(t, 1600, ts[3].Measured, 1e-9, "sustained: the saturated row")
+	assert.False(t, ts[3].Met)
+
+	// With a sync interval, the p99 of the row paced at the rate; and the
+	// burst rows' drain times.
+	rep.Rows = append(rep.Rows,
+		Row{Name: Paced(RowCross, 5000), PerSec: 4990, P99: 4200},
+		Row{Name: Burst(RowCross), Signals: 1000, DrainMs: 1100},
+		Row{Name: Burst(RowRawSourcingSigned), Signals: 1000, DrainMs: 1000})
+	ts = ceilingTargets(rep, Options{Sync: "2m", Rate: 5000})
+	require.Len(t, ts, 5)
+	assert.Contains(t, ts[3].Name, "burst of 1000 signals")
+	assert.InDelta(t, 1.1, ts[3].Measured, 1e-9)
+	assert.True(t, ts[3].Met)
+	assert.Contains(t, ts[4].Name, "p99 at 5000 signals/s, sync 2m")
+	assert.InDelta(t, 4200, ts[4].Measured, 1e-9)
+	assert.True(t, ts[4].Met)
+	rep.Rows[2].PerSec = 3000
+	assert.False(t, ceilingTargets(rep, Options{Sync: "2m", Rate: 5000})[4].Met, "a rate not sustained misses the target")
 	assert.Empty(t, ceilingTargets(&Report{Rows: rep.Rows[:1]}, Options{}), "no ceiling row, no target")
 }

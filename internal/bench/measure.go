@@ -50,6 +50,7 @@ func (m meter) per(n int) (cpuUs, allocs float64) {
 // stamped in the signal to its arrival.
 type flow struct {
 	start   int64 // unix ns: signals stamped before belong to an earlier flow
+	burst   bool  // count-bound: its elapsed time is a drain time
 	tokens  chan struct{}
 	mu      sync.Mutex
 	lat     []int64 // ns
@@ -189,6 +190,9 @@ func (f *flow) row(r *Row, s snapshot) {
 	r.Cores = r.CPUPerSignal * r.PerSec / 1e6
 	r.P50, r.P99, r.P999 = s.p50, s.p99, s.p999
 	r.Window = cap(f.tokens)
+	if f.burst {
+		r.DrainMs = float64(s.elapsed) / 1e6
+	}
 }
 
 // percentiles returns p50, p99 and p99.9 of ns latencies, in microseconds.

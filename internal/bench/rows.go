@@ -12,15 +12,18 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/origin"
+	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/subject"
 )
@@ -112,6 +115,7 @@ func measure(ctx context.Context, s *sink, sp spec, publish func() error) (*flow
 		}
 	}
 	f := newFlow(window)
+	f.burst = sp.count > 0
 	runtime.GC()
 	m := startMeter()
 	s.cur.Store(f)
@@ -193,7 +197,7 @@ func rawNATS(ctx context.Context, bp *barePair, tpl *template, sp spec) (Row, er
 func cross(ctx context.Context, e *env, p *pair, tpl *template, name string, sp spec) (Row, error) {
 	_ = e.obs.take()
 	row, err := crossRow(ctx, p, tpl, name, sp)
-	row.Refused = e.obs.take()
+	row.Refused = strings.TrimSpace(e.obs.take() + " " + row.Refused)
 	return row, err
 }
 
@@ -224,6 +228,9 @@ func crossRow(ctx context.Context, p *pair, tpl *template, name string, sp spec)
 	if err := sc.Flush(); err != nil {
 		return *r, err
 	}
+	if sp.count > 0 && sp.count == sp.window {
+		return crossBurst(ctx, pc, s, r, tpl, sp)
+	}
 	asub, err := pc.Subscribe("bench.answer", func(m *nats.Msg) {
 		if st := m.Header.Get(signal.HeaderStatus); st != signal.StatusAccepted {
 			s.fail(string(m.Data))
@@ -241,6 +248,57 @@ func crossRow(ctx context.Context, p *pair, tpl *template, name string, sp spec)
 		tpl.stamp(buf)
 		return pc.PublishRequest(subject.IntakePrefix, "bench.answer", buf)
 	})
+	return finish(s, r, f, snap, err)
+}
+
+// crossBurst is a burst row of the cross path: every signal published at
+// once, each with a reply subject of its own, and a signal the intake
+// answers "unavailable" (its store writes are all in flight: retry with
+// the same id, as the answer says) published again, as a producer does.
+// Retries are counted in the row's refusals column; any other refusal
+// fails the row.
+func crossBurst(ctx context.Context, pc *nats.Conn, s *sink, r *Row, tpl *template, sp spec) (Row, error) {
+	bodies := make([][]byte, 0, sp.count+64)
+	var mu sync.Mutex
+	var retried atomic.Int64
+	prefix := "bench.answer." + nuid.Next() + "."
+	asub, err := pc.Subscribe(prefix+"*", func(m *nats.Msg) {
+		st := m.Header.Get(signal.HeaderStatus)
+		if st == signal.StatusAccepted {
+			return
+		}
+		if a, err := signal.ParseAnswer(m.Data); err == nil && a.Reason == string(reject.Unavailable) {
+			i, _ := strconv.Atoi(m.Subject[len(prefix):])
+			mu.Lock()
+			body := bodies[i]
+			mu.Unlock()
+			retried.Add(1)
+			if err := pc.PublishRequest(subject.IntakePrefix, m.Subject, body); err == nil {
+				return
+			}
+		}
+		s.fail(string(m.Data))
+	})
+	if err != nil {
+		return *r, err
+	}
+	defer asub.Unsubscribe()
+	_ = asub.SetPendingLimits(-1, -1)
+	if err := pc.Flush(); err != nil {
+		return *r, err
+	}
+	f, snap, err := measure(ctx, s, sp, func() error {
+		buf := bytes.Clone(tpl.body)
+		tpl.stamp(buf)
+		mu.Lock()
+		i := len(bodies)
+		bodies = append(bodies, buf)
+		mu.Unlock()
+		return pc.PublishRequest(subject.IntakePrefix, prefix+strconv.Itoa(i), buf)
+	})
+	if n := retried.Load(); n > 0 {
+		r.Refused = strings.TrimSpace(r.Refused + fmt.Sprintf(" producer-retried-unavailable=%d", n))
+	}
 	return finish(s, r, f, snap, err)
 }
 
