@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/link"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/subject"
 	"github.com/anfed/anfed/schemas"
@@ -78,6 +79,10 @@ func build(cfg *config.Config, p *config.Peer) (obj, error) {
 	delivery := "durable: each message is a NATS request; the peer's node answers on the reply subject whether it stored or refused the signal, and the sender resends what goes unanswered, in order"
 	if p.Export.Lossy() {
 		delivery = "lossy: each message is published once, fire and forget (core NATS); nothing is resent"
+	}
+	if p.Export.Stream() {
+		delivery = "stream: each message is published once, fire and forget (core NATS), with a link sequence number (header " + link.HeaderStreamSeq + ", restarting with " + link.HeaderStreamEpoch +
+			") from which the peer counts what was lost; nothing is resent. Telemetry (header " + link.HeaderTelemetry + ") crosses too: checked like any signal and never stored"
 	}
 	desc := fmt.Sprintf("The signals operator %s sends operator %s on their leaf-node link, in the account bound to that link (PEER_%s at %s). "+
 		"Each message is a signal: a CloudEvent 1.0 in structured mode, signed by its origin (CloudEvents verifiability extension). "+

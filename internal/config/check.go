@@ -613,9 +613,9 @@ func (c *checker) peerLimits(base string, p *Peer) {
 // export checks a peer's delivery mode and buffer bounds.
 func (c *checker) export(base string, e ExportPolicy, st Storage) {
 	switch e.Delivery {
-	case "", DeliveryDurable, DeliveryLossy:
+	case "", DeliveryDurable, DeliveryLossy, DeliveryStream:
 	default:
-		c.add(base+".delivery", `"durable" (the default: nothing lost across link cuts) or "lossy" (core NATS, fire and forget; see docs/durability.md)`,
+		c.add(base+".delivery", `"durable" (the default: nothing lost across link cuts), "lossy" (core NATS, fire and forget) or "stream" (lossy, plus the telemetry published on an.tel, never stored); see docs/durability.md`,
 			"unknown delivery %q", e.Delivery)
 	}
 	c.exportRate(base, e)
@@ -641,7 +641,7 @@ func (c *checker) export(base string, e ExportPolicy, st Storage) {
 		}
 	}
 	if e.Lossy() && (b.MaxAge != 0 || b.MaxBytes != 0) {
-		c.warn(base+".buffer", "nothing waits for a peer with lossy delivery: remove buffer, or use delivery: durable", "ignored with delivery: lossy")
+		c.fireAndForget(e, base+".buffer", "nothing waits for a peer with "+e.Delivery+" delivery: remove buffer, or use delivery: durable")
 	}
 	if b.MaxAge > 0 && st.MaxAge > 0 && b.MaxAge > st.MaxAge {
 		c.warn(base+".buffer.max_age", "the store drops signals after storage.max_age, whatever the peer's buffer allows",
@@ -767,8 +767,19 @@ func (c *checker) redact(base string, e ExportPolicy) {
 			"redact with transit: relayed signals cannot be redacted")
 	}
 	if e.Lossy() {
-		c.add(base+".redact", "redaction is done by the durable sender: use delivery: durable, or remove redact", "redact with delivery: lossy")
+		c.add(base+".redact", "redaction is done by the durable sender: use delivery: durable, or remove redact", "redact with delivery: %s", e.Delivery)
 	}
+}
+
+// fireAndForget reports a durable-only setting at path on a lossy or
+// stream export: a warning with lossy (as it always was), an error with
+// stream, where it never meant anything.
+func (c *checker) fireAndForget(e ExportPolicy, path, hint string) {
+	if e.Stream() {
+		c.add(path, hint, "not with delivery: stream")
+		return
+	}
+	c.warn(path, hint, "ignored with delivery: lossy")
 }
 
 // exportRate checks a peer's export pacing.
@@ -783,7 +794,7 @@ func (c *checker) exportRate(base string, e ExportPolicy) {
 		c.add(base+".max_burst", "set max_rate too, or remove max_burst", "max_burst without max_rate")
 	}
 	if e.Lossy() && e.MaxRate > 0 {
-		c.warn(base+".max_rate", "pacing delays signals, and nothing waits with lossy delivery: remove max_rate, or use delivery: durable", "ignored with delivery: lossy")
+		c.fireAndForget(e, base+".max_rate", "pacing delays signals, and nothing waits with "+e.Delivery+" delivery: remove max_rate, or use delivery: durable")
 	}
 }
 

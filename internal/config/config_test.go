@@ -735,6 +735,57 @@ peers:
 		line: 9, path: "peers[0].export.redact", msg: "redact with delivery: lossy", hint: "use delivery: durable",
 	},
 	{
+		name: "redact with stream delivery",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      delivery: stream
+      redact: ["/data/a"]
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].export.redact", msg: "redact with delivery: stream", hint: "use delivery: durable",
+	},
+	{
+		name: "buffer with stream delivery",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      delivery: stream
+      buffer: {max_age: 1h}
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].export.buffer", msg: "not with delivery: stream", hint: "nothing waits for a peer with stream delivery",
+	},
+	{
+		name: "export pacing with stream delivery",
+		yaml: y(`
+operator: {id: op-a, signing_key_file: a.nk}
+storage: {dir: ./data}
+peers:
+  - id: op-b
+    dial: {url: "nats-leaf://b.example:7422", user: u, password: p}
+    export:
+      classes: ["*"]
+      delivery: stream
+      max_rate: 50
+    import: {classes: ["*"]}
+    signing_key: $B
+`),
+		line: 9, path: "peers[0].export.max_rate", msg: "not with delivery: stream", hint: "nothing waits with stream delivery",
+	},
+	{
 		name: "zero export rate",
 		yaml: y(`
 operator: {id: op-a, signing_key_file: a.nk}

@@ -388,7 +388,10 @@ type ExportPolicy struct {
 	// default: sent from the store in order and resent until the peer
 	// stored them; nothing is lost across link cuts) or DeliveryLossy
 	// (core NATS, fire and forget: what is published while the link is
-	// down or the peer is slow is lost, nothing waits, nothing is resent).
+	// down or the peer is slow is lost, nothing waits, nothing is resent)
+	// or DeliveryStream (lossy's delivery of stored signals, plus the
+	// telemetry producers publish on an.tel: checked, signed, never
+	// stored; each message numbered so both ends count what is lost).
 	Delivery string `yaml:"delivery,omitempty"`
 	// Buffer bounds what waits for the peer (durable delivery).
 	Buffer Buffer `yaml:"buffer,omitempty"`
@@ -471,10 +474,18 @@ func (c *Config) PeerRoles() map[string]string {
 const (
 	DeliveryDurable = "durable"
 	DeliveryLossy   = "lossy"
+	DeliveryStream  = "stream"
 )
 
-// Lossy reports whether signals cross to the peer fire and forget.
-func (e ExportPolicy) Lossy() bool { return e.Delivery == DeliveryLossy }
+// Lossy reports whether signals cross to the peer fire and forget:
+// delivery lossy or stream.
+func (e ExportPolicy) Lossy() bool {
+	return e.Delivery == DeliveryLossy || e.Delivery == DeliveryStream
+}
+
+// Stream reports whether the peer also gets our telemetry (delivery:
+// stream).
+func (e ExportPolicy) Stream() bool { return e.Delivery == DeliveryStream }
 
 // Buffer bounds the signals that wait for one peer while its link is down
 // or slow. At a bound the oldest waiting signals are dropped for that peer

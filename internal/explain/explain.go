@@ -280,7 +280,7 @@ func (e *Explainer) exportSide(ev *signal.Event, class string, p *config.Peer) (
 	self := e.cfg.Operator.ID
 	v := Verdict{Peer: p.ID, Delivery: config.DeliveryDurable}
 	if p.Export.Lossy() {
-		v.Delivery = config.DeliveryLossy
+		v.Delivery = p.Export.Delivery // lossy or stream: the same sender for stored signals
 	}
 	pol := exportpolicy.ForConfig(e.cfg, p, exportpolicy.WithIntents(e.intents))
 	out := clone(ev)

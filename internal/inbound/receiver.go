@@ -116,6 +116,12 @@ type Receiver struct {
 
 	// The peer's Adj-RIB-In (ribin.go); nil: none kept.
 	ribin *ribIn
+
+	// Stream delivery (telemetry.go): the link's tally, where checked
+	// telemetry goes (nil: nowhere), and a sampled log of its refusals.
+	tally      *StreamTally
+	telPublish func(subj string, data []byte) error
+	telLog     zerolog.Logger
 }
 
 // condLimit is import.max_conditions at work. The table is fed from the
@@ -191,6 +197,12 @@ type ReceiverConfig struct {
 	// the subscription's goroutine, in link order with its signals; r is
 	// this receiver (for Sync).
 	OnSession func(r *Receiver, m *nats.Msg)
+	// Stream counts the link's stream messages (kept by the node across
+	// reloads); nil: the receiver keeps its own.
+	Stream *StreamTally
+	// Telemetry publishes checked telemetry to our local subscribers, in
+	// the operations account; nil: it is checked and counted only.
+	Telemetry func(subj string, data []byte) error
 }
 
 // NewReceiver returns the receiver cfg describes, its pipeline not
@@ -201,6 +213,10 @@ func NewReceiver(cfg ReceiverConfig) *Receiver {
 	rc.conds = cfg.Conditions
 	rc.onChange = cfg.OnChange
 	rc.onSession = cfg.OnSession
+	if cfg.Stream != nil {
+		rc.tally = cfg.Stream
+	}
+	rc.telPublish = cfg.Telemetry
 	return rc
 }
 
@@ -254,6 +270,8 @@ func newReceiver(self string, p *config.Peer, deps ReceiverDeps, log zerolog.Log
 		log:          log.With().Str("peer", p.ID).Logger(),
 		jobs:         make(chan job, PipelineDepth),
 		advSubj:      subject.Advisory(p.ID),
+		tally:        &StreamTally{},
+		telLog:       log.With().Str("peer", p.ID).Logger().Sample(&zerolog.BurstSampler{Burst: 5, Period: 5 * time.Second}),
 		sessSubj:     subject.Session(p.ID),
 		finished:     make(chan struct{}),
 		work:         make(chan *checks, PipelineDepth),
@@ -337,6 +355,7 @@ type checks struct {
 	a    Arrival
 	err  error
 	done chan struct{}
+	tel  bool // telemetry: finished by its worker (telemetry.go), never in the pipeline
 }
 
 // check is a worker: it makes the checks of the signals handed to it.
@@ -345,6 +364,10 @@ func (r *Receiver) check() {
 	for c := range r.work {
 		c.a.Now = time.Now()
 		c.err = r.run(Check, &c.a)
+		if c.tel {
+			r.telemetry(c)
+			continue
+		}
 		close(c.done)
 	}
 }
@@ -373,6 +396,13 @@ func (r *Receiver) Handle(m *nats.Msg) {
 	}
 	r.closing.RLock()
 	defer r.closing.RUnlock()
+	r.tally.see(r, m)
+	if m.Header.Get(link.HeaderTelemetry) != "" {
+		if !r.closed {
+			r.handleTelemetry(m) // not idled: it holds no condition
+		}
+		return
+	}
 	if r.closed || r.idling() {
 		return // closed: unanswered, the sender sends it again
 	}
@@ -723,18 +753,25 @@ func checkSubject(peer, subj string, ev *signal.Event, class string) error {
 }
 
 func (r *Receiver) refuse(ctx context.Context, m *nats.Msg, ev *signal.Event, err error) signal.Answer {
+	ans := r.rejected(r.log, "link: signal rejected", ev, err)
+	if dlErr := r.Store.DeadLetter(ctx, r.peer, ans.Reason, err.Error(), m.Header, m.Data); dlErr != nil {
+		r.log.Error().Err(dlErr).Msg("link: dead letter not stored")
+	}
+	return ans
+}
+
+// rejected logs (on log) and counts a refusal of the peer's signal, and
+// is its answer.
+func (r *Receiver) rejected(log zerolog.Logger, msg string, ev *signal.Event, err error) signal.Answer {
 	reason := reject.ReasonOf(err)
 	if reason == "" {
 		reason = reject.Malformed
 	}
-	l := r.log.Warn().Str("reason", string(reason)).Str("error", err.Error())
+	l := log.Warn().Str("reason", string(reason)).Str("error", err.Error())
 	if ev != nil {
 		l = l.Str("type", ev.Type).Str("subject", ev.Subject).Str("id", ev.ID)
 	}
-	l.Msg("link: signal rejected")
+	l.Msg(msg)
 	r.Observer.Rejected(observe.Rejection{Node: r.self, From: r.peer, Reason: reason, Detail: err.Error(), Event: ev})
-	if dlErr := r.Store.DeadLetter(ctx, r.peer, string(reason), err.Error(), m.Header, m.Data); dlErr != nil {
-		r.log.Error().Err(dlErr).Msg("link: dead letter not stored")
-	}
 	return signal.Answer{Status: signal.StatusRejected, Reason: string(reason), Error: err.Error()}
 }

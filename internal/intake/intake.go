@@ -9,6 +9,7 @@ import (
 	"context"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -74,6 +75,10 @@ type Intake struct {
 	unavailLog zerolog.Logger
 	timeout    time.Duration
 	stages     []Stage
+	// telLog logs telemetry refusals, a few every five seconds: a
+	// high-rate producer gone wrong would flood the log.
+	telLog      zerolog.Logger
+	telAccepted atomic.Uint64
 }
 
 // Deps are what intake works with.
@@ -95,6 +100,7 @@ const HeaderProbe = "Anfed-Probe"
 // slot is one message on its way through intake.
 type slot struct {
 	probe bool
+	tel   bool // telemetry (HandleTelemetry): finished by its worker, never stored
 	m     *nats.Msg
 	reply string // "": no answer wanted
 	ev    *signal.Event
@@ -114,6 +120,7 @@ const Queue = 256
 func New(d Deps) *Intake {
 	return &Intake{self: d.Self, conn: d.Conn, insp: d.Inspector, signer: d.Signer, store: d.Store, obs: d.Observer, log: d.Log,
 		unavailLog: d.Log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
+		telLog:     d.Log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 5 * time.Second}),
 		timeout:    5 * time.Second, pend: make(chan pending, MaxPending),
 		work: make(chan *slot, Queue), ordered: make(chan *slot, Queue), stored: make(chan struct{}), answered: make(chan struct{}),
 		stages: StagesFor(d.Inspector, d.Self, d.Signer)}
@@ -134,8 +141,12 @@ func (in *Intake) Start() {
 func (in *Intake) check() {
 	defer in.workers.Done()
 	for sl := range in.work {
+		if sl.tel {
+			in.telemetry(sl.m)
+			continue
+		}
 		if !sl.probe {
-			sl.ev, sl.subj, sl.body, sl.err = in.prepare(sl.m)
+			sl.ev, sl.subj, sl.body, sl.err = in.prepare(sl.m, subject.Signal)
 		}
 		close(sl.done)
 	}
@@ -245,8 +256,9 @@ func (in *Intake) put(sl *slot) (p pending, ans signal.Answer, ok bool) {
 }
 
 // prepare runs intake's stages on a message and encodes the signal for
-// the store; err says why it is refused.
-func (in *Intake) prepare(m *nats.Msg) (ev *signal.Event, subj string, body []byte, err error) {
+// the subject that where names (the store's, or telemetry's); err says
+// why it is refused.
+func (in *Intake) prepare(m *nats.Msg, where func(subject.Key) (string, error)) (ev *signal.Event, subj string, body []byte, err error) {
 	l := &Local{Header: m.Header, Data: m.Data}
 	for i := range in.stages {
 		if err := in.stages[i].Run(l); err != nil {
@@ -254,7 +266,7 @@ func (in *Intake) prepare(m *nats.Msg) (ev *signal.Event, subj string, body []by
 		}
 	}
 	ev = l.Ev
-	subj, err = subject.Signal(subject.Key{Origin: ev.Origin, Class: l.Class, Service: ev.Service(), Resource: ev.Resource()})
+	subj, err = where(subject.Key{Origin: ev.Origin, Class: l.Class, Service: ev.Service(), Resource: ev.Resource()})
 	if err != nil {
 		return ev, "", nil, reject.Wrap(reject.BadAttribute, err)
 	}
@@ -276,18 +288,24 @@ func checkLocal(self string, ev *signal.Event) error {
 }
 
 func (in *Intake) refuse(ctx context.Context, m *nats.Msg, ev *signal.Event, err error) signal.Answer {
+	ans, reason := in.rejected(in.log, "intake: signal rejected", ev, err)
+	if dlErr := in.store.DeadLetter(ctx, observe.Local, string(reason), err.Error(), m.Header, m.Data); dlErr != nil {
+		in.log.Error().Err(dlErr).Msg("intake: dead letter not stored")
+	}
+	return ans
+}
+
+// rejected logs (on log) and counts a refusal, and is its answer.
+func (in *Intake) rejected(log zerolog.Logger, msg string, ev *signal.Event, err error) (signal.Answer, reject.Reason) {
 	reason := reject.ReasonOf(err)
 	if reason == "" {
 		reason = reject.Malformed
 	}
-	l := in.log.Warn().Str("from", observe.Local).Str("reason", string(reason)).Str("error", err.Error())
+	l := log.Warn().Str("from", observe.Local).Str("reason", string(reason)).Str("error", err.Error())
 	if ev != nil {
 		l = l.Str("type", ev.Type).Str("subject", ev.Subject).Str("id", ev.ID)
 	}
-	l.Msg("intake: signal rejected")
+	l.Msg(msg)
 	in.obs.Rejected(observe.Rejection{Node: in.self, From: observe.Local, Reason: reason, Detail: err.Error(), Event: ev})
-	if dlErr := in.store.DeadLetter(ctx, observe.Local, string(reason), err.Error(), m.Header, m.Data); dlErr != nil {
-		in.log.Error().Err(dlErr).Msg("intake: dead letter not stored")
-	}
-	return signal.Answer{Status: signal.StatusRejected, Reason: string(reason), Error: err.Error()}
+	return signal.Answer{Status: signal.StatusRejected, Reason: string(reason), Error: err.Error()}, reason
 }

@@ -55,3 +55,19 @@ const HeaderRefresh = "Anfed-Refresh"
 // on its way to the receiver in order: it only keeps the condition the
 // receiver holds from the End-of-RIB's sweep, and is never stored.
 const HeaderRefreshKeep = "Anfed-Refresh-Keep"
+
+// Stream delivery (export.delivery: stream) headers. A stream sender
+// numbers every message it publishes on the link, telemetry and stored
+// signals alike, so the receiver counts what the link lost (Gaps); the
+// numbers make no ordering claim and nothing is resent.
+const (
+	// HeaderStreamSeq is the message's number in the sender's stream,
+	// from 1.
+	HeaderStreamSeq = "Anfed-Stream-Seq"
+	// HeaderStreamEpoch names the sender's stream (one per sender run): a
+	// new epoch restarts the numbers.
+	HeaderStreamEpoch = "Anfed-Stream-Epoch"
+	// HeaderTelemetry marks telemetry: checked like any signal, then
+	// published to the receiver's local subscribers only, never stored.
+	HeaderTelemetry = "Anfed-Telemetry"
+)

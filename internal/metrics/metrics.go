@@ -245,7 +245,17 @@ var (
 	descStale = prometheus.NewDesc(Namespace+"_peer_conditions_stale",
 		"Conditions of the peer gone stale: its link has been down longer than its grace time.", []string{"peer"}, nil)
 	descDropped = prometheus.NewDesc(Namespace+"_peer_dropped_total",
-		"Signals that never reached the peer, by reason: store-bound (storage.max_age/max_bytes), buffer-age and buffer-bytes (export.buffer), link-down (lossy delivery).", []string{"peer", "reason"}, nil)
+		"Signals that never reached the peer, by reason: store-bound (storage.max_age/max_bytes), buffer-age and buffer-bytes (export.buffer), link-down and slow (lossy and stream delivery: the link was down, or NATS dropped them before the sender took them).", []string{"peer", "reason"}, nil)
+	descStreamSent = prometheus.NewDesc(Namespace+"_peer_stream_sent_total",
+		"Messages a lossy or stream export published on the link to the peer, by kind: signal (stored) or telemetry (stream delivery, never stored).", []string{"peer", "kind"}, nil)
+	descStreamReceived = prometheus.NewDesc(Namespace+"_peer_stream_received_total",
+		"Numbered messages received from a peer that streams to us (export.delivery: stream at its end), telemetry and stored signals alike, before the checks.", []string{"peer"}, nil)
+	descStreamLost = prometheus.NewDesc(Namespace+"_peer_stream_lost_total",
+		"Messages of a peer's stream that never arrived (gaps in the link's numbers: link down, slow, dropped on the way); never resent.", []string{"peer"}, nil)
+	descStreamTelemetry = prometheus.NewDesc(Namespace+"_peer_stream_telemetry_delivered_total",
+		"The peer's telemetry that passed every check and was published to local subscribers (an.telsig); refusals count in anfed_peer_rejected_total by reason.", []string{"peer"}, nil)
+	descTelemetryAccepted = prometheus.NewDesc(Namespace+"_telemetry_accepted_total",
+		"Telemetry from local producers (an.tel) checked, signed and handed to the stream exports and local subscribers; never stored.", nil, nil)
 	descSuppressed = prometheus.NewDesc(Namespace+"_peer_conditions_suppressed",
 		"Conditions of the peer that flap dampening suppressed now (import.dampening): their signals are held.", []string{"peer"}, nil)
 	descDampened = prometheus.NewDesc(Namespace+"_peer_signals_dampened_total",
@@ -287,7 +297,7 @@ var (
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLinkUp, descHeld, descBacklog, descActive, descStale, descDropped, descSuppressed, descDampened, descRibIn, descRibInOver, descAdvisories, descLimits, descSession, descDowns, descFlaps, descRefreshes, descSwept, descSlow, descReloads, descReady, descInfo, descCertExpiry, descPeeringExpiry, descAudit, descAuditQueued} {
+	for _, d := range []*prometheus.Desc{descLinkUp, descHeld, descBacklog, descActive, descStale, descDropped, descSuppressed, descDampened, descRibIn, descRibInOver, descAdvisories, descLimits, descSession, descDowns, descFlaps, descRefreshes, descSwept, descSlow, descReloads, descReady, descInfo, descCertExpiry, descPeeringExpiry, descAudit, descAuditQueued, descStreamSent, descStreamReceived, descStreamLost, descStreamTelemetry, descTelemetryAccepted} {
 		ch <- d
 	}
 }
@@ -305,6 +315,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ok, failed, _ := n.Reloads()
 	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(ok), "ok")
 	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(failed), "failed")
+	ch <- prometheus.MustNewConstMetric(descTelemetryAccepted, prometheus.CounterValue, float64(n.TelemetryAccepted()))
 	if srv := n.Server(); srv != nil {
 		if vz, err := srv.Varz(nil); err == nil {
 			ch <- prometheus.MustNewConstMetric(descSlow, prometheus.CounterValue, float64(vz.SlowConsumers))
@@ -387,8 +398,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descRefreshes, prometheus.CounterValue, float64(s.EndOfRIBs), ps.ID, "received")
 			ch <- prometheus.MustNewConstMetric(descSwept, prometheus.GaugeValue, float64(s.Swept), ps.ID)
 		}
-		for reason, v := range map[reject.Reason]uint64{reject.StoreBound: ps.Discarded, reject.BufferAge: ps.DroppedTooOld, reject.BufferBytes: ps.DroppedOverBytes, "link-down": ps.DroppedLinkDown} {
+		for reason, v := range map[reject.Reason]uint64{reject.StoreBound: ps.Discarded, reject.BufferAge: ps.DroppedTooOld, reject.BufferBytes: ps.DroppedOverBytes, "link-down": ps.DroppedLinkDown, "slow": ps.DroppedSlow} {
 			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(v), ps.ID, string(reason))
+		}
+		if sv := ps.Stream; sv != nil {
+			ch <- prometheus.MustNewConstMetric(descStreamSent, prometheus.CounterValue, float64(sv.Out.Sent-sv.Out.Telemetry), ps.ID, "signal")
+			ch <- prometheus.MustNewConstMetric(descStreamSent, prometheus.CounterValue, float64(sv.Out.Telemetry), ps.ID, "telemetry")
+			ch <- prometheus.MustNewConstMetric(descStreamReceived, prometheus.CounterValue, float64(sv.In.Received), ps.ID)
+			ch <- prometheus.MustNewConstMetric(descStreamLost, prometheus.CounterValue, float64(sv.In.Lost), ps.ID)
+			ch <- prometheus.MustNewConstMetric(descStreamTelemetry, prometheus.CounterValue, float64(sv.In.Telemetry), ps.ID)
 		}
 	}
 }

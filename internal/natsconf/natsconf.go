@@ -312,7 +312,8 @@ func dialing(cfg *config.Config, now time.Time) []*config.Peer {
 	return ps
 }
 
-// localDeny is what local users may not publish: accepted signals, the
+// localDeny is what local users may not publish: accepted signals and
+// checked telemetry, the
 // store's input, the signals flap dampening holds, those held for want of
 // a key, the peers' Adj-RIB-In and the audit trail (only the node writes
 // them), dead
@@ -320,7 +321,7 @@ func dialing(cfg *config.Config, now time.Time) []*config.Peer {
 // their own, an.dlq.loop-*), the coordination bucket, and JetStream
 // requests that would destroy the node's streams.
 func localDeny(cfg *config.Config) []string {
-	deny := []string{subject.Signals, subject.Store, subject.Held, subject.KeyHeld, subject.RibIn, subject.Audit, subject.DLQPrefix + ".local.>"}
+	deny := []string{subject.Signals, subject.Telemetry, subject.Store, subject.Held, subject.KeyHeld, subject.RibIn, subject.Audit, subject.DLQPrefix + ".local.>"}
 	for _, p := range cfg.Peers {
 		deny = append(deny, subject.DLQPrefix+"."+p.ID+".>")
 	}

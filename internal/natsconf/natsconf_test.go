@@ -160,7 +160,7 @@ func TestGenerateIsAcceptedByNATS(t *testing.T) {
 				assert.Equal(t, connTypes("STANDARD", "WEBSOCKET", "IN_PROCESS"), ou.AllowedConnectionTypes)
 				require.NotNil(t, ou.Permissions)
 				require.NotNil(t, ou.Permissions.Publish)
-				want := []string{subject.Signals, subject.Store, "an.dlq.local.>", "$JS.API.STREAM.DELETE.ANFED_SIGNALS", "$JS.API.STREAM.PURGE.ANFED_SIGNALS",
+				want := []string{subject.Signals, subject.Telemetry, subject.Store, "an.dlq.local.>", "$JS.API.STREAM.DELETE.ANFED_SIGNALS", "$JS.API.STREAM.PURGE.ANFED_SIGNALS",
 					"$KV.ANFED_COORD.>", "$JS.API.STREAM.PURGE.KV_ANFED_COORD",
 					"$KV.ANFED_LEASES.>", "$JS.API.STREAM.DELETE.KV_ANFED_LEASES",
 					subject.Audit, "$JS.API.STREAM.MSG.DELETE.ANFED_AUDIT", "$JS.API.STREAM.PURGE.ANFED_AUDIT"}

@@ -19,6 +19,7 @@ import (
 	"github.com/anfed/anfed/internal/inbound"
 	"github.com/anfed/anfed/internal/natsconf"
 	"github.com/anfed/anfed/internal/observe"
+	"github.com/anfed/anfed/internal/outbound"
 	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/session"
 	"github.com/anfed/anfed/internal/signal"
@@ -347,7 +348,7 @@ type PeerState struct {
 	Up         bool   `json:"up"`
 	Backlog    uint64 `json:"backlog"`
 	Conditions int    `json:"conditions"`
-	// Delivery is "durable" or "lossy" (export.delivery).
+	// Delivery is "durable", "lossy" or "stream" (export.delivery).
 	Delivery string `json:"delivery"`
 	// Discarded counts signals the store dropped at its bounds before
 	// they reached this peer.
@@ -358,6 +359,13 @@ type PeerState struct {
 	DroppedTooOld    uint64 `json:"dropped_too_old"`
 	DroppedOverBytes uint64 `json:"dropped_over_bytes"`
 	DroppedLinkDown  uint64 `json:"dropped_link_down"`
+	// DroppedSlow: signals NATS dropped before a lossy or stream export
+	// took them (it could not keep up).
+	DroppedSlow uint64 `json:"dropped_slow"`
+	// Stream is the stream delivery's view (docs/durability.md#stream-
+	// delivery): what we sent the peer in that mode and what it sent us,
+	// with the losses each end counted. Absent when neither end streams.
+	Stream *StreamView `json:"stream,omitempty"`
 	// Suppressed counts the peer's conditions that flap dampening
 	// suppressed now; Dampened the peer's signals it held.
 	Suppressed int    `json:"suppressed"`
@@ -399,6 +407,17 @@ type PeerState struct {
 	// Expiry is what the link with the peer depends on that expires —
 	// the peering, the certificates — with the time each has left.
 	Expiry []expiry.Status `json:"expiry,omitempty"`
+}
+
+// StreamView is a peer's stream delivery as this node sees it.
+type StreamView struct {
+	// Out: ours to the peer (export.delivery: stream here): sent, of
+	// them telemetry, dropped while the link was down or for want of
+	// speed.
+	Out outbound.LossyCounts `json:"out"`
+	// In: the peer's to us (stream at its end): the numbered messages
+	// received, the numbers lost, the telemetry delivered locally.
+	In inbound.StreamStats `json:"in"`
 }
 
 // Peers reports each peer's link state, export backlog and conditions.
@@ -452,9 +471,20 @@ func (n *Node) peerState(ctx context.Context, p *config.Peer, ask bool) PeerStat
 	}
 	ps.Keys = n.PeerKeys(p.ID)
 	ps.Expiry = n.PeerExpiry(p.ID)
+	var sv StreamView
 	if pp != nil && pp.lossy != nil {
 		ps.Delivery = config.DeliveryLossy
-		_, ps.DroppedLinkDown = pp.lossy.Counts()
+		if p.Export.Stream() {
+			ps.Delivery = config.DeliveryStream
+		}
+		sv.Out = pp.lossy.Stats()
+		ps.DroppedLinkDown, ps.DroppedSlow = sv.Out.DroppedLinkDown, sv.Out.DroppedSlow
+	}
+	if l := n.link(p.ID); l != nil && l.stream != nil {
+		sv.In = l.stream.Stats()
+	}
+	if ps.Delivery == config.DeliveryStream || sv.In.Received > 0 {
+		ps.Stream = &sv
 	}
 	return ps
 }

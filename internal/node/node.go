@@ -269,6 +269,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	// Telemetry (export.delivery: stream): intake's checks, then core
+	// NATS to the stream senders and local subscribers; never stored.
+	for _, s := range []string{subject.TelemetryIntakePrefix, subject.TelemetryIntake} {
+		if err := n.subscribe(n.ops, s, in.HandleTelemetry); err != nil {
+			return err
+		}
+	}
 	// The store's epoch names it on every link; it is the same for all.
 	if n.epoch, err = n.store.Epoch(ctx); err != nil {
 		return err

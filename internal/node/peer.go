@@ -34,6 +34,9 @@ type peerLink struct {
 	// lease's validity with nats.external (links.go), nil (always) on
 	// the embedded server.
 	held func() bool
+	// stream counts the peer's stream messages (export.delivery: stream
+	// at its end) across the receivers a reload makes.
+	stream *inbound.StreamTally
 }
 
 // peerPipes are a peer's pipelines, made from one version of its policy.
@@ -123,7 +126,7 @@ func (n *Node) startPeer(ctx context.Context, p *config.Peer, t *lease.Term) err
 	if err != nil {
 		return err
 	}
-	l := &peerLink{p: p, nc: nc, ps: n.newSession(p, nc)}
+	l := &peerLink{p: p, nc: nc, ps: n.newSession(p, nc), stream: &inbound.StreamTally{}}
 	if t != nil {
 		l.held = t.Valid
 		l.ps.send = fenced(t.Valid, l.ps.send)
@@ -160,6 +163,8 @@ func (n *Node) startPipes(ctx context.Context, l *peerLink, p *config.Peer) (pp 
 		Conditions: n.table,
 		OnChange:   n.announce,
 		OnSession:  func(r *inbound.Receiver, m *nats.Msg) { n.sessionMsg(pctx, ps, r, m) },
+		Stream:     l.stream,
+		Telemetry:  n.ops.Publish, // checked telemetry to our local subscribers, never stored
 	})
 	pp.rcv.Start(pctx)
 	if err := pp.rcv.Restore(ctx); err != nil {
@@ -182,7 +187,7 @@ func (n *Node) startPipes(ctx context.Context, l *peerLink, p *config.Peer) (pp 
 			return pp, err
 		}
 		lcfg := outbound.LossyConfig{Self: n.ID(), Peer: p.ID, Source: pp.xc, Conn: l.nc, Policy: exportpolicy.ForConfig(cfg, p, exportpolicy.WithIntents(n.intents)), Log: n.log,
-			Expired: p.ExpiredAt, LinkUp: func() bool { return n.LinkUp(p.ID) }, Held: l.held}
+			Expired: p.ExpiredAt, LinkUp: func() bool { return n.LinkUp(p.ID) }, Held: l.held, Stream: p.Export.Stream()}
 		if a := n.auditor(); a != nil {
 			lcfg.Audit = a // never a nil *audit.Writer in the interface
 		}
@@ -279,4 +284,13 @@ func (n *Node) subscribeTo(nc *nats.Conn, subj string, h nats.MsgHandler) (*nats
 		return nil, err
 	}
 	return sub, nil
+}
+
+// TelemetryAccepted is how many telemetry signals from local producers
+// (an.tel) intake checked, signed and handed on since the start.
+func (n *Node) TelemetryAccepted() uint64 {
+	if n.intake == nil {
+		return 0
+	}
+	return n.intake.TelemetryAccepted()
 }

@@ -105,7 +105,21 @@ func Publish(t testing.TB, nc *nats.Conn, ev *signal.Event) signal.Answer {
 // TryPublish is Publish where a test may not stop (in a goroutine): a
 // request or answer that fails is returned, not fatal.
 func TryPublish(nc *nats.Conn, ev *signal.Event) (signal.Answer, error) {
-	m, err := nc.Request(subject.IntakePrefix, ev.Encode(), 10*time.Second)
+	return request(nc, subject.IntakePrefix, ev)
+}
+
+// PublishTelemetry publishes ev as a local producer's telemetry (an.tel,
+// export.delivery: stream) on nc and returns the node's answer: accepted
+// once checked, signed and handed on, never stored.
+func PublishTelemetry(t testing.TB, nc *nats.Conn, ev *signal.Event) signal.Answer {
+	t.Helper()
+	a, err := request(nc, subject.TelemetryIntakePrefix, ev)
+	require.NoError(t, err)
+	return a
+}
+
+func request(nc *nats.Conn, subj string, ev *signal.Event) (signal.Answer, error) {
+	m, err := nc.Request(subj, ev.Encode(), 10*time.Second)
 	if err != nil {
 		return signal.Answer{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/link"
 	"github.com/anfed/anfed/internal/outbound/exportpolicy"
 	"github.com/anfed/anfed/internal/signal"
@@ -26,6 +28,12 @@ import (
 // sender counts what it sent and what it dropped because the link was
 // down. For signals whose value is gone in seconds (high-rate performance
 // measurements, say), where a backlog after a cut is worse than a gap.
+//
+// With LossyConfig.Stream (export.delivery: stream) it also forwards our
+// checked telemetry (an.telsig, from intake or relayed from a peer),
+// marked link.HeaderTelemetry, and numbers every message for the link
+// (link.HeaderStreamSeq), what it drops at the link-up stage included,
+// so the receiver counts the gaps.
 type LossySender struct {
 	self, peer string
 	src        *nats.Conn // operations account: the store's republish
@@ -33,9 +41,20 @@ type LossySender struct {
 	policy     *exportpolicy.Policy
 	log        zerolog.Logger
 	cfg        LossyConfig
+	delivery   string // lossy or stream, for the log
 
-	sent, droppedDown, taken atomic.Uint64
-	subs                     []*nats.Subscription // one per subject of the export policy; Run's own
+	sent, droppedDown, taken, telemetry atomic.Uint64
+
+	subsMu sync.Mutex
+	subs   []*nats.Subscription // one per subject of the export policy; Run's own
+	// slow: what NATS dropped from the subscriptions Run has let go.
+	slow uint64
+
+	// The stream's numbering (Stream): a number is taken and its message
+	// published under seqMu, so the link carries them in order.
+	seqMu sync.Mutex
+	seq   uint64
+	epoch string
 }
 
 // LossyConfig is what a lossy sender works with.
@@ -51,21 +70,58 @@ type LossyConfig struct {
 	// Expired and Held, as for SenderConfig.
 	Expired func(now time.Time) bool
 	Held    func() bool
-	// Audit, as for SenderConfig: each copy published on the link.
+	// Audit, as for SenderConfig: each copy of a stored signal published
+	// on the link (telemetry is never written to the audit trail).
 	Audit Auditor
+	// Stream: export.delivery stream. Telemetry is forwarded too, and
+	// each message numbered for the receiver's loss count.
+	Stream bool
 }
 
 // NewLossySender returns the fire-and-forget sender cfg describes; Run
 // runs it.
 func NewLossySender(cfg LossyConfig) *LossySender {
+	delivery := config.DeliveryLossy
+	if cfg.Stream {
+		delivery = config.DeliveryStream
+	}
 	return &LossySender{self: cfg.Self, peer: cfg.Peer, src: cfg.Source, nc: cfg.Conn, policy: cfg.Policy, cfg: cfg,
-		log: cfg.Log.With().Str("peer", cfg.Peer).Str("delivery", "lossy").Logger()}
+		epoch: strconv.FormatInt(time.Now().UnixNano(), 36), delivery: delivery,
+		log: cfg.Log.With().Str("peer", cfg.Peer).Str("delivery", delivery).Logger()}
 }
 
-// Counts reports the signals published on the link and those dropped
-// because the link was down.
-func (s *LossySender) Counts() (sent, droppedLinkDown uint64) {
-	return s.sent.Load(), s.droppedDown.Load()
+// LossyCounts are a fire-and-forget sender's counts.
+type LossyCounts struct {
+	// Sent: published on the link, Telemetry of them telemetry.
+	Sent      uint64 `json:"sent"`
+	Telemetry uint64 `json:"telemetry"`
+	// DroppedLinkDown: dropped because the link was down; DroppedSlow:
+	// dropped by NATS before the sender took them (it could not keep up).
+	DroppedLinkDown uint64 `json:"dropped_link_down"`
+	DroppedSlow     uint64 `json:"dropped_slow"`
+}
+
+// Stats are the sender's counts now.
+func (s *LossySender) Stats() LossyCounts {
+	s.subsMu.Lock()
+	slow := s.slow
+	for _, sub := range s.subs {
+		if n, err := sub.Dropped(); err == nil {
+			slow += uint64(n)
+		}
+	}
+	s.subsMu.Unlock()
+	return LossyCounts{Sent: s.sent.Load(), Telemetry: s.telemetry.Load(), DroppedLinkDown: s.droppedDown.Load(), DroppedSlow: slow}
+}
+
+// number takes the next stream number for the link (Stream), for a
+// message published or dropped.
+func (s *LossySender) number() uint64 {
+	if !s.cfg.Stream {
+		return 0
+	}
+	s.seq++
+	return s.seq
 }
 
 // What a lossy sender holds, at most, before NATS drops: signals taken
@@ -97,13 +153,16 @@ func (s *LossySender) Run(ctx context.Context) error {
 		return up
 	}
 	dropped := func() {
+		s.seqMu.Lock()
+		s.number() // the receiver counts it as a gap
+		s.seqMu.Unlock()
 		s.droppedDown.Add(1)
 		mu.Lock()
 		defer mu.Unlock()
 		unsent++
 		if now := time.Now(); now.Sub(logged) >= 5*time.Second {
 			s.log.Warn().Uint64("dropped", unsent).Uint64("total", s.droppedDown.Load()).
-				Msg("link: link down: signals for this peer dropped (export.delivery: lossy)")
+				Msg("link: link down: signals for this peer dropped (export.delivery: " + s.delivery + ")")
 			unsent, logged = 0, now
 		}
 	}
@@ -127,17 +186,35 @@ func (s *LossySender) Run(ctx context.Context) error {
 		if s.cfg.Held != nil && !s.cfg.Held() {
 			return // another process holds the link now
 		}
+		tel := strings.HasPrefix(m.Subject, subject.TelemetryPrefix+".")
+		if tel {
+			out.Header.Set(link.HeaderTelemetry, "1")
+		}
 		out.Header.Set(link.HeaderSent, strconv.FormatInt(time.Now().UnixNano(), 10))
-		if err := s.nc.PublishMsg(out); err != nil {
+		s.seqMu.Lock()
+		if n := s.number(); n != 0 {
+			out.Header.Set(link.HeaderStreamSeq, strconv.FormatUint(n, 10))
+			out.Header.Set(link.HeaderStreamEpoch, s.epoch)
+		}
+		err = s.nc.PublishMsg(out)
+		s.seqMu.Unlock()
+		if err != nil {
 			s.droppedDown.Add(1)
 			return
 		}
-		audit(s.cfg.Audit, s.peer, c)
 		s.sent.Add(1)
+		if tel {
+			s.telemetry.Add(1)
+			return // never in the audit trail: telemetry is not stored
+		}
+		audit(s.cfg.Audit, s.peer, c)
 	}
 	// Bounded: past these limits NATS drops, which is this mode's promise.
 	// The bound is the sender's, shared by its subscriptions.
 	subjects := s.policy.Subjects()
+	if s.cfg.Stream {
+		subjects = append(subjects, s.policy.TelemetrySubjects()...)
+	}
 	msgs, bytes := lossyPendingMsgs/len(subjects), lossyPendingBytes/len(subjects)
 	for _, subj := range subjects {
 		sub, err := s.src.Subscribe(subj, forward)
@@ -145,7 +222,9 @@ func (s *LossySender) Run(ctx context.Context) error {
 			return errors.Join(err, s.unsubscribe())
 		}
 		_ = sub.SetPendingLimits(msgs, bytes)
+		s.subsMu.Lock()
 		s.subs = append(s.subs, sub)
+		s.subsMu.Unlock()
 	}
 	<-ctx.Done()
 	return s.unsubscribe()
@@ -156,9 +235,15 @@ func (s *LossySender) Run(ctx context.Context) error {
 func (s *LossySender) Delivered() uint64 { return s.taken.Load() }
 
 func (s *LossySender) unsubscribe() error {
+	s.subsMu.Lock()
+	defer s.subsMu.Unlock()
 	var errs []error
 	for _, sub := range s.subs {
+		if n, err := sub.Dropped(); err == nil {
+			s.slow += uint64(n)
+		}
 		errs = append(errs, sub.Unsubscribe())
 	}
+	s.subs = nil
 	return errors.Join(errs...)
 }

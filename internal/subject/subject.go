@@ -5,6 +5,10 @@
 // Inside an operator (operations account):
 //
 //	an.pub[.anything]                          producers publish here (intake)
+//	an.tel[.anything]                          producers publish telemetry here (stream
+//	                                           delivery: checked, signed, never stored)
+//	an.telsig.<origin>.<class>.<service>.<resource> checked telemetry, local and imported,
+//	                                           core NATS only
 //	an.sig.<origin>.<class>.<service>.<resource> accepted signals, local and imported
 //	an.dlq.<from>.<reason>                     rejected signals, reason in a header
 //	an.store.<...>                             where the node writes accepted signals; the
@@ -40,14 +44,25 @@ import (
 const (
 	IntakePrefix = "an.pub"
 	Intake       = "an.pub.>"
-	SignalPrefix = "an.sig"
-	Signals      = "an.sig.>"
-	DLQPrefix    = "an.dlq"
-	StorePrefix  = "an.store"
-	Store        = "an.store.>"
-	LinkPrefix   = "an.link"
-	HeldPrefix   = "an.held"
-	Held         = "an.held.>"
+	// TelemetryIntakePrefix and TelemetryIntake: where producers publish
+	// telemetry (export.delivery: stream), an.tel[.anything]. Checked
+	// like an.pub, signed, never stored.
+	TelemetryIntakePrefix = "an.tel"
+	TelemetryIntake       = "an.tel.>"
+	// TelemetryPrefix and Telemetry: checked telemetry, ours and our
+	// peers', an.telsig.<origin>.<class>.<service>.<resource>, published
+	// once on core NATS for local closed loops and the stream senders.
+	// Outside an.tel.>, so intake never takes it back.
+	TelemetryPrefix = "an.telsig"
+	Telemetry       = "an.telsig.>"
+	SignalPrefix    = "an.sig"
+	Signals         = "an.sig.>"
+	DLQPrefix       = "an.dlq"
+	StorePrefix     = "an.store"
+	Store           = "an.store.>"
+	LinkPrefix      = "an.link"
+	HeldPrefix      = "an.held"
+	Held            = "an.held.>"
 	// KeyHeldPrefix and KeyHeld: the signals held for want of their
 	// origin's key, an.keyheld.<peer> (store.KeyHeldStream).
 	KeyHeldPrefix = "an.keyheld"
@@ -158,14 +173,21 @@ type Key struct {
 
 // Signal is the operations-account subject of an accepted signal, or
 // ErrTooLong.
-func Signal(k Key) (string, error) {
+func Signal(k Key) (string, error) { return keyed(SignalPrefix, k) }
+
+// keyed is k's subject under prefix, or ErrTooLong.
+func keyed(prefix string, k Key) (string, error) {
 	svc, res, err := names(k)
 	if err != nil {
 		return "", err
 	}
 	// One concatenation: one allocation.
-	return bounded(SignalPrefix + "." + k.Origin + "." + k.Class + "." + svc + "." + res)
+	return bounded(prefix + "." + k.Origin + "." + k.Class + "." + svc + "." + res)
 }
+
+// TelemetrySignal is the operations-account subject of checked
+// telemetry, or ErrTooLong: Signal's tokens under TelemetryPrefix.
+func TelemetrySignal(k Key) (string, error) { return keyed(TelemetryPrefix, k) }
 
 // Link is the link subject of a signal sent by from, or ErrTooLong.
 func Link(from string, k Key) (string, error) {
@@ -203,12 +225,13 @@ func DLQ(from, reason string) string {
 	return DLQPrefix + "." + Token(from) + "." + Token(reason)
 }
 
-// ParseSignal parses an an.sig subject.
+// ParseSignal parses an an.sig subject (or an an.telsig one: the same
+// tokens).
 func ParseSignal(s string) (Key, error) {
 	var buf [6]string
 	t := split(buf[:0], s)
-	if len(t) != 6 || t[0] != "an" || t[1] != "sig" {
-		return Key{}, fmt.Errorf("subject %s: want an.sig.<origin>.<class>.<service>.<resource>", short(s))
+	if len(t) != 6 || t[0] != "an" || t[1] != "sig" && t[1] != "telsig" {
+		return Key{}, fmt.Errorf("subject %s: want an.sig.<origin>.<class>.<service>.<resource> (or an.telsig.…)", short(s))
 	}
 	return parseKey(s, t[2:])
 }

@@ -92,3 +92,14 @@ func serviceToken(pattern string) (string, bool) {
 	}
 	return subject.Token(pattern), false
 }
+
+// TelemetrySubjects are Subjects for checked telemetry
+// (an.telsig.<origin>.<class>.<service>.<resource>, delivery: stream):
+// the same filters under subject.TelemetryPrefix.
+func (p *Policy) TelemetrySubjects() []string {
+	out := p.Subjects()
+	for i, s := range out {
+		out[i] = subject.TelemetryPrefix + strings.TrimPrefix(s, subject.SignalPrefix)
+	}
+	return out
+}

@@ -1,0 +1,49 @@
+package intake
+
+import (
+	"github.com/nats-io/nats.go"
+
+	"github.com/anfed/anfed/internal/reject"
+	"github.com/anfed/anfed/internal/signal"
+	"github.com/anfed/anfed/internal/subject"
+)
+
+// HandleTelemetry processes one message of an.tel[.>] (telemetry for
+// export.delivery: stream); it is a nats.MsgHandler. The signal passes
+// intake's stages, the same as an.pub's (schema, local, expiry, sign), on
+// the same workers, and is then published once, on core NATS, to
+// an.telsig.<origin>.<class>.<service>.<resource>, where the stream
+// senders and local closed loops take it. Nothing is stored, ordered or
+// dead-lettered: a producer that asked is answered accepted once the
+// signal is checked and handed on (not stored, unlike an.pub's accepted),
+// or rejected with the reason, counted as an.pub's refusals are.
+func (in *Intake) HandleTelemetry(m *nats.Msg) {
+	in.closing.RLock()
+	defer in.closing.RUnlock()
+	if in.closed {
+		return
+	}
+	in.work <- &slot{m: m, tel: true}
+}
+
+// TelemetryAccepted is how many telemetry signals intake checked, signed
+// and handed on.
+func (in *Intake) TelemetryAccepted() uint64 { return in.telAccepted.Load() }
+
+// telemetry checks, signs and hands on one telemetry message, on a
+// worker.
+func (in *Intake) telemetry(m *nats.Msg) {
+	ev, subj, body, err := in.prepare(m, subject.TelemetrySignal)
+	if err != nil {
+		ans, _ := in.rejected(in.telLog, "intake: telemetry rejected (not stored, not dead-lettered)", ev, err)
+		in.reply(m.Reply, ans)
+		return
+	}
+	if err := in.conn.Publish(subj, body); err != nil {
+		ans, _ := in.rejected(in.telLog, "intake: telemetry not handed on", ev, reject.Wrap(reject.Unavailable, err))
+		in.reply(m.Reply, ans)
+		return
+	}
+	in.telAccepted.Add(1)
+	in.reply(m.Reply, signal.Answer{Status: signal.StatusAccepted, Subject: subj})
+}

@@ -1,0 +1,321 @@
+package node_test
+
+// Stream delivery (export.delivery: stream): telemetry published on
+// an.tel is checked, signed and handed to the stream peers over a real
+// leaf link, checked again at the peer and published there to local
+// subscribers only: never stored at either end, never in the condition
+// table, never to a durable peer; losses counted at both ends.
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/link"
+	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/nodetest"
+	"github.com/anfed/anfed/internal/origin"
+	"github.com/anfed/anfed/internal/reject"
+	"github.com/anfed/anfed/internal/signal"
+	"github.com/anfed/anfed/internal/store"
+	"github.com/anfed/anfed/internal/subject"
+)
+
+// telemetryWatch records the telemetry a node's local subscribers get
+// (an.telsig.>), each checked against the origins' pinned keys.
+type telemetryWatch struct {
+	mu         sync.Mutex
+	ids        map[string]int
+	unverified []string
+}
+
+func watchTelemetry(t *testing.T, n *node.Node, origins ...string) *telemetryWatch {
+	t.Helper()
+	pins := map[string]string{}
+	for _, o := range origins {
+		pins[o] = pub(t, o)
+	}
+	ver, err := origin.NewVerifier(pins)
+	require.NoError(t, err)
+	nc, err := n.Connect()
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	w := &telemetryWatch{ids: map[string]int{}}
+	_, err = nc.Subscribe(subject.Telemetry, func(m *nats.Msg) {
+		ev, err := signal.DecodeStructured(m.Data)
+		if err != nil {
+			return
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.ids[ev.ID]++
+		if err := ver.Verify(ev); err != nil {
+			w.unverified = append(w.unverified, ev.ID+": "+err.Error())
+		}
+	})
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+	return w
+}
+
+func (w *telemetryWatch) has(id string) bool { w.mu.Lock(); defer w.mu.Unlock(); return w.ids[id] > 0 }
+func (w *telemetryWatch) count() int         { w.mu.Lock(); defer w.mu.Unlock(); return len(w.ids) }
+
+func (w *telemetryWatch) waitAll(t *testing.T, ids []string) {
+	t.Helper()
+	waitFor(t, 15*time.Second, func() error {
+		for _, id := range ids {
+			if !w.has(id) {
+				return fmt.Errorf("telemetry %s has not arrived", id)
+			}
+		}
+		return nil
+	})
+}
+
+// publishTelemetry publishes n congestion telemetry signals of op-a,
+// each answered accepted, and returns their ids.
+func publishTelemetry(t *testing.T, nc *nats.Conn, prefix string, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s-%03d", prefix, i)
+		a := nodetest.PublishTelemetry(t, nc, congestion("op-a", ids[i]))
+		require.Equal(t, signal.StatusAccepted, a.Status, "%+v", a)
+		require.Equal(t, "an.telsig.op-a.congestion.vpn-acme.ic-paris-1", a.Subject)
+	}
+	return ids
+}
+
+// untilTelemetryCrosses publishes telemetry until one reaches w: the
+// peer's interest crosses the link shortly after it comes up.
+func untilTelemetryCrosses(t *testing.T, nc *nats.Conn, w *telemetryWatch, prefix string) {
+	t.Helper()
+	i := 0
+	waitFor(t, 10*time.Second, func() error {
+		i++
+		id := publishTelemetry(t, nc, fmt.Sprintf("%s%d", prefix, i), 1)[0]
+		time.Sleep(50 * time.Millisecond)
+		if !w.has(id) {
+			return fmt.Errorf("no telemetry crossed yet")
+		}
+		return nil
+	})
+}
+
+func streamPeer(c *config.Config) { c.Peers[0].Export.Delivery = config.DeliveryStream }
+
+// op-a streams to op-b (services vpn-acme only) and exports durably to
+// op-c. Telemetry crosses to op-b's local subscribers verified as op-a's,
+// is stored nowhere and changes no condition table; what the export
+// policy leaves out never crosses; op-c, durable, gets none of it but
+// gets op-a's stored signals, and so does op-b, fire and forget.
+func TestStreamTelemetryCrossesCheckedAndIsNeverStored(t *testing.T) {
+	na, nb, _ := linkedEdit(t, func(c *config.Config) {
+		streamPeer(c)
+		c.Peers[0].Export.Services = []string{"vpn-acme"}
+		c.Peers = append(c.Peers, config.Peer{
+			ID: "op-c", Accept: &config.Accept{User: "op-c", Password: "secret-c-123"},
+			Export: config.ExportPolicy{Classes: []string{"*"}, Services: []string{"*"}}, SigningKey: pub(t, "op-c"),
+		})
+	})
+	cc := baseConfig(t, "op-c")
+	cc.Peers = []config.Peer{{
+		ID: "op-a", Dial: &config.Dial{URL: na.LeafURL(), User: "op-c", Password: "secret-c-123"},
+		Import: config.ImportPolicy{Classes: []string{"*"}}, SigningKey: pub(t, "op-a"),
+	}}
+	nc := startNode(t, cc)
+	waitFor(t, 10*time.Second, func() error {
+		if !na.LinkUp("op-c") || !nc.LinkUp("op-a") {
+			return fmt.Errorf("op-a—op-c link not up")
+		}
+		return nil
+	})
+	pa, err := na.Connect()
+	require.NoError(t, err)
+	defer pa.Close()
+	atA, atB, atC := watchTelemetry(t, na, "op-a"), watchTelemetry(t, nb, "op-a"), watchTelemetry(t, nc, "op-a")
+	storedB, storedC := watchArrivals(t, nb), watchArrivals(t, nc)
+
+	untilTelemetryCrosses(t, pa, atB, "warmup")
+	other := congestion("op-a", "other-service")
+	other.Subject = "vpn-other/ic-paris-1"
+	require.Equal(t, signal.StatusAccepted, nodetest.PublishTelemetry(t, pa, other).Status, "checked and handed on: only the policy says no")
+	ids := publishTelemetry(t, pa, "kpi", 20)
+	atB.waitAll(t, ids)
+	atA.waitAll(t, append(slices.Clone(ids), other.ID)) // op-a's own loops see what it checked
+
+	// A stored signal of op-a reaches op-c (durable) and op-b (stream:
+	// fire and forget, as lossy): both links work.
+	stored := publishN(t, pa, "stored", 1)
+	storedB.waitAll(t, stored)
+	storedC.waitAll(t, stored)
+	time.Sleep(300 * time.Millisecond) // anything still on its way lands
+
+	atB.mu.Lock()
+	assert.Empty(t, atB.unverified, "each signal op-b delivers verifies as op-a's")
+	atB.mu.Unlock()
+	for _, id := range ids {
+		assert.Equal(t, 1, atB.ids[id], "%s delivered once at op-b", id)
+	}
+	assert.False(t, atB.has(other.ID), "telemetry the export policy leaves out never crosses")
+	assert.Zero(t, atC.count(), "a durable peer gets no telemetry")
+	for _, id := range ids {
+		assert.False(t, storedB.has(id) || storedC.has(id), "%s was stored", id)
+	}
+	for _, n := range []*node.Node{na, nb, nc} {
+		assert.EqualValues(t, 1, streamMsgs(t, n, store.SignalStream, ""), "%s stores only the stored signal", n.ID())
+	}
+	assert.Equal(t, 1, nb.Table().Len("op-a"), "op-b's table holds only the stored signal's condition")
+
+	psA := peerState(t, na, "op-b")
+	assert.Equal(t, config.DeliveryStream, psA.Delivery)
+	require.NotNil(t, psA.Stream)
+	assert.GreaterOrEqual(t, psA.Stream.Out.Telemetry, uint64(len(ids)+1))
+	psB := peerState(t, nb, "op-a")
+	require.NotNil(t, psB.Stream, "op-b's peers view shows op-a's stream")
+	assert.GreaterOrEqual(t, psB.Stream.In.Telemetry, uint64(len(ids)+1))
+	assert.Zero(t, psB.Stream.In.Lost, "nothing lost with the link up")
+	assert.Nil(t, peerState(t, na, "op-c").Stream, "no stream with a durable peer")
+	t.Logf("op-a → op-b: %+v; op-b from op-a: %+v", psA.Stream.Out, psB.Stream.In)
+}
+
+// Signals published while the stream link is down are lost: op-a counts
+// them dropped, op-b the gap in the link's numbers once it hears op-a
+// again. Nothing waits, nothing is resent.
+func TestStreamLossCountedAtBothEnds(t *testing.T) {
+	na, nb, proxy := linkedEdit(t, streamPeer)
+	pa, err := na.Connect()
+	require.NoError(t, err)
+	defer pa.Close()
+	atB := watchTelemetry(t, nb, "op-a")
+
+	untilTelemetryCrosses(t, pa, atB, "warmup")
+	atB.waitAll(t, publishTelemetry(t, pa, "before", 20))
+	cutLink(t, na, nb, proxy)
+	time.Sleep(300 * time.Millisecond) // the sender's view of the link is 100 ms old at most
+	lost := publishTelemetry(t, pa, "lost", 20)
+	waitFor(t, 5*time.Second, func() error {
+		if d := peerState(t, na, "op-b").Stream.Out.DroppedLinkDown; d < uint64(len(lost)) {
+			return fmt.Errorf("op-a counted %d dropped, want %d", d, len(lost))
+		}
+		return nil
+	})
+	proxy.Restore()
+	untilTelemetryCrosses(t, pa, atB, "rewarm")
+	after := publishTelemetry(t, pa, "after", 20)
+	atB.waitAll(t, after)
+
+	for _, id := range lost {
+		assert.False(t, atB.has(id), "%s crossed while the link was down", id)
+	}
+	out, in := peerState(t, na, "op-b").Stream.Out, peerState(t, nb, "op-a").Stream.In
+	assert.GreaterOrEqual(t, out.DroppedLinkDown, uint64(len(lost)), "op-a counts each one dropped while down")
+	assert.GreaterOrEqual(t, in.Lost, uint64(len(lost)), "op-b counts the gap once the link is back")
+	assert.Zero(t, peerState(t, na, "op-b").Backlog, "nothing waits for a stream peer")
+	t.Logf("op-a sent %d, dropped %d (link down); op-b received %d, lost %d", out.Sent, out.DroppedLinkDown, in.Received, in.Lost)
+}
+
+// Telemetry from a peer gets the checks of any of its signals: a forged
+// signature or schema-invalid data is refused, counted under its reason
+// and never delivered, and it is not dead-lettered (telemetry is never
+// stored); a genuine one is delivered to local subscribers only.
+func TestStreamTelemetryForgedIsRefusedAndCounted(t *testing.T) {
+	e := newAtkEnv(t, nil)
+	rogue := e.startRogueB(t)
+	atA := watchTelemetry(t, e.a, "op-b")
+	otherKey, err := origin.NewSigningKey()
+	require.NoError(t, err)
+	forger, err := origin.NewSigner(otherKey)
+	require.NoError(t, err)
+	send := func(ev *signal.Event) {
+		ev.Path = []string{"op-b"}
+		m := nats.NewMsg(atkLinkSubject("op-b", ev, "congestion"))
+		m.Header.Set(link.HeaderTelemetry, "1")
+		m.Data = ev.Encode()
+		require.NoError(t, rogue.Conn.PublishMsg(m))
+		require.NoError(t, rogue.Conn.Flush())
+	}
+	for _, tc := range []struct {
+		name   string
+		reason reject.Reason
+		build  func(id string) *signal.Event
+	}{
+		{"forged signature claiming op-b's key id", reject.BadSignature, func(id string) *signal.Event {
+			ev := congestion("op-b", id)
+			require.NoError(t, forger.Sign(ev))
+			atkSetKeyID(t, ev, pub(t, "op-b"))
+			return ev
+		}},
+		{"schema-invalid data, signed by op-b", reject.SchemaInvalid, func(id string) *signal.Event {
+			ev := congestion("op-b", id)
+			ev.Data = []byte(`{"link":{"id":"ic-paris-1"},"utilisationPercent":"very high"}`)
+			require.NoError(t, e.signerB.Sign(ev))
+			return ev
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "tel-bad-" + string(tc.reason)
+			before, dl := e.obs.rejections("op-b", tc.reason), e.dlq.count(string(tc.reason))
+			send(tc.build(id))
+			waitFor(t, 10*time.Second, func() error {
+				if n := e.obs.rejections("op-b", tc.reason); n != before+1 {
+					return fmt.Errorf("op-b/%s counted %d times, want %d", tc.reason, n, before+1)
+				}
+				return nil
+			})
+			assert.Equal(t, dl, e.dlq.count(string(tc.reason)), "telemetry is not dead-lettered")
+			assert.False(t, atA.has(id), "a refused signal is never delivered")
+		})
+	}
+	good := congestion("op-b", "tel-good")
+	require.NoError(t, e.signerB.Sign(good))
+	send(good)
+	atA.waitAll(t, []string{good.ID})
+	assert.Empty(t, atA.unverified)
+	assert.Zero(t, e.fromB.count(good.ID), "telemetry is not stored")
+	assert.Zero(t, streamMsgs(t, e.a, store.SignalStream, "an.sig.op-b.>"), "nothing of op-b's stored")
+}
+
+// A reload switches a peer into stream delivery and back out of it, the
+// link and the session staying up: telemetry crosses only while the peer
+// streams, and stored signals cross all along.
+func TestStreamDeliverySwitchedByReload(t *testing.T) {
+	na, nb, _ := linkedEdit(t, nil)
+	pa, err := na.Connect()
+	require.NoError(t, err)
+	defer pa.Close()
+	atB, storedB := watchTelemetry(t, nb, "op-a"), watchArrivals(t, nb)
+	deliver := func(d string) {
+		t.Helper()
+		cfg := *na.Config()
+		cfg.Peers = slices.Clone(cfg.Peers)
+		cfg.Peers[0].Export.Delivery = d
+		_, err := na.Reload(context.Background(), &cfg)
+		require.NoError(t, err)
+		assert.Equal(t, d, peerState(t, na, "op-b").Delivery)
+	}
+
+	storedB.waitAll(t, publishN(t, pa, "durable", 3))
+	none := publishTelemetry(t, pa, "durable-tel", 5)
+	deliver(config.DeliveryStream)
+	untilTelemetryCrosses(t, pa, atB, "stream")
+	atB.waitAll(t, publishTelemetry(t, pa, "streamed", 10))
+	untilOneCrosses(t, pa, storedB, "stream-stored")
+
+	deliver(config.DeliveryDurable)
+	storedB.waitAll(t, publishN(t, pa, "durable-again", 3))
+	late := publishTelemetry(t, pa, "durable-again-tel", 5)
+	time.Sleep(300 * time.Millisecond)
+	for _, id := range append(none, late...) {
+		assert.False(t, atB.has(id), "%s crossed to a durable peer", id)
+	}
+}
