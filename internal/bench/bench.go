@@ -31,6 +31,10 @@ const (
 	RowRawNATS = "raw-nats-leaf"
 	RowCross   = "anfed-cross"
 	RowLossy   = "anfed-cross-lossy"
+	// RowStream is telemetry in stream delivery (export.delivery:
+	// stream): an.tel at op-a, checked and signed, the link, checked at
+	// op-b and published to its local subscriber; stored nowhere.
+	RowStream = "anfed-stream"
 	// RowNoAudit is anfed-cross with the audit trail off (audit.off) at
 	// both nodes: anfed-cross less it is the trail's cost per signal.
 	RowNoAudit    = "anfed-cross-no-audit"
@@ -57,7 +61,7 @@ func Rows(rate int) []string {
 	if rate != ModestRate {
 		rows = append(rows, RowPaced(ModestRate))
 	}
-	return append(rows, Burst(RowCross), RowNoAudit, RowLossy, RowRawSourcing, RowRawSourcingSigned, Burst(RowRawSourcingSigned), RowSignVerify, RowRawJS, RowIntake, RowWebhook)
+	return append(rows, Burst(RowCross), RowNoAudit, RowLossy, RowStream, RowRawSourcing, RowRawSourcingSigned, Burst(RowRawSourcingSigned), RowSignVerify, RowRawJS, RowIntake, RowWebhook)
 }
 
 // Burst is the name of row's burst: Options.Burst signals published at
@@ -362,15 +366,19 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	// 4b. The same with the link lossy (export.delivery: lossy): still
 	// validated, signed and stored at both ends, but sent over core NATS
-	// with no export consumer, no link answers and no resend.
-	say("starting anfed nodes op-a and op-b, linked, export.delivery lossy")
-	if p, err = e.startPairWith(ctx, 0, config.DeliveryLossy); err != nil {
-		return rep, err
-	}
-	err = add(cross(ctx, e, p, tpl, RowLossy, o.spec(RowLossy, sat)))
-	p.stop()
-	if err != nil {
-		return rep, err
+	// with no export consumer, no link answers and no resend. Then
+	// telemetry in stream delivery: intake's checks and signature, the
+	// link fire and forget, the receiver's checks, no store at either end.
+	for _, d := range []struct{ row, delivery string }{{RowLossy, config.DeliveryLossy}, {RowStream, config.DeliveryStream}} {
+		say("starting anfed nodes op-a and op-b, linked, export.delivery %s", d.delivery)
+		if p, err = e.startPairWith(ctx, 0, d.delivery); err != nil {
+			return rep, err
+		}
+		err = add(cross(ctx, e, p, tpl, d.row, o.spec(d.row, sat)))
+		p.stop()
+		if err != nil {
+			return rep, err
+		}
 	}
 	// 4c. The durable path's ceiling: JetStream sourcing across the
 	// leaf link by hand, unsigned and signed (ceiling.go).
@@ -424,6 +432,7 @@ func (r *Report) order(rate int) {
 	ratio(RowCross, RowRawSourcingSigned)
 	ratio(Burst(RowCross), Burst(RowRawSourcingSigned))
 	ratio(RowLossy, RowRawNATS)
+	ratio(RowStream, RowSignVerify)
 	ratio(RowIntake, RowRawJS)
 }
 
@@ -465,7 +474,7 @@ func targets(r *Report, o Options) []Target {
 	// The webhook delivers across a boundary: compared with anfed's
 	// cross-operator rows (not intake, which stops at one node).
 	best := ""
-	for _, n := range []string{RowLink, RowSigned, RowCross, RowLossy} {
+	for _, n := range []string{RowLink, RowSigned, RowCross, RowLossy, RowStream} {
 		if x := r.Row(n); x != nil && (best == "" || x.PerSec > r.Row(best).PerSec) {
 			best = n
 		}
@@ -477,6 +486,9 @@ func targets(r *Report, o Options) []Target {
 	v = ratio(RowCross, RowWebhook)
 	add("durable path (anfed-cross) vs webhook baseline", "≥ 10", "×", v, v >= 10, "")
 	ts = append(ts, ceilingTargets(r, o)...)
+	v = ratio(RowStream, RowSignVerify)
+	add("stream mode (anfed-stream) vs sign+verify ceiling", "≥ 0.80", "ratio", v, v >= 0.80,
+		"telemetry (export.delivery: stream): signed at op-a, verified and validated at op-b, no store at either end")
 	peers := Target{Name: "per-signal CPU with peers it is not exported to (max peers / 1 peer)", Want: "≤ 1.20 (flat)", Unit: "ratio", Note: "--scale"}
 	conds := Target{Name: "memory per active condition (largest table)", Want: "≤ 512", Unit: "bytes", Note: "--scale"}
 	if sc := r.Scale; sc != nil {

@@ -203,11 +203,15 @@ func cross(ctx context.Context, e *env, p *pair, tpl *template, name string, sp 
 
 func crossRow(ctx context.Context, p *pair, tpl *template, name string, sp spec) (Row, error) {
 	r := &Row{Name: name, What: "producer on op-a → intake (validate, sign, store) → link → op-b (verify, validate, store) → subscriber", Latency: "publish→arrival"}
+	pubSubj, subSubj := subject.IntakePrefix, subject.SignalPrefix+".op-a.>"
 	switch {
 	case sp.rate > 0:
 		r.What = fmt.Sprintf("the anfed-cross path paced at %d signals/s", sp.rate)
 	case name == RowLossy:
 		r.What = "the anfed-cross path with export.delivery lossy: core NATS on the link, no export consumer, no link answers"
+	case name == RowStream:
+		r.What = "producer → an.tel at op-a (validate, sign) → link, fire and forget, numbered → op-b (verify, validate) → an.telsig subscriber; no store at either end"
+		pubSubj, subSubj = subject.TelemetryIntakePrefix, subject.TelemetryPrefix+".op-a.>"
 	}
 	pc, err := p.a.Connect(nats.Name("bench-producer"))
 	if err != nil {
@@ -220,7 +224,7 @@ func crossRow(ctx context.Context, p *pair, tpl *template, name string, sp spec)
 	}
 	defer sc.Close()
 	s := &sink{}
-	sub, err := sc.Subscribe(subject.SignalPrefix+".op-a.>", func(m *nats.Msg) { s.arrive(sentAt(m.Data)) })
+	sub, err := sc.Subscribe(subSubj, func(m *nats.Msg) { s.arrive(sentAt(m.Data)) })
 	if err != nil {
 		return *r, err
 	}
@@ -246,7 +250,7 @@ func crossRow(ctx context.Context, p *pair, tpl *template, name string, sp spec)
 	buf := bytes.Clone(tpl.body)
 	f, snap, err := measure(ctx, s, sp, func() error {
 		tpl.stamp(buf)
-		return pc.PublishRequest(subject.IntakePrefix, "bench.answer", buf)
+		return pc.PublishRequest(pubSubj, "bench.answer", buf)
 	})
 	return finish(s, r, f, snap, err)
 }

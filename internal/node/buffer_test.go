@@ -18,33 +18,48 @@ import (
 	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/natstest"
 	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/origin"
 	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/store"
 )
 
-// arrivals records the ids of op-a's signals that reached op-b's store.
+// arrivals records the ids of op-a's signals that reached op-b's store
+// (watchArrivals), or another node's subject (watchSubject).
 type arrivals struct {
 	mu    sync.Mutex
 	ids   map[string]int
 	order []string
+	// unverified: arrivals whose signature the verifier refused.
+	unverified []string
 }
 
 func watchArrivals(t *testing.T, nb *node.Node) *arrivals {
+	return watchSubject(t, nb, "an.sig.op-a.>", nil)
+}
+
+// watchSubject records the signals n's local subscribers get on subj,
+// each checked by ver (nil: not checked).
+func watchSubject(t *testing.T, n *node.Node, subj string, ver *origin.Verifier) *arrivals {
 	t.Helper()
-	cb, err := nb.Connect()
+	cb, err := n.Connect()
 	require.NoError(t, err)
 	t.Cleanup(cb.Close)
 	a := &arrivals{ids: map[string]int{}}
-	_, err = cb.Subscribe("an.sig.op-a.>", func(m *nats.Msg) {
+	_, err = cb.Subscribe(subj, func(m *nats.Msg) {
 		ev, err := signal.DecodeStructured(m.Data)
 		if err != nil {
 			return
 		}
 		a.mu.Lock()
+		defer a.mu.Unlock()
 		a.ids[ev.ID]++
 		a.order = append(a.order, ev.ID)
-		a.mu.Unlock()
+		if ver != nil {
+			if err := ver.Verify(ev); err != nil {
+				a.unverified = append(a.unverified, ev.ID+": "+err.Error())
+			}
+		}
 	})
 	require.NoError(t, err)
 	require.NoError(t, cb.Flush())
@@ -67,12 +82,19 @@ func (a *arrivals) waitAll(t *testing.T, ids []string) {
 
 func publishN(t *testing.T, nc *nats.Conn, prefix string, n int) []string {
 	t.Helper()
+	return publishEach(t, prefix, n, func(ev *signal.Event) signal.Answer { return publish(t, nc, ev) })
+}
+
+// publishEach publishes n congestion signals of op-a with pub, each
+// answered OK, and returns their ids.
+func publishEach(t *testing.T, prefix string, n int, pub func(*signal.Event) signal.Answer) []string {
+	t.Helper()
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("%s-%03d", prefix, i)
 		ev := congestion("op-a", ids[i])
 		ev.Sequence = fmt.Sprintf("%s-%03d", prefix, i)
-		a := publish(t, nc, ev)
+		a := pub(ev)
 		require.True(t, a.OK(), "%v", a)
 	}
 	return ids
@@ -124,10 +146,17 @@ func cutWithOneInFlight(t *testing.T, edit func(*config.Buffer), optsA ...node.O
 // crossed is lost.
 func untilOneCrosses(t *testing.T, pa *nats.Conn, arr *arrivals, prefix string) {
 	t.Helper()
+	untilCrosses(t, arr, prefix, func(p string) string { return publishN(t, pa, p, 1)[0] })
+}
+
+// untilCrosses publishes one signal at a time with publish until one
+// reaches arr.
+func untilCrosses(t *testing.T, arr *arrivals, prefix string, publish func(prefix string) string) {
+	t.Helper()
 	i := 0
 	waitFor(t, 10*time.Second, func() error {
 		i++
-		id := publishN(t, pa, fmt.Sprintf("%s%d", prefix, i), 1)[0]
+		id := publish(fmt.Sprintf("%s%d", prefix, i))
 		time.Sleep(50 * time.Millisecond)
 		if !arr.has(id) {
 			return fmt.Errorf("no signal crossed yet")

@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,15 +28,9 @@ import (
 	"github.com/anfed/anfed/internal/subject"
 )
 
-// telemetryWatch records the telemetry a node's local subscribers get
+// watchTelemetry records the telemetry n's local subscribers get
 // (an.telsig.>), each checked against the origins' pinned keys.
-type telemetryWatch struct {
-	mu         sync.Mutex
-	ids        map[string]int
-	unverified []string
-}
-
-func watchTelemetry(t *testing.T, n *node.Node, origins ...string) *telemetryWatch {
+func watchTelemetry(t *testing.T, n *node.Node, origins ...string) *arrivals {
 	t.Helper()
 	pins := map[string]string{}
 	for _, o := range origins {
@@ -45,70 +38,28 @@ func watchTelemetry(t *testing.T, n *node.Node, origins ...string) *telemetryWat
 	}
 	ver, err := origin.NewVerifier(pins)
 	require.NoError(t, err)
-	nc, err := n.Connect()
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	w := &telemetryWatch{ids: map[string]int{}}
-	_, err = nc.Subscribe(subject.Telemetry, func(m *nats.Msg) {
-		ev, err := signal.DecodeStructured(m.Data)
-		if err != nil {
-			return
-		}
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		w.ids[ev.ID]++
-		if err := ver.Verify(ev); err != nil {
-			w.unverified = append(w.unverified, ev.ID+": "+err.Error())
-		}
-	})
-	require.NoError(t, err)
-	require.NoError(t, nc.Flush())
-	return w
+	return watchSubject(t, n, subject.Telemetry, ver)
 }
 
-func (w *telemetryWatch) has(id string) bool { w.mu.Lock(); defer w.mu.Unlock(); return w.ids[id] > 0 }
-func (w *telemetryWatch) count() int         { w.mu.Lock(); defer w.mu.Unlock(); return len(w.ids) }
+func (a *arrivals) count() int { a.mu.Lock(); defer a.mu.Unlock(); return len(a.ids) }
 
-func (w *telemetryWatch) waitAll(t *testing.T, ids []string) {
-	t.Helper()
-	waitFor(t, 15*time.Second, func() error {
-		for _, id := range ids {
-			if !w.has(id) {
-				return fmt.Errorf("telemetry %s has not arrived", id)
-			}
-		}
-		return nil
-	})
-}
-
-// publishTelemetry publishes n congestion telemetry signals of op-a,
-// each answered accepted, and returns their ids.
+// publishTelemetry publishes n congestion telemetry signals of op-a on
+// an.tel, each answered accepted (checked and handed on), and returns
+// their ids.
 func publishTelemetry(t *testing.T, nc *nats.Conn, prefix string, n int) []string {
 	t.Helper()
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("%s-%03d", prefix, i)
-		a := nodetest.PublishTelemetry(t, nc, congestion("op-a", ids[i]))
-		require.Equal(t, signal.StatusAccepted, a.Status, "%+v", a)
+	return publishEach(t, prefix, n, func(ev *signal.Event) signal.Answer {
+		a := nodetest.PublishTelemetry(t, nc, ev)
 		require.Equal(t, "an.telsig.op-a.congestion.vpn-acme.ic-paris-1", a.Subject)
-	}
-	return ids
+		return a
+	})
 }
 
-// untilTelemetryCrosses publishes telemetry until one reaches w: the
+// untilTelemetryCrosses publishes telemetry until one reaches arr: the
 // peer's interest crosses the link shortly after it comes up.
-func untilTelemetryCrosses(t *testing.T, nc *nats.Conn, w *telemetryWatch, prefix string) {
+func untilTelemetryCrosses(t *testing.T, nc *nats.Conn, arr *arrivals, prefix string) {
 	t.Helper()
-	i := 0
-	waitFor(t, 10*time.Second, func() error {
-		i++
-		id := publishTelemetry(t, nc, fmt.Sprintf("%s%d", prefix, i), 1)[0]
-		time.Sleep(50 * time.Millisecond)
-		if !w.has(id) {
-			return fmt.Errorf("no telemetry crossed yet")
-		}
-		return nil
-	})
+	untilCrosses(t, arr, prefix, func(p string) string { return publishTelemetry(t, nc, p, 1)[0] })
 }
 
 func streamPeer(c *config.Config) { c.Peers[0].Export.Delivery = config.DeliveryStream }
@@ -162,10 +113,10 @@ func TestStreamTelemetryCrossesCheckedAndIsNeverStored(t *testing.T) {
 
 	atB.mu.Lock()
 	assert.Empty(t, atB.unverified, "each signal op-b delivers verifies as op-a's")
-	atB.mu.Unlock()
 	for _, id := range ids {
 		assert.Equal(t, 1, atB.ids[id], "%s delivered once at op-b", id)
 	}
+	atB.mu.Unlock()
 	assert.False(t, atB.has(other.ID), "telemetry the export policy leaves out never crosses")
 	assert.Zero(t, atC.count(), "a durable peer gets no telemetry")
 	for _, id := range ids {
