@@ -230,7 +230,8 @@ func (s *LossySender) Run(ctx context.Context) error {
 	return s.unsubscribe()
 }
 
-// Delivered is how many stored signals the sender's subscriptions took,
+// Delivered is how many signals (stored, and telemetry for a stream
+// sender) the sender's subscriptions took,
 // exported or not: what its policy's subjects let through.
 func (s *LossySender) Delivered() uint64 { return s.taken.Load() }
 
