@@ -270,3 +270,58 @@ func TestStreamDeliverySwitchedByReload(t *testing.T) {
 		assert.False(t, atB.has(id), "%s crossed to a durable peer", id)
 	}
 }
+
+// A local producer's telemetry gets intake's checks and reasons: a
+// schema-invalid one or one in another operator's name is answered
+// rejected with the reason and counted, and, telemetry being never
+// stored, not dead-lettered; a valid one is answered accepted with its
+// an.telsig subject, and local subscribers get it signed. A local user
+// may not publish on an.telsig itself.
+func TestTelemetryIntakeChecksAndAnswers(t *testing.T) {
+	ta := newTally()
+	n := startNode(t, nodetest.WithClient(baseConfig(t, "op-a"), "kpi", "kpi-password-1"), node.WithObserver(ta))
+	nc, err := n.Connect()
+	require.NoError(t, err)
+	defer nc.Close()
+	local := watchTelemetry(t, n, "op-a")
+
+	bad := congestion("op-a", "bad-schema")
+	bad.Data = []byte(`{"link":{"id":"ic-paris-1"},"utilisationPercent":"very high"}`)
+	a := nodetest.PublishTelemetry(t, nc, bad)
+	assert.Equal(t, signal.StatusRejected, a.Status)
+	assert.Equal(t, string(reject.SchemaInvalid), a.Reason, a.Error)
+	a = nodetest.PublishTelemetry(t, nc, congestion("op-b", "not-ours"))
+	assert.Equal(t, string(reject.WrongOrigin), a.Reason, a.Error)
+	assert.Equal(t, 1, ta.rejections("local", reject.SchemaInvalid))
+	assert.Equal(t, 1, ta.rejections("local", reject.WrongOrigin))
+	assert.Zero(t, streamMsgs(t, n, store.DLQStream, ""), "telemetry refusals are not dead-lettered")
+
+	local.waitAll(t, publishTelemetry(t, nc, "ok", 1))
+	// A local user (not the node's own) publishes telemetry on an.tel.
+	kpi, err := nats.Connect(n.ClientURL(), nats.UserInfo("kpi", "kpi-password-1"))
+	require.NoError(t, err)
+	defer kpi.Close()
+	local.waitAll(t, publishTelemetry(t, kpi, "kpi", 1))
+	assert.Empty(t, local.unverified, "signed by op-a")
+	assert.False(t, local.has(bad.ID))
+	assert.Zero(t, streamMsgs(t, n, store.SignalStream, ""), "nothing stored")
+
+	// The node alone writes an.telsig: a local producer's publish there
+	// is refused by the server (a permissions violation), and nobody
+	// gets it.
+	errs := make(chan error, 1)
+	pc, err := nats.Connect(n.ClientURL(), nats.UserInfo("kpi", "kpi-password-1"),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
+	require.NoError(t, err)
+	defer pc.Close()
+	forged := congestion("op-a", "forged-local")
+	require.NoError(t, pc.Publish("an.telsig.op-a.congestion.vpn-acme.ic-paris-1", forged.Encode()))
+	select {
+	case err := <-errs:
+		assert.ErrorContains(t, err, "Permissions Violation")
+	case <-time.After(5 * time.Second):
+		t.Fatal("no permissions violation for a local publish on an.telsig")
+	}
+	time.Sleep(100 * time.Millisecond)
+	assert.False(t, local.has(forged.ID))
+}
