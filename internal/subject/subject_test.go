@@ -103,6 +103,13 @@ func TestSignalRoundTrip(t *testing.T) {
 				require.NoError(t, err)
 				assert.Equal(t, k, got)
 
+				tel, err := subject.TelemetrySignal(k)
+				require.NoError(t, err)
+				assert.Equal(t, subject.TelemetryPrefix+strings.TrimPrefix(s, subject.SignalPrefix), tel, "the same tokens under an.telsig")
+				got, err = subject.ParseSignal(tel)
+				require.NoError(t, err)
+				assert.Equal(t, k, got)
+
 				l, err := subject.Link("op-b", k)
 				require.NoError(t, err)
 				assert.True(t, strings.HasPrefix(l, subject.LinkPrefix+".op-b.op-a.congestion."), l)
@@ -122,6 +129,7 @@ func TestParseSignalRefuses(t *testing.T) {
 		{"too few tokens", "an.sig.op-a.fault.vpn"},
 		{"too many tokens", "an.sig.op-a.fault.vpn.r.x"},
 		{"wrong prefix", "an.pub.op-a.fault.vpn.r"},
+		{"telemetry intake, not checked telemetry", "an.tel.op-a.fault.vpn.r"},
 		{"link subject", "an.link.op-a.fault.vpn.r"},
 		{"wrong root", "xx.sig.op-a.fault.vpn.r"},
 		{"empty origin", "an.sig..fault.vpn.r"},
@@ -216,9 +224,12 @@ func TestFixedSubjects(t *testing.T) {
 	assert.Equal(t, "an.link.op-b.>", subject.LinkFrom("op-b"))
 	assert.Equal(t, "an.dlq.local.bad-attribute", subject.DLQ("local", "bad-attribute"))
 	assert.Equal(t, "an.dlq.op%2Eb.a%20b", subject.DLQ("op.b", "a b"), "DLQ tokens must not add tokens")
-	for _, s := range []string{subject.Intake, subject.Signals, subject.Store} {
+	for _, s := range []string{subject.Intake, subject.Signals, subject.Store, subject.TelemetryIntake, subject.Telemetry} {
 		assert.True(t, strings.HasSuffix(s, ".>"), s)
 	}
+	// Checked telemetry lies outside the telemetry intake's wildcard:
+	// intake never takes back what it published.
+	assert.False(t, strings.HasPrefix(subject.TelemetryPrefix+".", subject.TelemetryIntakePrefix+"."))
 	// Probes and advisories lie inside the narrowest permission a peer
 	// has on the link: its own signals, an.link.<peer>.<peer>.>.
 	assert.Equal(t, "an.link.op-b.op-b.probe", subject.Probe("op-b"))
