@@ -27,6 +27,9 @@ From flags (one signal):
     --state raised --severity WARN --data '{"link":{...},...}' [--expires 1h]
 From a file (one CloudEvent, a JSON array, or one per line; - for stdin):
   anfed publish --file signals.json
+As telemetry (an.tel: checked and signed, never stored, sent only to
+peers with export.delivery: stream; accepted means handed on):
+  anfed publish --telemetry --file kpis.json
 
 Every signal is checked against the catalog first; if one is invalid,
 nothing is sent. Each answer is printed; the exit code is 1 when a signal
@@ -52,6 +55,7 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	data := fs.String("data", "", "flags: the data, a JSON object matching the class schema (@FILE reads it from a file of at most "+boundedfile.Size(maxDataFile)+")")
 	expires := fs.Duration("expires", 0, "flags: the signal expires this long from now (anfedexpirytime)")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for each answer")
+	telemetry := fs.Bool("telemetry", false, "publish to an.tel as telemetry (never stored; for peers with export.delivery: stream) instead of an.pub")
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
@@ -108,6 +112,10 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return exitFail
 	}
 	defer nc.Close()
+	intake := subject.IntakePrefix
+	if *telemetry {
+		intake = subject.TelemetryIntakePrefix
+	}
 	counts := map[string]int{}
 	failed := 0
 	start, lastProgress := time.Now(), time.Now()
@@ -118,12 +126,12 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			return exitFail
 		}
 		rctx, cancel := context.WithTimeout(ctx, *timeout)
-		m, err := nc.RequestWithContext(rctx, subject.IntakePrefix, b)
+		m, err := nc.RequestWithContext(rctx, intake, b)
 		cancel()
 		var ans signal.Answer
 		switch {
 		case errors.Is(err, nats.ErrNoResponders):
-			ans = signal.Answer{Status: "error", Error: "no node intake answers on " + subject.IntakePrefix + ": is the node up?"}
+			ans = signal.Answer{Status: "error", Error: "no node intake answers on " + intake + ": is the node up?"}
 		case err != nil:
 			ans = signal.Answer{Status: "error", Error: err.Error()}
 		default:

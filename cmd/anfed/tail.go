@@ -23,6 +23,7 @@ const tailUsage = `anfed tail: follow the signals a node accepts, live
 
   anfed tail [--origin OP] [--class C] [--service GLOB] [--state S] [--min-severity N] [--json|--raw] [-n N]
   anfed tail --rejects            follow refused signals (dead letters) instead
+  anfed tail --telemetry          follow checked telemetry (an.telsig, never stored) instead
 
 --json re-encodes each signal on one line, for reading. --raw writes each
 signal's bytes exactly as the node stored them, then a newline: the data
@@ -44,6 +45,7 @@ const (
 type tailFilter struct {
 	origin, class, service, state string
 	minSeverity                   int
+	telemetry                     bool // an.telsig instead of an.sig
 }
 
 func (f tailFilter) subject() string {
@@ -53,7 +55,11 @@ func (f tailFilter) subject() string {
 		}
 		return s
 	}
-	return subject.SignalPrefix + "." + tok(f.origin) + "." + tok(f.class) + ".>"
+	prefix := subject.SignalPrefix
+	if f.telemetry {
+		prefix = subject.TelemetryPrefix
+	}
+	return prefix + "." + tok(f.origin) + "." + tok(f.class) + ".>"
 }
 
 func (f tailFilter) match(ev *signal.Event) bool {
@@ -79,6 +85,7 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.state, "state", "", "only raised, updated or cleared")
 	fs.IntVar(&f.minSeverity, "min-severity", 0, "only signals with at least this severity number (WARN 13, ERROR 17)")
 	rejects := fs.Bool("rejects", false, "follow refused signals (an.dlq.>) instead of accepted ones")
+	fs.BoolVar(&f.telemetry, "telemetry", false, "follow checked telemetry (an.telsig.>: ours and our stream peers', never stored) instead of stored signals")
 	count := fs.Int("n", 0, "stop after this many (0: until interrupted)")
 	color := fs.String("color", "auto", "auto (on a terminal), always or never")
 	raw := fs.Bool("raw", false, "write each signal's (or dead letter's) bytes exactly as stored, then a newline")

@@ -178,3 +178,29 @@ func writeTemp(t *testing.T, body string) string {
 	require.NoError(t, os.WriteFile(f, []byte(body), 0o600))
 	return f
 }
+
+// anfed publish --telemetry sends to an.tel and is answered accepted with
+// the an.telsig subject (handed on, not stored); anfed tail --telemetry
+// follows it.
+func TestPublishAndTailTelemetry(t *testing.T) {
+	_, flags := serveOpA(t)
+	tel := startTail(t, append([]string{"--telemetry", "--class", "congestion", "-n", "1"}, flags...)...)
+	stored := startTail(t, append([]string{"--class", "congestion", "-n", "1"}, flags...)...)
+	args := []string{"publish", "--telemetry", "--origin", "op-a", "--class", "congestion", "--subject", "vpn-acme/ic-paris-1", "--data", exampleData(t, "congestion")}
+	code, out, errs := runCmd(append(args, flags...)...)
+	require.Equal(t, exitOK, code, "%s%s", out, errs)
+	assert.Contains(t, out, "accepted an.telsig.op-a.congestion.vpn-acme.ic-paris-1")
+	c, got := tel()
+	assert.Equal(t, exitOK, c)
+	assert.Contains(t, got, "op-a")
+	assert.Contains(t, got, "congestion")
+
+	// The stored signals' tail saw none of it: its first is the one
+	// published to an.pub now.
+	code, out, errs = runCmd(append([]string{"publish", "--origin", "op-a", "--class", "congestion", "--subject", "vpn-acme/ic-stored", "--data", exampleData(t, "congestion")}, flags...)...)
+	require.Equal(t, exitOK, code, "%s%s", out, errs)
+	c, got = stored()
+	assert.Equal(t, exitOK, c)
+	assert.Contains(t, got, "ic-stored")
+	assert.NotContains(t, got, "ic-paris-1")
+}
