@@ -29,7 +29,7 @@ func TestBenchQuickReportsEveryRow(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(stdout), &rep), stdout)
 	want := []string{bench.RowRawNATS, bench.RowLink, bench.RowSigned, bench.Paced(bench.RowSigned, bench.Quick.Rate),
 		bench.RowCross, bench.RowPaced(bench.Quick.Rate), bench.RowPaced(bench.ModestRate), bench.Burst(bench.RowCross), bench.RowNoAudit, bench.RowLossy,
-		bench.RowStream, bench.RowRawSourcing, bench.RowRawSourcingSigned, bench.Burst(bench.RowRawSourcingSigned), bench.RowSignVerify, bench.RowRawJS, bench.RowIntake, bench.RowWebhook}
+		bench.RowStream, bench.Paced(bench.RowStream, bench.Quick.Rate), bench.RowRawSourcing, bench.RowRawSourcingSigned, bench.Burst(bench.RowRawSourcingSigned), bench.RowSignVerify, bench.RowRawJS, bench.RowIntake, bench.RowWebhook}
 	require.Equal(t, want, bench.Rows(bench.Quick.Rate))
 	var got []string
 	for _, r := range rep.Rows {
@@ -65,8 +65,8 @@ func TestBenchQuickReportsEveryRow(t *testing.T) {
 	require.Greater(t, len(b), 2)
 	assert.Equal(t, []byte{0x1f, 0x8b}, b[:2], "a pprof profile (gzip)")
 
-	require.Len(t, rep.Targets, 15)
-	for _, tg := range rep.Targets[:13] {
+	require.Len(t, rep.Targets, 17)
+	for _, tg := range rep.Targets[:15] {
 		assert.True(t, tg.Measure, tg.Name)
 		assert.Positive(t, tg.Measured, tg.Name)
 	}
@@ -86,7 +86,9 @@ func TestBenchQuickReportsEveryRow(t *testing.T) {
 	assert.Contains(t, rep.Targets[12].Name, bench.RowStream)
 	assert.Equal(t, bench.RowSignVerify, rep.Row(bench.RowStream).Ceiling)
 	assert.Positive(t, rep.Row(bench.RowStream).Ratio)
-	for _, tg := range rep.Targets[13:] {
+	assert.Contains(t, rep.Targets[13].Name, "stream mode (anfed-stream, signing) vs webhook")
+	assert.Contains(t, rep.Targets[14].Name, "stream mode (anfed-stream) p99 at 5000 signals/s")
+	for _, tg := range rep.Targets[15:] {
 		assert.False(t, tg.Measure, "%s needs --scale", tg.Name)
 	}
 

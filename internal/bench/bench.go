@@ -61,7 +61,7 @@ func Rows(rate int) []string {
 	if rate != ModestRate {
 		rows = append(rows, RowPaced(ModestRate))
 	}
-	return append(rows, Burst(RowCross), RowNoAudit, RowLossy, RowStream, RowRawSourcing, RowRawSourcingSigned, Burst(RowRawSourcingSigned), RowSignVerify, RowRawJS, RowIntake, RowWebhook)
+	return append(rows, Burst(RowCross), RowNoAudit, RowLossy, RowStream, Paced(RowStream, rate), RowRawSourcing, RowRawSourcingSigned, Burst(RowRawSourcingSigned), RowSignVerify, RowRawJS, RowIntake, RowWebhook)
 }
 
 // Burst is the name of row's burst: Options.Burst signals published at
@@ -375,6 +375,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return rep, err
 		}
 		err = add(cross(ctx, e, p, tpl, d.row, o.spec(d.row, sat)))
+		if err == nil && d.row == RowStream {
+			name := Paced(RowStream, o.Rate)
+			err = add(cross(ctx, e, p, tpl, name, o.spec(name, paced)))
+		}
 		p.stop()
 		if err != nil {
 			return rep, err
@@ -489,6 +493,16 @@ func targets(r *Report, o Options) []Target {
 	v = ratio(RowStream, RowSignVerify)
 	add("stream mode (anfed-stream) vs sign+verify ceiling", "≥ 0.80", "ratio", v, v >= 0.80,
 		"telemetry (export.delivery: stream): signed at op-a, verified and validated at op-b, no store at either end")
+	v = ratio(RowStream, RowWebhook)
+	add("stream mode (anfed-stream, signing) vs webhook baseline", "≥ 1.0", "×", v, v >= 1.0, "")
+	if x := r.Row(Paced(RowStream, o.Rate)); x != nil {
+		sustained := x.PerSec >= 0.95*float64(o.Rate)
+		note := fmt.Sprintf("sustained %.0f signals/s", x.PerSec)
+		if !sustained {
+			note += ": the rate was not sustained"
+		}
+		add(fmt.Sprintf("stream mode (anfed-stream) p99 at %d signals/s", o.Rate), "≤ 1000", "µs", x.P99, sustained && x.P99 <= 1000, note)
+	}
 	peers := Target{Name: "per-signal CPU with peers it is not exported to (max peers / 1 peer)", Want: "≤ 1.20 (flat)", Unit: "ratio", Note: "--scale"}
 	conds := Target{Name: "memory per active condition (largest table)", Want: "≤ 512", Unit: "bytes", Note: "--scale"}
 	if sc := r.Scale; sc != nil {

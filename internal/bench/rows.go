@@ -205,13 +205,16 @@ func crossRow(ctx context.Context, p *pair, tpl *template, name string, sp spec)
 	r := &Row{Name: name, What: "producer on op-a → intake (validate, sign, store) → link → op-b (verify, validate, store) → subscriber", Latency: "publish→arrival"}
 	pubSubj, subSubj := subject.IntakePrefix, subject.SignalPrefix+".op-a.>"
 	switch {
+	case name == RowStream || name == Paced(RowStream, sp.rate):
+		r.What = "producer → an.tel at op-a (validate, sign) → link, fire and forget, numbered → op-b (verify, validate) → an.telsig subscriber; no store at either end"
+		if sp.rate > 0 {
+			r.What = fmt.Sprintf("the anfed-stream path paced at %d signals/s", sp.rate)
+		}
+		pubSubj, subSubj = subject.TelemetryIntakePrefix, subject.TelemetryPrefix+".op-a.>"
 	case sp.rate > 0:
 		r.What = fmt.Sprintf("the anfed-cross path paced at %d signals/s", sp.rate)
 	case name == RowLossy:
 		r.What = "the anfed-cross path with export.delivery lossy: core NATS on the link, no export consumer, no link answers"
-	case name == RowStream:
-		r.What = "producer → an.tel at op-a (validate, sign) → link, fire and forget, numbered → op-b (verify, validate) → an.telsig subscriber; no store at either end"
-		pubSubj, subSubj = subject.TelemetryIntakePrefix, subject.TelemetryPrefix+".op-a.>"
 	}
 	pc, err := p.a.Connect(nats.Name("bench-producer"))
 	if err != nil {
