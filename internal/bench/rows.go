@@ -262,8 +262,9 @@ func crossRow(ctx context.Context, p *pair, tpl *template, name string, sp spec)
 // once, each with a reply subject of its own, and a signal the intake
 // answers "unavailable" (its store writes are all in flight: retry with
 // the same id, as the answer says) published again, as a producer does.
-// Retries are counted in the row's refusals column; any other refusal
-// fails the row.
+// Retries are counted in the row's refusals column; a retry answered
+// duplicate was stored the first time (its arrival counts once); any
+// other refusal fails the row.
 func crossBurst(ctx context.Context, pc *nats.Conn, s *sink, r *Row, tpl *template, sp spec) (Row, error) {
 	bodies := make([][]byte, 0, sp.count+64)
 	var mu sync.Mutex
@@ -271,8 +272,8 @@ func crossBurst(ctx context.Context, pc *nats.Conn, s *sink, r *Row, tpl *templa
 	prefix := "bench.answer." + nuid.Next() + "."
 	asub, err := pc.Subscribe(prefix+"*", func(m *nats.Msg) {
 		st := m.Header.Get(signal.HeaderStatus)
-		if st == signal.StatusAccepted {
-			return
+		if st == signal.StatusAccepted || st == signal.StatusDuplicate {
+			return // duplicate: a retry of one whose write was stored after all
 		}
 		if a, err := signal.ParseAnswer(m.Data); err == nil && a.Reason == string(reject.Unavailable) {
 			i, _ := strconv.Atoi(m.Subject[len(prefix):])
