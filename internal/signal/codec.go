@@ -20,7 +20,7 @@ import (
 // Encode returns the event in structured mode: the CloudEvents JSON format,
 // attributes in a fixed order, data last and byte for byte as carried.
 func (e *Event) Encode() []byte {
-	b := make([]byte, 0, 512+len(e.Data))
+	b := make([]byte, 0, e.encodedSize())
 	b = append(b, `{"specversion":"1.0"`...)
 	b = appendStr(b, "id", e.ID)
 	b = appendStr(b, "source", e.Source)
@@ -37,8 +37,8 @@ func (e *Event) Encode() []byte {
 	b = appendStr(b, "dataschema", e.DataSchema)
 	b = appendStr(b, AttrOrigin, e.Origin)
 	b = appendStr(b, AttrState, string(e.State))
-	b = appendStr(b, AttrPath, strings.Join(e.Path, ","))
-	b = appendStr(b, AttrTags, strings.Join(e.Tags, ","))
+	b = appendList(b, AttrPath, e.Path)
+	b = appendList(b, AttrTags, e.Tags)
 	b = appendStr(b, AttrCorrelationID, e.CorrelationID)
 	b = appendStr(b, AttrCausationID, e.CausationID)
 	if !e.ExpiryTime.IsZero() {
@@ -75,6 +75,56 @@ func (e *Event) Encode() []byte {
 	return append(b, '}')
 }
 
+// encodedSize is about what Encode writes, never less unless a value
+// needs escapes: Encode's one allocation fits the event (a signed one's
+// attributes alone pass 512 bytes).
+func (e *Event) encodedSize() int {
+	const perAttr = 6     // ,"":""
+	n := 64 + len(e.Data) // {"specversion":"1.0"}, ,"data":
+	for _, v := range [...]string{e.ID, e.Source, e.Type, e.Subject, e.DataContentType, e.DataSchema, e.Origin,
+		string(e.State), e.CorrelationID, e.CausationID, e.SeverityText, e.Sequence, e.TraceParent,
+		e.TraceState, e.DSSEMaterial, e.SignedExtAttrs} {
+		n += perAttr + 16 + len(v) // 16: the longest attribute name
+	}
+	n += 2 * (perAttr + len(AttrExpiryTime) + len(time.RFC3339Nano)) // time, expirytime
+	n += perAttr + len(AttrSeverityNumber) + 20
+	for _, l := range [...][]string{e.Path, e.Tags} {
+		n += perAttr + 16
+		for _, v := range l {
+			n += len(v) + 1
+		}
+	}
+	if len(e.Extensions) > 0 {
+		n += 64 * len(e.Extensions)
+	}
+	return n
+}
+
+// appendList is appendStr of the comma list of l.
+func appendList(b []byte, name string, l []string) []byte {
+	switch len(l) {
+	case 0:
+		return b
+	case 1:
+		return appendStr(b, name, l[0])
+	}
+	for _, v := range l {
+		if !plainJSON(v) {
+			return appendStr(b, name, strings.Join(l, ","))
+		}
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':', '"')
+	for i, v := range l {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, v...)
+	}
+	return append(b, '"')
+}
+
 func appendStr(b []byte, name, v string) []byte {
 	if v == "" {
 		return b
@@ -99,15 +149,24 @@ func appendTime(b []byte, name string, t time.Time) []byte {
 // with HTML-safe escapes. Printable ASCII that needs no escape (nearly
 // every attribute) is copied as it is, without allocating.
 func AppendJSONString(b []byte, v string) []byte {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(v) // a string always marshals
-			return append(b, q...)
-		}
+	if !plainJSON(v) {
+		q, _ := json.Marshal(v) // a string always marshals
+		return append(b, q...)
 	}
 	b = append(b, '"')
 	b = append(b, v...)
 	return append(b, '"')
+}
+
+// plainJSON reports whether v is printable ASCII that encoding/json
+// quotes without an escape.
+func plainJSON(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // Decode reads a signal from a NATS message in either content mode: binary
