@@ -424,10 +424,11 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 			return nil // unacknowledged signals are redelivered after restart
 
 		case m := <-inCh:
-			if s.lostBefore(m) {
+			meta, err := m.Metadata() // read once: it allocates
+			if err == nil && s.lostBefore(meta) {
 				return ErrResume // unacknowledged signals are redelivered after the resume
 			}
-			e, ok := s.prepare(m, replyPrefix)
+			e, ok := s.prepare(m, meta, err, replyPrefix)
 			if !ok {
 				continue // decided here: not for this peer, or dropped at a bound
 			}
@@ -642,11 +643,7 @@ func (s *Sender) overBytes(ctx context.Context) uint64 {
 // mid-delivery, the consumer's connection kicked). Run then stops before
 // anything past it is sent: sent after its successors, the lost signal
 // would look to the peer like a resend it had already decided.
-func (s *Sender) lostBefore(m jetstream.Msg) bool {
-	meta, err := m.Metadata()
-	if err != nil {
-		return false
-	}
+func (s *Sender) lostBefore(meta *jetstream.MsgMetadata) bool {
 	last := s.lastDelivery
 	if d := meta.Sequence.Consumer; d > last {
 		s.lastDelivery = d
@@ -655,9 +652,9 @@ func (s *Sender) lostBefore(m jetstream.Msg) bool {
 }
 
 // prepare turns a stored signal into a link message, or decides that it
-// is not for this peer (and acknowledges it).
-func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (entry, bool) {
-	meta, err := m.Metadata()
+// is not for this peer (and acknowledges it). meta and err are m's
+// Metadata.
+func (s *Sender) prepare(m jetstream.Msg, meta *jetstream.MsgMetadata, err error, replyPrefix string) (entry, bool) {
 	if err != nil {
 		s.log.Error().Err(err).Msg("link: stored signal without metadata; skipped")
 		_ = m.Term()
@@ -691,7 +688,10 @@ func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (entry, bool) {
 		_ = m.Term()
 		return entry{}, false
 	}
-	c := &Copy{Ev: ev, Key: k, Stored: meta.Timestamp, Now: time.Now()}
+	// The copy and the room for its link message in one allocation.
+	sc := &sendCopy{}
+	sc.c = Copy{Ev: ev, Key: k, Stored: meta.Timestamp, Now: time.Now(), lm: &sc.lm}
+	c := &sc.c
 	if err := run(s.stages, c); err != nil {
 		if errors.Is(err, errNoLinkSubject) {
 			_ = m.Term()
@@ -702,12 +702,12 @@ func (s *Sender) prepare(m jetstream.Msg, replyPrefix string) (entry, bool) {
 	}
 	seq := meta.Sequence.Stream
 	out := c.Out
-	reply := make([]byte, 0, len(replyPrefix)+1+20)
-	reply = strconv.AppendUint(append(append(reply, replyPrefix...), '.'), seq, 10)
-	out.Reply = string(reply)
-	// The link headers in one allocation; send sets Prev and Sent in
-	// place (PublishMsg encodes the headers before it returns).
-	vals := make([]string, 4)
+	var num [20]byte
+	out.Reply = replyPrefix + "." + string(strconv.AppendUint(num[:0], seq, 10))
+	// The link headers' values are the link message's own (linkMsg);
+	// send sets Prev and Sent in place (PublishMsg encodes the headers
+	// before it returns).
+	vals := c.lm.vals[:]
 	vals[0], vals[1] = out.Reply[len(replyPrefix)+1:], s.epoch
 	out.Header[link.HeaderSeq] = vals[0:1:1]
 	out.Header[link.HeaderEpoch] = vals[1:2:2]

@@ -28,6 +28,24 @@ type Copy struct {
 	Out *nats.Msg
 	// recorded: the audit trail has its record (Sender).
 	recorded bool
+	// lm is the link message's room (outgoing), made with the copy by
+	// Sender.prepare; nil: the link-message stage makes it.
+	lm *linkMsg
+}
+
+// sendCopy is a Copy and its link message's room, made at once.
+type sendCopy struct {
+	c  Copy
+	lm linkMsg
+}
+
+// linkMsg is a link message and what goes with it, in one allocation.
+type linkMsg struct {
+	msg nats.Msg
+	// vals are the link headers' values (Sender.prepare).
+	vals [4]string
+	// path is the signal's path when self is its one hop.
+	path [1]string
 }
 
 // Stage is one step of a signal towards a peer, by name. A stage that
@@ -140,7 +158,10 @@ func (st *stager) stages() []Stage {
 			return nil
 		}},
 		{Name: StageLinkMessage, Run: func(c *Copy) (err error) {
-			if c.Out, err = outgoing(st.self, c.Key, c.Ev); err != nil {
+			if c.lm == nil {
+				c.lm = &linkMsg{}
+			}
+			if c.Out, err = c.lm.fill(st.self, c.Key, c.Ev); err != nil {
 				st.log.Error().Err(err).Msg("link: stored signal has no link subject; skipped")
 				return fmt.Errorf("%w: %w", errNoLinkSubject, err)
 			}
@@ -210,12 +231,22 @@ func StagesFor(self string, policy *exportpolicy.Policy, expired func(time.Time)
 // lets through, to a peer: self added to its path, on self's link
 // subject. It fails only for a key over the subject bounds.
 func outgoing(self string, k subject.Key, ev *signal.Event) (*nats.Msg, error) {
+	return new(linkMsg).fill(self, k, ev)
+}
+
+// fill makes lm outgoing's link message and returns it.
+func (lm *linkMsg) fill(self string, k subject.Key, ev *signal.Event) (*nats.Msg, error) {
 	subj, err := subject.Link(self, k)
 	if err != nil {
 		return nil, err
 	}
-	ev.Path = append(ev.Path, self)
+	if len(ev.Path) == 0 {
+		lm.path[0] = self
+		ev.Path = lm.path[:1:1]
+	} else {
+		ev.Path = append(ev.Path, self)
+	}
 	// Room for the link's headers (Sender.prepare), set without growing.
-	out := &nats.Msg{Subject: subj, Header: make(nats.Header, 8), Data: ev.Encode()}
-	return out, nil
+	lm.msg = nats.Msg{Subject: subj, Header: make(nats.Header, 8), Data: ev.Encode()}
+	return &lm.msg, nil
 }
