@@ -536,7 +536,7 @@ func (r *Receiver) complete(ctx context.Context) {
 			}
 		}
 		if j.m.Reply != "" {
-			_ = j.m.RespondMsg(signal.AnswerMsg(j.m.Reply, ans)) // a lost answer makes the sender retry: a duplicate we drop
+			_ = signal.RespondAnswer(j.m, ans) // a lost answer makes the sender retry: a duplicate we drop
 		}
 	}
 }

@@ -229,7 +229,7 @@ func (in *Intake) reply(reply string, ans signal.Answer) {
 	if reply == "" {
 		return
 	}
-	_ = in.conn.PublishMsg(signal.AnswerMsg(reply, ans)) // the producer may be gone; its retry will be a duplicate
+	_ = signal.PublishAnswer(in.conn, reply, ans) // the producer may be gone; its retry will be a duplicate
 }
 
 func (in *Intake) unavailable(ev *signal.Event, err error) signal.Answer {

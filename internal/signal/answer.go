@@ -44,11 +44,42 @@ const HeaderStatus = "Anfed-Status"
 // shared (NATS only reads it; do not change it): answers are one per
 // signal.
 func AnswerMsg(reply string, ans Answer) *nats.Msg {
+	m := answerMsg(reply, ans, nil)
+	return &m
+}
+
+// answerMsg is AnswerMsg with its JSON appended to b.
+func answerMsg(reply string, ans Answer, b []byte) nats.Msg {
 	h, ok := statusHeaders[ans.Status]
 	if !ok {
 		h = nats.Header{HeaderStatus: []string{ans.Status}}
 	}
-	return &nats.Msg{Subject: reply, Header: h, Data: ans.Encode()}
+	if b == nil {
+		return nats.Msg{Subject: reply, Header: h, Data: ans.Encode()}
+	}
+	return nats.Msg{Subject: reply, Header: h, Data: ans.AppendTo(b)}
+}
+
+// answerRoom is what PublishAnswer and RespondAnswer keep on the stack
+// for an answer's JSON; a longer one (a refusal's text) grows onto the
+// heap.
+const answerRoom = 256
+
+// PublishAnswer publishes AnswerMsg(reply, ans) on nc. The message and
+// its JSON are built on the stack: PublishMsg copies them into the
+// connection's buffer before it returns.
+func PublishAnswer(nc *nats.Conn, reply string, ans Answer) error {
+	var buf [answerRoom]byte
+	m := answerMsg(reply, ans, buf[:0])
+	return nc.PublishMsg(&m)
+}
+
+// RespondAnswer is PublishAnswer on the reply subject of m, through m's
+// subscription's connection (nats.Msg.RespondMsg).
+func RespondAnswer(m *nats.Msg, ans Answer) error {
+	var buf [answerRoom]byte
+	r := answerMsg(m.Reply, ans, buf[:0])
+	return m.RespondMsg(&r)
 }
 
 // statusHeaders are the answers' headers by status; never written to.
@@ -73,7 +104,11 @@ func (a Answer) Err() error {
 
 // Encode returns the answer as JSON, as encoding/json marshals it.
 func (a Answer) Encode() []byte {
-	b := make([]byte, 0, 80+len(a.Subject)+len(a.Reason)+len(a.Error))
+	return a.AppendTo(make([]byte, 0, 80+len(a.Subject)+len(a.Reason)+len(a.Error)))
+}
+
+// AppendTo appends Encode's JSON to b.
+func (a Answer) AppendTo(b []byte) []byte {
 	b = append(b, `{"status":`...)
 	b = AppendJSONString(b, a.Status)
 	for _, f := range [...]struct{ name, v string }{{"subject", a.Subject}, {"reason", a.Reason}, {"error", a.Error}} {
