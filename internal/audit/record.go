@@ -80,8 +80,13 @@ func (r Record) Sum() string {
 // Digest is how a record names bytes: "sha256:" and their hex SHA-256.
 func Digest(b []byte) string {
 	h := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(h[:])
+	var d [len(digestPrefix) + 2*sha256.Size]byte
+	copy(d[:], digestPrefix)
+	hex.Encode(d[len(digestPrefix):], h[:])
+	return string(d[:])
 }
+
+const digestPrefix = "sha256:"
 
 // Stored is a record as the stream keeps it.
 type Stored struct {

@@ -3,6 +3,8 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -151,14 +153,20 @@ func (w *Writer) run() {
 	var prev string
 	var n uint64
 	room := w.room
+	type group struct {
+		subj  string
+		first uint64
+		body  []byte
+	}
+	// Per batch, made once: the groups by kind and peer, and each
+	// kind and peer's subject.
+	type kp struct{ kind, peer string }
+	bySubj := map[kp]*group{}
+	subjects := map[kp]string{}
+	var groups []*group
 	write := func(batch []pending) {
-		type group struct {
-			subj  string
-			first uint64
-			body  []byte
-		}
-		var groups []*group
-		bySubj := map[string]*group{}
+		clear(bySubj)
+		groups = groups[:0]
 		for _, p := range batch {
 			n++
 			r := p.r
@@ -166,17 +174,22 @@ func (w *Writer) run() {
 			if p.body != nil {
 				r.Digest, r.Size = Digest(p.body), len(p.body)
 			}
-			r.Hash = r.Sum()
-			prev = r.Hash
-			subj := Subject(r.Chain, r.Kind, r.Peer)
-			g := bySubj[subj]
+			k := kp{r.Kind, r.Peer}
+			g := bySubj[k]
 			if g == nil {
+				subj, ok := subjects[k]
+				if !ok {
+					subj = Subject(r.Chain, r.Kind, r.Peer)
+					if len(subjects) < maxSubjects {
+						subjects[k] = subj
+					}
+				}
 				g = &group{subj: subj, first: n}
-				bySubj[subj] = g
+				bySubj[k] = g
 				groups = append(groups, g)
 			}
-			b, _ := json.Marshal(r)
-			g.body = append(append(g.body, b...), '\n')
+			g.body = appendLine(g.body, &r)
+			prev = r.Hash
 		}
 		w.head.Store(n)
 		for _, g := range groups {
@@ -222,6 +235,30 @@ func (w *Writer) run() {
 			return
 		}
 	}
+}
+
+// maxSubjects bounds the writer's subjects kept by kind and peer.
+const maxSubjects = 4096
+
+// appendLine hashes r (Record.Sum: the SHA-256 of its JSON with Hash
+// empty), sets its Hash, and appends its JSON and a newline to b. The
+// JSON is written once: with Hash empty it ends in "hash":""}, hashed
+// in place, and the hash goes between those quotes.
+func appendLine(b []byte, r *Record) []byte {
+	r.Hash = ""
+	start := len(b)
+	out, ok := appendJSON(b, r)
+	if !ok {
+		r.Hash = r.Sum()
+		j, _ := json.Marshal(r) // the reference, as before
+		return append(append(b, j...), '\n')
+	}
+	sum := sha256.Sum256(out[start:])
+	var hx [2 * sha256.Size]byte
+	hex.Encode(hx[:], sum[:])
+	r.Hash = string(hx[:])
+	out = append(out[:len(out)-len(`"}`)], hx[:]...)
+	return append(out, '"', '}', '\n')
 }
 
 // confirm waits for each write's answer, in order, and writes again
