@@ -340,7 +340,7 @@ func (e *Event) member(b []byte, i int, name string, seen *names, spec *string) 
 		if c != '{' {
 			return end, true, reject.Errorf(reject.BadAttribute, "data must be a JSON object matching the class schema")
 		}
-		e.Data = bytes.Clone(b[i:end])
+		e.Data = b[i:end] // moved out of b by own
 		return end, true, nil
 	case "data_base64":
 		return refuse(reject.Errorf(reject.BadAttribute, "data_base64 is not accepted: anfed signals carry %s data in \"data\"", ContentType))
@@ -522,9 +522,10 @@ func readValue(b []byte, i int) (string, int, bool) {
 	return unquoteSlow(b, i)
 }
 
-// own moves the event's strings that alias b (read in place by readValue)
-// into one new allocation, so that the event never refers to b: the
-// caller may reuse b, and the event holds none of the data's bytes.
+// own moves the event's data and strings that alias b (read in place by
+// member and readValue) into one new allocation, so that the event never
+// refers to b: the caller may reuse b. The data comes first, capped: an
+// append to it copies rather than write over the strings.
 func (e *Event) own(b []byte) {
 	if len(b) == 0 {
 		return
@@ -538,7 +539,11 @@ func (e *Event) own(b []byte) {
 	fields := [...]*string{&e.ID, &e.Source, &e.Type, &e.Subject, &e.DataContentType, &e.DataSchema,
 		&e.Origin, (*string)(&e.State), &e.CorrelationID, &e.CausationID, &e.SeverityText, &e.Sequence,
 		&e.TraceParent, &e.TraceState, &e.DSSEMaterial, &e.SignedExtAttrs}
+	data := len(e.Data) > 0 && lo <= uintptr(unsafe.Pointer(unsafe.SliceData(e.Data))) && uintptr(unsafe.Pointer(unsafe.SliceData(e.Data))) < hi
 	n := 0
+	if data {
+		n = len(e.Data)
+	}
 	for _, f := range fields {
 		if in(*f) {
 			n += len(*f)
@@ -560,6 +565,10 @@ func (e *Event) own(b []byte) {
 		return
 	}
 	buf := make([]byte, 0, n) // never grows: the strings below point into it
+	if data {
+		buf = append(buf, e.Data...)
+		e.Data = buf[:len(buf):len(buf)]
+	}
 	move := func(s string) string {
 		if !in(s) {
 			return s

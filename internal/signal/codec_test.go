@@ -623,3 +623,24 @@ func TestEncodeAllocatesOnce(t *testing.T) {
 	ev.Data = json.RawMessage(`{"note":"` + strings.Repeat("x", 900) + `"}`)
 	assert.Equal(t, 1.0, testing.AllocsPerRun(100, func() { _ = ev.Encode() }))
 }
+
+// A decoded event owns its data and strings: the body may be reused at
+// once. Both take one allocation with the event's own.
+func TestDecodeStructuredOwnsItsBytes(t *testing.T) {
+	ev := fullEvent()
+	ev.Extensions, ev.Path, ev.Tags = nil, nil, nil
+	body := ev.Encode()
+	got, err := signal.DecodeStructured(body)
+	require.NoError(t, err)
+	for i := range body {
+		body[i] = 'x'
+	}
+	assert.Equal(t, ev, got)
+	body = ev.Encode()
+	assert.Equal(t, 2.0, testing.AllocsPerRun(100, func() { _, _ = signal.DecodeStructured(body) }), "the event and one buffer")
+	// the data is capped: appending to it does not write over the strings
+	got, err = signal.DecodeStructured(body)
+	require.NoError(t, err)
+	_ = append(got.Data, "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"...)
+	assert.Equal(t, ev.ID, got.ID)
+}
