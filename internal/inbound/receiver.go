@@ -354,8 +354,11 @@ type job struct {
 type checks struct {
 	a    Arrival
 	err  error
-	done chan struct{}
-	tel  bool // telemetry: finished by its worker (telemetry.go), never in the pipeline
+	done sync.WaitGroup // the worker is done with it
+	tel  bool           // telemetry: finished by its worker (telemetry.go), never in the pipeline
+	// put is the store write settle makes of it (job.put), here to be
+	// made with the checks.
+	put putJob
 }
 
 // check is a worker: it makes the checks of the signals handed to it.
@@ -368,7 +371,7 @@ func (r *Receiver) check() {
 			r.telemetry(c)
 			continue
 		}
-		close(c.done)
+		c.done.Done()
 	}
 }
 
@@ -440,14 +443,17 @@ func (r *Receiver) accept(m *nats.Msg) job {
 	}
 	seq := hop.Seq
 	var j job
-	if err := r.run(Admit, &Arrival{Subject: m.Subject, Header: m.Header, Data: m.Data, Now: time.Now()}); err != nil {
+	// The admit stages and the checks run on one Arrival: made once.
+	c := &checks{a: Arrival{Subject: m.Subject, Header: m.Header, Data: m.Data, Now: time.Now()}}
+	if err := r.run(Admit, &c.a); err != nil {
 		// Answered, not dead-lettered: the sender keeps the signal, or
 		// the peering is over.
 		var e *reject.Error
 		errors.As(err, &e)
 		j.ans = signal.Answer{Status: signal.StatusRejected, Reason: string(e.Reason), Error: e.Detail}
 	} else {
-		c := &checks{a: Arrival{Subject: m.Subject, Header: m.Header, Data: m.Data, mayHold: r.KeyHeld != nil}, done: make(chan struct{})}
+		c.a.mayHold = r.KeyHeld != nil
+		c.done.Add(1)
 		r.work <- c
 		j.chk = c
 	}
@@ -484,7 +490,7 @@ func (r *Receiver) complete(ctx context.Context) {
 			epoch, decided = j.epoch, 0
 		}
 		if j.chk != nil {
-			<-j.chk.done
+			j.chk.done.Wait()
 			if j.gen == gen {
 				j = r.settle(j)
 			}
@@ -598,7 +604,8 @@ func (r *Receiver) settle(j job) job {
 		if t != nil && !a.refresh {
 			t.Touch(r.peer, class, ev) // stated, if a refresh is under way
 		}
-		j.put = &putJob{ev: ev, subj: subj, class: class, refresh: a.refresh}
+		j.chk.put = putJob{ev: ev, subj: subj, class: class, refresh: a.refresh}
+		j.put = &j.chk.put
 	}
 	return j
 }

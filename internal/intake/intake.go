@@ -106,8 +106,8 @@ type slot struct {
 	ev    *signal.Event
 	subj  string
 	body  []byte
-	err   error // refused: the reason
-	done  chan struct{}
+	err   error          // refused: the reason
+	done  sync.WaitGroup // the worker is done with it
 }
 
 // Queue bounds the messages between Handle and the store stage: at most
@@ -148,7 +148,7 @@ func (in *Intake) check() {
 		if !sl.probe {
 			sl.ev, sl.subj, sl.body, sl.err = in.prepare(sl.m, subject.Signal)
 		}
-		close(sl.done)
+		sl.done.Done()
 	}
 }
 
@@ -157,7 +157,7 @@ func (in *Intake) check() {
 func (in *Intake) storeStage() {
 	defer close(in.stored)
 	for sl := range in.ordered {
-		<-sl.done
+		sl.done.Wait()
 		if sl.probe {
 			in.reply(sl.reply, signal.Answer{Status: signal.StatusAlive})
 			continue
@@ -220,7 +220,8 @@ func (in *Intake) Handle(m *nats.Msg) {
 	if in.closed {
 		return
 	}
-	sl := &slot{m: m, reply: m.Reply, done: make(chan struct{}), probe: m.Header.Get(HeaderProbe) != ""}
+	sl := &slot{m: m, reply: m.Reply, probe: m.Header.Get(HeaderProbe) != ""}
+	sl.done.Add(1)
 	in.work <- sl
 	in.ordered <- sl
 }
