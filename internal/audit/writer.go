@@ -184,7 +184,7 @@ func (w *Writer) run() {
 						subjects[k] = subj
 					}
 				}
-				g = &group{subj: subj, first: n}
+				g = &group{subj: subj, first: n, body: make([]byte, 0, lineRoom)}
 				bySubj[k] = g
 				groups = append(groups, g)
 			}
@@ -236,6 +236,10 @@ func (w *Writer) run() {
 		}
 	}
 }
+
+// lineRoom is about a record's line (a sent copy's: 450-600 bytes): a
+// group's body starts with room for one, and grows by doubling.
+const lineRoom = 1024
 
 // maxSubjects bounds the writer's subjects kept by kind and peer.
 const maxSubjects = 4096
