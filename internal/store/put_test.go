@@ -2,10 +2,12 @@ package store_test
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -55,4 +57,47 @@ func TestPutKeepsOnceByKey(t *testing.T) {
 	m, err := str.GetLastMsgForSubject(ctx, subj)
 	require.NoError(t, err)
 	assert.Equal(t, `{"n":2}`, string(m.Data))
+}
+
+// Put reuses its message: a write costs what JetStream's publish of the
+// same message costs, and its subject (the store's an.store.<...>).
+func TestPutReusesItsMessage(t *testing.T) {
+	s, _ := natstest.StartJetStream(t)
+	nc, err := nats.Connect(s.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	ctx := context.Background()
+	st, err := store.Open(ctx, nc, store.Limits{DuplicateWindow: time.Minute, MaxBytes: 256 << 20})
+	require.NoError(t, err)
+	const subj, key = "an.sig.op-a.fault.vpn.r1", "anfed://op-a/x#1"
+	body := []byte(`{"n":1}`)
+	_, err = st.Put(ctx, subj, key, body)
+	require.NoError(t, err)
+	// The same write by hand (a duplicate, as Put's are from here on).
+	byHand := nats.NewMsg("an.store.op-a.fault.vpn.r1")
+	byHand.Header.Set(jetstream.MsgIDHeader, key)
+	byHand.Header.Set(jetstream.ExpectedStreamHeader, store.SignalStream)
+	byHand.Data = body
+	// AllocsPerRun counts every goroutine's: the least of a few runs.
+	least := func(f func()) float64 {
+		n := math.Inf(1)
+		for range 5 {
+			n = min(n, testing.AllocsPerRun(50, f))
+		}
+		return n
+	}
+	js := st.JetStream()
+	publish := least(func() {
+		_, err := js.PublishMsg(ctx, byHand)
+		require.NoError(t, err)
+	})
+	put := least(func() {
+		dup, err := st.Put(ctx, subj, key, body)
+		require.NoError(t, err)
+		require.True(t, dup)
+	})
+	if raceDetector {
+		return
+	}
+	assert.LessOrEqual(t, put, publish+1, "Put %v, JetStream's publish %v", put, publish)
 }

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -235,11 +236,19 @@ func (s *Store) Put(ctx context.Context, subj, key string, body []byte) (dup boo
 	if err := s.Fault(); err != nil {
 		return false, err
 	}
-	msg, err := input(subj, key, body)
+	in, ok := inputs.Get().(*inputMsg)
+	if !ok {
+		in = newInput()
+	}
+	// Back to the pool once written: PublishMsg encodes the message
+	// before it returns, and nothing of it is kept.
+	defer inputs.Put(in)
+	msg, err := in.set(subj, key, body)
 	if err != nil {
 		return false, err
 	}
 	ack, err := s.js.PublishMsg(ctx, msg)
+	in.msg.Data = nil // not kept in the pool
 	if err != nil {
 		return false, fmt.Errorf("store %s: %w", subj, Classify(err))
 	}
@@ -252,7 +261,8 @@ func (s *Store) PutAsync(subj, key string, body []byte) (jetstream.PubAckFuture,
 	if err := s.Fault(); err != nil {
 		return nil, err
 	}
-	msg, err := input(subj, key, body)
+	// Its own: the write's future keeps it (to resend it).
+	msg, err := newInput().set(subj, key, body)
 	if err != nil {
 		return nil, err
 	}
@@ -262,21 +272,39 @@ func (s *Store) PutAsync(subj, key string, body []byte) (jetstream.PubAckFuture,
 	return s.js.PublishMsgAsync(msg, s.stall)
 }
 
-// input is the message that stores a signal to be kept as subj with
+// inputMsg is the message that stores a signal, with its header values
+// in the same allocation.
+type inputMsg struct {
+	msg  nats.Msg
+	vals [2]string
+}
+
+// inputs are Put's messages, reused: a write waits for its answer, so
+// its message is free once Put returns.
+var inputs sync.Pool
+
+// newInput makes an inputMsg with its headers: what jetstream.WithMsgID
+// and WithExpectStream would set, set here in one go (no option values,
+// no map growth).
+func newInput() *inputMsg {
+	in := &inputMsg{vals: [2]string{1: SignalStream}}
+	in.msg.Header = make(nats.Header, 2)
+	in.msg.Header[jetstream.MsgIDHeader] = in.vals[0:1:1]
+	in.msg.Header[jetstream.ExpectedStreamHeader] = in.vals[1:2:2]
+	return in
+}
+
+// set makes in the message that stores a signal to be kept as subj with
 // dedup key key: the stream takes an.store.<...> and keeps it as
-// an.sig.<...>. Its headers are what jetstream.WithMsgID and
-// WithExpectStream would set, set here in one go (no option values, no
-// map growth).
-func input(subj, key string, body []byte) (*nats.Msg, error) {
+// an.sig.<...>.
+func (in *inputMsg) set(subj, key string, body []byte) (*nats.Msg, error) {
 	rest, ok := strings.CutPrefix(subj, subject.SignalPrefix+".")
 	if !ok {
 		return nil, fmt.Errorf("store %s: not a signal subject", subj)
 	}
-	vals := []string{key, SignalStream}
-	h := make(nats.Header, 2)
-	h[jetstream.MsgIDHeader] = vals[0:1:1]
-	h[jetstream.ExpectedStreamHeader] = vals[1:2:2]
-	return &nats.Msg{Subject: subject.StorePrefix + "." + rest, Header: h, Data: body}, nil
+	in.vals[0] = key
+	in.msg.Subject, in.msg.Data = subject.StorePrefix+"."+rest, body
+	return &in.msg, nil
 }
 
 // Epoch names this store: the signal stream's creation time. A new store
