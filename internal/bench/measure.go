@@ -107,6 +107,8 @@ func (f *flow) drive(ctx context.Context, d time.Duration, count, rate int, publ
 	if rate > 0 {
 		interval = time.Second / time.Duration(rate)
 	}
+	stall := time.NewTimer(stallAfter)
+	defer stall.Stop()
 	for i := 0; ; i++ {
 		if count > 0 {
 			if i >= count {
@@ -120,12 +122,23 @@ func (f *flow) drive(ctx context.Context, d time.Duration, count, rate int, publ
 				time.Sleep(wait)
 			}
 		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		select {
 		case f.tokens <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(stallAfter):
-			return fmt.Errorf("no signal finished for %v (%d sent, %d arrived, %d failed)", stallAfter, f.sent, f.arrived.Load(), f.failed.Load())
+		default:
+			// The window is full: wait for room, at most stallAfter.
+			// One timer for the whole flow (a time.After per signal
+			// was the harness's own two allocations in every row).
+			stall.Reset(stallAfter)
+			select {
+			case f.tokens <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-stall.C:
+				return fmt.Errorf("no signal finished for %v (%d sent, %d arrived, %d failed)", stallAfter, f.sent, f.arrived.Load(), f.failed.Load())
+			}
 		}
 		if err := publish(); err != nil {
 			return fmt.Errorf("publish: %w", err)
