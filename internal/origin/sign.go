@@ -131,12 +131,14 @@ func (s *Signer) Sign(ev *signal.Event) error {
 	}
 	var nb [8]string // len(SignedAttrs): on the stack
 	names := nb[:0]
-	for _, a := range SignedAttrs {
+	var carries uint8 // bit i: SignedAttrs[i]
+	for i, a := range SignedAttrs {
 		if carried(ev, a) {
 			names = append(names, a)
+			carries |= 1 << i
 		}
 	}
-	ev.SignedExtAttrs = strings.Join(names, ",")
+	ev.SignedExtAttrs = signedLists[carries]
 	digest := Digest(ev, names)
 	k := s.cur.Load()
 	var pb [paeSize]byte
@@ -152,9 +154,29 @@ func (s *Signer) Sign(ev *signal.Event) error {
 	b = append(b, `,"sig":"`...)
 	b = base64.StdEncoding.AppendEncode(b, sig)
 	b = append(b, `"}]}`...)
-	ev.DSSEMaterial = base64.StdEncoding.EncodeToString(b)
+	var ob [512]byte // the envelope's base64: on the stack, copied once
+	ev.DSSEMaterial = string(base64.StdEncoding.AppendEncode(ob[:0], b))
 	return nil
 }
+
+// signedLists are the signedextattrs values, made once: for each set of
+// SignedAttrs a signal carries (bit i: SignedAttrs[i]), their comma
+// list in order.
+var signedLists = func() (l [1 << 8]string) {
+	if len(SignedAttrs) > 8 {
+		panic("origin: more than 8 SignedAttrs: widen Sign's set")
+	}
+	for set := range l {
+		var names []string
+		for i, a := range SignedAttrs {
+			if set&(1<<i) != 0 {
+				names = append(names, a)
+			}
+		}
+		l[set] = strings.Join(names, ",")
+	}
+	return l
+}()
 
 type envelope struct {
 	Payload     string   `json:"payload"`
