@@ -108,6 +108,7 @@ type slot struct {
 	body  []byte
 	err   error          // refused: the reason
 	done  sync.WaitGroup // the worker is done with it
+	local Local          // what the stages see (prepare)
 }
 
 // Queue bounds the messages between Handle and the store stage: at most
@@ -142,11 +143,11 @@ func (in *Intake) check() {
 	defer in.workers.Done()
 	for sl := range in.work {
 		if sl.tel {
-			in.telemetry(sl.m)
+			in.telemetry(sl)
 			continue
 		}
 		if !sl.probe {
-			sl.ev, sl.subj, sl.body, sl.err = in.prepare(sl.m, subject.Signal)
+			sl.ev, sl.subj, sl.body, sl.err = in.prepare(sl.m, &sl.local, subject.Signal)
 		}
 		sl.done.Done()
 	}
@@ -256,11 +257,11 @@ func (in *Intake) put(sl *slot) (p pending, ans signal.Answer, ok bool) {
 	return pending{fut: fut, ev: sl.ev, subj: sl.subj}, signal.Answer{}, true
 }
 
-// prepare runs intake's stages on a message and encodes the signal for
-// the subject that where names (the store's, or telemetry's); err says
-// why it is refused.
-func (in *Intake) prepare(m *nats.Msg, where func(subject.Key) (string, error)) (ev *signal.Event, subj string, body []byte, err error) {
-	l := &Local{Header: m.Header, Data: m.Data}
+// prepare runs intake's stages on a message, in l, and encodes the
+// signal for the subject that where names (the store's, or
+// telemetry's); err says why it is refused.
+func (in *Intake) prepare(m *nats.Msg, l *Local, where func(subject.Key) (string, error)) (ev *signal.Event, subj string, body []byte, err error) {
+	*l = Local{Header: m.Header, Data: m.Data}
 	for i := range in.stages {
 		if err := in.stages[i].Run(l); err != nil {
 			return l.Ev, "", nil, err

@@ -32,8 +32,9 @@ func (in *Intake) TelemetryAccepted() uint64 { return in.telAccepted.Load() }
 
 // telemetry checks, signs and hands on one telemetry message, on a
 // worker.
-func (in *Intake) telemetry(m *nats.Msg) {
-	ev, subj, body, err := in.prepare(m, subject.TelemetrySignal)
+func (in *Intake) telemetry(sl *slot) {
+	m := sl.m
+	ev, subj, body, err := in.prepare(m, &sl.local, subject.TelemetrySignal)
 	if err != nil {
 		ans, _ := in.rejected(in.telLog, "intake: telemetry rejected (not stored, not dead-lettered)", ev, err)
 		in.reply(m.Reply, ans)
