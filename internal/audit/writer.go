@@ -193,9 +193,7 @@ func (w *Writer) run() {
 		}
 		w.head.Store(n)
 		for _, g := range groups {
-			m := &nats.Msg{Subject: g.subj, Data: g.body, Header: nats.Header{}}
-			m.Header.Set(jetstream.MsgIDHeader, w.chain+"."+strconv.FormatUint(g.first, 10))
-			m.Header.Set(jetstream.ExpectedStreamHeader, Stream)
+			m := newBatchMsg(g.subj, w.chain, g.first, g.body)
 			records := uint64(bytes.Count(g.body, []byte{'\n'}))
 			room <- struct{}{} // released by confirm
 			f, err := w.js.PublishMsgAsync(m)
@@ -237,6 +235,25 @@ func (w *Writer) run() {
 	}
 }
 
+// batchMsg is a batch's message with its header values, in one
+// allocation.
+type batchMsg struct {
+	msg  nats.Msg
+	vals [2]string
+}
+
+// newBatchMsg is the message that writes body, chain's records from
+// number first on, to subj: its id (Nats-Msg-Id) makes a write tried
+// again count once, and it must land in the audit stream.
+func newBatchMsg(subj, chain string, first uint64, body []byte) *nats.Msg {
+	var nb [20]byte
+	bm := &batchMsg{vals: [2]string{chain + "." + string(strconv.AppendUint(nb[:0], first, 10)), Stream}}
+	bm.msg = nats.Msg{Subject: subj, Data: body, Header: make(nats.Header, 2)}
+	bm.msg.Header[jetstream.MsgIDHeader] = bm.vals[0:1:1]
+	bm.msg.Header[jetstream.ExpectedStreamHeader] = bm.vals[1:2:2]
+	return &bm.msg
+}
+
 // lineRoom is about a record's line (a sent copy's: 450-600 bytes): a
 // group's body starts with room for one, and grows by doubling.
 const lineRoom = 1024
@@ -254,7 +271,7 @@ func appendLine(b []byte, r *Record) []byte {
 	out, ok := appendJSON(b, r)
 	if !ok {
 		r.Hash = r.Sum()
-		j, _ := json.Marshal(r) // the reference, as before
+		j, _ := json.Marshal(*r) // the reference, as before (a copy: r stays on the caller's stack)
 		return append(append(b, j...), '\n')
 	}
 	sum := sha256.Sum256(out[start:])
