@@ -25,7 +25,7 @@ func appendJSON(b []byte, r *Record) (_ []byte, ok bool) {
 	b = signal.AppendJSONString(b, r.Chain)
 	b = append(b, `,"n":`...)
 	b = strconv.AppendUint(b, r.N, 10)
-	b = appendField(b, "prev", r.Prev)
+	b = signal.AppendJSONField(b, "prev", r.Prev)
 	b = append(b, `,"time":"`...)
 	b = r.Time.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","node":`...)
@@ -36,10 +36,10 @@ func appendJSON(b []byte, r *Record) (_ []byte, ok bool) {
 	b = signal.AppendJSONString(b, r.Peer)
 	b = append(b, `,"signal":`...)
 	b = signal.AppendJSONString(b, r.Signal)
-	b = appendField(b, "source", r.Source)
-	b = appendField(b, "type", r.Type)
-	b = appendField(b, "subject", r.Subject)
-	b = appendField(b, "digest", r.Digest)
+	b = signal.AppendJSONField(b, "source", r.Source)
+	b = signal.AppendJSONField(b, "type", r.Type)
+	b = signal.AppendJSONField(b, "subject", r.Subject)
+	b = signal.AppendJSONField(b, "digest", r.Digest)
 	if r.Size != 0 {
 		b = append(b, `,"size":`...)
 		b = strconv.AppendInt(b, int64(r.Size), 10)
@@ -54,23 +54,12 @@ func appendJSON(b []byte, r *Record) (_ []byte, ok bool) {
 		}
 		b = append(b, ']')
 	}
-	b = appendField(b, "rule", r.Rule)
-	b = appendField(b, "action", r.Action)
-	b = appendField(b, "phase", r.Phase)
-	b = appendField(b, "decided_by", r.DecidedBy)
-	b = appendField(b, "reason", r.Reason)
+	b = signal.AppendJSONField(b, "rule", r.Rule)
+	b = signal.AppendJSONField(b, "action", r.Action)
+	b = signal.AppendJSONField(b, "phase", r.Phase)
+	b = signal.AppendJSONField(b, "decided_by", r.DecidedBy)
+	b = signal.AppendJSONField(b, "reason", r.Reason)
 	b = append(b, `,"hash":`...)
 	b = signal.AppendJSONString(b, r.Hash)
 	return append(b, '}'), true
-}
-
-// appendField appends an omitempty string field.
-func appendField(b []byte, name, v string) []byte {
-	if v == "" {
-		return b
-	}
-	b = append(b, ',', '"')
-	b = append(b, name...)
-	b = append(b, '"', ':')
-	return signal.AppendJSONString(b, v)
 }

@@ -22,10 +22,10 @@ import (
 func (e *Event) Encode() []byte {
 	b := make([]byte, 0, e.encodedSize())
 	b = append(b, `{"specversion":"1.0"`...)
-	b = appendStr(b, "id", e.ID)
-	b = appendStr(b, "source", e.Source)
-	b = appendStr(b, "type", e.Type)
-	b = appendStr(b, "subject", e.Subject)
+	b = AppendJSONField(b, "id", e.ID)
+	b = AppendJSONField(b, "source", e.Source)
+	b = AppendJSONField(b, "type", e.Type)
+	b = AppendJSONField(b, "subject", e.Subject)
 	if !e.Time.IsZero() {
 		b = appendTime(b, "time", e.Time)
 	}
@@ -33,27 +33,27 @@ func (e *Event) Encode() []byte {
 	if ct == "" {
 		ct = ContentType
 	}
-	b = appendStr(b, "datacontenttype", ct)
-	b = appendStr(b, "dataschema", e.DataSchema)
-	b = appendStr(b, AttrOrigin, e.Origin)
-	b = appendStr(b, AttrState, string(e.State))
+	b = AppendJSONField(b, "datacontenttype", ct)
+	b = AppendJSONField(b, "dataschema", e.DataSchema)
+	b = AppendJSONField(b, AttrOrigin, e.Origin)
+	b = AppendJSONField(b, AttrState, string(e.State))
 	b = appendList(b, AttrPath, e.Path)
 	b = appendList(b, AttrTags, e.Tags)
-	b = appendStr(b, AttrCorrelationID, e.CorrelationID)
-	b = appendStr(b, AttrCausationID, e.CausationID)
+	b = AppendJSONField(b, AttrCorrelationID, e.CorrelationID)
+	b = AppendJSONField(b, AttrCausationID, e.CausationID)
 	if !e.ExpiryTime.IsZero() {
 		b = appendTime(b, AttrExpiryTime, e.ExpiryTime)
 	}
-	b = appendStr(b, AttrSeverityText, e.SeverityText)
+	b = AppendJSONField(b, AttrSeverityText, e.SeverityText)
 	if e.SeverityNumber != 0 {
 		b = append(b, `,"`+AttrSeverityNumber+`":`...)
 		b = strconv.AppendInt(b, int64(e.SeverityNumber), 10)
 	}
-	b = appendStr(b, AttrSequence, e.Sequence)
-	b = appendStr(b, AttrTraceParent, e.TraceParent)
-	b = appendStr(b, AttrTraceState, e.TraceState)
-	b = appendStr(b, AttrDSSEMaterial, e.DSSEMaterial)
-	b = appendStr(b, AttrSignedExtAttrs, e.SignedExtAttrs)
+	b = AppendJSONField(b, AttrSequence, e.Sequence)
+	b = AppendJSONField(b, AttrTraceParent, e.TraceParent)
+	b = AppendJSONField(b, AttrTraceState, e.TraceState)
+	b = AppendJSONField(b, AttrDSSEMaterial, e.DSSEMaterial)
+	b = AppendJSONField(b, AttrSignedExtAttrs, e.SignedExtAttrs)
 	if len(e.Extensions) > 0 {
 		names := make([]string, 0, len(e.Extensions))
 		for k := range e.Extensions {
@@ -100,17 +100,17 @@ func (e *Event) encodedSize() int {
 	return n
 }
 
-// appendList is appendStr of the comma list of l.
+// appendList is AppendJSONField of the comma list of l.
 func appendList(b []byte, name string, l []string) []byte {
 	switch len(l) {
 	case 0:
 		return b
 	case 1:
-		return appendStr(b, name, l[0])
+		return AppendJSONField(b, name, l[0])
 	}
 	for _, v := range l {
 		if !plainJSON(v) {
-			return appendStr(b, name, strings.Join(l, ","))
+			return AppendJSONField(b, name, strings.Join(l, ","))
 		}
 	}
 	b = append(b, ',', '"')
@@ -125,7 +125,10 @@ func appendList(b []byte, name string, l []string) []byte {
 	return append(b, '"')
 }
 
-func appendStr(b []byte, name, v string) []byte {
+// AppendJSONField appends the member ,"name":v of a JSON object, v
+// quoted as AppendJSONString does, or nothing when v is empty (an
+// omitempty string field of encoding/json).
+func AppendJSONField(b []byte, name, v string) []byte {
 	if v == "" {
 		return b
 	}
@@ -135,7 +138,7 @@ func appendStr(b []byte, name, v string) []byte {
 	return AppendJSONString(b, v)
 }
 
-// appendTime is appendStr of t in UTC as RFC 3339 with nanoseconds,
+// appendTime is AppendJSONField of t in UTC as RFC 3339 with nanoseconds,
 // formatted in place: digits, '-', ':', '.', 'T' and 'Z' need no escape.
 func appendTime(b []byte, name string, t time.Time) []byte {
 	b = append(b, ',', '"')
