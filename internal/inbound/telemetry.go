@@ -21,9 +21,10 @@ type StreamTally struct {
 	mu        sync.Mutex
 	gaps      link.Gaps
 	telemetry atomic.Uint64
-	// Log the losses at most every few seconds, with counts.
-	logged   time.Time
-	lostLast uint64
+	// Log the losses and the anomalies at most every few seconds, with
+	// counts.
+	logged, anomalyLogged time.Time
+	lostLast, anomalyLast uint64
 }
 
 // StreamStats are a StreamTally's counts.
@@ -32,6 +33,12 @@ type StreamStats struct {
 	// that never arrived (link down, slow, dropped on the way).
 	Received uint64 `json:"received"`
 	Lost     uint64 `json:"lost"`
+	// Anomalies: numbered messages whose number or epoch was not
+	// believed (link.Anomaly: bad-number, bad-epoch, jump, backwards):
+	// a broken or hostile sender; they leave Lost as it was. Epochs: the
+	// peer's sender started again (a new epoch after the first).
+	Anomalies uint64 `json:"anomalies"`
+	Epochs    uint64 `json:"epochs"`
 	// Telemetry: telemetry that passed every check and was published to
 	// our local subscribers (an.telsig).
 	Telemetry uint64 `json:"telemetry"`
@@ -41,24 +48,42 @@ type StreamStats struct {
 func (t *StreamTally) Stats() StreamStats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return StreamStats{Received: t.gaps.Received, Lost: t.gaps.Lost, Telemetry: t.telemetry.Load()}
+	return StreamStats{Received: t.gaps.Received, Lost: t.gaps.Lost, Anomalies: t.gaps.Anomalies, Epochs: t.gaps.Epochs,
+		Telemetry: t.telemetry.Load()}
 }
 
-// see counts m if it carries a stream number, and logs new losses at
-// most every 5 s.
+// see counts m if it carries a stream number, and logs new losses and
+// anomalies at most every 5 s each. An anomaly says nothing of the
+// signal: the message goes on to its checks.
 func (t *StreamTally) see(r *Receiver, m *nats.Msg) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.gaps.See(m.Header.Get) {
+	now := time.Now()
+	numbered, anomaly := t.gaps.See(now, m.Header.Get)
+	if !numbered {
 		return
 	}
+	if anomaly != "" && now.Sub(t.anomalyLogged) >= 5*time.Second {
+		r.log.Warn().Str("anomaly", string(anomaly)).Uint64("count", t.gaps.Anomalies-t.anomalyLast).Uint64("total", t.gaps.Anomalies).
+			Str("seq", clip(m.Header.Get(link.HeaderStreamSeq))).Str("epoch", clip(m.Header.Get(link.HeaderStreamEpoch))).
+			Msg("link: stream numbers from this peer not believed (a broken or hostile sender): counted as anomalies, not as lost")
+		t.anomalyLogged, t.anomalyLast = now, t.gaps.Anomalies
+	}
 	if lost := t.gaps.Lost; lost != t.lostLast {
-		if now := time.Now(); now.Sub(t.logged) >= 5*time.Second {
+		if now.Sub(t.logged) >= 5*time.Second {
 			r.log.Warn().Uint64("lost", lost-t.lostLast).Uint64("total", lost).Uint64("received", t.gaps.Received).
 				Msg("link: stream messages from this peer lost on the way (export.delivery: stream at its end): counted, never resent")
 			t.logged, t.lostLast = now, lost
 		}
 	}
+}
+
+// clip keeps a peer's header short enough for a log line.
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
 }
 
 // Stream is the receiver's stream tally.

@@ -252,6 +252,8 @@ var (
 		"Numbered messages received from a peer that streams to us (export.delivery: stream at its end), telemetry and stored signals alike, before the checks.", []string{"peer"}, nil)
 	descStreamLost = prometheus.NewDesc(Namespace+"_peer_stream_lost_total",
 		"Messages of a peer's stream that never arrived (gaps in the link's numbers: link down, slow, dropped on the way); never resent.", []string{"peer"}, nil)
+	descStreamAnomalies = prometheus.NewDesc(Namespace+"_peer_stream_anomalies_total",
+		"Numbered messages of a peer's stream whose number or epoch was not believed (a jump past the loss credit, a number going back, not a number, an epoch too long): a broken or hostile sender; not counted lost.", []string{"peer"}, nil)
 	descStreamTelemetry = prometheus.NewDesc(Namespace+"_peer_stream_telemetry_delivered_total",
 		"The peer's telemetry that passed every check and was published to local subscribers (an.telsig); refusals count in anfed_peer_rejected_total by reason.", []string{"peer"}, nil)
 	descTelemetryAccepted = prometheus.NewDesc(Namespace+"_telemetry_accepted_total",
@@ -297,7 +299,7 @@ var (
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLinkUp, descHeld, descBacklog, descActive, descStale, descDropped, descSuppressed, descDampened, descRibIn, descRibInOver, descAdvisories, descLimits, descSession, descDowns, descFlaps, descRefreshes, descSwept, descSlow, descReloads, descReady, descInfo, descCertExpiry, descPeeringExpiry, descAudit, descAuditQueued, descStreamSent, descStreamReceived, descStreamLost, descStreamTelemetry, descTelemetryAccepted} {
+	for _, d := range []*prometheus.Desc{descLinkUp, descHeld, descBacklog, descActive, descStale, descDropped, descSuppressed, descDampened, descRibIn, descRibInOver, descAdvisories, descLimits, descSession, descDowns, descFlaps, descRefreshes, descSwept, descSlow, descReloads, descReady, descInfo, descCertExpiry, descPeeringExpiry, descAudit, descAuditQueued, descStreamSent, descStreamReceived, descStreamLost, descStreamAnomalies, descStreamTelemetry, descTelemetryAccepted} {
 		ch <- d
 	}
 }
@@ -406,6 +408,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descStreamSent, prometheus.CounterValue, float64(sv.Out.Telemetry), ps.ID, "telemetry")
 			ch <- prometheus.MustNewConstMetric(descStreamReceived, prometheus.CounterValue, float64(sv.In.Received), ps.ID)
 			ch <- prometheus.MustNewConstMetric(descStreamLost, prometheus.CounterValue, float64(sv.In.Lost), ps.ID)
+			ch <- prometheus.MustNewConstMetric(descStreamAnomalies, prometheus.CounterValue, float64(sv.In.Anomalies), ps.ID)
 			ch <- prometheus.MustNewConstMetric(descStreamTelemetry, prometheus.CounterValue, float64(sv.In.Telemetry), ps.ID)
 		}
 	}
