@@ -19,6 +19,7 @@ package node_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -943,125 +944,8 @@ func TestAttackSignals(t *testing.T) {
 		return nil
 	})
 
-	bSignal := func(id string) *signal.Event {
-		ev := congestion("op-b", id)
-		ev.Path = []string{"op-b"}
-		return ev
-	}
-	signB := func(t *testing.T, ev *signal.Event) *signal.Event {
-		require.NoError(t, e.signerB.Sign(ev))
-		return ev
-	}
-	signed := func(t *testing.T, ev *signal.Event) (string, []byte) {
-		signB(t, ev)
-		return atkLinkSubject("op-b", ev, "congestion"), ev.Encode()
-	}
-	otherKey, err := origin.NewSigningKey()
-	require.NoError(t, err)
-	forger, err := origin.NewSigner(otherKey)
-	require.NoError(t, err)
-
-	attacks := []struct {
-		name   string
-		reason reject.Reason
-		build  func(t *testing.T, id string) (subj string, body []byte)
-	}{
-		// Signed by a key pinned for no one: it may be op-b's next key,
-		// so it is held (ANFED_KEYHELD) rather than dead-lettered, and
-		// checked again when the pins change
-		// (TestKeyChangeHeldThenReleasedInOrder).
-		{"forged signature: a key that is not op-b's pinned key", reject.KeyHeld, func(t *testing.T, id string) (string, []byte) {
-			ev := bSignal(id)
-			require.NoError(t, forger.Sign(ev))
-			return atkLinkSubject("op-b", ev, "congestion"), ev.Encode()
-		}},
-		{"forged signature claiming op-b's key id", reject.BadSignature, func(t *testing.T, id string) (string, []byte) {
-			ev := bSignal(id)
-			require.NoError(t, forger.Sign(ev))
-			atkSetKeyID(t, ev, pub(t, "op-b"))
-			return atkLinkSubject("op-b", ev, "congestion"), ev.Encode()
-		}},
-		{"signature lifted from A's own signal", reject.BadSignature, func(t *testing.T, id string) (string, []byte) {
-			evs := rogue.received()
-			require.NotEmpty(t, evs)
-			ev := evs[0] // signed by op-a
-			ev.ID, ev.Origin, ev.Source, ev.Path = id, "op-b", "anfed://op-b/assurance", []string{"op-b"}
-			return atkLinkSubject("op-b", ev, "fault"), ev.Encode()
-		}},
-		{"missing signature", reject.BadSignature, func(t *testing.T, id string) (string, []byte) {
-			ev := signB(t, bSignal(id))
-			ev.DSSEMaterial, ev.SignedExtAttrs = "", ""
-			return atkLinkSubject("op-b", ev, "congestion"), ev.Encode()
-		}},
-		{"stale signature: a signed attribute changed after signing", reject.BadSignature, func(t *testing.T, id string) (string, []byte) {
-			ev := signB(t, bSignal(id))
-			ev.State = signal.Cleared
-			return atkLinkSubject("op-b", ev, "congestion"), ev.Encode()
-		}},
-		{"stale signature: data changed after signing", reject.BadSignature, func(t *testing.T, id string) (string, []byte) {
-			ev := signB(t, bSignal(id))
-			ev.Data = json.RawMessage(strings.Replace(string(ev.Data), "97.5", "12.5", 1))
-			return atkLinkSubject("op-b", ev, "congestion"), ev.Encode()
-		}},
-		{"stale signature: a signed attribute taken out of signedextattrs", reject.BadSignature, func(t *testing.T, id string) (string, []byte) {
-			ev := signB(t, bSignal(id))
-			ev.SignedExtAttrs = strings.Replace(ev.SignedExtAttrs, "anfedstate,", "", 1)
-			return atkLinkSubject("op-b", ev, "congestion"), ev.Encode()
-		}},
-		{"expired condition: expirytime in the past", reject.Expired, func(t *testing.T, id string) (string, []byte) {
-			ev := bSignal(id)
-			ev.ExpiryTime = time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
-			return signed(t, ev)
-		}},
-		{"origin op-c in the event, on op-b's own subject, signed by op-b", reject.BadSignature, func(t *testing.T, id string) (string, []byte) {
-			ev := congestion("op-c", id)
-			ev.Path = []string{"op-c", "op-b"}
-			signB(t, ev)
-			return atkLinkSubject("op-b", &signal.Event{Origin: "op-b", Subject: ev.Subject}, "congestion"), ev.Encode()
-		}},
-		{"a genuine op-c signal relayed on op-b's own subject (subject mismatch)", reject.BadAttribute, func(t *testing.T, id string) (string, []byte) {
-			ev := congestion("op-c", id)
-			signAs(t, "op-c", ev) // op-b got it from its own peering with op-c
-			ev.Path = []string{"op-c", "op-b"}
-			return atkLinkSubject("op-b", &signal.Event{Origin: "op-b", Subject: ev.Subject}, "congestion"), ev.Encode()
-		}},
-		{"source names op-c (dedup key of op-c's signals)", reject.WrongOrigin, func(t *testing.T, id string) (string, []byte) {
-			ev := bSignal(id)
-			ev.Source = "anfed://op-c/assurance"
-			return signed(t, ev)
-		}},
-		{"oversized payload (> 64 KiB)", reject.Oversized, func(t *testing.T, id string) (string, []byte) {
-			ev := bSignal(id)
-			ev.Extensions = map[string]any{"padding": strings.Repeat("x", 65<<10)}
-			return signed(t, ev)
-		}},
-		{"malformed JSON", reject.Malformed, func(t *testing.T, id string) (string, []byte) {
-			return atkLinkSubject("op-b", bSignal(id), "congestion"), []byte(`{"specversion":"1.0","id":"` + id + `",`)
-		}},
-		{"schema-invalid data", reject.SchemaInvalid, func(t *testing.T, id string) (string, []byte) {
-			ev := bSignal(id)
-			ev.Data = json.RawMessage(`{"link":{"id":"ic-paris-1"},"utilisationPercent":"very high"}`)
-			return signed(t, ev)
-		}},
-		{"unknown type", reject.UnknownType, func(t *testing.T, id string) (string, []byte) {
-			ev := bSignal(id)
-			ev.Type = "net.anfed.bogus.v1"
-			signB(t, ev)
-			return atkLinkSubject("op-b", ev, "bogus"), ev.Encode()
-		}},
-		{"looping path: op-a on the path", reject.Loop, func(t *testing.T, id string) (string, []byte) {
-			ev := bSignal(id)
-			ev.Path = []string{"op-a", "op-b"}
-			return signed(t, ev)
-		}},
-		{"A's own signal sent back on op-b's subject, op-a stripped from the unsigned path", reject.BadAttribute, func(t *testing.T, id string) (string, []byte) {
-			evs := rogue.received()
-			require.NotEmpty(t, evs)
-			ev := evs[0] // genuine, signed by op-a; its truthful subject an.link.op-b.op-a.… is outside op-b's permissions
-			ev.Path = []string{"op-b"}
-			return atkLinkSubject("op-b", &signal.Event{Origin: "op-b", Subject: ev.Subject}, "fault"), ev.Encode()
-		}},
-	}
+	bSignal, signB, signed := e.bSignal, e.signB, e.signedB
+	attacks := e.badSignals(t, rogue)
 	for i, at := range attacks {
 		t.Run(at.name, func(t *testing.T) {
 			id := fmt.Sprintf("b-bad-%d", i)
@@ -1265,6 +1149,156 @@ func TestAttackSignals(t *testing.T) {
 		assert.Less(t, p99, 3*time.Second, "op-c's latency stays bounded during op-b's flood")
 		e.opCFlows(t)
 	})
+}
+
+// atkBadSignal is a signal op-b crafts to be refused with reason.
+type atkBadSignal struct {
+	name   string
+	reason reject.Reason
+	build  func(t *testing.T, id string) (subj string, body []byte)
+}
+
+// bSignal is a congestion signal of op-b's, sent by op-b, unsigned.
+func (e *atkEnv) bSignal(id string) *signal.Event {
+	ev := congestion("op-b", id)
+	ev.Path = []string{"op-b"}
+	return ev
+}
+
+// signB signs ev with op-b's real key.
+func (e *atkEnv) signB(t *testing.T, ev *signal.Event) *signal.Event {
+	require.NoError(t, e.signerB.Sign(ev))
+	return ev
+}
+
+// signedB signs ev as op-b and returns its link subject and body.
+func (e *atkEnv) signedB(t *testing.T, ev *signal.Event) (string, []byte) {
+	e.signB(t, ev)
+	return atkLinkSubject("op-b", ev, "congestion"), ev.Encode()
+}
+
+// badSignals are the signals op-b crafts to be refused, each with the
+// reason A gives, durable (TestAttackSignals) or telemetry
+// (TestAttackTelemetryRefusedAsSignals). rogue supplies A's own signals.
+func (e *atkEnv) badSignals(t *testing.T, rogue *atkRogue) []atkBadSignal {
+	bSignal, signB, signed := e.bSignal, e.signB, e.signedB
+	otherKey, err := origin.NewSigningKey()
+	require.NoError(t, err)
+	forger, err := origin.NewSigner(otherKey)
+	require.NoError(t, err)
+
+	return []atkBadSignal{
+		// Signed by a key pinned for no one: it may be op-b's next key,
+		// so it is held (ANFED_KEYHELD) rather than dead-lettered, and
+		// checked again when the pins change
+		// (TestKeyChangeHeldThenReleasedInOrder).
+		{"forged signature: a key that is not op-b's pinned key", reject.KeyHeld, func(t *testing.T, id string) (string, []byte) {
+			ev := bSignal(id)
+			require.NoError(t, forger.Sign(ev))
+			return atkLinkSubject("op-b", ev, "congestion"), ev.Encode()
+		}},
+		{"forged signature claiming op-b's key id", reject.BadSignature, func(t *testing.T, id string) (string, []byte) {
+			ev := bSignal(id)
+			require.NoError(t, forger.Sign(ev))
+			atkSetKeyID(t, ev, pub(t, "op-b"))
+			return atkLinkSubject("op-b", ev, "congestion"), ev.Encode()
+		}},
+		{"signature lifted from A's own signal", reject.BadSignature, func(t *testing.T, id string) (string, []byte) {
+			evs := rogue.received()
+			require.NotEmpty(t, evs)
+			ev := evs[0] // signed by op-a
+			ev.ID, ev.Origin, ev.Source, ev.Path = id, "op-b", "anfed://op-b/assurance", []string{"op-b"}
+			return atkLinkSubject("op-b", ev, "fault"), ev.Encode()
+		}},
+		{"missing signature", reject.BadSignature, func(t *testing.T, id string) (string, []byte) {
+			ev := signB(t, bSignal(id))
+			ev.DSSEMaterial, ev.SignedExtAttrs = "", ""
+			return atkLinkSubject("op-b", ev, "congestion"), ev.Encode()
+		}},
+		{"stale signature: a signed attribute changed after signing", reject.BadSignature, func(t *testing.T, id string) (string, []byte) {
+			ev := signB(t, bSignal(id))
+			ev.State = signal.Cleared
+			return atkLinkSubject("op-b", ev, "congestion"), ev.Encode()
+		}},
+		{"stale signature: data changed after signing", reject.BadSignature, func(t *testing.T, id string) (string, []byte) {
+			ev := signB(t, bSignal(id))
+			ev.Data = json.RawMessage(strings.Replace(string(ev.Data), "97.5", "12.5", 1))
+			return atkLinkSubject("op-b", ev, "congestion"), ev.Encode()
+		}},
+		{"stale signature: a signed attribute taken out of signedextattrs", reject.BadSignature, func(t *testing.T, id string) (string, []byte) {
+			ev := signB(t, bSignal(id))
+			ev.SignedExtAttrs = strings.Replace(ev.SignedExtAttrs, "anfedstate,", "", 1)
+			return atkLinkSubject("op-b", ev, "congestion"), ev.Encode()
+		}},
+		{"expired condition: expirytime in the past", reject.Expired, func(t *testing.T, id string) (string, []byte) {
+			ev := bSignal(id)
+			ev.ExpiryTime = time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+			return signed(t, ev)
+		}},
+		{"origin op-c in the event, on op-b's own subject, signed by op-b", reject.BadSignature, func(t *testing.T, id string) (string, []byte) {
+			ev := congestion("op-c", id)
+			ev.Path = []string{"op-c", "op-b"}
+			signB(t, ev)
+			return atkLinkSubject("op-b", &signal.Event{Origin: "op-b", Subject: ev.Subject}, "congestion"), ev.Encode()
+		}},
+		{"origin op-a (A itself) in the event, on op-b's own subject, signed by op-b", reject.BadSignature, func(t *testing.T, id string) (string, []byte) {
+			ev := congestion("op-a", id)
+			ev.Path = []string{"op-b"}
+			signB(t, ev)
+			return atkLinkSubject("op-b", &signal.Event{Origin: "op-b", Subject: ev.Subject}, "congestion"), ev.Encode()
+		}},
+		{"invalid UTF-8 in the id", reject.Malformed, func(t *testing.T, id string) (string, []byte) {
+			subj, body := signed(t, bSignal(id))
+			return subj, bytes.Replace(body, []byte(`"`+id+`"`), []byte(`"`+id+"\xff\xfe"+`"`), 1)
+		}},
+		{"invalid UTF-8 in the signed data", reject.Malformed, func(t *testing.T, id string) (string, []byte) {
+			ev := bSignal(id)
+			ev.Data = json.RawMessage(strings.Replace(string(ev.Data), "ic-paris-1", "ic-paris-1\xff", 1))
+			return signed(t, ev)
+		}},
+		{"a genuine op-c signal relayed on op-b's own subject (subject mismatch)", reject.BadAttribute, func(t *testing.T, id string) (string, []byte) {
+			ev := congestion("op-c", id)
+			signAs(t, "op-c", ev) // op-b got it from its own peering with op-c
+			ev.Path = []string{"op-c", "op-b"}
+			return atkLinkSubject("op-b", &signal.Event{Origin: "op-b", Subject: ev.Subject}, "congestion"), ev.Encode()
+		}},
+		{"source names op-c (dedup key of op-c's signals)", reject.WrongOrigin, func(t *testing.T, id string) (string, []byte) {
+			ev := bSignal(id)
+			ev.Source = "anfed://op-c/assurance"
+			return signed(t, ev)
+		}},
+		{"oversized payload (> 64 KiB)", reject.Oversized, func(t *testing.T, id string) (string, []byte) {
+			ev := bSignal(id)
+			ev.Extensions = map[string]any{"padding": strings.Repeat("x", 65<<10)}
+			return signed(t, ev)
+		}},
+		{"malformed JSON", reject.Malformed, func(t *testing.T, id string) (string, []byte) {
+			return atkLinkSubject("op-b", bSignal(id), "congestion"), []byte(`{"specversion":"1.0","id":"` + id + `",`)
+		}},
+		{"schema-invalid data", reject.SchemaInvalid, func(t *testing.T, id string) (string, []byte) {
+			ev := bSignal(id)
+			ev.Data = json.RawMessage(`{"link":{"id":"ic-paris-1"},"utilisationPercent":"very high"}`)
+			return signed(t, ev)
+		}},
+		{"unknown type", reject.UnknownType, func(t *testing.T, id string) (string, []byte) {
+			ev := bSignal(id)
+			ev.Type = "net.anfed.bogus.v1"
+			signB(t, ev)
+			return atkLinkSubject("op-b", ev, "bogus"), ev.Encode()
+		}},
+		{"looping path: op-a on the path", reject.Loop, func(t *testing.T, id string) (string, []byte) {
+			ev := bSignal(id)
+			ev.Path = []string{"op-a", "op-b"}
+			return signed(t, ev)
+		}},
+		{"A's own signal sent back on op-b's subject, op-a stripped from the unsigned path", reject.BadAttribute, func(t *testing.T, id string) (string, []byte) {
+			evs := rogue.received()
+			require.NotEmpty(t, evs)
+			ev := evs[0] // genuine, signed by op-a; its truthful subject an.link.op-b.op-a.… is outside op-b's permissions
+			ev.Path = []string{"op-b"}
+			return atkLinkSubject("op-b", &signal.Event{Origin: "op-b", Subject: ev.Subject}, "fault"), ev.Encode()
+		}},
+	}
 }
 
 // atkAnswers counts the answers to the flood.

@@ -18,7 +18,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/config"
-	"github.com/anfed/anfed/internal/link"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/nodetest"
 	"github.com/anfed/anfed/internal/origin"
@@ -173,67 +172,6 @@ func TestStreamLossCountedAtBothEnds(t *testing.T) {
 	assert.GreaterOrEqual(t, in.Lost, uint64(len(lost)), "op-b counts the gap once the link is back")
 	assert.Zero(t, peerState(t, na, "op-b").Backlog, "nothing waits for a stream peer")
 	t.Logf("op-a sent %d, dropped %d (link down); op-b received %d, lost %d", out.Sent, out.DroppedLinkDown, in.Received, in.Lost)
-}
-
-// Telemetry from a peer gets the checks of any of its signals: a forged
-// signature or schema-invalid data is refused, counted under its reason
-// and never delivered, and it is not dead-lettered (telemetry is never
-// stored); a genuine one is delivered to local subscribers only.
-func TestStreamTelemetryForgedIsRefusedAndCounted(t *testing.T) {
-	e := newAtkEnv(t, nil)
-	rogue := e.startRogueB(t)
-	atA := watchTelemetry(t, e.a, "op-b")
-	otherKey, err := origin.NewSigningKey()
-	require.NoError(t, err)
-	forger, err := origin.NewSigner(otherKey)
-	require.NoError(t, err)
-	send := func(ev *signal.Event) {
-		ev.Path = []string{"op-b"}
-		m := nats.NewMsg(atkLinkSubject("op-b", ev, "congestion"))
-		m.Header.Set(link.HeaderTelemetry, "1")
-		m.Data = ev.Encode()
-		require.NoError(t, rogue.Conn.PublishMsg(m))
-		require.NoError(t, rogue.Conn.Flush())
-	}
-	for _, tc := range []struct {
-		name   string
-		reason reject.Reason
-		build  func(id string) *signal.Event
-	}{
-		{"forged signature claiming op-b's key id", reject.BadSignature, func(id string) *signal.Event {
-			ev := congestion("op-b", id)
-			require.NoError(t, forger.Sign(ev))
-			atkSetKeyID(t, ev, pub(t, "op-b"))
-			return ev
-		}},
-		{"schema-invalid data, signed by op-b", reject.SchemaInvalid, func(id string) *signal.Event {
-			ev := congestion("op-b", id)
-			ev.Data = []byte(`{"link":{"id":"ic-paris-1"},"utilisationPercent":"very high"}`)
-			require.NoError(t, e.signerB.Sign(ev))
-			return ev
-		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			id := "tel-bad-" + string(tc.reason)
-			before, dl := e.obs.rejections("op-b", tc.reason), e.dlq.count(string(tc.reason))
-			send(tc.build(id))
-			waitFor(t, 10*time.Second, func() error {
-				if n := e.obs.rejections("op-b", tc.reason); n != before+1 {
-					return fmt.Errorf("op-b/%s counted %d times, want %d", tc.reason, n, before+1)
-				}
-				return nil
-			})
-			assert.Equal(t, dl, e.dlq.count(string(tc.reason)), "telemetry is not dead-lettered")
-			assert.False(t, atA.has(id), "a refused signal is never delivered")
-		})
-	}
-	good := congestion("op-b", "tel-good")
-	require.NoError(t, e.signerB.Sign(good))
-	send(good)
-	atA.waitAll(t, []string{good.ID})
-	assert.Empty(t, atA.unverified)
-	assert.Zero(t, e.fromB.count(good.ID), "telemetry is not stored")
-	assert.Zero(t, streamMsgs(t, e.a, store.SignalStream, "an.sig.op-b.>"), "nothing of op-b's stored")
 }
 
 // A reload switches a peer into stream delivery and back out of it, the
