@@ -28,18 +28,23 @@ import (
 	"github.com/anfed/anfed/internal/store"
 )
 
-// telemetry publishes body on subj as op-b's telemetry (link.HeaderTelemetry
-// "1"), with the header pairs hdr set after, fire and forget, as a stream
-// sender does.
-func (x *atkRogue) telemetry(t *testing.T, subj string, body []byte, hdr ...string) {
-	t.Helper()
+// atkTelemetryMsg is body on subj marked telemetry (link.HeaderTelemetry
+// "1"), with the header pairs hdr set after.
+func atkTelemetryMsg(subj string, body []byte, hdr ...string) *nats.Msg {
 	m := nats.NewMsg(subj)
 	m.Header.Set(link.HeaderTelemetry, "1")
 	for i := 0; i+1 < len(hdr); i += 2 {
 		m.Header.Set(hdr[i], hdr[i+1])
 	}
 	m.Data = body
-	require.NoError(t, x.Conn.PublishMsg(m))
+	return m
+}
+
+// telemetry publishes atkTelemetryMsg(subj, body, hdr...) as op-b, fire
+// and forget, as a stream sender does.
+func (x *atkRogue) telemetry(t *testing.T, subj string, body []byte, hdr ...string) {
+	t.Helper()
+	require.NoError(t, x.Conn.PublishMsg(atkTelemetryMsg(subj, body, hdr...)))
 }
 
 // streamIn is A's count of op-b's stream.
@@ -149,13 +154,7 @@ func TestAttackTelemetryIntoDurablePlaces(t *testing.T) {
 		id := fmt.Sprintf("tel-fault-%d", i)
 		ids = append(ids, id)
 		subj, body := fault(id, id)
-		m := nats.NewMsg(subj)
-		m.Header.Set(link.HeaderTelemetry, "1")
-		for j := 0; j+1 < len(tc.hdr); j += 2 {
-			m.Header.Set(tc.hdr[j], tc.hdr[j+1])
-		}
-		m.Data = body
-		_, err := rogue.Conn.RequestMsg(m, 300*time.Millisecond)
+		_, err := rogue.Conn.RequestMsg(atkTelemetryMsg(subj, body, tc.hdr...), 300*time.Millisecond)
 		assert.ErrorIs(t, err, nats.ErrTimeout, "%s: telemetry is never answered", tc.name)
 	}
 	atA.waitAll(t, ids)
@@ -287,11 +286,7 @@ func TestAttackTelemetryFlood(t *testing.T) {
 			default:
 			}
 			sent++
-			m := nats.NewMsg(subj)
-			m.Header.Set(link.HeaderTelemetry, "1")
-			m.Header.Set(link.HeaderStreamEpoch, "flood")
-			m.Header.Set(link.HeaderStreamSeq, strconv.FormatUint(sent, 10))
-			m.Data = bodies[sent%pool]
+			m := atkTelemetryMsg(subj, bodies[sent%pool], link.HeaderStreamEpoch, "flood", link.HeaderStreamSeq, strconv.FormatUint(sent, 10))
 			if rogue.Conn.PublishMsg(m) != nil {
 				return
 			}
