@@ -69,6 +69,8 @@ func (x *Export) Run(rctx context.Context) {
 		}
 		if stalling {
 			x.Log.Warn().Str("peer", x.Peer).Msg("export: the consumer stopped delivering with signals waiting and the link up (its server was lost): resuming from the first unanswered")
+		} else if errors.Is(err, ErrVoid) {
+			x.Log.Warn().Str("peer", x.Peer).Msg("export: the consumer delivered signals nobody read (a pull request outlived its reader): resuming from the first unanswered")
 		} else if errors.Is(err, ErrReconnected) {
 			x.Log.Warn().Str("peer", x.Peer).Msg("export: the consumer's connection came back after a loss (what it delivered meanwhile may be lost): resuming from the first unanswered")
 		} else if errors.Is(err, ErrResume) {

@@ -73,6 +73,13 @@ type Sender struct {
 	// reconnects is the consumer connection's reconnection count when
 	// Run began (SenderConfig.Reconnects).
 	reconnects uint64
+	// runStart, tickDelivery and void serve the void-delivery watch
+	// (voidDelivered); only the loop touches them, and holding, which
+	// the feed sets while it holds a delivery not yet handed over.
+	runStart     time.Time
+	tickDelivery uint64
+	void         int
+	holding      atomic.Bool
 
 	cfg    SenderConfig
 	stages []Stage
@@ -164,6 +171,11 @@ func (s *Sender) publish(m *nats.Msg) error {
 // sender never got: resume the consumer from its acknowledgement floor,
 // then Run again, so that nothing is skipped and order is kept.
 var ErrResume = errors.New("link: a stored signal was lost on its way to the sender")
+
+// ErrVoid is Run's answer when the consumer delivered signals the
+// sender never read, with nothing after them (voidDelivered): the
+// consumer resumes (errors.Is ErrResume).
+var ErrVoid = fmt.Errorf("%w: the export consumer delivered signals nobody read (a pull request outlived its reader)", ErrResume)
 
 // ErrReconnected is Run's answer when the connection the consumer
 // delivers on came back after a loss: what the consumer delivered
@@ -332,6 +344,7 @@ const pullExpiry = 5 * time.Second
 // Run forwards until ctx is done.
 func (s *Sender) Run(ctx context.Context) error {
 	s.lastDelivery = 0 // a resumed consumer numbers its deliveries afresh
+	s.runStart, s.tickDelivery, s.void = time.Now(), 0, 0
 	if s.cfg.Reconnects != nil {
 		s.reconnects = s.cfg.Reconnects()
 	}
@@ -360,6 +373,7 @@ func (s *Sender) Run(ctx context.Context) error {
 				s.log.Warn().Err(err).Msg("link: export consumer")
 				continue
 			}
+			s.holding.Store(true)
 			if s.cfg.Pace != nil && s.paced(m) {
 				if err := s.cfg.Pace.Wait(ctx); err != nil {
 					return // ctx done; the signal is redelivered after restart
@@ -367,6 +381,7 @@ func (s *Sender) Run(ctx context.Context) error {
 			}
 			select {
 			case in <- m:
+				s.holding.Store(false)
 			case <-ctx.Done():
 				return
 			}
@@ -493,6 +508,9 @@ func (s *Sender) loop(ctx context.Context, in <-chan jetstream.Msg, replies <-ch
 		case <-gapTick.C:
 			if s.cfg.Reconnects != nil && s.cfg.Reconnects() != s.reconnects {
 				return ErrReconnected // unacknowledged signals are redelivered after the resume
+			}
+			if s.voidDelivered(ctx, w.Room(), w.Len()) {
+				return ErrVoid // unacknowledged signals are redelivered after the resume
 			}
 			s.countDiscards(ctx)
 
@@ -636,6 +654,39 @@ func (s *Sender) overBytes(ctx context.Context) uint64 {
 		return 0
 	}
 	return uint64(over/mean) + 1
+}
+
+// voidWatch is how long after its start a Run watches for deliveries
+// made into the void (voidDelivered).
+const voidWatch = 30 * time.Second
+
+// voidDelivered reports, once a second in the first voidWatch of a Run,
+// whether the consumer has delivered signals that never reached the
+// sender and none came after them to show the jump (lostBefore): a pull
+// request of an earlier Run, or of this one before its connection was
+// kicked, is still served by the server for a moment after nobody reads
+// its inbox (nats-server serves a young request with no interest when
+// leaf nodes are on), and the last signals before a quiet spell would wait
+// the consumer's one-minute ack wait. Seen as: the consumer counts more
+// deliveries unacknowledged than the window holds, for two looks in a
+// row, with no delivery between them, room in the window and nothing
+// held by the feed.
+func (s *Sender) voidDelivered(ctx context.Context, room bool, held int) bool {
+	idle := s.lastDelivery == s.tickDelivery
+	s.tickDelivery = s.lastDelivery
+	if time.Since(s.runStart) > voidWatch || !room || !idle || s.holding.Load() {
+		s.void = 0
+		return false
+	}
+	ictx, cancel := context.WithTimeout(ctx, time.Second)
+	info, err := s.cons.Info(ictx)
+	cancel()
+	if err != nil || info.NumAckPending <= held {
+		s.void = 0
+		return false
+	}
+	s.void++
+	return s.void >= 2
 }
 
 // lostBefore reports whether a delivery of the consumer before m never
