@@ -281,8 +281,10 @@ func TestClosedLoopPausedLosesNothingOthersUnaffected(t *testing.T) {
 	}
 	// This is an isolation check, not a speed measurement (the latencies
 	// are logged above): were the steady loop held behind the paused one,
-	// its latency would grow towards the pause itself. A quarter of the
-	// pause leaves room for a loaded machine's scheduling.
+	// its latency would grow towards the pause itself (held samples wait
+	// up to the whole 3 s, their p90 near 2.7 s). Half the pause leaves
+	// room for a loaded machine's scheduling (884 ms once in CI with
+	// other test runs on the machine).
 	pb, pd := percentile(before, q), percentile(during, q)
-	assert.Less(t, pd, max(5*pb, pause/4), "the steady loop's p%.0f during the pause: %v, before: %v: it waited behind the paused loop", q*100, pd, pb)
+	assert.Less(t, pd, max(5*pb, pause/2), "the steady loop's p%.0f during the pause: %v, before: %v: it waited behind the paused loop", q*100, pd, pb)
 }

@@ -82,7 +82,10 @@ func TestClassNotImportedNeverArrives(t *testing.T) {
 	})
 	assert.Equal(t, 1, got.n(), "only the fault may arrive")
 	assert.Equal(t, "an.sig.op-a.fault.vpn-acme.ic-paris-1", got.msgs[0].Subject)
-	assert.Equal(t, n, tb.rejections("op-a", reject.NotImported))
+	// Each refusal is counted: under load the sender can resend one
+	// before its answer came (timeout 500 ms) and the receiver refuses
+	// the resend again, so at least n.
+	assert.GreaterOrEqual(t, tb.rejections("op-a", reject.NotImported), n)
 }
 
 // A signal whose path already holds the receiver is refused even when a
