@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
 
@@ -41,6 +42,11 @@ import (
 // Storer keeps accepted signals and dead letters.
 type Storer interface {
 	Put(ctx context.Context, subj, key string, body []byte) (dup bool, err error)
+	// PutOrdered writes without waiting; the future says when the
+	// signal is stored (PubAck.Duplicate: it was already) or is not.
+	// It fails at once, rather than hold the write for later, while the
+	// store cannot take it in order (store.Store.PutOrdered).
+	PutOrdered(subj, key string, body []byte) (jetstream.PubAckFuture, error)
 	DeadLetter(ctx context.Context, from, reason, detail string, hdr nats.Header, body []byte) error
 }
 
@@ -293,10 +299,11 @@ func newReceiver(self string, p *config.Peer, deps ReceiverDeps, log zerolog.Log
 // PipelineDepth is how many signals may wait for their checks, store
 // write and answer. Checking (decode, signature, schema, policy) runs on
 // one worker per core, so signals are verified in parallel and overlap the
-// store write of the ones before them; what depends on the signals before
-// (import.max_conditions, the replay guard) and the writes stay one at a
-// time, in link order, so a failed write can never let a later signal
-// into the store before an earlier one.
+// store writes of the ones before them; what depends on the signals before
+// (import.max_conditions, the replay guard) runs one at a time, in link
+// order, and the writes are issued in that order, up to MaxWrites in
+// flight, never two of one condition (writes.go): a failed write can
+// never let a later signal of its condition into the store before it.
 const PipelineDepth = 256
 
 // Stop stops the pipeline once every signal handed to it is answered.
@@ -464,89 +471,6 @@ func (r *Receiver) accept(m *nats.Msg) job {
 	return j
 }
 
-// complete is the pipeline's end: it stores accepted signals, one at a
-// time in link order, writes dead letters, and answers. When a store write
-// fails, that signal and every one checked after it are answered "not
-// now" (they are not stored: the sender resends them in order), and
-// checking is rolled back to the last signal decided. Each write has ctx's
-// values and its own time limit.
-func (r *Receiver) complete(ctx context.Context) {
-	defer close(r.finished)
-	var (
-		gen     uint64 // the current generation; older jobs are void
-		epoch   string
-		decided uint64 // the last sequence decided for good, in epoch
-	)
-	for j := range r.jobs {
-		if j.tick {
-			r.releaseDue(ctx)
-			continue
-		}
-		if j.sync != nil {
-			j.sync()
-			continue
-		}
-		if j.epoch != epoch {
-			epoch, decided = j.epoch, 0
-		}
-		if j.chk != nil {
-			j.chk.done.Wait()
-			if j.gen == gen {
-				j = r.settle(j)
-			}
-		}
-		var ans signal.Answer
-		switch {
-		case j.gen != gen:
-			ans = signal.Answer{Status: signal.StatusRejected, Reason: string(reject.Unavailable),
-				Error: "an earlier signal could not be stored: resend from it"}
-		case j.probe:
-			ans = signal.Answer{Status: signal.StatusAlive, Last: decided}
-		default:
-			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			switch {
-			case j.put != nil:
-				if ans = r.store(ctx, j.m, j.put); ans.Status != signal.StatusRejected {
-					r.forgetRefused(ctx, j.put.ev, j.put.class)
-				}
-			case j.hold != nil:
-				if ans = r.hold(ctx, j.m, j.hold); ans.Status != signal.StatusRejected {
-					r.forgetRefused(ctx, j.hold.ev, j.hold.key.Class)
-				}
-			case j.keyHold != nil:
-				ans = r.keyHold(ctx, j.m, j.ev, j.keyHold)
-			case j.refuse != nil:
-				ans = r.refuse(ctx, j.m, j.ev, j.refuse)
-				if j.keep != "" {
-					r.keepRefused(ctx, j.m, j.ev, j.keep) // answered as before: refused
-				}
-			default:
-				ans = j.ans
-			}
-			cancel()
-			if j.seq != 0 {
-				if (j.put != nil || j.hold != nil) && ans.Status == signal.StatusRejected || j.idles {
-					// Not stored: void what was checked after it. Or
-					// the link idles (import.max_conditions.idle): what
-					// was handed over after it is sent again later.
-					if j.idles {
-						decided = max(decided, j.seq)
-					}
-					gen++
-					r.rb.Lock()
-					r.rb.gen, r.rb.epoch, r.rb.last = gen, epoch, decided
-					r.rb.Unlock()
-				} else if !(ans.Status == signal.StatusRejected && link.Retryable(ans.Reason)) {
-					decided = max(decided, j.seq) // a resend of a decided signal leaves it
-				}
-			}
-		}
-		if j.m.Reply != "" {
-			_ = signal.RespondAnswer(j.m, ans) // a lost answer makes the sender retry: a duplicate we drop
-		}
-	}
-}
-
 // settle finishes a job's checks, in link order: the settle stages,
 // which depend on the signals before it.
 func (r *Receiver) settle(j job) job {
@@ -705,16 +629,31 @@ func (r *Receiver) checkMaxConditions(ev *signal.Event, class string) error {
 	return nil
 }
 
-// store keeps an accepted signal.
+// store keeps an accepted signal, waiting for the write: what the
+// pipeline's end does between link messages (a release, a held signal
+// that could not be held); the link's own signals are written without
+// waiting (writes.go).
 func (r *Receiver) store(ctx context.Context, m *nats.Msg, p *putJob) signal.Answer {
-	ev, subj := p.ev, p.subj
-	dup, err := r.Store.Put(ctx, subj, ev.Key(), ev.Encode())
+	dup, err := r.Store.Put(ctx, p.subj, p.ev.Key(), p.ev.Encode())
 	if err != nil {
-		// Not the peer's fault: no dead letter. The sender keeps the
-		// signal and retries.
-		r.log.Error().Err(err).Str("type", ev.Type).Str("subject", ev.Subject).Msg("link: store unavailable")
-		return signal.Answer{Status: signal.StatusRejected, Reason: string(reject.Unavailable), Error: err.Error()}
+		return r.unstored(p.ev, err)
 	}
+	return r.stored(m, p, dup)
+}
+
+// unstored is the answer to a signal whose store write failed: "not
+// now". Not the peer's fault: no dead letter. The sender keeps the
+// signal and resends it.
+func (r *Receiver) unstored(ev *signal.Event, err error) signal.Answer {
+	r.log.Error().Err(err).Str("type", ev.Type).Str("subject", ev.Subject).Msg("link: store unavailable")
+	r.Observer.Rejected(observe.Rejection{Node: r.self, From: r.peer, Reason: reject.Unavailable, Detail: err.Error(), Event: ev})
+	return signal.Answer{Status: signal.StatusRejected, Reason: string(reject.Unavailable), Error: err.Error()}
+}
+
+// stored does what follows a signal's store write (dup: the store had it
+// already) and returns its answer.
+func (r *Receiver) stored(m *nats.Msg, p *putJob, dup bool) signal.Answer {
+	ev, subj := p.ev, p.subj
 	var lat time.Duration
 	if sent, err := strconv.ParseInt(m.Header.Get(link.HeaderSent), 10, 64); err == nil {
 		lat = time.Since(time.Unix(0, sent))

@@ -272,6 +272,23 @@ func (s *Store) PutAsync(subj, key string, body []byte) (jetstream.PubAckFuture,
 	return s.js.PublishMsgAsync(msg, s.stall)
 }
 
+// ErrNotConnected is what PutOrdered fails with while the store's
+// connection is away.
+var ErrNotConnected = errors.New("store connection away (reconnecting)")
+
+// PutOrdered is PutAsync for a writer whose writes must land in the
+// order it issues them (a peer's link, internal/inbound): while the
+// store's connection is away it fails at once with ErrNotConnected. Left
+// to PutAsync, such a write would wait in the client's reconnect buffer
+// and land after the reconnect, behind writes lost with the connection
+// that the writer then issues again.
+func (s *Store) PutOrdered(subj, key string, body []byte) (jetstream.PubAckFuture, error) {
+	if !s.js.Conn().IsConnected() {
+		return nil, fmt.Errorf("store %s: %w", subj, ErrNotConnected)
+	}
+	return s.PutAsync(subj, key, body)
+}
+
 // inputMsg is the message that stores a signal, with its header values
 // in the same allocation.
 type inputMsg struct {

@@ -1,0 +1,86 @@
+package node_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/reject"
+)
+
+// publishConditions publishes n congestion signals at nc, each of its own
+// condition (resource r<i>), and returns their ids in order: the
+// receiver keeps writes of distinct conditions in flight together.
+func publishConditions(t *testing.T, nc *nats.Conn, prefix string, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s-%03d", prefix, i)
+		ev := congestion("op-a", ids[i])
+		ev.Subject = fmt.Sprintf("vpn-acme/r%03d", i)
+		a := publish(t, nc, ev)
+		require.True(t, a.OK(), "%v", a)
+	}
+	return ids
+}
+
+// op-b writes a burst from op-a's link with many store writes in flight,
+// and its store connection is kicked in the middle of it: writes fail
+// with later ones in flight (some of which land). The receiver goes back
+// to the first failed one — answers it and every later one "not now",
+// rolls its last decided sequence back — and op-a resends from there:
+// every signal of the burst reaches op-b's consumers exactly once, in
+// link order.
+func TestReceiverStoreKickedMidBurstGoesBackN(t *testing.T) {
+	tb := newTally()
+	na, nb, proxy := linkedOpts(t, nil, []node.Option{node.WithObserver(tb)}, nil)
+	pa, err := na.Connect()
+	require.NoError(t, err)
+	t.Cleanup(pa.Close)
+	arr := watchArrivals(t, nb)
+	arr.waitAll(t, publishN(t, pa, "before", 1))
+
+	// A backlog at op-a, sent as one burst when the link is back.
+	cutLink(t, na, nb, proxy)
+	const n = 600
+	ids := publishConditions(t, pa, "burst", n)
+	proxy.Restore()
+	waitFor(t, 20*time.Second, func() error {
+		if !arr.has(ids[0]) {
+			return fmt.Errorf("the burst has not started")
+		}
+		return nil
+	})
+	kicks := 0
+	for range 4 {
+		if id, ok := tryConnID(nb, "anfed-node-store"); ok && nb.Server().DisconnectClientByID(id) == nil {
+			kicks++
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	arr.waitAll(t, ids)
+	time.Sleep(500 * time.Millisecond) // a duplicate would have come by now
+
+	arr.mu.Lock()
+	defer arr.mu.Unlock()
+	var order []string
+	for _, id := range arr.order {
+		if arr.ids[id] > 1 {
+			t.Errorf("%s arrived %d times", id, arr.ids[id])
+		}
+		if len(id) > 6 && id[:6] == "burst-" {
+			order = append(order, id)
+		}
+	}
+	assert.Equal(t, ids, order, "the burst in link order")
+	failed := tb.rejections("op-a", reject.Unavailable)
+	t.Logf("%d kicks of op-b's store connection; %d writes failed and were resent", kicks, failed)
+	require.Positive(t, kicks)
+	assert.Positive(t, failed, "a kick failed writes in flight")
+	assert.NoError(t, nb.Err())
+}
