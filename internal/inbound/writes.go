@@ -80,9 +80,40 @@ type end struct {
 	gen     uint64
 	epoch   string
 	decided uint64 // the last sequence decided for good, in epoch
-	q       []*write
+	// q holds the link messages settled and not answered yet, in link
+	// order: a ring of PipelineDepth, n of them from head; writes of
+	// them are writes.
+	q       []write
+	head, n int
+	writes  int
 	flight  map[string]int // store subjects with a write in q
 	timer   *time.Timer
+}
+
+// push queues w behind the others, once there is room.
+func (e *end) push(w write) {
+	e.await(len(e.q) - 1)
+	e.q[(e.head+e.n)%len(e.q)] = w
+	e.n++
+	if w.issued {
+		e.writes++
+		e.flight[w.subj]++
+	}
+}
+
+// pop takes the head out.
+func (e *end) pop() write {
+	w := e.q[e.head]
+	e.q[e.head] = write{}
+	e.head = (e.head + 1) % len(e.q)
+	e.n--
+	if w.issued {
+		e.writes--
+		if e.flight[w.subj]--; e.flight[w.subj] <= 0 {
+			delete(e.flight, w.subj)
+		}
+	}
+	return w
 }
 
 // complete is the pipeline's end: it settles the link's messages, writes
@@ -91,7 +122,7 @@ type end struct {
 // limit.
 func (r *Receiver) complete(ctx context.Context) {
 	defer close(r.finished)
-	e := &end{r: r, ctx: ctx, flight: map[string]int{}, timer: time.NewTimer(time.Hour)}
+	e := &end{r: r, ctx: ctx, q: make([]write, PipelineDepth), flight: map[string]int{}, timer: time.NewTimer(time.Hour)}
 	e.timer.Stop()
 	for {
 		j, ok := e.next()
@@ -106,25 +137,10 @@ func (r *Receiver) complete(ctx context.Context) {
 // next returns the next job, answering meanwhile the writes in flight as
 // they are acknowledged.
 func (e *end) next() (job, bool) {
-	for len(e.q) > 0 {
-		h := e.q[0]
-		if h.ok == nil {
-			e.finish(nil, h.err)
-			continue
-		}
-		e.timer.Reset(time.Until(h.at.Add(writeTimeout)))
-		select {
-		case j, ok := <-e.r.jobs:
-			e.timer.Stop()
+	for e.n > 0 {
+		if j, ok, got := e.step(e.r.jobs); got {
 			return j, ok
-		case ack := <-h.ok:
-			e.finish(ack, nil)
-		case err := <-h.fail:
-			e.finish(nil, err)
-		case <-e.timer.C:
-			e.finish(nil, errWriteTimeout)
 		}
-		e.timer.Stop()
 	}
 	j, ok := <-e.r.jobs
 	return j, ok
@@ -132,27 +148,31 @@ func (e *end) next() (job, bool) {
 
 // await answers the head until at most n link messages wait.
 func (e *end) await(n int) {
-	for len(e.q) > n {
-		e.finishHead()
+	for e.n > n {
+		e.step(nil)
 	}
 }
 
 // awaitSubject answers the head until no write to subj is in flight.
 func (e *end) awaitSubject(subj string) {
 	for e.flight[subj] > 0 {
-		e.finishHead()
+		e.step(nil)
 	}
 }
 
-// finishHead waits for the head's write and answers it.
-func (e *end) finishHead() {
-	h := e.q[0]
+// step waits for the head's write and answers it, unless a job comes
+// from jobs first (got): then it returns that job.
+func (e *end) step(jobs <-chan job) (j job, ok, got bool) {
+	h := &e.q[e.head]
 	if h.ok == nil {
 		e.finish(nil, h.err)
-		return
+		return j, false, false
 	}
 	e.timer.Reset(time.Until(h.at.Add(writeTimeout)))
+	defer e.timer.Stop()
 	select {
+	case j, ok = <-jobs: // nil: never
+		return j, ok, true
 	case ack := <-h.ok:
 		e.finish(ack, nil)
 	case err := <-h.fail:
@@ -160,23 +180,15 @@ func (e *end) finishHead() {
 	case <-e.timer.C:
 		e.finish(nil, errWriteTimeout)
 	}
-	e.timer.Stop()
+	return j, false, false
 }
 
 // finish takes the head out and answers it: ack is its write's
 // acknowledgement, err its failure.
 func (e *end) finish(ack *jetstream.PubAck, err error) {
-	h := e.q[0]
-	e.q[0] = nil
-	e.q = e.q[1:]
-	if len(e.q) == 0 {
-		e.q = e.q[:0:0]
-	}
+	h := e.pop()
 	ans := h.ans
 	if p := h.j.put; h.issued {
-		if e.flight[h.subj]--; e.flight[h.subj] <= 0 {
-			delete(e.flight, h.subj)
-		}
 		switch {
 		case err == nil:
 			// Stored, even when an earlier write failed: what
@@ -255,30 +267,31 @@ func (e *end) take(j job) {
 
 // queue answers j with ans in its turn: now if nothing is in flight.
 func (e *end) queue(j job, ans signal.Answer) {
-	if len(e.q) == 0 {
+	if e.n == 0 {
 		e.answer(j, ans)
 		return
 	}
-	e.q = append(e.q, &write{j: j, ans: ans})
+	e.push(write{j: j, ans: ans})
 }
 
 // put issues j's store write, once fewer than MaxWrites are in flight.
 func (e *end) put(j job) {
-	e.await(MaxWrites - 1)
+	for e.writes >= MaxWrites {
+		e.step(nil)
+	}
 	if j.gen != e.gen {
 		e.queue(j, j.ans) // a write before it failed meanwhile
 		return
 	}
 	p := j.put
-	w := &write{j: j, issued: true, subj: p.subj, at: time.Now()}
+	w := write{j: j, issued: true, subj: p.subj, at: time.Now()}
 	fut, err := e.r.Store.PutOrdered(p.subj, p.ev.Key(), p.ev.Encode())
 	if err != nil {
 		w.err = err
 	} else {
 		w.ok, w.fail = fut.Ok(), fut.Err()
 	}
-	e.q = append(e.q, w)
-	e.flight[p.subj]++
+	e.push(w)
 	if err != nil {
 		e.await(0) // go back to it now: nothing more is written meanwhile
 	}

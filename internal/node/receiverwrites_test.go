@@ -5,29 +5,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/reject"
+	"github.com/anfed/anfed/internal/signal"
 )
-
-// publishConditions publishes n congestion signals at nc, each of its own
-// condition (resource r<i>), and returns their ids in order: the
-// receiver keeps writes of distinct conditions in flight together.
-func publishConditions(t *testing.T, nc *nats.Conn, prefix string, n int) []string {
-	t.Helper()
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("%s-%03d", prefix, i)
-		ev := congestion("op-a", ids[i])
-		ev.Subject = fmt.Sprintf("vpn-acme/r%03d", i)
-		a := publish(t, nc, ev)
-		require.True(t, a.OK(), "%v", a)
-	}
-	return ids
-}
 
 // op-b writes a burst from op-a's link with many store writes in flight,
 // and its store connection is kicked in the middle of it: writes fail
@@ -48,7 +32,14 @@ func TestReceiverStoreKickedMidBurstGoesBackN(t *testing.T) {
 	// A backlog at op-a, sent as one burst when the link is back.
 	cutLink(t, na, nb, proxy)
 	const n = 600
-	ids := publishConditions(t, pa, "burst", n)
+	// Each of its own condition: the receiver keeps writes of distinct
+	// conditions in flight together.
+	i := 0
+	ids := publishEach(t, "burst", n, func(ev *signal.Event) signal.Answer {
+		ev.Subject = fmt.Sprintf("vpn-acme/r%03d", i)
+		i++
+		return publish(t, pa, ev)
+	})
 	proxy.Restore()
 	waitFor(t, 20*time.Second, func() error {
 		if !arr.has(ids[0]) {
@@ -79,7 +70,8 @@ func TestReceiverStoreKickedMidBurstGoesBackN(t *testing.T) {
 	}
 	assert.Equal(t, ids, order, "the burst in link order")
 	failed := tb.rejections("op-a", reject.Unavailable)
-	t.Logf("%d kicks of op-b's store connection; %d writes failed and were resent", kicks, failed)
+	t.Logf("%d kicks of op-b's store connection: %d go-back-N (a failed write answered not now, with all after it); %d resends answered duplicate (stored, their answer lost)",
+		kicks, failed, tb.rejections("op-a", reject.Duplicate))
 	require.Positive(t, kicks)
 	assert.Positive(t, failed, "a kick failed writes in flight")
 	assert.NoError(t, nb.Err())
