@@ -37,7 +37,10 @@ import (
 // acknowledged. So a failed write can let a later signal of another
 // condition into the store before it, never a later signal of its own
 // condition: the condition table, which follows the store's order, sees
-// each condition's signals in link order. Everything else the end does
+// each condition's signals in link order. A lost store connection lets
+// no later signal in at all, but for a race of microseconds: the client
+// drops its unflushed bytes and fails every write in flight, and
+// PutOrdered issues none while it reconnects. Everything else the end does
 // (holds, dead letters, releases, refreshes, a change of the sender's
 // store epoch) waits for the writes in flight first, as before.
 
