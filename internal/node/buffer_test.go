@@ -135,6 +135,14 @@ func cutWithOneInFlight(t *testing.T, edit func(*config.Buffer), optsA ...node.O
 	t.Cleanup(pa.Close)
 	arr = watchArrivals(t, nb)
 	arr.waitAll(t, publishN(t, pa, "before", 3))
+	// op-b's answers too: a signal at op-b's consumers may not be
+	// answered yet, and one unanswered at the cut waits with the rest.
+	waitFor(t, 10*time.Second, func() error {
+		if bl := peerState(t, na, "op-b").Backlog; bl != 0 {
+			return fmt.Errorf("%d signals unanswered", bl)
+		}
+		return nil
+	})
 	cutLink(t, na, nb, proxy)
 	inFlight = publishN(t, pa, "inflight", 1)
 	time.Sleep(200 * time.Millisecond)
