@@ -47,6 +47,9 @@ type Storer interface {
 	// It fails at once, rather than hold the write for later, while the
 	// store cannot take it in order (store.Store.PutOrdered).
 	PutOrdered(subj, key string, body []byte) (jetstream.PubAckFuture, error)
+	// Reconnects counts the store connection's reconnections: writes
+	// issued on it before one may be lost.
+	Reconnects() uint64
 	DeadLetter(ctx context.Context, from, reason, detail string, hdr nats.Header, body []byte) error
 }
 

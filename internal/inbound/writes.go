@@ -39,8 +39,9 @@ import (
 // condition: the condition table, which follows the store's order, sees
 // each condition's signals in link order. A lost store connection lets
 // no later signal in at all, but for a race of microseconds: the client
-// drops its unflushed bytes and fails every write in flight, and
-// PutOrdered issues none while it reconnects. Everything else the end does
+// drops its unflushed bytes and fails every write in flight, PutOrdered
+// issues none while it reconnects, and once it is back none is issued
+// before the writes in flight on the lost one are answered. Everything else the end does
 // (holds, dead letters, releases, refreshes, a change of the sender's
 // store epoch) waits for the writes in flight first, as before.
 
@@ -89,6 +90,7 @@ type end struct {
 	q       []write
 	head, n int
 	writes  int
+	conn    uint64         // the store connection's reconnects when they were issued
 	flight  map[string]int // store subjects with a write in q
 	timer   *time.Timer
 }
@@ -170,6 +172,15 @@ func (e *end) step(jobs <-chan job) (j job, ok, got bool) {
 	if h.ok == nil {
 		e.finish(nil, h.err)
 		return j, false, false
+	}
+	select { // what is answered goes first: a failure before a new write
+	case ack := <-h.ok:
+		e.finish(ack, nil)
+		return j, false, false
+	case err := <-h.fail:
+		e.finish(nil, err)
+		return j, false, false
+	default:
 	}
 	e.timer.Reset(time.Until(h.at.Add(writeTimeout)))
 	defer e.timer.Stop()
@@ -282,10 +293,18 @@ func (e *end) put(j job) {
 	for e.writes >= MaxWrites {
 		e.step(nil)
 	}
+	conn := e.r.Store.Reconnects()
+	if e.writes > 0 && conn != e.conn {
+		// The store connection was lost since the writes in flight
+		// were issued: some may be lost. Their answers first, so this
+		// one cannot land before the resend of a lost one.
+		e.await(0)
+	}
 	if j.gen != e.gen {
 		e.queue(j, j.ans) // a write before it failed meanwhile
 		return
 	}
+	e.conn = conn
 	p := j.put
 	w := write{j: j, issued: true, subj: p.subj, at: time.Now()}
 	fut, err := e.r.Store.PutOrdered(p.subj, p.ev.Key(), p.ev.Encode())

@@ -289,6 +289,10 @@ func (s *Store) PutOrdered(subj, key string, body []byte) (jetstream.PubAckFutur
 	return s.PutAsync(subj, key, body)
 }
 
+// Reconnects counts the store connection's reconnections (PutOrdered's
+// writes in flight on it before one may be lost).
+func (s *Store) Reconnects() uint64 { return s.js.Conn().Stats().Reconnects }
+
 // inputMsg is the message that stores a signal, with its header values
 // in the same allocation.
 type inputMsg struct {
