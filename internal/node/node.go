@@ -218,7 +218,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.ops, err = n.connectOwn("intake", natsconf.OpsAccount, "anfed-node-ops"); err != nil {
 		return err
 	}
-	if n.storeConn, err = n.connectOwn("store", natsconf.OpsAccount, "anfed-node-store"); err != nil {
+	// No reconnect buffer on the store's connection: a write made while it
+	// is away fails at once (intake answers unavailable; the receiver goes
+	// back to it) instead of waiting in the client and landing after the
+	// writes lost with the old connection, out of link order.
+	if n.storeConn, err = n.connectOwn("store", natsconf.OpsAccount, "anfed-node-store", nats.ReconnectBufSize(-1)); err != nil {
 		return err
 	}
 	if n.condConn, err = n.connectOwn("conditions", natsconf.OpsAccount, "anfed-node-conditions"); err != nil {
