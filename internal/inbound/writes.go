@@ -38,9 +38,10 @@ import (
 // condition into the store before it, never a later signal of its own
 // condition: the condition table, which follows the store's order, sees
 // each condition's signals in link order. A lost store connection lets
-// no later signal in at all, but for a race of microseconds: the client
-// drops its unflushed bytes and fails every write in flight, PutOrdered
-// issues none while it reconnects, and once it is back none is issued
+// no later signal in at all: the client drops its unflushed bytes and
+// fails every write in flight, the store's connection has no reconnect
+// buffer (a write in the instant before the client notices the loss
+// fails), PutOrdered issues none while it reconnects, and once it is back none is issued
 // before the writes in flight on the lost one are answered. Everything else the end does
 // (holds, dead letters, releases, refreshes, a change of the sender's
 // store epoch) waits for the writes in flight first, as before.
