@@ -24,7 +24,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	burst := fs.Int("burst", -1, "signals the burst rows publish at once (default 100000, 10000 with --quick; 0: no burst rows)")
 	scale := fs.Bool("scale", false, "add the scaling runs: peers 1→64, active conditions 1k→1M, payload 256 B (asked; the smallest valid signal, 505 B, is sent) →16 KB")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of one row (--profile-row) to this file")
-	profileRow := fs.String("profile-row", bench.RowCross, "the row --cpuprofile profiles, e.g. "+bench.RowLink+" or "+bench.RowSigned)
+	traceFile := fs.String("trace", "", "write a runtime/trace execution trace of the measured part of one row (--profile-row) to this file; read it with go tool trace")
+	profileRow := fs.String("profile-row", bench.RowCross, "the row --cpuprofile and --trace take, e.g. "+bench.RowLink+", "+bench.RowSigned+" or "+bench.Paced(bench.RowStream, bench.Defaults.Rate))
 	lf := addLogFlags(fs, "error")
 	*lf.format = "console"
 	if err := fs.Parse(args); err != nil {
@@ -55,14 +56,21 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "anfed bench: --profile-row:", err)
 		return exitUsage
 	}
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
+	// The CPU profile and the execution trace, each to its file if asked.
+	for _, out := range []struct {
+		name string
+		to   *io.Writer
+	}{{*cpuprofile, &o.CPUProfile}, {*traceFile, &o.Trace}} {
+		if out.name == "" {
+			continue
+		}
+		f, err := os.Create(out.name)
 		if err != nil {
 			fmt.Fprintln(stderr, "anfed bench:", err)
 			return exitUsage
 		}
 		defer f.Close()
-		o.CPUProfile = f
+		*out.to = f
 	}
 	rep, runErr := bench.Run(ctx, o)
 	if *asJSON {

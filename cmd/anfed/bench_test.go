@@ -20,8 +20,8 @@ func TestBenchQuickReportsEveryRow(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs every benchmark row for 0.3 s")
 	}
-	prof := filepath.Join(t.TempDir(), "link.pprof")
-	code, stdout, stderr := runCmd("bench", "--quick", "--json", "--duration", "300ms", "--burst", "2000", "--cpuprofile", prof, "--profile-row", bench.RowLink)
+	prof, tr := filepath.Join(t.TempDir(), "link.pprof"), filepath.Join(t.TempDir(), "link.trace")
+	code, stdout, stderr := runCmd("bench", "--quick", "--json", "--duration", "300ms", "--burst", "2000", "--cpuprofile", prof, "--trace", tr, "--profile-row", bench.RowLink)
 	require.Equal(t, exitOK, code, "stderr:\n%s", stderr)
 	assert.Contains(t, stderr, "bench: "+bench.RowCross, "progress goes to stderr")
 
@@ -47,6 +47,16 @@ func TestBenchQuickReportsEveryRow(t *testing.T) {
 		assert.Positive(t, r.Cores, r.Name)
 		assert.Zero(t, r.Lost, r.Name)
 		assert.Zero(t, r.Failed, r.Name)
+		if strings.Contains(r.Name, "@") {
+			// A paced row says what the runtime saw: goroutines
+			// waited runnable at least once in the measured part.
+			assert.Positive(t, r.Rate, r.Name)
+			assert.Positive(t, r.SchedMax, r.Name)
+			assert.GreaterOrEqual(t, r.SchedMax, r.SchedP99, r.Name)
+			assert.GreaterOrEqual(t, r.GCPauseMax, r.GCPauseP99, r.Name)
+		} else {
+			assert.Zero(t, r.Rate, r.Name)
+		}
 	}
 	assert.Equal(t, bench.RowRawNATS, rep.Row(bench.RowLink).Ceiling)
 	assert.Positive(t, rep.Row(bench.RowLink).Ratio)
@@ -64,6 +74,10 @@ func TestBenchQuickReportsEveryRow(t *testing.T) {
 	require.NoError(t, err)
 	require.Greater(t, len(b), 2)
 	assert.Equal(t, []byte{0x1f, 0x8b}, b[:2], "a pprof profile (gzip)")
+	b, err = os.ReadFile(tr)
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(b), "go 1."), "a runtime/trace execution trace: %q", b[:min(len(b), 16)])
+	assert.Greater(t, len(b), 1000, "the trace holds the row's events")
 
 	require.Len(t, rep.Targets, 17)
 	for _, tg := range rep.Targets[:15] {

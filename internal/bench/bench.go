@@ -97,8 +97,11 @@ type Options struct {
 	// CPUProfile receives a CPU profile of the row named ProfileRow
 	// (nil: none).
 	CPUProfile io.Writer
-	// ProfileRow names the profiled row, one of Rows but sign+verify
-	// ("": anfed-cross).
+	// Trace receives a runtime/trace execution trace of the measured
+	// part of the row named ProfileRow (nil: none).
+	Trace io.Writer
+	// ProfileRow names the profiled (and traced) row, one of Rows but
+	// sign+verify ("": anfed-cross).
 	ProfileRow string
 	// Log receives the nodes' logs (default: none).
 	Log zerolog.Logger
@@ -150,6 +153,18 @@ type Row struct {
 	// on something other than this process's CPU (a disk flush, a
 	// timer, other processes on the machine).
 	Cores float64 `json:"cores"`
+	// The Go runtime's view of the measured part (runtime/metrics,
+	// runtail.go), in µs: SchedP99 and SchedMax are how long goroutines
+	// waited runnable before they ran (p99, and the top of the highest
+	// non-empty bucket), GCPauseP99 and GCPauseMax the GC's
+	// stop-the-world pauses, GCCycles the collections that ended.
+	SchedP99   float64 `json:"sched_p99_us"`
+	SchedMax   float64 `json:"sched_max_us"`
+	GCPauseP99 float64 `json:"gc_pause_p99_us"`
+	GCPauseMax float64 `json:"gc_pause_max_us"`
+	GCCycles   uint64  `json:"gc_cycles"`
+	// Rate is the pace of a paced row, signals/s (0: not paced).
+	Rate int `json:"rate,omitempty"`
 	// Stages is, for a layer row, the time of each stage of the node's
 	// stage lists per signal: one signal at a time, no NATS.
 	Stages []StageTime `json:"stages,omitempty"`
@@ -244,15 +259,16 @@ func (o *Options) fill() {
 	}
 }
 
-// spec is base with the CPU profile attached if row is the profiled one.
+// spec is base with the CPU profile and the execution trace attached if
+// row is the profiled one.
 func (o *Options) spec(row string, base spec) spec {
 	if row == o.ProfileRow {
-		base.profile = o.CPUProfile
+		base.profile, base.trace = o.CPUProfile, o.Trace
 	}
 	return base
 }
 
-// CheckProfileRow says whether row can be profiled: every row but
+// CheckProfileRow says whether row can be profiled or traced: every row but
 // sign+verify, which does not run through the measured flow.
 func CheckProfileRow(row string, rate int) error {
 	for _, r := range Rows(rate) {
@@ -297,8 +313,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return err
 		}
 		rep.Rows = append(rep.Rows, r)
-		say("%-22s %9.0f signals/s  p50 %7.0f µs  p99 %7.0f µs  CPU %5.1f µs/signal  %5.1f allocs/signal  window %d %s",
-			r.Name, r.PerSec, r.P50, r.P99, r.CPUPerSignal, r.AllocsPerSignal, r.Window, r.Refused)
+		say("%-22s %9.0f signals/s  p50 %7.0f µs  p99 %7.0f µs  CPU %5.1f µs/signal  %5.1f allocs/signal  window %d %s%s",
+			r.Name, r.PerSec, r.P50, r.P99, r.CPUPerSignal, r.AllocsPerSignal, r.Window, r.Refused, r.runtimeNote(" "))
 		return nil
 	}
 

@@ -11,12 +11,14 @@ import (
 	"time"
 )
 
-// meter reads the process's CPU time (getrusage, user+sys, all threads)
-// and Go allocations (runtime.MemStats.Mallocs) at the start of a row.
+// meter reads the process's CPU time (getrusage, user+sys, all threads),
+// Go allocations (runtime.MemStats.Mallocs) and the runtime's tail
+// metrics (runtail.go) at the start of a row.
 type meter struct {
 	start  time.Time
 	cpu    time.Duration
 	allocs uint64
+	rt     runtimeSample
 }
 
 func cpuTime() time.Duration {
@@ -30,7 +32,7 @@ func cpuTime() time.Duration {
 func startMeter() meter {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return meter{start: time.Now(), cpu: cpuTime(), allocs: ms.Mallocs}
+	return meter{start: time.Now(), cpu: cpuTime(), allocs: ms.Mallocs, rt: readRuntime()}
 }
 
 // per returns CPU microseconds and allocations per signal since the start.
@@ -179,12 +181,15 @@ type snapshot struct {
 	elapsed        time.Duration
 	cpuUs, allocs  float64
 	p50, p99, p999 float64
+	rt             runtimeTail // the runtime's view of the same span
+	rate           int         // the row's pace, signals/s (0: not paced)
 }
 
 func (f *flow) snapshot(m meter, end time.Time) snapshot {
 	n := int(f.arrived.Load())
 	s := snapshot{arrived: n, elapsed: end.Sub(m.start)}
 	s.cpuUs, s.allocs = m.per(n)
+	s.rt = readRuntime().since(m.rt)
 	f.mu.Lock()
 	s.p50, s.p99, s.p999 = percentiles(f.lat)
 	f.mu.Unlock()
@@ -202,7 +207,9 @@ func (f *flow) row(r *Row, s snapshot) {
 	r.CPUPerSignal, r.AllocsPerSignal = s.cpuUs, s.allocs
 	r.Cores = r.CPUPerSignal * r.PerSec / 1e6
 	r.P50, r.P99, r.P999 = s.p50, s.p99, s.p999
-	r.Window = cap(f.tokens)
+	r.Window, r.Rate = cap(f.tokens), s.rate
+	r.SchedP99, r.SchedMax = s.rt.schedP99, s.rt.schedMax
+	r.GCPauseP99, r.GCPauseMax, r.GCCycles = s.rt.pauseP99, s.rt.pauseMax, s.rt.gcCycles
 	if f.burst {
 		r.DrainMs = float64(s.elapsed) / 1e6
 	}

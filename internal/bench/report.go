@@ -33,6 +33,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintln(w)
 		}
 	}
+	for _, x := range r.Rows {
+		if n := x.runtimeNote(""); n != "" {
+			fmt.Fprintf(w, "runtime during %s (measured part): %s\n", x.Name, n)
+		}
+	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprint(tw, "target\twant\tmeasured\tmet\tnote\n")
@@ -69,6 +74,16 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// runtimeNote is, for a paced row, what the Go runtime saw while it was
+// measured (runtail.go), after prefix; "" for other rows.
+func (x *Row) runtimeNote(prefix string) string {
+	if x.Rate == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%srunnable-wait p99 %.0f µs max %.0f µs, GC pause p99 %.0f µs max %.0f µs, %d GC cycles",
+		prefix, x.SchedP99, x.SchedMax, x.GCPauseP99, x.GCPauseMax, x.GCCycles)
 }
 
 func writeRows(tw io.Writer, header string, rows []Row) {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,6 +37,7 @@ type spec struct {
 	window  int           // most signals unfinished at once
 	warm    time.Duration // sent, and waited for, before measuring
 	profile io.Writer     // CPU profile of the measured part, if set
+	trace   io.Writer     // execution trace of the measured part, if set
 }
 
 // sink routes arrivals to the flow being measured (none during setup).
@@ -124,10 +126,21 @@ func measure(ctx context.Context, s *sink, sp spec, publish func() error) (*flow
 			return nil, snapshot{}, err
 		}
 	}
+	if sp.trace != nil {
+		if err := trace.Start(sp.trace); err != nil {
+			if sp.profile != nil {
+				pprof.StopCPUProfile()
+			}
+			return nil, snapshot{}, fmt.Errorf("execution trace: %w", err)
+		}
+	}
 	err := f.drive(ctx, sp.d, sp.count, sp.rate, publish)
 	var snap snapshot
 	if sp.count == 0 {
 		snap = f.snapshot(m, time.Now())
+	}
+	if sp.trace != nil {
+		trace.Stop()
 	}
 	if sp.profile != nil {
 		pprof.StopCPUProfile()
@@ -138,6 +151,7 @@ func measure(ctx context.Context, s *sink, sp spec, publish func() error) (*flow
 	if sp.count > 0 {
 		snap = f.snapshot(m, time.Unix(0, f.last.Load()))
 	}
+	snap.rate = sp.rate
 	return f, snap, err
 }
 
