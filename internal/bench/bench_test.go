@@ -225,16 +225,20 @@ func TestLayerRows(t *testing.T) {
 	})
 }
 
-// Only the row named ProfileRow gets the CPU profile.
+// Only the row named ProfileRow gets the CPU profile and the execution
+// trace.
 func TestProfileRow(t *testing.T) {
-	o := Options{CPUProfile: io.Discard, ProfileRow: RowLink}
+	o := Options{CPUProfile: io.Discard, Trace: io.Discard, ProfileRow: RowLink}
 	o.fill()
 	assert.NotNil(t, o.spec(RowLink, spec{}).profile)
+	assert.NotNil(t, o.spec(RowLink, spec{}).trace)
 	assert.Nil(t, o.spec(RowCross, spec{}).profile)
+	assert.Nil(t, o.spec(RowCross, spec{}).trace)
 	o = Options{CPUProfile: io.Discard}
 	o.fill()
 	assert.NotNil(t, o.spec(RowCross, spec{}).profile, "anfed-cross by default")
 	require.NoError(t, CheckProfileRow(Paced(RowSigned, 5000), 5000))
+	require.NoError(t, CheckProfileRow(Paced(RowStream, 5000), 5000))
 	require.Error(t, CheckProfileRow(RowSignVerify, 5000))
 	require.Error(t, CheckProfileRow("anfed-nothing", 5000))
 }
