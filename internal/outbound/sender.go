@@ -131,6 +131,10 @@ type SenderConfig struct {
 	// caller resumes the consumer from its acknowledgement floor. nil:
 	// not watched.
 	Reconnects func() uint64
+	// WatchVoid makes Run look for deliveries made into the void in its
+	// first 30 s (voidDelivered). Only where the consumer's state is
+	// read from the server that keeps it (not a cluster mid-election).
+	WatchVoid bool
 	// Held reports whether this process may still send on the link: with
 	// several processes of one operator, only the holder of the link's
 	// lease does, and a holder whose lease ran out sends nothing more
@@ -674,7 +678,7 @@ const voidWatch = 30 * time.Second
 func (s *Sender) voidDelivered(ctx context.Context, room bool, held int) bool {
 	idle := s.lastDelivery == s.tickDelivery
 	s.tickDelivery = s.lastDelivery
-	if time.Since(s.runStart) > voidWatch || !room || !idle || s.holding.Load() {
+	if !s.cfg.WatchVoid || time.Since(s.runStart) > voidWatch || !room || !idle || s.holding.Load() {
 		s.void = 0
 		return false
 	}
