@@ -22,6 +22,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	rate := fs.Int("rate", bench.Defaults.Rate, "signals/s of the paced latency row")
 	window := fs.Int("window", bench.Defaults.Window, "signals unfinished at once in the saturated rows")
 	burst := fs.Int("burst", -1, "signals the burst rows publish at once (default 100000, 10000 with --quick; 0: no burst rows)")
+	rounds := fs.Int("rounds", bench.Defaults.Rounds, "paired rounds of anfed-cross and raw-sourcing-signed measured alternately (0: none); the throughput and CPU targets take their median")
 	scale := fs.Bool("scale", false, "add the scaling runs: peers 1→64, active conditions 1k→1M, payload 256 B (asked; the smallest valid signal, 505 B, is sent) →16 KB")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of one row (--profile-row) to this file")
 	traceFile := fs.String("trace", "", "write a runtime/trace execution trace of the measured part of one row (--profile-row) to this file; read it with go tool trace")
@@ -51,6 +52,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *burst >= 0 {
 		o.Burst = *burst
 	}
+	o.Rounds = *rounds
 	o.Progress, o.Log, o.ProfileRow = stderr, log, *profileRow
 	if err := bench.CheckProfileRow(o.ProfileRow, o.Rate); err != nil {
 		fmt.Fprintln(stderr, "anfed bench: --profile-row:", err)

@@ -88,6 +88,12 @@ type Options struct {
 	// Burst is how many signals the burst rows publish at once (0: no
 	// burst rows): anfed-cross and its ceiling each drain the same burst.
 	Burst int
+	// Rounds is how many times anfed-cross and raw-sourcing-signed are
+	// measured again, alternately, on pairs running side by side (0: not):
+	// the throughput and CPU targets take the median of the rounds'
+	// ratios, so that a disk whose flush rate drifts between two rows
+	// minutes apart does not decide them (paired.go).
+	Rounds int
 	// Scale adds the scaling runs (peers, conditions, payload size).
 	Scale bool
 	// Quick shortens the scaling runs' steps.
@@ -109,8 +115,8 @@ type Options struct {
 
 // Defaults of a run; Quick is what `anfed bench --quick` uses.
 var (
-	Defaults = Options{Duration: 5 * time.Second, Size: 1024, Rate: 5000, Window: 1024, Burst: 100_000}
-	Quick    = Options{Duration: 1500 * time.Millisecond, Size: 1024, Rate: 5000, Window: 1024, Burst: 10_000, Quick: true}
+	Defaults = Options{Duration: 5 * time.Second, Size: 1024, Rate: 5000, Window: 1024, Burst: 100_000, Rounds: 3}
+	Quick    = Options{Duration: 1500 * time.Millisecond, Size: 1024, Rate: 5000, Window: 1024, Burst: 10_000, Rounds: 3, Quick: true}
 )
 
 // StageTime is one stage's time per signal (side/name: intake,
@@ -221,6 +227,7 @@ type Report struct {
 	Sync     string        `json:"sync"`
 	Window   int           `json:"window"`
 	Rows     []Row         `json:"rows"`
+	Paired   []Round       `json:"paired,omitempty"`
 	Targets  []Target      `json:"targets"`
 	Scale    *ScaleReport  `json:"scale,omitempty"`
 }
@@ -365,6 +372,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err == nil && o.Burst > 0 {
 		say("%s: %d signals at once", Burst(RowCross), o.Burst)
 		err = add(cross(ctx, e, p, tpl, Burst(RowCross), o.spec(Burst(RowCross), burst(o.Burst))))
+	}
+	if err == nil && o.Rounds > 0 {
+		rep.Paired, err = runRounds(ctx, e, p, tpl, o.Rounds, sat, say)
 	}
 	p.stop()
 	if err != nil {

@@ -228,12 +228,21 @@ func ceilingTargets(r *Report, o Options) []Target {
 		return nil
 	}
 	tp, cpu := x.PerSec/c.PerSec, x.CPUPerSignal/c.CPUPerSignal
+	tpNote := fmt.Sprintf("%.0f ÷ %.0f signals/s", x.PerSec, c.PerSec)
+	cpuNote := fmt.Sprintf("%.1f ÷ %.1f µs/signal", x.CPUPerSignal, c.CPUPerSignal)
+	if pt, pc, note, ok := pairedMedians(r.Paired); ok {
+		// The rounds measure both sides seconds apart: they decide; the
+		// table's rows, minutes apart, are shown beside them.
+		tpNote = fmt.Sprintf("%s; the table's rows: %.3f", note, tp)
+		cpuNote = fmt.Sprintf("median of %d paired rounds; the table's rows: %s", len(r.Paired), cpuNote)
+		tp, cpu = pt, pc
+	}
 	sync := ", sync " + o.Sync
 	ts := []Target{
 		{Name: "durable path (anfed-cross) vs " + RowRawSourcingSigned + sync, Want: "≥ 0.80", Unit: "ratio", Measured: tp, Met: tp >= ceilingThroughput, Measure: true,
-			Note: fmt.Sprintf("%.0f ÷ %.0f signals/s", x.PerSec, c.PerSec)},
+			Note: tpNote},
 		{Name: "CPU per signal, anfed-cross ÷ " + RowRawSourcingSigned + sync, Want: "≤ 1.5", Unit: "×", Measured: cpu, Met: cpu <= ceilingCPU, Measure: true,
-			Note: fmt.Sprintf("%.1f ÷ %.1f µs/signal", x.CPUPerSignal, c.CPUPerSignal)},
+			Note: cpuNote},
 		{Name: "allocations per signal, anfed-cross" + sync, Want: "≤ 150", Unit: "allocs", Measured: x.AllocsPerSignal, Met: x.AllocsPerSignal <= ceilingAllocs, Measure: true,
 			Note: fmt.Sprintf("%s: %.1f", RowRawSourcingSigned, c.AllocsPerSignal)},
 	}

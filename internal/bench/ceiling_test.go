@@ -92,3 +92,45 @@ func TestCeilingTargets(t *testing.T) {
 	assert.False(t, ceilingTargets(rep, Options{Sync: "2m", Rate: 5000})[4].Met, "a rate not sustained misses the target")
 	assert.Empty(t, ceilingTargets(&Report{Rows: rep.Rows[:1]}, Options{}), "no ceiling row, no target")
 }
+
+// With paired rounds, the throughput and CPU targets take the median of
+// the rounds' ratios, not the table's rows measured minutes apart.
+func TestCeilingTargetsPaired(t *testing.T) {
+	rep := &Report{Rows: []Row{
+		{Name: RowCross, PerSec: 1000, CPUPerSignal: 600},
+		{Name: RowRawSourcingSigned, PerSec: 2000, CPUPerSignal: 300},
+	}, Paired: []Round{
+		{Cross: 1900, Ceiling: 2000, Ratio: 0.95, CPURatio: 1.2},
+		{Cross: 700, Ceiling: 1000, Ratio: 0.70, CPURatio: 1.6},
+		{Cross: 1700, Ceiling: 2000, Ratio: 0.85, CPURatio: 1.4},
+	}}
+	ts := ceilingTargets(rep, Options{Sync: "always"})
+	assert.InDelta(t, 0.85, ts[0].Measured, 1e-9, "the median round, not the rows' 0.5")
+	assert.True(t, ts[0].Met)
+	assert.Contains(t, ts[0].Note, "median of 3 paired rounds (1900÷2000, 700÷1000, 1700÷2000 signals/s); the table's rows: 0.500")
+	assert.InDelta(t, 1.4, ts[1].Measured, 1e-9)
+	assert.True(t, ts[1].Met)
+	rep.Paired = rep.Paired[:2]
+	assert.InDelta(t, 0.825, ceilingTargets(rep, Options{Sync: "always"})[0].Measured, 1e-9, "an even count: the mean of the middle two")
+}
+
+// The rounds alternate which side goes first and measure both on the
+// running pairs.
+func TestRunRounds(t *testing.T) {
+	ctx := context.Background()
+	e, tpl := testEnv(t)
+	p, err := e.startPair(ctx, 0)
+	require.NoError(t, err)
+	defer p.stop()
+	rs, err := runRounds(ctx, e, p, tpl, 2, spec{count: 200, window: 64}, func(string, ...any) {})
+	require.NoError(t, err)
+	require.Len(t, rs, 2)
+	assert.Equal(t, RowRawSourcingSigned, rs[0].First)
+	assert.Equal(t, RowCross, rs[1].First)
+	for _, r := range rs {
+		assert.Positive(t, r.Cross)
+		assert.Positive(t, r.Ceiling)
+		assert.InDelta(t, r.Cross/r.Ceiling, r.Ratio, 1e-9)
+		assert.InDelta(t, r.CrossCPU/r.CeilingCPU, r.CPURatio, 1e-9)
+	}
+}

@@ -33,6 +33,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintln(w)
 		}
 	}
+	for _, p := range r.Paired {
+		fmt.Fprintf(w, "paired round %d (%s first): %s %.0f signals/s %.1f µs/signal, %s %.0f signals/s %.1f µs/signal: %.3f, CPU %.2f×\n",
+			p.Round, p.First, RowCross, p.Cross, p.CrossCPU, RowRawSourcingSigned, p.Ceiling, p.CeilingCPU, p.Ratio, p.CPURatio)
+	}
 	for _, x := range r.Rows {
 		if n := x.runtimeNote(""); n != "" {
 			fmt.Fprintf(w, "runtime during %s (measured part): %s\n", x.Name, n)
