@@ -171,7 +171,7 @@ type Row struct {
 	GCCycles   uint64  `json:"gc_cycles"`
 	// Rate is the pace of a paced row, signals/s (0: not paced).
 	Rate int `json:"rate,omitempty"`
-	// Stages is, for a layer row, the time of each stage of the node's
+	// Stages is, for a layer row and anfed-cross, the time of each stage of the node's
 	// stage lists per signal: one signal at a time, no NATS.
 	Stages []StageTime `json:"stages,omitempty"`
 
@@ -363,6 +363,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return rep, err
 	}
 	err = add(cross(ctx, e, p, tpl, RowCross, o.spec(RowCross, sat)))
+	if err == nil {
+		err = crossStages(e, p, tpl, rep.Row(RowCross))
+	}
 	if err == nil {
 		err = add(cross(ctx, e, p, tpl, RowPaced(o.Rate), o.spec(RowPaced(o.Rate), paced)))
 	}

@@ -33,6 +33,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintln(w)
 		}
 	}
+	if x := r.Row(RowCross); x != nil && len(x.Stages) > 0 {
+		fmt.Fprintln(w, x.stageBudget(r.Row(RowRawSourcingSigned)))
+	}
 	for _, p := range r.Paired {
 		fmt.Fprintf(w, "paired round %d (%s first): %s %.0f signals/s %.1f µs/signal, %s %.0f signals/s %.1f µs/signal: %.3f, CPU %.2f×\n",
 			p.Round, p.First, RowCross, p.Cross, p.CrossCPU, RowRawSourcingSigned, p.Ceiling, p.CeilingCPU, p.Ratio, p.CPURatio)
@@ -118,4 +121,23 @@ func yes(b bool) string {
 		return "yes"
 	}
 	return "NO"
+}
+
+// stageBudget says, for the durable row, how much of its CPU per signal
+// its stages are (timed one at a time, without NATS) and how much is not
+// in a stage — NATS deliveries, the two store writes and their flushes,
+// the condition feeds, answers and acks, the runtime — beside the
+// ceiling's CPU per signal if there is one.
+func (x *Row) stageBudget(ceiling *Row) string {
+	var in float64
+	for _, st := range x.Stages {
+		in += st.MicrosPerSignal
+	}
+	s := fmt.Sprintf("%s per signal: %.1f µs CPU, of which its stages %.1f µs (sign and verify among them) and not a stage %.1f µs "+
+		"(NATS deliveries, the two store writes, the condition feeds, answers and acks, the runtime)",
+		x.Name, x.CPUPerSignal, in, x.CPUPerSignal-in)
+	if ceiling != nil {
+		s += fmt.Sprintf("; %s: %.1f µs CPU in all", ceiling.Name, ceiling.CPUPerSignal)
+	}
+	return s
 }

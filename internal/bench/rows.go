@@ -215,6 +215,19 @@ func cross(ctx context.Context, e *env, p *pair, tpl *template, name string, sp 
 	return row, err
 }
 
+// crossStages times the durable path's stages, from the lists the pair's
+// nodes run (intake's, the sender's towards op-b, op-b's receiver's
+// checks), one signal at a time without NATS, into r: what of the row's
+// CPU per signal they are, and what is not a stage (report.go).
+func crossStages(e *env, p *pair, tpl *template, r *Row) error {
+	st, err := newLayerStages(e, p.a.Config(), p.b.Config(), true)
+	if err != nil {
+		return err
+	}
+	r.Stages, err = st.stageTimes(tpl, stageSignals)
+	return err
+}
+
 func crossRow(ctx context.Context, p *pair, tpl *template, name string, sp spec) (Row, error) {
 	r := &Row{Name: name, What: "producer on op-a → intake (validate, sign, store) → link → op-b (verify, validate, store) → subscriber", Latency: "publish→arrival"}
 	pubSubj, subSubj := subject.IntakePrefix, subject.SignalPrefix+".op-a.>"

@@ -2,6 +2,8 @@ package bench
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -108,4 +110,29 @@ func BenchmarkEncodeTemplate(b *testing.B) {
 	for b.Loop() {
 		tpl.event.Encode()
 	}
+}
+
+// The durable row's stages are timed from the running pair's own
+// policies, and the report says how much of its CPU they are and how much
+// is not a stage.
+func TestCrossStages(t *testing.T) {
+	ctx := context.Background()
+	e, tpl := testEnv(t)
+	p, err := e.startPair(ctx, 0)
+	require.NoError(t, err)
+	defer p.stop()
+	r := Row{Name: RowCross, CPUPerSignal: 500}
+	require.NoError(t, crossStages(e, p, tpl, &r))
+	var names []string
+	var sum float64
+	for _, x := range r.Stages {
+		names = append(names, x.Stage)
+		sum += x.MicrosPerSignal
+	}
+	assert.Contains(t, names, "intake/sign")
+	assert.Contains(t, names, "inbound/signature")
+	line := r.stageBudget(&Row{Name: RowRawSourcingSigned, CPUPerSignal: 300})
+	assert.Contains(t, line, fmt.Sprintf("of which its stages %.1f µs", sum))
+	assert.Contains(t, line, fmt.Sprintf("not a stage %.1f µs", 500-sum))
+	assert.Contains(t, line, "raw-sourcing-signed: 300.0 µs CPU in all")
 }
