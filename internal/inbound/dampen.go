@@ -225,7 +225,7 @@ func (r *Receiver) release(ctx context.Context, j *releaseJob) {
 		r.damp.Released(j.Release, true, time.Now(), 0)
 		return
 	}
-	dup, err := r.Store.Put(ctx, h.StoreSubject, ev.Key(), h.Signal)
+	dup, err := r.Store.Put(ctx, h.StoreSubject, ev, h.Signal)
 	if err != nil {
 		r.releaseFailed(ctx, j, h, err)
 		return

@@ -41,12 +41,16 @@ import (
 
 // Storer keeps accepted signals and dead letters.
 type Storer interface {
-	Put(ctx context.Context, subj, key string, body []byte) (dup bool, err error)
+	// Put writes ev, encoded as body, and waits (store.Store.Put).
+	Put(ctx context.Context, subj string, ev *signal.Event, body []byte) (dup bool, err error)
 	// PutOrdered writes without waiting; the future says when the
 	// signal is stored (PubAck.Duplicate: it was already) or is not.
 	// It fails at once, rather than hold the write for later, while the
 	// store cannot take it in order (store.Store.PutOrdered).
 	PutOrdered(subj, key string, body []byte) (jetstream.PubAckFuture, error)
+	// Written is told of each write PutOrdered's future acknowledged
+	// (store.Store.Written): it feeds the condition table.
+	Written(subj string, ev *signal.Event, ack *jetstream.PubAck)
 	// Reconnects counts the store connection's reconnections: writes
 	// issued on it before one may be lost.
 	Reconnects() uint64
@@ -637,7 +641,7 @@ func (r *Receiver) checkMaxConditions(ev *signal.Event, class string) error {
 // that could not be held); the link's own signals are written without
 // waiting (writes.go).
 func (r *Receiver) store(ctx context.Context, m *nats.Msg, p *putJob) signal.Answer {
-	dup, err := r.Store.Put(ctx, p.subj, p.ev.Key(), p.ev.Encode())
+	dup, err := r.Store.Put(ctx, p.subj, p.ev, p.ev.Encode())
 	if err != nil {
 		return r.unstored(p.ev, err)
 	}

@@ -208,6 +208,7 @@ func (e *end) finish(ack *jetstream.PubAck, err error) {
 		case err == nil:
 			// Stored, even when an earlier write failed: what
 			// follows a store write happens now, once.
+			e.r.Store.Written(p.subj, p.ev, ack)
 			ans = e.r.stored(h.j.m, p, ack.Duplicate)
 			ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 			e.r.forgetRefused(ctx, p.ev, p.class)

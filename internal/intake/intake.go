@@ -28,6 +28,9 @@ import (
 // Storer keeps accepted signals and dead letters.
 type Storer interface {
 	PutAsync(subj, key string, body []byte) (jetstream.PubAckFuture, error)
+	// Written is told of each write PutAsync's future acknowledged
+	// (store.Store.Written): it feeds the condition table.
+	Written(subj string, ev *signal.Event, ack *jetstream.PubAck)
 	DeadLetter(ctx context.Context, from, reason, detail string, hdr nats.Header, body []byte) error
 	// Fault is why the store refuses writes now (nil: it takes them).
 	Fault() error
@@ -180,6 +183,7 @@ func (in *Intake) answer() {
 		var ans signal.Answer
 		select {
 		case ack := <-p.fut.Ok():
+			in.store.Written(p.subj, p.ev, ack)
 			in.obs.Accepted(observe.Acceptance{Node: in.self, Event: p.ev, Duplicate: ack.Duplicate})
 			ans = signal.Answer{Status: signal.StatusAccepted, Subject: p.subj}
 			if ack.Duplicate {

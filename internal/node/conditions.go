@@ -66,30 +66,27 @@ func (n *Node) Conditions(f conditions.Filter) []conditions.Condition {
 func (n *Node) Table() *conditions.Table { return n.table }
 
 // startConditions rebuilds the table from the store, keeps it fed with
-// every stored signal, watches the links, and serves the table.
+// every stored signal, watches the links, and serves the table. In
+// process the node's own writes feed it (condFeed); with nats.external,
+// where several processes write the stream, an ordered consumer of the
+// stream does.
 func (n *Node) startConditions(ctx, rctx context.Context) error {
 	js, err := jetstream.New(n.condConn)
 	if err != nil {
 		return err
 	}
-	cons, err := js.OrderedConsumer(ctx, store.SignalStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subject.Signals},
-	})
-	if err != nil {
+	if n.feed != nil {
+		if err := n.feed.start(ctx, js); err != nil {
+			return err
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.feed.run(rctx)
+		}()
+	} else if err := n.consumeSignals(ctx, rctx, js); err != nil {
 		return err
 	}
-	// Short pulls: on a cluster, a consumer lost with its server is
-	// noticed within seconds (missed heartbeats), not after 30 s.
-	cc, err := cons.Consume(func(m jetstream.Msg) { n.applySignal(m) }, jetstream.PullExpiry(5*time.Second))
-	if err != nil {
-		return err
-	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		<-rctx.Done()
-		cc.Stop()
-	}()
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -117,16 +114,53 @@ func (n *Node) startConditions(ctx, rctx context.Context) error {
 	return nil
 }
 
+// consumeSignals feeds the table from an ordered consumer of the signal
+// stream, from its start.
+func (n *Node) consumeSignals(ctx, rctx context.Context, js jetstream.JetStream) error {
+	cons, err := js.OrderedConsumer(ctx, store.SignalStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subject.Signals},
+	})
+	if err != nil {
+		return err
+	}
+	// Short pulls: on a cluster, a consumer lost with its server is
+	// noticed within seconds (missed heartbeats), not after 30 s.
+	cc, err := cons.Consume(func(m jetstream.Msg) { n.applySignal(m) }, jetstream.PullExpiry(5*time.Second))
+	if err != nil {
+		return err
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		<-rctx.Done()
+		cc.Stop()
+	}()
+	return nil
+}
+
+// applySignal applies a signal read from the stream.
 func (n *Node) applySignal(m jetstream.Msg) {
-	k, err := subject.ParseSignal(m.Subject())
-	if err != nil {
-		return
-	}
-	ev, err := signal.DecodeStructured(m.Data())
-	if err != nil {
-		return
-	}
 	meta, err := m.Metadata()
+	if err != nil {
+		return
+	}
+	n.applyRaw(m.Subject(), m.Data(), meta.Sequence.Stream)
+}
+
+// applyRaw applies a signal stored as subj with sequence seq, from its
+// stored body.
+func (n *Node) applyRaw(subj string, body []byte, seq uint64) {
+	ev, err := signal.DecodeStructured(body)
+	if err != nil {
+		return
+	}
+	n.applyStored(subj, ev, seq)
+}
+
+// applyStored applies the signal ev stored as subj with sequence seq,
+// and announces the change.
+func (n *Node) applyStored(subj string, ev *signal.Event, seq uint64) {
+	k, err := subject.ParseSignal(subj)
 	if err != nil {
 		return
 	}
@@ -141,7 +175,7 @@ func (n *Node) applySignal(m jetstream.Msg) {
 			n.receiverDeps().Replay.Record(ev.Source, ev.ID)
 		}
 	}
-	c, err := n.table.Apply(peer, k.Class, ev, meta.Sequence.Stream)
+	c, err := n.table.Apply(peer, k.Class, ev, seq)
 	if err != nil {
 		n.log.Debug().Err(err).Str("subject", ev.Subject).Msg("conditions: signal not applied")
 		return

@@ -98,6 +98,9 @@ type Node struct {
 	// storeConn writes to JetStream; condConn feeds the condition table
 	// and announces its changes; extra are the export consumers'.
 	storeConn, condConn *nats.Conn
+	// feed feeds the condition table from the node's own writes, in
+	// process (nil with nats.external).
+	feed *condFeed
 	// opsAcc tells whether anyone listens to a condition change before
 	// it is encoded and published.
 	opsAcc *server.Account
@@ -237,6 +240,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	if n.store, err = n.openStore(ctx); err != nil {
 		return err
+	}
+	if !n.external() {
+		// Before any write: what is written before startConditions
+		// rebuilds the table is held, then applied in order.
+		n.feed = newCondFeed(n)
+		n.store.SetFeed(n.feed)
 	}
 	if err := n.restoreKeys(ctx); err != nil {
 		return err

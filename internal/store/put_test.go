@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/natstest"
+	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/store"
 )
 
@@ -29,14 +30,15 @@ func TestPutKeepsOnceByKey(t *testing.T) {
 	require.NoError(t, err)
 
 	const subj = "an.sig.op-a.fault.vpn.r1"
-	dup, err := st.Put(ctx, subj, "anfed://op-a/x#1", []byte(`{"n":1}`))
+	ev1 := &signal.Event{Source: "anfed://op-a/x", ID: "1"}
+	dup, err := st.Put(ctx, subj, ev1, []byte(`{"n":1}`))
 	require.NoError(t, err)
 	assert.False(t, dup)
-	dup, err = st.Put(ctx, subj, "anfed://op-a/x#1", []byte(`{"n":1}`))
+	dup, err = st.Put(ctx, subj, ev1, []byte(`{"n":1}`))
 	require.NoError(t, err)
 	assert.True(t, dup, "the same key again")
 
-	for key, want := range map[string]bool{"anfed://op-a/x#1": true, "anfed://op-a/x#2": false} {
+	for key, want := range map[string]bool{ev1.Key(): true, "anfed://op-a/x 2": false} {
 		fut, err := st.PutAsync(subj, key, []byte(`{"n":2}`))
 		require.NoError(t, err)
 		select {
@@ -69,13 +71,14 @@ func TestPutReusesItsMessage(t *testing.T) {
 	ctx := context.Background()
 	st, err := store.Open(ctx, nc, store.Limits{DuplicateWindow: time.Minute, MaxBytes: 256 << 20})
 	require.NoError(t, err)
-	const subj, key = "an.sig.op-a.fault.vpn.r1", "anfed://op-a/x#1"
+	const subj = "an.sig.op-a.fault.vpn.r1"
+	ev := &signal.Event{Source: "anfed://op-a/x", ID: "1"}
 	body := []byte(`{"n":1}`)
-	_, err = st.Put(ctx, subj, key, body)
+	_, err = st.Put(ctx, subj, ev, body)
 	require.NoError(t, err)
 	// The same write by hand (a duplicate, as Put's are from here on).
 	byHand := nats.NewMsg("an.store.op-a.fault.vpn.r1")
-	byHand.Header.Set(jetstream.MsgIDHeader, key)
+	byHand.Header.Set(jetstream.MsgIDHeader, ev.Key())
 	byHand.Header.Set(jetstream.ExpectedStreamHeader, store.SignalStream)
 	byHand.Data = body
 	// AllocsPerRun counts every goroutine's: the least of a few runs.
@@ -92,7 +95,7 @@ func TestPutReusesItsMessage(t *testing.T) {
 		require.NoError(t, err)
 	})
 	put := least(func() {
-		dup, err := st.Put(ctx, subj, key, body)
+		dup, err := st.Put(ctx, subj, ev, body)
 		require.NoError(t, err)
 		require.True(t, dup)
 	})

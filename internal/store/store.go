@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/subject"
 )
 
@@ -95,6 +96,30 @@ type Store struct {
 	fault atomic.Pointer[error]
 	// stall is PutAsync's publish option, made once.
 	stall jetstream.PublishOpt
+	// feed hears of each signal written (SetFeed); nil: none does.
+	feed Feed
+}
+
+// Feed hears of each signal the store wrote, with its sequence in the
+// signal stream, its subject (an.sig.<...>) and the event the writer
+// holds: what the node's condition table is fed from in process. A
+// write whose answer never came (a timeout, the connection lost) is not
+// heard of; the feed finds it in the stream.
+type Feed interface {
+	Stored(seq uint64, subj string, ev *signal.Event)
+}
+
+// SetFeed sets the store's feed, before the first write.
+func (s *Store) SetFeed(f Feed) { s.feed = f }
+
+// Written tells the store's feed of a write of ev to subj that JetStream
+// acknowledged with ack (a duplicate is not a new message: not told).
+// Put calls it; a writer that waits for PutAsync's or PutOrdered's
+// answer itself calls it with the answer.
+func (s *Store) Written(subj string, ev *signal.Event, ack *jetstream.PubAck) {
+	if s.feed != nil && ack != nil && !ack.Duplicate {
+		s.feed.Stored(ack.Sequence, subj, ev)
+	}
 }
 
 // ErrFull is what writes fail with while the store is full (Fault).
@@ -230,9 +255,10 @@ func Open(ctx context.Context, nc *nats.Conn, lim Limits) (*Store, error) {
 // JetStream returns the JetStream context the store writes through.
 func (s *Store) JetStream() jetstream.JetStream { return s.js }
 
-// Put stores a signal under subj with dedup key key. dup reports that the
-// signal was already stored (an earlier copy was accepted).
-func (s *Store) Put(ctx context.Context, subj, key string, body []byte) (dup bool, err error) {
+// Put stores ev, encoded as body, under subj with dedup key ev.Key(),
+// and tells the feed (Written). dup reports that the signal was already
+// stored (an earlier copy was accepted).
+func (s *Store) Put(ctx context.Context, subj string, ev *signal.Event, body []byte) (dup bool, err error) {
 	if err := s.Fault(); err != nil {
 		return false, err
 	}
@@ -243,7 +269,7 @@ func (s *Store) Put(ctx context.Context, subj, key string, body []byte) (dup boo
 	// Back to the pool once written: PublishMsg encodes the message
 	// before it returns, and nothing of it is kept.
 	defer inputs.Put(in)
-	msg, err := in.set(subj, key, body)
+	msg, err := in.set(subj, ev.Key(), body)
 	if err != nil {
 		return false, err
 	}
@@ -252,6 +278,7 @@ func (s *Store) Put(ctx context.Context, subj, key string, body []byte) (dup boo
 	if err != nil {
 		return false, fmt.Errorf("store %s: %w", subj, Classify(err))
 	}
+	s.Written(subj, ev, ack)
 	return ack.Duplicate, nil
 }
 
