@@ -108,6 +108,27 @@ func TestConditionFeedFillsGaps(t *testing.T) {
 	for _, c := range n.Conditions(conditions.Filter{}) {
 		assert.Equal(t, map[string]uint64{"lost-1": lost, "reported-2": lost + 1, "lost-3": lost + 2}[c.ID], c.Seq, c.ID)
 	}
+
+	// A signal the stream lost (a purge) before the feed read it is
+	// passed over: what comes after it is applied, nothing waits.
+	purged := storeBehindTheFeed(t, n, "congestion", ev("purged-4", "ic-4"))
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, store.SignalStream)
+	require.NoError(t, err)
+	require.NoError(t, st.Purge(ctx))
+	require.True(t, publish(t, nc, ev("reported-5", "ic-5")).OK())
+	waitFor(t, 15*time.Second, func() error {
+		if seqs, _ := changes.get(); len(seqs) < 4 {
+			return fmt.Errorf("%d changes, want 4", len(seqs))
+		}
+		return nil
+	})
+	seqs, ids = changes.get()
+	assert.Equal(t, []uint64{lost, lost + 1, lost + 2, purged + 1}, seqs)
+	assert.Equal(t, "reported-5", ids[3])
 }
 
 // TestConditionFeedBurstAndRestart: a burst of local signals (intake) and
