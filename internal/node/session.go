@@ -63,6 +63,9 @@ type peerSession struct {
 	// while one ran.
 	running, again bool
 	refreshes      int
+	// notEstablished is the failure last logged as "session not
+	// established" (its time): each failure is logged once.
+	notEstablished time.Time
 	last           outbound.RefreshStats
 	lastErr        string
 	// Inbound refresh: the peer's last End-of-RIB.
@@ -423,7 +426,13 @@ func (n *Node) sessionEvent(ctx context.Context, ps *peerSession, ev session.Eve
 		ps.mu.Unlock()
 	}
 	if ev == session.None && st.State == session.Idle && st.LastDown != "" && st.LastDownAt.After(time.Now().Add(-time.Second)) {
-		n.log.Warn().Str("peer", ps.peer).Str("reason", st.LastDown).Msg("session not established")
+		ps.mu.Lock()
+		first := !st.LastDownAt.Equal(ps.notEstablished)
+		ps.notEstablished = st.LastDownAt
+		ps.mu.Unlock()
+		if first {
+			n.log.Warn().Str("peer", ps.peer).Str("reason", st.LastDown).Time("down_at", st.LastDownAt).Msg("session not established")
+		}
 	}
 }
 

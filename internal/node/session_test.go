@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -270,8 +271,11 @@ func TestDriftLinkUpDoesNotFreshenUnstated(t *testing.T) {
 }
 
 // TestSessionMismatchShowsAtBothEnds: op-b pinned another key for op-a:
-// the session closes with unknown-key, and both ends say so.
+// the session closes with unknown-key, and both ends say so; op-b's log
+// says "session not established" once per failed attempt, not on every
+// tick of the link watcher.
 func TestSessionMismatchShowsAtBothEnds(t *testing.T) {
+	logB := &atkLog{}
 	b := baseConfig(t, "op-b")
 	b.NATS.LeafNodes = &config.Listener{Listen: "127.0.0.1:0"}
 	b.Peers = []config.Peer{{
@@ -279,7 +283,7 @@ func TestSessionMismatchShowsAtBothEnds(t *testing.T) {
 		Import:     config.ImportPolicy{Classes: []string{"*"}},
 		SigningKey: pub(t, "op-x"), // not op-a's
 	}}
-	nb := startNode(t, b)
+	nb := startNode(t, b, node.WithLogger(zerolog.New(logB).Level(zerolog.WarnLevel)))
 	a := baseConfig(t, "op-a")
 	a.Peers = []config.Peer{{
 		ID: "op-b", Dial: &config.Dial{URL: nb.LeafURL(), User: "op-a", Password: "secret-a-123"},
@@ -301,6 +305,17 @@ func TestSessionMismatchShowsAtBothEnds(t *testing.T) {
 	for _, p := range nb.Peers(context.Background()) {
 		require.NotNil(t, p.Session)
 		assert.Contains(t, p.Session.LastDown, session.ReasonUnknownKey)
+	}
+	time.Sleep(1500 * time.Millisecond) // past the second a failure is reported in
+	seen := map[string]int{}
+	for _, l := range logB.since(0) {
+		if l["message"] == "session not established" {
+			seen[fmt.Sprint(l["down_at"])]++
+		}
+	}
+	require.NotEmpty(t, seen, "a failed session is logged")
+	for at, n := range seen {
+		assert.Equal(t, 1, n, "the failure at %s logged %d times", at, n)
 	}
 }
 
