@@ -103,6 +103,28 @@ func BenchmarkCrossOperator(b *testing.B) {
 	b.ReportMetric(r.PerSec/raw.PerSec, "ratio-to-raw-nats")
 }
 
+// BenchmarkStream is telemetry in stream delivery (anfed-stream): b.N
+// signals on an.tel at op-a, checked and signed, across the link fire
+// and forget, checked at op-b and delivered on an.telsig. For an
+// allocation profile (-memprofile) of the path.
+func BenchmarkStream(b *testing.B) {
+	ctx := context.Background()
+	e := benchEnv(b)
+	tpl, err := newTemplate(1024)
+	require.NoError(b, err)
+	p, err := e.startPairWith(ctx, 0, config.DeliveryStream)
+	require.NoError(b, err)
+	defer p.stop()
+	b.ReportAllocs()
+	b.ResetTimer()
+	r, err := cross(ctx, e, p, tpl, RowStream, spec{count: b.N, window: 1024})
+	b.StopTimer()
+	require.NoError(b, err)
+	b.ReportMetric(r.PerSec, "signals/s")
+	b.ReportMetric(r.CPUPerSignal, "cpu-µs/signal")
+	b.ReportMetric(r.AllocsPerSignal, "allocs/signal")
+}
+
 // BenchmarkDurable is intake (validate, sign, store, answer) against raw
 // JetStream async publish on the same server and sync policy.
 func BenchmarkDurable(b *testing.B) {

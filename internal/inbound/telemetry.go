@@ -93,10 +93,12 @@ func (r *Receiver) Stream() StreamStats { return r.tally.Stats() }
 // admit stages now, the check stages on the workers (telemetry), never
 // ordered, stored, answered or dead-lettered. Called under r.closing.
 func (r *Receiver) handleTelemetry(m *nats.Msg) {
-	if err := r.run(Admit, &Arrival{Subject: m.Subject, Header: m.Header, Data: m.Data, Now: time.Now()}); err != nil {
+	// The admit stages and the checks run on one Arrival: made once.
+	c := &checks{a: Arrival{Subject: m.Subject, Header: m.Header, Data: m.Data, Now: time.Now()}, tel: true}
+	if err := r.run(Admit, &c.a); err != nil {
 		return // counted and logged by its stage
 	}
-	r.work <- &checks{a: Arrival{Subject: m.Subject, Header: m.Header, Data: m.Data}, tel: true}
+	r.work <- c
 }
 
 // telemetry finishes a telemetry message on a worker, its checks made:
@@ -114,7 +116,7 @@ func (r *Receiver) telemetry(c *checks) {
 		}
 	}
 	if err == nil && r.telPublish != nil {
-		if err = r.telPublish(subj, a.Ev.Encode()); err != nil {
+		if err = r.telPublish(subj, a.Ev, a.Ev.Encode()); err != nil {
 			err = reject.Wrap(reject.Unavailable, err)
 		}
 	}

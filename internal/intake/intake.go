@@ -82,6 +82,7 @@ type Intake struct {
 	// high-rate producer gone wrong would flood the log.
 	telLog      zerolog.Logger
 	telAccepted atomic.Uint64
+	handOn      func(subj string, ev *signal.Event, body []byte) error
 }
 
 // Deps are what intake works with.
@@ -93,6 +94,10 @@ type Deps struct {
 	Store     Storer
 	Observer  observe.Observer
 	Log       zerolog.Logger
+	// Telemetry hands each checked telemetry signal on (the node: to
+	// its local subscribers on an.telsig and to its stream senders),
+	// ev decoded, body encoded for subj; nil: published on Conn to subj.
+	Telemetry func(subj string, ev *signal.Event, body []byte) error
 }
 
 // HeaderProbe marks a readiness probe: intake passes it through its
@@ -127,7 +132,7 @@ func New(d Deps) *Intake {
 		telLog:     d.Log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 5 * time.Second}),
 		timeout:    5 * time.Second, pend: make(chan pending, MaxPending),
 		work: make(chan *slot, Queue), ordered: make(chan *slot, Queue), stored: make(chan struct{}), answered: make(chan struct{}),
-		stages: StagesFor(d.Inspector, d.Self, d.Signer)}
+		stages: StagesFor(d.Inspector, d.Self, d.Signer), handOn: d.Telemetry}
 }
 
 // Start starts the workers (one per core), the store stage and the loop

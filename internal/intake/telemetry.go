@@ -8,12 +8,22 @@ import (
 	"github.com/anfed/anfed/internal/subject"
 )
 
+// handTelemetry hands a checked telemetry signal on: Deps.Telemetry, or
+// published on an.telsig.
+func (in *Intake) handTelemetry(subj string, ev *signal.Event, body []byte) error {
+	if in.handOn != nil {
+		return in.handOn(subj, ev, body)
+	}
+	return in.conn.Publish(subj, body)
+}
+
 // HandleTelemetry processes one message of an.tel[.>] (telemetry for
 // export.delivery: stream); it is a nats.MsgHandler. The signal passes
 // intake's stages, the same as an.pub's (schema, local, expiry, sign), on
 // the same workers, and is then published once, on core NATS, to
 // an.telsig.<origin>.<class>.<service>.<resource>, where the stream
-// senders and local closed loops take it. Nothing is stored, ordered or
+// senders and local closed loops take it (the node, in process, hands it
+// to its stream senders directly: Deps.Telemetry). Nothing is stored, ordered or
 // dead-lettered: a producer that asked is answered accepted once the
 // signal is checked and handed on (not stored, unlike an.pub's accepted),
 // or rejected with the reason, counted as an.pub's refusals are.
@@ -40,7 +50,7 @@ func (in *Intake) telemetry(sl *slot) {
 		in.reply(m.Reply, ans)
 		return
 	}
-	if err := in.conn.Publish(subj, body); err != nil {
+	if err := in.handTelemetry(subj, ev, body); err != nil {
 		ans, _ := in.rejected(in.telLog, "intake: telemetry not handed on", ev, reject.Wrap(reject.Unavailable, err))
 		in.reply(m.Reply, ans)
 		return

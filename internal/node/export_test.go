@@ -49,3 +49,9 @@ func (n *Node) Cut() {
 		nc.Close()
 	}
 }
+
+// OpsInterest reports whether any subscription in the operations account
+// of the embedded server matches subj.
+func (n *Node) OpsInterest(subj string) bool {
+	return n.opsAcc != nil && n.opsAcc.SubscriptionInterest(subj)
+}

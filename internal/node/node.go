@@ -101,10 +101,13 @@ type Node struct {
 	// feed feeds the condition table from the node's own writes, in
 	// process (nil with nats.external).
 	feed *condFeed
-	// opsAcc tells whether anyone listens to a condition change before
-	// it is encoded and published.
+	// opsAcc tells whether anyone listens to a condition change, or to
+	// telemetry, before it is published (in process only).
 	opsAcc *server.Account
-	coord  *coordination.Coordinator
+	// tel hands checked telemetry to the stream senders in process
+	// (handTelemetry); nil with nats.external, where they subscribe.
+	tel   *outbound.TelemetryFeed
+	coord *coordination.Coordinator
 	// audit writes this process's chain of the audit trail (nil:
 	// audit.off); auditJS reads the trail.
 	audit   *audit.Writer
@@ -237,6 +240,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}
 	} else if acc, err := n.srv.LookupAccount(natsconf.OpsAccount); err == nil {
 		n.opsAcc = acc
+		n.tel = &outbound.TelemetryFeed{}
 	}
 	if n.store, err = n.openStore(ctx); err != nil {
 		return err
@@ -273,7 +277,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		n.obs = append(n.obs, n.otlp)
 	}
 	insp := inspect.New(n.catalog, 0)
-	in := intake.New(intake.Deps{Self: n.ID(), Conn: n.ops, Inspector: insp, Signer: n.signer, Store: n.store, Observer: n.obs, Log: n.log})
+	in := intake.New(intake.Deps{Self: n.ID(), Conn: n.ops, Inspector: insp, Signer: n.signer, Store: n.store, Observer: n.obs, Log: n.log,
+		Telemetry: n.handTelemetry})
 	in.Start()
 	n.intake = in
 	n.deps.Inspector, n.deps.Store, n.deps.Observer, n.deps.Held, n.deps.KeyHeld, n.deps.RibInStore = insp, n.store, n.obs, n.store, n.store, n.store
@@ -283,7 +288,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}
 	}
 	// Telemetry (export.delivery: stream): intake's checks, then core
-	// NATS to the stream senders and local subscribers; never stored.
+	// NATS to local subscribers and, in process, straight to the stream
+	// senders (handTelemetry); never stored.
 	for _, s := range []string{subject.TelemetryIntakePrefix, subject.TelemetryIntake} {
 		if err := n.subscribe(n.ops, s, in.HandleTelemetry); err != nil {
 			return err

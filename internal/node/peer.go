@@ -15,6 +15,7 @@ import (
 	"github.com/anfed/anfed/internal/natsconf"
 	"github.com/anfed/anfed/internal/outbound"
 	"github.com/anfed/anfed/internal/outbound/exportpolicy"
+	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/store"
 	"github.com/anfed/anfed/internal/subject"
 )
@@ -164,7 +165,7 @@ func (n *Node) startPipes(ctx context.Context, l *peerLink, p *config.Peer) (pp 
 		OnChange:   n.announce,
 		OnSession:  func(r *inbound.Receiver, m *nats.Msg) { n.sessionMsg(pctx, ps, r, m) },
 		Stream:     l.stream,
-		Telemetry:  n.ops.Publish, // checked telemetry to our local subscribers, never stored
+		Telemetry:  n.handTelemetry, // checked telemetry to our local subscribers and stream senders, never stored
 	})
 	pp.rcv.Start(pctx)
 	if err := pp.rcv.Restore(ctx); err != nil {
@@ -187,7 +188,8 @@ func (n *Node) startPipes(ctx context.Context, l *peerLink, p *config.Peer) (pp 
 			return pp, err
 		}
 		lcfg := outbound.LossyConfig{Self: n.ID(), Peer: p.ID, Source: pp.xc, Conn: l.nc, Policy: exportpolicy.ForConfig(cfg, p, exportpolicy.WithIntents(n.intents)), Log: n.log,
-			Expired: p.ExpiredAt, LinkUp: func() bool { return n.LinkUp(p.ID) }, Held: l.held, Stream: p.Export.Stream()}
+			Expired: p.ExpiredAt, LinkUp: func() bool { return n.LinkUp(p.ID) }, Held: l.held, Stream: p.Export.Stream(),
+			Feed: n.tel}
 		if a := n.auditor(); a != nil {
 			lcfg.Audit = a // never a nil *audit.Writer in the interface
 		}
@@ -293,6 +295,23 @@ func (n *Node) subscribeTo(nc *nats.Conn, subj string, h nats.MsgHandler) (*nats
 		return nil, err
 	}
 	return sub, nil
+}
+
+// handTelemetry hands checked telemetry on — intake's, and what the
+// receivers took from stream peers: published on an.telsig to local
+// subscribers (in process, only when one listens) and, in process,
+// handed to the stream senders (outbound.TelemetryFeed), which take
+// what their export policies' telemetry subjects match. With
+// nats.external the senders, maybe in another process, subscribe to
+// an.telsig instead.
+func (n *Node) handTelemetry(subj string, ev *signal.Event, body []byte) error {
+	if n.opsAcc == nil || n.opsAcc.SubscriptionInterest(subj) {
+		if err := n.ops.Publish(subj, body); err != nil {
+			return err
+		}
+	}
+	n.tel.Offer(subj, ev, body)
+	return nil
 }
 
 // TelemetryAccepted is how many telemetry signals from local producers

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -262,4 +263,126 @@ func TestTelemetryIntakeChecksAndAnswers(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond)
 	assert.False(t, local.has(forged.ID))
+}
+
+// In process, intake hands each checked telemetry signal to the node's
+// stream senders directly, not through an.telsig: no connection of op-a
+// subscribes there while no local loop does. Each sender still applies
+// its own export policy: op-a streams to op-b (vpn-acme only) and to
+// op-c (everything); a KPI of vpn-acme reaches both, once each, one of
+// another service only op-c, and a local loop at op-a gets both.
+func TestStreamHandOffToEveryStreamPeer(t *testing.T) {
+	ns := hub(t, "op-a", []string{"op-b", "op-c"}, map[string]func(*config.Config){
+		"op-a": func(c *config.Config) {
+			for i := range c.Peers {
+				c.Peers[i].Export.Delivery = config.DeliveryStream
+			}
+			peerOf(c, "op-b").Export.Services = []string{"vpn-acme"}
+		},
+	})
+	na, nb, nc := ns[0], ns[1], ns[2]
+	const telsig = "an.telsig.op-a.congestion.vpn-acme.ic-paris-1"
+	assert.False(t, na.OpsInterest(telsig), "the stream senders take telemetry from intake, not from an.telsig")
+	pa, err := na.Connect()
+	require.NoError(t, err)
+	defer pa.Close()
+	atB, atC := watchTelemetry(t, nb, "op-a"), watchTelemetry(t, nc, "op-a")
+	untilTelemetryCrosses(t, pa, atB, "warmup-b")
+	untilTelemetryCrosses(t, pa, atC, "warmup-c")
+	assert.False(t, na.OpsInterest(telsig))
+	atA := watchTelemetry(t, na, "op-a")
+	require.True(t, na.OpsInterest(telsig), "a local loop's subscription")
+
+	other := congestion("op-a", "other-service")
+	other.Subject = "vpn-other/ic-paris-1"
+	require.Equal(t, signal.StatusAccepted, nodetest.PublishTelemetry(t, pa, other).Status)
+	ids := publishTelemetry(t, pa, "kpi", 20)
+	all := append(slices.Clone(ids), other.ID)
+	atB.waitAll(t, ids)
+	atC.waitAll(t, all)
+	atA.waitAll(t, all)
+	time.Sleep(300 * time.Millisecond) // anything still on its way lands
+
+	assert.False(t, atB.has(other.ID), "op-b's export policy leaves out another service")
+	for _, a := range []*arrivals{atB, atC} {
+		a.mu.Lock()
+		assert.Empty(t, a.unverified, "each signal verifies as op-a's")
+		for _, id := range ids {
+			assert.Equal(t, 1, a.ids[id], "%s delivered once", id)
+		}
+		a.mu.Unlock()
+	}
+	for _, peer := range []string{"op-b", "op-c"} {
+		st := peerState(t, na, peer).Stream
+		require.NotNil(t, st)
+		assert.Zero(t, st.Out.DroppedSlow, peer)
+		assert.Zero(t, st.Out.DroppedLinkDown, peer)
+	}
+	assert.Zero(t, peerState(t, nb, "op-a").Stream.In.Lost)
+	assert.Zero(t, peerState(t, nc, "op-a").Stream.In.Lost)
+}
+
+// Telemetry op-b takes from a stream peer goes to its other stream peers
+// by the same hand-off (export.transit): op-a streams to op-b, op-b to
+// op-c, which gets op-a's KPIs with path [op-a, op-b], still verifying
+// as op-a's; op-b's local loops get them too, and none goes back to op-a.
+func TestStreamTelemetryRelayedByTransit(t *testing.T) {
+	relay := relayAll(t, "op-b", "op-a", "op-c")
+	ns := hub(t, "op-b", []string{"op-a", "op-c"}, map[string]func(*config.Config){
+		"op-b": func(c *config.Config) {
+			for i := range c.Peers {
+				c.Peers[i].Export.Delivery = config.DeliveryStream
+				c.Peers[i].Export.Transit = true
+			}
+			peerOf(c, "op-c").Role = config.RoleCustomer // valley-free: a peer's signals go to customers
+		},
+		"op-a": func(c *config.Config) {
+			relay("op-a")(c)
+			peerOf(c, "op-b").Export.Delivery = config.DeliveryStream
+		},
+		"op-c": relay("op-c"),
+	})
+	nb, na, nc := ns[0], ns[1], ns[2]
+	pa, err := na.Connect()
+	require.NoError(t, err)
+	defer pa.Close()
+	atC, atB, atA := watchTelemetry(t, nc, "op-a"), watchTelemetry(t, nb, "op-a"), watchTelemetry(t, na, "op-a")
+	var mu sync.Mutex
+	paths := map[string][]string{}
+	cc, err := nc.Connect()
+	require.NoError(t, err)
+	defer cc.Close()
+	_, err = cc.Subscribe(subject.Telemetry, func(m *nats.Msg) {
+		if ev, err := signal.DecodeStructured(m.Data); err == nil {
+			mu.Lock()
+			paths[ev.ID] = ev.Path
+			mu.Unlock()
+		}
+	})
+	require.NoError(t, err)
+	require.NoError(t, cc.Flush())
+
+	untilTelemetryCrosses(t, pa, atC, "warmup")
+	ids := publishTelemetry(t, pa, "relayed", 10)
+	atC.waitAll(t, ids)
+	atB.waitAll(t, ids)
+	atA.waitAll(t, ids) // op-a's own loops
+	time.Sleep(300 * time.Millisecond)
+	atC.mu.Lock()
+	assert.Empty(t, atC.unverified, "op-a's signature survives the relay")
+	for _, id := range ids {
+		assert.Equal(t, 1, atC.ids[id], "%s delivered once at op-c", id)
+	}
+	atC.mu.Unlock()
+	mu.Lock()
+	for _, id := range ids {
+		assert.Equal(t, []string{"op-a", "op-b"}, paths[id], id)
+	}
+	mu.Unlock()
+	atA.mu.Lock()
+	for _, id := range ids {
+		assert.Equal(t, 1, atA.ids[id], "%s came back to op-a", id)
+	}
+	atA.mu.Unlock()
+	assert.Zero(t, peerState(t, na, "op-b").Stream.In.Received, "op-b sent op-a nothing on its stream")
 }

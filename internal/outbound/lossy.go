@@ -76,6 +76,10 @@ type LossyConfig struct {
 	// Stream: export.delivery stream. Telemetry is forwarded too, and
 	// each message numbered for the receiver's loss count.
 	Stream bool
+	// Feed, with Stream: the node's telemetry comes from it (in process,
+	// TelemetryFeed) instead of subscriptions to an.telsig. nil:
+	// subscribed.
+	Feed *TelemetryFeed
 }
 
 // NewLossySender returns the fire-and-forget sender cfg describes; Run
@@ -167,18 +171,24 @@ func (s *LossySender) Run(ctx context.Context) error {
 		}
 	}
 	stages := (&stager{self: s.self, policy: s.policy, log: s.log, expired: s.cfg.Expired, linkUp: linkUp, dropDown: dropped}).stages()
-	forward := func(m *nats.Msg) {
+	// forward takes one signal its subscriptions or the feed delivered:
+	// ev is the feed's decoded signal (nil: decode data).
+	forward := func(subj string, ev *signal.Event, data []byte) {
 		s.taken.Add(1)
-		k, err := subject.ParseSignal(m.Subject)
+		k, err := subject.ParseSignal(subj)
 		if err != nil {
 			return
 		}
-		ev, err := signal.DecodeStructured(m.Data)
-		if err != nil {
-			s.log.Error().Err(err).Str("subject", m.Subject).Msg("link: stored signal does not decode; skipped")
+		// The copy and the room for its link message in one allocation.
+		sc := &sendCopy{}
+		if ev != nil {
+			sc.c.Ev = ev.Clone()
+		} else if sc.c.Ev, err = signal.DecodeStructured(data); err != nil {
+			s.log.Error().Err(err).Str("subject", subj).Msg("link: stored signal does not decode; skipped")
 			return
 		}
-		c := &Copy{Ev: ev, Key: k, Now: time.Now()}
+		c := &sc.c
+		c.Key, c.Now, c.lm = k, time.Now(), &sc.lm
 		if err := run(stages, c); err != nil {
 			return
 		}
@@ -186,16 +196,28 @@ func (s *LossySender) Run(ctx context.Context) error {
 		if s.cfg.Held != nil && !s.cfg.Held() {
 			return // another process holds the link now
 		}
-		tel := strings.HasPrefix(m.Subject, subject.TelemetryPrefix+".")
+		// The link headers' values are the link message's own (linkMsg),
+		// set without a map write of their own each.
+		vals := c.lm.vals[:]
+		tel := strings.HasPrefix(subj, subject.TelemetryPrefix+".")
 		if tel {
-			out.Header.Set(link.HeaderTelemetry, "1")
+			vals[0] = "1"
+			out.Header[link.HeaderTelemetry] = vals[0:1:1]
 		}
-		out.Header.Set(link.HeaderSent, strconv.FormatInt(time.Now().UnixNano(), 10))
+		var num [40]byte
+		sent := strconv.AppendInt(num[:0], time.Now().UnixNano(), 10)
 		s.seqMu.Lock()
 		if n := s.number(); n != 0 {
-			out.Header.Set(link.HeaderStreamSeq, strconv.FormatUint(n, 10))
-			out.Header.Set(link.HeaderStreamEpoch, s.epoch)
+			// Sent and the number in one string.
+			b := strconv.AppendUint(sent, n, 10)
+			both := string(b)
+			vals[1], vals[2], vals[3] = both[:len(sent)], both[len(sent):], s.epoch
+			out.Header[link.HeaderStreamSeq] = vals[2:3:3]
+			out.Header[link.HeaderStreamEpoch] = vals[3:4:4]
+		} else {
+			vals[1] = string(sent)
 		}
+		out.Header[link.HeaderSent] = vals[1:2:2]
 		err = s.nc.PublishMsg(out)
 		s.seqMu.Unlock()
 		if err != nil {
@@ -213,11 +235,18 @@ func (s *LossySender) Run(ctx context.Context) error {
 	// The bound is the sender's, shared by its subscriptions.
 	subjects := s.policy.Subjects()
 	if s.cfg.Stream {
-		subjects = append(subjects, s.policy.TelemetrySubjects()...)
+		if s.cfg.Feed != nil {
+			// Telemetry comes from the feed, on intake's and the
+			// receivers' workers, filtered as a subscription would be.
+			leave := s.cfg.Feed.join(&telemetryTap{filters: s.policy.TelemetrySubjects(), take: forward})
+			defer leave()
+		} else {
+			subjects = append(subjects, s.policy.TelemetrySubjects()...)
+		}
 	}
 	msgs, bytes := lossyPendingMsgs/len(subjects), lossyPendingBytes/len(subjects)
 	for _, subj := range subjects {
-		sub, err := s.src.Subscribe(subj, forward)
+		sub, err := s.src.Subscribe(subj, func(m *nats.Msg) { forward(m.Subject, nil, m.Data) })
 		if err != nil {
 			return errors.Join(err, s.unsubscribe())
 		}

@@ -215,3 +215,104 @@ func TestStreamSenderNumbersEveryMessage(t *testing.T) {
 	assert.EqualValues(t, 3, st.DroppedLinkDown)
 	assert.Positive(t, st.Telemetry)
 }
+
+// With a TelemetryFeed (in process, the node's) a stream sender takes
+// our telemetry from the feed, not from an.telsig: what its export
+// policy's telemetry subjects match is forwarded, marked, numbered in
+// turn with the stored signals it still takes from the store's
+// republish, the feed's signal left as it was (each sender changes a
+// copy of its own); what they do not match is not taken; telemetry
+// published on an.telsig by anyone is not taken either. Once Run ends,
+// the sender is off the feed.
+func TestStreamSenderTakesTelemetryFromTheFeed(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		msgs []*nats.Msg
+	)
+	feed := &outbound.TelemetryFeed{}
+	t.Cleanup(func() { assert.Zero(t, feed.Senders(), "the sender left the feed when Run ended") })
+	snd, pub := startLossy(t, outbound.LossyConfig{Stream: true, Feed: feed}, func(m *nats.Msg) {
+		mu.Lock()
+		msgs = append(msgs, m)
+		mu.Unlock()
+	})
+	onLink := func() int { mu.Lock(); defer mu.Unlock(); return len(msgs) }
+	arrived := func(n int) {
+		t.Helper()
+		natstest.WaitFor(t, 5*time.Second, func() error {
+			if got := onLink(); got < n {
+				return fmt.Errorf("%d of %d on the link", got, n)
+			}
+			return nil
+		})
+	}
+	offer := func(service string, i int) *signal.Event {
+		t.Helper()
+		ev := &signal.Event{
+			ID: fmt.Sprintf("tel-%s-%d", service, i), Source: "anfed://op-a/probe",
+			Type: "net.anfed.congestion.v1", Subject: service + "/r1",
+			Origin: "op-a", State: signal.Raised, Data: []byte(`{}`), Tags: []string{"kpi"},
+		}
+		subj, err := subject.TelemetrySignal(subject.Key{Origin: "op-a", Class: "congestion", Service: service, Resource: "r1"})
+		require.NoError(t, err)
+		feed.Offer(subj, ev, ev.Encode())
+		return ev
+	}
+	// The stored signals' subscriptions are up once one crosses.
+	natstest.WaitFor(t, 5*time.Second, func() error {
+		publishAt(t, pub, subject.Signal, "congestion", "vpn-1", 0)
+		require.NoError(t, pub.Flush())
+		if onLink() == 0 {
+			return fmt.Errorf("lossy sender not subscribed yet")
+		}
+		return nil
+	})
+	require.Equal(t, 1, feed.Senders())
+	time.Sleep(100 * time.Millisecond) // the probes still on their way
+	mu.Lock()
+	msgs = nil
+	mu.Unlock()
+	base := snd.Delivered()
+
+	// Telemetry on an.telsig, not through the feed: not taken.
+	publishAt(t, pub, subject.TelemetrySignal, "congestion", "vpn-1", 1)
+	require.NoError(t, pub.Flush())
+	ev := offer("vpn-1", 2)
+	arrived(1)
+	publishAt(t, pub, subject.Signal, "congestion", "vpn-1", 3)
+	require.NoError(t, pub.Flush())
+	arrived(2)
+	offer("vpn-2", 4) // not this peer's service: not taken
+	offer("vpn-1", 5)
+	arrived(3)
+	time.Sleep(100 * time.Millisecond) // anything else that was going to cross
+	assert.Empty(t, ev.Path, "the feed's signal is left as it was")
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, msgs, 3)
+	var ids []string
+	for _, m := range msgs {
+		got, err := signal.DecodeStructured(m.Data)
+		require.NoError(t, err)
+		ids = append(ids, got.ID)
+		assert.Equal(t, []string{"op-a"}, got.Path)
+	}
+	assert.Equal(t, []string{"tel-vpn-1-2", "congestion-vpn-1-3", "tel-vpn-1-5"}, ids)
+	assert.Equal(t, "1", msgs[0].Header.Get(link.HeaderTelemetry))
+	assert.Empty(t, msgs[1].Header.Get(link.HeaderTelemetry), "a stored signal is not telemetry")
+	assert.Equal(t, "1", msgs[2].Header.Get(link.HeaderTelemetry))
+	var seqs []uint64
+	for _, m := range msgs {
+		n, err := strconv.ParseUint(m.Header.Get(link.HeaderStreamSeq), 10, 64)
+		require.NoError(t, err)
+		seqs = append(seqs, n)
+		assert.NotEmpty(t, m.Header.Get(link.HeaderStreamEpoch))
+		assert.NotEmpty(t, m.Header.Get(link.HeaderSent))
+	}
+	assert.Equal(t, []uint64{seqs[0], seqs[0] + 1, seqs[0] + 2}, seqs, "one numbering for the feed's and the store's")
+	assert.EqualValues(t, 3, snd.Delivered()-base, "taken: the two offers it matches and the stored signal")
+	st := snd.Stats()
+	assert.EqualValues(t, 2, st.Telemetry)
+	assert.Zero(t, st.DroppedSlow)
+}

@@ -6,6 +6,7 @@ package signal
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -89,6 +90,22 @@ type Event struct {
 	// Extensions holds any other extension attribute, preserved as
 	// string, int32 or bool.
 	Extensions map[string]any
+}
+
+// Clone is a copy of e that a hop may change as the senders change
+// their copies — the path appended to, the tags, the data and the
+// signature replaced — while e stays as it is: the path and the tags
+// are capped, so that an append copies them, and the extensions are
+// copied; the strings and the data's bytes, which nothing writes in
+// place, are shared.
+func (e *Event) Clone() *Event {
+	c := *e
+	c.Path = slices.Clip(e.Path)
+	c.Tags = slices.Clip(e.Tags)
+	if e.Extensions != nil {
+		c.Extensions = maps.Clone(e.Extensions)
+	}
+	return &c
 }
 
 // Service and Resource split Subject ("<service>/<resource>").

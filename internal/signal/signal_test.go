@@ -149,6 +149,28 @@ func TestEventAccessors(t *testing.T) {
 	assert.Contains(t, ev.String(), ev.Type)
 }
 
+// A clone encodes as its original does, and what a sender changes on
+// its copy — the path appended to, the tags and the data replaced, an
+// extension set — leaves the original as it was, even when the path
+// has room to grow in place.
+func TestCloneIsACopyASenderMayChange(t *testing.T) {
+	ev := fullEvent()
+	ev.Path = append(make([]string, 0, 8), ev.Path...) // room to append in place
+	want := ev.Encode()
+	c := ev.Clone()
+	assert.Equal(t, string(want), string(c.Encode()))
+	c.Path = append(c.Path, "op-d")
+	c.Tags = append(c.Tags, "op-d:silver")
+	c.Data = []byte(`{}`)
+	c.Extensions["vendorx"] = "changed"
+	c.DSSEMaterial = "resigned"
+	other := ev.Clone()
+	other.Path = append(other.Path, "op-e")
+	assert.Equal(t, []string{"op-a", "op-b", "op-c", "op-d"}, c.Path, "two clones do not share an append")
+	assert.Equal(t, string(want), string(ev.Encode()), "the original is as it was")
+	assert.Nil(t, (&signal.Event{}).Clone().Extensions)
+}
+
 func TestSourceOrigin(t *testing.T) {
 	tests := []struct {
 		source string
