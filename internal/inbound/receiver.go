@@ -133,7 +133,7 @@ type Receiver struct {
 	// Stream delivery (telemetry.go): the link's tally, where checked
 	// telemetry goes (nil: nowhere), and a sampled log of its refusals.
 	tally      *StreamTally
-	telPublish func(subj string, ev *signal.Event, data []byte) error
+	telPublish func(subj string, ev *signal.Event) error
 	telLog     zerolog.Logger
 }
 
@@ -213,11 +213,11 @@ type ReceiverConfig struct {
 	// Stream counts the link's stream messages (kept by the node across
 	// reloads); nil: the receiver keeps its own.
 	Stream *StreamTally
-	// Telemetry publishes checked telemetry to our local subscribers, in
-	// the operations account (and, in process, hands it to the node's
-	// stream senders: outbound.TelemetryFeed), ev decoded and data its
-	// encoding; nil: it is checked and counted only.
-	Telemetry func(subj string, ev *signal.Event, data []byte) error
+	// Telemetry publishes checked telemetry, ev, to our local
+	// subscribers on subj, in the operations account (and, in process,
+	// hands it to the node's stream senders: outbound.TelemetryFeed);
+	// nil: it is checked and counted only.
+	Telemetry func(subj string, ev *signal.Event) error
 }
 
 // NewReceiver returns the receiver cfg describes, its pipeline not

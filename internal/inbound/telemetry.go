@@ -116,7 +116,7 @@ func (r *Receiver) telemetry(c *checks) {
 		}
 	}
 	if err == nil && r.telPublish != nil {
-		if err = r.telPublish(subj, a.Ev, a.Ev.Encode()); err != nil {
+		if err = r.telPublish(subj, a.Ev); err != nil {
 			err = reject.Wrap(reject.Unavailable, err)
 		}
 	}

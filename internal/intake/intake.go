@@ -82,7 +82,7 @@ type Intake struct {
 	// high-rate producer gone wrong would flood the log.
 	telLog      zerolog.Logger
 	telAccepted atomic.Uint64
-	handOn      func(subj string, ev *signal.Event, body []byte) error
+	handOn      func(subj string, ev *signal.Event) error
 }
 
 // Deps are what intake works with.
@@ -94,10 +94,10 @@ type Deps struct {
 	Store     Storer
 	Observer  observe.Observer
 	Log       zerolog.Logger
-	// Telemetry hands each checked telemetry signal on (the node: to
-	// its local subscribers on an.telsig and to its stream senders),
-	// ev decoded, body encoded for subj; nil: published on Conn to subj.
-	Telemetry func(subj string, ev *signal.Event, body []byte) error
+	// Telemetry hands each checked telemetry signal on, for subj (the
+	// node: to its local subscribers on an.telsig and to its stream
+	// senders); nil: published on Conn to subj.
+	Telemetry func(subj string, ev *signal.Event) error
 }
 
 // HeaderProbe marks a readiness probe: intake passes it through its
@@ -155,7 +155,10 @@ func (in *Intake) check() {
 			continue
 		}
 		if !sl.probe {
-			sl.ev, sl.subj, sl.body, sl.err = in.prepare(sl.m, &sl.local, subject.Signal)
+			sl.ev, sl.subj, sl.err = in.prepare(sl.m, &sl.local, subject.Signal)
+			if sl.err == nil {
+				sl.body = sl.ev.Encode()
+			}
 		}
 		sl.done.Done()
 	}
@@ -266,22 +269,22 @@ func (in *Intake) put(sl *slot) (p pending, ans signal.Answer, ok bool) {
 	return pending{fut: fut, ev: sl.ev, subj: sl.subj}, signal.Answer{}, true
 }
 
-// prepare runs intake's stages on a message, in l, and encodes the
-// signal for the subject that where names (the store's, or
-// telemetry's); err says why it is refused.
-func (in *Intake) prepare(m *nats.Msg, l *Local, where func(subject.Key) (string, error)) (ev *signal.Event, subj string, body []byte, err error) {
+// prepare runs intake's stages on a message, in l, and names the
+// signal's subject with where (the store's, or telemetry's); err says
+// why it is refused.
+func (in *Intake) prepare(m *nats.Msg, l *Local, where func(subject.Key) (string, error)) (ev *signal.Event, subj string, err error) {
 	*l = Local{Header: m.Header, Data: m.Data}
 	for i := range in.stages {
 		if err := in.stages[i].Run(l); err != nil {
-			return l.Ev, "", nil, err
+			return l.Ev, "", err
 		}
 	}
 	ev = l.Ev
 	subj, err = where(subject.Key{Origin: ev.Origin, Class: l.Class, Service: ev.Service(), Resource: ev.Resource()})
 	if err != nil {
-		return ev, "", nil, reject.Wrap(reject.BadAttribute, err)
+		return ev, "", reject.Wrap(reject.BadAttribute, err)
 	}
-	return ev, subj, ev.Encode(), nil
+	return ev, subj, nil
 }
 
 // checkLocal verifies what only a local producer's signal must satisfy.

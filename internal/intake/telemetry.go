@@ -10,11 +10,11 @@ import (
 
 // handTelemetry hands a checked telemetry signal on: Deps.Telemetry, or
 // published on an.telsig.
-func (in *Intake) handTelemetry(subj string, ev *signal.Event, body []byte) error {
+func (in *Intake) handTelemetry(subj string, ev *signal.Event) error {
 	if in.handOn != nil {
-		return in.handOn(subj, ev, body)
+		return in.handOn(subj, ev)
 	}
-	return in.conn.Publish(subj, body)
+	return in.conn.Publish(subj, ev.Encode())
 }
 
 // HandleTelemetry processes one message of an.tel[.>] (telemetry for
@@ -44,13 +44,13 @@ func (in *Intake) TelemetryAccepted() uint64 { return in.telAccepted.Load() }
 // worker.
 func (in *Intake) telemetry(sl *slot) {
 	m := sl.m
-	ev, subj, body, err := in.prepare(m, &sl.local, subject.TelemetrySignal)
+	ev, subj, err := in.prepare(m, &sl.local, subject.TelemetrySignal)
 	if err != nil {
 		ans, _ := in.rejected(in.telLog, "intake: telemetry rejected (not stored, not dead-lettered)", ev, err)
 		in.reply(m.Reply, ans)
 		return
 	}
-	if err := in.handTelemetry(subj, ev, body); err != nil {
+	if err := in.handTelemetry(subj, ev); err != nil {
 		ans, _ := in.rejected(in.telLog, "intake: telemetry not handed on", ev, reject.Wrap(reject.Unavailable, err))
 		in.reply(m.Reply, ans)
 		return

@@ -299,18 +299,18 @@ func (n *Node) subscribeTo(nc *nats.Conn, subj string, h nats.MsgHandler) (*nats
 
 // handTelemetry hands checked telemetry on — intake's, and what the
 // receivers took from stream peers: published on an.telsig to local
-// subscribers (in process, only when one listens) and, in process,
+// subscribers (in process, encoded only when one listens) and, in process,
 // handed to the stream senders (outbound.TelemetryFeed), which take
 // what their export policies' telemetry subjects match. With
 // nats.external the senders, maybe in another process, subscribe to
 // an.telsig instead.
-func (n *Node) handTelemetry(subj string, ev *signal.Event, body []byte) error {
+func (n *Node) handTelemetry(subj string, ev *signal.Event) error {
 	if n.opsAcc == nil || n.opsAcc.SubscriptionInterest(subj) {
-		if err := n.ops.Publish(subj, body); err != nil {
+		if err := n.ops.Publish(subj, ev.Encode()); err != nil {
 			return err
 		}
 	}
-	n.tel.Offer(subj, ev, body)
+	n.tel.Offer(subj, ev)
 	return nil
 }
 

@@ -255,7 +255,7 @@ func TestStreamSenderTakesTelemetryFromTheFeed(t *testing.T) {
 		}
 		subj, err := subject.TelemetrySignal(subject.Key{Origin: "op-a", Class: "congestion", Service: service, Resource: "r1"})
 		require.NoError(t, err)
-		feed.Offer(subj, ev, ev.Encode())
+		feed.Offer(subj, ev)
 		return ev
 	}
 	// The stored signals' subscriptions are up once one crosses.

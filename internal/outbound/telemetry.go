@@ -35,14 +35,13 @@ type TelemetryFeed struct {
 // telemetryTap is one stream sender on the feed.
 type telemetryTap struct {
 	filters []string
-	take    func(subj string, ev *signal.Event, body []byte)
+	take    func(subj string, ev *signal.Event, data []byte)
 }
 
-// Offer hands one checked telemetry signal, published (or about to be)
-// on subj under an.telsig, to every sender whose filters match subj.
-// ev is the decoded signal, which no sender changes (each takes a copy
-// of its own); body is its encoding.
-func (f *TelemetryFeed) Offer(subj string, ev *signal.Event, body []byte) {
+// Offer hands one checked telemetry signal, ev, whose subject under
+// an.telsig is subj, to every sender whose filters match subj. No
+// sender changes ev: each takes a copy of its own.
+func (f *TelemetryFeed) Offer(subj string, ev *signal.Event) {
 	if f == nil {
 		return
 	}
@@ -53,7 +52,7 @@ func (f *TelemetryFeed) Offer(subj string, ev *signal.Event, body []byte) {
 	for _, t := range *taps {
 		for _, filter := range t.filters {
 			if server.SubjectMatchesFilter(subj, filter) {
-				t.take(subj, ev, body)
+				t.take(subj, ev, nil)
 				break
 			}
 		}
