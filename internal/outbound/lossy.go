@@ -100,7 +100,8 @@ type LossyCounts struct {
 	Sent      uint64 `json:"sent"`
 	Telemetry uint64 `json:"telemetry"`
 	// DroppedLinkDown: dropped because the link was down; DroppedSlow:
-	// dropped by NATS before the sender took them (it could not keep up).
+	// dropped by NATS before the sender took them (it could not keep up)
+	// from its subscriptions: telemetry from a TelemetryFeed never is.
 	DroppedLinkDown uint64 `json:"dropped_link_down"`
 	DroppedSlow     uint64 `json:"dropped_slow"`
 }
