@@ -174,6 +174,13 @@ func (n *Node) applyStored(subj string, ev *signal.Event, seq uint64) {
 			// store write each (the guard is rebuilt from the stream).
 			n.receiverDeps().Replay.Record(ev.Source, ev.ID)
 		}
+		if p, ok := n.config().Peer(peer); !ok || p.Disabled != nil {
+			// A peering held down, or no longer in the policy: what the
+			// store still holds of it (read again at start) is not a
+			// condition we hold, as at the moment it went down
+			// (withdrawAll), not only after its grace time.
+			return
+		}
 	}
 	c, err := n.table.Apply(peer, k.Class, ev, seq)
 	if err != nil {

@@ -559,3 +559,45 @@ func TestLossyPeerFreshenedAtSessionUp(t *testing.T) {
 	require.False(t, l.nb.Session("op-a").Negotiated.PeerRefreshes)
 	l.waitHeld(map[string]string{"congestion vpn-acme/ic-1": "active"})
 }
+
+// TestRestartWithPeerGoneWithdrawsAtOnce: op-b restarted with op-a
+// disabled, or removed from its policy, withdraws op-a's conditions it
+// rebuilt from its store at start, as a disable or a removal while it runs
+// does — not after the grace time (30 s), nor, for a removed peer, never.
+func TestRestartWithPeerGoneWithdrawsAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*config.Config)
+	}{
+		{"disabled", func(c *config.Config) { c.Peers[0].Disabled = &config.Disabled{Reason: "maintenance window"} }},
+		{"removed", func(c *config.Config) { c.Peers = nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, nb, na := restartablePair(t, []string{"*"}, []string{"fault"})
+			pa, err := na.Connect()
+			require.NoError(t, err)
+			defer pa.Close()
+			for i := 1; i <= 3; i++ {
+				ev := faultEvent("op-a", fmt.Sprintf("g%d", i))
+				ev.Subject = fmt.Sprintf("vpn-acme/pe-%d", i)
+				require.True(t, publish(t, pa, ev).OK())
+			}
+			waitFor(t, 15*time.Second, func() error {
+				if n := nb.Table().Len("op-a"); n != 3 {
+					return fmt.Errorf("op-b holds %d of op-a's 3 faults", n)
+				}
+				return nil
+			})
+			na.Stop()
+			nb.Stop()
+			tc.edit(b)
+			nb = startNode(t, b)
+			waitFor(t, 5*time.Second, func() error {
+				if got := nb.Conditions(conditions.Filter{Peer: "op-a"}); len(got) != 0 {
+					return fmt.Errorf("op-b still holds %d of op-a's conditions after its restart", len(got))
+				}
+				return nil
+			})
+		})
+	}
+}
