@@ -883,7 +883,11 @@ func runKill9(t *testing.T, bin, victim string) {
 	// acknowledged before the restart.
 	storeCatchUp := <-stored
 	catchUp, all := l.waitAll(ackedAtRestart, acked, restarted, 20*time.Second)
-	for deadline := time.Now().Add(60 * time.Second); hl.missing(acked) > 0 && time.Now().Before(deadline); {
+	// The helper loop takes one signal at a time (max_ack_pending 1):
+	// under -race on a loaded machine it had 4,821 of 5,100 at 60 s, still
+	// handling them in order; the bound is generous, the check is that
+	// none is lost.
+	for deadline := time.Now().Add(180 * time.Second); hl.missing(acked) > 0 && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
 	hl.stop()
