@@ -55,6 +55,17 @@ func testEnv(t *testing.T) (*env, *template) {
 	return e, tpl
 }
 
+// testPair is testEnv and an anfed pair started on it (stopped at
+// cleanup).
+func testPair(t *testing.T) (*env, *template, *pair) {
+	t.Helper()
+	e, tpl := testEnv(t)
+	p, err := e.startPair(context.Background(), 0)
+	require.NoError(t, err)
+	t.Cleanup(p.stop)
+	return e, tpl, p
+}
+
 // The ceiling's targets divide anfed-cross by raw-sourcing-signed of the
 // same report.
 func TestCeilingTargets(t *testing.T) {
@@ -117,12 +128,8 @@ func TestCeilingTargetsPaired(t *testing.T) {
 // The rounds alternate which side goes first and measure both on the
 // running pairs.
 func TestRunRounds(t *testing.T) {
-	ctx := context.Background()
-	e, tpl := testEnv(t)
-	p, err := e.startPair(ctx, 0)
-	require.NoError(t, err)
-	defer p.stop()
-	rs, err := runRounds(ctx, e, p, tpl, 2, spec{count: 200, window: 64}, func(string, ...any) {})
+	e, tpl, p := testPair(t)
+	rs, err := runRounds(context.Background(), e, p, tpl, 2, spec{count: 200, window: 64}, func(string, ...any) {})
 	require.NoError(t, err)
 	require.Len(t, rs, 2)
 	assert.Equal(t, RowRawSourcingSigned, rs[0].First)

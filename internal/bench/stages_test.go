@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -116,11 +115,7 @@ func BenchmarkEncodeTemplate(b *testing.B) {
 // policies, and the report says how much of its CPU they are and how much
 // is not a stage.
 func TestCrossStages(t *testing.T) {
-	ctx := context.Background()
-	e, tpl := testEnv(t)
-	p, err := e.startPair(ctx, 0)
-	require.NoError(t, err)
-	defer p.stop()
+	e, tpl, p := testPair(t)
 	r := Row{Name: RowCross, CPUPerSignal: 500}
 	require.NoError(t, crossStages(e, p, tpl, &r))
 	var names []string
