@@ -1,0 +1,262 @@
+package node_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/anfed/anfed/internal/conditions"
+	"github.com/anfed/anfed/internal/node"
+	"github.com/anfed/anfed/internal/nodetest"
+	"github.com/anfed/anfed/internal/signal"
+	"github.com/anfed/anfed/internal/store"
+)
+
+// Attacks on the condition feed (feed.go): the table fed from the node's
+// own writes must equal what the stream holds, each stored signal applied
+// once and in stream order, whatever happens to the writes' answers.
+
+// announced records the upserts n announces on an.cond.> from now on:
+// the store sequence and id of each, in the order they came.
+type announced struct {
+	mu   sync.Mutex
+	seqs []uint64
+	ids  []string
+}
+
+func watchAnnounced(t *testing.T, n *node.Node) *announced {
+	t.Helper()
+	nc, err := n.Connect()
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	a := &announced{}
+	_, err = nc.Subscribe("an.cond.>", func(m *nats.Msg) {
+		var c conditions.Change
+		if json.Unmarshal(m.Data, &c) != nil || c.Kind != conditions.Upsert {
+			return // stale/fresh of the link: no new signal
+		}
+		a.mu.Lock()
+		a.seqs, a.ids = append(a.seqs, c.Condition.Seq), append(a.ids, c.Condition.ID)
+		a.mu.Unlock()
+	})
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+	return a
+}
+
+func (a *announced) get() ([]uint64, []string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]uint64(nil), a.seqs...), append([]string(nil), a.ids...)
+}
+
+// storedSignals is the signal stream of n read in order: the id at each
+// sequence, the last sequence of each subject, and the last sequence.
+type storedSignals struct {
+	ids  map[uint64]string
+	last map[string]uint64
+	top  uint64
+}
+
+func readSignals(t *testing.T, n *node.Node) storedSignals {
+	t.Helper()
+	nc, err := n.Connect()
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, store.SignalStream)
+	require.NoError(t, err)
+	info, err := st.Info(ctx)
+	require.NoError(t, err)
+	out := storedSignals{ids: map[uint64]string{}, last: map[string]uint64{}, top: info.State.LastSeq}
+	if info.State.Msgs == 0 {
+		return out
+	}
+	oc, err := js.OrderedConsumer(ctx, store.SignalStream, jetstream.OrderedConsumerConfig{})
+	require.NoError(t, err)
+	for {
+		m, err := oc.Next(jetstream.FetchMaxWait(10 * time.Second))
+		require.NoError(t, err)
+		meta, err := m.Metadata()
+		require.NoError(t, err)
+		ev, err := signal.DecodeStructured(m.Data())
+		require.NoError(t, err)
+		out.ids[meta.Sequence.Stream] = ev.ID
+		out.last[m.Subject()] = meta.Sequence.Stream
+		if meta.Sequence.Stream >= info.State.LastSeq {
+			return out
+		}
+	}
+}
+
+// tableMatchesStream says how n's table differs from its stream: each
+// subject's last signal, and nothing else, held with its sequence.
+func tableMatchesStream(t *testing.T, n *node.Node) error {
+	s := readSignals(t, n)
+	held := map[string]uint64{}
+	for _, c := range tableView(n) {
+		held[c.subj] = c.seq
+	}
+	if len(held) != len(s.last) {
+		return fmt.Errorf("table holds %d keys, the stream %d subjects", len(held), len(s.last))
+	}
+	for subj, seq := range s.last {
+		if held[subj] != seq {
+			return fmt.Errorf("%s: table at seq %d, stream's last %d", subj, held[subj], seq)
+		}
+	}
+	return nil
+}
+
+// checkAnnounced checks that seqs (announced, in order) is a run of
+// consecutive stream sequences, each announced with the stream's id at it.
+func checkAnnounced(t *testing.T, what string, s storedSignals, seqs []uint64, ids []string) {
+	t.Helper()
+	require.NotEmpty(t, seqs, what)
+	for i := range seqs {
+		if i > 0 && seqs[i] != seqs[i-1]+1 {
+			t.Fatalf("%s: announcement %d is seq %d after %d: each stored signal once, in stream order (seqs %v)", what, i, seqs[i], seqs[i-1], seqs)
+		}
+		if s.ids[seqs[i]] != ids[i] {
+			t.Fatalf("%s: seq %d announced as %q, the stream holds %q there", what, seqs[i], ids[i], s.ids[seqs[i]])
+		}
+	}
+}
+
+// keyedBurst publishes congestion signals of origin on keys keys through
+// nc, as fast as answers come, until stop is closed or a request fails;
+// it returns the ids accepted.
+func keyedBurst(nc *nats.Conn, origin, prefix string, keys int, stop <-chan struct{}) func() []string {
+	done := make(chan []string, 1)
+	go func() {
+		var ok []string
+		defer func() { done <- ok }()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			e := congestion(origin, fmt.Sprintf("%s-%d", prefix, i))
+			e.Subject = fmt.Sprintf("vpn-acme/ic-%d", i%keys)
+			if i >= keys {
+				e.State = signal.Updated
+			}
+			a, err := nodetest.TryPublish(nc, e)
+			if err != nil {
+				return // the node went away
+			}
+			if a.OK() {
+				ok = append(ok, e.ID)
+			}
+		}
+	}()
+	return func() []string { return <-done }
+}
+
+// TestConditionFeedRestartUnderLoad: B is stopped while its intake and
+// its receiver (A's signals) write at full rate, and started again on
+// the same store while A still sends. Afterwards B's table holds, per
+// subject, the stream's last signal; before the stop and after the
+// restart, each upsert announced is the next stream sequence, with the
+// stream's id at it (nothing applied twice, none out of order), and the
+// restart's announcements continue after the first life's.
+func TestConditionFeedRestartUnderLoad(t *testing.T) {
+	na, nb := pair(t, []string{"congestion"}, []string{"congestion"})
+	pa, err := na.Connect()
+	require.NoError(t, err)
+	defer pa.Close()
+	pb, err := nb.Connect()
+	require.NoError(t, err)
+	before := watchAnnounced(t, nb)
+	// Keys written once, before the load: after the restart only the
+	// rebuild from the stream holds them.
+	for i := range 3 {
+		e := congestion("op-b", fmt.Sprintf("quiet-%d", i))
+		e.Subject = fmt.Sprintf("vpn-acme/quiet-%d", i)
+		require.True(t, publish(t, pb, e).OK())
+	}
+
+	const keys = 9
+	stopA, stopB := make(chan struct{}), make(chan struct{})
+	doneA := keyedBurst(pa, "op-a", "a", keys, stopA)
+	doneB := keyedBurst(pb, "op-b", "b1", keys, stopB)
+	// Full rate on both writers: enough of each applied at B.
+	waitFor(t, 30*time.Second, func() error {
+		seqs, _ := before.get()
+		if c, err := streamCount(nb, store.SignalStream, "an.sig.op-a.>"); err != nil || c < 50 || len(seqs) < 150 {
+			return fmt.Errorf("%d announced at B, %d of A's stored (%v)", len(seqs), c, err)
+		}
+		return nil
+	})
+	cfg := nb.Config()
+	nb.Stop()
+	close(stopB)
+	pb.Close()
+	acceptedB1 := doneB()
+	seqs1, ids1 := before.get()
+
+	nb2 := startNode(t, cfg)
+	after := watchAnnounced(t, nb2)
+	pb2, err := nb2.Connect()
+	require.NoError(t, err)
+	defer pb2.Close()
+	stopB2 := make(chan struct{})
+	doneB2 := keyedBurst(pb2, "op-b", "b2", keys, stopB2)
+	waitFor(t, 30*time.Second, func() error {
+		if seqs, _ := after.get(); len(seqs) < 150 {
+			return fmt.Errorf("%d announced at B after the restart", len(seqs))
+		}
+		return nil
+	})
+	close(stopA)
+	close(stopB2)
+	acceptedA, acceptedB2 := doneA(), doneB2()
+	t.Logf("accepted: A %d, B %d before the stop, %d after; B announced %d before the stop", len(acceptedA), len(acceptedB1), len(acceptedB2), len(seqs1))
+
+	// Everything A accepted reaches B's store (A resends what the stop cut).
+	waitFor(t, 60*time.Second, func() error {
+		if c, err := streamCount(nb2, store.SignalStream, "an.sig.op-a.>"); err != nil || c < uint64(len(acceptedA)) {
+			return fmt.Errorf("%d of A's %d stored at B (%v)", c, len(acceptedA), err)
+		}
+		return nil
+	})
+	waitFor(t, 30*time.Second, func() error { return tableMatchesStream(t, nb2) })
+	s := readSignals(t, nb2)
+	waitFor(t, 15*time.Second, func() error {
+		if seqs, _ := after.get(); len(seqs) == 0 || seqs[len(seqs)-1] < s.top {
+			return fmt.Errorf("last announced %v, stream at %d", seqs[max(0, len(seqs)-1):], s.top)
+		}
+		return nil
+	})
+	seqs2, ids2 := after.get()
+	checkAnnounced(t, "before the stop", s, seqs1, ids1)
+	assert.Equal(t, uint64(1), seqs1[0], "the first life announced from the stream's first signal")
+	assert.Len(t, s.last, 2*keys+3)
+	checkAnnounced(t, "after the restart", s, seqs2, ids2)
+	assert.Greater(t, seqs2[0], seqs1[len(seqs1)-1], "the restart announces after what the first life did, nothing again")
+	assert.Equal(t, s.top, seqs2[len(seqs2)-1])
+	// Each accepted signal is in the stream once.
+	times := map[string]int{}
+	for _, id := range s.ids {
+		times[id]++
+	}
+	for _, ids := range [][]string{acceptedA, acceptedB1, acceptedB2} {
+		for _, id := range ids {
+			if times[id] != 1 {
+				t.Errorf("%s stored %d times at B", id, times[id])
+			}
+		}
+	}
+}
