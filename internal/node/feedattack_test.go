@@ -260,3 +260,71 @@ func TestConditionFeedRestartUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestConditionFeedStoreKickedMidBurst: B's store connection is kicked
+// again and again while its intake and its receiver write at full rate.
+// A write whose answer went with the connection was stored all the same
+// (or is resent as a duplicate, which no writer reports): the feed reads
+// it from the stream. Each stored signal is announced once, in stream
+// order, and the table ends equal to the stream.
+func TestConditionFeedStoreKickedMidBurst(t *testing.T) {
+	na, nb := pair(t, []string{"congestion"}, []string{"congestion"})
+	pa, err := na.Connect()
+	require.NoError(t, err)
+	defer pa.Close()
+	pb, err := nb.Connect()
+	require.NoError(t, err)
+	defer pb.Close()
+	got := watchAnnounced(t, nb)
+
+	const keys = 9
+	stop := make(chan struct{})
+	doneA := keyedBurst(pa, "op-a", "a", keys, stop)
+	doneB := keyedBurst(pb, "op-b", "b", keys, stop)
+	kicks := 0
+	for mark := 100; kicks < 6; mark += 60 {
+		waitFor(t, 30*time.Second, func() error {
+			if seqs, _ := got.get(); len(seqs) < mark {
+				return fmt.Errorf("%d announced at B, want %d before kick %d", len(seqs), mark, kicks+1)
+			}
+			return nil
+		})
+		if id, ok := tryConnID(nb, "anfed-node-store"); ok && nb.Server().DisconnectClientByID(id) == nil {
+			kicks++
+		}
+	}
+	close(stop)
+	acceptedA, acceptedB := doneA(), doneB()
+	t.Logf("%d kicks; accepted A %d, B %d", kicks, len(acceptedA), len(acceptedB))
+
+	waitFor(t, 60*time.Second, func() error {
+		if c, err := streamCount(nb, store.SignalStream, "an.sig.op-a.>"); err != nil || c < uint64(len(acceptedA)) {
+			return fmt.Errorf("%d of A's %d stored at B (%v)", c, len(acceptedA), err)
+		}
+		return nil
+	})
+	waitFor(t, 30*time.Second, func() error { return tableMatchesStream(t, nb) })
+	s := readSignals(t, nb)
+	waitFor(t, 15*time.Second, func() error {
+		if seqs, _ := got.get(); len(seqs) == 0 || seqs[len(seqs)-1] < s.top {
+			return fmt.Errorf("last announced %v, stream at %d", seqs[max(0, len(seqs)-1):], s.top)
+		}
+		return nil
+	})
+	seqs, ids := got.get()
+	checkAnnounced(t, "kicked", s, seqs, ids)
+	assert.Equal(t, uint64(1), seqs[0])
+	assert.Equal(t, s.top, seqs[len(seqs)-1])
+	times := map[string]int{}
+	for _, id := range s.ids {
+		times[id]++
+	}
+	for _, ids := range [][]string{acceptedA, acceptedB} {
+		for _, id := range ids {
+			if times[id] != 1 {
+				t.Errorf("%s stored %d times at B", id, times[id])
+			}
+		}
+	}
+	assert.NoError(t, nb.Err())
+}
