@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/conditions"
+	"github.com/anfed/anfed/internal/config"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/nodetest"
 	"github.com/anfed/anfed/internal/signal"
@@ -327,4 +329,106 @@ func TestConditionFeedStoreKickedMidBurst(t *testing.T) {
 		}
 	}
 	assert.NoError(t, nb.Err())
+}
+
+// TestConditionFeedDuplicatesAndDroppedGaps: a signal published again
+// (stored as a duplicate: PubAck.Duplicate, its old sequence) changes
+// nothing, and a write whose answer was lost after it is still read from
+// the stream: the duplicate leaves nothing behind in the feed that would
+// keep it waiting. Signals the store's byte bound drops before the feed
+// read them (the feed holding a gap at them, or about to) are passed
+// over: the next write is applied, nothing waits, nothing is applied
+// twice, and what the stream still holds is in the table.
+func TestConditionFeedDuplicatesAndDroppedGaps(t *testing.T) {
+	cfg := baseConfig(t, "op-a")
+	cfg.Storage.MaxBytes = config.MinStorageBytes // the smallest: its signal share fills fast
+	n := startNode(t, cfg)
+	got := watchAnnounced(t, n)
+	nc, err := n.Connect()
+	require.NoError(t, err)
+	defer nc.Close()
+	ev := func(id, res string) *signal.Event {
+		e := congestion("op-a", id)
+		e.Subject = "vpn-acme/" + res
+		return e
+	}
+	announcedAt := func(id string) uint64 {
+		seqs, ids := got.get()
+		for i := range ids {
+			if ids[i] == id {
+				return seqs[i]
+			}
+		}
+		return 0
+	}
+	waitAnnounced := func(id string) uint64 {
+		t.Helper()
+		waitFor(t, 15*time.Second, func() error {
+			if announcedAt(id) == 0 {
+				return fmt.Errorf("%s not announced", id)
+			}
+			return nil
+		})
+		return announcedAt(id)
+	}
+
+	first := ev("dup-1", "ic-1")
+	require.Equal(t, signal.StatusAccepted, publish(t, nc, first).Status)
+	require.Equal(t, uint64(1), waitAnnounced("dup-1"))
+	for range 3 {
+		require.Equal(t, signal.StatusDuplicate, publish(t, nc, first).Status)
+	}
+	lost := storeBehindTheFeed(t, n, "congestion", ev("lost-2", "ic-2"))
+	require.Equal(t, uint64(2), lost, "the duplicates took no sequence")
+	require.Equal(t, signal.StatusAccepted, publish(t, nc, ev("after-3", "ic-3")).Status)
+	assert.Equal(t, uint64(3), waitAnnounced("after-3"))
+	assert.Equal(t, uint64(2), announcedAt("lost-2"))
+
+	// Fill the signal share behind the feed (answers lost) until the
+	// bound has dropped the first of them, then write one the feed hears of.
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, store.SignalStream)
+	require.NoError(t, err)
+	pad := strings.Repeat("x", 8<<10)
+	var firstBehind uint64
+	for i := 0; ; i++ {
+		e := ev(fmt.Sprintf("bulk-%d", i), fmt.Sprintf("bulk-%d", i))
+		e.Data = json.RawMessage(`{"pad":"` + pad + `"}`)
+		seq := storeBehindTheFeed(t, n, "congestion", e)
+		if firstBehind == 0 {
+			firstBehind = seq
+		}
+		info, err := st.Info(ctx)
+		require.NoError(t, err)
+		if info.State.FirstSeq > firstBehind {
+			break
+		}
+		require.Less(t, i, 2000, "the store's bound never dropped a signal")
+	}
+	z := publish(t, nc, ev("after-bound", "ic-z"))
+	require.Equal(t, signal.StatusAccepted, z.Status)
+	waitAnnounced("after-bound")
+
+	s := readSignals(t, n)
+	seqs, ids := got.get()
+	for i := range seqs {
+		if i > 0 && seqs[i] <= seqs[i-1] {
+			t.Fatalf("announcement %d is seq %d after %d: each stored signal once, in stream order", i, seqs[i], seqs[i-1])
+		}
+		if want, ok := s.ids[seqs[i]]; ok && want != ids[i] {
+			t.Fatalf("seq %d announced as %q, the stream holds %q there", seqs[i], ids[i], want)
+		}
+	}
+	assert.Equal(t, s.top, seqs[len(seqs)-1], "the last write is the last announced")
+	held := map[string]uint64{}
+	for _, c := range tableView(n) {
+		held[c.subj] = c.seq
+	}
+	for subj, seq := range s.last {
+		assert.Equal(t, seq, held[subj], "%s: what the stream still holds is in the table", subj)
+	}
+	t.Logf("the bound dropped up to seq %d; %d announced, stream holds %d..%d", firstBehind, len(seqs), s.top-uint64(len(s.ids))+1, s.top)
 }
