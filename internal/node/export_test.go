@@ -55,3 +55,7 @@ func (n *Node) Cut() {
 func (n *Node) OpsInterest(subj string) bool {
 	return n.opsAcc != nil && n.opsAcc.SubscriptionInterest(subj)
 }
+
+// TelemetrySenders is how many stream senders take the node's telemetry
+// in process (outbound.TelemetryFeed) now.
+func (n *Node) TelemetrySenders() int { return n.tel.Senders() }
