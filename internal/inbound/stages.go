@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/anfed/anfed/internal/inspect"
+	"github.com/anfed/anfed/internal/link"
 	"github.com/anfed/anfed/internal/observe"
 	"github.com/anfed/anfed/internal/reject"
 	"github.com/anfed/anfed/internal/signal"
@@ -176,9 +177,16 @@ func (r *Receiver) checkPeering(a *Arrival) error {
 	return err
 }
 
-// checkRate refuses a signal over the import rate limit.
-func (r *Receiver) checkRate(*Arrival) error {
-	if r.limiter.Allow() {
+// checkRate refuses a signal over the import rate limit. Telemetry
+// (stream delivery) takes a token only while more than half the burst is
+// left: the rest is kept for the peer's durable signals, which its sender
+// resends until they are taken. Without it a peer's telemetry over the
+// rate took every token as it came, and its durable signals were refused
+// at each resend for as long as the telemetry lasted
+// (TestAttackTelemetryFloodKeepsOwnDurable).
+func (r *Receiver) checkRate(a *Arrival) error {
+	telemetry := a.Header.Get(link.HeaderTelemetry) != ""
+	if (!telemetry || r.limiter.Tokens() >= float64(r.limiter.Burst()/2)+1) && r.limiter.Allow() {
 		return nil
 	}
 	// Not a dead letter: an anfed sender keeps the signal and resends

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/anfed/anfed/internal/config"
+	"github.com/anfed/anfed/internal/link"
 	"github.com/anfed/anfed/internal/node"
 	"github.com/anfed/anfed/internal/signal"
 	"github.com/anfed/anfed/internal/subject"
@@ -208,4 +211,99 @@ func TestStreamPeerRemovedByReloadWhileTelemetryFlows(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestAttackTelemetryFloodKeepsOwnDurable: op-b, with its real
+// credentials, floods telemetry on its link at ~2,000/s, 20 times its
+// import rate (a rate A's CPU keeps up with: at wire speed the flood
+// fills op-b's receiver and its requests time out there, see
+// docs/security.md), while it sends its durable signals, each resent on
+// a "not now" answer or none as an anfed sender's window would (backoff
+// up to a second). Every durable signal is taken within a generous
+// bound (20 s each) and stored at A once, and A does not stop. Before
+// checkRate kept half the burst from telemetry, the flood took every
+// token and a durable signal was refused rate-limited at each resend
+// (24 to 117 times in a row, 3 of 3 runs).
+func TestAttackTelemetryFloodKeepsOwnDurable(t *testing.T) {
+	const rate = 100 // as TestAttackTelemetryFlood: the limiter binds before the CPU
+	e := newAtkEnv(t, func(c *config.Config) {
+		c.Peers[0].Import.MaxRate, c.Peers[0].Import.MaxBurst = rate, rate
+	})
+	rogue := e.startRogueB(t)
+	const pool = 200
+	bodies := make([][]byte, pool)
+	for i := range bodies {
+		bodies[i] = e.signB(t, e.bSignal(fmt.Sprintf("tel-flood-%d", i))).Encode()
+	}
+	telSubj := atkLinkSubject("op-b", e.bSignal("x"), "congestion")
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var sent atomic.Uint64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			n := sent.Add(1)
+			if n%2 == 0 {
+				time.Sleep(time.Millisecond) // at most ~2,000/s, 20 times op-b's import rate (see the doc comment)
+			}
+			m := atkTelemetryMsg(telSubj, bodies[n%pool], link.HeaderStreamEpoch, "flood", link.HeaderStreamSeq, strconv.FormatUint(n, 10))
+			if rogue.Conn.PublishMsg(m) != nil {
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+	waitFor(t, 10*time.Second, func() error {
+		if n := sent.Load(); n < 1000 {
+			return fmt.Errorf("%d telemetry sent", n)
+		}
+		return nil
+	})
+
+	// op-b's durable signals, each resent until A takes it.
+	const durable = 10
+	var delays []time.Duration
+	tries, why := 0, map[string]int{}
+	for i := range durable {
+		subj, body := e.signedB(t, e.bSignal(fmt.Sprintf("durable-%d", i)))
+		start, backoff := time.Now(), 50*time.Millisecond
+		for {
+			tries++
+			require.Less(t, time.Since(start), 20*time.Second, "durable-%d not taken by A within 60 s of resends (%d tries in all; not taken: %v)", i, tries, why)
+			m, err := rogue.Conn.RequestMsg(&nats.Msg{Subject: subj, Data: body}, 2*time.Second)
+			if err == nil {
+				a, err := signal.ParseAnswer(m.Data)
+				require.NoError(t, err)
+				if a.OK() {
+					break
+				}
+				require.True(t, link.Retryable(a.Reason), "durable-%d refused for good: %+v", i, a)
+				why[a.Reason]++
+			} else {
+				why[err.Error()]++
+			}
+			time.Sleep(backoff)
+			backoff = min(2*backoff, time.Second)
+		}
+		delays = append(delays, time.Since(start))
+	}
+	t.Logf("%d durable signals taken while op-b flooded %d telemetry: %d tries (not taken: %v), delays %v", durable, sent.Load(), tries, why, delays)
+	waitFor(t, 15*time.Second, func() error {
+		for i := range durable {
+			if n := e.fromB.count(fmt.Sprintf("durable-%d", i)); n != 1 {
+				return fmt.Errorf("durable-%d stored and delivered at A %d times", i, n)
+			}
+		}
+		return nil
+	})
+	assert.NoError(t, e.a.Err())
+	assert.True(t, e.a.LinkUp("op-c"))
+	e.opCFlows(t)
 }
