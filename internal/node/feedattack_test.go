@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,20 +25,14 @@ import (
 // own writes must equal what the stream holds, each stored signal applied
 // once and in stream order, whatever happens to the writes' answers.
 
-// announced records the upserts n announces on an.cond.> from now on:
-// the store sequence and id of each, in the order they came.
-type announced struct {
-	mu   sync.Mutex
-	seqs []uint64
-	ids  []string
-}
-
-func watchAnnounced(t *testing.T, n *node.Node) *announced {
+// watchAnnounced records the upserts n announces on an.cond.> from now
+// on: the store sequence and id of each, in the order they came.
+func watchAnnounced(t *testing.T, n *node.Node) *changeSeqs {
 	t.Helper()
 	nc, err := n.Connect()
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
-	a := &announced{}
+	a := &changeSeqs{}
 	_, err = nc.Subscribe("an.cond.>", func(m *nats.Msg) {
 		var c conditions.Change
 		if json.Unmarshal(m.Data, &c) != nil || c.Kind != conditions.Upsert {
@@ -52,12 +45,6 @@ func watchAnnounced(t *testing.T, n *node.Node) *announced {
 	require.NoError(t, err)
 	require.NoError(t, nc.Flush())
 	return a
-}
-
-func (a *announced) get() ([]uint64, []string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]uint64(nil), a.seqs...), append([]string(nil), a.ids...)
 }
 
 // storedSignals is the signal stream of n read in order: the id at each
@@ -121,6 +108,40 @@ func tableMatchesStream(t *testing.T, n *node.Node) error {
 	return nil
 }
 
+// settled waits until n's store holds the fromA signals of op-a that A
+// accepted, its table equals its stream and ann has announced up to the
+// stream's last sequence; it checks that each id of accepted is stored
+// once, and returns the stream as read then.
+func settled(t *testing.T, n *node.Node, ann *changeSeqs, fromA int, accepted ...[]string) storedSignals {
+	t.Helper()
+	waitFor(t, 60*time.Second, func() error {
+		if c, err := streamCount(n, store.SignalStream, "an.sig.op-a.>"); err != nil || c < uint64(fromA) {
+			return fmt.Errorf("%d of A's %d stored at B (%v)", c, fromA, err)
+		}
+		return nil
+	})
+	waitFor(t, 30*time.Second, func() error { return tableMatchesStream(t, n) })
+	s := readSignals(t, n)
+	waitFor(t, 15*time.Second, func() error {
+		if seqs, _ := ann.get(); len(seqs) == 0 || seqs[len(seqs)-1] < s.top {
+			return fmt.Errorf("last announced %v, stream at %d", seqs[max(0, len(seqs)-1):], s.top)
+		}
+		return nil
+	})
+	times := map[string]int{}
+	for _, id := range s.ids {
+		times[id]++
+	}
+	for _, ids := range accepted {
+		for _, id := range ids {
+			if times[id] != 1 {
+				t.Errorf("%s stored %d times at B", id, times[id])
+			}
+		}
+	}
+	return s
+}
+
 // checkAnnounced checks that seqs (announced, in order) is a run of
 // consecutive stream sequences, each announced with the stream's id at it.
 func checkAnnounced(t *testing.T, what string, s storedSignals, seqs []uint64, ids []string) {
@@ -134,6 +155,20 @@ func checkAnnounced(t *testing.T, what string, s storedSignals, seqs []uint64, i
 			t.Fatalf("%s: seq %d announced as %q, the stream holds %q there", what, seqs[i], ids[i], s.ids[seqs[i]])
 		}
 	}
+}
+
+// feedPair is A exporting congestion to B, producers' connections to
+// each, and the upserts B announces from now on.
+func feedPair(t *testing.T) (nb *node.Node, pa, pb *nats.Conn, ann *changeSeqs) {
+	t.Helper()
+	na, nb := pair(t, []string{"congestion"}, []string{"congestion"})
+	pa, err := na.Connect()
+	require.NoError(t, err)
+	t.Cleanup(pa.Close)
+	pb, err = nb.Connect()
+	require.NoError(t, err)
+	t.Cleanup(pb.Close)
+	return nb, pa, pb, watchAnnounced(t, nb)
 }
 
 // keyedBurst publishes congestion signals of origin on keys keys through
@@ -175,13 +210,7 @@ func keyedBurst(nc *nats.Conn, origin, prefix string, keys int, stop <-chan stru
 // stream's id at it (nothing applied twice, none out of order), and the
 // restart's announcements continue after the first life's.
 func TestConditionFeedRestartUnderLoad(t *testing.T) {
-	na, nb := pair(t, []string{"congestion"}, []string{"congestion"})
-	pa, err := na.Connect()
-	require.NoError(t, err)
-	defer pa.Close()
-	pb, err := nb.Connect()
-	require.NoError(t, err)
-	before := watchAnnounced(t, nb)
+	nb, pa, pb, before := feedPair(t)
 	// Keys written once, before the load: after the restart only the
 	// rebuild from the stream holds them.
 	for i := range 3 {
@@ -228,20 +257,7 @@ func TestConditionFeedRestartUnderLoad(t *testing.T) {
 	t.Logf("accepted: A %d, B %d before the stop, %d after; B announced %d before the stop", len(acceptedA), len(acceptedB1), len(acceptedB2), len(seqs1))
 
 	// Everything A accepted reaches B's store (A resends what the stop cut).
-	waitFor(t, 60*time.Second, func() error {
-		if c, err := streamCount(nb2, store.SignalStream, "an.sig.op-a.>"); err != nil || c < uint64(len(acceptedA)) {
-			return fmt.Errorf("%d of A's %d stored at B (%v)", c, len(acceptedA), err)
-		}
-		return nil
-	})
-	waitFor(t, 30*time.Second, func() error { return tableMatchesStream(t, nb2) })
-	s := readSignals(t, nb2)
-	waitFor(t, 15*time.Second, func() error {
-		if seqs, _ := after.get(); len(seqs) == 0 || seqs[len(seqs)-1] < s.top {
-			return fmt.Errorf("last announced %v, stream at %d", seqs[max(0, len(seqs)-1):], s.top)
-		}
-		return nil
-	})
+	s := settled(t, nb2, after, len(acceptedA), acceptedA, acceptedB1, acceptedB2)
 	seqs2, ids2 := after.get()
 	checkAnnounced(t, "before the stop", s, seqs1, ids1)
 	assert.Equal(t, uint64(1), seqs1[0], "the first life announced from the stream's first signal")
@@ -249,18 +265,6 @@ func TestConditionFeedRestartUnderLoad(t *testing.T) {
 	checkAnnounced(t, "after the restart", s, seqs2, ids2)
 	assert.Greater(t, seqs2[0], seqs1[len(seqs1)-1], "the restart announces after what the first life did, nothing again")
 	assert.Equal(t, s.top, seqs2[len(seqs2)-1])
-	// Each accepted signal is in the stream once.
-	times := map[string]int{}
-	for _, id := range s.ids {
-		times[id]++
-	}
-	for _, ids := range [][]string{acceptedA, acceptedB1, acceptedB2} {
-		for _, id := range ids {
-			if times[id] != 1 {
-				t.Errorf("%s stored %d times at B", id, times[id])
-			}
-		}
-	}
 }
 
 // TestConditionFeedStoreKickedMidBurst: B's store connection is kicked
@@ -270,14 +274,7 @@ func TestConditionFeedRestartUnderLoad(t *testing.T) {
 // it from the stream. Each stored signal is announced once, in stream
 // order, and the table ends equal to the stream.
 func TestConditionFeedStoreKickedMidBurst(t *testing.T) {
-	na, nb := pair(t, []string{"congestion"}, []string{"congestion"})
-	pa, err := na.Connect()
-	require.NoError(t, err)
-	defer pa.Close()
-	pb, err := nb.Connect()
-	require.NoError(t, err)
-	defer pb.Close()
-	got := watchAnnounced(t, nb)
+	nb, pa, pb, got := feedPair(t)
 
 	const keys = 9
 	stop := make(chan struct{})
@@ -299,35 +296,11 @@ func TestConditionFeedStoreKickedMidBurst(t *testing.T) {
 	acceptedA, acceptedB := doneA(), doneB()
 	t.Logf("%d kicks; accepted A %d, B %d", kicks, len(acceptedA), len(acceptedB))
 
-	waitFor(t, 60*time.Second, func() error {
-		if c, err := streamCount(nb, store.SignalStream, "an.sig.op-a.>"); err != nil || c < uint64(len(acceptedA)) {
-			return fmt.Errorf("%d of A's %d stored at B (%v)", c, len(acceptedA), err)
-		}
-		return nil
-	})
-	waitFor(t, 30*time.Second, func() error { return tableMatchesStream(t, nb) })
-	s := readSignals(t, nb)
-	waitFor(t, 15*time.Second, func() error {
-		if seqs, _ := got.get(); len(seqs) == 0 || seqs[len(seqs)-1] < s.top {
-			return fmt.Errorf("last announced %v, stream at %d", seqs[max(0, len(seqs)-1):], s.top)
-		}
-		return nil
-	})
+	s := settled(t, nb, got, len(acceptedA), acceptedA, acceptedB)
 	seqs, ids := got.get()
 	checkAnnounced(t, "kicked", s, seqs, ids)
 	assert.Equal(t, uint64(1), seqs[0])
 	assert.Equal(t, s.top, seqs[len(seqs)-1])
-	times := map[string]int{}
-	for _, id := range s.ids {
-		times[id]++
-	}
-	for _, ids := range [][]string{acceptedA, acceptedB} {
-		for _, id := range ids {
-			if times[id] != 1 {
-				t.Errorf("%s stored %d times at B", id, times[id])
-			}
-		}
-	}
 	assert.NoError(t, nb.Err())
 }
 

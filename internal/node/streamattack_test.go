@@ -248,6 +248,27 @@ func TestAttackTelemetryRefusedAsSignals(t *testing.T) {
 	assert.Equal(t, 1, atA.count(), "only the honest telemetry delivered")
 }
 
+// As in TestAttackSignals' flood: an import rate for op-b the limiter
+// binds at before the CPU does under -race on 2 cores; telFloodPool
+// signed telemetry bodies to flood with.
+const telFloodRate, telFloodPool = 100, 200
+
+// newTelemetryFlood is A with op-b's import rate at telFloodRate, a rogue
+// op-b linked, the bodies of telFloodPool telemetry signals signed with
+// op-b's real key, and their link subject.
+func newTelemetryFlood(t *testing.T) (e *atkEnv, rogue *atkRogue, bodies [][]byte, subj string) {
+	t.Helper()
+	e = newAtkEnv(t, func(c *config.Config) {
+		c.Peers[0].Import.MaxRate, c.Peers[0].Import.MaxBurst = telFloodRate, telFloodRate
+	})
+	rogue = e.startRogueB(t)
+	bodies = make([][]byte, telFloodPool)
+	for i := range bodies {
+		bodies[i] = e.signB(t, e.bSignal(fmt.Sprintf("tel-flood-%d", i))).Encode()
+	}
+	return e, rogue, bodies, atkLinkSubject("op-b", e.bSignal("x"), "congestion")
+}
+
 // TestAttackTelemetryFlood: op-b sends numbered telemetry as fast as its
 // connection takes it while op-c publishes durable signals to A. Every
 // one of op-c's signals reaches A's consumer (latency logged); A refuses
@@ -256,19 +277,8 @@ func TestAttackTelemetryRefusedAsSignals(t *testing.T) {
 // subscription dropped shows as lost), and A's heap after the flood is
 // within a bound (import.max_rate 100/s, as TestAttackSignals' flood). Already safe before this test: it guards the bounds.
 func TestAttackTelemetryFlood(t *testing.T) {
-	// As in TestAttackSignals' flood: an import rate the limiter binds
-	// at before the CPU does under -race on 2 cores.
-	const rate = 100
-	e := newAtkEnv(t, func(c *config.Config) {
-		c.Peers[0].Import.MaxRate, c.Peers[0].Import.MaxBurst = rate, rate
-	})
-	rogue := e.startRogueB(t)
-	const pool = 200
-	bodies := make([][]byte, pool)
-	for i := range bodies {
-		bodies[i] = e.signB(t, e.bSignal(fmt.Sprintf("tel-flood-%d", i))).Encode()
-	}
-	subj := atkLinkSubject("op-b", e.bSignal("x"), "congestion")
+	e, rogue, bodies, subj := newTelemetryFlood(t)
+	const pool, rate = telFloodPool, telFloodRate
 	heapBefore, limited0 := heapInUse(), e.obs.rejections("op-b", reject.RateLimited)
 
 	stop := make(chan struct{})

@@ -54,6 +54,19 @@ func telemetryFlow(nc *nats.Conn, prefix string, stop <-chan struct{}) func() in
 	return func() int { return <-done }
 }
 
+// streaming is op-a streaming to op-b, a producer's connection to op-a,
+// and what op-b's local loops get of op-a's telemetry, which crosses.
+func streaming(t *testing.T) (na *node.Node, pa *nats.Conn, atB *arrivals) {
+	t.Helper()
+	na, nb, _ := linkedEdit(t, streamPeer)
+	pa, err := na.Connect()
+	require.NoError(t, err)
+	t.Cleanup(pa.Close)
+	atB = watchTelemetry(t, nb, "op-a")
+	untilTelemetryCrosses(t, pa, atB, "warmup")
+	return na, pa, atB
+}
+
 // opsPublishes is how many messages n's operations connection has
 // published (the server's count of what it received from it): intake's
 // answers, and an.telsig when a local loop listens.
@@ -77,12 +90,7 @@ func opsPublishes(t *testing.T, n *node.Node) int64 {
 // operations connection publishes one message per signal (intake's
 // answer) instead of two.
 func TestTelemetryInterestAskedPerSignal(t *testing.T) {
-	na, nb, _ := linkedEdit(t, streamPeer)
-	pa, err := na.Connect()
-	require.NoError(t, err)
-	defer pa.Close()
-	atB := watchTelemetry(t, nb, "op-a")
-	untilTelemetryCrosses(t, pa, atB, "warmup")
+	na, pa, atB := streaming(t)
 	const telsig = "an.telsig.op-a.congestion.vpn-acme.ic-paris-1"
 	require.False(t, na.OpsInterest(telsig), "no local loop yet")
 
@@ -161,12 +169,7 @@ func TestTelemetryInterestAskedPerSignal(t *testing.T) {
 // gets nothing more, intake goes on answering, op-a does not fail, and
 // the goroutines come back to where they were before op-b's link.
 func TestStreamPeerRemovedByReloadWhileTelemetryFlows(t *testing.T) {
-	na, nb, _ := linkedEdit(t, streamPeer)
-	pa, err := na.Connect()
-	require.NoError(t, err)
-	defer pa.Close()
-	atB := watchTelemetry(t, nb, "op-a")
-	untilTelemetryCrosses(t, pa, atB, "warmup")
+	na, pa, atB := streaming(t)
 	require.Equal(t, 1, na.TelemetrySenders())
 	baseline := runtime.NumGoroutine()
 
@@ -180,7 +183,7 @@ func TestStreamPeerRemovedByReloadWhileTelemetryFlows(t *testing.T) {
 	})
 	cfg := *na.Config()
 	cfg.Peers = slices.DeleteFunc(slices.Clone(cfg.Peers), func(p config.Peer) bool { return p.ID == "op-b" })
-	_, err = na.Reload(context.Background(), &cfg)
+	_, err := na.Reload(context.Background(), &cfg)
 	require.NoError(t, err)
 	waitFor(t, 10*time.Second, func() error {
 		if n := na.TelemetrySenders(); n != 0 {
@@ -225,17 +228,7 @@ func TestStreamPeerRemovedByReloadWhileTelemetryFlows(t *testing.T) {
 // token and a durable signal was refused rate-limited at each resend
 // (24 to 117 times in a row, 3 of 3 runs).
 func TestAttackTelemetryFloodKeepsOwnDurable(t *testing.T) {
-	const rate = 100 // as TestAttackTelemetryFlood: the limiter binds before the CPU
-	e := newAtkEnv(t, func(c *config.Config) {
-		c.Peers[0].Import.MaxRate, c.Peers[0].Import.MaxBurst = rate, rate
-	})
-	rogue := e.startRogueB(t)
-	const pool = 200
-	bodies := make([][]byte, pool)
-	for i := range bodies {
-		bodies[i] = e.signB(t, e.bSignal(fmt.Sprintf("tel-flood-%d", i))).Encode()
-	}
-	telSubj := atkLinkSubject("op-b", e.bSignal("x"), "congestion")
+	e, rogue, bodies, telSubj := newTelemetryFlood(t) // op-b's import rate 100/s
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -253,7 +246,7 @@ func TestAttackTelemetryFloodKeepsOwnDurable(t *testing.T) {
 			if n%2 == 0 {
 				time.Sleep(time.Millisecond) // at most ~2,000/s, 20 times op-b's import rate (see the doc comment)
 			}
-			m := atkTelemetryMsg(telSubj, bodies[n%pool], link.HeaderStreamEpoch, "flood", link.HeaderStreamSeq, strconv.FormatUint(n, 10))
+			m := atkTelemetryMsg(telSubj, bodies[n%uint64(len(bodies))], link.HeaderStreamEpoch, "flood", link.HeaderStreamSeq, strconv.FormatUint(n, 10))
 			if rogue.Conn.PublishMsg(m) != nil {
 				return
 			}
