@@ -131,7 +131,10 @@ func TestTelemetryInterestAskedPerSignal(t *testing.T) {
 		return nil
 	})
 	close(stop)
-	t.Logf("%d telemetry flowed; the late loop got %d signals", flowed(), len(got))
+	mu.Lock()
+	lateGot := len(got)
+	mu.Unlock()
+	t.Logf("%d telemetry flowed; the late loop got %d signals", flowed(), lateGot)
 
 	// What a listened-to signal costs the operations connection, then an
 	// unheard one.
