@@ -85,11 +85,7 @@ func TestConditionFeedFillsGaps(t *testing.T) {
 	nc, err := n.Connect()
 	require.NoError(t, err)
 	defer nc.Close()
-	ev := func(id, res string) *signal.Event {
-		e := congestion("op-a", id)
-		e.Subject = "vpn-acme/" + res
-		return e
-	}
+	ev := func(id, res string) *signal.Event { return congestionOn("op-a", id, res) }
 
 	lost := storeBehindTheFeed(t, n, "congestion", ev("lost-1", "ic-1"))
 	require.True(t, publish(t, nc, ev("reported-2", "ic-2")).OK())
@@ -232,6 +228,13 @@ func TestConditionFeedBurstAndRestart(t *testing.T) {
 		}
 		return fmt.Errorf("not in the table yet")
 	})
+}
+
+// congestionOn is origin's congestion signal id on vpn-acme/res.
+func congestionOn(origin, id, res string) *signal.Event {
+	e := congestion(origin, id)
+	e.Subject = "vpn-acme/" + res
+	return e
 }
 
 type viewed struct {

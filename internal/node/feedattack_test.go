@@ -55,24 +55,32 @@ type storedSignals struct {
 	top  uint64
 }
 
+// signalStream is the signal stream through nc, with a context for its
+// reads that ends with the test (30 s at the most).
+func signalStream(t *testing.T, nc *nats.Conn) (jetstream.Stream, context.Context) {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	st, err := js.Stream(ctx, store.SignalStream)
+	require.NoError(t, err)
+	return st, ctx
+}
+
 func readSignals(t *testing.T, n *node.Node) storedSignals {
 	t.Helper()
 	nc, err := n.Connect()
 	require.NoError(t, err)
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	st, err := js.Stream(ctx, store.SignalStream)
-	require.NoError(t, err)
+	st, ctx := signalStream(t, nc)
 	info, err := st.Info(ctx)
 	require.NoError(t, err)
 	out := storedSignals{ids: map[uint64]string{}, last: map[string]uint64{}, top: info.State.LastSeq}
 	if info.State.Msgs == 0 {
 		return out
 	}
-	oc, err := js.OrderedConsumer(ctx, store.SignalStream, jetstream.OrderedConsumerConfig{})
+	oc, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	require.NoError(t, err)
 	for {
 		m, err := oc.Next(jetstream.FetchMaxWait(10 * time.Second))
@@ -185,8 +193,7 @@ func keyedBurst(nc *nats.Conn, origin, prefix string, keys int, stop <-chan stru
 				return
 			default:
 			}
-			e := congestion(origin, fmt.Sprintf("%s-%d", prefix, i))
-			e.Subject = fmt.Sprintf("vpn-acme/ic-%d", i%keys)
+			e := congestionOn(origin, fmt.Sprintf("%s-%d", prefix, i), fmt.Sprintf("ic-%d", i%keys))
 			if i >= keys {
 				e.State = signal.Updated
 			}
@@ -214,9 +221,7 @@ func TestConditionFeedRestartUnderLoad(t *testing.T) {
 	// Keys written once, before the load: after the restart only the
 	// rebuild from the stream holds them.
 	for i := range 3 {
-		e := congestion("op-b", fmt.Sprintf("quiet-%d", i))
-		e.Subject = fmt.Sprintf("vpn-acme/quiet-%d", i)
-		require.True(t, publish(t, pb, e).OK())
+		require.True(t, publish(t, pb, congestionOn("op-b", fmt.Sprintf("quiet-%d", i), fmt.Sprintf("quiet-%d", i))).OK())
 	}
 
 	const keys = 9
@@ -320,11 +325,7 @@ func TestConditionFeedDuplicatesAndDroppedGaps(t *testing.T) {
 	nc, err := n.Connect()
 	require.NoError(t, err)
 	defer nc.Close()
-	ev := func(id, res string) *signal.Event {
-		e := congestion("op-a", id)
-		e.Subject = "vpn-acme/" + res
-		return e
-	}
+	ev := func(id, res string) *signal.Event { return congestionOn("op-a", id, res) }
 	announcedAt := func(id string) uint64 {
 		seqs, ids := got.get()
 		for i := range ids {
@@ -359,12 +360,7 @@ func TestConditionFeedDuplicatesAndDroppedGaps(t *testing.T) {
 
 	// Fill the signal share behind the feed (answers lost) until the
 	// bound has dropped the first of them, then write one the feed hears of.
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	st, err := js.Stream(ctx, store.SignalStream)
-	require.NoError(t, err)
+	st, ctx := signalStream(t, nc)
 	pad := strings.Repeat("x", 8<<10)
 	var firstBehind uint64
 	for i := 0; ; i++ {
