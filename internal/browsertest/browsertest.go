@@ -7,6 +7,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,4 +78,25 @@ func OpenPage(t testing.TB, exe, url string) (context.Context, func(sel string, 
 		}
 	}
 	return ctx, see
+}
+
+// Click clicks the element at sel in one step of the page's own script
+// (querySelector, then click), waiting up to 20 s for it to be there. A
+// page that re-renders a table on each event can replace the element
+// between two protocol calls, which chromedp.Click makes (CDP: "Could
+// not find node with given id").
+func Click(t testing.TB, ctx context.Context, sel string) {
+	t.Helper()
+	js := `(() => { const e = document.querySelector(` + strconv.Quote(sel) + `); if (!e) return false; e.click(); return true })()`
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("click %s: no such element (err %v)", sel, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

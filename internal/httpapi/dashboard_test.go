@@ -119,8 +119,8 @@ func TestDashboardDecidesPendingProposal(t *testing.T) {
 	see("#actions tbody", "b-drain-web", "op-b", "drain", "ic-paris-1", "waiting for us (coordination.require_human[0])")
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.CSS("#acttoken"), "tok-dashboard-0123456789"),
-		chromedp.SendKeys(chromedp.CSS("#actreason"), "fine in the window"),
-		chromedp.Click(chromedp.CSS(`button[data-action="b-drain-web"][data-verb="accept"]`))))
+		chromedp.SendKeys(chromedp.CSS("#actreason"), "fine in the window")))
+	browsertest.Click(t, ctx, `button[data-action="b-drain-web"][data-verb="accept"]`)
 	act := <-done
 	require.True(t, act.Accepted(), "%+v", act.Decisions)
 	assert.Equal(t, "dashboard", act.Decisions["op-a"].DecidedBy)
@@ -130,7 +130,7 @@ func TestDashboardDecidesPendingProposal(t *testing.T) {
 
 	// The action's trace as a graph: op-b's proposal, through op-b, and
 	// op-a's accept, ours, an arrow from the one to the other.
-	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`a[data-trace="b-drain-web"]`))))
+	browsertest.Click(t, ctx, `a[data-trace="b-drain-web"]`) // in the actions table, which each event redraws
 	see("#traceinfo", "b-drain-web: 2 signal(s) in the chain")
 	see("#tracegraph", "op-b · action · raised", "via op-b", "op-a · action · raised", "ours")
 	edges, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#tracegraph path.cause")].map(e => e.dataset.from + " -> " + e.dataset.to)`))
